@@ -1,0 +1,44 @@
+// Per-feature statistics over the training split, and the fill and scaling they imply.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/config.pb.h"
+#include "proto/dataset.pb.h"
+
+namespace flexmoe {
+
+// Accumulates one feature's observed (non-missing) training values.
+class FeatureAccumulator {
+ public:
+  void Add(double x);
+  uint64_t count() const { return count_; }
+  double mean() const { return mean_; }
+  // Population standard deviation.
+  double stddev() const;
+  double min() const { return min_; }
+  double max() const { return max_; }
+  // All values integral and few distinct values: a coded column (genotype counts, flags).
+  bool integer_coded() const { return integral_ && !histogram_overflow_ && count_ > 0; }
+  // The most frequent value (smallest on ties); valid when integer_coded().
+  double mode() const;
+
+ private:
+  static constexpr size_t kMaxDistinct = 1024;
+  uint64_t count_ = 0;
+  double mean_ = 0;
+  double m2_ = 0;
+  double min_ = 0;
+  double max_ = 0;
+  bool integral_ = true;
+  bool histogram_overflow_ = false;
+  std::unordered_map<int64_t, uint64_t> histogram_;
+};
+
+// Fills in `meta`'s fill/offset/scale for one modality from its features' accumulators.
+void FitModality(const config::Modality& modality, const std::vector<FeatureAccumulator>& stats,
+                 data::ModalityMeta* meta);
+
+}  // namespace flexmoe

@@ -1,0 +1,321 @@
+// The three preparation passes (prepare.h): index and splits, statistics, shards.
+#include "data_loader/prepare.h"
+
+#include <google/protobuf/text_format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+#include "cluster/base/atomic_file.h"
+#include "cluster/base/crc32c.h"
+#include "cluster/base/error.h"
+#include "data_loader/combinations.h"
+#include "data_loader/feature_stats.h"
+#include "data_loader/row_source.h"
+#include "data_loader/shard.h"
+#include "data_loader/splits.h"
+
+namespace flexmoe {
+namespace {
+
+const char kDroppedNoModality[] = "no modality observed";
+const char kDroppedNoSplit[] = "not in any split";
+
+int32_t ParseLabel(const RawRow& row, const config::DataConfig& data) {
+  if (data.class_names_size() > 0) {
+    for (int c = 0; c < data.class_names_size(); ++c) {
+      if (row.label == data.class_names(c)) return c;
+    }
+    std::string names;
+    for (const auto& n : data.class_names()) names += (names.empty() ? "" : ", ") + n;
+    Fail(ErrorCode::kInvalidArgument, row.where, ": label '", row.label,
+         "' is not one of the classes (", names, ")");
+  }
+  char* end = nullptr;
+  long value = std::strtol(row.label.c_str(), &end, 10);
+  if (row.label.empty() || *end != '\0' || value < 0 || value >= data.num_classes()) {
+    // Accept "1.0" style integers too.
+    double d;
+    std::istringstream in(row.label);
+    if (in >> d && in.eof() && d == std::floor(d) && d >= 0 && d < data.num_classes()) {
+      return static_cast<int32_t>(d);
+    }
+    Fail(ErrorCode::kInvalidArgument, row.where, ": label '", row.label, "' is not a class in [0, ",
+         data.num_classes(), ")");
+  }
+  return static_cast<int32_t>(value);
+}
+
+void AddDropped(data::Summary* summary, const std::string& reason, uint64_t count) {
+  if (count == 0) return;
+  auto* entry = summary->add_dropped();
+  entry->set_name(reason);
+  entry->set_count(count);
+}
+
+}  // namespace
+
+const char* SplitName(uint32_t split) {
+  static const char* kNames[] = {"training", "validation", "testing"};
+  return split < kNumSplits ? kNames[split] : "none";
+}
+
+PrepareResult PrepareDataset(const config::Config& config, const std::string& out_dir,
+                             std::ostream* progress) {
+  auto start = std::chrono::steady_clock::now();
+  const config::DataConfig& data = config.data();
+  const int num_modalities = data.modalities_size();
+  Combinations combinations(num_modalities);
+  std::unique_ptr<RowSource> source = MakeRowSource(data);
+
+  // Pass 1: ids, labels, combinations; duplicate ids; rows without any modality.
+  data::DatasetIndex index;
+  std::unordered_map<std::string, uint32_t> position_of;
+  std::vector<int32_t> labels;
+  uint64_t rows_read = 0;
+  uint64_t dropped_empty = 0;
+  std::vector<std::string> dropped_ids;  // known to a splits file, but without any modality
+  RawRow row;
+  while (source->Next(&row)) {
+    ++rows_read;
+    int32_t label = ParseLabel(row, data);
+    if (row.mask == 0) {
+      ++dropped_empty;
+      dropped_ids.push_back(row.id);
+      continue;
+    }
+    auto [it, fresh] = position_of.emplace(row.id, index.id_size());
+    if (!fresh) Fail(ErrorCode::kInvalidArgument, row.where, ": duplicate id '", row.id, "'");
+    index.add_id(row.id);
+    index.add_label(label);
+    index.add_combination(combinations.Index(row.mask));
+    labels.push_back(label);
+  }
+  uint64_t input_bytes = source->bytes_read();
+  if (progress)
+    *progress << "pass 1: " << rows_read << " rows, " << index.id_size() << " samples\n";
+
+  // Splits: a file when there is one, else the seeded stratified split.
+  std::string splits_path = data.splits_file();
+  if (splits_path.empty() && std::filesystem::exists(source->DefaultSplitsFile())) {
+    splits_path = source->DefaultSplitsFile();
+  }
+  std::vector<uint32_t> split(index.id_size(), kNoSplit);
+  if (!splits_path.empty()) {
+    std::unordered_map<std::string, uint32_t> known = position_of;
+    for (const auto& id : dropped_ids) known.emplace(id, kNoSplit);
+    auto split_of = ReadSplitsFile(splits_path, known);
+    for (int i = 0; i < index.id_size(); ++i) {
+      auto it = split_of.find(index.id(i));
+      if (it != split_of.end()) split[i] = it->second;
+    }
+  } else {
+    split = StratifiedSplit(labels, data.num_classes(), data.split());
+  }
+  // Keep only samples with a split; the kept positions are the final sample numbers.
+  std::vector<int64_t> final_of(index.id_size(), -1);
+  data::DatasetIndex kept;
+  uint64_t dropped_no_split = 0;
+  for (int i = 0; i < index.id_size(); ++i) {
+    if (split[i] == kNoSplit) {
+      ++dropped_no_split;
+      continue;
+    }
+    final_of[i] = kept.id_size();
+    kept.add_id(index.id(i));
+    kept.add_label(index.label(i));
+    kept.add_combination(index.combination(i));
+    kept.add_split(split[i]);
+  }
+  index.Clear();
+  if (kept.id_size() == 0) {
+    Fail(ErrorCode::kInvalidArgument, data.input(), ": no usable samples (", rows_read,
+         " rows read, ", dropped_empty, " without any modality, ", dropped_no_split,
+         " in no split)");
+  }
+
+  // Pass 2: statistics of observed values over the training split.
+  std::vector<std::vector<FeatureAccumulator>> stats(num_modalities);
+  for (int m = 0; m < num_modalities; ++m) stats[m].resize(source->feature_names()[m].size());
+  const auto& offsets = source->offsets();
+  source->Rewind();
+  while (source->Next(&row)) {
+    if (row.mask == 0) continue;
+    int64_t n = final_of[position_of.at(row.id)];
+    if (n < 0 || kept.split(n) != 0) continue;
+    for (int m = 0; m < num_modalities; ++m) {
+      if (!(row.mask & (1u << m))) continue;
+      for (size_t j = 0; j < stats[m].size(); ++j) {
+        double v = row.values[offsets[m] + j];
+        if (!std::isnan(v)) stats[m][j].Add(v);
+      }
+    }
+  }
+  data::DatasetMeta meta;
+  meta.set_format_version(kDatasetFormatVersion);
+  meta.set_source(data.input());
+  meta.set_num_classes(data.num_classes());
+  for (int c = 0; c < data.num_classes(); ++c) {
+    meta.add_class_names(data.class_names_size() > 0 ? data.class_names(c) : std::to_string(c));
+  }
+  for (int m = 0; m < num_modalities; ++m) {
+    auto* modality = meta.add_modalities();
+    modality->set_name(data.modalities(m).name());
+    for (const auto& name : source->feature_names()[m]) modality->add_feature_names(name);
+    FitModality(data.modalities(m), stats[m], modality);
+  }
+  if (progress) *progress << "pass 2: statistics fitted on the training split\n";
+
+  // Pass 3: transformed features into shards, in input order.
+  AtomicDirectory out(out_dir);
+  std::unique_ptr<ShardWriter> writer;
+  uint32_t shard = 0;
+  int in_shard = 0;
+  kept.mutable_shard()->Resize(kept.id_size(), 0);
+  kept.mutable_offset()->Resize(kept.id_size(), 0);
+  data::SampleRecord record;
+  std::vector<float> packed;
+  source->Rewind();
+  while (source->Next(&row)) {
+    if (row.mask == 0) continue;
+    int64_t n = final_of[position_of.at(row.id)];
+    if (n < 0) continue;
+    if (!writer || in_shard == data.records_per_shard()) {
+      if (writer) {
+        writer->Commit();
+        ++shard;
+      }
+      meta.add_shard_files(ShardFileName(shard));
+      writer = std::make_unique<ShardWriter>(out.StagingPath(ShardFileName(shard)));
+      in_shard = 0;
+    }
+    record.Clear();
+    record.set_id(row.id);
+    record.set_label(kept.label(n));
+    record.set_combination(kept.combination(n));
+    record.set_split(kept.split(n));
+    for (int m = 0; m < num_modalities; ++m) {
+      std::string* bytes = record.add_features();
+      if (!(row.mask & (1u << m))) continue;
+      const auto& fit = meta.modalities(m);
+      packed.resize(stats[m].size());
+      for (size_t j = 0; j < packed.size(); ++j) {
+        double v = row.values[offsets[m] + j];
+        if (std::isnan(v)) v = fit.fill(j);
+        packed[j] = static_cast<float>((v - fit.offset(j)) * fit.scale(j));
+      }
+      bytes->assign(reinterpret_cast<const char*>(packed.data()), packed.size() * sizeof(float));
+    }
+    kept.set_shard(n, shard);
+    kept.set_offset(n, writer->Append(record));
+    ++in_shard;
+  }
+  if (writer) writer->Commit();
+  if (progress)
+    *progress << "pass 3: " << kept.id_size() << " records in " << shard + 1 << " shards\n";
+
+  // Index, summary and metadata, then the atomic rename.
+  std::string index_bytes = kept.SerializeAsString();
+  WriteFileAtomically(out.StagingPath(kIndexFile), index_bytes);
+  meta.set_index_crc32c(Crc32c(index_bytes.data(), index_bytes.size()));
+  meta.set_num_samples(kept.id_size());
+
+  data::Summary* summary = meta.mutable_summary();
+  summary->set_rows_read(rows_read);
+  summary->set_samples(kept.id_size());
+  std::vector<std::string> modality_names;
+  for (const auto& m : data.modalities()) modality_names.push_back(m.name());
+  for (int c = 0; c < combinations.size(); ++c) {
+    summary->add_combination_names(combinations.Name(c, modality_names));
+  }
+  for (uint32_t s = 0; s < kNumSplits; ++s) {
+    auto* per_split = summary->add_splits();
+    per_split->set_split(SplitName(s));
+    per_split->mutable_per_combination()->Resize(combinations.size(), 0);
+    per_split->mutable_per_class()->Resize(data.num_classes(), 0);
+  }
+  for (int i = 0; i < kept.id_size(); ++i) {
+    auto* per_split = summary->mutable_splits(kept.split(i));
+    per_split->set_samples(per_split->samples() + 1);
+    per_split->set_per_combination(kept.combination(i),
+                                   per_split->per_combination(kept.combination(i)) + 1);
+    per_split->set_per_class(kept.label(i), per_split->per_class(kept.label(i)) + 1);
+  }
+  AddDropped(summary, kDroppedNoModality, dropped_empty);
+  AddDropped(summary, kDroppedNoSplit, dropped_no_split);
+
+  std::string meta_text;
+  google::protobuf::TextFormat::PrintToString(meta, &meta_text);
+  WriteFileAtomically(out.StagingPath(kMetaFile), meta_text);
+
+  nlohmann::json json;
+  json["source"] = data.input();
+  json["rows_read"] = rows_read;
+  json["samples"] = kept.id_size();
+  for (const auto& s : summary->splits()) {
+    nlohmann::json split_json;
+    split_json["samples"] = s.samples();
+    for (int c = 0; c < combinations.size(); ++c) {
+      if (s.per_combination(c) > 0)
+        split_json["per_combination"][summary->combination_names(c)] = s.per_combination(c);
+    }
+    for (int k = 0; k < data.num_classes(); ++k)
+      split_json["per_class"][meta.class_names(k)] = s.per_class(k);
+    json["splits"][s.split()] = split_json;
+  }
+  json["dropped"] = nlohmann::json::object();
+  for (const auto& d : summary->dropped()) json["dropped"][d.name()] = d.count();
+  WriteFileAtomically(out.StagingPath(kSummaryFile), json.dump(2) + "\n");
+  out.Commit();
+
+  PrepareResult result;
+  result.meta = std::move(meta);
+  result.input_bytes = input_bytes;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+std::string FormatSummary(const data::DatasetMeta& meta) {
+  const data::Summary& s = meta.summary();
+  std::ostringstream out;
+  out << "prepared " << s.samples() << " samples from " << meta.source() << " (" << s.rows_read()
+      << " rows read)\n\n";
+  out << std::left << std::setw(34) << "combination";
+  for (const auto& split : s.splits()) out << std::right << std::setw(12) << split.split();
+  out << std::right << std::setw(10) << "total"
+      << "\n";
+  for (int c = 0; c < s.combination_names_size(); ++c) {
+    uint64_t total = 0;
+    for (const auto& split : s.splits()) total += split.per_combination(c);
+    if (total == 0) continue;
+    std::string label = std::to_string(c) + " " + s.combination_names(c);
+    out << std::left << std::setw(34) << label;
+    for (const auto& split : s.splits())
+      out << std::right << std::setw(12) << split.per_combination(c);
+    out << std::right << std::setw(10) << total << "\n";
+  }
+  for (int k = 0; k < meta.num_classes(); ++k) {
+    out << std::left << std::setw(34) << ("class " + meta.class_names(k));
+    uint64_t total = 0;
+    for (const auto& split : s.splits()) {
+      out << std::right << std::setw(12) << split.per_class(k);
+      total += split.per_class(k);
+    }
+    out << std::right << std::setw(10) << total << "\n";
+  }
+  out << std::left << std::setw(34) << "samples";
+  for (const auto& split : s.splits()) out << std::right << std::setw(12) << split.samples();
+  out << std::right << std::setw(10) << s.samples() << "\n\n";
+  if (s.dropped_size() == 0) out << "dropped rows: none\n";
+  for (const auto& d : s.dropped())
+    out << "dropped rows: " << d.count() << " (" << d.name() << ")\n";
+  return out.str();
+}
+
+}  // namespace flexmoe

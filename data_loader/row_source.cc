@@ -1,0 +1,307 @@
+// Layout A and layout B row sources (row_source.h).
+#include "data_loader/row_source.h"
+
+#include <filesystem>
+#include <limits>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "cluster/base/error.h"
+#include "data_loader/csv_reader.h"
+
+namespace flexmoe {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+bool IsBlank(const std::vector<std::string_view>& fields) {
+  return fields.size() == 1 && Trim(fields[0]).empty();
+}
+
+// Reads a header row; throws when the file is empty.
+std::vector<std::string> ReadHeader(CsvReader& csv) {
+  std::vector<std::string_view> fields;
+  if (!csv.Next(&fields))
+    Fail(ErrorCode::kInvalidArgument, csv.path(), ": empty file, expected a header row");
+  std::vector<std::string> header;
+  for (auto f : fields) header.push_back(Trim(f));
+  return header;
+}
+
+void CheckWidth(const CsvReader& csv, size_t got, size_t want) {
+  if (got != want) {
+    Fail(ErrorCode::kInvalidArgument, csv.Where(), ": ragged row: ", got,
+         " fields, the header has ", want);
+  }
+}
+
+double ParseValue(const CsvReader& csv, std::string_view text, const std::string& column,
+                  const config::DataConfig& data) {
+  if (IsMissing(text, data)) return kNaN;
+  double value;
+  if (!ParseNumber(text, &value)) {
+    Fail(ErrorCode::kInvalidArgument, csv.Where(), ": column '", column, "': '", std::string(text),
+         "' is not a number");
+  }
+  return value;
+}
+
+// Layout B: one wide CSV, modality columns named in the config.
+class WideCsvSource : public RowSource {
+ public:
+  explicit WideCsvSource(const config::DataConfig& data) : data_(data) { Rewind(); }
+
+  void Rewind() override {
+    csv_ = std::make_unique<CsvReader>(data_.input());
+    header_ = ReadHeader(*csv_);
+    if (!columns_.empty()) return;
+    std::unordered_map<std::string, int> position;
+    for (size_t i = 0; i < header_.size(); ++i) {
+      if (!position.emplace(header_[i], static_cast<int>(i)).second) {
+        Fail(ErrorCode::kInvalidArgument, data_.input(), ":1: duplicate column '", header_[i], "'");
+      }
+    }
+    auto find = [&](const std::string& name, const std::string& field) {
+      auto it = position.find(name);
+      if (it == position.end()) {
+        Fail(ErrorCode::kInvalidArgument, data_.input(), ":1: column '", name, "' (config field ",
+             field, ") is not in the header");
+      }
+      return it->second;
+    };
+    id_column_ = find(data_.id_column(), "data.id_column");
+    label_column_ = find(data_.label_column(), "data.label_column");
+    std::unordered_set<int> reserved = {id_column_, label_column_};
+    for (const auto& name : data_.exclude_columns()) {
+      auto it = position.find(name);
+      if (it != position.end()) reserved.insert(it->second);
+    }
+    std::unordered_map<int, std::string> owner;
+    std::vector<std::vector<std::string>> names(data_.modalities_size());
+    columns_.resize(data_.modalities_size());
+    for (int m = 0; m < data_.modalities_size(); ++m) {
+      const auto& modality = data_.modalities(m);
+      std::string field = "data.modalities[" + std::to_string(m) + "].columns";
+      for (const std::string& spec : modality.columns()) {
+        std::vector<int> matched;
+        if (!spec.empty() && spec.back() == '*') {
+          std::string prefix = spec.substr(0, spec.size() - 1);
+          for (size_t i = 0; i < header_.size(); ++i) {
+            if (header_[i].compare(0, prefix.size(), prefix) == 0)
+              matched.push_back(static_cast<int>(i));
+          }
+          if (matched.empty()) {
+            Fail(ErrorCode::kInvalidArgument, data_.input(), ":1: no column starts with '", prefix,
+                 "' (config field ", field, ")");
+          }
+        } else {
+          matched.push_back(find(spec, field));
+        }
+        for (int column : matched) {
+          if (reserved.count(column)) {
+            if (spec.back() == '*') continue;  // a prefix may sweep over excluded columns
+            Fail(ErrorCode::kInvalidArgument, "config field ", field, ": column '", header_[column],
+                 "' is the id, the label or excluded");
+          }
+          auto [it, fresh] = owner.emplace(column, modality.name());
+          if (!fresh) {
+            Fail(ErrorCode::kInvalidArgument, "config field ", field, ": column '", header_[column],
+                 "' already belongs to modality '", it->second, "'");
+          }
+          columns_[m].push_back(column);
+          names[m].push_back(header_[column]);
+        }
+      }
+    }
+    SetFeatureNames(std::move(names));
+  }
+
+  bool Next(RawRow* row) override {
+    for (;;) {
+      if (!csv_->Next(&fields_)) return false;
+      if (!IsBlank(fields_)) break;
+    }
+    CheckWidth(*csv_, fields_.size(), header_.size());
+    row->where = csv_->Where();
+    row->id = Trim(fields_[id_column_]);
+    if (row->id.empty()) Fail(ErrorCode::kInvalidArgument, row->where, ": empty id");
+    row->label = Trim(fields_[label_column_]);
+    row->values.assign(num_values(), kNaN);
+    row->mask = 0;
+    for (size_t m = 0; m < columns_.size(); ++m) {
+      size_t base = offsets()[m];
+      for (size_t j = 0; j < columns_[m].size(); ++j) {
+        int column = columns_[m][j];
+        double v = ParseValue(*csv_, fields_[column], header_[column], data_);
+        row->values[base + j] = v;
+        if (!std::isnan(v)) row->mask |= 1u << m;
+      }
+    }
+    return true;
+  }
+
+  uint64_t bytes_read() const override { return csv_->bytes_read(); }
+
+ private:
+  const config::DataConfig& data_;
+  std::unique_ptr<CsvReader> csv_;
+  std::vector<std::string> header_;
+  std::vector<std::string_view> fields_;
+  int id_column_ = -1;
+  int label_column_ = -1;
+  std::vector<std::vector<int>> columns_;
+};
+
+// Layout A: labels.csv gives the samples; each modality's CSV holds the subjects that
+// have it. Modality tables are held in memory (clinical tables are small); labels stream.
+class PerModalitySource : public RowSource {
+ public:
+  explicit PerModalitySource(const config::DataConfig& data) : data_(data) {
+    std::unordered_set<std::string> labelled;
+    {
+      CsvReader labels(LabelsPath());
+      ReadLabelsHeader(labels);
+      std::vector<std::string_view> fields;
+      while (labels.Next(&fields)) {
+        if (IsBlank(fields)) continue;
+        CheckWidth(labels, fields.size(), 2);
+        std::string id = Trim(fields[0]);
+        if (id.empty()) Fail(ErrorCode::kInvalidArgument, labels.Where(), ": empty id");
+        if (!labelled.insert(id).second) {
+          Fail(ErrorCode::kInvalidArgument, labels.Where(), ": duplicate id '", id, "'");
+        }
+      }
+    }
+    std::vector<std::vector<std::string>> names;
+    tables_.resize(data.modalities_size());
+    for (int m = 0; m < data.modalities_size(); ++m) {
+      std::string path = (std::filesystem::path(data.input()) / data.modalities(m).file()).string();
+      CsvReader csv(path);
+      std::vector<std::string> header = ReadHeader(csv);
+      if (header.size() < 2) {
+        Fail(ErrorCode::kInvalidArgument, path,
+             ":1: expected an id column and at least one feature");
+      }
+      names.emplace_back(header.begin() + 1, header.end());
+      Table& table = tables_[m];
+      table.width = header.size() - 1;
+      std::vector<std::string_view> fields;
+      while (csv.Next(&fields)) {
+        if (IsBlank(fields)) continue;
+        CheckWidth(csv, fields.size(), header.size());
+        std::string id = Trim(fields[0]);
+        if (!labelled.count(id)) {
+          Fail(ErrorCode::kInvalidArgument, csv.Where(), ": id '", id, "' is not in ",
+               LabelsPath());
+        }
+        if (!table.row_of.emplace(id, table.row_of.size()).second) {
+          Fail(ErrorCode::kInvalidArgument, csv.Where(), ": duplicate id '", id, "'");
+        }
+        for (size_t j = 1; j < fields.size(); ++j) {
+          table.values.push_back(ParseValue(csv, fields[j], header[j], data_));
+        }
+      }
+    }
+    SetFeatureNames(std::move(names));
+    Rewind();
+  }
+
+  void Rewind() override {
+    labels_ = std::make_unique<CsvReader>(LabelsPath());
+    ReadLabelsHeader(*labels_);
+  }
+
+  bool Next(RawRow* row) override {
+    for (;;) {
+      if (!labels_->Next(&fields_)) return false;
+      if (!IsBlank(fields_)) break;
+    }
+    row->where = labels_->Where();
+    row->id = Trim(fields_[0]);
+    row->label = Trim(fields_[1]);
+    row->values.assign(num_values(), kNaN);
+    row->mask = 0;
+    for (size_t m = 0; m < tables_.size(); ++m) {
+      const Table& table = tables_[m];
+      auto it = table.row_of.find(row->id);
+      if (it == table.row_of.end()) continue;
+      row->mask |= 1u << m;
+      const double* source = &table.values[it->second * table.width];
+      std::copy(source, source + table.width, row->values.begin() + offsets()[m]);
+    }
+    return true;
+  }
+
+  uint64_t bytes_read() const override { return labels_->bytes_read(); }
+
+  std::string DefaultSplitsFile() const override {
+    return (std::filesystem::path(data_.input()) / "splits.json").string();
+  }
+
+ private:
+  struct Table {
+    size_t width = 0;
+    std::unordered_map<std::string, size_t> row_of;
+    std::vector<double> values;
+  };
+
+  std::string LabelsPath() const {
+    return (std::filesystem::path(data_.input()) / "labels.csv").string();
+  }
+
+  static void ReadLabelsHeader(CsvReader& csv) {
+    std::vector<std::string> header = ReadHeader(csv);
+    if (header.size() != 2) {
+      Fail(ErrorCode::kInvalidArgument, csv.path(), ":1: expected the header 'id,label', got ",
+           header.size(), " columns");
+    }
+  }
+
+  const config::DataConfig& data_;
+  std::vector<Table> tables_;
+  std::unique_ptr<CsvReader> labels_;
+  std::vector<std::string_view> fields_;
+};
+
+}  // namespace
+
+void RowSource::SetFeatureNames(std::vector<std::vector<std::string>> names) {
+  offsets_.assign(1, 0);
+  for (const auto& modality : names) offsets_.push_back(offsets_.back() + modality.size());
+  feature_names_ = std::move(names);
+}
+
+bool IsMissing(const std::string_view& text, const config::DataConfig& data) {
+  std::string_view t = text;
+  while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+  if (t.empty()) return true;
+  for (const auto& token : data.missing_values()) {
+    if (t == token) return true;
+  }
+  return false;
+}
+
+std::unique_ptr<RowSource> MakeRowSource(const config::DataConfig& data) {
+  if (data.input().empty()) Fail(ErrorCode::kInvalidArgument, "config field data.input: not set");
+  if (!std::filesystem::exists(data.input())) {
+    Fail(ErrorCode::kNotFound, data.input(),
+         ": no such file or directory (config field data.input)");
+  }
+  switch (data.layout()) {
+    case config::DataConfig::WIDE_CSV:
+      return std::make_unique<WideCsvSource>(data);
+    case config::DataConfig::PER_MODALITY_CSV:
+      return std::make_unique<PerModalitySource>(data);
+    default:
+      Fail(ErrorCode::kInvalidArgument, "config field data.layout: not set");
+  }
+}
+
+}  // namespace flexmoe

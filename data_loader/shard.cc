@@ -1,0 +1,152 @@
+// Shard record framing and the prepared-dataset directory reader (see shard.h).
+#include "data_loader/shard.h"
+
+#include <google/protobuf/text_format.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "cluster/base/crc32c.h"
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+namespace {
+
+void PutU32(char* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+uint32_t GetU32(const unsigned char* in) {
+  return uint32_t{in[0]} | (uint32_t{in[1]} << 8) | (uint32_t{in[2]} << 16) |
+         (uint32_t{in[3]} << 24);
+}
+
+}  // namespace
+
+std::string ShardFileName(uint32_t shard) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "shard-%05u.rec", shard);
+  return name;
+}
+
+ShardWriter::ShardWriter(const std::string& path) : file_(path) {
+  file_.Write(kShardMagic, kShardMagicSize);
+}
+
+uint64_t ShardWriter::Append(const data::SampleRecord& record) {
+  uint64_t offset = file_.size();
+  scratch_.clear();
+  record.SerializeToString(&scratch_);
+  char header[8];
+  PutU32(header, static_cast<uint32_t>(scratch_.size()));
+  PutU32(header + 4, Crc32c(scratch_.data(), scratch_.size()));
+  file_.Write(header, sizeof(header));
+  file_.Write(scratch_.data(), scratch_.size());
+  return offset;
+}
+
+ShardReader::ShardReader(const std::string& path) : path_(path) {
+  file_ = std::fopen(path.c_str(), "rb");
+  if (file_ == nullptr) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
+  std::fseek(file_, 0, SEEK_END);
+  file_size_ = static_cast<uint64_t>(std::ftell(file_));
+  std::fseek(file_, 0, SEEK_SET);
+  char magic[kShardMagicSize];
+  if (std::fread(magic, 1, kShardMagicSize, file_) != kShardMagicSize ||
+      std::memcmp(magic, kShardMagic, kShardMagicSize) != 0) {
+    Fail(ErrorCode::kDataLoss, path, ": not a flexmoe shard (bad magic)");
+  }
+  position_ = kShardMagicSize;
+}
+
+ShardReader::~ShardReader() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+bool ShardReader::ReadRecord(data::SampleRecord* record, const std::string& what) {
+  uint64_t start = position_;
+  if (start == file_size_) return false;
+  unsigned char header[8];
+  if (file_size_ - start < sizeof(header) || std::fread(header, 1, 8, file_) != 8) {
+    Fail(ErrorCode::kDataLoss, path_, ": ", what, " at byte ", start, ": truncated record header");
+  }
+  uint32_t length = GetU32(header);
+  uint32_t crc = GetU32(header + 4);
+  if (length > kMaxRecordBytes) {
+    Fail(ErrorCode::kDataLoss, path_, ": ", what, " at byte ", start, ": length ", length,
+         " exceeds the limit of ", kMaxRecordBytes);
+  }
+  if (file_size_ - start - 8 < length) {
+    Fail(ErrorCode::kDataLoss, path_, ": ", what, " at byte ", start, ": truncated (needs ", length,
+         " bytes, ", file_size_ - start - 8, " left)");
+  }
+  payload_.resize(length);
+  if (length > 0 && std::fread(payload_.data(), 1, length, file_) != length) {
+    Fail(ErrorCode::kDataLoss, path_, ": ", what, " at byte ", start, ": short read");
+  }
+  if (Crc32c(payload_.data(), length) != crc) {
+    Fail(ErrorCode::kDataLoss, path_, ": ", what, " at byte ", start, ": checksum mismatch");
+  }
+  if (!record->ParseFromString(payload_)) {
+    Fail(ErrorCode::kDataLoss, path_, ": ", what, " at byte ", start, ": unreadable record");
+  }
+  position_ = start + 8 + length;
+  return true;
+}
+
+bool ShardReader::Next(data::SampleRecord* record, uint64_t* offset) {
+  if (offset != nullptr) *offset = position_;
+  bool more = ReadRecord(record, "record " + std::to_string(record_number_));
+  if (more) ++record_number_;
+  return more;
+}
+
+void ShardReader::ReadAt(uint64_t offset, data::SampleRecord* record) {
+  if (offset < kShardMagicSize || offset >= file_size_) {
+    Fail(ErrorCode::kDataLoss, path_, ": record offset ", offset, " outside the file");
+  }
+  std::fseek(file_, static_cast<long>(offset), SEEK_SET);
+  position_ = offset;
+  if (!ReadRecord(record, "record")) {
+    Fail(ErrorCode::kDataLoss, path_, ": no record at byte ", offset);
+  }
+}
+
+PreparedDataset PreparedDataset::Open(const std::string& dir) {
+  PreparedDataset dataset;
+  dataset.dir = dir;
+  std::string meta_path = dir + "/" + kMetaFile;
+  std::string meta_text = ReadFile(meta_path);
+  if (!google::protobuf::TextFormat::ParseFromString(meta_text, &dataset.meta)) {
+    Fail(ErrorCode::kDataLoss, meta_path, ": unreadable dataset metadata");
+  }
+  if (dataset.meta.format_version() != kDatasetFormatVersion) {
+    Fail(ErrorCode::kDataLoss, meta_path, ": format version ", dataset.meta.format_version(),
+         ", this build reads ", kDatasetFormatVersion, "; prepare the dataset again");
+  }
+  std::string index_path = dir + "/" + kIndexFile;
+  std::string index_bytes = ReadFile(index_path);
+  if (Crc32c(index_bytes.data(), index_bytes.size()) != dataset.meta.index_crc32c()) {
+    Fail(ErrorCode::kDataLoss, index_path, ": checksum mismatch with ", kMetaFile);
+  }
+  if (!dataset.index.ParseFromString(index_bytes)) {
+    Fail(ErrorCode::kDataLoss, index_path, ": unreadable index");
+  }
+  const auto& index = dataset.index;
+  int n = index.id_size();
+  if (index.split_size() != n || index.combination_size() != n || index.label_size() != n ||
+      index.shard_size() != n || index.offset_size() != n ||
+      static_cast<uint64_t>(n) != dataset.meta.num_samples()) {
+    Fail(ErrorCode::kDataLoss, index_path, ": index arrays disagree in length");
+  }
+  return dataset;
+}
+
+std::string PreparedDataset::ShardPath(uint32_t shard) const {
+  if (shard >= static_cast<uint32_t>(meta.shard_files_size())) {
+    Fail(ErrorCode::kDataLoss, dir, ": index names shard ", shard, " of ", meta.shard_files_size());
+  }
+  return dir + "/" + meta.shard_files(shard);
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,89 @@
+// splits.json reading and the seeded stratified split.
+#include "data_loader/splits.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "cluster/base/atomic_file.h"
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+namespace {
+
+// splitmix64: a small deterministic generator for the shuffle (no std:: distributions,
+// whose output differs between standard libraries).
+uint64_t SplitMix(uint64_t* state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+std::unordered_map<std::string, uint32_t> ReadSplitsFile(
+    const std::string& path, const std::unordered_map<std::string, uint32_t>& known_ids) {
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(ReadFile(path));
+  } catch (const nlohmann::json::parse_error& e) {
+    Fail(ErrorCode::kInvalidArgument, path, ": invalid JSON: ", e.what());
+  }
+  if (!json.is_object()) Fail(ErrorCode::kInvalidArgument, path, ": expected a JSON object");
+  static const char* kNames[] = {"training", "validation", "testing"};
+  std::unordered_map<std::string, uint32_t> split_of;
+  for (const auto& [key, value] : json.items()) {
+    uint32_t split = kNoSplit;
+    for (uint32_t s = 0; s < 3; ++s) {
+      if (key == kNames[s]) split = s;
+    }
+    if (split == kNoSplit) {
+      Fail(ErrorCode::kInvalidArgument, path, ": unknown split '", key,
+           "' (expected training, validation, testing)");
+    }
+    if (!value.is_array()) Fail(ErrorCode::kInvalidArgument, path, ": '", key, "' is not a list");
+    for (const auto& item : value) {
+      std::string id;
+      if (item.is_string()) {
+        id = item.get<std::string>();
+      } else if (item.is_number_integer()) {
+        id = std::to_string(item.get<int64_t>());
+      } else {
+        Fail(ErrorCode::kInvalidArgument, path, ": '", key, "' holds ", item.dump(), ", not an id");
+      }
+      if (!known_ids.count(id)) {
+        Fail(ErrorCode::kInvalidArgument, path, ": id '", id, "' in '", key,
+             "' is not among the labelled samples");
+      }
+      auto [it, fresh] = split_of.emplace(id, split);
+      if (!fresh) {
+        Fail(ErrorCode::kInvalidArgument, path, ": id '", id, "' appears in '", kNames[it->second],
+             "' and in '", key, "'");
+      }
+    }
+  }
+  return split_of;
+}
+
+std::vector<uint32_t> StratifiedSplit(const std::vector<int32_t>& labels, int num_classes,
+                                      const config::SplitRatios& ratios) {
+  std::vector<uint32_t> split(labels.size(), 2);
+  uint64_t state = ratios.seed();
+  for (int c = 0; c < num_classes; ++c) {
+    std::vector<size_t> members;
+    for (size_t i = 0; i < labels.size(); ++i) {
+      if (labels[i] == c) members.push_back(i);
+    }
+    for (size_t i = members.size(); i > 1; --i) {
+      size_t j = SplitMix(&state) % i;
+      std::swap(members[i - 1], members[j]);
+    }
+    size_t n = members.size();
+    size_t train = static_cast<size_t>(std::llround(n * ratios.training()));
+    size_t val = std::min(n - train, static_cast<size_t>(std::llround(n * ratios.validation())));
+    for (size_t i = 0; i < n; ++i) split[members[i]] = i < train ? 0 : (i < train + val ? 1 : 2);
+  }
+  return split;
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets everything up, builds, and runs the main job on the embedded default: the
+# quickstart synthetic dataset (configs/quickstart.textproto) on this machine.
+# Extra arguments go to every flexmoe command (e.g. --set training.epochs=3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+launch/setup.sh
+config=configs/quickstart.textproto
+build/flexmoe synth --config "$config" "$@"
+build/flexmoe prepare --config "$config" "$@"

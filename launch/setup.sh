@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages flexmoe needs (quick when they are present) and builds
+# it into build/ with Ninja and ccache. Usage: launch/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config clang-format
+  libtorch-dev libopenblas0-pthread
+  libopenmpi-dev openmpi-bin
+  libboost-dev libboost-system-dev
+  libprotobuf-dev protobuf-compiler
+  libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev zlib1g-dev python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# LibTorch calls whichever BLAS the alternatives select; the reference BLAS is ~8x slower.
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+case "$blas" in
+  *openblas*) ;;
+  *)
+    echo "setup: selecting OpenBLAS for libblas.so.3 (was: ${blas:-none})"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu \
+      /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
+    $SUDO update-alternatives --set liblapack.so.3-x86_64-linux-gnu \
+      /usr/lib/x86_64-linux-gnu/openblas-pthread/liblapack.so.3 || true
+    ;;
+esac
+
+[ "${1:-}" = "--no-build" ] && exit 0
+jobs=$(nproc)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"

@@ -1,0 +1,386 @@
+// Config loading: parse (with line numbers), overrides by reflection, defaults, validation.
+#include "proto/config_loader.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <cmath>
+#include <regex>
+#include <set>
+
+#include "cluster/base/atomic_file.h"
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+namespace {
+
+namespace pb = google::protobuf;
+using config::Config;
+
+class CollectErrors : public pb::io::ErrorCollector {
+ public:
+  explicit CollectErrors(std::string name) : name_(std::move(name)) {}
+  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
+    if (first_.empty()) {
+      first_ = name_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " +
+               message;
+    }
+  }
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string name_;
+  std::string first_;
+};
+
+// One step of a field path: a name and an optional [index].
+struct PathStep {
+  std::string name;
+  int index = -1;
+};
+
+std::vector<PathStep> SplitPath(const std::string& path) {
+  static const std::regex kStep(R"(^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$)");
+  std::vector<PathStep> steps;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t dot = path.find('.', start);
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::smatch match;
+    if (!std::regex_match(part, match, kStep)) {
+      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", part, "' is not a field name");
+    }
+    steps.push_back({match[1], match[2].matched ? std::stoi(match[2]) : -1});
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return steps;
+}
+
+void ApplyOverride(Config* config, const std::string& assignment) {
+  size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    Fail(ErrorCode::kInvalidArgument, "--set ", assignment, ": expected path.to.field=value");
+  }
+  std::string path = assignment.substr(0, eq);
+  std::string value = assignment.substr(eq + 1);
+  std::vector<PathStep> steps = SplitPath(path);
+  pb::Message* message = config;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const PathStep& step = steps[i];
+    const pb::Descriptor* descriptor = message->GetDescriptor();
+    const pb::Reflection* reflection = message->GetReflection();
+    const pb::FieldDescriptor* field = descriptor->FindFieldByName(step.name);
+    if (field == nullptr) {
+      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": ", descriptor->name(), " has no field '",
+           step.name, "'");
+    }
+    bool last = i + 1 == steps.size();
+    if (field->is_repeated()) {
+      if (step.index < 0) {
+        if (last && field->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+          // A repeated scalar without index: replaced by the comma-separated list.
+          reflection->ClearField(message, field);
+          std::string text;
+          size_t from = 0;
+          while (from <= value.size() && !value.empty()) {
+            size_t comma = value.find(',', from);
+            std::string item =
+                value.substr(from, comma == std::string::npos ? comma : comma - from);
+            text += field->name() + ": " +
+                    (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING
+                         ? "\"" + pb::CEscape(item) + "\""
+                         : item) +
+                    "\n";
+            if (comma == std::string::npos) break;
+            from = comma + 1;
+          }
+          CollectErrors errors("--set " + path);
+          pb::TextFormat::Parser parser;
+          parser.RecordErrorsTo(&errors);
+          parser.AllowPartialMessage(true);
+          if (!parser.MergeFromString(text, message)) {
+            Fail(ErrorCode::kInvalidArgument, errors.first());
+          }
+          return;
+        }
+        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name,
+             "' is repeated; name an element as ", step.name, "[i]");
+      }
+      int size = reflection->FieldSize(*message, field);
+      if (step.index > size) {
+        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name, "' has ", size,
+             " elements; index ", step.index, " is out of range");
+      }
+      if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        message = step.index == size
+                      ? reflection->AddMessage(message, field)
+                      : reflection->MutableRepeatedMessage(message, field, step.index);
+        if (last)
+          Fail(ErrorCode::kInvalidArgument, "--set ", path, ": names a message, not a value");
+        continue;
+      }
+      if (!last)
+        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name, "' has no fields");
+      if (step.index == size)
+        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": index out of range");
+      // Replace one element: rebuild the list through text.
+      std::vector<std::string> items;
+      for (int j = 0; j < size; ++j) {
+        std::string item;
+        pb::TextFormat::PrintFieldValueToString(*message, field, j, &item);
+        items.push_back(j == step.index ? value : item);
+      }
+      reflection->ClearField(message, field);
+      for (const std::string& item : items) {
+        std::string text = field->name() + ": " + item;
+        if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING && !item.empty() &&
+            item.front() != '"') {
+          text = field->name() + ": \"" + pb::CEscape(item) + "\"";
+        }
+        if (!pb::TextFormat::MergeFromString(text, message)) {
+          Fail(ErrorCode::kInvalidArgument, "--set ", path, ": cannot parse '", value, "'");
+        }
+      }
+      return;
+    }
+    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (last) Fail(ErrorCode::kInvalidArgument, "--set ", path, ": names a message, not a value");
+      message = reflection->MutableMessage(message, field);
+      continue;
+    }
+    if (!last)
+      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name, "' has no fields");
+    std::string text = value;
+    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING &&
+        (text.empty() || text.front() != '"')) {
+      text = "\"" + pb::CEscape(value) + "\"";
+    }
+    if (!pb::TextFormat::ParseFieldValueFromString(text, field, message)) {
+      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", value, "' is not a valid ",
+           field->type_name(), " value");
+    }
+    return;
+  }
+}
+
+// Sets every unset singular field to its default, recursively; creates sub-messages of
+// the top-level config so that printing shows the whole resolved config.
+void FillDefaults(pb::Message* message, bool create_messages) {
+  const pb::Descriptor* descriptor = message->GetDescriptor();
+  const pb::Reflection* reflection = message->GetReflection();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const pb::FieldDescriptor* field = descriptor->field(i);
+    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (field->is_repeated()) {
+        for (int j = 0; j < reflection->FieldSize(*message, field); ++j) {
+          FillDefaults(reflection->MutableRepeatedMessage(message, field, j), false);
+        }
+      } else if (create_messages || reflection->HasField(*message, field)) {
+        FillDefaults(reflection->MutableMessage(message, field), true);
+      }
+      continue;
+    }
+    if (field->is_repeated() || reflection->HasField(*message, field)) continue;
+    switch (field->cpp_type()) {
+      case pb::FieldDescriptor::CPPTYPE_INT32:
+        reflection->SetInt32(message, field, field->default_value_int32());
+        break;
+      case pb::FieldDescriptor::CPPTYPE_INT64:
+        reflection->SetInt64(message, field, field->default_value_int64());
+        break;
+      case pb::FieldDescriptor::CPPTYPE_UINT32:
+        reflection->SetUInt32(message, field, field->default_value_uint32());
+        break;
+      case pb::FieldDescriptor::CPPTYPE_UINT64:
+        reflection->SetUInt64(message, field, field->default_value_uint64());
+        break;
+      case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+        reflection->SetDouble(message, field, field->default_value_double());
+        break;
+      case pb::FieldDescriptor::CPPTYPE_FLOAT:
+        reflection->SetFloat(message, field, field->default_value_float());
+        break;
+      case pb::FieldDescriptor::CPPTYPE_BOOL:
+        reflection->SetBool(message, field, field->default_value_bool());
+        break;
+      case pb::FieldDescriptor::CPPTYPE_ENUM:
+        reflection->SetEnum(message, field, field->default_value_enum());
+        break;
+      case pb::FieldDescriptor::CPPTYPE_STRING:
+        reflection->SetString(message, field, field->default_value_string());
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// Finds the line of a field path ("data.modalities[1].name") in the parsed file.
+class FieldLines {
+ public:
+  FieldLines(const pb::TextFormat::ParseInfoTree* tree) : tree_(tree) {}
+  int LineOf(const std::string& path) const {
+    const pb::TextFormat::ParseInfoTree* tree = tree_;
+    const pb::Descriptor* descriptor = Config::descriptor();
+    int line = -1;
+    for (const PathStep& step : SplitPath(path)) {
+      if (tree == nullptr || descriptor == nullptr) break;
+      const pb::FieldDescriptor* field = descriptor->FindFieldByName(step.name);
+      if (field == nullptr) break;
+      int index = field->is_repeated() ? std::max(step.index, 0) : -1;
+      pb::TextFormat::ParseLocation location = tree->GetLocation(field, index);
+      if (location.line < 0) break;
+      line = location.line + 1;
+      if (field->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) break;
+      tree = tree->GetTreeForNested(field, index);
+      descriptor = field->message_type();
+    }
+    return line;
+  }
+
+ private:
+  const pb::TextFormat::ParseInfoTree* tree_;
+};
+
+class Validator {
+ public:
+  Validator(std::string name, const FieldLines& lines) : name_(std::move(name)), lines_(lines) {}
+
+  template <typename... Parts>
+  void Check(bool ok, const std::string& field, const Parts&... parts) const {
+    if (ok) return;
+    int line = lines_.LineOf(field);
+    std::string where = name_ + (line > 0 ? ":" + std::to_string(line) : std::string());
+    Fail(ErrorCode::kInvalidArgument, where, ": field ", field, ": ", parts...);
+  }
+
+ private:
+  std::string name_;
+  const FieldLines& lines_;
+};
+
+void Validate(Config& c, const Validator& v) {
+  auto& data = *c.mutable_data();
+  v.Check(data.layout() != config::DataConfig::LAYOUT_UNSPECIFIED, "data.layout",
+          "set PER_MODALITY_CSV or WIDE_CSV");
+  int m = data.modalities_size();
+  v.Check(m >= 1 && m <= 8, "data.modalities", "between 1 and 8 modalities are supported, got ", m);
+  std::set<std::string> names;
+  for (int i = 0; i < m; ++i) {
+    auto& modality = *data.mutable_modalities(i);
+    std::string at = "data.modalities[" + std::to_string(i) + "]";
+    v.Check(!modality.name().empty(), at + ".name", "every modality needs a name");
+    v.Check(names.insert(modality.name()).second, at + ".name", "duplicate modality name '",
+            modality.name(), "'");
+    if (modality.file().empty()) modality.set_file(modality.name() + ".csv");
+    if (modality.scaling() == config::SCALING_DEFAULT) modality.set_scaling(data.scaling());
+    if (modality.fill() == config::FILL_DEFAULT) modality.set_fill(config::AUTO);
+    if (data.layout() == config::DataConfig::WIDE_CSV) {
+      v.Check(modality.columns_size() > 0, at + ".columns",
+              "a WIDE_CSV modality needs its columns");
+    }
+    v.Check(modality.synth_features() >= 0, at + ".synth_features", "must not be negative");
+  }
+  v.Check(data.scaling() != config::SCALING_DEFAULT, "data.scaling",
+          "choose STANDARD, MINMAX or NO_SCALING");
+  if (data.class_names_size() > 0) {
+    v.Check(data.class_names_size() >= 2, "data.class_names", "at least two classes");
+    data.set_num_classes(data.class_names_size());
+  }
+  v.Check(data.num_classes() >= 2, "data.num_classes", "at least two classes, got ",
+          data.num_classes());
+  v.Check(data.records_per_shard() > 0, "data.records_per_shard", "must be positive");
+  const auto& split = data.split();
+  for (double r : {split.training(), split.validation(), split.testing()}) {
+    v.Check(r >= 0 && r <= 1, "data.split", "ratios must lie in [0, 1]");
+  }
+  v.Check(std::fabs(split.training() + split.validation() + split.testing() - 1.0) < 1e-6,
+          "data.split", "training + validation + testing must be 1");
+
+  const auto& model = c.model();
+  int combos = NumCombinations(m);
+  v.Check(model.patches() > 0, "model.patches", "must be positive");
+  v.Check(model.hidden_dim() > 0, "model.hidden_dim", "must be positive");
+  v.Check(model.num_heads() > 0 && model.hidden_dim() % model.num_heads() == 0, "model.num_heads",
+          "must divide hidden_dim (", model.hidden_dim(), ")");
+  v.Check(model.num_layers_fus() >= 1, "model.num_layers_fus", "at least one fusion layer");
+  v.Check(model.num_layers_pred() >= 1, "model.num_layers_pred", "at least one head layer");
+  v.Check(model.num_experts() >= combos, "model.num_experts", "the S-Router needs one expert ",
+          "per modality combination: ", m, " modalities give ", combos,
+          " combinations, so at least ", combos, " experts");
+  v.Check(model.top_k() >= 1 && model.top_k() <= model.num_experts(), "model.top_k",
+          "must lie in [1, num_experts]");
+  v.Check(model.dropout() >= 0 && model.dropout() < 1, "model.dropout", "must lie in [0, 1)");
+
+  const auto& t = c.training();
+  v.Check(t.epochs() >= 1, "training.epochs", "at least one epoch");
+  v.Check(t.warmup_epochs() >= 0 && t.warmup_epochs() <= t.epochs(), "training.warmup_epochs",
+          "must lie in [0, epochs]");
+  v.Check(t.batch_size() >= 1, "training.batch_size", "must be positive");
+  v.Check(t.lr() > 0, "training.lr", "must be positive");
+  v.Check(t.gate_loss_weight() >= 0, "training.gate_loss_weight", "must not be negative");
+  v.Check(t.class_weights_size() == 0 || t.class_weights_size() == data.num_classes(),
+          "training.class_weights", "one weight per class (", data.num_classes(), ")");
+
+  const auto& cl = c.cluster();
+  v.Check(cl.workers() >= 1, "cluster.workers", "at least one worker");
+  v.Check(cl.expert_parallel_degree() >= 0 &&
+              (cl.expert_parallel_degree() == 0 || cl.workers() % cl.expert_parallel_degree() == 0),
+          "cluster.expert_parallel_degree", "must divide cluster.workers (", cl.workers(), ")");
+  v.Check(cl.collective_timeout_s() > 0, "cluster.collective_timeout_s", "must be positive");
+  v.Check(cl.heartbeat_timeout_s() > cl.heartbeat_interval_s(), "cluster.heartbeat_timeout_s",
+          "must exceed heartbeat_interval_s");
+  v.Check(cl.connect_timeout_s() > 0, "cluster.connect_timeout_s", "must be positive");
+  v.Check(cl.max_frame_bytes() >= 1024, "cluster.max_frame_bytes", "at least 1024");
+
+  const auto& s = c.synth();
+  v.Check(s.num_samples() > 0, "synth.num_samples", "must be positive");
+  v.Check(s.combination_weights_size() == 0 || s.combination_weights_size() == combos,
+          "synth.combination_weights", "one weight per combination (", combos, ")");
+  for (double w : s.combination_weights()) {
+    v.Check(w >= 0, "synth.combination_weights", "weights must not be negative");
+  }
+  v.Check(s.full_fraction() >= 0 && s.single_fraction() >= 0 &&
+              s.full_fraction() + s.single_fraction() <= 1,
+          "synth.full_fraction", "full_fraction + single_fraction must lie in [0, 1]");
+  v.Check(s.min_per_combination() >= 0 &&
+              static_cast<int64_t>(s.min_per_combination()) * combos <= s.num_samples(),
+          "synth.min_per_combination", "cannot give every combination ", s.min_per_combination(),
+          " of ", s.num_samples(), " samples");
+  v.Check(s.missing_value_rate() >= 0 && s.missing_value_rate() < 1, "synth.missing_value_rate",
+          "must lie in [0, 1)");
+}
+
+}  // namespace
+
+config::Config ParseConfig(const std::string& text, const std::string& name,
+                           const std::vector<std::string>& overrides) {
+  Config config;
+  CollectErrors errors(name);
+  pb::TextFormat::ParseInfoTree tree;
+  pb::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(text, &config)) Fail(ErrorCode::kInvalidArgument, errors.first());
+  for (const std::string& assignment : overrides) ApplyOverride(&config, assignment);
+  FillDefaults(&config, true);
+  FieldLines lines(&tree);
+  Validate(config, Validator(name, lines));
+  return config;
+}
+
+config::Config LoadConfig(const std::string& path, const std::vector<std::string>& overrides) {
+  return ParseConfig(ReadFile(path), path, overrides);
+}
+
+std::string ConfigToText(const config::Config& config) {
+  std::string text;
+  pb::TextFormat::Printer printer;
+  printer.PrintToString(config, &text);
+  return text;
+}
+
+}  // namespace flexmoe

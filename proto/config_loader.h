@@ -1,0 +1,27 @@
+// Loading a job config: protobuf text format, `--set path=value` overrides, defaults made
+// explicit, and validation whose errors name the file, the line and the field.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "proto/config.pb.h"
+
+namespace flexmoe {
+
+// Reads `path`, applies `overrides` ("data.modalities[0].scaling=MINMAX", in order),
+// fills every default and validates. Throws flexmoe::Error (kNotFound, kInvalidArgument)
+// with "FILE:LINE: field F: problem" messages.
+config::Config LoadConfig(const std::string& path, const std::vector<std::string>& overrides);
+
+// Parses config text (no file); `name` is used in messages.
+config::Config ParseConfig(const std::string& text, const std::string& name,
+                           const std::vector<std::string>& overrides);
+
+// The config in text format, every field shown.
+std::string ConfigToText(const config::Config& config);
+
+// Number of non-empty modality combinations, 2^M - 1.
+inline int NumCombinations(int num_modalities) { return (1 << num_modalities) - 1; }
+
+}  // namespace flexmoe

@@ -1,0 +1,241 @@
+// Dataset preparation on a tiny layout-A fixture with known statistics and combination
+// counts, layout B on a gzip wide CSV, and every bad-input case with its message.
+#include "data_loader/prepare.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "cluster/base/error.h"
+#include "data_loader/shard.h"
+#include "proto/config_loader.h"
+#include "tests/testing/temp_dir.h"
+
+namespace flexmoe {
+namespace {
+
+// Samples a..g. f has no modality (dropped). Training a,b,c,e; validation d; testing f,g.
+// Combinations (M = 2): 0 = {m1,m2}, 1 = {m1}, 2 = {m2}.
+struct Fixture {
+  std::map<std::string, std::string> files = {
+      {"labels.csv", "id,label\na,0\nb,1\nc,0\nd,1\ne,0\nf,1\ng,1\n"},
+      {"m1.csv", "id,x1,x2\na,1,1.5\nb,3,\nc,5,2.5\nd,7,9.5\ng,2,2\n"},
+      {"m2.csv", "id,g\na,0\nc,2\ne,2\nd,2\n"},
+      {"splits.json",
+       R"({"training": ["a", "b", "c", "e"], "validation": ["d"], "testing": ["f", "g"]})"},
+  };
+  testing::TempDir dir;
+
+  config::Config Write(const std::string& extra = "") {
+    for (const auto& [name, text] : files) dir.Write("in/" + name, text);
+    std::string text = "data { layout: PER_MODALITY_CSV input: \"" + dir.Path("in") +
+                       "\" modalities { name: \"m1\" } modalities { name: \"m2\" } " + extra +
+                       " } model { num_experts: 4 top_k: 2 }";
+    return ParseConfig(text, "fixture.textproto", {});
+  }
+  std::string Out() const { return dir.Path("out"); }
+};
+
+std::vector<float> Floats(const std::string& bytes) {
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), bytes.size());
+  return v;
+}
+
+TEST(PrepareTest, KnownStatisticsCombinationsAndRecords) {
+  Fixture f;
+  PrepareResult result = PrepareDataset(f.Write(), f.Out(), nullptr);
+  const data::DatasetMeta& meta = result.meta;
+  ASSERT_EQ(meta.num_samples(), 6u);
+  const auto& summary = meta.summary();
+  EXPECT_EQ(summary.rows_read(), 7u);
+  ASSERT_EQ(summary.dropped_size(), 1);
+  EXPECT_EQ(summary.dropped(0).name(), "no modality observed");
+  EXPECT_EQ(summary.dropped(0).count(), 1u);
+  // Training: a (0), b (1), c (0), e (2); validation: d (0); testing: g (1).
+  EXPECT_EQ(summary.splits(0).samples(), 4u);
+  EXPECT_EQ(std::vector<uint64_t>(summary.splits(0).per_combination().begin(),
+                                  summary.splits(0).per_combination().end()),
+            (std::vector<uint64_t>{2, 1, 1}));
+  EXPECT_EQ(summary.splits(1).per_combination(0), 1u);
+  EXPECT_EQ(summary.splits(2).per_combination(1), 1u);
+  EXPECT_EQ(summary.splits(0).per_class(0), 3u);
+  EXPECT_EQ(summary.splits(0).per_class(1), 1u);
+  EXPECT_EQ(summary.combination_names(0), "m1+m2");
+
+  // m1 over training rows a, b, c: x1 = 1, 3, 5 (mean 3, population std sqrt(8/3)), coded
+  // as integers, so its fill is the mode; x2 = 1.5, 2.5 (mean 2, std 0.5), filled by mean.
+  const auto& m1 = meta.modalities(0);
+  EXPECT_NEAR(m1.offset(0), 3.0, 1e-6);
+  EXPECT_NEAR(m1.scale(0), 1.0 / std::sqrt(8.0 / 3.0), 1e-6);
+  EXPECT_TRUE(m1.integer_coded(0));
+  EXPECT_FALSE(m1.integer_coded(1));
+  EXPECT_NEAR(m1.fill(1), 2.0, 1e-6);
+  EXPECT_NEAR(m1.scale(1), 2.0, 1e-6);
+  // m2 over training rows a, c, e: g = 0, 2, 2: mode 2, mean 4/3.
+  const auto& m2 = meta.modalities(1);
+  EXPECT_NEAR(m2.fill(0), 2.0, 1e-6);
+  EXPECT_NEAR(m2.offset(0), 4.0 / 3.0, 1e-6);
+  // Validation sample d (7, 9.5) is scaled with the training statistics, not its own.
+  PreparedDataset dataset = PreparedDataset::Open(f.Out());
+  ASSERT_EQ(dataset.size(), 6u);
+  std::map<std::string, data::SampleRecord> records;
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    ShardReader reader(dataset.ShardPath(dataset.index.shard(i)));
+    data::SampleRecord record;
+    reader.ReadAt(dataset.index.offset(i), &record);
+    EXPECT_EQ(record.id(), dataset.index.id(i));
+    EXPECT_EQ(record.combination(), dataset.index.combination(i));
+    records[record.id()] = record;
+  }
+  std::vector<float> b = Floats(records["b"].features(0));
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_NEAR(b[0], 0.0, 1e-6);
+  EXPECT_NEAR(b[1], 0.0, 1e-6);  // the missing x2 became the mean, then 0 after scaling
+  EXPECT_TRUE(records["b"].features(1).empty());
+  std::vector<float> d = Floats(records["d"].features(0));
+  EXPECT_NEAR(d[0], 4.0 / std::sqrt(8.0 / 3.0), 1e-5);
+  EXPECT_NEAR(d[1], (9.5 - 2.0) * 2.0, 1e-5);
+  EXPECT_EQ(records["e"].combination(), 2u);
+}
+
+TEST(PrepareTest, WideCsvGzipWithStratifiedSplitAndExclusions) {
+  testing::TempDir dir;
+  std::string text = "pid,age,hr_min,hr_max,lact,leak,dead\n";
+  for (int i = 0; i < 200; ++i) {
+    std::string lact = i % 3 == 0 ? std::to_string(1.0 + i % 7) : "";
+    std::string hr =
+        i % 5 == 4 ? "," : std::to_string(60 + i % 40) + "," + std::to_string(90 + i % 30);
+    text += std::to_string(1000 + i) + "," + std::to_string(20 + i % 60) + "," + hr + "," + lact +
+            ",99," + std::to_string(i % 4 == 0 ? 1 : 0) + "\n";
+  }
+  testing::WriteGzip(dir.Path("wide.csv.gz"), text);
+  std::string config_text =
+      "data { layout: WIDE_CSV input: \"" + dir.Path("wide.csv.gz") +
+      "\" id_column: \"pid\" label_column: \"dead\" exclude_columns: \"leak\" "
+      "modalities { name: \"static\" columns: \"age\" } "
+      "modalities { name: \"vitals\" columns: \"hr_*\" } "
+      "modalities { name: \"lab\" columns: \"lact\" } "
+      "split { seed: 3 } } model { num_experts: 7 top_k: 2 }";
+  config::Config config = ParseConfig(config_text, "wide.textproto", {});
+  PrepareResult result = PrepareDataset(config, dir.Path("out"), nullptr);
+  const auto& meta = result.meta;
+  EXPECT_EQ(meta.num_samples(), 200u);
+  EXPECT_EQ(meta.modalities(1).feature_names_size(), 2);
+  EXPECT_EQ(meta.modalities(1).feature_names(1), "hr_max");
+  // Stratified 70/15/15 of 50 positives and 150 negatives.
+  const auto& s = meta.summary();
+  EXPECT_EQ(s.splits(0).per_class(1), 35u);
+  EXPECT_EQ(s.splits(0).per_class(0), 105u);
+  EXPECT_EQ(s.splits(1).samples() + s.splits(2).samples(), 60u);
+  // static+vitals+lab is combination 0; i % 3 == 0 and i % 5 != 4 gives it.
+  uint64_t full = 0;
+  for (const auto& split : s.splits()) full += split.per_combination(0);
+  int expected_full = 0;
+  for (int i = 0; i < 200; ++i) expected_full += (i % 3 == 0 && i % 5 != 4);
+  EXPECT_EQ(full, static_cast<uint64_t>(expected_full));
+  // The same seed gives the same split.
+  PrepareResult again = PrepareDataset(config, dir.Path("out2"), nullptr);
+  EXPECT_EQ(ReadFile(dir.Path("out/index.pb")), ReadFile(dir.Path("out2/index.pb")));
+}
+
+// Expects preparation to fail with kInvalidArgument/kNotFound and every `parts` in the
+// message, and the previous output to stay intact.
+void ExpectRefused(Fixture& f, const std::vector<std::string>& parts,
+                   ErrorCode code = ErrorCode::kInvalidArgument, const std::string& extra = "") {
+  f.dir.Write("out/previous.txt", "keep me");
+  try {
+    PrepareDataset(f.Write(extra), f.Out(), nullptr);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_EQ(ExitStatusFor(e.code()), 2);
+    for (const auto& part : parts) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
+          << "'" << part << "' not in: " << e.what();
+    }
+  }
+  EXPECT_EQ(ReadFile(f.dir.Path("out/previous.txt")), "keep me");
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  }
+}
+
+TEST(PrepareBadInputTest, MalformedLine) {
+  Fixture f;
+  f.files["m1.csv"] = "id,x1,x2\na,1,1.5\nb,\"3,\n";
+  ExpectRefused(f, {"m1.csv:3", "unterminated"});
+}
+
+TEST(PrepareBadInputTest, RaggedRow) {
+  Fixture f;
+  f.files["m1.csv"] = "id,x1,x2\na,1,1.5\nb,3\n";
+  ExpectRefused(f, {"m1.csv:3", "ragged row: 2 fields, the header has 3"});
+}
+
+TEST(PrepareBadInputTest, NonNumericValue) {
+  Fixture f;
+  f.files["m2.csv"] = "id,g\na,0\nc,two\n";
+  ExpectRefused(f, {"m2.csv:3", "column 'g'", "'two' is not a number"});
+}
+
+TEST(PrepareBadInputTest, DuplicateIds) {
+  Fixture f;
+  f.files["labels.csv"] = "id,label\na,0\nb,1\na,1\n";
+  ExpectRefused(f, {"labels.csv:4", "duplicate id 'a'"});
+  Fixture g;
+  g.files["m2.csv"] = "id,g\na,0\na,1\n";
+  ExpectRefused(g, {"m2.csv:3", "duplicate id 'a'"});
+}
+
+TEST(PrepareBadInputTest, SplitIdUnknownToLabels) {
+  Fixture f;
+  f.files["splits.json"] = R"({"training": ["a", "zz"], "validation": [], "testing": []})";
+  ExpectRefused(f, {"splits.json", "id 'zz' in 'training' is not among the labelled samples"});
+}
+
+TEST(PrepareBadInputTest, IdInTwoSplits) {
+  Fixture f;
+  f.files["splits.json"] = R"({"training": ["a"], "validation": ["a"], "testing": []})";
+  ExpectRefused(f, {"splits.json", "'a' appears in 'training' and in 'validation'"});
+}
+
+TEST(PrepareBadInputTest, LabelOutsideClasses) {
+  Fixture f;
+  f.files["labels.csv"] = "id,label\na,0\nb,2\nc,0\nd,1\ne,0\nf,1\ng,1\n";
+  ExpectRefused(f, {"labels.csv:3", "label '2' is not a class in [0, 2)"});
+}
+
+TEST(PrepareBadInputTest, ModalityIdNotLabelled) {
+  Fixture f;
+  f.files["m2.csv"] = "id,g\na,0\nq,1\n";
+  ExpectRefused(f, {"m2.csv:3", "id 'q' is not in"});
+}
+
+TEST(PrepareBadInputTest, MissingFile) {
+  Fixture f;
+  f.files.erase("m2.csv");
+  ExpectRefused(f, {"m2.csv", "cannot open"}, ErrorCode::kNotFound);
+}
+
+TEST(PrepareBadInputTest, MissingWideColumnNamesTheConfigField) {
+  testing::TempDir dir;
+  dir.Write("w.csv", "id,label,a\n1,0,2\n");
+  config::Config config = ParseConfig(
+      "data { layout: WIDE_CSV input: \"" + dir.Path("w.csv") +
+          "\" modalities { name: \"m\" columns: \"b\" } } model { num_experts: 1 top_k: 1 }",
+      "w.textproto", {});
+  try {
+    PrepareDataset(config, dir.Path("out"), nullptr);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("column 'b' (config field data.modalities[0].columns)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace flexmoe

@@ -1,0 +1,77 @@
+// The flexmoe command end to end: validate-config, synth and prepare on the shipped
+// configs, exit code 2 with file and line for bad input, and nothing half-written.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cluster/base/atomic_file.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace flexmoe {
+namespace {
+
+using testing::RunCommand;
+
+const std::string kBinary = FLEXMOE_BINARY;
+const std::string kSource = FLEXMOE_SOURCE_DIR;
+
+TEST(CliTest, ValidateConfigPrintsResolvedConfig) {
+  auto r = RunCommand({kBinary, "validate-config", kSource + "/configs/quickstart.textproto",
+                       "--set", "training.epochs=7"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("epochs: 7"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("gate_loss_weight: 0.01"), std::string::npos) << r.output;
+}
+
+TEST(CliTest, ShippedConfigsValidate) {
+  for (const char* name : {"quickstart", "adni_like", "physionet2012"}) {
+    auto r = RunCommand({kBinary, "validate-config", kSource + "/configs/" + name + ".textproto"});
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.output;
+  }
+}
+
+TEST(CliTest, BadConfigExitsTwoNamingLine) {
+  testing::TempDir dir;
+  std::string path =
+      dir.Write("bad.textproto", "model {\n  top_k: -1\n}\ndata { layout: WIDE_CSV }\n");
+  auto r = RunCommand({kBinary, "validate-config", path});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("bad.textproto"), std::string::npos) << r.output;
+  r = RunCommand({kBinary, "validate-config", path, "--bogus", "1"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown flag --bogus"), std::string::npos) << r.output;
+}
+
+TEST(CliTest, SynthThenPrepareQuickstart) {
+  testing::TempDir dir;
+  std::string config = kSource + "/configs/quickstart.textproto";
+  auto r = RunCommand({kBinary, "synth", "--config", config, "--out", dir.Path("raw")});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = RunCommand({kBinary, "prepare", "--config", config, "--set", "data.input=" + dir.Path("raw"),
+                  "--out", dir.Path("prepared")});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("samples"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.Path("prepared/index.pb")));
+  EXPECT_TRUE(std::filesystem::exists(dir.Path("prepared/summary.json")));
+}
+
+TEST(CliTest, MalformedCsvExitsTwoWithLineAndKeepsPreviousOutput) {
+  testing::TempDir dir;
+  dir.Write("in/labels.csv", "id,label\na,0\nb,1\n");
+  dir.Write("in/m.csv", "id,x\na,1\nb,\"2\n");
+  dir.Write("out/keep.txt", "previous");
+  std::string config = dir.Write(
+      "c.textproto",
+      "data { layout: PER_MODALITY_CSV input: \"" + dir.Path("in") +
+          "\" modalities { name: \"m\" } split { training: 1 validation: 0 testing: 0 } }\n"
+          "model { num_experts: 1 top_k: 1 }\n");
+  auto r = RunCommand({kBinary, "prepare", "--config", config, "--out", dir.Path("out")});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("m.csv:3"), std::string::npos) << r.output;
+  EXPECT_EQ(ReadFile(dir.Path("out/keep.txt")), "previous");
+  EXPECT_FALSE(std::filesystem::exists(dir.Path("out/index.pb")));
+}
+
+}  // namespace
+}  // namespace flexmoe

@@ -1,0 +1,113 @@
+// Config loading: defaults made explicit, --set overrides, and errors naming the file,
+// line and field.
+#include "proto/config_loader.h"
+
+#include <gtest/gtest.h>
+
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+namespace {
+
+const char kBase[] = R"(data {
+  layout: PER_MODALITY_CSV
+  input: "in"
+  modalities { name: "a" }
+  modalities { name: "b" scaling: MINMAX }
+}
+model {
+  num_experts: 4
+  top_k: 2
+}
+)";
+
+std::string ErrorOf(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    ParseConfig(text, "c.textproto", overrides);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigLoaderTest, DefaultsAreFilledAndDerived) {
+  config::Config c = ParseConfig(kBase, "c.textproto", {});
+  EXPECT_EQ(c.model().patches(), 16);
+  EXPECT_EQ(c.model().hidden_dim(), 128);
+  EXPECT_DOUBLE_EQ(c.training().lr(), 1e-4);
+  EXPECT_EQ(c.training().warmup_epochs(), 5);
+  EXPECT_EQ(c.data().modalities(0).file(), "a.csv");
+  EXPECT_EQ(c.data().modalities(0).scaling(), config::STANDARD);
+  EXPECT_EQ(c.data().modalities(1).scaling(), config::MINMAX);
+  EXPECT_EQ(c.data().modalities(0).fill(), config::AUTO);
+  std::string text = ConfigToText(c);
+  EXPECT_NE(text.find("gate_loss_weight: 0.01"), std::string::npos) << text;
+  EXPECT_NE(text.find("heartbeat_timeout_s: 10"), std::string::npos) << text;
+}
+
+TEST(ConfigLoaderTest, OverridesSetScalarsEnumsAndRepeatedElements) {
+  config::Config c = ParseConfig(
+      kBase, "c.textproto",
+      {"training.epochs=3", "training.warmup_epochs=1", "data.modalities[1].scaling=NO_SCALING",
+       "run.dir=/tmp/x", "training.class_weights=0.25,0.75", "data.modalities[1].name=bee"});
+  EXPECT_EQ(c.training().epochs(), 3);
+  EXPECT_EQ(c.data().modalities(1).scaling(), config::NO_SCALING);
+  EXPECT_EQ(c.data().modalities(1).name(), "bee");
+  EXPECT_EQ(c.run().dir(), "/tmp/x");
+  ASSERT_EQ(c.training().class_weights_size(), 2);
+  EXPECT_DOUBLE_EQ(c.training().class_weights(1), 0.75);
+}
+
+TEST(ConfigLoaderTest, SyntaxErrorNamesFileAndLine) {
+  std::string text = kBase;
+  text += "training {\n  epochs: three\n}\n";
+  std::string message = ErrorOf(text);
+  EXPECT_NE(message.find("c.textproto:12:"), std::string::npos) << message;
+}
+
+TEST(ConfigLoaderTest, UnknownFieldNamesFileAndLine) {
+  std::string message = ErrorOf(std::string(kBase) + "training { expertz: 3 }\n");
+  EXPECT_NE(message.find("c.textproto:11:"), std::string::npos) << message;
+  EXPECT_NE(message.find("expertz"), std::string::npos) << message;
+}
+
+TEST(ConfigLoaderTest, ValidationErrorNamesLineAndField) {
+  std::string text = kBase;
+  text.replace(text.find("num_experts: 4"), 14, "num_experts: 2");
+  std::string message = ErrorOf(text);
+  EXPECT_NE(message.find("c.textproto:8: field model.num_experts"), std::string::npos) << message;
+  EXPECT_NE(message.find("at least 3 experts"), std::string::npos) << message;
+
+  message = ErrorOf(kBase, {"model.num_heads=5"});
+  EXPECT_NE(message.find("field model.num_heads"), std::string::npos) << message;
+
+  std::string dup = kBase;
+  dup.replace(dup.find("name: \"b\""), 9, "name: \"a\"");
+  message = ErrorOf(dup);
+  EXPECT_NE(message.find("c.textproto:5: field data.modalities[1].name: duplicate"),
+            std::string::npos)
+      << message;
+}
+
+TEST(ConfigLoaderTest, BadOverridesAreRefused) {
+  EXPECT_NE(ErrorOf(kBase, {"training.epochz=3"}).find("has no field 'epochz'"), std::string::npos);
+  EXPECT_NE(ErrorOf(kBase, {"training.epochs=x"}).find("not a valid int32"), std::string::npos);
+  EXPECT_NE(ErrorOf(kBase, {"training.epochs"}).find("expected path.to.field=value"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(kBase, {"data.modalities.name=x"}).find("is repeated"), std::string::npos);
+  EXPECT_NE(ErrorOf(kBase, {"data.modalities[7].name=x"}).find("out of range"), std::string::npos);
+}
+
+TEST(ConfigLoaderTest, MissingFileIsNotFound) {
+  try {
+    LoadConfig("/nonexistent.textproto", {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent.textproto"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace flexmoe

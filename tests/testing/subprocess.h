@@ -1,0 +1,17 @@
+// Runs a command in a subprocess and captures its exit status and output (system tests).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace flexmoe::testing {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv (no shell), waits at most timeout_s seconds (then kills it and reports -1).
+CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s = 120);
+
+}  // namespace flexmoe::testing
