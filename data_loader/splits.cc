@@ -6,21 +6,9 @@
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/base/splitmix.h"
 
 namespace flexmoe {
-namespace {
-
-// splitmix64: a small deterministic generator for the shuffle (no std:: distributions,
-// whose output differs between standard libraries).
-uint64_t SplitMix(uint64_t* state) {
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
-
 std::unordered_map<std::string, uint32_t> ReadSplitsFile(
     const std::string& path, const std::unordered_map<std::string, uint32_t>& known_ids) {
   nlohmann::json json;
@@ -75,7 +63,7 @@ std::vector<uint32_t> StratifiedSplit(const std::vector<int32_t>& labels, int nu
       if (labels[i] == c) members.push_back(i);
     }
     for (size_t i = members.size(); i > 1; --i) {
-      size_t j = SplitMix(&state) % i;
+      size_t j = SplitMix64(&state) % i;
       std::swap(members[i - 1], members[j]);
     }
     size_t n = members.size();

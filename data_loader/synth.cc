@@ -8,6 +8,7 @@
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/base/splitmix.h"
 #include "data_loader/combinations.h"
 #include "data_loader/splits.h"
 
@@ -19,12 +20,7 @@ namespace {
 class SeededRng {
  public:
   explicit SeededRng(uint64_t seed) : state_(seed * 0x2545F4914F6CDD1Dull + 0x1234567ull) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  uint64_t Next() { return SplitMix64(&state_); }
   double Uniform() {
     return (static_cast<double>(Next() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
   }

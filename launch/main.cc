@@ -12,6 +12,7 @@
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
 #include "launch/args.h"
+#include "launch/train_command.h"
 #include "proto/config_loader.h"
 
 namespace flexmoe {
@@ -24,6 +25,8 @@ commands:
   validate-config FILE        print the resolved config, or the error in it
   synth   --config FILE [--out DIR]   write a synthetic layout-A dataset (default data.input)
   prepare --config FILE [--out DIR]   prepare shards (default data.prepared_dir)
+  train   --config FILE [--workers 1] [--threads N]
+                              train on data.prepared_dir; metrics and checkpoint in run.dir
   help                        this text
 
 --set overrides one config field on every command, e.g. --set training.epochs=3.
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
       {"validate-config", flexmoe::ValidateConfig},
       {"synth", flexmoe::Synth},
       {"prepare", flexmoe::Prepare},
+      {"train", flexmoe::TrainCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
     std::cout << flexmoe::kUsage;

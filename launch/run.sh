@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs the main job on the embedded default: the
-# quickstart synthetic dataset (configs/quickstart.textproto) on this machine.
-# Extra arguments go to every flexmoe command (e.g. --set training.epochs=3).
+# quickstart synthetic dataset (configs/quickstart.textproto) generated, prepared and
+# trained on this machine. Extra arguments go to every flexmoe command
+# (e.g. --set training.epochs=3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 launch/setup.sh
+source launch/blas_env.sh
 config=configs/quickstart.textproto
 build/flexmoe synth --config "$config" "$@"
 build/flexmoe prepare --config "$config" "$@"
+build/flexmoe train --config "$config" --threads "${OMP_NUM_THREADS:-$(nproc)}" "$@"

@@ -1,0 +1,167 @@
+// Training throughput: samples/s and the per-step time split (encode, attention, routing,
+// experts, head, backward, optimizer) of the Flex-MoE model on a prepared dataset, with
+// the achieved GFLOP/s against a large GEMM measured in the same run and thread count.
+// Usage: train_bench --config FILE [--batch B] [--threads T] [--steps N] [--warmup W]
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "data_loader/decoded_dataset.h"
+#include "data_loader/epoch_plan.h"
+#include "proto/config_loader.h"
+#include "trainer/adam.h"
+#include "trainer/model.h"
+#include "trainer/phase_times.h"
+
+namespace flexmoe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// Forward FLOPs of one sample (multiply-adds count 2); training is about 3x this.
+double ForwardFlopsPerSample(const config::ModelConfig& m, const std::vector<int>& features,
+                             int classes) {
+  const double p = m.patches(), d = m.hidden_dim(), e = m.num_experts(), k = m.top_k();
+  const double n = p * features.size();
+  double flops = 0;
+  for (int f : features) flops += 2 * p * ((f + p - 1) / static_cast<int>(p)) * d;
+  for (int l = 0; l < m.num_layers_fus(); ++l) {
+    flops += 2 * n * d * d + 2 * n * d * 2 * d + 2 * n * n * d * 2 + 2 * n * d * d;
+    flops += l % 2 == 0 ? 4 * n * d * e + k * n * 8 * d * d : n * 8 * d * d;
+  }
+  return flops + 2 * features.size() * d * classes;
+}
+
+double GemmGflops(int size, int repeats) {
+  at::Tensor a = at::randn({size, size}), b = at::randn({size, size});
+  at::matmul(a, b);
+  auto start = Clock::now();
+  for (int i = 0; i < repeats; ++i) at::matmul(a, b);
+  return 2.0 * size * size * size * repeats / Seconds(start) / 1e9;
+}
+
+BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& sizes) {
+  BatchTensors t;
+  for (size_t m = 0; m < sizes.size(); ++m) {
+    t.features.push_back(at::from_blob(const_cast<float*>(batch.features[m].data()),
+                                       {batch.size, sizes[m]}, at::kFloat)
+                             .clone());
+  }
+  t.observed = at::from_blob(const_cast<uint8_t*>(batch.observed.data()),
+                             {batch.size, static_cast<int64_t>(sizes.size())}, at::kByte)
+                   .to(at::kBool);
+  t.combination = at::tensor(batch.combination, at::kLong);
+  t.label = at::tensor(batch.label, at::kLong);
+  return t;
+}
+
+int Main(int argc, char** argv) {
+  std::string config_path = "configs/adni_like.textproto";
+  int batch = 8, threads = 1, steps = 200, warmup = 20;
+  std::vector<std::string> overrides;
+  std::string profile_path;  // a chrome trace of the timed steps (LibTorch's profiler)
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    if (flag == "--config")
+      config_path = argv[i + 1];
+    else if (flag == "--batch")
+      batch = std::stoi(argv[i + 1]);
+    else if (flag == "--threads")
+      threads = std::stoi(argv[i + 1]);
+    else if (flag == "--steps")
+      steps = std::stoi(argv[i + 1]);
+    else if (flag == "--warmup")
+      warmup = std::stoi(argv[i + 1]);
+    else if (flag == "--set")
+      overrides.push_back(argv[i + 1]);
+    else if (flag == "--profile")
+      profile_path = argv[i + 1];
+    else {
+      std::cerr << "usage: train_bench --config FILE [--batch B] [--threads T] [--steps N] "
+                   "[--warmup W] [--set path=value] [--profile TRACE.json]\n";
+      return 2;
+    }
+  }
+  at::set_num_threads(threads);
+  config::Config config = LoadConfig(config_path, overrides);
+  PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
+  DecodedDataset data(prepared);
+  const int classes = prepared.meta.num_classes();
+  torch::manual_seed(1);
+  FlexMoeModel model(config.model(), ModelShape{data.feature_sizes(), classes}, 1);
+  FusedAdam optimizer(model->parameters(), AdamOptions{config.training().lr()});
+  std::vector<uint32_t> train = SamplesOfSplit(prepared.index, 0);
+  std::vector<int> counts(prepared.size(), 0);
+  auto order = EpochOrder(train, counts, 1, 5, EpochPhase::kShuffled);
+  auto batches = Batches(order, batch);
+  if (batches.back().size() < static_cast<size_t>(batch)) batches.pop_back();
+
+  PhaseTimes times;
+  double step_seconds = 0;
+  model->train();
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  for (int s = 0; s < warmup + steps; ++s) {
+    bool timed = s >= warmup;
+    if (s == warmup && !profile_path.empty()) {
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
+    }
+    model->SetPhaseTimes(timed ? &times : nullptr);
+    const auto& samples = batches[s % batches.size()];
+    DecodedBatch decoded = data.Gather(samples);
+    BatchTensors t = ToTensors(decoded, data.feature_sizes());
+    auto start = Clock::now();
+    StepKey key{1, 0, s, decoded.sample};
+    ModelOutput out = model->Forward(t, key, true);
+    at::Tensor loss = at::nll_loss(at::log_softmax(out.logits, -1), t.label) +
+                      config.training().gate_loss_weight() * out.aux_loss;
+    optimizer.ZeroGrad();
+    auto backward_start = Clock::now();
+    loss.backward();
+    if (timed) times.Add(Phase::kBackward, Seconds(backward_start));
+    auto optimizer_start = Clock::now();
+    optimizer.Step();
+    if (timed) {
+      times.Add(Phase::kOptimizer, Seconds(optimizer_start));
+      step_seconds += Seconds(start);
+    }
+  }
+  profile.reset();
+  double samples_per_s = steps * batch / step_seconds;
+  double flops = 3 * ForwardFlopsPerSample(config.model(), data.feature_sizes(), classes);
+  double achieved = flops * samples_per_s / 1e9;
+  double gemm = GemmGflops(1024, 10);
+  std::printf(
+      "config %s batch %d threads %d: %.1f samples/s, %.3f ms/step, %.1f MFLOP/sample, "
+      "%.2f GFLOP/s achieved, large GEMM %.2f GFLOP/s (%.0f%%)\n",
+      config_path.c_str(), batch, threads, samples_per_s, 1e3 * step_seconds / steps, flops / 1e6,
+      achieved, gemm, 100 * achieved / gemm);
+  double accounted = 0;
+  for (int p = 0; p < static_cast<int>(Phase::kCount); ++p) {
+    double ms = 1e3 * times.seconds[p] / steps;
+    accounted += ms;
+    std::printf("  %-10s %8.3f ms/step %5.1f%%\n", PhaseName(static_cast<Phase>(p)), ms,
+                100 * times.seconds[p] / step_seconds);
+  }
+  std::printf("  %-10s %8.3f ms/step\n", "other", 1e3 * step_seconds / steps - accounted);
+  std::printf(
+      "{\"bench\": \"train\", \"batch\": %d, \"threads\": %d, \"samples_per_s\": %.1f, "
+      "\"gflops\": %.2f, \"gemm_gflops\": %.2f}\n",
+      batch, threads, samples_per_s, achieved, gemm);
+  return 0;
+}
+
+}  // namespace
+}  // namespace flexmoe
+
+int main(int argc, char** argv) { return flexmoe::Main(argc, argv); }

@@ -1,0 +1,44 @@
+// A prepared dataset decoded into memory: per modality a row-major float matrix (zeros where
+// the modality is missing), the observed mask, combinations and labels. Used by in-process
+// training and by the loader server to assemble batches without re-reading shards.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data_loader/shard.h"
+
+namespace flexmoe {
+
+struct DecodedBatch {
+  int size = 0;
+  std::vector<std::vector<float>> features;  // per modality, [size * features(m)]
+  std::vector<uint8_t> observed;             // [size * M]
+  std::vector<int64_t> combination;          // [size]
+  std::vector<int64_t> label;                // [size]
+  std::vector<int64_t> sample;               // [size], index into the dataset
+};
+
+class DecodedDataset {
+ public:
+  // Reads every record of the dataset, verifying checksums (kDataLoss on a bad record).
+  explicit DecodedDataset(const PreparedDataset& dataset);
+
+  int num_modalities() const { return static_cast<int>(feature_sizes_.size()); }
+  const std::vector<int>& feature_sizes() const { return feature_sizes_; }
+  size_t size() const { return combination_.size(); }
+  int64_t combination(uint32_t i) const { return combination_[i]; }
+  int64_t label(uint32_t i) const { return label_[i]; }
+  // Gathers the given samples into a batch.
+  DecodedBatch Gather(const std::vector<uint32_t>& samples) const;
+
+ private:
+  std::vector<int> feature_sizes_;
+  std::vector<std::vector<float>> features_;  // per modality, [N * F_m]
+  std::vector<uint8_t> observed_;             // [N * M]
+  std::vector<int64_t> combination_;
+  std::vector<int64_t> label_;
+};
+
+}  // namespace flexmoe

@@ -1,0 +1,35 @@
+// Dispatcher: orders the (token, slot) assignments of a top-k routing by expert, gathers the
+// token rows in that order and combines the expert outputs back with the gate weights.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace flexmoe {
+
+// For T tokens with k experts each, assignment a = t * k + j is token t's j-th choice.
+struct DispatchPlan {
+  at::Tensor sorted_order;      // [T*k] int64: assignment of each row, rows sorted by expert
+                                //   (stable: by token, then slot, within one expert)
+  at::Tensor inverse_order;     // [T*k] int64: row of each assignment (inverse permutation)
+  at::Tensor token_of_row;      // [T*k] int64: sorted_order / k
+  std::vector<int64_t> counts;  // [E]: rows per expert, in expert order
+  int64_t num_tokens = 0;       // T
+  int64_t top_k = 0;            // k
+};
+
+// top_indices [T, k] int64 with values in [0, num_experts).
+DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts);
+
+// x [T, D] -> [T*k, D]: row i is x[token_of_row[i]] (differentiable in x).
+at::Tensor Permute(const at::Tensor& x, const DispatchPlan& plan);
+
+// y_sorted [T*k, D] (expert outputs in plan order), gates [T, k] -> [T, D] with
+// out[t] = sum_j gates[t, j] * y[row of (t, j)], summed in slot order j = 0..k-1, so the
+// result is the same as the explicit per-token formula. Differentiable in y and gates.
+at::Tensor Combine(const at::Tensor& y_sorted, const DispatchPlan& plan, const at::Tensor& gates,
+                   int64_t num_tokens);
+
+}  // namespace flexmoe

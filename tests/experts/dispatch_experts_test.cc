@@ -1,0 +1,160 @@
+// Tests of the dispatcher (plan, permute, combine) and of the grouped experts, including
+// experts that receive no tokens.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "cluster/base/error.h"
+#include "experts/dispatcher.h"
+#include "experts/grouped_experts.h"
+
+namespace flexmoe {
+namespace {
+
+at::Tensor Longs(const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); }
+
+TEST(Dispatcher, PlanOnAHandExample) {
+  // Assignments a = t * 2 + j: experts (2, 0 | 1, 2 | 0, 2).
+  const DispatchPlan plan = MakeDispatchPlan(Longs({2, 0, 1, 2, 0, 2}).view({3, 2}), 4);
+  EXPECT_TRUE(at::equal(plan.sorted_order, Longs({1, 4, 2, 0, 3, 5})));
+  EXPECT_TRUE(at::equal(plan.token_of_row, Longs({0, 2, 1, 0, 1, 2})));
+  EXPECT_TRUE(at::equal(plan.inverse_order, Longs({3, 0, 2, 4, 1, 5})));
+  EXPECT_EQ(plan.counts, (std::vector<int64_t>{2, 1, 3, 0}));
+  EXPECT_EQ(plan.num_tokens, 3);
+  EXPECT_EQ(plan.top_k, 2);
+
+  const at::Tensor x = at::arange(6, at::kDouble).view({3, 2});  // row t = (2t, 2t+1)
+  const at::Tensor rows = Permute(x, plan);
+  EXPECT_TRUE(at::equal(rows, x.index_select(0, Longs({0, 2, 1, 0, 1, 2}))));
+}
+
+TEST(Dispatcher, RoundTripWithIdentityExpertsIsExact) {
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({9, 5}, at::kFloat);
+  // k = 2 with gates 1/2: x/2 + x/2 is exact in binary floating point.
+  const at::Tensor idx2 = at::randint(0, 4, {9, 2}, at::kLong);
+  const DispatchPlan plan2 = MakeDispatchPlan(idx2, 4);
+  const at::Tensor out2 = Combine(Permute(x, plan2), plan2, at::full({9, 2}, 0.5), 9);
+  EXPECT_TRUE(at::equal(out2, x));
+  // k = 3 with one-hot gates (the weight on a varying slot).
+  const at::Tensor idx3 = at::randint(0, 6, {9, 3}, at::kLong);
+  const DispatchPlan plan3 = MakeDispatchPlan(idx3, 6);
+  const at::Tensor gates3 = at::one_hot(at::arange(9, at::kLong).remainder(3), 3).to(at::kFloat);
+  EXPECT_TRUE(at::equal(Combine(Permute(x, plan3), plan3, gates3, 9), x));
+  int64_t total = 0;
+  for (int64_t c : plan3.counts) total += c;
+  EXPECT_EQ(total, 27);
+}
+
+TEST(Dispatcher, CombineIsTheGateWeightedSumAndDifferentiable) {
+  at::manual_seed(4);
+  const at::Tensor idx = at::randint(0, 3, {4, 2}, at::kLong);
+  const DispatchPlan plan = MakeDispatchPlan(idx, 3);
+  const at::Tensor y = at::randn({8, 3}, at::kDouble).requires_grad_();
+  const at::Tensor gates = at::rand({4, 2}, at::kDouble).requires_grad_();
+  const at::Tensor out = Combine(y, plan, gates, 4);
+  // Row of assignment (t, j) is inverse_order[t * 2 + j].
+  for (int64_t t = 0; t < 4; ++t) {
+    at::Tensor expected = at::zeros({3}, at::kDouble);
+    for (int64_t j = 0; j < 2; ++j) {
+      const int64_t row = plan.inverse_order[t * 2 + j].item<int64_t>();
+      EXPECT_EQ(plan.sorted_order[row].item<int64_t>(), t * 2 + j);
+      expected += gates[t][j] * y[row];
+    }
+    EXPECT_TRUE(at::allclose(out[t], expected, 0, 1e-15));
+  }
+  out.sum().backward();
+  // d out.sum() / d gates[t, j] = sum of y's row for that assignment.
+  const at::Tensor expected_gate_grad = y.sum(1).index_select(0, plan.inverse_order).view({4, 2});
+  EXPECT_TRUE(at::allclose(gates.grad(), expected_gate_grad, 0, 1e-14));
+  EXPECT_TRUE(at::allclose(
+      y.grad(), gates.reshape({-1}).index_select(0, plan.sorted_order).unsqueeze(1).expand({8, 3}),
+      0, 1e-15));
+}
+
+TEST(Dispatcher, RejectsBadInput) {
+  EXPECT_THROW(MakeDispatchPlan(Longs({0, 5}).view({1, 2}), 4), Error);
+  EXPECT_THROW(MakeDispatchPlan(at::zeros({2, 2}), 4), Error);  // not int64
+  const DispatchPlan plan = MakeDispatchPlan(Longs({0, 1}).view({1, 2}), 2);
+  EXPECT_THROW(Permute(at::zeros({2, 3}), plan), Error);
+  EXPECT_THROW(Combine(at::zeros({3, 3}), plan, at::ones({1, 2}), 1), Error);
+}
+
+// FFN_e(x) = GELU(x w1[e] + b1[e]) w2[e] + b2[e] with GELU(h) = h Phi(h), written out.
+at::Tensor ExplicitFfn(GroupedExpertsImpl& experts, int64_t e, const at::Tensor& x) {
+  const at::Tensor h = x.matmul(experts.w1()[e]) + experts.b1()[e];
+  const at::Tensor g = h * 0.5 * (1.0 + at::erf(h / std::sqrt(2.0)));
+  return g.matmul(experts.w2()[e]) + experts.b2()[e];
+}
+
+TEST(GroupedExperts, ShapesAndInitialisation) {
+  GroupedExperts experts(GroupedExpertsOptions{16, 5, {}, -1});
+  EXPECT_EQ(experts->w1().sizes(), (std::vector<int64_t>{5, 16, 32}));
+  EXPECT_EQ(experts->b1().sizes(), (std::vector<int64_t>{5, 32}));
+  EXPECT_EQ(experts->w2().sizes(), (std::vector<int64_t>{5, 32, 16}));
+  EXPECT_EQ(experts->b2().sizes(), (std::vector<int64_t>{5, 16}));
+  const double bound = 1.0 / std::sqrt(16.0 * 32.0);  // FastMoE: 1/sqrt(out * in)
+  for (const at::Tensor& w : {experts->w1(), experts->w2()}) {
+    EXPECT_LE(w.abs().max().item<double>(), bound);
+    EXPECT_GT(w.abs().max().item<double>(), 0.9 * bound);
+  }
+  EXPECT_EQ(experts->b1().abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(experts->b2().abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(experts->parameters().size(), 4u);
+  EXPECT_EQ(experts->global_ids(), (std::vector<int64_t>{0, 1, 2, 3, 4}));
+}
+
+TEST(GroupedExperts, SeededInitDoesNotDependOnTheSubsetHeld) {
+  GroupedExperts all(GroupedExpertsOptions{4, 5, {}, /*init_seed=*/11});
+  GroupedExperts some(GroupedExpertsOptions{4, 5, {1, 3}, /*init_seed=*/11});
+  EXPECT_EQ(some->num_local_experts(), 2);
+  EXPECT_TRUE(at::equal(some->w1()[0], all->w1()[1]));
+  EXPECT_TRUE(at::equal(some->w2()[1], all->w2()[3]));
+  EXPECT_FALSE(at::equal(all->w1()[0], all->w1()[1]));
+  EXPECT_THROW(GroupedExperts(GroupedExpertsOptions{4, 5, {3, 1}, -1}), Error);
+  EXPECT_THROW(GroupedExperts(GroupedExpertsOptions{4, 5, {5}, -1}), Error);
+}
+
+TEST(GroupedExperts, ExpertWithZeroTokensIsValidAndGetsZeroGradient) {
+  at::manual_seed(5);
+  GroupedExperts experts(GroupedExpertsOptions{4, 3, {}, -1});
+  experts->to(at::kDouble);
+  {
+    at::NoGradGuard no_grad;  // non-zero biases so that their gradients mean something
+    experts->b1().uniform_(-0.1, 0.1);
+    experts->b2().uniform_(-0.1, 0.1);
+  }
+  const std::vector<int64_t> counts = {3, 0, 2};
+  const at::Tensor x = at::randn({5, 4}, at::kDouble).requires_grad_();
+  const at::Tensor y = experts->Forward(x, counts);
+  ASSERT_EQ(y.sizes(), (std::vector<int64_t>{5, 4}));
+  EXPECT_TRUE(at::isfinite(y).all().item<bool>());
+  const at::Tensor expected = at::cat(
+      {ExplicitFfn(*experts, 0, x.narrow(0, 0, 3)), ExplicitFfn(*experts, 2, x.narrow(0, 3, 2))});
+  EXPECT_TRUE(at::allclose(y, expected, 0, 1e-14));
+
+  const at::Tensor weights = at::randn({5, 4}, at::kDouble);
+  (y * weights).sum().backward();
+  for (const at::Tensor& p : experts->parameters()) {
+    ASSERT_TRUE(p.grad().defined());
+    EXPECT_EQ(p.grad()[1].abs().max().item<double>(), 0.0);  // expert 1 saw no token
+    EXPECT_GT(p.grad()[0].abs().max().item<double>(), 0.0);
+    EXPECT_GT(p.grad()[2].abs().max().item<double>(), 0.0);
+  }
+  // No token at all.
+  const at::Tensor empty = experts->Forward(at::zeros({0, 4}, at::kDouble), {0, 0, 0});
+  EXPECT_EQ(empty.sizes(), (std::vector<int64_t>{0, 4}));
+}
+
+TEST(GroupedExperts, RejectsBadCounts) {
+  GroupedExperts experts(GroupedExpertsOptions{4, 3, {}, -1});
+  EXPECT_THROW(experts->Forward(at::zeros({5, 4}), {3, 0, 1}), Error);
+  EXPECT_THROW(experts->Forward(at::zeros({5, 4}), {3, 2}), Error);
+  EXPECT_THROW(experts->Forward(at::zeros({5, 4}), {6, -1, 0}), Error);
+  EXPECT_THROW(experts->Forward(at::zeros({5, 3}), {3, 2, 0}), Error);
+}
+
+}  // namespace
+}  // namespace flexmoe

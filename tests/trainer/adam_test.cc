@@ -1,0 +1,34 @@
+// FusedAdam against LibTorch's Adam: the same parameters after several steps.
+#include "trainer/adam.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/optim/adam.h>
+
+namespace flexmoe {
+namespace {
+
+TEST(FusedAdamTest, MatchesLibTorchAdam) {
+  torch::manual_seed(0);
+  at::Tensor a = at::randn({37, 5}).requires_grad_(true);
+  at::Tensor b = a.detach().clone().requires_grad_(true);
+  at::Tensor unused = at::randn({3}).requires_grad_(true);  // never gets a gradient
+  at::Tensor unused_before = unused.detach().clone();
+  FusedAdam fused({a, unused}, AdamOptions{1e-2});
+  torch::optim::Adam reference({b}, torch::optim::AdamOptions(1e-2));
+  for (int step = 0; step < 25; ++step) {
+    at::Tensor target = at::randn({37, 5});
+    fused.ZeroGrad();
+    ((a - target).pow(2).sum()).backward();
+    fused.Step();
+    reference.zero_grad();
+    ((b - target).pow(2).sum()).backward();
+    reference.step();
+    ASSERT_TRUE(at::allclose(a, b, 1e-5, 1e-6)) << "step " << step;
+  }
+  EXPECT_EQ(fused.steps(), 25);
+  EXPECT_TRUE(at::equal(unused, unused_before));
+}
+
+}  // namespace
+}  // namespace flexmoe

@@ -1,0 +1,161 @@
+// The Flex-MoE model: patch-embedding layout, the bank filling exactly the missing
+// (sample, modality) pairs, keyed dropout, and a finite-difference gradient check in double
+// precision over every parameter group.
+#include "trainer/model.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+#include <torch/utils.h>
+
+#include <map>
+
+namespace flexmoe {
+namespace {
+
+config::ModelConfig TinyModel(double dropout) {
+  config::ModelConfig m;
+  m.set_patches(2);
+  m.set_hidden_dim(8);
+  m.set_num_heads(2);
+  m.set_num_layers_fus(2);  // sparse then dense
+  m.set_num_layers_pred(2);
+  m.set_num_experts(4);
+  m.set_top_k(2);
+  m.set_dropout(dropout);
+  return m;
+}
+
+BatchTensors TinyBatch(at::ScalarType type) {
+  BatchTensors b;
+  torch::manual_seed(5);
+  b.features = {at::randn({4, 3}).to(type), at::randn({4, 5}).to(type)};
+  // Samples: both, first only, second only, both.
+  b.observed = at::tensor({1, 1, 1, 0, 0, 1, 1, 1}, at::kLong).to(at::kBool).view({4, 2});
+  b.combination = at::tensor({0, 1, 2, 0}, at::kLong);
+  for (int i = 0; i < 4; ++i) {
+    if (!b.observed[i][0].item<bool>()) b.features[0][i].zero_();
+    if (!b.observed[i][1].item<bool>()) b.features[1][i].zero_();
+  }
+  b.label = at::tensor({0, 1, 1, 0}, at::kLong);
+  return b;
+}
+
+TEST(PatchEmbeddingTest, PaddingAndRowMajorPatches) {
+  // F = 13, P = 4: patch size ceil(13/4) = 4, three zeros padded at the end.
+  PatchEmbedding embed(13, 4, 4);
+  EXPECT_EQ(embed->patch_size(), 4);
+  {
+    torch::NoGradGuard no_grad;
+    auto params = embed->named_parameters();
+    params["proj.weight"].copy_(at::eye(4));  // output d = input position d of the patch
+    params["proj.bias"].zero_();
+  }
+  at::Tensor x = at::arange(1, 14, at::kFloat).view({1, 13});
+  at::Tensor out = embed->forward(x);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{1, 4, 4}));
+  // Patch p holds features p*4 .. p*4+3 (values 1..13, then three padded zeros).
+  at::Tensor expected = at::cat({at::arange(1, 14, at::kFloat), at::zeros({3})}).view({1, 4, 4});
+  EXPECT_TRUE(at::equal(out, expected)) << out;
+}
+
+TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
+  torch::manual_seed(1);
+  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2}, 1);
+  BatchTensors batch = TinyBatch(at::kFloat);
+  at::Tensor tokens = model->Embed(batch).view({4, 2, 2, 8});
+  at::Tensor bank = model->bank();
+  ASSERT_EQ(bank.sizes(), (std::vector<int64_t>{3, 2, 2, 8}));
+  for (int b = 0; b < 4; ++b) {
+    for (int m = 0; m < 2; ++m) {
+      int64_t c = batch.combination[b].item<int64_t>();
+      at::Tensor got = tokens[b][m];
+      if (batch.observed[b][m].item<bool>()) {
+        at::Tensor encoded = model->encoder(m)->forward(batch.features[m].narrow(0, b, 1))[0];
+        EXPECT_TRUE(at::equal(got, encoded)) << "sample " << b << " modality " << m;
+      } else {
+        EXPECT_TRUE(at::equal(got, bank[c][m])) << "sample " << b << " modality " << m;
+      }
+    }
+  }
+}
+
+TEST(FlexMoeModelTest, ZeroBankModeFillsZeros) {
+  config::ModelConfig m = TinyModel(0.0);
+  m.set_bank_mode(config::ModelConfig::ZERO);
+  FlexMoeModel model(m, ModelShape{{3, 5}, 2}, 1);
+  at::Tensor tokens = model->Embed(TinyBatch(at::kFloat)).view({4, 2, 2, 8});
+  EXPECT_TRUE(at::equal(tokens[1][1], at::zeros({2, 8})));
+  EXPECT_TRUE(at::equal(tokens[2][0], at::zeros({2, 8})));
+  EXPECT_FALSE(model->bank().defined());
+}
+
+TEST(KeyedDropoutTest, MasksDependOnTheSampleNotItsPosition) {
+  StepKey key{7, 1, 3, {10, 20}};
+  StepKey swapped{7, 1, 3, {20, 10}};
+  at::Tensor a = KeyedTensor(key, RandomSite::kResidual1, 0, {5, 6}, KeyedKind::kMask, 0.5);
+  at::Tensor b = KeyedTensor(swapped, RandomSite::kResidual1, 0, {5, 6}, KeyedKind::kMask, 0.5);
+  EXPECT_TRUE(at::equal(a[0], b[1]));
+  EXPECT_TRUE(at::equal(a[1], b[0]));
+  EXPECT_FALSE(at::equal(a[0], a[1]));
+  // Values are 0 or 1/(1-p).
+  EXPECT_TRUE(at::logical_or(a.eq(0), a.eq(2)).all().item<bool>());
+  double kept = a.ne(0).to(at::kDouble).mean().item<double>();
+  EXPECT_GT(kept, 0.25);
+  EXPECT_LT(kept, 0.75);
+}
+
+// Central differences in double precision, on a sample of entries of every parameter,
+// through the task loss plus the router loss with fixed dropout masks and router noise.
+TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfEveryParameterGroup) {
+  torch::manual_seed(3);
+  FlexMoeModel model(TinyModel(0.2), ModelShape{{3, 5}, 2}, 3);
+  model->to(at::kDouble);
+  BatchTensors batch = TinyBatch(at::kDouble);
+  StepKey key{11, 0, 0, {0, 1, 2, 3}};
+  auto loss_fn = [&]() {
+    ModelOutput out = model->Forward(batch, key, /*training=*/true);
+    return at::nll_loss(at::log_softmax(out.logits, -1), batch.label) + 0.01 * out.aux_loss;
+  };
+  model->zero_grad();
+  loss_fn().backward();
+  std::map<std::string, int> checked_groups;
+  const double eps = 1e-6;
+  for (auto& item : model->named_parameters()) {
+    at::Tensor p = item.value();
+    at::Tensor grad = p.grad();
+    ASSERT_TRUE(grad.defined()) << item.key();
+    at::Tensor flat = p.view({-1});
+    int64_t n = flat.numel();
+    int64_t stride = std::max<int64_t>(1, n / 12);
+    for (int64_t i = 0; i < n; i += stride) {
+      double original = flat[i].item<double>();
+      double plus, minus;
+      {
+        torch::NoGradGuard no_grad;
+        flat[i].fill_(original + eps);
+        plus = loss_fn().item<double>();
+        flat[i].fill_(original - eps);
+        minus = loss_fn().item<double>();
+        flat[i].fill_(original);
+      }
+      double numeric = (plus - minus) / (2 * eps);
+      double analytic = grad.view({-1})[i].item<double>();
+      EXPECT_NEAR(analytic, numeric, 1e-6 + 1e-4 * std::fabs(numeric))
+          << item.key() << "[" << i << "]";
+    }
+    std::string group = item.key().substr(0, item.key().find('.'));
+    if (item.key().find("moe.router") != std::string::npos) group = "router";
+    if (item.key().find("moe.experts") != std::string::npos) group = "experts";
+    if (item.key().find(".q.") != std::string::npos || item.key().find(".kv.") != std::string::npos)
+      group = "attention";
+    checked_groups[group]++;
+  }
+  for (const char* group : {"encoder0", "encoder1", "bank", "pos_embed", "attention", "router",
+                            "experts", "head0", "head1"}) {
+    EXPECT_GT(checked_groups[group], 0) << group;
+  }
+}
+
+}  // namespace
+}  // namespace flexmoe

@@ -1,0 +1,44 @@
+// Adam (Kingma & Ba, PyTorch's update rule, no AMSGrad) fused into one pass over each
+// parameter's memory, instead of LibTorch's five tensor ops per parameter.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace flexmoe {
+
+struct AdamOptions {
+  double lr = 1e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+};
+
+// Not thread-safe. Parameters must be contiguous float32 CPU tensors.
+class FusedAdam {
+ public:
+  FusedAdam(std::vector<at::Tensor> parameters, AdamOptions options);
+
+  // Drops the gradients, so that the next backward writes fresh ones without an add.
+  void ZeroGrad();
+  // One update of every parameter that has a gradient:
+  //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+  //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+  void Step();
+
+  int64_t steps() const { return steps_; }
+  std::vector<at::Tensor>& exp_avg() { return exp_avg_; }
+  std::vector<at::Tensor>& exp_avg_sq() { return exp_avg_sq_; }
+  const std::vector<at::Tensor>& parameters() const { return parameters_; }
+  void set_steps(int64_t steps) { steps_ = steps; }
+
+ private:
+  std::vector<at::Tensor> parameters_;
+  std::vector<at::Tensor> exp_avg_, exp_avg_sq_;
+  AdamOptions options_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace flexmoe

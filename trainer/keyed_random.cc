@@ -1,0 +1,227 @@
+// Philox4x32-10, the keyed generator built on it, and a keyed Fisher-Yates shuffle (see
+// keyed_random.h). Built with -ffp-contract=off: log, sin and cos below are our own
+// polynomials in plain IEEE double arithmetic, so normals are bit-identical everywhere.
+#include "trainer/keyed_random.h"
+
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+namespace {
+
+constexpr uint32_t kPhiloxM0 = 0xD2511F53;
+constexpr uint32_t kPhiloxM1 = 0xCD9E8D57;
+constexpr uint32_t kPhiloxW0 = 0x9E3779B9;  // golden ratio
+constexpr uint32_t kPhiloxW1 = 0xBB67AE85;  // sqrt(3) - 1
+constexpr uint64_t kBlocksPerStream = uint64_t{1} << 32;
+
+// Key tweak for digesting the ids, so that digest calls and output blocks use different
+// keys for the same seed.
+constexpr uint32_t kDigestTweak0 = 0x243F6A88;  // digits of pi
+constexpr uint32_t kDigestTweak1 = 0x85A308D3;
+
+// ln(x) for finite x > 0: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), then
+// ln(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.1716, by its series to s^21
+// (truncation error below 1e-18). Accurate to a few ulp; deterministic.
+double DeterministicLog(double x) {
+  int e = 0;
+  double m = std::frexp(x, &e);  // exact: m in [0.5, 1)
+  if (m < 0.70710678118654752440) {
+    m *= 2;
+    --e;
+  }
+  const double s = (m - 1) / (m + 1);
+  const double z = s * s;
+  const double series =
+      2.0 +
+      z * (2.0 / 3 +
+           z * (2.0 / 5 +
+                z * (2.0 / 7 +
+                     z * (2.0 / 9 +
+                          z * (2.0 / 11 +
+                               z * (2.0 / 13 +
+                                    z * (2.0 / 15 +
+                                         z * (2.0 / 17 + z * (2.0 / 19 + z * (2.0 / 21))))))))));
+  return e * 0.69314718055994530942 + s * series;
+}
+
+// sin and cos of 2 pi u for u in (0, 1), by quadrant reduction (exact, u being a
+// multiple of 2^-53) and Taylor polynomials on [-pi/4, pi/4] (errors below 1e-16).
+void DeterministicSinCos2Pi(double u, double* sin_out, double* cos_out) {
+  const double t = 4 * u;                   // exact
+  const int q = static_cast<int>(t + 0.5);  // nearest quadrant, 0..4
+  const double x = (t - q) * 1.57079632679489661923;
+  const double z = x * x;
+  const double sin_x =
+      x + x * z *
+              (-1.0 / 6 +
+               z * (1.0 / 120 + z * (-1.0 / 5040 +
+                                     z * (1.0 / 362880 + z * (-1.0 / 39916800 +
+                                                              z * (1.0 / 6227020800 +
+                                                                   z * (-1.0 / 1307674368000)))))));
+  const double cos_x =
+      1 + z * (-1.0 / 2 +
+               z * (1.0 / 24 +
+                    z * (-1.0 / 720 +
+                         z * (1.0 / 40320 +
+                              z * (-1.0 / 3628800 +
+                                   z * (1.0 / 479001600 +
+                                        z * (-1.0 / 87178291200 + z * (1.0 / 20922789888000))))))));
+  switch (q & 3) {
+    case 0:
+      *sin_out = sin_x;
+      *cos_out = cos_x;
+      break;
+    case 1:
+      *sin_out = cos_x;
+      *cos_out = -sin_x;
+      break;
+    case 2:
+      *sin_out = -sin_x;
+      *cos_out = -cos_x;
+      break;
+    default:
+      *sin_out = -cos_x;
+      *cos_out = sin_x;
+      break;
+  }
+}
+
+}  // namespace
+
+PhiloxCounter Philox4x32(const PhiloxCounter& counter, const PhiloxKey& key) {
+  PhiloxCounter c = counter;
+  uint32_t k0 = key[0], k1 = key[1];
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      k0 += kPhiloxW0;
+      k1 += kPhiloxW1;
+    }
+    const uint64_t p0 = static_cast<uint64_t>(kPhiloxM0) * c[0];
+    const uint64_t p1 = static_cast<uint64_t>(kPhiloxM1) * c[2];
+    c = {static_cast<uint32_t>(p1 >> 32) ^ c[1] ^ k0, static_cast<uint32_t>(p1),
+         static_cast<uint32_t>(p0 >> 32) ^ c[3] ^ k1, static_cast<uint32_t>(p0)};
+  }
+  return c;
+}
+
+KeyedRandom::KeyedRandom(uint64_t seed, std::initializer_list<uint64_t> ids) {
+  Init(seed, ids.begin(), ids.size());
+}
+
+KeyedRandom::KeyedRandom(uint64_t seed, const std::vector<uint64_t>& ids) {
+  Init(seed, ids.data(), ids.size());
+}
+
+void KeyedRandom::Init(uint64_t seed, const uint64_t* ids, size_t count) {
+  key_ = {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
+  const PhiloxKey digest_key = {key_[0] ^ kDigestTweak0, key_[1] ^ kDigestTweak1};
+  // CBC-MAC over blocks {id low, id high, position, 0}, finished by a block holding the
+  // count, so tuples of different lengths never share a digest by construction.
+  PhiloxCounter h = {0, 0, 0, 0};
+  for (size_t i = 0; i < count; ++i) {
+    h = Philox4x32(
+        {h[0] ^ static_cast<uint32_t>(ids[i]), h[1] ^ static_cast<uint32_t>(ids[i] >> 32),
+         h[2] ^ static_cast<uint32_t>(i), h[3]},
+        digest_key);
+  }
+  h = Philox4x32({h[0], h[1], h[2] ^ static_cast<uint32_t>(count), h[3] ^ 0xFFFFFFFFu}, digest_key);
+  counter_ = {0, h[0], h[1], h[2]};
+}
+
+void KeyedRandom::Refill() {
+  if (blocks_used_ >= kBlocksPerStream) {
+    Fail(ErrorCode::kFailedPrecondition, "KeyedRandom: more than 2^34 numbers drawn from one ",
+         "keyed stream; key the draws more finely");
+  }
+  counter_[0] = static_cast<uint32_t>(blocks_used_++);
+  block_ = Philox4x32(counter_, key_);
+  next_word_ = 0;
+}
+
+uint32_t KeyedRandom::NextU32() {
+  if (next_word_ == 4) Refill();
+  return block_[next_word_++];
+}
+
+uint64_t KeyedRandom::NextU64() {
+  const uint64_t high = NextU32();
+  return (high << 32) | NextU32();
+}
+
+uint32_t KeyedRandom::UniformInt(uint32_t bound) {
+  if (bound == 0) Fail(ErrorCode::kInvalidArgument, "KeyedRandom::UniformInt: bound 0");
+  uint64_t m = static_cast<uint64_t>(NextU32()) * bound;
+  uint32_t low = static_cast<uint32_t>(m);
+  if (low < bound) {
+    const uint32_t threshold = (0u - bound) % bound;  // 2^32 mod bound
+    while (low < threshold) {
+      m = static_cast<uint64_t>(NextU32()) * bound;
+      low = static_cast<uint32_t>(m);
+    }
+  }
+  return static_cast<uint32_t>(m >> 32);
+}
+
+float KeyedRandom::Uniform() {
+  const uint32_t k = NextU32() >> 9;                            // 23 bits
+  return static_cast<float>(2 * k + 1) * (1.0f / 16777216.0f);  // (2k + 1) / 2^24, exact
+}
+
+double KeyedRandom::UniformDouble() {
+  const uint64_t k = NextU64() >> 12;                                  // 52 bits
+  return static_cast<double>(2 * k + 1) * (1.0 / 9007199254740992.0);  // (2k + 1) / 2^53
+}
+
+float KeyedRandom::Normal() {
+  if (has_spare_normal_) {
+    has_spare_normal_ = false;
+    return spare_normal_;
+  }
+  const double u1 = UniformDouble();
+  const double u2 = UniformDouble();
+  const double r = std::sqrt(-2 * DeterministicLog(u1));  // sqrt is correctly rounded
+  double sin_value = 0, cos_value = 0;
+  DeterministicSinCos2Pi(u2, &sin_value, &cos_value);
+  spare_normal_ = static_cast<float>(r * sin_value);
+  has_spare_normal_ = true;
+  return static_cast<float>(r * cos_value);
+}
+
+void KeyedRandom::FillUniform(float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = Uniform();
+}
+
+void KeyedRandom::FillNormal(float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = Normal();
+}
+
+void KeyedRandom::FillBernoulliMask(float* out, size_t n, float keep_prob, float scale) {
+  if (!(keep_prob >= 0 && keep_prob <= 1)) {
+    Fail(ErrorCode::kInvalidArgument, "KeyedRandom: keep probability ", keep_prob,
+         " is outside [0, 1]");
+  }
+  for (size_t i = 0; i < n; ++i) out[i] = Uniform() < keep_prob ? scale : 0.0f;
+}
+
+void KeyedShuffle(std::vector<uint32_t>& values, uint64_t seed,
+                  std::initializer_list<uint64_t> ids) {
+  KeyedShuffle(values, seed, std::vector<uint64_t>(ids));
+}
+
+void KeyedShuffle(std::vector<uint32_t>& values, uint64_t seed, const std::vector<uint64_t>& ids) {
+  if (values.size() > std::numeric_limits<uint32_t>::max()) {
+    Fail(ErrorCode::kInvalidArgument, "KeyedShuffle: ", values.size(), " values, at most ",
+         std::numeric_limits<uint32_t>::max(), " supported");
+  }
+  KeyedRandom rng(seed, ids);
+  for (size_t i = values.size(); i > 1; --i) {
+    const uint32_t j = rng.UniformInt(static_cast<uint32_t>(i));
+    std::swap(values[i - 1], values[j]);
+  }
+}
+
+}  // namespace flexmoe

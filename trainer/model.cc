@@ -1,0 +1,216 @@
+// The Flex-MoE model's forward pass (model.h).
+#include "trainer/model.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/init.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+
+PatchEmbeddingImpl::PatchEmbeddingImpl(int features, int patches, int hidden_dim)
+    : features_(features), patches_(patches), patch_size_((features + patches - 1) / patches) {
+  proj_ = register_module("proj", torch::nn::Linear(patch_size_, hidden_dim));
+}
+
+at::Tensor PatchEmbeddingImpl::forward(const at::Tensor& x) {
+  int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
+  at::Tensor padded = pad > 0 ? at::constant_pad_nd(x, {0, pad}) : x;
+  return proj_->forward(padded.view({x.size(0), patches_, patch_size_}));
+}
+
+FusionLayerImpl::FusionLayerImpl(const config::ModelConfig& model, bool sparse, int64_t layer_index,
+                                 int64_t init_seed)
+    : model_(model), sparse_(sparse), layer_(layer_index) {
+  const int64_t d = model.hidden_dim();
+  norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  q_ = register_module("q", torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
+  kv_ = register_module("kv", torch::nn::Linear(torch::nn::LinearOptions(d, 2 * d).bias(false)));
+  proj_ = register_module("proj", torch::nn::Linear(d, d));
+  if (sparse) {
+    MoeLayerOptions options;
+    options.hidden_dim = d;
+    options.num_experts = model.num_experts();
+    options.top_k = model.top_k();
+    options.init_seed = init_seed;
+    moe_ = register_module("moe", LocalMoeLayer(options));
+  } else {
+    dense1_ = register_module("dense1", torch::nn::Linear(d, 2 * d));
+    dense2_ = register_module("dense2", torch::nn::Linear(2 * d, d));
+  }
+}
+
+at::Tensor FusionLayerImpl::Attention(const at::Tensor& h, const StepKey& key, bool training) {
+  const int64_t b = h.size(0), n = h.size(1), d = h.size(2);
+  const int64_t heads = model_.num_heads(), dh = d / heads;
+  const double p = model_.dropout();
+  at::Tensor q = q_->forward(h).view({b, n, heads, dh}).transpose(1, 2);  // [B,H,N,dh]
+  at::Tensor kv = kv_->forward(h).view({b, n, 2, heads, dh}).permute({2, 0, 3, 1, 4});
+  at::Tensor k = kv[0], v = kv[1];  // [B,H,N,dh]
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(dh)));
+  at::Tensor attn = at::softmax(scores, -1);
+  attn = KeyedDropout(attn, p, training, key, RandomSite::kAttentionWeights, layer_);
+  at::Tensor out = at::matmul(attn, v).transpose(1, 2).reshape({b, n, d});
+  out = proj_->forward(out);
+  return KeyedDropout(out, p, training, key, RandomSite::kAttentionOutput, layer_);
+}
+
+at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token_combination,
+                                    const at::Tensor& block_of_token, int64_t num_blocks,
+                                    const StepKey& key, bool training, at::Tensor* aux_loss,
+                                    at::Tensor* routing) {
+  const double p = model_.dropout();
+  at::Tensor y;
+  {
+    PhaseScope scope(times_, Phase::kAttention);
+    at::Tensor a = Attention(norm1_->forward(x), key, training);
+    at::Tensor base = model_.attention_residual() == config::ModelConfig::AUTHORS_CODE ? a : x;
+    y = base + KeyedDropout(a, p, training, key, RandomSite::kResidual1, layer_);
+  }
+
+  const int64_t b = y.size(0), n = y.size(1), d = y.size(2);
+  auto routing_start = std::chrono::steady_clock::now();
+  double expert_seconds = 0;
+  at::Tensor h = norm2_->forward(y);
+  at::Tensor ffn;
+  if (sparse_) {
+    // All modality blocks go through one dispatch, tokens in (block, sample, patch) order;
+    // the router loss is still formed per block.
+    const int64_t m = num_blocks, patches = n / m;
+    at::Tensor tokens =
+        h.view({b, m, patches, d}).permute({1, 0, 2, 3}).reshape({m * b * patches, d});
+    at::Tensor noise;
+    if (training) {
+      noise = KeyedTensor(key, RandomSite::kRouterNoise, layer_, {m, patches, model_.num_experts()},
+                          KeyedKind::kNormal)
+                  .permute({1, 0, 2, 3})
+                  .reshape({m * b * patches, model_.num_experts()})
+                  .to(h.scalar_type());
+    }
+    GroupedExpertsImpl& experts = *moe_->experts();
+    auto run_experts = [&](const at::Tensor& rows, const std::vector<int64_t>& counts) {
+      auto start = std::chrono::steady_clock::now();
+      at::Tensor result = experts.Forward(rows, counts);
+      expert_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return result;
+    };
+    MoeOutput out = RunMoe(*moe_->router(), run_experts, RouterStatsReducer(), tokens, noise,
+                           token_combination, block_of_token, m, training);
+    *aux_loss = out.aux_loss;
+    if (routing != nullptr) *routing = out.routing.top_indices;
+    ffn = out.output.view({m, b, patches, d}).permute({1, 0, 2, 3}).reshape({b, n, d});
+  } else {
+    ffn = dense1_->forward(h);
+    ffn = at::gelu(ffn);
+    ffn = KeyedDropout(ffn, p, training, key, RandomSite::kDenseFfn, layer_);
+    ffn = dense2_->forward(ffn);
+  }
+  at::Tensor result = y + KeyedDropout(ffn, p, training, key, RandomSite::kResidual2, layer_);
+  if (times_ != nullptr) {
+    double total =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - routing_start).count();
+    times_->Add(Phase::kExperts, expert_seconds);
+    times_->Add(sparse_ ? Phase::kRouting : Phase::kExperts, total - expert_seconds);
+  }
+  return result;
+}
+
+FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const ModelShape& shape,
+                                   int64_t init_seed)
+    : model_(model), shape_(shape) {
+  const int m_count = static_cast<int>(shape.feature_sizes.size());
+  const int64_t p = model.patches(), d = model.hidden_dim();
+  const int combinations = (1 << m_count) - 1;
+  if (model.num_experts() < combinations) {
+    Fail(ErrorCode::kInvalidArgument, "model.num_experts: ", model.num_experts(),
+         " experts, but the S-Router needs one per combination (", combinations, ")");
+  }
+  // Initialisation order as in the authors' code: encoders, fusion model, bank.
+  for (int m = 0; m < m_count; ++m) {
+    encoders_.push_back(register_module("encoder" + std::to_string(m),
+                                        PatchEmbedding(shape.feature_sizes[m], p, d)));
+  }
+  pos_embed_ = register_parameter("pos_embed", at::zeros({1, m_count * p, d}));
+  for (int l = 0; l < model.num_layers_fus(); ++l) {
+    bool sparse = l % 2 == 0;
+    layers_.push_back(register_module("layer" + std::to_string(l),
+                                      FusionLayer(model, sparse, l, init_seed * 1000 + l)));
+  }
+  const int64_t in = m_count * d;
+  if (model.num_layers_pred() == 1) {
+    head_.push_back(register_module("head0", torch::nn::Linear(in, shape.num_classes)));
+  } else {
+    head_.push_back(register_module("head0", torch::nn::Linear(in, d)));
+    for (int l = 1; l + 1 < model.num_layers_pred(); ++l) {
+      head_.push_back(register_module("head" + std::to_string(l), torch::nn::Linear(d, d)));
+    }
+    head_.push_back(register_module("head" + std::to_string(model.num_layers_pred() - 1),
+                                    torch::nn::Linear(d, shape.num_classes)));
+  }
+  if (model.bank_mode() == config::ModelConfig::LEARNED) {
+    bank_ = register_parameter("bank", at::randn({combinations, m_count, p, d}));
+  }
+}
+
+void FlexMoeModelImpl::SetPhaseTimes(PhaseTimes* times) {
+  times_ = times;
+  for (auto& layer : layers_) layer->set_phase_times(times);
+}
+
+at::Tensor FlexMoeModelImpl::Embed(const BatchTensors& batch) {
+  PhaseScope scope(times_, Phase::kEncode);
+  const int m_count = num_modalities();
+  const int64_t b = batch.combination.size(0);
+  at::Tensor bank_rows;
+  if (bank_.defined()) bank_rows = bank_.index_select(0, batch.combination);  // [B, M, P, D]
+  std::vector<at::Tensor> blocks;
+  for (int m = 0; m < m_count; ++m) {
+    at::Tensor encoded = encoders_[m]->forward(batch.features[m]);  // [B, P, D]
+    at::Tensor fill = bank_rows.defined() ? bank_rows.select(1, m) : at::zeros_like(encoded);
+    at::Tensor observed = batch.observed.select(1, m).view({b, 1, 1});
+    blocks.push_back(at::where(observed, encoded, fill));
+  }
+  return at::cat(blocks, 1);
+}
+
+ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& key,
+                                      bool training) {
+  const int m_count = num_modalities();
+  const int64_t b = batch.combination.size(0), p = model_.patches(), d = model_.hidden_dim();
+  at::Tensor x = Embed(batch) + pos_embed_;  // [B, M*P, D]
+
+  // Per token (block, sample, patch): its sample's combination and its block.
+  at::Tensor token_combination =
+      batch.combination.view({1, b, 1}).expand({m_count, b, p}).reshape({-1});
+  at::Tensor block_of_token =
+      at::arange(m_count, at::kLong).view({m_count, 1, 1}).expand({m_count, b, p}).reshape({-1});
+  ModelOutput out;
+  out.aux_loss = at::zeros({}, x.options());
+  for (auto& layer : layers_) {
+    at::Tensor aux, routing;
+    x = layer->forward(x, token_combination, block_of_token, m_count, key, training, &aux,
+                       &routing);
+    if (layer->sparse()) {
+      out.aux_loss = out.aux_loss + aux;
+      out.routing.push_back(routing);
+    }
+  }
+  PhaseScope head_scope(times_, Phase::kHead);
+  at::Tensor pooled = x.view({b, m_count, p, d}).mean(2).reshape({b, m_count * d});
+  at::Tensor h = pooled;
+  for (size_t l = 0; l < head_.size(); ++l) {
+    h = head_[l]->forward(h);
+    if (l + 1 < head_.size()) {
+      h = KeyedDropout(at::relu(h), 0.5, training, key, RandomSite::kHead, static_cast<int64_t>(l));
+    }
+  }
+  out.logits = h;
+  return out;
+}
+
+}  // namespace flexmoe
