@@ -17,6 +17,7 @@
 #include "data_loader/epoch_plan.h"
 #include "proto/config_loader.h"
 #include "trainer/adam.h"
+#include "trainer/compute_threads.h"
 #include "trainer/model.h"
 #include "trainer/phase_times.h"
 
@@ -93,13 +94,18 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  at::set_num_threads(threads);
+  SetComputeThreads(threads);
   config::Config config = LoadConfig(config_path, overrides);
   PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
   DecodedDataset data(prepared);
   const int classes = prepared.meta.num_classes();
   torch::manual_seed(1);
-  FlexMoeModel model(config.model(), ModelShape{data.feature_sizes(), classes}, 1);
+  FlexMoeModel model(
+      config.model(),
+      ModelShape{data.feature_sizes(),
+                 classes,
+                 {config.data().modalities().begin(), config.data().modalities().end()}},
+      1);
   FusedAdam optimizer(model->parameters(), AdamOptions{config.training().lr()});
   std::vector<uint32_t> train = SamplesOfSplit(prepared.index, 0);
   std::vector<int> counts(prepared.size(), 0);

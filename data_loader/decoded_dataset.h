@@ -18,6 +18,8 @@ struct DecodedBatch {
   std::vector<int64_t> combination;          // [size]
   std::vector<int64_t> label;                // [size]
   std::vector<int64_t> sample;               // [size], index into the dataset
+  // [size]: 1, or 0 for a padding repeat that must not count in the loss. Empty means all 1.
+  std::vector<float> weight;
 };
 
 class DecodedDataset {

@@ -12,7 +12,9 @@
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
 #include "launch/args.h"
+#include "launch/loader_command.h"
 #include "launch/train_command.h"
+#include "launch/worker_command.h"
 #include "proto/config_loader.h"
 
 namespace flexmoe {
@@ -25,8 +27,12 @@ commands:
   validate-config FILE        print the resolved config, or the error in it
   synth   --config FILE [--out DIR]   write a synthetic layout-A dataset (default data.input)
   prepare --config FILE [--out DIR]   prepare shards (default data.prepared_dir)
-  train   --config FILE [--workers 1] [--threads N]
-                              train on data.prepared_dir; metrics and checkpoint in run.dir
+  train   --config FILE [--workers N] [--threads N]
+                              train on data.prepared_dir; metrics and checkpoint in run.dir;
+                              N > 1 starts N workers with mpirun on this machine
+  worker  --config FILE [--threads N]
+                              one rank of a training job (under mpirun or srun)
+  loader  --config FILE [--listen HOST:PORT]   serve batches to workers (default loopback)
   help                        this text
 
 --set overrides one config field on every command, e.g. --set training.epochs=3.
@@ -77,6 +83,8 @@ int main(int argc, char** argv) {
       {"synth", flexmoe::Synth},
       {"prepare", flexmoe::Prepare},
       {"train", flexmoe::TrainCommand},
+      {"worker", flexmoe::WorkerCommand},
+      {"loader", flexmoe::LoaderCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
     std::cout << flexmoe::kUsage;

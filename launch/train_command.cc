@@ -11,12 +11,12 @@
 #include "cluster/base/error.h"
 #include "data_loader/decoded_dataset.h"
 #include "launch/args.h"
+#include "launch/worker_command.h"
 #include "proto/config_loader.h"
+#include "trainer/compute_threads.h"
 #include "trainer/trainer.h"
 
 namespace flexmoe {
-namespace {
-
 std::string DefaultRunDir() {
   std::time_t now = std::time(nullptr);
   char buffer[64];
@@ -24,18 +24,14 @@ std::string DefaultRunDir() {
   return buffer;
 }
 
-}  // namespace
-
 int TrainCommand(int argc, char** argv) {
   Args args = ParseArgs(argc, argv, {"config", "workers", "threads"});
   std::string path = args.Get("config");
   if (path.empty()) Fail(ErrorCode::kInvalidArgument, "train: --config FILE is required");
   config::Config config = LoadConfig(path, args.overrides);
   int workers = args.GetInt("workers", config.cluster().workers());
-  if (workers != 1) {
-    Fail(ErrorCode::kFailedPrecondition, "train: --workers ", workers,
-         ": this build trains on one process; run with --workers 1");
-  }
+  if (workers < 1) Fail(ErrorCode::kInvalidArgument, "train: --workers must be at least 1");
+  if (workers > 1) return LaunchWorkers(workers, argc, argv);
   std::string prepared_dir = config.data().prepared_dir();
   if (!std::filesystem::exists(prepared_dir + "/meta.textproto")) {
     Fail(ErrorCode::kNotFound, prepared_dir, ": no prepared dataset (config field ",
@@ -50,6 +46,7 @@ int TrainCommand(int argc, char** argv) {
   TrainOptions options;
   options.log = &std::cout;
   options.threads = args.GetInt("threads", 0);
+  std::cout << "BLAS: " << BlasDescription() << "\n";
   std::cout << "training on " << prepared_dir << " (" << prepared.size() << " samples), run "
             << "directory " << run_dir << "\n";
   std::vector<double> acc, f1, auc;

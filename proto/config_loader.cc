@@ -283,6 +283,13 @@ void Validate(Config& c, const Validator& v) {
               "a WIDE_CSV modality needs its columns");
     }
     v.Check(modality.synth_features() >= 0, at + ".synth_features", "must not be negative");
+    if (modality.encoder() == config::CNN3D) {
+      v.Check(modality.volume_shape_size() == 3, at + ".volume_shape",
+              "the CNN3D encoder needs the volume's three sides");
+      for (int side : modality.volume_shape()) {
+        v.Check(side >= 24, at + ".volume_shape", "each side must be at least 24, got ", side);
+      }
+    }
   }
   v.Check(data.scaling() != config::SCALING_DEFAULT, "data.scaling",
           "choose STANDARD, MINMAX or NO_SCALING");

@@ -14,17 +14,23 @@
 namespace flexmoe {
 
 void SaveCheckpoint(torch::nn::Module& model, const CheckpointInfo& info, const std::string& dir) {
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& item : model.named_parameters()) tensors.push_back({item.key(), item.value()});
+  SaveCheckpoint(tensors, info, dir);
+}
+
+void SaveCheckpoint(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                    const CheckpointInfo& info, const std::string& dir) {
   AtomicDirectory out(dir);
   SafetensorsWriter writer;
   nlohmann::json experts = nlohmann::json::array();
   static const std::regex kExpertTensor(R"(^layer(\d+)\.moe\.experts\.(w1|b1|w2|b2)$)");
-  for (const auto& item : model.named_parameters()) {
-    at::Tensor t = item.value().detach().to(at::kFloat).contiguous();
+  for (const auto& [name, value] : tensors) {
+    at::Tensor t = value.detach().to(at::kFloat).contiguous();
     std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
-    writer.Add(item.key(), SafetensorsDtype::kF32, shape, t.data_ptr<float>(),
-               t.numel() * sizeof(float));
+    writer.Add(name, SafetensorsDtype::kF32, shape, t.data_ptr<float>(), t.numel() * sizeof(float));
     std::smatch match;
-    if (std::regex_match(item.key(), match, kExpertTensor) && match[2] == "w1") {
+    if (std::regex_match(name, match, kExpertTensor) && match[2] == "w1") {
       // Grouped weights: expert e is row e of each of the layer's four tensors.
       std::string prefix = "layer" + match[1].str() + ".moe.experts.";
       for (int64_t e = 0; e < t.size(0); ++e) {
@@ -44,6 +50,7 @@ void SaveCheckpoint(torch::nn::Module& model, const CheckpointInfo& info, const 
                              {"epoch", info.epoch},
                              {"step", info.step},
                              {"seed", info.seed},
+                             {"workers", info.workers},
                              {"validation_accuracy", info.validation_accuracy},
                              {"files", {kCheckpointParameters}},
                              {"experts", experts},

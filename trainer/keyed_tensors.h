@@ -19,6 +19,7 @@ enum class RandomSite : uint64_t {
   kRouterNoise = 5,
   kHead = 6,
   kDenseFfn = 7,
+  kEncoder = 8,
 };
 
 // The key of one training step. `samples` are the global sample indices of the batch rows.

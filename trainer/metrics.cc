@@ -257,7 +257,10 @@ std::string FormatGroupTable(const GroupedMetrics& metrics,
     row(name, std::to_string(m.count), Percent(m.accuracy), Percent(m.macro_f1), Percent(m.auc));
   };
   row("group", "n", "ACC", "F1", "AUC");
-  for (size_t g = 0; g < group_names.size(); ++g) metrics_row(group_names[g], metrics.groups[g]);
+  for (size_t g = 0; g < group_names.size(); ++g) {
+    if (metrics.groups[g].count > 0)
+      metrics_row(group_names[g], metrics.groups[g]);  // no empty rows
+  }
   metrics_row("overall", metrics.overall);
   return table;
 }

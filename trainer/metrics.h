@@ -74,7 +74,7 @@ MeanAndStd MeanStd(const std::vector<double>& values, int ddof = 1);
 // "mean +- std" with `scale` applied (100 for percentages), e.g. "65.83 +- 1.20".
 std::string FormatMeanStd(const MeanAndStd& value, double scale = 100, int precision = 2);
 
-// A text table as in the paper: one row per group (name, n, ACC, F1, AUC in percent with
+// A text table as in the paper: one row per non-empty group (name, n, ACC, F1, AUC in % with
 // two decimals, "-" where undefined), then an "overall" row. group_names must have one
 // name per group.
 std::string FormatGroupTable(const GroupedMetrics& metrics,

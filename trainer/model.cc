@@ -11,20 +11,9 @@
 
 namespace flexmoe {
 
-PatchEmbeddingImpl::PatchEmbeddingImpl(int features, int patches, int hidden_dim)
-    : features_(features), patches_(patches), patch_size_((features + patches - 1) / patches) {
-  proj_ = register_module("proj", torch::nn::Linear(patch_size_, hidden_dim));
-}
-
-at::Tensor PatchEmbeddingImpl::forward(const at::Tensor& x) {
-  int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
-  at::Tensor padded = pad > 0 ? at::constant_pad_nd(x, {0, pad}) : x;
-  return proj_->forward(padded.view({x.size(0), patches_, patch_size_}));
-}
-
 FusionLayerImpl::FusionLayerImpl(const config::ModelConfig& model, bool sparse, int64_t layer_index,
-                                 int64_t init_seed)
-    : model_(model), sparse_(sparse), layer_(layer_index) {
+                                 int64_t init_seed, const ParallelLayout* layout)
+    : model_(model), sparse_(sparse), layer_(layer_index), layout_(layout) {
   const int64_t d = model.hidden_dim();
   norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
@@ -32,12 +21,16 @@ FusionLayerImpl::FusionLayerImpl(const config::ModelConfig& model, bool sparse, 
   kv_ = register_module("kv", torch::nn::Linear(torch::nn::LinearOptions(d, 2 * d).bias(false)));
   proj_ = register_module("proj", torch::nn::Linear(d, d));
   if (sparse) {
-    MoeLayerOptions options;
+    ExpertParallelMoeOptions options;
     options.hidden_dim = d;
     options.num_experts = model.num_experts();
     options.top_k = model.top_k();
     options.init_seed = init_seed;
-    moe_ = register_module("moe", LocalMoeLayer(options));
+    if (layout != nullptr) {
+      options.placement = layout->placement;
+      options.rank = layout->expert_rank;
+    }
+    moe_ = register_module("moe", ExpertParallelMoe(options));
   } else {
     dense1_ = register_module("dense1", torch::nn::Linear(d, 2 * d));
     dense2_ = register_module("dense2", torch::nn::Linear(2 * d, d));
@@ -92,15 +85,23 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
                   .to(h.scalar_type());
     }
     GroupedExpertsImpl& experts = *moe_->experts();
+    Communicator* ep = layout_ != nullptr ? layout_->expert_parallel : nullptr;
+    Communicator* dp = layout_ != nullptr ? layout_->data_parallel : nullptr;
+    ExpertStep exchange;
+    if (ep != nullptr) {
+      exchange = MakeExpertParallelStep(experts, moe_->placement(), *ep, layout_->exchange_stats);
+    }
     auto run_experts = [&](const at::Tensor& rows, const std::vector<int64_t>& counts) {
       auto start = std::chrono::steady_clock::now();
-      at::Tensor result = experts.Forward(rows, counts);
+      at::Tensor result = exchange ? exchange(rows, counts) : experts.Forward(rows, counts);
       expert_seconds +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return result;
     };
-    MoeOutput out = RunMoe(*moe_->router(), run_experts, RouterStatsReducer(), tokens, noise,
-                           token_combination, block_of_token, m, training);
+    RouterStatsReducer reducer;
+    if (dp != nullptr && dp->size() > 1) reducer = MakeRouterStatsReducer(*dp);
+    MoeOutput out = RunMoe(*moe_->router(), run_experts, reducer, tokens, noise, token_combination,
+                           block_of_token, m, training);
     *aux_loss = out.aux_loss;
     if (routing != nullptr) *routing = out.routing.top_indices;
     ffn = out.output.view({m, b, patches, d}).permute({1, 0, 2, 3}).reshape({b, n, d});
@@ -121,7 +122,7 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
 }
 
 FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const ModelShape& shape,
-                                   int64_t init_seed)
+                                   int64_t init_seed, const ParallelLayout* layout)
     : model_(model), shape_(shape) {
   const int m_count = static_cast<int>(shape.feature_sizes.size());
   const int64_t p = model.patches(), d = model.hidden_dim();
@@ -132,14 +133,16 @@ FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const Model
   }
   // Initialisation order as in the authors' code: encoders, fusion model, bank.
   for (int m = 0; m < m_count; ++m) {
+    config::Modality modality;
+    if (m < static_cast<int>(shape.modalities.size())) modality = shape.modalities[m];
     encoders_.push_back(register_module("encoder" + std::to_string(m),
-                                        PatchEmbedding(shape.feature_sizes[m], p, d)));
+                                        MakeEncoder(modality, shape.feature_sizes[m], model, m)));
   }
   pos_embed_ = register_parameter("pos_embed", at::zeros({1, m_count * p, d}));
   for (int l = 0; l < model.num_layers_fus(); ++l) {
     bool sparse = l % 2 == 0;
     layers_.push_back(register_module("layer" + std::to_string(l),
-                                      FusionLayer(model, sparse, l, init_seed * 1000 + l)));
+                                      FusionLayer(model, sparse, l, init_seed * 1000 + l, layout)));
   }
   const int64_t in = m_count * d;
   if (model.num_layers_pred() == 1) {
@@ -162,7 +165,7 @@ void FlexMoeModelImpl::SetPhaseTimes(PhaseTimes* times) {
   for (auto& layer : layers_) layer->set_phase_times(times);
 }
 
-at::Tensor FlexMoeModelImpl::Embed(const BatchTensors& batch) {
+at::Tensor FlexMoeModelImpl::Embed(const BatchTensors& batch, const StepKey& key, bool training) {
   PhaseScope scope(times_, Phase::kEncode);
   const int m_count = num_modalities();
   const int64_t b = batch.combination.size(0);
@@ -170,7 +173,7 @@ at::Tensor FlexMoeModelImpl::Embed(const BatchTensors& batch) {
   if (bank_.defined()) bank_rows = bank_.index_select(0, batch.combination);  // [B, M, P, D]
   std::vector<at::Tensor> blocks;
   for (int m = 0; m < m_count; ++m) {
-    at::Tensor encoded = encoders_[m]->forward(batch.features[m]);  // [B, P, D]
+    at::Tensor encoded = encoders_[m]->Encode(batch.features[m], key, training);  // [B, P, D]
     at::Tensor fill = bank_rows.defined() ? bank_rows.select(1, m) : at::zeros_like(encoded);
     at::Tensor observed = batch.observed.select(1, m).view({b, 1, 1});
     blocks.push_back(at::where(observed, encoded, fill));
@@ -182,7 +185,7 @@ ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& 
                                       bool training) {
   const int m_count = num_modalities();
   const int64_t b = batch.combination.size(0), p = model_.patches(), d = model_.hidden_dim();
-  at::Tensor x = Embed(batch) + pos_embed_;  // [B, M*P, D]
+  at::Tensor x = Embed(batch, key, training) + pos_embed_;  // [B, M*P, D]
 
   // Per token (block, sample, patch): its sample's combination and its block.
   at::Tensor token_combination =

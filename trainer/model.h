@@ -13,8 +13,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "experts/expert_parallel.h"
 #include "experts/moe_layer.h"
 #include "proto/config.pb.h"
+#include "trainer/encoders.h"
 #include "trainer/keyed_tensors.h"
 #include "trainer/phase_times.h"
 
@@ -23,6 +25,8 @@ namespace flexmoe {
 struct ModelShape {
   std::vector<int> feature_sizes;  // F_m per modality
   int num_classes = 2;
+  // Per modality its config (encoder kind, volume shape); empty: patch embeddings.
+  std::vector<config::Modality> modalities;
 };
 
 // One batch as tensors: features per modality [B, F_m] (zeros where missing), observed
@@ -34,6 +38,16 @@ struct BatchTensors {
   at::Tensor label;
 };
 
+// How a worker's model is spread: the placement of experts over the expert-parallel group
+// and the groups its collectives use. Null (the default) means one process.
+struct ParallelLayout {
+  ExpertPlacement placement;  // over the ranks of `expert_parallel`
+  int expert_rank = 0;        // this rank in `expert_parallel`
+  Communicator* expert_parallel = nullptr;
+  Communicator* data_parallel = nullptr;  // router statistics are summed over it
+  ExchangeStats* exchange_stats = nullptr;
+};
+
 struct ModelOutput {
   at::Tensor logits;    // [B, classes]
   at::Tensor aux_loss;  // scalar: router losses summed over sparse layers and blocks
@@ -42,34 +56,19 @@ struct ModelOutput {
   std::vector<at::Tensor> routing;
 };
 
-// Patch embedding: a feature vector of length F is zero-padded to P * ceil(F / P), viewed
-// as [P, ceil(F / P)] (patch p holds features p*ps .. p*ps+ps-1) and each patch projected
-// by one Linear(ps -> D).
-class PatchEmbeddingImpl : public torch::nn::Module {
- public:
-  PatchEmbeddingImpl(int features, int patches, int hidden_dim);
-  at::Tensor forward(const at::Tensor& x);  // [B, F] -> [B, P, D]
-  int patch_size() const { return patch_size_; }
-
- private:
-  int features_, patches_, patch_size_;
-  torch::nn::Linear proj_{nullptr};
-};
-TORCH_MODULE(PatchEmbedding);
-
 // One fusion layer: pre-norm multi-head attention over all M*P tokens, the residual
 // (standard or the authors' variant), then per modality block x + dropout(FFN(LN(x))) with
 // the FFN a sparse MoE or a dense MLP.
 class FusionLayerImpl : public torch::nn::Module {
  public:
   FusionLayerImpl(const config::ModelConfig& model, bool sparse, int64_t layer_index,
-                  int64_t init_seed);
+                  int64_t init_seed, const ParallelLayout* layout);
   // x: [B, M*P, D]. token_combination: [B*M*P] in (block, sample, patch) order.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& token_combination,
                      const at::Tensor& block_of_token, int64_t num_blocks, const StepKey& key,
                      bool training, at::Tensor* aux_loss, at::Tensor* routing);
   bool sparse() const { return sparse_; }
-  LocalMoeLayer& moe() { return moe_; }
+  ExpertParallelMoe& moe() { return moe_; }
   void set_phase_times(PhaseTimes* times) { times_ = times; }
 
  private:
@@ -80,7 +79,8 @@ class FusionLayerImpl : public torch::nn::Module {
   int64_t layer_;
   torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
   torch::nn::Linear q_{nullptr}, kv_{nullptr}, proj_{nullptr};
-  LocalMoeLayer moe_{nullptr};
+  ExpertParallelMoe moe_{nullptr};
+  const ParallelLayout* layout_ = nullptr;
   torch::nn::Linear dense1_{nullptr}, dense2_{nullptr};
   PhaseTimes* times_ = nullptr;
 };
@@ -89,14 +89,17 @@ TORCH_MODULE(FusionLayer);
 class FlexMoeModelImpl : public torch::nn::Module {
  public:
   // Parameters are drawn from LibTorch's global generator (seed it first) except the
-  // experts and routers, which are keyed by `init_seed`.
-  FlexMoeModelImpl(const config::ModelConfig& model, const ModelShape& shape, int64_t init_seed);
+  // experts and routers, which are keyed by `init_seed`, so that every worker holds the
+  // same replicated parameters and each expert is the same wherever it is placed.
+  // `layout` (may be null) must outlive the model.
+  FlexMoeModelImpl(const config::ModelConfig& model, const ModelShape& shape, int64_t init_seed,
+                   const ParallelLayout* layout = nullptr);
   ModelOutput Forward(const BatchTensors& batch, const StepKey& key, bool training);
   // The token blocks before the fusion layers, [B, M*P, D] without the position
   // embedding: encoder output for observed modalities, bank[c, m] (or zeros) for missing.
-  at::Tensor Embed(const BatchTensors& batch);
+  at::Tensor Embed(const BatchTensors& batch, const StepKey& key = {}, bool training = false);
   at::Tensor& bank() { return bank_; }
-  PatchEmbedding& encoder(int m) { return encoders_[m]; }
+  ModalityEncoder& encoder(int m) { return *encoders_[m]; }
   // Attaches (or, with null, detaches) forward-phase timing.
   void SetPhaseTimes(PhaseTimes* times);
 
@@ -107,7 +110,7 @@ class FlexMoeModelImpl : public torch::nn::Module {
  private:
   config::ModelConfig model_;
   ModelShape shape_;
-  std::vector<PatchEmbedding> encoders_;
+  std::vector<std::shared_ptr<ModalityEncoder>> encoders_;
   at::Tensor bank_;       // [C, M, P, D]
   at::Tensor pos_embed_;  // [1, M*P, D]
   std::vector<FusionLayer> layers_;

@@ -10,6 +10,8 @@
 
 #include <map>
 
+#include "cluster/base/error.h"
+
 namespace flexmoe {
 namespace {
 
@@ -61,7 +63,7 @@ TEST(PatchEmbeddingTest, PaddingAndRowMajorPatches) {
 
 TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
   torch::manual_seed(1);
-  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2}, 1);
+  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, {}}, 1);
   BatchTensors batch = TinyBatch(at::kFloat);
   at::Tensor tokens = model->Embed(batch).view({4, 2, 2, 8});
   at::Tensor bank = model->bank();
@@ -71,7 +73,8 @@ TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
       int64_t c = batch.combination[b].item<int64_t>();
       at::Tensor got = tokens[b][m];
       if (batch.observed[b][m].item<bool>()) {
-        at::Tensor encoded = model->encoder(m)->forward(batch.features[m].narrow(0, b, 1))[0];
+        at::Tensor encoded =
+            model->encoder(m).Encode(batch.features[m].narrow(0, b, 1), {}, false)[0];
         EXPECT_TRUE(at::equal(got, encoded)) << "sample " << b << " modality " << m;
       } else {
         EXPECT_TRUE(at::equal(got, bank[c][m])) << "sample " << b << " modality " << m;
@@ -83,7 +86,7 @@ TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
 TEST(FlexMoeModelTest, ZeroBankModeFillsZeros) {
   config::ModelConfig m = TinyModel(0.0);
   m.set_bank_mode(config::ModelConfig::ZERO);
-  FlexMoeModel model(m, ModelShape{{3, 5}, 2}, 1);
+  FlexMoeModel model(m, ModelShape{{3, 5}, 2, {}}, 1);
   at::Tensor tokens = model->Embed(TinyBatch(at::kFloat)).view({4, 2, 2, 8});
   EXPECT_TRUE(at::equal(tokens[1][1], at::zeros({2, 8})));
   EXPECT_TRUE(at::equal(tokens[2][0], at::zeros({2, 8})));
@@ -109,7 +112,7 @@ TEST(KeyedDropoutTest, MasksDependOnTheSampleNotItsPosition) {
 // through the task loss plus the router loss with fixed dropout masks and router noise.
 TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfEveryParameterGroup) {
   torch::manual_seed(3);
-  FlexMoeModel model(TinyModel(0.2), ModelShape{{3, 5}, 2}, 3);
+  FlexMoeModel model(TinyModel(0.2), ModelShape{{3, 5}, 2, {}}, 3);
   model->to(at::kDouble);
   BatchTensors batch = TinyBatch(at::kDouble);
   StepKey key{11, 0, 0, {0, 1, 2, 3}};
@@ -155,6 +158,28 @@ TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfEveryParameterGroup) {
                             "experts", "head0", "head1"}) {
     EXPECT_GT(checked_groups[group], 0) << group;
   }
+}
+
+TEST(Cnn3dEncoderTest, ShapesKeyedChannelDropoutAndGradients) {
+  config::Modality image;
+  image.set_encoder(config::CNN3D);
+  for (int side : {24, 24, 25}) image.add_volume_shape(side);
+  config::ModelConfig m = TinyModel(0.0);
+  torch::manual_seed(0);
+  auto encoder = MakeEncoder(image, 24 * 24 * 25, m, 0);
+  at::Tensor x = at::randn({2, 24 * 24 * 25});
+  at::Tensor eval = encoder->Encode(x, {}, false);
+  ASSERT_EQ(eval.sizes(), (std::vector<int64_t>{2, 2, 8}));
+  StepKey key{3, 0, 0, {7, 8}};
+  at::Tensor a = encoder->Encode(x, key, true);
+  at::Tensor b = encoder->Encode(x, key, true);
+  EXPECT_TRUE(at::equal(a, b));  // the same key gives the same channel masks
+  a.sum().backward();
+  for (const auto& p : encoder->parameters()) {
+    ASSERT_TRUE(p.grad().defined());
+  }
+  // A volume that does not match the prepared feature count is refused.
+  EXPECT_THROW(MakeEncoder(image, 1000, m, 0), Error);
 }
 
 }  // namespace

@@ -1,0 +1,55 @@
+// Deadlines of communicator calls: the per-call timeout resolved against the group default,
+// the poll pacing used while a request is in flight, and the messages every backend throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "cluster/comm/communicator.h"
+
+namespace flexmoe {
+
+// When a call must be done by, and the timeout it came from (for the message).
+class Deadline {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `options.timeout` when set (>= 0), else `default_timeout`.
+  Deadline(const CollectiveOptions& options, std::chrono::milliseconds default_timeout);
+  explicit Deadline(std::chrono::milliseconds timeout);
+
+  bool Passed() const { return Clock::now() >= at_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  // The timeout in seconds as messages print it ("0.2", "30").
+  std::string Seconds() const;
+
+ private:
+  std::chrono::milliseconds timeout_;
+  Clock::time_point at_;
+};
+
+// Paces a polling loop: yields for the first 20 ms (low latency, and fair to other ranks on an
+// oversubscribed host; MPI progresses only inside MPI_Test, so long pauses would stall large
+// transfers), then sleeps with a growing interval (20 us .. 200 us) to spare the CPU while a
+// late peer is awaited.
+class PollPacer {
+ public:
+  PollPacer();
+  void Pause();
+
+ private:
+  Deadline::Clock::time_point start_;
+  std::chrono::microseconds sleep_{0};
+};
+
+// "<op> on group <group> (seq <seq>)": how every error names a call.
+std::string DescribeCall(const std::string& op, const std::string& group, uint64_t seq);
+
+// Throws kDeadlineExceeded "<what> exceeded <t> s" (NOTE [deadlines] in communicator.h).
+[[noreturn]] void FailDeadline(const std::string& what, const Deadline& deadline);
+
+// Throws kFailedPrecondition for a call on a group that an earlier error left unusable.
+[[noreturn]] void FailUnusable(const std::string& what, const std::string& earlier_error);
+
+}  // namespace flexmoe

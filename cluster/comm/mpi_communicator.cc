@@ -1,0 +1,455 @@
+// The MPI backend of Communicator: non-blocking MPI operations polled against deadlines.
+#include "cluster/comm/mpi_communicator.h"
+
+#include <ATen/ATen.h>
+#include <mpi.h>
+
+#include <climits>
+#include <cstdio>
+#include <utility>
+
+#include "cluster/base/error.h"
+#include "cluster/comm/deadline.h"
+#include "cluster/comm/split_check.h"
+
+namespace flexmoe {
+
+struct MpiCommunicator::Handle {
+  MPI_Comm comm = MPI_COMM_NULL;
+  int tag_ub = 32767;  // the minimum MPI guarantees; replaced by MPI_TAG_UB
+};
+
+struct MpiCommunicator::Pending {
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPI_Status status{};
+  std::vector<at::Tensor> buffers;  // everything MPI reads or writes until completion
+  std::vector<int> counts;          // counts and displacements of MPI_Ialltoallv
+};
+
+namespace {
+
+static_assert(sizeof(bool) == 1, "bool tensors travel as MPI_C_BOOL");
+
+bool WireType(at::ScalarType dtype, MPI_Datatype* type) {
+  switch (dtype) {
+    case at::kFloat:
+      *type = MPI_FLOAT;
+      return true;
+    case at::kDouble:
+      *type = MPI_DOUBLE;
+      return true;
+    case at::kLong:
+      *type = MPI_INT64_T;
+      return true;
+    case at::kInt:
+      *type = MPI_INT32_T;
+      return true;
+    case at::kByte:
+      *type = MPI_UINT8_T;
+      return true;
+    case at::kBool:
+      *type = MPI_C_BOOL;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A contiguous CPU view of `tensor` (a copy if it is not contiguous), after checking what
+// every MPI call needs. Sets the wire type and element count.
+at::Tensor CheckedBuffer(const at::Tensor& tensor, const std::string& what, MPI_Datatype* type,
+                         int* count) {
+  if (!tensor.defined()) Fail(ErrorCode::kInvalidArgument, what, ": undefined tensor");
+  if (!tensor.device().is_cpu()) {
+    Fail(ErrorCode::kInvalidArgument, what, ": tensor on ", tensor.device(),
+         "; the MPI backend takes CPU tensors");
+  }
+  if (!WireType(tensor.scalar_type(), type)) {
+    Fail(ErrorCode::kInvalidArgument, what, ": unsupported dtype ", tensor.scalar_type());
+  }
+  if (tensor.numel() > INT_MAX) {
+    Fail(ErrorCode::kInvalidArgument, what, ": ", tensor.numel(),
+         " elements exceed MPI's int count limit ", INT_MAX);
+  }
+  *count = static_cast<int>(tensor.numel());
+  return tensor.is_contiguous() ? tensor : tensor.contiguous();
+}
+
+std::string MpiErrorText(int rc) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(rc, text, &length) != MPI_SUCCESS) return "MPI error " + std::to_string(rc);
+  return std::string(text, length);
+}
+
+uint64_t Fnv1a(uint64_t hash, const void* data, size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
+  return hash;
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(std::unique_ptr<Handle> handle, std::string name,
+                                 std::chrono::milliseconds default_timeout)
+    : handle_(std::move(handle)), name_(std::move(name)), default_timeout_(default_timeout) {
+  MPI_Comm_rank(handle_->comm, &rank_);
+  MPI_Comm_size(handle_->comm, &size_);
+  void* tag_ub = nullptr;
+  int found = 0;
+  MPI_Comm_get_attr(handle_->comm, MPI_TAG_UB, &tag_ub, &found);
+  if (found) handle_->tag_ub = *static_cast<int*>(tag_ub);
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  bool unfinished = finalized && !parked_.empty();
+  for (auto& pending : parked_) {
+    if (finalized || pending->request == MPI_REQUEST_NULL) continue;
+    int done = 0;
+    if (MPI_Test(&pending->request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || !done) {
+      unfinished = true;
+    }
+  }
+  if (unfinished) {
+    // MPI may still write into the parked buffers: they (and the MPI communicator) stay
+    // allocated for the rest of the process, on purpose.
+    std::fprintf(stderr,
+                 "flexmoe: group %s destroyed with unfinished MPI requests; keeping their "
+                 "buffers\n",
+                 name_.c_str());
+    static_cast<void>(new std::vector<std::unique_ptr<Pending>>(std::move(parked_)));
+    return;
+  }
+  if (!finalized && handle_->comm != MPI_COMM_NULL) MPI_Comm_free(&handle_->comm);
+}
+
+std::string MpiCommunicator::BeginCollective(const char* op) {
+  ++seq_;
+  std::string what = DescribeCall(op, name_, seq_);
+  CheckUsable(what);
+  return what;
+}
+
+void MpiCommunicator::CheckUsable(const std::string& what) const {
+  if (!broken_.empty()) FailUnusable(what, broken_);
+}
+
+void MpiCommunicator::CheckMpi(int rc, const std::string& what) {
+  if (rc == MPI_SUCCESS) return;
+  std::string message = what + ": " + MpiErrorText(rc);
+  broken_ = message;
+  Fail(ErrorCode::kInternal, message);
+}
+
+std::unique_ptr<MpiCommunicator::Pending> MpiCommunicator::Complete(
+    std::unique_ptr<Pending> pending, const std::string& what, const Deadline& deadline) {
+  PollPacer pacer;
+  while (true) {
+    int done = 0;
+    const int rc = MPI_Test(&pending->request, &done, &pending->status);
+    if (rc != MPI_SUCCESS) {
+      int error_class = 0;
+      MPI_Error_class(rc, &error_class);
+      if (error_class == MPI_ERR_TRUNCATE) {
+        // The request completed; the group is still in step.
+        Fail(ErrorCode::kInvalidArgument, what, ": the message is larger than the tensor");
+      }
+      parked_.push_back(std::move(pending));
+      CheckMpi(rc, what);
+    }
+    if (done) return pending;
+    if (deadline.Passed()) {
+      broken_ = what + " exceeded " + deadline.Seconds() + " s";
+      parked_.push_back(std::move(pending));
+      FailDeadline(what, deadline);
+    }
+    pacer.Pause();
+  }
+}
+
+void MpiCommunicator::AllReduce(at::Tensor& tensor, ReduceOp op, const CollectiveOptions& options) {
+  const std::string what = BeginCollective("AllReduce");
+  const Deadline deadline(options, default_timeout_);
+  MPI_Datatype type;
+  int count = 0;
+  at::Tensor buf = CheckedBuffer(tensor, what, &type, &count);
+  const bool is_bool = tensor.scalar_type() == at::kBool;
+  const bool floating = at::isFloatingType(tensor.scalar_type());
+  if (is_bool && op == ReduceOp::kAverage) {
+    Fail(ErrorCode::kInvalidArgument, what, ": kAverage of a bool tensor");
+  }
+  // The sum and the max of bools are both the logical or.
+  const MPI_Op mpi_op = is_bool ? MPI_LOR : op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
+  void* data = buf.data_ptr();
+  auto pending = std::make_unique<Pending>();
+  pending->buffers = {buf};
+  if (floating && op != ReduceOp::kMax) {
+    // One reduction at rank 0, then a broadcast: the same bits on every rank.
+    CheckMpi(MPI_Ireduce(rank_ == 0 ? MPI_IN_PLACE : data, rank_ == 0 ? data : nullptr, count, type,
+                         mpi_op, 0, handle_->comm, &pending->request),
+             what);
+    pending = Complete(std::move(pending), what, deadline);
+    CheckMpi(MPI_Ibcast(data, count, type, 0, handle_->comm, &pending->request), what);
+  } else {
+    CheckMpi(
+        MPI_Iallreduce(MPI_IN_PLACE, data, count, type, mpi_op, handle_->comm, &pending->request),
+        what);
+  }
+  Complete(std::move(pending), what, deadline);
+  if (op == ReduceOp::kAverage) {
+    if (floating) {
+      buf.div_(size_);
+    } else {
+      buf.div_(size_, "trunc");
+    }
+  }
+  if (!buf.is_same(tensor)) tensor.copy_(buf);
+}
+
+void MpiCommunicator::Broadcast(at::Tensor& tensor, int root, const CollectiveOptions& options) {
+  const std::string what = BeginCollective("Broadcast");
+  const Deadline deadline(options, default_timeout_);
+  if (root < 0 || root >= size_) {
+    Fail(ErrorCode::kInvalidArgument, what, ": root ", root, " is not a rank of a group of ",
+         size_);
+  }
+  MPI_Datatype type;
+  int count = 0;
+  at::Tensor buf = CheckedBuffer(tensor, what, &type, &count);
+  auto pending = std::make_unique<Pending>();
+  pending->buffers = {buf};
+  CheckMpi(MPI_Ibcast(buf.data_ptr(), count, type, root, handle_->comm, &pending->request), what);
+  Complete(std::move(pending), what, deadline);
+  if (!buf.is_same(tensor)) tensor.copy_(buf);
+}
+
+at::Tensor MpiCommunicator::AllGather(const at::Tensor& tensor, const CollectiveOptions& options) {
+  const std::string what = BeginCollective("AllGather");
+  const Deadline deadline(options, default_timeout_);
+  MPI_Datatype type;
+  int count = 0;
+  at::Tensor in = CheckedBuffer(tensor, what, &type, &count);
+  std::vector<int64_t> sizes{size_};
+  sizes.insert(sizes.end(), tensor.sizes().begin(), tensor.sizes().end());
+  at::Tensor out = at::empty(sizes, in.options());
+  auto pending = std::make_unique<Pending>();
+  pending->buffers = {in, out};
+  CheckMpi(MPI_Iallgather(in.data_ptr(), count, type, out.data_ptr(), count, type, handle_->comm,
+                          &pending->request),
+           what);
+  Complete(std::move(pending), what, deadline);
+  return out;
+}
+
+at::Tensor MpiCommunicator::AllToAll(const at::Tensor& input,
+                                     const std::vector<int64_t>& send_splits,
+                                     const std::vector<int64_t>& recv_splits,
+                                     const CollectiveOptions& options) {
+  const std::string what = BeginCollective("AllToAll");
+  const Deadline deadline(options, default_timeout_);
+  // Phase 1 (NOTE [split validation]): problems this rank finds are reported in its record so
+  // that every rank fails together.
+  MPI_Datatype type = MPI_BYTE;
+  SplitProblem problem = SplitProblem::kNone;
+  at::Tensor described = input;
+  if (!input.defined()) {
+    problem = SplitProblem::kUndefined;
+    described = at::empty({0});
+  } else if (!input.device().is_cpu()) {
+    problem = SplitProblem::kWrongDevice;
+  } else if (!WireType(input.scalar_type(), &type)) {
+    problem = SplitProblem::kUnsupportedDtype;
+  }
+  const std::vector<int64_t> record =
+      MakeSplitRecord(described, send_splits, recv_splits, size_, problem);
+  const int length = static_cast<int>(record.size());
+  auto pending = std::make_unique<Pending>();
+  at::Tensor mine = at::empty({length}, at::kLong);
+  std::copy(record.begin(), record.end(), mine.data_ptr<int64_t>());
+  at::Tensor all = at::empty({int64_t{length} * size_}, at::kLong);
+  pending->buffers = {mine, all};
+  CheckMpi(MPI_Iallgather(mine.data_ptr(), length, MPI_INT64_T, all.data_ptr(), length, MPI_INT64_T,
+                          handle_->comm, &pending->request),
+           what);
+  Complete(std::move(pending), what, deadline);
+  const std::vector<int64_t> records(all.data_ptr<int64_t>(),
+                                     all.data_ptr<int64_t>() + all.numel());
+  const AllToAllPlan plan = CheckSplitRecords(records, size_, rank_, INT_MAX, what);
+
+  // Phase 2: the payload, counted in rows of one derived datatype.
+  at::Tensor in = input.is_contiguous() ? input : input.contiguous();
+  std::vector<int64_t> sizes = input.sizes().vec();
+  sizes[0] = plan.recv_total;
+  at::Tensor out = at::empty(sizes, input.options());
+  pending = std::make_unique<Pending>();
+  pending->buffers = {in, out};
+  pending->counts.assign(4 * size_, 0);
+  int* send_counts = pending->counts.data();
+  int* send_displs = send_counts + size_;
+  int* recv_counts = send_displs + size_;
+  int* recv_displs = recv_counts + size_;
+  int64_t send_offset = 0;
+  int64_t recv_offset = 0;
+  for (int p = 0; p < size_; ++p) {  // all bounded by INT_MAX in CheckSplitRecords
+    send_counts[p] = static_cast<int>(plan.send_rows[p]);
+    send_displs[p] = static_cast<int>(send_offset);
+    recv_counts[p] = static_cast<int>(plan.recv_rows[p]);
+    recv_displs[p] = static_cast<int>(recv_offset);
+    send_offset += plan.send_rows[p];
+    recv_offset += plan.recv_rows[p];
+  }
+  MPI_Datatype row;
+  CheckMpi(MPI_Type_contiguous(static_cast<int>(plan.row_numel), type, &row), what);
+  CheckMpi(MPI_Type_commit(&row), what);
+  const int rc = MPI_Ialltoallv(in.data_ptr(), send_counts, send_displs, row, out.data_ptr(),
+                                recv_counts, recv_displs, row, handle_->comm, &pending->request);
+  MPI_Type_free(&row);  // pending operations keep using it
+  CheckMpi(rc, what);
+  Complete(std::move(pending), what, deadline);
+  return out;
+}
+
+void MpiCommunicator::Barrier(const CollectiveOptions& options) {
+  const std::string what = BeginCollective("Barrier");
+  const Deadline deadline(options, default_timeout_);
+  auto pending = std::make_unique<Pending>();
+  CheckMpi(MPI_Ibarrier(handle_->comm, &pending->request), what);
+  Complete(std::move(pending), what, deadline);
+}
+
+void MpiCommunicator::Send(const at::Tensor& tensor, int peer, int tag,
+                           const CollectiveOptions& options) {
+  const std::string what = DescribeCall(
+      "Send to rank " + std::to_string(peer) + " (tag " + std::to_string(tag) + ")", name_, seq_);
+  CheckUsable(what);
+  const Deadline deadline(options, default_timeout_);
+  if (peer < 0 || peer >= size_ || peer == rank_ || tag < 0 || tag > handle_->tag_ub) {
+    Fail(ErrorCode::kInvalidArgument, what, ": needs another rank of a group of ", size_,
+         " and a tag in [0, ", handle_->tag_ub, "]");
+  }
+  MPI_Datatype type;
+  int count = 0;
+  at::Tensor buf = CheckedBuffer(tensor, what, &type, &count);
+  auto pending = std::make_unique<Pending>();
+  pending->buffers = {buf};
+  CheckMpi(MPI_Isend(buf.data_ptr(), count, type, peer, tag, handle_->comm, &pending->request),
+           what);
+  Complete(std::move(pending), what, deadline);
+}
+
+void MpiCommunicator::Recv(at::Tensor& tensor, int peer, int tag,
+                           const CollectiveOptions& options) {
+  const std::string what = DescribeCall(
+      "Recv from rank " + std::to_string(peer) + " (tag " + std::to_string(tag) + ")", name_, seq_);
+  CheckUsable(what);
+  const Deadline deadline(options, default_timeout_);
+  if (peer < 0 || peer >= size_ || peer == rank_ || tag < 0 || tag > handle_->tag_ub) {
+    Fail(ErrorCode::kInvalidArgument, what, ": needs another rank of a group of ", size_,
+         " and a tag in [0, ", handle_->tag_ub, "]");
+  }
+  MPI_Datatype type;
+  int count = 0;
+  at::Tensor buf = CheckedBuffer(tensor, what, &type, &count);
+  auto pending = std::make_unique<Pending>();
+  pending->buffers = {buf};
+  CheckMpi(MPI_Irecv(buf.data_ptr(), count, type, peer, tag, handle_->comm, &pending->request),
+           what);
+  pending = Complete(std::move(pending), what, deadline);
+  int received = 0;
+  MPI_Get_count(&pending->status, type, &received);
+  if (received != count) {
+    Fail(ErrorCode::kInvalidArgument, what, ": received ", received, " elements into a tensor of ",
+         count);
+  }
+  if (!buf.is_same(tensor)) tensor.copy_(buf);
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::Split(const std::vector<int>& ranks,
+                                                     const std::string& name) {
+  const std::string what = BeginCollective("Split");
+  const Deadline deadline(default_timeout_);
+  std::string invalid;
+  int key = -1;
+  std::vector<bool> seen(size_);
+  for (size_t i = 0; i < ranks.size() && invalid.empty(); ++i) {
+    if (ranks[i] < 0 || ranks[i] >= size_) {
+      invalid =
+          "rank " + std::to_string(ranks[i]) + " is not in a group of " + std::to_string(size_);
+    } else if (seen[ranks[i]]) {
+      invalid = "rank " + std::to_string(ranks[i]) + " is listed twice";
+    } else {
+      seen[ranks[i]] = true;
+      if (ranks[i] == rank_) key = static_cast<int>(i);
+    }
+  }
+  // Rendezvous: every rank must be here, with the same arguments, before MPI_Comm_split
+  // (which has no non-blocking form) is called.
+  constexpr uint64_t kFnvBasis = 14695981039346656037ull;
+  const int64_t fingerprint[2] = {
+      static_cast<int64_t>(Fnv1a(kFnvBasis, ranks.data(), ranks.size() * sizeof(int))),
+      static_cast<int64_t>(Fnv1a(kFnvBasis, name.data(), name.size()))};
+  auto pending = std::make_unique<Pending>();
+  at::Tensor mine = at::empty({2}, at::kLong);
+  std::copy(fingerprint, fingerprint + 2, mine.data_ptr<int64_t>());
+  at::Tensor all = at::empty({2 * int64_t{size_}}, at::kLong);
+  pending->buffers = {mine, all};
+  CheckMpi(MPI_Iallgather(mine.data_ptr(), 2, MPI_INT64_T, all.data_ptr(), 2, MPI_INT64_T,
+                          handle_->comm, &pending->request),
+           what);
+  Complete(std::move(pending), what, deadline);
+  const int64_t* prints = all.data_ptr<int64_t>();
+  std::string differing;
+  for (int p = 1; p < size_; ++p) {
+    if (prints[2 * p] != prints[0] || prints[2 * p + 1] != prints[1]) {
+      differing += (differing.empty() ? "" : ", ") + std::to_string(p);
+    }
+  }
+  if (!differing.empty()) {
+    Fail(ErrorCode::kInvalidArgument, what, ": ranks ", differing,
+         " passed other ranks or another name than rank 0");
+  }
+  if (!invalid.empty()) Fail(ErrorCode::kInvalidArgument, what, ": ", invalid);
+  auto handle = std::make_unique<Handle>();
+  CheckMpi(MPI_Comm_split(handle_->comm, key >= 0 ? 0 : MPI_UNDEFINED, key, &handle->comm), what);
+  if (handle->comm == MPI_COMM_NULL) return nullptr;
+  MPI_Comm_set_errhandler(handle->comm, MPI_ERRORS_RETURN);
+  return std::unique_ptr<Communicator>(
+      new MpiCommunicator(std::move(handle), name, default_timeout_));
+}
+
+std::unique_ptr<Communicator> MakeMpiWorld(std::chrono::milliseconds default_timeout) {
+  int initialized = 0;
+  int finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) {
+    Fail(ErrorCode::kFailedPrecondition,
+         "MakeMpiWorld: MPI is not initialised (create an MpiSession in main())");
+  }
+  if (default_timeout.count() < 0) {
+    Fail(ErrorCode::kInvalidArgument, "MakeMpiWorld: negative default timeout ",
+         default_timeout.count(), " ms");
+  }
+  auto handle = std::make_unique<MpiCommunicator::Handle>();
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPI_Comm_idup(MPI_COMM_WORLD, &handle->comm, &request);
+  const Deadline deadline(default_timeout);
+  PollPacer pacer;
+  while (true) {
+    int done = 0;
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) break;
+    if (deadline.Passed()) {
+      static_cast<void>(handle.release());  // MPI may still write the new handle into it
+      FailDeadline(DescribeCall("CommDup", "world", 0), deadline);
+    }
+    pacer.Pause();
+  }
+  MPI_Comm_set_errhandler(handle->comm, MPI_ERRORS_RETURN);
+  return std::unique_ptr<Communicator>(
+      new MpiCommunicator(std::move(handle), "world", default_timeout));
+}
+
+}  // namespace flexmoe

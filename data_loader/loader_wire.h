@@ -1,0 +1,59 @@
+// Frames of the data-loader protocol (proto/loader.proto). A frame is a 20-byte header
+//   [u32 magic "FMDL"][u16 version][u16 type][u32 body length][u32 meta length][u32 CRC32C]
+// (little-endian) and a body: `meta length` bytes of the type's protobuf message, then raw
+// bytes (BATCH: the features, packed little-endian float32, modality by modality). The
+// CRC covers the body. A reader checks the header, and refuses a body over its limit,
+// before allocating anything for it.
+#pragma once
+
+#include <google/protobuf/message_lite.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data_loader/decoded_dataset.h"
+#include "proto/loader.pb.h"
+
+namespace flexmoe {
+
+inline constexpr uint32_t kLoaderMagic = 0x4C444D46;  // bytes "FMDL"
+inline constexpr uint16_t kLoaderProtocolVersion = 1;
+inline constexpr size_t kFrameHeaderSize = 20;
+
+struct FrameHeader {
+  loader::FrameType type = loader::FRAME_UNKNOWN;
+  uint32_t length = 0;       // body bytes
+  uint32_t meta_length = 0;  // protobuf bytes at the start of the body
+  uint32_t crc = 0;          // CRC32C of the body
+};
+
+// A whole frame: header, `meta` serialized, then `raw`.
+std::string EncodeFrame(loader::FrameType type, const google::protobuf::MessageLite& meta,
+                        std::string_view raw = {});
+
+// Checks a received header. Throws kInvalidArgument naming the problem: bad magic, another
+// protocol version, an unknown type, meta length over body length, or a body over
+// `max_frame_bytes` (whole frame, header included).
+FrameHeader ParseFrameHeader(const uint8_t (&bytes)[kFrameHeaderSize], uint32_t max_frame_bytes);
+
+// Checks the body's CRC and parses its protobuf part into `meta`; returns the raw part
+// (a view into `body`). Throws kDataLoss (checksum) or kInvalidArgument (unparsable meta).
+std::string_view ParseFrameBody(const FrameHeader& header, const std::string& body,
+                                google::protobuf::MessageLite* meta);
+
+// A BATCH frame for one step of a stream.
+std::string EncodeBatchFrame(uint64_t stream_id, int64_t step, const DecodedBatch& batch);
+
+// Splits "HOST:PORT" (or "[V6HOST]:PORT"); throws kInvalidArgument naming `what` when the
+// address is malformed.
+void SplitHostPort(const std::string& address, const std::string& what, std::string* host,
+                   std::string* port);
+
+// The batch of a BATCH frame. Throws kInvalidArgument when the arrays or the raw bytes do
+// not match `size` and `feature_sizes`.
+DecodedBatch DecodeBatch(const loader::BatchMeta& meta, std::string_view raw,
+                         const std::vector<int>& feature_sizes);
+
+}  // namespace flexmoe

@@ -1,0 +1,256 @@
+// Token exchange autograd functions, the expert-parallel expert step and layer.
+#include "experts/expert_parallel.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include <numeric>
+
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The communicator travels through the autograd context as an integer: the function
+// object lives only for one forward/backward pair, within the communicator's lifetime.
+int64_t Pack(Communicator* comm) { return reinterpret_cast<int64_t>(comm); }
+Communicator* Unpack(const c10::IValue& value) {
+  return reinterpret_cast<Communicator*>(value.toInt());
+}
+
+class AllReduceSumFunction : public torch::autograd::Function<AllReduceSumFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t comm) {
+    ctx->saved_data["comm"] = comm;
+    at::Tensor y = x.detach().clone().contiguous();
+    reinterpret_cast<Communicator*>(comm)->AllReduce(y, ReduceOp::kSum);
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    at::Tensor g = grads[0].contiguous().clone();
+    Unpack(ctx->saved_data["comm"])->AllReduce(g, ReduceOp::kSum);
+    return {g, at::Tensor()};
+  }
+};
+
+class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::vector<int64_t> send,
+                            std::vector<int64_t> recv, int64_t comm) {
+    ctx->saved_data["send"] = send;
+    ctx->saved_data["recv"] = recv;
+    ctx->saved_data["comm"] = comm;
+    return reinterpret_cast<Communicator*>(comm)->AllToAll(x.detach().contiguous(), send, recv);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    std::vector<int64_t> send = ctx->saved_data["send"].toIntVector();
+    std::vector<int64_t> recv = ctx->saved_data["recv"].toIntVector();
+    at::Tensor g = Unpack(ctx->saved_data["comm"])->AllToAll(grads[0].contiguous(), recv, send);
+    return {g, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// Indices that gather `blocks` (each a [begin, begin + length) range) in the given order.
+at::Tensor GatherIndex(const std::vector<std::pair<int64_t, int64_t>>& blocks, int64_t total) {
+  at::Tensor index = at::empty({total}, at::kLong);
+  int64_t* out = index.data_ptr<int64_t>();
+  int64_t n = 0;
+  for (const auto& [begin, length] : blocks) {
+    for (int64_t i = 0; i < length; ++i) out[n++] = begin + i;
+  }
+  return index;
+}
+
+// The inverse permutation of a gather index.
+at::Tensor Inverse(const at::Tensor& index) {
+  at::Tensor inverse = at::empty_like(index);
+  const int64_t* in = index.data_ptr<int64_t>();
+  int64_t* out = inverse.data_ptr<int64_t>();
+  for (int64_t i = 0; i < index.numel(); ++i) out[in[i]] = i;
+  return inverse;
+}
+
+}  // namespace
+
+ExpertPlacement ExpertPlacement::Balanced(int64_t num_experts, int ranks) {
+  ExpertPlacement placement;
+  for (int64_t e = 0; e < num_experts; ++e) {
+    placement.owner.push_back(static_cast<int>(e * ranks / num_experts));
+  }
+  return placement;
+}
+
+void ExpertPlacement::Check(int ranks) const {
+  for (size_t e = 0; e < owner.size(); ++e) {
+    if (owner[e] < 0 || owner[e] >= ranks) {
+      Fail(ErrorCode::kInvalidArgument, "expert placement: expert ", e, " is placed on rank ",
+           owner[e], " of a group of ", ranks);
+    }
+  }
+}
+
+std::vector<int64_t> ExpertPlacement::LocalExperts(int rank) const {
+  std::vector<int64_t> local;
+  for (size_t e = 0; e < owner.size(); ++e) {
+    if (owner[e] == rank) local.push_back(static_cast<int64_t>(e));
+  }
+  return local;
+}
+
+at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm) {
+  return AllReduceSumFunction::apply(x, Pack(&comm));
+}
+
+at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
+                            const std::vector<int64_t>& recv_splits, Communicator& comm) {
+  return AllToAllFunction::apply(x, send_splits, recv_splits, Pack(&comm));
+}
+
+ExpertStep MakeExpertParallelStep(GroupedExpertsImpl& local, const ExpertPlacement& placement,
+                                  Communicator& ep, ExchangeStats* stats) {
+  return MakeExpertParallelStep(
+      [&local](const at::Tensor& rows, const std::vector<int64_t>& counts) {
+        return local.Forward(rows, counts);
+      },
+      placement, ep, stats);
+}
+
+ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& placement,
+                                  Communicator& ep, ExchangeStats* stats) {
+  return [local_step, &placement, &ep, stats](const at::Tensor& rows,
+                                              const std::vector<int64_t>& counts) {
+    const int world = ep.size(), me = ep.rank();
+    const int64_t e_count = placement.num_experts();
+    if (static_cast<int64_t>(counts.size()) != e_count) {
+      Fail(ErrorCode::kInvalidArgument, "expert step: ", counts.size(), " counts for ", e_count,
+           " experts");
+    }
+    // 1. Rows sorted by expert -> sorted by (owner, expert); splits per owner.
+    std::vector<int64_t> offset(e_count + 1, 0);
+    for (int64_t e = 0; e < e_count; ++e) offset[e + 1] = offset[e] + counts[e];
+    std::vector<std::vector<int64_t>> experts_of(world);
+    for (int64_t e = 0; e < e_count; ++e) experts_of[placement.owner[e]].push_back(e);
+    std::vector<std::pair<int64_t, int64_t>> blocks;
+    std::vector<int64_t> send(world, 0);
+    for (int r = 0; r < world; ++r) {
+      for (int64_t e : experts_of[r]) {
+        blocks.push_back({offset[e], counts[e]});
+        send[r] += counts[e];
+      }
+    }
+    at::Tensor owner_order = GatherIndex(blocks, offset[e_count]);
+    at::Tensor by_owner = rows.index_select(0, owner_order);
+
+    // 2. Counts first: every rank learns how many rows of each expert every rank sends.
+    at::Tensor my_counts = at::tensor(counts, at::kLong);
+    at::Tensor all_counts = ep.AllGather(my_counts).contiguous();  // [world, E]
+    const int64_t* all = all_counts.data_ptr<int64_t>();
+    const std::vector<int64_t>& mine = experts_of[me];
+    std::vector<int64_t> recv(world, 0);
+    for (int s = 0; s < world; ++s) {
+      for (int64_t e : mine) recv[s] += all[s * e_count + e];
+    }
+
+    // 3. Rows to their owners.
+    at::Tensor received = AllToAllWithGrad(by_owner, send, recv, ep);
+
+    // 4. Received rows come source-major, each source's block ordered by local expert;
+    //    regroup them expert-major for the grouped experts.
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> per_expert(mine.size());
+    int64_t position = 0;
+    for (int s = 0; s < world; ++s) {
+      for (size_t j = 0; j < mine.size(); ++j) {
+        int64_t n = all[s * e_count + mine[j]];
+        per_expert[j].push_back({position, n});
+        position += n;
+      }
+    }
+    std::vector<std::pair<int64_t, int64_t>> grouped_blocks;
+    std::vector<int64_t> local_counts(mine.size(), 0);
+    for (size_t j = 0; j < mine.size(); ++j) {
+      for (const auto& block : per_expert[j]) {
+        grouped_blocks.push_back(block);
+        local_counts[j] += block.second;
+      }
+    }
+    at::Tensor group_order = GatherIndex(grouped_blocks, position);
+    at::Tensor y = local_step(received.index_select(0, group_order), local_counts);
+
+    // 5. Back to source-major order, back to the senders, back to expert order.
+    at::Tensor returned = AllToAllWithGrad(y.index_select(0, Inverse(group_order)), recv, send, ep);
+    if (stats != nullptr) {
+      stats->rows_sent += offset[e_count];
+      stats->rows_received += position;
+    }
+    return returned.index_select(0, Inverse(owner_order));
+  };
+}
+
+RouterStatsReducer MakeRouterStatsReducer(Communicator& dp) {
+  return [&dp](RouterLossStats stats) {
+    // One all-reduce for all six statistics: flattened, concatenated, split back.
+    std::vector<at::Tensor*> parts = {
+        &stats.full_importance, &stats.full_load, &stats.nonfull_importance,
+        &stats.nonfull_load,    &stats.ce_sum,    &stats.num_nonfull};
+    std::vector<at::Tensor> flat;
+    std::vector<int64_t> sizes;
+    for (at::Tensor* p : parts) {
+      flat.push_back(p->reshape({-1}));
+      sizes.push_back(p->numel());
+    }
+    at::Tensor summed = AllReduceSumWithGrad(at::cat(flat), dp);
+    std::vector<at::Tensor> pieces = summed.split_with_sizes(sizes);
+    for (size_t i = 0; i < parts.size(); ++i) *parts[i] = pieces[i].view(parts[i]->sizes());
+    return stats;
+  };
+}
+
+ExpertParallelMoeImpl::ExpertParallelMoeImpl(ExpertParallelMoeOptions options)
+    : options_(std::move(options)) {
+  router_ = register_module("router",
+                            NoisyTopKRouter(RouterOptions{options_.hidden_dim, options_.num_experts,
+                                                          options_.top_k, options_.init_seed}));
+  GroupedExpertsOptions expert_options;
+  expert_options.hidden_dim = options_.hidden_dim;
+  expert_options.num_experts = options_.num_experts;
+  expert_options.init_seed = options_.init_seed;
+  if (!options_.placement.owner.empty()) {
+    if (options_.placement.num_experts() != options_.num_experts) {
+      Fail(ErrorCode::kInvalidArgument, "expert placement names ", options_.placement.num_experts(),
+           " experts, the layer has ", options_.num_experts);
+    }
+    expert_options.global_ids = options_.placement.LocalExperts(options_.rank);
+    if (expert_options.global_ids.empty()) {
+      Fail(ErrorCode::kInvalidArgument, "expert placement: rank ", options_.rank,
+           " owns no expert; an expert-parallel group needs at most as many ranks as experts (",
+           options_.num_experts, ")");
+    }
+  }
+  experts_ = register_module("experts", GroupedExperts(expert_options));
+}
+
+MoeOutput ExpertParallelMoeImpl::Forward(const at::Tensor& x, const at::Tensor& noise,
+                                         const at::Tensor& token_combination,
+                                         const at::Tensor& block_of_token, int64_t num_blocks,
+                                         bool training, Communicator* ep, Communicator* dp,
+                                         ExchangeStats* stats) {
+  RouterStatsReducer reducer;
+  if (dp != nullptr && dp->size() > 1) reducer = MakeRouterStatsReducer(*dp);
+  GroupedExpertsImpl& experts = *experts_;
+  ExpertStep step;
+  if (ep != nullptr && !options_.placement.owner.empty()) {
+    options_.placement.Check(ep->size());
+    step = MakeExpertParallelStep(experts, options_.placement, *ep, stats);
+  } else {
+    step = [&experts](const at::Tensor& rows, const std::vector<int64_t>& counts) {
+      return experts.Forward(rows, counts);
+    };
+  }
+  return RunMoe(*router_, step, reducer, x, noise, token_combination, block_of_token, num_blocks,
+                training);
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,102 @@
+// Expert parallelism: experts placed on the ranks of an expert-parallel group by a
+// placement map, tokens exchanged with all-to-all (counts first, then rows) and back, each
+// exchange an autograd function whose backward runs the reverse exchange; the router's
+// batch statistics summed over the data-parallel group with gradients flowing through.
+//
+// NOTE [collective symmetry]: every rank issues the same collectives in the same order on
+// every step: one all-gather of counts and two all-to-alls per sparse layer forward (two
+// more in backward), and one all-reduce of the router statistics, whether or not the
+// rank has tokens, and whatever its experts receive. Nothing here branches on local data
+// before a collective (guard the output, never the collective).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "cluster/comm/communicator.h"
+#include "experts/grouped_experts.h"
+#include "experts/moe_layer.h"
+#include "experts/router.h"
+
+namespace flexmoe {
+
+// Which rank of the expert-parallel group owns each global expert. Never assumed
+// contiguous: the exchange orders rows by (owner, expert).
+struct ExpertPlacement {
+  std::vector<int> owner;  // [E], each in [0, group size)
+
+  // Expert e on rank e * ranks / E (balanced contiguous blocks).
+  static ExpertPlacement Balanced(int64_t num_experts, int ranks);
+  // Validates: every owner in [0, ranks). Throws kInvalidArgument otherwise.
+  void Check(int ranks) const;
+  std::vector<int64_t> LocalExperts(int rank) const;  // ascending global ids
+  int64_t num_experts() const { return static_cast<int64_t>(owner.size()); }
+};
+
+// y = x summed over the group (every rank gets the sum); backward sums the gradients over
+// the group the same way (the gradient of sum_r f_r(y) with respect to x on each rank).
+at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm);
+
+// Rows exchanged as Communicator::AllToAll does; backward sends the gradients back with
+// the splits swapped.
+at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
+                            const std::vector<int64_t>& recv_splits, Communicator& comm);
+
+// Statistics of one exchange, for metrics and the coordinator.
+struct ExchangeStats {
+  int64_t rows_sent = 0;      // rows this rank sent to experts (its own included)
+  int64_t rows_received = 0;  // rows this rank's experts processed
+};
+
+// The expert step of RunMoe for experts spread over `ep` by `placement`: rows sorted by
+// global expert (counts [E]) go to their owners, run there on `local` (holding this
+// rank's experts, ascending), and come back in the same order.
+ExpertStep MakeExpertParallelStep(GroupedExpertsImpl& local, const ExpertPlacement& placement,
+                                  Communicator& ep, ExchangeStats* stats);
+// The same around any local step: `local_step` gets the rows this rank's experts received,
+// grouped by local expert (ascending global id), with one count per local expert.
+ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& placement,
+                                  Communicator& ep, ExchangeStats* stats);
+
+// A RouterStatsReducer summing the router statistics over `dp` (one all-reduce).
+RouterStatsReducer MakeRouterStatsReducer(Communicator& dp);
+
+struct ExpertParallelMoeOptions {
+  int64_t hidden_dim = 0;
+  int64_t num_experts = 0;
+  int64_t top_k = 0;
+  int64_t init_seed = -1;
+  ExpertPlacement placement;  // empty owner list: all experts local
+  int rank = 0;               // this rank in the expert-parallel group
+};
+
+// The sparse layer of a worker: the replicated router and this rank's experts
+// (submodules "router" and "experts", as LocalMoeLayer's). With no communicators (or a
+// group of one) it computes exactly what LocalMoeLayer computes.
+class ExpertParallelMoeImpl : public torch::nn::Module {
+ public:
+  explicit ExpertParallelMoeImpl(ExpertParallelMoeOptions options);
+
+  // ep: the expert-parallel group (null: all experts local). dp: the group over which the
+  // router statistics are summed (null: none). Arguments as LocalMoeLayer::Forward.
+  MoeOutput Forward(const at::Tensor& x, const at::Tensor& noise,
+                    const at::Tensor& token_combination, const at::Tensor& block_of_token,
+                    int64_t num_blocks, bool training, Communicator* ep, Communicator* dp,
+                    ExchangeStats* stats = nullptr);
+
+  NoisyTopKRouter& router() { return router_; }
+  GroupedExperts& experts() { return experts_; }
+  const ExpertPlacement& placement() const { return options_.placement; }
+
+ private:
+  ExpertParallelMoeOptions options_;
+  NoisyTopKRouter router_{nullptr};
+  GroupedExperts experts_{nullptr};
+};
+TORCH_MODULE(ExpertParallelMoe);
+
+}  // namespace flexmoe

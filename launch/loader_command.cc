@@ -1,0 +1,44 @@
+// The loader subcommand (loader_command.h).
+#include "launch/loader_command.h"
+
+#include <glog/logging.h>
+
+#include <iostream>
+
+#include "cluster/base/error.h"
+#include "data_loader/decoded_dataset.h"
+#include "data_loader/job_token.h"
+#include "data_loader/loader_server.h"
+#include "data_loader/shard.h"
+#include "launch/args.h"
+#include "proto/config_loader.h"
+
+namespace flexmoe {
+
+int LoaderCommand(int argc, char** argv) {
+  Args args = ParseArgs(argc, argv, {"config", "listen"});
+  std::string path = args.Get("config");
+  if (path.empty() && !args.positional.empty()) path = args.positional[0];
+  if (path.empty()) Fail(ErrorCode::kInvalidArgument, "loader: --config FILE is required");
+  const config::Config config = LoadConfig(path, args.overrides);
+  const config::ClusterConfig& cluster = config.cluster();
+
+  LoaderServerOptions options;
+  options.listen = args.Get("listen", cluster.bind_address() + ":0");
+  options.token = ReadJobToken(cluster);
+  options.max_frame_bytes = cluster.max_frame_bytes();
+  options.handshake_timeout_s = cluster.connect_timeout_s();
+  options.write_timeout_s = cluster.connect_timeout_s();
+  options.stop_on_signals = true;
+
+  const PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
+  const DecodedDataset data(prepared);
+  LoaderServer server(prepared, data, options);
+  LOG(INFO) << "loader: serving " << prepared.size() << " samples of " << prepared.dir << " on "
+            << server.address();
+  std::cout << "listening on " << server.address() << std::endl;
+  server.Run();
+  return 0;
+}
+
+}  // namespace flexmoe

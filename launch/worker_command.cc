@@ -1,0 +1,88 @@
+// The worker subcommand: MPI set-up, the world communicator, then the shared training loop
+// with the experts sharded over the ranks; and the local mpirun launcher.
+#include "launch/worker_command.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cluster/base/error.h"
+#include "cluster/comm/mpi_communicator.h"
+#include "cluster/comm/mpi_session.h"
+#include "data_loader/decoded_dataset.h"
+#include "launch/args.h"
+#include "launch/train_command.h"
+#include "proto/config_loader.h"
+#include "trainer/compute_threads.h"
+#include "trainer/trainer.h"
+
+namespace flexmoe {
+
+int WorkerCommand(int argc, char** argv) {
+  MpiSession mpi(&argc, &argv);
+  Args args = ParseArgs(argc, argv, {"config", "threads"});
+  std::string path = args.Get("config");
+  if (path.empty()) Fail(ErrorCode::kInvalidArgument, "worker: --config FILE is required");
+  config::Config config = LoadConfig(path, args.overrides);
+  auto timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(config.cluster().collective_timeout_s() * 1000));
+  std::unique_ptr<Communicator> world = MakeMpiWorld(timeout);
+  const int rank = world->rank();
+  std::string prepared_dir = config.data().prepared_dir();
+  if (!std::filesystem::exists(prepared_dir + "/meta.textproto")) {
+    Fail(ErrorCode::kNotFound, prepared_dir, ": no prepared dataset (config field ",
+         "data.prepared_dir); run: flexmoe prepare --config ", path);
+  }
+  PreparedDataset prepared = PreparedDataset::Open(prepared_dir);
+  DecodedDataset data(prepared);
+  TrainOptions options;
+  options.world = world.get();
+  options.expert_parallel_degree = config.cluster().expert_parallel_degree();
+  options.threads = args.GetInt("threads", 1);
+  options.log = rank == 0 ? &std::cout : nullptr;
+  options.run_dir = config.run().dir().empty() ? DefaultRunDir() : config.run().dir();
+  if (rank == 0) {
+    std::cout << "BLAS: " << BlasDescription() << "\n"
+              << "worker 0 of " << world->size() << ": training on " << prepared_dir << " ("
+              << prepared.size() << " samples), experts sharded over "
+              << (options.expert_parallel_degree > 0 ? options.expert_parallel_degree
+                                                     : world->size())
+              << " ranks, run directory " << options.run_dir << "\n";
+  }
+  TrainResult result = Train(config, prepared, data, config.training().seed(), options);
+  if (rank == 0) std::cout << "checkpoint: " << result.checkpoint_dir << "\n";
+  return 0;
+}
+
+int LaunchWorkers(int workers, int argc, char** argv) {
+  std::string self = std::filesystem::canonical("/proc/self/exe").string();
+  std::vector<std::string> command = {"mpirun",          "-np", std::to_string(workers),
+                                      "--oversubscribe", "-x",  "OMP_NUM_THREADS=1"};
+  if (::geteuid() == 0) command.push_back("--allow-run-as-root");
+  command.push_back(self);
+  command.push_back("worker");
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--workers") {
+      ++i;  // the launcher's own flag
+      continue;
+    }
+    if (arg.rfind("--workers=", 0) == 0) continue;
+    command.push_back(arg);
+  }
+  std::vector<char*> exec_args;
+  for (auto& a : command) exec_args.push_back(a.data());
+  exec_args.push_back(nullptr);
+  std::cout << "starting " << workers << " workers:";
+  for (const auto& a : command) std::cout << " " << a;
+  std::cout << std::endl;
+  ::execvp("mpirun", exec_args.data());
+  Fail(ErrorCode::kUnavailable, "cannot start mpirun (is Open MPI installed?)");
+}
+
+}  // namespace flexmoe

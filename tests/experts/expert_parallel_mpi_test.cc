@@ -1,0 +1,167 @@
+// Expert parallelism under mpirun (1 to 4 ranks): the exchange with identity experts returns
+// rows and gradients exactly; every rank receives exactly its experts' rows; the sharded MoE
+// layer equals the one-process layer on all ranks' tokens (output, input gradient, expert
+// and router gradients); ranks with zero tokens still take part.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+
+#include "cluster/comm/mpi_communicator.h"
+#include "experts/dispatcher.h"
+#include "experts/expert_parallel.h"
+#include "experts/moe_layer.h"
+#include "tests/cluster/comm_test_util.h"
+
+namespace flexmoe {
+namespace {
+
+constexpr int64_t kD = 8, kE = 7, kK = 2;
+
+std::unique_ptr<Communicator> World() { return MakeMpiWorld(testing::kTestTimeout); }
+
+// Tokens of `rank`: a different count per rank (rank 1 has none when there are 3+ ranks).
+int64_t TokensOf(int rank, int world) { return (world >= 3 && rank == 1) ? 0 : 5 + 3 * rank; }
+
+at::Tensor TokensFor(int rank, int world, at::ScalarType type) {
+  at::manual_seed(100 + rank);
+  return at::randn({TokensOf(rank, world), kD}).to(type);
+}
+
+// A placement that is not contiguous: expert e on rank (e * 5 + 1) % W.
+ExpertPlacement Scattered(int world) {
+  ExpertPlacement p;
+  for (int64_t e = 0; e < kE; ++e) p.owner.push_back(static_cast<int>((e * 5 + 1) % world));
+  return p;
+}
+
+TEST(ExpertExchangeTest, IdentityExpertsReturnRowsAndGradientsExactly) {
+  auto world = World();
+  const int w = world->size(), me = world->rank();
+  ExpertPlacement placement = Scattered(w);
+  at::manual_seed(7 + me);
+  const int64_t t = TokensOf(me, w);
+  at::Tensor top = at::randint(kE, {t, kK}, at::kLong);
+  at::Tensor x = at::randn({t, kD}, at::kDouble).requires_grad_(true);
+  DispatchPlan plan = MakeDispatchPlan(top, kE);
+  std::vector<int64_t> seen_counts;
+  ExpertStep step = MakeExpertParallelStep(
+      [&](const at::Tensor& rows, const std::vector<int64_t>& counts) {
+        seen_counts = counts;
+        // Every row that arrives belongs to one of this rank's experts: tag check below.
+        return rows * 1.0;
+      },
+      placement, *world, nullptr);
+  at::Tensor gates = at::full({t, kK}, 1.0 / kK, at::kDouble);
+  at::Tensor y = Combine(step(Permute(x, plan), plan.counts), plan, gates, t);
+  EXPECT_TRUE(at::allclose(y, x, 0, 1e-15)) << "dispatch + combine with identity experts";
+  at::Tensor upstream = at::randn({t, kD}, at::kDouble);
+  (y * upstream).sum().backward();
+  EXPECT_TRUE(at::allclose(x.grad(), upstream, 0, 1e-15));
+  EXPECT_EQ(seen_counts.size(), placement.LocalExperts(me).size());
+}
+
+TEST(ExpertExchangeTest, RowsTaggedWithSourceReachTheirOwners) {
+  auto world = World();
+  const int w = world->size(), me = world->rank();
+  ExpertPlacement placement = Scattered(w);
+  // Rank r sends (r + e) % 3 rows to each expert e, tagged (source, expert, row).
+  std::vector<int64_t> counts(kE);
+  std::vector<at::Tensor> blocks;
+  for (int64_t e = 0; e < kE; ++e) {
+    counts[e] = (me + e) % 3;
+    for (int64_t i = 0; i < counts[e]; ++i) {
+      blocks.push_back(at::tensor({double(me), double(e), double(i)}, at::kDouble).view({1, 3}));
+    }
+  }
+  at::Tensor rows = blocks.empty() ? at::empty({0, 3}, at::kDouble) : at::cat(blocks);
+  std::vector<int64_t> local = placement.LocalExperts(me);
+  ExpertStep step = MakeExpertParallelStep(
+      [&](const at::Tensor& received, const std::vector<int64_t>& local_counts) {
+        // Grouped by local expert, sources in rank order, rows in order.
+        int64_t at_row = 0;
+        for (size_t j = 0; j < local.size(); ++j) {
+          int64_t expected_count = 0;
+          for (int s = 0; s < w; ++s) {
+            int64_t n = (s + local[j]) % 3;
+            expected_count += n;
+            for (int64_t i = 0; i < n; ++i, ++at_row) {
+              EXPECT_EQ(received[at_row][0].item<double>(), s);
+              EXPECT_EQ(received[at_row][1].item<double>(), local[j]);
+              EXPECT_EQ(received[at_row][2].item<double>(), i);
+            }
+          }
+          EXPECT_EQ(local_counts[j], expected_count);
+        }
+        EXPECT_EQ(at_row, received.size(0));
+        return received;
+      },
+      placement, *world, nullptr);
+  at::Tensor back = step(rows, counts);
+  EXPECT_TRUE(at::equal(back, rows));
+}
+
+// The sharded layer against the one-process layer on the concatenation of all ranks'
+// tokens, in double precision.
+TEST(ExpertParallelMoeTest, EqualsOneProcessLayer) {
+  auto world = World();
+  const int w = world->size(), me = world->rank();
+  ExpertParallelMoeOptions options{kD, kE, kK, 42, Scattered(w), me};
+  ExpertParallelMoe sharded(options);
+  sharded->to(at::kDouble);
+  ExpertParallelMoe reference(ExpertParallelMoeOptions{kD, kE, kK, 42, {}, 0});
+  reference->to(at::kDouble);
+
+  std::vector<at::Tensor> xs, noises, combos, upstreams;
+  for (int r = 0; r < w; ++r) {
+    xs.push_back(TokensFor(r, w, at::kDouble));
+    at::manual_seed(500 + r);
+    noises.push_back(at::randn({TokensOf(r, w), kE}, at::kDouble));
+    combos.push_back(at::randint(kE, {TokensOf(r, w)}, at::kLong) % 4);
+    upstreams.push_back(at::randn({TokensOf(r, w), kD}, at::kDouble));
+  }
+  // Reference: all tokens in one process.
+  at::Tensor x_all = at::cat(xs).requires_grad_(true);
+  MoeOutput ref = reference->Forward(x_all, at::cat(noises), at::cat(combos), at::Tensor(), 1,
+                                     /*training=*/true, nullptr, nullptr);
+  ((ref.output * at::cat(upstreams)).sum() + ref.aux_loss).backward();
+
+  // Sharded: this rank's tokens only; the router statistics summed over the world.
+  at::Tensor x = xs[me].clone().requires_grad_(true);
+  MoeOutput out =
+      sharded->Forward(x, noises[me], combos[me], at::Tensor(), 1, true, world.get(), world.get());
+  ((out.output * upstreams[me]).sum() + out.aux_loss / w).backward();
+
+  int64_t offset = 0;
+  for (int r = 0; r < me; ++r) offset += TokensOf(r, w);
+  const int64_t t = TokensOf(me, w);
+  EXPECT_TRUE(at::allclose(out.output, ref.output.narrow(0, offset, t), 1e-5, 1e-10));
+  EXPECT_NEAR(out.aux_loss.item<double>(), ref.aux_loss.item<double>(),
+              1e-5 * std::fabs(ref.aux_loss.item<double>()));
+  EXPECT_TRUE(at::allclose(x.grad(), x_all.grad().narrow(0, offset, t), 1e-5, 1e-10));
+  // Each owner's expert gradients equal the reference's rows of those experts.
+  std::vector<int64_t> local = options.placement.LocalExperts(me);
+  at::Tensor ids = at::tensor(local, at::kLong);
+  for (auto [mine, theirs] : {std::pair{sharded->experts()->w1(), reference->experts()->w1()},
+                              std::pair{sharded->experts()->b1(), reference->experts()->b1()},
+                              std::pair{sharded->experts()->w2(), reference->experts()->w2()},
+                              std::pair{sharded->experts()->b2(), reference->experts()->b2()}}) {
+    EXPECT_TRUE(at::allclose(mine.grad(), theirs.grad().index_select(0, ids), 1e-5, 1e-10));
+  }
+  // The router is replicated: its gradient summed over the ranks equals the reference's.
+  at::Tensor gate_grad = sharded->router()->w_gate().grad().clone();
+  world->AllReduce(gate_grad, ReduceOp::kSum);
+  EXPECT_TRUE(at::allclose(gate_grad, reference->router()->w_gate().grad(), 1e-5, 1e-10));
+  at::Tensor noise_grad = sharded->router()->w_noise().grad().clone();
+  world->AllReduce(noise_grad, ReduceOp::kSum);
+  EXPECT_TRUE(at::allclose(noise_grad, reference->router()->w_noise().grad(), 1e-5, 1e-10));
+}
+
+TEST(ExpertParallelMoeTest, PlacementWithAnEmptyRankIsRefused) {
+  ExpertPlacement p;
+  p.owner = {0, 0, 0};
+  ExpertParallelMoeOptions options{kD, 3, 1, 1, p, 1};
+  EXPECT_THROW(ExpertParallelMoe{options}, Error);
+}
+
+}  // namespace
+}  // namespace flexmoe

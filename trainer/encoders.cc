@@ -1,0 +1,68 @@
+// Patch-embedding and 3D CNN encoders (encoders.h).
+#include "trainer/encoders.h"
+
+#include <ATen/ATen.h>
+
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+
+PatchEmbeddingImpl::PatchEmbeddingImpl(int features, int patches, int hidden_dim)
+    : features_(features), patches_(patches), patch_size_((features + patches - 1) / patches) {
+  proj_ = register_module("proj", torch::nn::Linear(patch_size_, hidden_dim));
+}
+
+at::Tensor PatchEmbeddingImpl::forward(const at::Tensor& x) {
+  int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
+  at::Tensor padded = pad > 0 ? at::constant_pad_nd(x, {0, pad}) : x;
+  return proj_->forward(padded.view({x.size(0), patches_, patch_size_}));
+}
+
+Cnn3dEncoderImpl::Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim,
+                                   int64_t modality)
+    : shape_(std::move(volume_shape)), modality_(modality) {
+  const int64_t channels[][2] = {{1, 32},  {32, 32},  {32, 64},
+                                 {64, 64}, {64, 128}, {128, hidden_dim}};
+  for (int i = 0; i < 6; ++i) {
+    convs_.push_back(register_module(
+        "conv" + std::to_string(i),
+        torch::nn::Conv3d(torch::nn::Conv3dOptions(channels[i][0], channels[i][1], 3).padding(1))));
+  }
+  int64_t pooled = 1;
+  for (int64_t side : shape_) pooled *= side / 2 / 3 / 4;
+  fc_ = register_module("fc", torch::nn::Linear(hidden_dim * pooled, hidden_dim));
+  patches_ = register_module("patches", PatchEmbedding(hidden_dim, patches, hidden_dim));
+}
+
+at::Tensor Cnn3dEncoderImpl::Encode(const at::Tensor& x, const StepKey& key, bool training) {
+  at::Tensor h = x.view({x.size(0), 1, shape_[0], shape_[1], shape_[2]});
+  const int64_t pools[] = {2, 3, 4};
+  for (int stage = 0; stage < 3; ++stage) {
+    h = at::relu(convs_[2 * stage]->forward(h));
+    h = at::relu(convs_[2 * stage + 1]->forward(h));
+    h = at::max_pool3d(h, {pools[stage], pools[stage], pools[stage]});
+    if (training) {  // Dropout3d: whole channels, per sample
+      at::Tensor mask = KeyedTensor(key, RandomSite::kEncoder, modality_ * 16 + stage,
+                                    {h.size(1), 1, 1, 1}, KeyedKind::kMask, 0.2);
+      h = h * mask.to(h.scalar_type());
+    }
+  }
+  return patches_->forward(fc_->forward(h.flatten(1)));
+}
+
+std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality, int features,
+                                             const config::ModelConfig& model, int64_t index) {
+  if (modality.encoder() == config::CNN3D) {
+    std::vector<int64_t> shape(modality.volume_shape().begin(), modality.volume_shape().end());
+    int64_t voxels = shape.size() == 3 ? shape[0] * shape[1] * shape[2] : -1;
+    if (voxels != features) {
+      Fail(ErrorCode::kInvalidArgument, "config field data.modalities[", index,
+           "].volume_shape: ", voxels, " voxels, but the prepared modality '", modality.name(),
+           "' has ", features, " features");
+    }
+    return std::make_shared<Cnn3dEncoderImpl>(shape, model.patches(), model.hidden_dim(), index);
+  }
+  return std::make_shared<PatchEmbeddingImpl>(features, model.patches(), model.hidden_dim());
+}
+
+}  // namespace flexmoe

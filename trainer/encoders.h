@@ -1,0 +1,64 @@
+// Per-modality encoders: the patch embedding of a feature vector (MODEL.md) and the
+// paper's 3D CNN image encoder followed by a patch embedding of its D-vector.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <memory>
+#include <vector>
+
+#include "proto/config.pb.h"
+#include "trainer/keyed_tensors.h"
+
+namespace flexmoe {
+
+// Maps a modality's rows [B, F] to P tokens [B, P, D].
+class ModalityEncoder : public torch::nn::Module {
+ public:
+  virtual at::Tensor Encode(const at::Tensor& x, const StepKey& key, bool training) = 0;
+};
+
+// Patch embedding: a feature vector of length F is zero-padded to P * ceil(F / P), viewed
+// as [P, ceil(F / P)] (patch p holds features p*ps .. p*ps+ps-1) and each patch projected
+// by one Linear(ps -> D).
+class PatchEmbeddingImpl : public ModalityEncoder {
+ public:
+  PatchEmbeddingImpl(int features, int patches, int hidden_dim);
+  at::Tensor forward(const at::Tensor& x);  // [B, F] -> [B, P, D]
+  at::Tensor Encode(const at::Tensor& x, const StepKey&, bool) override { return forward(x); }
+  int patch_size() const { return patch_size_; }
+
+ private:
+  int features_, patches_, patch_size_;
+  torch::nn::Linear proj_{nullptr};
+};
+TORCH_MODULE(PatchEmbedding);
+
+// The 3D CNN (REFERENCE.md 1.1): three stages of two 3x3x3 convolutions with ReLU, max
+// pooling by 2, 3 and 4, and channel dropout 0.2 (keyed per sample); then Linear to D and
+// a patch embedding of that D-vector. Input rows are volumes flattened row-major.
+class Cnn3dEncoderImpl : public ModalityEncoder {
+ public:
+  Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim,
+                   int64_t modality);
+  at::Tensor Encode(const at::Tensor& x, const StepKey& key, bool training) override;
+
+ private:
+  std::vector<int64_t> shape_;
+  int64_t modality_;
+  std::vector<torch::nn::Conv3d> convs_;
+  torch::nn::Linear fc_{nullptr};
+  PatchEmbedding patches_{nullptr};
+};
+TORCH_MODULE(Cnn3dEncoder);
+
+// The encoder a modality's config asks for, for `features` input features. Throws
+// kInvalidArgument when a CNN3D volume shape does not match the feature count.
+std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality, int features,
+                                             const config::ModelConfig& model, int64_t index);
+
+}  // namespace flexmoe

@@ -1,0 +1,54 @@
+// Gradient synchronisation across workers, after backward and before the optimizer step.
+//
+// NOTE [gradient scaling rule]: each worker's loss is its share of the global loss (the
+// task loss normalised by the global batch's total weight, the router loss divided by the
+// world size; see trainer.cc), so the global gradient is the SUM of the workers'
+// gradients. Hence: replicated parameters (encoders, bank, attention, norms, routers,
+// position embedding, head) are summed over the world; an expert's gradient already holds
+// every worker's tokens through the exchange's backward, so it is left alone when the
+// expert has one owner, and summed over its replicas (the expert-data-parallel group)
+// when experts are replicated (expert-parallel degree < world size). Nothing is divided
+// by the world size anywhere, so no gradient is scaled twice (PEERS.md, DeepSpeed #5259).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "cluster/comm/communicator.h"
+
+namespace flexmoe {
+
+// Not thread-safe. Every rank must construct it with parameters of the same shapes in the
+// same order (replicated) and call Synchronize() once per step.
+class GradientSynchronizer {
+ public:
+  // `world` sums the replicated gradients; `expert_replicas` (may be null or of size 1)
+  // sums the expert gradients. Buckets hold up to bucket_bytes of gradients each.
+  GradientSynchronizer(std::vector<at::Tensor> replicated, std::vector<at::Tensor> experts,
+                       Communicator* world, Communicator* expert_replicas,
+                       int64_t bucket_bytes = 4 << 20);
+
+  // Missing gradients become zeros (every rank contributes to every bucket), then each
+  // bucket is flattened, all-reduced (sum) and copied back.
+  void Synchronize();
+
+  int num_buckets() const { return static_cast<int>(buckets_.size()); }
+
+ private:
+  struct Bucket {
+    std::vector<at::Tensor> parameters;
+    at::Tensor flat;
+    Communicator* comm;
+  };
+  void AddBuckets(const std::vector<at::Tensor>& parameters, Communicator* comm,
+                  int64_t bucket_bytes);
+
+  std::vector<Bucket> buckets_;
+};
+
+// Parameters whose name marks an expert weight ("...moe.experts...").
+bool IsExpertParameter(const std::string& name);
+
+}  // namespace flexmoe
