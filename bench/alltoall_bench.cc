@@ -11,7 +11,8 @@
 // at::empty output (ours returns a new tensor, so it pays the first-touch page faults too);
 // ours = Communicator::AllToAll. vs_raw / vs_alloc = our overhead against each.
 // Time: per iteration the slowest rank's time after a barrier; the table shows the median over
-// iterations (JSON also has min and mean). The variants run in rotating order per iteration.
+// iterations; the min: columns show the fastest iteration, less disturbed by other load on a
+// shared host (JSON also has the mean). The variants run in rotating order per iteration.
 // bytes = tokens * D * 4 (each rank's send buffer, as nccl-tests counts all-to-all size).
 #include <ATen/ATen.h>
 #include <mpi.h>
@@ -226,9 +227,9 @@ int Main(int argc, char** argv) {
         "# alltoall_bench: %d ranks, float32 rows, warmup %d, iters %d; time = median over "
         "iterations of the slowest rank; algbw/busbw in GB/s (1e9 B/s) for ours\n",
         size, flags.warmup, flags.iters);
-    std::printf("%-7s %8s %5s %11s %9s %9s %9s %9s %9s %8s %8s\n", "mode", "tokens", "D",
-                "bytes/rank", "raw_us", "raw+alloc", "ours_us", "vs_raw", "vs_alloc", "algbw",
-                "busbw");
+    std::printf("%-7s %8s %5s %11s | %9s %9s %9s %8s %8s | %9s %9s %8s | %7s %7s\n", "mode",
+                "tokens", "D", "bytes/rank", "raw_us", "raw+alloc", "ours_us", "vs_raw", "vs_alloc",
+                "min:alloc", "min:ours", "vs_alloc", "algbw", "busbw");
   }
   bool check_ok = true;
   std::vector<std::string> json;
@@ -257,10 +258,13 @@ int Main(int argc, char** argv) {
         const double vs_raw = (ours.median() / raw.median() - 1.0) * 100.0;
         const double vs_alloc = (ours.median() / fresh.median() - 1.0) * 100.0;
         if (rank == 0) {
-          std::printf("%-7s %8ld %5ld %11ld %9.1f %9.1f %9.1f %8.1f%% %8.1f%% %8.3f %8.3f\n",
-                      mode.c_str(), static_cast<long>(tokens), static_cast<long>(dim),
-                      static_cast<long>(bytes), raw.median() * 1e6, fresh.median() * 1e6,
-                      ours.median() * 1e6, vs_raw, vs_alloc, algbw, algbw * bus_factor);
+          std::printf(
+              "%-7s %8ld %5ld %11ld | %9.1f %9.1f %9.1f %7.1f%% %7.1f%% | %9.1f %9.1f %7.1f%% | "
+              "%7.3f %7.3f\n",
+              mode.c_str(), static_cast<long>(tokens), static_cast<long>(dim),
+              static_cast<long>(bytes), raw.median() * 1e6, fresh.median() * 1e6,
+              ours.median() * 1e6, vs_raw, vs_alloc, fresh.min() * 1e6, ours.min() * 1e6,
+              (ours.min() / fresh.min() - 1.0) * 100.0, algbw, algbw * bus_factor);
           char line[768];
           std::snprintf(
               line, sizeof(line),

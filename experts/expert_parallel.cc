@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <chrono>
 #include <numeric>
 
 #include "cluster/base/error.h"
@@ -36,20 +37,42 @@ class AllReduceSumFunction : public torch::autograd::Function<AllReduceSumFuncti
   }
 };
 
+// Adds the scope's duration to stats->seconds (when stats is not null).
+class ExchangeTimer {
+ public:
+  explicit ExchangeTimer(ExchangeStats* stats)
+      : stats_(stats), start_(std::chrono::steady_clock::now()) {}
+  ~ExchangeTimer() {
+    if (stats_ != nullptr) {
+      stats_->seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+  }
+  ExchangeTimer(const ExchangeTimer&) = delete;
+  ExchangeTimer& operator=(const ExchangeTimer&) = delete;
+
+ private:
+  ExchangeStats* stats_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::vector<int64_t> send,
-                            std::vector<int64_t> recv, int64_t comm) {
+                            std::vector<int64_t> recv, int64_t comm, int64_t stats) {
+    ExchangeTimer timer(reinterpret_cast<ExchangeStats*>(stats));
     ctx->saved_data["send"] = send;
     ctx->saved_data["recv"] = recv;
     ctx->saved_data["comm"] = comm;
+    ctx->saved_data["stats"] = stats;
     return reinterpret_cast<Communicator*>(comm)->AllToAll(x.detach().contiguous(), send, recv);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    ExchangeTimer timer(reinterpret_cast<ExchangeStats*>(ctx->saved_data["stats"].toInt()));
     std::vector<int64_t> send = ctx->saved_data["send"].toIntVector();
     std::vector<int64_t> recv = ctx->saved_data["recv"].toIntVector();
     at::Tensor g = Unpack(ctx->saved_data["comm"])->AllToAll(grads[0].contiguous(), recv, send);
-    return {g, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {g, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -105,8 +128,10 @@ at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm) {
 }
 
 at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
-                            const std::vector<int64_t>& recv_splits, Communicator& comm) {
-  return AllToAllFunction::apply(x, send_splits, recv_splits, Pack(&comm));
+                            const std::vector<int64_t>& recv_splits, Communicator& comm,
+                            ExchangeStats* stats) {
+  return AllToAllFunction::apply(x, send_splits, recv_splits, Pack(&comm),
+                                 reinterpret_cast<int64_t>(stats));
 }
 
 ExpertStep MakeExpertParallelStep(GroupedExpertsImpl& local, const ExpertPlacement& placement,
@@ -146,7 +171,11 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
 
     // 2. Counts first: every rank learns how many rows of each expert every rank sends.
     at::Tensor my_counts = at::tensor(counts, at::kLong);
-    at::Tensor all_counts = ep.AllGather(my_counts).contiguous();  // [world, E]
+    at::Tensor all_counts;
+    {
+      ExchangeTimer timer(stats);
+      all_counts = ep.AllGather(my_counts).contiguous();  // [world, E]
+    }
     const int64_t* all = all_counts.data_ptr<int64_t>();
     const std::vector<int64_t>& mine = experts_of[me];
     std::vector<int64_t> recv(world, 0);
@@ -155,7 +184,7 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
     }
 
     // 3. Rows to their owners.
-    at::Tensor received = AllToAllWithGrad(by_owner, send, recv, ep);
+    at::Tensor received = AllToAllWithGrad(by_owner, send, recv, ep, stats);
 
     // 4. Received rows come source-major, each source's block ordered by local expert;
     //    regroup them expert-major for the grouped experts.
@@ -180,7 +209,8 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
     at::Tensor y = local_step(received.index_select(0, group_order), local_counts);
 
     // 5. Back to source-major order, back to the senders, back to expert order.
-    at::Tensor returned = AllToAllWithGrad(y.index_select(0, Inverse(group_order)), recv, send, ep);
+    at::Tensor returned =
+        AllToAllWithGrad(y.index_select(0, Inverse(group_order)), recv, send, ep, stats);
     if (stats != nullptr) {
       stats->rows_sent += offset[e_count];
       stats->rows_received += position;

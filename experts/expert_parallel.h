@@ -43,13 +43,16 @@ at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm);
 
 // Rows exchanged as Communicator::AllToAll does; backward sends the gradients back with
 // the splits swapped.
+struct ExchangeStats;
 at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
-                            const std::vector<int64_t>& recv_splits, Communicator& comm);
+                            const std::vector<int64_t>& recv_splits, Communicator& comm,
+                            ExchangeStats* stats = nullptr);
 
-// Statistics of one exchange, for metrics and the coordinator.
+// Statistics of the exchanges, accumulated; for the step-time split and the metrics.
 struct ExchangeStats {
   int64_t rows_sent = 0;      // rows this rank sent to experts (its own included)
   int64_t rows_received = 0;  // rows this rank's experts processed
+  double seconds = 0;         // in the exchanges, forward and backward, counts included
 };
 
 // The expert step of RunMoe for experts spread over `ep` by `placement`: rows sorted by

@@ -31,16 +31,24 @@ struct MoeOutput {
   at::Tensor output;                   // [T, D]: sum_j gates[t, j] * FFN_{idx[t, j]}(x_t)
   at::Tensor aux_loss;                 // scalar: sum over blocks of the router loss
   std::vector<int64_t> expert_counts;  // [E]: rows routed to each expert (T * k in all)
+  int64_t dropped_rows = 0;            // rows over the capacity (capacity_factor > 0)
   RouterOutput routing;                // the router's tensors, for metrics and tests
 };
 
 // Routes x [T, D] with `router`, forms the per-block router loss (see RouterLossPerBlock;
 // block_of_token undefined = one block), dispatches the rows to `run_experts` and combines
 // their outputs with the gate weights.
+//
+// capacity_factor > 0 bounds the rows this process sends to each expert at
+// ceil(capacity_factor * T * k / E) (T = local tokens, so the bound needs no collective):
+// rows beyond it, in token order, are dropped (their expert output counts as zero, the
+// other experts' gate weights stay as they are) and counted in MoeOutput::dropped_rows.
+// 0 (the default) is dropless.
 MoeOutput RunMoe(NoisyTopKRouterImpl& router, const ExpertStep& run_experts,
                  const RouterStatsReducer& reduce_stats, const at::Tensor& x,
                  const at::Tensor& noise, const at::Tensor& token_combination,
-                 const at::Tensor& block_of_token, int64_t num_blocks, bool training);
+                 const at::Tensor& block_of_token, int64_t num_blocks, bool training,
+                 double capacity_factor = 0.0);
 
 struct MoeLayerOptions {
   int64_t hidden_dim = 0;   // D

@@ -52,6 +52,7 @@ int TrainCommand(int argc, char** argv) {
   std::vector<double> acc, f1, auc;
   for (uint64_t seed : seeds) {
     options.run_dir = seeds.size() == 1 ? run_dir : run_dir + "/seed-" + std::to_string(seed);
+    options.training_batches = LoaderBatchesFromConfig(config, seed);
     TrainResult result = Train(config, prepared, data, seed, options);
     acc.push_back(result.test.metrics.overall.accuracy);
     f1.push_back(result.test.metrics.overall.macro_f1);

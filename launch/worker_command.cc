@@ -46,6 +46,7 @@ int WorkerCommand(int argc, char** argv) {
   options.threads = args.GetInt("threads", 1);
   options.log = rank == 0 ? &std::cout : nullptr;
   options.run_dir = config.run().dir().empty() ? DefaultRunDir() : config.run().dir();
+  options.training_batches = LoaderBatchesFromConfig(config, config.training().seed());
   if (rank == 0) {
     std::cout << "BLAS: " << BlasDescription() << "\n"
               << "worker 0 of " << world->size() << ": training on " << prepared_dir << " ("

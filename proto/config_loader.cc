@@ -321,6 +321,7 @@ void Validate(Config& c, const Validator& v) {
   v.Check(model.top_k() >= 1 && model.top_k() <= model.num_experts(), "model.top_k",
           "must lie in [1, num_experts]");
   v.Check(model.dropout() >= 0 && model.dropout() < 1, "model.dropout", "must lie in [0, 1)");
+  v.Check(model.capacity_factor() >= 0, "model.capacity_factor", "must not be negative");
 
   const auto& t = c.training();
   v.Check(t.epochs() >= 1, "training.epochs", "at least one epoch");

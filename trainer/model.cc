@@ -101,7 +101,8 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
     RouterStatsReducer reducer;
     if (dp != nullptr && dp->size() > 1) reducer = MakeRouterStatsReducer(*dp);
     MoeOutput out = RunMoe(*moe_->router(), run_experts, reducer, tokens, noise, token_combination,
-                           block_of_token, m, training);
+                           block_of_token, m, training, model_.capacity_factor());
+    dropped_rows_ += out.dropped_rows;
     *aux_loss = out.aux_loss;
     if (routing != nullptr) *routing = out.routing.top_indices;
     ffn = out.output.view({m, b, patches, d}).permute({1, 0, 2, 3}).reshape({b, n, d});
@@ -158,6 +159,12 @@ FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const Model
   if (model.bank_mode() == config::ModelConfig::LEARNED) {
     bank_ = register_parameter("bank", at::randn({combinations, m_count, p, d}));
   }
+}
+
+int64_t FlexMoeModelImpl::dropped_rows() {
+  int64_t total = 0;
+  for (auto& layer : layers_) total += layer->dropped_rows();
+  return total;
 }
 
 void FlexMoeModelImpl::SetPhaseTimes(PhaseTimes* times) {

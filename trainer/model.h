@@ -70,6 +70,8 @@ class FusionLayerImpl : public torch::nn::Module {
   bool sparse() const { return sparse_; }
   ExpertParallelMoe& moe() { return moe_; }
   void set_phase_times(PhaseTimes* times) { times_ = times; }
+  // Rows dropped over the expert capacity since construction (model.capacity_factor > 0).
+  int64_t dropped_rows() const { return dropped_rows_; }
 
  private:
   at::Tensor Attention(const at::Tensor& h, const StepKey& key, bool training);
@@ -81,6 +83,7 @@ class FusionLayerImpl : public torch::nn::Module {
   torch::nn::Linear q_{nullptr}, kv_{nullptr}, proj_{nullptr};
   ExpertParallelMoe moe_{nullptr};
   const ParallelLayout* layout_ = nullptr;
+  int64_t dropped_rows_ = 0;
   torch::nn::Linear dense1_{nullptr}, dense2_{nullptr};
   PhaseTimes* times_ = nullptr;
 };
@@ -100,6 +103,8 @@ class FlexMoeModelImpl : public torch::nn::Module {
   at::Tensor Embed(const BatchTensors& batch, const StepKey& key = {}, bool training = false);
   at::Tensor& bank() { return bank_; }
   ModalityEncoder& encoder(int m) { return *encoders_[m]; }
+  // Rows dropped over the expert capacity by all sparse layers so far.
+  int64_t dropped_rows();
   // Attaches (or, with null, detaches) forward-phase timing.
   void SetPhaseTimes(PhaseTimes* times);
 

@@ -18,6 +18,7 @@
 #include "cluster/base/error.h"
 #include "data_loader/combinations.h"
 #include "data_loader/epoch_plan.h"
+#include "data_loader/loader_client.h"
 #include "data_loader/plan_batch_source.h"
 #include "trainer/adam.h"
 #include "trainer/checkpoint.h"
@@ -186,6 +187,15 @@ at::Tensor GatherExperts(const at::Tensor& local, const ExpertPlacement& placeme
 
 }  // namespace
 
+BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config, uint64_t seed) {
+  if (config.cluster().loader_addresses_size() == 0) return nullptr;
+  return [config, seed](int rank, int world_size) -> std::unique_ptr<BatchSource> {
+    LoaderClientOptions options = LoaderClientOptionsFromConfig(config, 0, rank, world_size);
+    options.plan.seed = seed;
+    return std::make_unique<LoaderClient>(options);
+  };
+}
+
 TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
                   const DecodedDataset& data, uint64_t seed, const TrainOptions& options) {
   const auto& tc = config.training();
@@ -218,6 +228,8 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
     layout.data_parallel = world;
     layout_ptr = &layout;
   }
+  ExchangeStats exchange;
+  if (layout_ptr != nullptr) layout.exchange_stats = &exchange;
 
   torch::manual_seed(seed);
   ModelShape shape{data.feature_sizes(),
@@ -264,7 +276,7 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
   }
   std::vector<at::Tensor> best_parameters;
   double best_score = -2;
-  int64_t global_step = 0, total_steps = -1;
+  int64_t global_step = 0, total_steps = -1, dropped_before = 0;
   auto start = Clock::now();
   for (int epoch = 0; epoch < tc.epochs(); ++epoch) {
     model->train();
@@ -276,8 +288,16 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
     record.epoch = epoch;
     auto epoch_start = Clock::now();
     int64_t epoch_samples = 0;
+    double data_s = 0, reduce_s = 0, step_s = 0;
+    const double exchange_before = exchange.seconds;
     DecodedBatch batch;
+    auto Seconds = [](Clock::time_point since) {
+      return std::chrono::duration<double>(Clock::now() - since).count();
+    };
+    auto wait_start = Clock::now();
     for (int64_t s = 0; source->Next(&batch); ++s, ++global_step) {
+      data_s += Seconds(wait_start);
+      auto step_start = Clock::now();
       BatchTensors t = ToTensors(batch, data.feature_sizes());
       at::Tensor sample_weight = batch.weight.empty()
                                      ? at::ones({batch.size})
@@ -291,18 +311,25 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
       at::Tensor nll =
           at::nll_loss(at::log_softmax(out.logits, -1), t.label, {}, at::Reduction::None);
       at::Tensor total_weight = weight.sum().to(at::kDouble).reshape({1});
+      auto reduce_start = Clock::now();
       if (w > 1) world->AllReduce(total_weight, ReduceOp::kSum);
+      reduce_s += Seconds(reduce_start);
       double denominator = total_weight.item<double>();
       at::Tensor task = (nll * weight).sum() / (denominator > 0 ? denominator : 1.0);
       at::Tensor router = out.aux_loss / static_cast<double>(w);
       at::Tensor loss = task + tc.gate_loss_weight() * router;
       optimizer.ZeroGrad();
       loss.backward();
+      reduce_start = Clock::now();
       sync.Synchronize();
+      reduce_s += Seconds(reduce_start);
       optimizer.Step();
       at::Tensor values =
           at::stack({loss.detach(), task.detach(), router.detach()}).to(at::kDouble);
+      reduce_start = Clock::now();
       if (w > 1) world->AllReduce(values, ReduceOp::kSum);
+      reduce_s += Seconds(reduce_start);
+      step_s += Seconds(step_start);
       const double* v = values.data_ptr<double>();
       if (!std::isfinite(v[0])) {
         Fail(ErrorCode::kFailedPrecondition, "epoch ", epoch, " step ", s,
@@ -325,14 +352,21 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
              << std::setprecision(1) << rate << " samples/s, " << FormatDuration(left) << " left\n"
              << std::defaultfloat << std::flush;
       }
+      wait_start = Clock::now();
     }
-    at::Tensor seen = at::tensor({epoch_samples}, at::kLong);
+    at::Tensor seen = at::tensor({epoch_samples, model->dropped_rows()}, at::kLong);
     if (w > 1) world->AllReduce(seen, ReduceOp::kSum);
     double seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    record.samples_per_s = seen.item<int64_t>() / seconds;
+    record.samples_per_s = seen[0].item<int64_t>() / seconds;
+    record.dropped_rows = seen[1].item<int64_t>() - dropped_before;
+    dropped_before = seen[1].item<int64_t>();
     record.train_loss /= steps;
     record.task_loss /= steps;
     record.router_loss /= steps;
+    record.exchange_s = (exchange.seconds - exchange_before) / steps;
+    record.reduce_s = reduce_s / steps;
+    record.data_s = data_s / steps;
+    record.compute_s = step_s / steps - record.exchange_s - record.reduce_s;
     model->eval();
     record.validation =
         Evaluate(*model, data, validation, num_classes, c_count, class_weights, world);
@@ -342,7 +376,10 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
            << record.train_loss << " (task " << record.task_loss << ", router "
            << record.router_loss << "), validation acc " << val.accuracy << " f1 " << val.macro_f1
            << " auc " << val.auc << ", " << std::setprecision(1) << std::fixed
-           << record.samples_per_s << " samples/s\n"
+           << record.samples_per_s << " samples/s; per step: compute " << std::setprecision(2)
+           << 1e3 * record.compute_s << " ms, exchange " << 1e3 * record.exchange_s
+           << " ms, reduce " << 1e3 * record.reduce_s << " ms, data " << 1e3 * record.data_s
+           << " ms\n"
            << std::defaultfloat << std::setprecision(6);
     }
     AppendJsonLine(metrics_path, {{"event", "epoch"},
@@ -354,6 +391,12 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
                                   {"task_loss", record.task_loss},
                                   {"router_loss", record.router_loss},
                                   {"samples_per_s", record.samples_per_s},
+                                  {"dropped_rows", record.dropped_rows},
+                                  {"step_ms",
+                                   {{"compute", 1e3 * record.compute_s},
+                                    {"exchange", 1e3 * record.exchange_s},
+                                    {"reduce", 1e3 * record.reduce_s},
+                                    {"data", 1e3 * record.data_s}}},
                                   {"validation", MetricsJson(val)}});
     double score = val.accuracy;
     if (tc.selection() == config::TrainingConfig::AUC) score = val.auc;

@@ -42,6 +42,12 @@ struct EpochRecord {
   double task_loss = 0;    // mean task loss
   double router_loss = 0;  // mean router loss (before the gate-loss weight)
   double samples_per_s = 0;
+  // Mean time per step (seconds): compute (forward, backward, optimizer, without the
+  // exchanges), token exchange (all-to-all and counts, forward and backward), reduction
+  // (gradient buckets and loss sums), waiting for data.
+  double compute_s = 0, exchange_s = 0, reduce_s = 0, data_s = 0;
+  int64_t dropped_rows = 0;                   // rows over the expert capacity, all workers
+  int64_t plan_dropped = 0, plan_padded = 0;  // samples the epoch plan dropped or padded
   EvalResult validation;
 };
 
@@ -70,6 +76,10 @@ struct TrainOptions {
   int expert_parallel_degree = 0;       // 0: the whole world
   BatchSourceFactory training_batches;  // null: in-process plan
 };
+
+// The batch source of the config: LoaderClient when cluster.loader_addresses names loaders
+// (worker w uses loader w % count), else null (the in-process plan).
+BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config, uint64_t seed);
 
 // Trains one model with `seed`. Every worker calls it with the same config and seed.
 // Throws flexmoe::Error on bad config or data.

@@ -161,3 +161,42 @@ TEST(LocalMoeLayer, FiniteDifferenceGradientCheck) {
 
 }  // namespace
 }  // namespace flexmoe
+
+namespace flexmoe {
+namespace {
+
+// With a capacity of ceil(0.5 * T * k / E) = 2 rows per expert, the rows beyond the first
+// two of each expert (in token order) are dropped: their expert output counts as zero.
+TEST(LocalMoeLayer, CapacityFactorDropsOverflowRowsInTokenOrder) {
+  Inputs in;
+  LocalMoeLayer layer = MakeLayer(&in);
+  GroupedExpertsImpl& experts = *layer->experts();
+  ExpertStep local = [&experts](const at::Tensor& rows, const std::vector<int64_t>& counts) {
+    return experts.Forward(rows, counts);
+  };
+  const MoeOutput out = RunMoe(*layer->router(), local, RouterStatsReducer(), in.x, in.noise,
+                               in.comb, in.blocks, 2, true, /*capacity_factor=*/0.5);
+  const RouterOutput r = layer->router()->Forward(in.x, in.noise, true);
+  const int64_t capacity = static_cast<int64_t>(std::ceil(0.5 * kT * kK / kE));
+  std::vector<int64_t> used(kE, 0);
+  int64_t dropped = 0;
+  std::vector<at::Tensor> rows;
+  for (int64_t t = 0; t < kT; ++t) {
+    at::Tensor y = at::zeros({1, kD}, at::kDouble);
+    for (int64_t j = 0; j < kK; ++j) {
+      const int64_t e = r.top_indices[t][j].item<int64_t>();
+      if (used[e]++ >= capacity) {
+        ++dropped;
+        continue;
+      }
+      y = y + r.gates[t][j] * ExplicitFfn(experts, e, in.x[t].unsqueeze(0));
+    }
+    rows.push_back(y);
+  }
+  EXPECT_EQ(out.dropped_rows, dropped);
+  EXPECT_GT(dropped, 0);
+  EXPECT_TRUE(at::allclose(out.output, at::cat(rows), 0, 1e-13));
+}
+
+}  // namespace
+}  // namespace flexmoe

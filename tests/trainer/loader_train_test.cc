@@ -1,0 +1,69 @@
+// Training with batches from a `flexmoe loader` process over loopback TCP gives exactly the
+// losses of the in-process plan for the same seed.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "data_loader/prepare.h"
+#include "data_loader/synth.h"
+#include "proto/config_loader.h"
+#include "tests/data_loader/loader_test_util.h"
+#include "tests/testing/temp_dir.h"
+#include "trainer/trainer.h"
+
+namespace flexmoe {
+namespace {
+
+TEST(LoaderTrainTest, LoaderProcessGivesTheInProcessLosses) {
+  testing::TempDir dir;
+  std::string token_file = dir.Write("token", "s3cret\n");
+  std::vector<std::string> overrides = {"data.input=" + dir.Path("raw"),
+                                        "data.prepared_dir=" + dir.Path("prepared"),
+                                        "synth.num_samples=300",
+                                        "training.epochs=2",
+                                        "training.warmup_epochs=1",
+                                        "model.hidden_dim=32",
+                                        "model.patches=4",
+                                        "cluster.job_token_source=file:" + token_file};
+  std::string config_path = std::string(FLEXMOE_SOURCE_DIR) + "/configs/quickstart.textproto";
+  config::Config config = LoadConfig(config_path, overrides);
+  GenerateSynthetic(config, config.data().input());
+  PrepareDataset(config, config.data().prepared_dir(), nullptr);
+
+  std::vector<std::string> argv = {FLEXMOE_BINARY, "loader",   "--config",
+                                   config_path,    "--listen", "127.0.0.1:0"};
+  for (const auto& o : overrides) {
+    argv.push_back("--set");
+    argv.push_back(o);
+  }
+  testing::ChildProcess loader(argv);
+  std::string line, address;
+  for (int i = 0; i < 50 && address.empty(); ++i) {
+    line = loader.ReadLine(10);
+    if (line.rfind("listening on ", 0) == 0) address = line.substr(13);
+    if (line.empty()) break;
+  }
+  ASSERT_FALSE(address.empty()) << "the loader did not report its address";
+
+  PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
+  DecodedDataset data(prepared);
+  TrainOptions in_process;
+  in_process.threads = 1;
+  TrainResult expected = Train(config, prepared, data, config.training().seed(), in_process);
+
+  config::Config remote_config = config;
+  remote_config.mutable_cluster()->add_loader_addresses(address);
+  TrainOptions remote;
+  remote.threads = 1;
+  remote.training_batches = LoaderBatchesFromConfig(remote_config, config.training().seed());
+  ASSERT_TRUE(remote.training_batches);
+  TrainResult streamed = Train(remote_config, prepared, data, config.training().seed(), remote);
+
+  ASSERT_EQ(streamed.step_losses.size(), expected.step_losses.size());
+  for (size_t i = 0; i < expected.step_losses.size(); ++i) {
+    EXPECT_EQ(streamed.step_losses[i], expected.step_losses[i]) << "step " << i;
+  }
+}
+
+}  // namespace
+}  // namespace flexmoe
