@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cluster/base/allocator.h"
 #include "cluster/base/error.h"
 #include "cluster/comm/mpi_communicator.h"
 #include "cluster/comm/mpi_session.h"
@@ -214,6 +215,7 @@ std::vector<Times> RunOne(Communicator& comm, MPI_Comm raw_comm, int64_t tokens,
 }
 
 int Main(int argc, char** argv) {
+  KeepLargeAllocationsInTheHeap();
   MpiSession mpi(&argc, &argv);
   const Flags flags = ParseFlags(argc, argv);
   auto comm = MakeMpiWorld(std::chrono::seconds(flags.timeout_s));

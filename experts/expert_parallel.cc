@@ -22,21 +22,6 @@ Communicator* Unpack(const c10::IValue& value) {
   return reinterpret_cast<Communicator*>(value.toInt());
 }
 
-class AllReduceSumFunction : public torch::autograd::Function<AllReduceSumFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t comm) {
-    ctx->saved_data["comm"] = comm;
-    at::Tensor y = x.detach().clone().contiguous();
-    reinterpret_cast<Communicator*>(comm)->AllReduce(y, ReduceOp::kSum);
-    return y;
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    at::Tensor g = grads[0].contiguous().clone();
-    Unpack(ctx->saved_data["comm"])->AllReduce(g, ReduceOp::kSum);
-    return {g, at::Tensor()};
-  }
-};
-
 // Adds the scope's duration to stats->seconds (when stats is not null).
 class ExchangeTimer {
  public:
@@ -54,6 +39,25 @@ class ExchangeTimer {
  private:
   ExchangeStats* stats_;
   std::chrono::steady_clock::time_point start_;
+};
+
+class AllReduceSumFunction : public torch::autograd::Function<AllReduceSumFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t comm,
+                            int64_t stats) {
+    ExchangeTimer timer(reinterpret_cast<ExchangeStats*>(stats));
+    ctx->saved_data["comm"] = comm;
+    ctx->saved_data["stats"] = stats;
+    at::Tensor y = x.detach().clone().contiguous();
+    reinterpret_cast<Communicator*>(comm)->AllReduce(y, ReduceOp::kSum);
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    ExchangeTimer timer(reinterpret_cast<ExchangeStats*>(ctx->saved_data["stats"].toInt()));
+    at::Tensor g = grads[0].contiguous().clone();
+    Unpack(ctx->saved_data["comm"])->AllReduce(g, ReduceOp::kSum);
+    return {g, at::Tensor(), at::Tensor()};
+  }
 };
 
 class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
@@ -123,8 +127,8 @@ std::vector<int64_t> ExpertPlacement::LocalExperts(int rank) const {
   return local;
 }
 
-at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm) {
-  return AllReduceSumFunction::apply(x, Pack(&comm));
+at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm, ExchangeStats* stats) {
+  return AllReduceSumFunction::apply(x, Pack(&comm), reinterpret_cast<int64_t>(stats));
 }
 
 at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
@@ -219,8 +223,8 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
   };
 }
 
-RouterStatsReducer MakeRouterStatsReducer(Communicator& dp) {
-  return [&dp](RouterLossStats stats) {
+RouterStatsReducer MakeRouterStatsReducer(Communicator& dp, ExchangeStats* exchange) {
+  return [&dp, exchange](RouterLossStats stats) {
     // One all-reduce for all six statistics: flattened, concatenated, split back.
     std::vector<at::Tensor*> parts = {
         &stats.full_importance, &stats.full_load, &stats.nonfull_importance,
@@ -231,7 +235,7 @@ RouterStatsReducer MakeRouterStatsReducer(Communicator& dp) {
       flat.push_back(p->reshape({-1}));
       sizes.push_back(p->numel());
     }
-    at::Tensor summed = AllReduceSumWithGrad(at::cat(flat), dp);
+    at::Tensor summed = AllReduceSumWithGrad(at::cat(flat), dp, exchange);
     std::vector<at::Tensor> pieces = summed.split_with_sizes(sizes);
     for (size_t i = 0; i < parts.size(); ++i) *parts[i] = pieces[i].view(parts[i]->sizes());
     return stats;

@@ -39,11 +39,12 @@ struct ExpertPlacement {
 
 // y = x summed over the group (every rank gets the sum); backward sums the gradients over
 // the group the same way (the gradient of sum_r f_r(y) with respect to x on each rank).
-at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm);
+struct ExchangeStats;
+at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm,
+                                ExchangeStats* stats = nullptr);
 
 // Rows exchanged as Communicator::AllToAll does; backward sends the gradients back with
 // the splits swapped.
-struct ExchangeStats;
 at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
                             const std::vector<int64_t>& recv_splits, Communicator& comm,
                             ExchangeStats* stats = nullptr);
@@ -52,7 +53,9 @@ at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& sen
 struct ExchangeStats {
   int64_t rows_sent = 0;      // rows this rank sent to experts (its own included)
   int64_t rows_received = 0;  // rows this rank's experts processed
-  double seconds = 0;         // in the exchanges, forward and backward, counts included
+  // In the exchanges (token all-to-alls, counts, router statistics), forward and backward:
+  // waiting for slower ranks included.
+  double seconds = 0;
 };
 
 // The expert step of RunMoe for experts spread over `ep` by `placement`: rows sorted by
@@ -65,8 +68,9 @@ ExpertStep MakeExpertParallelStep(GroupedExpertsImpl& local, const ExpertPlaceme
 ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& placement,
                                   Communicator& ep, ExchangeStats* stats);
 
-// A RouterStatsReducer summing the router statistics over `dp` (one all-reduce).
-RouterStatsReducer MakeRouterStatsReducer(Communicator& dp);
+// A RouterStatsReducer summing the router statistics over `dp` (one all-reduce, timed into
+// `stats` when not null).
+RouterStatsReducer MakeRouterStatsReducer(Communicator& dp, ExchangeStats* stats = nullptr);
 
 struct ExpertParallelMoeOptions {
   int64_t hidden_dim = 0;

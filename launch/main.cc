@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 
+#include "cluster/base/allocator.h"
 #include "cluster/base/error.h"
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
@@ -75,6 +76,7 @@ int Prepare(int argc, char** argv) {
 }  // namespace flexmoe
 
 int main(int argc, char** argv) {
+  flexmoe::KeepLargeAllocationsInTheHeap();
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   using Command = std::function<int(int, char**)>;

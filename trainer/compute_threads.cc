@@ -10,7 +10,7 @@ void SetComputeThreads(int n) {
   at::set_num_threads(n);
   using SetThreads = void (*)(int);
   if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    set(n);
+    set(1);  // see the header: OpenBLAS's own pool stays at one thread
   }
 }
 

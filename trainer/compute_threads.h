@@ -7,7 +7,9 @@
 
 namespace flexmoe {
 
-// Sets LibTorch's and OpenBLAS's thread counts (n >= 1).
+// Sets LibTorch's intra-op pool to n threads (n >= 1) and OpenBLAS's own pool to ONE
+// thread: OpenBLAS's pthreads spin between calls and starve LibTorch's OpenMP threads (on
+// 2 cores, 2+2 threads ran the ADNI-like step 2-3x slower than 2+1; docs/benchmarks.md).
 void SetComputeThreads(int n);
 
 // "OpenBLAS 0.3.21 ... (core SkylakeX)", or "unknown BLAS" when it is not OpenBLAS.

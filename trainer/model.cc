@@ -99,7 +99,9 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
       return result;
     };
     RouterStatsReducer reducer;
-    if (dp != nullptr && dp->size() > 1) reducer = MakeRouterStatsReducer(*dp);
+    if (dp != nullptr && dp->size() > 1) {
+      reducer = MakeRouterStatsReducer(*dp, layout_->exchange_stats);
+    }
     MoeOutput out = RunMoe(*moe_->router(), run_experts, reducer, tokens, noise, token_combination,
                            block_of_token, m, training, model_.capacity_factor());
     dropped_rows_ += out.dropped_rows;
