@@ -34,16 +34,6 @@ constexpr double kMaxBackoffSeconds = 0.5;
 // Extra time the consumer allows beyond the background thread's own deadlines.
 constexpr double kConsumerSlackSeconds = 5.0;
 
-// "2", "0.5": seconds for messages.
-std::string FormatSeconds(double s) {
-  std::ostringstream out;
-  out << s;
-  return out.str();
-}
-
-Clock::duration Seconds(double s) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
 double SecondsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }

@@ -32,17 +32,6 @@ using boost::system::error_code;
 constexpr uint32_t kMaxClientFrameBytes = 64u << 10;
 constexpr size_t kPlanCacheSize = 8;
 
-// "2", "0.5": seconds for messages.
-std::string FormatSeconds(double s) {
-  std::ostringstream out;
-  out << s;
-  return out.str();
-}
-
-Clock::duration Seconds(double s) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
-
 std::string EndpointName(const tcp::endpoint& endpoint) {
   const std::string host = endpoint.address().to_string();
   const std::string port = std::to_string(endpoint.port());

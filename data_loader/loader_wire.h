@@ -8,7 +8,9 @@
 
 #include <google/protobuf/message_lite.h>
 
+#include <chrono>
 #include <cstdint>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +19,19 @@
 #include "proto/loader.pb.h"
 
 namespace flexmoe {
+
+// "2", "0.5": seconds for messages.
+inline std::string FormatSeconds(double s) {
+  std::ostringstream out;
+  out << s;
+  return out.str();
+}
+
+// Seconds as a steady_clock duration, for deadlines.
+inline std::chrono::steady_clock::duration Seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(s));
+}
 
 inline constexpr uint32_t kLoaderMagic = 0x4C444D46;  // bytes "FMDL"
 inline constexpr uint16_t kLoaderProtocolVersion = 1;

@@ -17,6 +17,15 @@
 #include "trainer/trainer.h"
 
 namespace flexmoe {
+PreparedDataset OpenPrepared(const config::Config& config, const std::string& config_path) {
+  const std::string& dir = config.data().prepared_dir();
+  if (!std::filesystem::exists(dir + "/" + kMetaFile)) {
+    Fail(ErrorCode::kNotFound, dir, ": no prepared dataset (config field data.prepared_dir); ",
+         "run: flexmoe prepare --config ", config_path);
+  }
+  return PreparedDataset::Open(dir);
+}
+
 std::string DefaultRunDir() {
   std::time_t now = std::time(nullptr);
   char buffer[64];
@@ -32,12 +41,8 @@ int TrainCommand(int argc, char** argv) {
   int workers = args.GetInt("workers", config.cluster().workers());
   if (workers < 1) Fail(ErrorCode::kInvalidArgument, "train: --workers must be at least 1");
   if (workers > 1) return LaunchWorkers(workers, argc, argv);
-  std::string prepared_dir = config.data().prepared_dir();
-  if (!std::filesystem::exists(prepared_dir + "/meta.textproto")) {
-    Fail(ErrorCode::kNotFound, prepared_dir, ": no prepared dataset (config field ",
-         "data.prepared_dir); run: flexmoe prepare --config ", path);
-  }
-  PreparedDataset prepared = PreparedDataset::Open(prepared_dir);
+  const std::string& prepared_dir = config.data().prepared_dir();
+  PreparedDataset prepared = OpenPrepared(config, path);
   DecodedDataset data(prepared);
   std::string run_dir = config.run().dir().empty() ? DefaultRunDir() : config.run().dir();
   std::vector<uint64_t> seeds(config.training().seeds().begin(), config.training().seeds().end());

@@ -33,12 +33,8 @@ int WorkerCommand(int argc, char** argv) {
       static_cast<int64_t>(config.cluster().collective_timeout_s() * 1000));
   std::unique_ptr<Communicator> world = MakeMpiWorld(timeout);
   const int rank = world->rank();
-  std::string prepared_dir = config.data().prepared_dir();
-  if (!std::filesystem::exists(prepared_dir + "/meta.textproto")) {
-    Fail(ErrorCode::kNotFound, prepared_dir, ": no prepared dataset (config field ",
-         "data.prepared_dir); run: flexmoe prepare --config ", path);
-  }
-  PreparedDataset prepared = PreparedDataset::Open(prepared_dir);
+  const std::string& prepared_dir = config.data().prepared_dir();
+  PreparedDataset prepared = OpenPrepared(config, path);
   DecodedDataset data(prepared);
   TrainOptions options;
   options.world = world.get();
