@@ -5,7 +5,7 @@
 //
 //   mpirun -np 4 --oversubscribe build/bench/alltoall_bench [--tokens=1024,4096,...]
 //       [--dims=128,256,512,1024] [--modes=even,skewed] [--skew=0.5] [--warmup=2] [--iters=5]
-//       [--max_mib=64] [--timeout_s=120] [--check=1]
+//       [--max_mib=64] [--timeout_s=120] [--check=1] [--agreed=0|1]
 //
 // Variants: raw = MPI_Alltoallv into a preallocated output; raw+alloc = the same into a fresh
 // at::empty output (ours returns a new tensor, so it pays the first-touch page faults too);
@@ -47,6 +47,9 @@ struct Flags {
   int64_t max_mib = 64;  // per-rank send buffer cap; larger sizes are skipped
   int timeout_s = 120;
   bool check = true;
+  // 1: the splits are agreed (CollectiveOptions::splits_agreed), as in the MoE exchange,
+  // whose splits come from counts all ranks exchanged before; 0: full validation.
+  bool agreed = false;
 };
 
 template <typename T>
@@ -86,6 +89,8 @@ Flags ParseFlags(int argc, char** argv) {
       flags.warmup = std::stoi(value);
     } else if (name == "iters") {
       flags.iters = std::stoi(value);
+    } else if (name == "agreed") {
+      flags.agreed = std::stoll(value) != 0;
     } else if (name == "max_mib") {
       flags.max_mib = std::stoll(value);
     } else if (name == "timeout_s") {
@@ -165,6 +170,7 @@ std::vector<Times> RunOne(Communicator& comm, MPI_Comm raw_comm, int64_t tokens,
   MPI_Type_commit(&row);
   CollectiveOptions options;
   options.timeout = std::chrono::seconds(flags.timeout_s);
+  options.splits_agreed = flags.agreed;
 
   at::Tensor fresh_out;
   at::Tensor ours_out;

@@ -22,6 +22,15 @@ Communicator* Unpack(const c10::IValue& value) {
   return reinterpret_cast<Communicator*>(value.toInt());
 }
 
+// The exchange's splits come from counts every rank all-gathered just before (and the
+// backward's are the forward's, swapped): agreed by construction, so the communicator may
+// skip its own split exchange (CollectiveOptions::splits_agreed).
+CollectiveOptions AgreedSplits() {
+  CollectiveOptions options;
+  options.splits_agreed = true;
+  return options;
+}
+
 // Adds the scope's duration to stats->seconds (when stats is not null).
 class ExchangeTimer {
  public:
@@ -69,13 +78,15 @@ class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
     ctx->saved_data["recv"] = recv;
     ctx->saved_data["comm"] = comm;
     ctx->saved_data["stats"] = stats;
-    return reinterpret_cast<Communicator*>(comm)->AllToAll(x.detach().contiguous(), send, recv);
+    return reinterpret_cast<Communicator*>(comm)->AllToAll(x.detach().contiguous(), send, recv,
+                                                           AgreedSplits());
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     ExchangeTimer timer(reinterpret_cast<ExchangeStats*>(ctx->saved_data["stats"].toInt()));
     std::vector<int64_t> send = ctx->saved_data["send"].toIntVector();
     std::vector<int64_t> recv = ctx->saved_data["recv"].toIntVector();
-    at::Tensor g = Unpack(ctx->saved_data["comm"])->AllToAll(grads[0].contiguous(), recv, send);
+    at::Tensor g = Unpack(ctx->saved_data["comm"])
+                       ->AllToAll(grads[0].contiguous(), recv, send, AgreedSplits());
     return {g, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

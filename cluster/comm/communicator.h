@@ -36,6 +36,12 @@ enum class ReduceOp { kSum, kAverage, kMax };
 struct CollectiveOptions {
   // Unset (negative) means the communicator's default timeout.
   std::chrono::milliseconds timeout{-1};
+  // AllToAll only: the caller guarantees that every rank's recv_splits equal what its peers
+  // send (they come from counts every rank already exchanged, as the MoE exchange's do).
+  // A backend may then skip the split exchange of NOTE [split validation] and check only
+  // locally (one split per peer, send splits summing to the rows); a local error then fails
+  // this rank alone and its peers reach their deadline. Default: full validation.
+  bool splits_agreed = false;
 };
 
 class Communicator {

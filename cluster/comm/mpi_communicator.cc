@@ -88,6 +88,44 @@ uint64_t Fnv1a(uint64_t hash, const void* data, size_t bytes) {
   return hash;
 }
 
+// The plan of an AllToAll whose splits the caller guarantees to agree across ranks
+// (CollectiveOptions::splits_agreed): only this rank's own checks, no exchange.
+AllToAllPlan LocalSplitPlan(const at::Tensor& input, const std::vector<int64_t>& send,
+                            const std::vector<int64_t>& recv, int group_size, SplitProblem problem,
+                            const std::string& what) {
+  const size_t peers = static_cast<size_t>(group_size);
+  if (problem != SplitProblem::kNone) {
+    Fail(ErrorCode::kInvalidArgument, what, ": invalid input (undefined, not on the CPU, or an ",
+         "unsupported dtype)");
+  }
+  if (send.size() != peers || recv.size() != peers || input.dim() < 1) {
+    Fail(ErrorCode::kInvalidArgument, what, ": ", send.size(), " send and ", recv.size(),
+         " receive splits for a tensor of ", input.dim(), " dimensions");
+  }
+  AllToAllPlan plan;
+  int64_t sent = 0;
+  for (size_t p = 0; p < peers; ++p) {
+    if (send[p] < 0 || recv[p] < 0 || send[p] > INT_MAX || recv[p] > INT_MAX) {
+      Fail(ErrorCode::kInvalidArgument, what, ": split ", p, " out of range (send ", send[p],
+           ", receive ", recv[p], ")");
+    }
+    sent += send[p];
+    plan.recv_total += recv[p];
+  }
+  if (sent != input.size(0)) {
+    Fail(ErrorCode::kInvalidArgument, what, ": send splits sum to ", sent, " but the tensor has ",
+         input.size(0), " rows");
+  }
+  plan.row_numel = 1;
+  for (int64_t d = 1; d < input.dim(); ++d) plan.row_numel *= input.size(d);
+  if (plan.recv_total > INT_MAX || plan.row_numel > INT_MAX) {
+    Fail(ErrorCode::kInvalidArgument, what, ": counts exceed MPI's int range");
+  }
+  plan.send_rows = send;
+  plan.recv_rows = recv;
+  return plan;
+}
+
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(std::unique_ptr<Handle> handle, std::string name,
@@ -262,28 +300,33 @@ at::Tensor MpiCommunicator::AllToAll(const at::Tensor& input,
   } else if (!WireType(input.scalar_type(), &type)) {
     problem = SplitProblem::kUnsupportedDtype;
   }
-  const std::vector<int64_t> record =
-      MakeSplitRecord(described, send_splits, recv_splits, size_, problem);
-  const int length = static_cast<int>(record.size());
-  auto pending = std::make_unique<Pending>();
-  at::Tensor mine = at::empty({length}, at::kLong);
-  std::copy(record.begin(), record.end(), mine.data_ptr<int64_t>());
-  at::Tensor all = at::empty({int64_t{length} * size_}, at::kLong);
-  pending->buffers = {mine, all};
-  CheckMpi(MPI_Iallgather(mine.data_ptr(), length, MPI_INT64_T, all.data_ptr(), length, MPI_INT64_T,
-                          handle_->comm, &pending->request),
-           what);
-  Complete(std::move(pending), what, deadline);
-  const std::vector<int64_t> records(all.data_ptr<int64_t>(),
-                                     all.data_ptr<int64_t>() + all.numel());
-  const AllToAllPlan plan = CheckSplitRecords(records, size_, rank_, INT_MAX, what);
+  AllToAllPlan plan;
+  if (options.splits_agreed) {
+    plan = LocalSplitPlan(input, send_splits, recv_splits, size_, problem, what);
+  } else {
+    const std::vector<int64_t> record =
+        MakeSplitRecord(described, send_splits, recv_splits, size_, problem);
+    const int length = static_cast<int>(record.size());
+    auto pending = std::make_unique<Pending>();
+    at::Tensor mine = at::empty({length}, at::kLong);
+    std::copy(record.begin(), record.end(), mine.data_ptr<int64_t>());
+    at::Tensor all = at::empty({int64_t{length} * size_}, at::kLong);
+    pending->buffers = {mine, all};
+    CheckMpi(MPI_Iallgather(mine.data_ptr(), length, MPI_INT64_T, all.data_ptr(), length,
+                            MPI_INT64_T, handle_->comm, &pending->request),
+             what);
+    Complete(std::move(pending), what, deadline);
+    const std::vector<int64_t> records(all.data_ptr<int64_t>(),
+                                       all.data_ptr<int64_t>() + all.numel());
+    plan = CheckSplitRecords(records, size_, rank_, INT_MAX, what);
+  }
 
   // Phase 2: the payload, counted in rows of one derived datatype.
   at::Tensor in = input.is_contiguous() ? input : input.contiguous();
   std::vector<int64_t> sizes = input.sizes().vec();
   sizes[0] = plan.recv_total;
   at::Tensor out = at::empty(sizes, input.options());
-  pending = std::make_unique<Pending>();
+  auto pending = std::make_unique<Pending>();
   pending->buffers = {in, out};
   pending->counts.assign(4 * size_, 0);
   int* send_counts = pending->counts.data();

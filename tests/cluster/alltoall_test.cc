@@ -42,7 +42,8 @@ class AllToAllTest : public ::testing::Test {
   }
 
   // Builds this rank's input and splits from `rows`, runs AllToAll and checks the output.
-  void ExchangeAndCheck(const RowsFn& rows, int64_t dim, at::ScalarType dtype) {
+  void ExchangeAndCheck(const RowsFn& rows, int64_t dim, at::ScalarType dtype,
+                        const CollectiveOptions& options = {}) {
     std::vector<at::Tensor> parts;
     std::vector<at::Tensor> expected;
     std::vector<int64_t> send;
@@ -53,7 +54,7 @@ class AllToAllTest : public ::testing::Test {
       parts.push_back(TaggedRows(rank_, p, rows(rank_, p), dim, dtype));
       expected.push_back(TaggedRows(p, rank_, rows(p, rank_), dim, dtype));
     }
-    at::Tensor out = world_->AllToAll(at::cat(parts), send, recv);
+    at::Tensor out = world_->AllToAll(at::cat(parts), send, recv, options);
     EXPECT_TRUE(at::equal(out, at::cat(expected))) << dtype << " dim " << dim;
   }
 
@@ -88,6 +89,30 @@ TEST_F(AllToAllTest, UnevenSplitsWithZerosDeliverTaggedRows) {
     ExchangeAndCheck(rows, 4, dtype);
   }
   ExchangeAndCheck(rows, 1000, at::kFloat);  // large rows: past MPI's eager limit
+}
+
+// With agreed splits (no split exchange) the same rows arrive; local errors still raise.
+TEST_F(AllToAllTest, AgreedSplitsSkipTheExchangeButNotTheLocalChecks) {
+  CollectiveOptions agreed;
+  agreed.splits_agreed = true;
+  const RowsFn rows = [](int i, int j) { return int64_t{(i * 7 + j * 3) % 4}; };
+  ExchangeAndCheck(rows, 4, at::kFloat, agreed);
+  ExchangeAndCheck([](int i, int) { return i == 0 ? int64_t{0} : int64_t{3}; }, 6, at::kDouble,
+                   agreed);
+  // Every rank makes the same local mistake, so none enters the payload exchange.
+  std::vector<int64_t> send(size_, 1), recv(size_, 1);
+  ExpectError(
+      [&] {
+        world_->AllToAll(at::zeros({size_ + 1, 4}), send, recv, agreed);
+      },
+      ErrorCode::kInvalidArgument, {"send splits sum to"});
+  std::vector<int64_t> short_splits(size_ + 1, 0);
+  ExpectError(
+      [&] {
+        world_->AllToAll(at::zeros({0, 4}), short_splits, short_splits, agreed);
+      },
+      ErrorCode::kInvalidArgument, {"receive splits"});
+  ExchangeAndCheck(rows, 4, at::kFloat);  // the group is still in step
 }
 
 TEST_F(AllToAllTest, ARankSendingNothing) {
