@@ -58,7 +58,8 @@ class Communicator {
   virtual uint64_t sequence() const = 0;
 
   // In place over the group. kAverage divides the sum by size().
-  virtual void AllReduce(at::Tensor& tensor, ReduceOp op, const CollectiveOptions& options = {}) = 0;
+  virtual void AllReduce(at::Tensor& tensor, ReduceOp op,
+                         const CollectiveOptions& options = {}) = 0;
   // In place: every rank ends with root's tensor (same shape and type on every rank).
   virtual void Broadcast(at::Tensor& tensor, int root, const CollectiveOptions& options = {}) = 0;
   // Every rank's tensor (same shape everywhere) stacked along a new dimension 0: [size, ...].
@@ -71,8 +72,10 @@ class Communicator {
                               const CollectiveOptions& options = {}) = 0;
   virtual void Barrier(const CollectiveOptions& options = {}) = 0;
   // Point to point; the receiver's tensor must have the sender's shape and type.
-  virtual void Send(const at::Tensor& tensor, int peer, int tag, const CollectiveOptions& options = {}) = 0;
-  virtual void Recv(at::Tensor& tensor, int peer, int tag, const CollectiveOptions& options = {}) = 0;
+  virtual void Send(const at::Tensor& tensor, int peer, int tag,
+                    const CollectiveOptions& options = {}) = 0;
+  virtual void Recv(at::Tensor& tensor, int peer, int tag,
+                    const CollectiveOptions& options = {}) = 0;
 
   // A subgroup made of `ranks` of this group (in this group's numbering); every rank of
   // this group must call it with the same arguments, members and non-members alike.
