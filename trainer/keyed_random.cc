@@ -204,7 +204,21 @@ void KeyedRandom::FillBernoulliMask(float* out, size_t n, float keep_prob, float
     Fail(ErrorCode::kInvalidArgument, "KeyedRandom: keep probability ", keep_prob,
          " is outside [0, 1]");
   }
-  for (size_t i = 0; i < n; ++i) out[i] = Uniform() < keep_prob ? scale : 0.0f;
+  // Uniform() < keep_prob, i.e. (2k + 1) / 2^24 < keep_prob with k the word's top 23 bits,
+  // compared exactly in double without forming the float; whole Philox blocks at a time.
+  const double threshold = static_cast<double>(keep_prob) * 16777216.0;
+  auto pick = [threshold, scale](uint32_t word) {
+    return static_cast<double>(2 * (word >> 9) + 1) < threshold ? scale : 0.0f;
+  };
+  size_t i = 0;
+  while (i < n && next_word_ < 4) out[i++] = pick(block_[next_word_++]);
+  while (n - i >= 4) {
+    Refill();
+    for (int j = 0; j < 4; ++j) out[i + j] = pick(block_[j]);
+    next_word_ = 4;
+    i += 4;
+  }
+  while (i < n) out[i++] = pick(NextU32());
 }
 
 void KeyedShuffle(std::vector<uint32_t>& values, uint64_t seed,

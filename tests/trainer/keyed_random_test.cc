@@ -209,5 +209,25 @@ TEST(KeyedShuffleTest, EveryPositionEquallyLikely) {
   EXPECT_LT(chi2, 16.3);  // p = 0.001
 }
 
+// The block-wise mask fill draws the same words as per-element Uniform() < keep_prob,
+// whatever the position inside a Philox block when it starts.
+TEST(KeyedRandomTest, BernoulliMaskEqualsPerElementUniformComparison) {
+  for (size_t skip : {0, 1, 2, 3, 5}) {
+    for (size_t n : {0, 1, 3, 4, 7, 16, 37}) {
+      KeyedRandom a(9, {skip, n}), b(9, {skip, n});
+      for (size_t i = 0; i < skip; ++i) {
+        a.NextU32();
+        b.NextU32();
+      }
+      std::vector<float> mask(n);
+      a.FillBernoulliMask(mask.data(), n, 0.3f, 10.0f);
+      for (size_t i = 0; i < n; ++i) {
+        EXPECT_EQ(mask[i], b.Uniform() < 0.3f ? 10.0f : 0.0f) << skip << " " << n << " " << i;
+      }
+      EXPECT_EQ(a.NextU32(), b.NextU32());  // both streams at the same position afterwards
+    }
+  }
+}
+
 }  // namespace
 }  // namespace flexmoe
