@@ -20,6 +20,7 @@
 #include "trainer/compute_threads.h"
 #include "trainer/model.h"
 #include "trainer/phase_times.h"
+#include "trainer/trainer.h"
 
 namespace flexmoe {
 namespace {
@@ -50,21 +51,6 @@ double GemmGflops(int size, int repeats) {
   auto start = Clock::now();
   for (int i = 0; i < repeats; ++i) at::matmul(a, b);
   return 2.0 * size * size * size * repeats / Seconds(start) / 1e9;
-}
-
-BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& sizes) {
-  BatchTensors t;
-  for (size_t m = 0; m < sizes.size(); ++m) {
-    t.features.push_back(at::from_blob(const_cast<float*>(batch.features[m].data()),
-                                       {batch.size, sizes[m]}, at::kFloat)
-                             .clone());
-  }
-  t.observed = at::from_blob(const_cast<uint8_t*>(batch.observed.data()),
-                             {batch.size, static_cast<int64_t>(sizes.size())}, at::kByte)
-                   .to(at::kBool);
-  t.combination = at::tensor(batch.combination, at::kLong);
-  t.label = at::tensor(batch.label, at::kLong);
-  return t;
 }
 
 int Main(int argc, char** argv) {

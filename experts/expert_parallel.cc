@@ -281,9 +281,10 @@ MoeOutput ExpertParallelMoeImpl::Forward(const at::Tensor& x, const at::Tensor& 
                                          const at::Tensor& token_combination,
                                          const at::Tensor& block_of_token, int64_t num_blocks,
                                          bool training, Communicator* ep, Communicator* dp,
-                                         ExchangeStats* stats) {
+                                         ExchangeStats* stats, double capacity_factor,
+                                         double* expert_seconds) {
   RouterStatsReducer reducer;
-  if (dp != nullptr && dp->size() > 1) reducer = MakeRouterStatsReducer(*dp);
+  if (dp != nullptr && dp->size() > 1) reducer = MakeRouterStatsReducer(*dp, stats);
   GroupedExpertsImpl& experts = *experts_;
   ExpertStep step;
   if (ep != nullptr && !options_.placement.owner.empty()) {
@@ -294,8 +295,17 @@ MoeOutput ExpertParallelMoeImpl::Forward(const at::Tensor& x, const at::Tensor& 
       return experts.Forward(rows, counts);
     };
   }
+  if (expert_seconds != nullptr) {
+    step = [step, expert_seconds](const at::Tensor& rows, const std::vector<int64_t>& counts) {
+      const auto start = std::chrono::steady_clock::now();
+      at::Tensor result = step(rows, counts);
+      *expert_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return result;
+    };
+  }
   return RunMoe(*router_, step, reducer, x, noise, token_combination, block_of_token, num_blocks,
-                training);
+                training, capacity_factor);
 }
 
 }  // namespace flexmoe

@@ -84,26 +84,11 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
                   .reshape({m * b * patches, model_.num_experts()})
                   .to(h.scalar_type());
     }
-    GroupedExpertsImpl& experts = *moe_->experts();
     Communicator* ep = layout_ != nullptr ? layout_->expert_parallel : nullptr;
     Communicator* dp = layout_ != nullptr ? layout_->data_parallel : nullptr;
-    ExpertStep exchange;
-    if (ep != nullptr) {
-      exchange = MakeExpertParallelStep(experts, moe_->placement(), *ep, layout_->exchange_stats);
-    }
-    auto run_experts = [&](const at::Tensor& rows, const std::vector<int64_t>& counts) {
-      auto start = std::chrono::steady_clock::now();
-      at::Tensor result = exchange ? exchange(rows, counts) : experts.Forward(rows, counts);
-      expert_seconds +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      return result;
-    };
-    RouterStatsReducer reducer;
-    if (dp != nullptr && dp->size() > 1) {
-      reducer = MakeRouterStatsReducer(*dp, layout_->exchange_stats);
-    }
-    MoeOutput out = RunMoe(*moe_->router(), run_experts, reducer, tokens, noise, token_combination,
-                           block_of_token, m, training, model_.capacity_factor());
+    ExchangeStats* stats = layout_ != nullptr ? layout_->exchange_stats : nullptr;
+    MoeOutput out = moe_->Forward(tokens, noise, token_combination, block_of_token, m, training, ep,
+                                  dp, stats, model_.capacity_factor(), &expert_seconds);
     dropped_rows_ += out.dropped_rows;
     *aux_loss = out.aux_loss;
     if (routing != nullptr) *routing = out.routing.top_indices;

@@ -31,25 +31,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& feature_sizes) {
-  BatchTensors t;
-  const int64_t b = batch.size;
-  const int64_t m_count = static_cast<int64_t>(feature_sizes.size());
-  for (int64_t m = 0; m < m_count; ++m) {
-    at::Tensor f = at::empty({b, feature_sizes[m]}, at::kFloat);
-    std::memcpy(f.data_ptr<float>(), batch.features[m].data(),
-                batch.features[m].size() * sizeof(float));
-    t.features.push_back(f);
-  }
-  t.observed = at::empty({b, m_count}, at::kBool);
-  std::memcpy(t.observed.data_ptr<bool>(), batch.observed.data(), batch.observed.size());
-  t.combination = at::empty({b}, at::kLong);
-  std::memcpy(t.combination.data_ptr<int64_t>(), batch.combination.data(), b * sizeof(int64_t));
-  t.label = at::empty({b}, at::kLong);
-  std::memcpy(t.label.data_ptr<int64_t>(), batch.label.data(), b * sizeof(int64_t));
-  return t;
-}
-
 std::string FormatDuration(double seconds) {
   int s = static_cast<int>(std::lround(std::max(0.0, seconds)));
   char buffer[32];
@@ -157,6 +138,25 @@ void AppendJsonLine(const std::string& path, const nlohmann::json& line) {
 }
 
 }  // namespace
+
+BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& feature_sizes) {
+  BatchTensors t;
+  const int64_t b = batch.size;
+  const int64_t m_count = static_cast<int64_t>(feature_sizes.size());
+  for (int64_t m = 0; m < m_count; ++m) {
+    at::Tensor f = at::empty({b, feature_sizes[m]}, at::kFloat);
+    std::memcpy(f.data_ptr<float>(), batch.features[m].data(),
+                batch.features[m].size() * sizeof(float));
+    t.features.push_back(f);
+  }
+  t.observed = at::empty({b, m_count}, at::kBool);
+  std::memcpy(t.observed.data_ptr<bool>(), batch.observed.data(), batch.observed.size());
+  t.combination = at::empty({b}, at::kLong);
+  std::memcpy(t.combination.data_ptr<int64_t>(), batch.combination.data(), b * sizeof(int64_t));
+  t.label = at::empty({b}, at::kLong);
+  std::memcpy(t.label.data_ptr<int64_t>(), batch.label.data(), b * sizeof(int64_t));
+  return t;
+}
 
 std::vector<std::string> CombinationNames(const PreparedDataset& prepared) {
   const auto& names = prepared.meta.summary().combination_names();

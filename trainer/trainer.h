@@ -87,6 +87,10 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
                   const DecodedDataset& data, uint64_t seed, const TrainOptions& options);
 
 class FlexMoeModelImpl;
+struct BatchTensors;
+// A decoded batch as the model's input tensors (copies).
+BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& feature_sizes);
+
 // Scores `samples` with the model in evaluation mode (no dropout, no router noise). With
 // `world`, every worker passes the same samples and scores its slices; the result is the
 // same on every worker. class_weights may be undefined (unweighted task loss).
