@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "cluster/base/allocator.h"
 #include "data_loader/decoded_dataset.h"
 #include "data_loader/epoch_plan.h"
 #include "proto/config_loader.h"
@@ -156,4 +157,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace flexmoe
 
-int main(int argc, char** argv) { return flexmoe::Main(argc, argv); }
+int main(int argc, char** argv) {
+  flexmoe::KeepLargeAllocationsInTheHeap();  // as `flexmoe train` does (launch/main.cc)
+  return flexmoe::Main(argc, argv);
+}

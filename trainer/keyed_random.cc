@@ -7,6 +7,10 @@
 #include <limits>
 #include <utility>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 #include "cluster/base/error.h"
 
 namespace flexmoe {
@@ -88,6 +92,92 @@ void DeterministicSinCos2Pi(double u, double* sin_out, double* cos_out) {
       *cos_out = sin_x;
       break;
   }
+}
+
+// Bernoulli mask values of `blocks` whole Philox blocks starting at block index `first`
+// of the stream (counter words 1..3 taken from `counter`): out[4 b + j] from word j of
+// block first + b; 2k + 1 < bound keeps (see FillBernoulliMask).
+void FillMaskBlocksScalar(const PhiloxCounter& counter, const PhiloxKey& key, uint64_t first,
+                          size_t blocks, int32_t bound, float scale, float* out) {
+  PhiloxCounter c = counter;
+  for (size_t b = 0; b < blocks; ++b) {
+    c[0] = static_cast<uint32_t>(first + b);
+    const PhiloxCounter words = Philox4x32(c, key);
+    for (int j = 0; j < 4; ++j) {
+      out[4 * b + j] = static_cast<int32_t>(2 * (words[j] >> 9) + 1) < bound ? scale : 0.0f;
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// High and low 32-bit halves of the eight 32x32-bit products a * m.
+__attribute__((target("avx2"))) inline void MulHiLo8(__m256i a, __m256i m, __m256i* hi,
+                                                     __m256i* lo) {
+  const __m256i even = _mm256_mul_epu32(a, m);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+  *lo = _mm256_mullo_epi32(a, m);
+}
+
+// FillMaskBlocksScalar for eight blocks per pass (one block per 32-bit lane); the same
+// words, so the same masks.
+__attribute__((target("avx2"))) void FillMaskBlocksAvx2(const PhiloxCounter& counter,
+                                                        const PhiloxKey& key, uint64_t first,
+                                                        size_t blocks, int32_t bound, float scale,
+                                                        float* out) {
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i bound_v = _mm256_set1_epi32(bound);
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256 scale_v = _mm256_set1_ps(scale);
+  size_t b = 0;
+  alignas(32) float values[4][8];
+  for (; b + 8 <= blocks; b += 8) {
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(first + b)), lanes);
+    __m256i c1 = _mm256_set1_epi32(static_cast<int>(counter[1]));
+    __m256i c2 = _mm256_set1_epi32(static_cast<int>(counter[2]));
+    __m256i c3 = _mm256_set1_epi32(static_cast<int>(counter[3]));
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; ++round) {
+      if (round > 0) {
+        k0 += kPhiloxW0;
+        k1 += kPhiloxW1;
+      }
+      __m256i hi0, lo0, hi1, lo1;
+      MulHiLo8(c0, m0, &hi0, &lo0);
+      MulHiLo8(c2, m1, &hi1, &lo1);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+      c1 = lo1;
+      c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+      c3 = lo0;
+    }
+    const __m256i words[4] = {c0, c1, c2, c3};
+    for (int j = 0; j < 4; ++j) {
+      // 2 (w >> 9) + 1 < bound, in signed 32-bit (both sides below 2^25).
+      const __m256i odd =
+          _mm256_add_epi32(_mm256_slli_epi32(_mm256_srli_epi32(words[j], 9), 1), one);
+      const __m256i keep = _mm256_cmpgt_epi32(bound_v, odd);
+      _mm256_store_ps(values[j], _mm256_and_ps(_mm256_castsi256_ps(keep), scale_v));
+    }
+    for (int l = 0; l < 8; ++l) {
+      for (int j = 0; j < 4; ++j) out[4 * (b + l) + j] = values[j][l];
+    }
+  }
+  FillMaskBlocksScalar(counter, key, first + b, blocks - b, bound, scale, out + 4 * b);
+}
+#endif
+
+void FillMaskBlocks(const PhiloxCounter& counter, const PhiloxKey& key, uint64_t first,
+                    size_t blocks, int32_t bound, float scale, float* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has_avx2 = __builtin_cpu_supports("avx2");
+  if (has_avx2) {
+    FillMaskBlocksAvx2(counter, key, first, blocks, bound, scale, out);
+    return;
+  }
+#endif
+  FillMaskBlocksScalar(counter, key, first, blocks, bound, scale, out);
 }
 
 }  // namespace
@@ -204,19 +294,27 @@ void KeyedRandom::FillBernoulliMask(float* out, size_t n, float keep_prob, float
     Fail(ErrorCode::kInvalidArgument, "KeyedRandom: keep probability ", keep_prob,
          " is outside [0, 1]");
   }
-  // Uniform() < keep_prob, i.e. (2k + 1) / 2^24 < keep_prob with k the word's top 23 bits,
-  // compared exactly in double without forming the float; whole Philox blocks at a time.
-  const double threshold = static_cast<double>(keep_prob) * 16777216.0;
-  auto pick = [threshold, scale](uint32_t word) {
-    return static_cast<double>(2 * (word >> 9) + 1) < threshold ? scale : 0.0f;
+  // Uniform() < keep_prob, i.e. (2k + 1) / 2^24 < keep_prob with k the word's top 23 bits.
+  // 2k + 1 is an integer, so the comparison is exactly 2k + 1 < ceil(keep_prob * 2^24)
+  // (the product is exact in double); whole Philox blocks at a time, eight blocks per
+  // vector pass where the CPU has AVX2.
+  const int32_t bound =
+      static_cast<int32_t>(std::ceil(static_cast<double>(keep_prob) * 16777216.0));
+  auto pick = [bound, scale](uint32_t word) {
+    return static_cast<int32_t>(2 * (word >> 9) + 1) < bound ? scale : 0.0f;
   };
   size_t i = 0;
   while (i < n && next_word_ < 4) out[i++] = pick(block_[next_word_++]);
-  while (n - i >= 4) {
-    Refill();
-    for (int j = 0; j < 4; ++j) out[i + j] = pick(block_[j]);
+  const size_t whole_blocks = (n - i) / 4;
+  if (whole_blocks > 0) {
+    if (blocks_used_ + whole_blocks > kBlocksPerStream) {
+      Fail(ErrorCode::kFailedPrecondition, "KeyedRandom: more than 2^34 numbers drawn from one ",
+           "keyed stream; key the draws more finely");
+    }
+    FillMaskBlocks(counter_, key_, blocks_used_, whole_blocks, bound, scale, out + i);
+    blocks_used_ += whole_blocks;
+    i += 4 * whole_blocks;
     next_word_ = 4;
-    i += 4;
   }
   while (i < n) out[i++] = pick(NextU32());
 }
