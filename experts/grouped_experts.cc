@@ -4,13 +4,112 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <glog/logging.h>
+#include <torch/autograd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "cluster/base/error.h"
+#include "experts/cpu_blas.h"
 #include "experts/param_init.h"
 
 namespace flexmoe {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// out rows of expert e = in rows of e times w[e] ([in_dim, out_dim]) plus bias[e], for
+// each expert's contiguous block of rows: the bias is copied into the rows first and the
+// GEMM accumulates onto it.
+template <typename T>
+void GroupedLinear(const T* in, int64_t in_dim, const T* w, const T* bias, int64_t out_dim,
+                   const std::vector<int64_t>& counts, T* out) {
+  int64_t row = 0;
+  for (size_t e = 0; e < counts.size(); ++e) {
+    const int64_t n = counts[e];
+    const T* b = bias + e * out_dim;
+    for (int64_t r = row; r < row + n; ++r) std::copy(b, b + out_dim, out + r * out_dim);
+    Gemm(false, false, n, out_dim, in_dim, T(1), in + row * in_dim, in_dim,
+         w + e * in_dim * out_dim, out_dim, T(1), out + row * out_dim, out_dim);
+    row += n;
+  }
+}
+
+// The gradients of GroupedLinear: grad_in = grad_out w[e]^T, grad_w[e] = in^T grad_out,
+// grad_b[e] = column sums of grad_out (zeros for an expert without rows).
+template <typename T>
+void GroupedLinearBackward(const T* in, int64_t in_dim, const T* w, int64_t out_dim,
+                           const std::vector<int64_t>& counts, const T* grad_out, T* grad_in,
+                           T* grad_w, T* grad_b) {
+  int64_t row = 0;
+  for (size_t e = 0; e < counts.size(); ++e) {
+    const int64_t n = counts[e];
+    const T* g = grad_out + row * out_dim;
+    Gemm(false, true, n, in_dim, out_dim, T(1), g, out_dim, w + e * in_dim * out_dim, out_dim, T(0),
+         grad_in + row * in_dim, in_dim);
+    Gemm(true, false, in_dim, out_dim, n, T(1), in + row * in_dim, in_dim, g, out_dim, T(0),
+         grad_w + e * in_dim * out_dim, out_dim);
+    T* b = grad_b + e * out_dim;
+    std::fill(b, b + out_dim, T(0));
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t j = 0; j < out_dim; ++j) b[j] += g[r * out_dim + j];
+    }
+    row += n;
+  }
+}
+
+// The expert FFNs over expert-sorted rows as one autograd node: per expert two GEMMs on
+// its contiguous rows with the bias folded in, one GELU over all rows; the backward writes
+// every expert's weight gradient straight into the grouped gradient tensors. Host tensors,
+// float or double.
+class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w1,
+                            const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2,
+                            const std::vector<int64_t>& counts) {
+    at::Tensor xc = x.contiguous(), w1c = w1.contiguous(), b1c = b1.contiguous();
+    at::Tensor w2c = w2.contiguous(), b2c = b2.contiguous();
+    const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2);
+    at::Tensor h = at::empty({rows, hidden}, x.options());
+    at::Tensor y = at::empty({rows, d}, x.options());
+    at::Tensor g;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "GroupedFfn", [&] {
+      GroupedLinear(xc.data_ptr<scalar_t>(), d, w1c.data_ptr<scalar_t>(), b1c.data_ptr<scalar_t>(),
+                    hidden, counts, h.data_ptr<scalar_t>());
+      g = at::gelu(h);
+      GroupedLinear(g.data_ptr<scalar_t>(), hidden, w2c.data_ptr<scalar_t>(),
+                    b2c.data_ptr<scalar_t>(), d, counts, y.data_ptr<scalar_t>());
+    });
+    ctx->save_for_backward({xc, w1c, w2c, h, g});
+    ctx->saved_data["counts"] = counts;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w1 = saved[1], &w2 = saved[2], &h = saved[3], &g = saved[4];
+    const std::vector<int64_t> counts = ctx->saved_data["counts"].toIntVector();
+    const at::Tensor dy = grads[0].contiguous();
+    const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2);
+    const int64_t experts = w1.size(0);
+    at::Tensor dg = at::empty({rows, hidden}, x.options()), dx = at::empty({rows, d}, x.options());
+    at::Tensor dw1 = at::empty_like(w1), db1 = at::empty({experts, hidden}, x.options());
+    at::Tensor dw2 = at::empty_like(w2), db2 = at::empty({experts, d}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "GroupedFfnBackward", [&] {
+      GroupedLinearBackward(g.data_ptr<scalar_t>(), hidden, w2.data_ptr<scalar_t>(), d, counts,
+                            dy.data_ptr<scalar_t>(), dg.data_ptr<scalar_t>(),
+                            dw2.data_ptr<scalar_t>(), db2.data_ptr<scalar_t>());
+      const at::Tensor dh = at::gelu_backward(dg, h).contiguous();
+      GroupedLinearBackward(x.data_ptr<scalar_t>(), d, w1.data_ptr<scalar_t>(), hidden, counts,
+                            dh.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(),
+                            dw1.data_ptr<scalar_t>(), db1.data_ptr<scalar_t>());
+    });
+    return {dx, dw1, db1, dw2, db2, at::Tensor()};
+  }
+};
+
+}  // namespace
 
 GroupedExpertsImpl::GroupedExpertsImpl(GroupedExpertsOptions options)
     : options_(std::move(options)) {
@@ -88,6 +187,16 @@ at::Tensor GroupedExpertsImpl::Forward(const at::Tensor& x_sorted,
     Fail(ErrorCode::kInvalidArgument, "GroupedExperts: counts sum to ", total, " but there are ",
          x_sorted.size(0), " rows");
   }
+  const bool fused = x_sorted.device().is_cpu() && (x_sorted.scalar_type() == at::kFloat ||
+                                                    x_sorted.scalar_type() == at::kDouble);
+  if (fused && w1_.scalar_type() == x_sorted.scalar_type()) {
+    return GroupedFfnFunction::apply(x_sorted, w1_, b1_, w2_, b2_, counts);
+  }
+  return ForwardPerExpert(x_sorted, counts);
+}
+
+at::Tensor GroupedExpertsImpl::ForwardPerExpert(const at::Tensor& x_sorted,
+                                                const std::vector<int64_t>& counts) {
   // One unbind and one split per forward: their backward ops assemble each gradient in one
   // piece (a stack, a cat), where per-expert select/narrow would each zero-fill a
   // full-sized gradient buffer in the backward pass.

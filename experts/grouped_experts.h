@@ -35,6 +35,13 @@ class GroupedExpertsImpl : public torch::nn::Module {
   // expert with zero rows contributes nothing and gets a zero gradient.
   at::Tensor Forward(const at::Tensor& x_sorted, const std::vector<int64_t>& counts);
 
+  // Host float/double tensors run as one fused autograd node (per-expert BLAS calls, see
+  // grouped_experts.cc); other devices and types run ForwardPerExpert.
+
+  // The same result from ATen ops, one addmm/GELU/addmm per expert (the path for CUDA
+  // tensors, and the reference the fused path is tested against).
+  at::Tensor ForwardPerExpert(const at::Tensor& x_sorted, const std::vector<int64_t>& counts);
+
   // Runs local expert `local_index` on rows x [n, D] (reference path for tests and tools).
   at::Tensor ForwardOne(int64_t local_index, const at::Tensor& x);
 

@@ -1,0 +1,60 @@
+// Row-major GEMM over the Fortran BLAS interface (sgemm_/dgemm_), see cpu_blas.h.
+#include "experts/cpu_blas.h"
+
+#include <limits>
+
+#include "cluster/base/error.h"
+
+extern "C" {
+void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+            const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+            const float* beta, float* c, const int* ldc);
+void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+            const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
+            const double* beta, double* c, const int* ldc);
+}
+
+namespace flexmoe {
+namespace {
+
+int ToInt(int64_t value, const char* what) {
+  if (value < 0 || value > std::numeric_limits<int>::max()) {
+    Fail(ErrorCode::kInvalidArgument, "Gemm: ", what, " = ", value, " does not fit BLAS's int");
+  }
+  return static_cast<int>(value);
+}
+
+// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the operands swap
+// places and keep their own transpose flags.
+template <typename T, typename Blas>
+void RowMajorGemm(Blas blas, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                  const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // op(A) op(B) is zero: C = beta * C, without reading C when beta is 0
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+    }
+    return;
+  }
+  const int im = ToInt(m, "m"), in = ToInt(n, "n"), ik = ToInt(k, "k");
+  // BLAS requires leading dimensions >= 1 even where nothing is read.
+  const int ilda = ToInt(lda < 1 ? 1 : lda, "lda"), ildb = ToInt(ldb < 1 ? 1 : ldb, "ldb");
+  const int ildc = ToInt(ldc, "ldc");
+  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+  blas(&tb, &ta, &in, &im, &ik, &alpha, b, &ildb, a, &ilda, &beta, c, &ildc);
+}
+
+}  // namespace
+
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  RowMajorGemm(sgemm_, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+          const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+          int64_t ldc) {
+  RowMajorGemm(dgemm_, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace flexmoe
