@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "cluster/base/error.h"
+#include "trainer/attention_kernel.h"
 
 namespace flexmoe {
 
@@ -38,17 +39,14 @@ FusionLayerImpl::FusionLayerImpl(const config::ModelConfig& model, bool sparse, 
 }
 
 at::Tensor FusionLayerImpl::Attention(const at::Tensor& h, const StepKey& key, bool training) {
-  const int64_t b = h.size(0), n = h.size(1), d = h.size(2);
-  const int64_t heads = model_.num_heads(), dh = d / heads;
+  const int64_t n = h.size(1), heads = model_.num_heads();
   const double p = model_.dropout();
-  at::Tensor q = q_->forward(h).view({b, n, heads, dh}).transpose(1, 2);  // [B,H,N,dh]
-  at::Tensor kv = kv_->forward(h).view({b, n, 2, heads, dh}).permute({2, 0, 3, 1, 4});
-  at::Tensor k = kv[0], v = kv[1];  // [B,H,N,dh]
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(dh)));
-  at::Tensor attn = at::softmax(scores, -1);
-  attn = KeyedDropout(attn, p, training, key, RandomSite::kAttentionWeights, layer_);
-  at::Tensor out = at::matmul(attn, v).transpose(1, 2).reshape({b, n, d});
-  out = proj_->forward(out);
+  at::Tensor mask;
+  if (training && p > 0.0) {
+    mask =
+        KeyedTensor(key, RandomSite::kAttentionWeights, layer_, {heads, n, n}, KeyedKind::kMask, p);
+  }
+  at::Tensor out = proj_->forward(AttentionCore(q_->forward(h), kv_->forward(h), heads, mask));
   return KeyedDropout(out, p, training, key, RandomSite::kAttentionOutput, layer_);
 }
 
