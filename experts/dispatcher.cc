@@ -2,10 +2,114 @@
 #include "experts/dispatcher.h"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
 #include "cluster/base/error.h"
 
 namespace flexmoe {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+bool HostFloating(const at::Tensor& t) {
+  return t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
+}
+
+// out[t] = sum over slots j of w[t, j] * rows[inverse[t * k + j]] (w = 1 when absent), in
+// slot order: the gather-sum that Combine's forward and Permute's backward both are.
+template <typename T>
+void GatherSum(const T* rows, const int64_t* inverse, const T* w, int64_t tokens, int64_t k,
+               int64_t d, T* out) {
+  for (int64_t t = 0; t < tokens; ++t) {
+    T* o = out + t * d;
+    for (int64_t j = 0; j < k; ++j) {
+      const T* r = rows + inverse[t * k + j] * d;
+      const T g = w == nullptr ? T(1) : w[t * k + j];
+      if (j == 0) {
+        for (int64_t c = 0; c < d; ++c) o[c] = g * r[c];
+      } else {
+        for (int64_t c = 0; c < d; ++c) o[c] += g * r[c];
+      }
+    }
+  }
+}
+
+// Permute on host tensors as one autograd node: the backward gathers each token's k rows
+// (no zero-filled buffer and scatter-add).
+class PermuteFunction : public torch::autograd::Function<PermuteFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& token_of_row, const at::Tensor& inverse_order,
+                            int64_t k) {
+    ctx->save_for_backward({inverse_order});
+    ctx->saved_data["k"] = k;
+    return x.index_select(0, token_of_row);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const at::Tensor inverse = ctx->get_saved_variables()[0];
+    const int64_t k = ctx->saved_data["k"].toInt();
+    const at::Tensor dy = grads[0].contiguous();
+    const int64_t d = dy.size(1), tokens = dy.size(0) / k;
+    at::Tensor dx = at::empty({tokens, d}, dy.options());
+    AT_DISPATCH_FLOATING_TYPES(dy.scalar_type(), "PermuteBackward", [&] {
+      GatherSum<scalar_t>(dy.data_ptr<scalar_t>(), inverse.data_ptr<int64_t>(), nullptr, tokens, k,
+                          d, dx.data_ptr<scalar_t>());
+    });
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// Combine on host tensors as one autograd node.
+class CombineFunction : public torch::autograd::Function<CombineFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& y_sorted,
+                            const at::Tensor& gates, const at::Tensor& inverse_order) {
+    const at::Tensor y = y_sorted.contiguous(), g = gates.contiguous();
+    const int64_t tokens = g.size(0), k = g.size(1), d = y.size(1);
+    at::Tensor out = at::empty({tokens, d}, y.options());
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "Combine", [&] {
+      GatherSum<scalar_t>(y.data_ptr<scalar_t>(), inverse_order.data_ptr<int64_t>(),
+                          g.data_ptr<scalar_t>(), tokens, k, d, out.data_ptr<scalar_t>());
+    });
+    ctx->save_for_backward({y, g, inverse_order});
+    return out;
+  }
+
+  // d y[row of (t, j)] = gates[t, j] * d out[t]; d gates[t, j] = <d out[t], y[row of (t, j)]>.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &y = saved[0], &g = saved[1], &inverse = saved[2];
+    const at::Tensor dout = grads[0].contiguous();
+    const int64_t tokens = g.size(0), k = g.size(1), d = y.size(1);
+    at::Tensor dy = at::empty_like(y), dg = at::empty_like(g);
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "CombineBackward", [&] {
+      const scalar_t *yp = y.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
+      const scalar_t* dop = dout.data_ptr<scalar_t>();
+      const int64_t* inv = inverse.data_ptr<int64_t>();
+      scalar_t *dyp = dy.data_ptr<scalar_t>(), *dgp = dg.data_ptr<scalar_t>();
+      for (int64_t t = 0; t < tokens; ++t) {
+        const scalar_t* o = dop + t * d;
+        for (int64_t j = 0; j < k; ++j) {
+          const int64_t row = inv[t * k + j];
+          const scalar_t* r = yp + row * d;
+          scalar_t* dr = dyp + row * d;
+          const scalar_t gate = gp[t * k + j];
+          scalar_t dot = 0;
+          for (int64_t c = 0; c < d; ++c) {
+            dr[c] = gate * o[c];
+            dot += o[c] * r[c];
+          }
+          dgp[t * k + j] = dot;
+        }
+      }
+    });
+    return {dy, dg, at::Tensor()};
+  }
+};
+
+}  // namespace
 
 DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts) {
   if (top_indices.dim() != 2 || top_indices.scalar_type() != at::kLong) {
@@ -42,6 +146,9 @@ at::Tensor Permute(const at::Tensor& x, const DispatchPlan& plan) {
     Fail(ErrorCode::kInvalidArgument, "Permute: expected [", plan.num_tokens, ", D] rows, got ",
          x.sizes());
   }
+  if (HostFloating(x) && plan.top_k > 0) {
+    return PermuteFunction::apply(x, plan.token_of_row, plan.inverse_order, plan.top_k);
+  }
   return x.index_select(0, plan.token_of_row);
 }
 
@@ -55,6 +162,10 @@ at::Tensor Combine(const at::Tensor& y_sorted, const DispatchPlan& plan, const a
   if (gates.dim() != 2 || gates.size(0) != plan.num_tokens || gates.size(1) != plan.top_k) {
     Fail(ErrorCode::kInvalidArgument, "Combine: gates must be [", plan.num_tokens, ", ", plan.top_k,
          "], got ", gates.sizes());
+  }
+  if (HostFloating(y_sorted) && gates.scalar_type() == y_sorted.scalar_type() &&
+      gates.device() == y_sorted.device()) {
+    return CombineFunction::apply(y_sorted, gates, plan.inverse_order);
   }
   // Back to assignment order (a permutation: no two rows land on one place), then the
   // gate-weighted sum over each token's k slots.

@@ -48,6 +48,19 @@ TEST(Dispatcher, RoundTripWithIdentityExpertsIsExact) {
   EXPECT_EQ(total, 27);
 }
 
+// Permute's backward sums each token's k row gradients.
+TEST(Dispatcher, PermuteGradientSumsTheTokensRows) {
+  at::manual_seed(6);
+  const DispatchPlan plan = MakeDispatchPlan(at::randint(0, 5, {7, 3}, at::kLong), 5);
+  const at::Tensor x = at::randn({7, 4}, at::kDouble).requires_grad_();
+  const at::Tensor w = at::randn({21, 4}, at::kDouble);
+  const at::Tensor rows = Permute(x, plan);
+  EXPECT_TRUE(at::equal(rows, x.detach().index_select(0, plan.token_of_row)));
+  (rows * w).sum().backward();
+  const at::Tensor expected = at::zeros({7, 4}, at::kDouble).index_add(0, plan.token_of_row, w);
+  EXPECT_TRUE(at::allclose(x.grad(), expected, 0, 1e-14));
+}
+
 TEST(Dispatcher, CombineIsTheGateWeightedSumAndDifferentiable) {
   at::manual_seed(4);
   const at::Tensor idx = at::randint(0, 3, {4, 2}, at::kLong);
