@@ -2,7 +2,9 @@
 #include "experts/router_loss.h"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "cluster/base/error.h"
@@ -32,6 +34,139 @@ at::Tensor CheckedIds(const at::Tensor& ids, int64_t t, int64_t limit, const cha
   }
   return result;
 }
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The integer inputs of the fused statistics (never differentiated).
+struct RouterStatsIds {
+  at::Tensor combination;  // [T] int64
+  at::Tensor block;        // [T] int64
+  at::Tensor top_indices;  // [T, k] int64
+  int64_t num_blocks = 1;
+};
+
+template <typename T>
+T NormalCdf(T z) {
+  return T(0.5) * (T(1) + std::erf(z * T(M_SQRT1_2)));
+}
+
+// ComputeRouterLossStats with the smooth load, as one autograd node on host tensors: one
+// pass over the tokens accumulates all six statistics; the backward is the chain rule of
+// that pass written out (gate scatter, the normal CDF of the load, the softmax of the
+// cross-entropy), into the router output tensors it read.
+class RouterStatsFunction : public torch::autograd::Function<RouterStatsFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& gates,
+                               const at::Tensor& clean, const at::Tensor& noise_std,
+                               const at::Tensor& noisy, const at::Tensor& top_values,
+                               const RouterStatsIds& ids) {
+    const int64_t t_count = clean.size(0), e = clean.size(1), k = gates.size(1);
+    const int64_t nb = ids.num_blocks;
+    const auto opts = clean.options();
+    at::Tensor full_imp = at::zeros({nb, e}, opts), full_load = at::zeros({nb, e}, opts);
+    at::Tensor nonfull_imp = at::zeros({nb, e}, opts), nonfull_load = at::zeros({nb, e}, opts);
+    at::Tensor ce_sum = at::zeros({nb}, opts), num_nonfull = at::zeros({nb}, opts);
+    const at::Tensor g = gates.contiguous(), c = clean.contiguous(), sd = noise_std.contiguous();
+    const at::Tensor n = noisy.contiguous(), tv = top_values.contiguous();
+    AT_DISPATCH_FLOATING_TYPES(clean.scalar_type(), "RouterStats", [&] {
+      const int64_t *comb = ids.combination.data_ptr<int64_t>(),
+                    *block = ids.block.data_ptr<int64_t>();
+      const int64_t* idx = ids.top_indices.data_ptr<int64_t>();
+      const scalar_t *gp = g.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>();
+      const scalar_t *sp = sd.data_ptr<scalar_t>(), *np = n.data_ptr<scalar_t>();
+      const scalar_t* tp = tv.data_ptr<scalar_t>();
+      const int64_t tv_cols = tv.size(1);
+      for (int64_t t = 0; t < t_count; ++t) {
+        const int64_t b = block[t];
+        const bool full = comb[t] == 0;
+        scalar_t* imp = (full ? full_imp : nonfull_imp).data_ptr<scalar_t>() + b * e;
+        scalar_t* load = (full ? full_load : nonfull_load).data_ptr<scalar_t>() + b * e;
+        for (int64_t j = 0; j < k; ++j) imp[idx[t * k + j]] += gp[t * k + j];
+        const scalar_t thr_in = tp[t * tv_cols + k], thr_out = tp[t * tv_cols + k - 1];
+        const scalar_t* row = np + t * e;
+        for (int64_t x = 0; x < e; ++x) {
+          const scalar_t thr = row[x] > thr_in ? thr_in : thr_out;
+          load[x] += NormalCdf((cp[t * e + x] - thr) / sp[t * e + x]);
+        }
+        if (!full) {
+          scalar_t top = row[0];
+          for (int64_t x = 1; x < e; ++x) top = std::max(top, row[x]);
+          scalar_t sum = 0;
+          for (int64_t x = 0; x < e; ++x) sum += std::exp(row[x] - top);
+          ce_sum.data_ptr<scalar_t>()[b] += top + std::log(sum) - row[comb[t]];
+          num_nonfull.data_ptr<scalar_t>()[b] += 1;
+        }
+      }
+    });
+    ctx->save_for_backward({c, sd, n, tv, ids.combination, ids.block, ids.top_indices});
+    ctx->saved_data["k"] = k;
+    ctx->saved_data["blocks"] = nb;
+    ctx->mark_non_differentiable({num_nonfull});
+    return {full_imp, full_load, nonfull_imp, nonfull_load, ce_sum, num_nonfull};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &c = saved[0], &sd = saved[1], &n = saved[2], &tv = saved[3];
+    const at::Tensor &comb_t = saved[4], &block_t = saved[5], &idx_t = saved[6];
+    const int64_t k = ctx->saved_data["k"].toInt();
+    const int64_t t_count = c.size(0), e = c.size(1), blocks = ctx->saved_data["blocks"].toInt();
+    auto grad_or_zero = [&](int i, at::IntArrayRef shape) {
+      return grads[i].defined() ? grads[i].contiguous() : at::zeros(shape, c.options());
+    };
+    const at::Tensor d_full_imp = grad_or_zero(0, {blocks, e}),
+                     d_full_load = grad_or_zero(1, {blocks, e});
+    const at::Tensor d_nonfull_imp = grad_or_zero(2, {blocks, e});
+    const at::Tensor d_nonfull_load = grad_or_zero(3, {blocks, e});
+    const at::Tensor d_ce = grad_or_zero(4, {blocks});
+    at::Tensor d_gates = at::empty({t_count, k}, c.options());
+    at::Tensor d_clean = at::empty_like(c), d_std = at::empty_like(sd), d_noisy = at::empty_like(n);
+    at::Tensor d_tv = at::zeros_like(tv);
+    AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "RouterStatsBackward", [&] {
+      const int64_t *comb = comb_t.data_ptr<int64_t>(), *block = block_t.data_ptr<int64_t>();
+      const int64_t* idx = idx_t.data_ptr<int64_t>();
+      const scalar_t *cp = c.data_ptr<scalar_t>(), *sp = sd.data_ptr<scalar_t>();
+      const scalar_t *np = n.data_ptr<scalar_t>(), *tp = tv.data_ptr<scalar_t>();
+      scalar_t *dg = d_gates.data_ptr<scalar_t>(), *dc = d_clean.data_ptr<scalar_t>();
+      scalar_t *ds = d_std.data_ptr<scalar_t>(), *dn = d_noisy.data_ptr<scalar_t>();
+      scalar_t* dt = d_tv.data_ptr<scalar_t>();
+      const int64_t tv_cols = tv.size(1);
+      const scalar_t inv_sqrt_2pi = scalar_t(0.39894228040143267794);
+      for (int64_t t = 0; t < t_count; ++t) {
+        const int64_t b = block[t];
+        const bool full = comb[t] == 0;
+        const scalar_t* d_imp = (full ? d_full_imp : d_nonfull_imp).data_ptr<scalar_t>() + b * e;
+        const scalar_t* d_load = (full ? d_full_load : d_nonfull_load).data_ptr<scalar_t>() + b * e;
+        for (int64_t j = 0; j < k; ++j) dg[t * k + j] = d_imp[idx[t * k + j]];
+        const scalar_t thr_in = tp[t * tv_cols + k], thr_out = tp[t * tv_cols + k - 1];
+        const scalar_t* row = np + t * e;
+        for (int64_t x = 0; x < e; ++x) {
+          const bool in = row[x] > thr_in;
+          const scalar_t sigma = sp[t * e + x];
+          const scalar_t z = (cp[t * e + x] - (in ? thr_in : thr_out)) / sigma;
+          const scalar_t dz = d_load[x] * inv_sqrt_2pi * std::exp(-z * z / 2) / sigma;
+          dc[t * e + x] = dz;
+          ds[t * e + x] = -dz * z;
+          dt[t * tv_cols + (in ? k : k - 1)] -= dz;
+        }
+        scalar_t* dn_row = dn + t * e;
+        if (full) {
+          std::fill(dn_row, dn_row + e, scalar_t(0));
+          continue;
+        }
+        scalar_t top = row[0];
+        for (int64_t x = 1; x < e; ++x) top = std::max(top, row[x]);
+        scalar_t sum = 0;
+        for (int64_t x = 0; x < e; ++x) sum += std::exp(row[x] - top);
+        const scalar_t up = d_ce.data_ptr<scalar_t>()[b];
+        for (int64_t x = 0; x < e; ++x) dn_row[x] = up * std::exp(row[x] - top) / sum;
+        dn_row[comb[t]] -= up;
+      }
+    });
+    return {d_gates, d_clean, d_std, d_noisy, d_tv, at::Tensor()};
+  }
+};
 
 }  // namespace
 
@@ -80,6 +215,24 @@ RouterLossStats ComputeRouterLossStats(const RouterOutput& out, const at::Tensor
       block_of_token.defined()
           ? CheckedIds(block_of_token, t, num_blocks, "block_of_token", out.gates.device())
           : at::zeros({t}, comb.options());
+  const bool smooth =
+      training && k < e && out.noise_std.defined() && out.top_values.size(1) == k + 1;
+  const bool host = out.gates.device().is_cpu() && (out.gates.scalar_type() == at::kFloat ||
+                                                    out.gates.scalar_type() == at::kDouble);
+  if (smooth && host) {
+    const variable_list sums = RouterStatsFunction::apply(
+        out.gates, out.clean_logits, out.noise_std, out.noisy_logits, out.top_values,
+        RouterStatsIds{comb.contiguous(), block.contiguous(), out.top_indices.contiguous(),
+                       num_blocks});
+    return RouterLossStats{sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]};
+  }
+  return ComputeRouterLossStatsReference(out, comb, block, num_blocks, e, k, training);
+}
+
+RouterLossStats ComputeRouterLossStatsReference(const RouterOutput& out, const at::Tensor& comb,
+                                                const at::Tensor& block, int64_t num_blocks,
+                                                int64_t e, int64_t k, bool training) {
+  const int64_t t = out.gates.size(0);
   const auto opts = out.gates.options();
 
   at::Tensor dense_gates = at::zeros({t, e}, opts).scatter(1, out.top_indices, out.gates);

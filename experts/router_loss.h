@@ -44,6 +44,13 @@ RouterLossStats ComputeRouterLossStats(const RouterOutput& out, const at::Tensor
                                        const at::Tensor& block_of_token, int64_t num_blocks,
                                        int64_t num_experts, int64_t k, bool training);
 
+// The same statistics from ATen ops alone, on checked ids (comb and block as int64 on the
+// router output's device): the path for CUDA tensors and for the hard load, and the
+// reference the fused host kernel is tested against.
+RouterLossStats ComputeRouterLossStatsReference(const RouterOutput& out, const at::Tensor& comb,
+                                                const at::Tensor& block, int64_t num_blocks,
+                                                int64_t num_experts, int64_t k, bool training);
+
 // Sum over blocks of  CE_sum / max(n_nonfull, 1) + cv^2(full_importance) + cv^2(full_load)
 //   + cv^2(nonfull_importance[1:]) + cv^2(nonfull_load[1:]).
 // With no non-full token this is the G-Router loss alone (the other terms are exactly 0);
