@@ -181,15 +181,18 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
         send[r] += counts[e];
       }
     }
+    // Index bookkeeping is done on the CPU; the indices go to the rows' device (CUDA rows
+    // with the NCCL backend) before use.
+    const at::Device device = rows.device();
     at::Tensor owner_order = GatherIndex(blocks, offset[e_count]);
-    at::Tensor by_owner = rows.index_select(0, owner_order);
+    at::Tensor by_owner = rows.index_select(0, owner_order.to(device));
 
     // 2. Counts first: every rank learns how many rows of each expert every rank sends.
-    at::Tensor my_counts = at::tensor(counts, at::kLong);
+    at::Tensor my_counts = at::tensor(counts, at::kLong).to(device);
     at::Tensor all_counts;
     {
       ExchangeTimer timer(stats);
-      all_counts = ep.AllGather(my_counts).contiguous();  // [world, E]
+      all_counts = ep.AllGather(my_counts).to(at::kCPU).contiguous();  // [world, E]
     }
     const int64_t* all = all_counts.data_ptr<int64_t>();
     const std::vector<int64_t>& mine = experts_of[me];
@@ -221,16 +224,16 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
       }
     }
     at::Tensor group_order = GatherIndex(grouped_blocks, position);
-    at::Tensor y = local_step(received.index_select(0, group_order), local_counts);
+    at::Tensor y = local_step(received.index_select(0, group_order.to(device)), local_counts);
 
     // 5. Back to source-major order, back to the senders, back to expert order.
     at::Tensor returned =
-        AllToAllWithGrad(y.index_select(0, Inverse(group_order)), recv, send, ep, stats);
+        AllToAllWithGrad(y.index_select(0, Inverse(group_order).to(device)), recv, send, ep, stats);
     if (stats != nullptr) {
       stats->rows_sent += offset[e_count];
       stats->rows_received += position;
     }
-    return returned.index_select(0, Inverse(owner_order));
+    return returned.index_select(0, Inverse(owner_order).to(device));
   };
 }
 
