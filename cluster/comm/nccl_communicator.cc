@@ -114,8 +114,12 @@ struct NcclCommunicator::State {
       : device(device), shutdown_timeout(shutdown_timeout) {}
   ~State();
 
-  // Creates the stream and events on `device` (comm is set by the caller).
+  // Creates the stream and events on `device` (comm is set by Init).
   void CreateStreams(const std::string& what);
+  // Creates `comm` as rank `rank` of `nranks` from `id` (non-blocking, waited out until
+  // `deadline`).
+  void Init(int nranks, const ncclUniqueId& id, int rank, const std::string& what,
+            const Deadline& deadline);
   void CheckUsable(const std::string& what) const {
     if (!broken.empty()) FailUnusable(what, broken);
   }
@@ -204,7 +208,10 @@ void NcclCommunicator::State::Fatal(ErrorCode code, const std::string& message,
 void NcclCommunicator::State::CheckNccl(ncclResult_t rc, const std::string& what,
                                         const Deadline& deadline,
                                         const std::vector<at::Tensor>& buffers) {
-  if (rc == ncclInProgress) rc = PollComm(comm, deadline);
+  // Settle the communicator even on ncclSuccess: a non-blocking call may return success
+  // while the communicator's own state is still in progress (NVIDIA/nccl#1734), and the
+  // next call on it would then be refused.
+  if ((rc == ncclInProgress || rc == ncclSuccess) && comm != nullptr) rc = PollComm(comm, deadline);
   if (rc == ncclSuccess) return;
   if (rc == ncclInProgress) {
     Fatal(ErrorCode::kDeadlineExceeded, what + " exceeded " + deadline.Seconds() + " s", buffers);
@@ -304,14 +311,19 @@ NcclCommunicator::NcclCommunicator(Communicator& parent, int device,
   parent.Broadcast(wire, 0, options);
   std::memcpy(&id, wire.data_ptr(), sizeof(id));
   state_->CreateStreams(what);
+  state_->Init(size_, id, rank_, what, deadline);
+}
+
+void NcclCommunicator::State::Init(int nranks, const ncclUniqueId& id, int rank,
+                                   const std::string& what, const Deadline& deadline) {
   DeviceGuard guard(device);
   ncclConfig_t config = NonBlockingConfig();
-  const ncclResult_t init = ncclCommInitRankConfig(&state_->comm, size_, id, rank_, &config);
+  const ncclResult_t init = ncclCommInitRankConfig(&comm, nranks, id, rank, &config);
   if (init != ncclSuccess && init != ncclInProgress) {
-    state_->comm = nullptr;
+    comm = nullptr;
     Fail(CodeFor(init), what, ": NCCL ", ncclGetErrorString(init));
   }
-  state_->CheckNccl(init, what, deadline);
+  CheckNccl(init, what, deadline);
 }
 
 NcclCommunicator::NcclCommunicator(std::unique_ptr<State> state, std::string name,
@@ -547,20 +559,29 @@ std::unique_ptr<Communicator> NcclCommunicator::Split(const std::vector<int>& ra
          " passed other ranks or another name than rank 0");
   }
   if (!invalid.empty()) Fail(ErrorCode::kInvalidArgument, what, ": ", invalid);
-#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
+  // The subgroup is a new communicator initialised from a unique id that its first rank
+  // draws and that reaches the members through an all-gather on this group. (Not
+  // ncclCommSplit: with non-blocking communicators its child handle appears only after
+  // the parent's state settles, and on NCCL 2.28 at world size 1 the split job failed;
+  // docs/benchmarks.md, GPU check.)
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof(id));
+  constexpr size_t kIdWords = (sizeof(ncclUniqueId) + sizeof(int64_t) - 1) / sizeof(int64_t);
+  std::vector<int64_t> mine(kIdWords, 0);
+  if (!ranks.empty() && ranks[0] == rank_) {
+    if (ncclGetUniqueId(&id) != ncclSuccess) {
+      Fail(ErrorCode::kUnavailable, what, ": ncclGetUniqueId failed");
+    }
+    std::memcpy(mine.data(), &id, sizeof(id));
+  }
+  const std::vector<int64_t> ids = state_->GatherInt64(mine, size_, what, deadline);
+  if (key < 0) return nullptr;
+  std::memcpy(&id, ids.data() + static_cast<size_t>(ranks[0]) * kIdWords, sizeof(id));
   auto state = std::make_unique<State>(state_->device, default_timeout_);
   state->CreateStreams(what);
-  ncclConfig_t config = NonBlockingConfig();
-  const ncclResult_t rc = ncclCommSplit(state_->comm, key >= 0 ? 0 : NCCL_SPLIT_NOCOLOR,
-                                        key >= 0 ? key : 0, &state->comm, &config);
-  state_->CheckNccl(rc, what, deadline);
-  if (state->comm == nullptr) return nullptr;
-  state->CheckNccl(ncclInProgress, what, deadline);
+  state->Init(static_cast<int>(ranks.size()), id, key, what, deadline);
   return std::unique_ptr<Communicator>(
       new NcclCommunicator(std::move(state), name, default_timeout_));
-#else
-  Fail(ErrorCode::kFailedPrecondition, what, ": needs NCCL >= 2.18 (ncclCommSplit)");
-#endif
 }
 
 }  // namespace flexmoe
