@@ -1,5 +1,5 @@
 // Row-major single and double precision GEMM on host memory through the BLAS that
-// LibTorch itself calls (libblas.so.3: OpenBLAS after launch/setup.sh), for the fused CPU
+// LibTorch itself calls (oneDNN when CMake finds it, else libblas.so.3), for the fused CPU
 // kernels that call it per expert or per attention head without ATen's per-op overhead.
 #pragma once
 

@@ -11,6 +11,7 @@
 
 #include "cluster/base/error.h"
 #include "experts/cpu_blas.h"
+#include "experts/gelu.h"
 #include "experts/param_init.h"
 
 namespace flexmoe {
@@ -73,22 +74,25 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
     const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2);
     at::Tensor h = at::empty({rows, hidden}, x.options());
     at::Tensor y = at::empty({rows, d}, x.options());
-    at::Tensor g;
+    // GELU and its derivative in one pass; the backward needs only the derivative.
+    at::Tensor g = at::empty_like(h), gelu_grad = at::empty_like(h);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "GroupedFfn", [&] {
       GroupedLinear(xc.data_ptr<scalar_t>(), d, w1c.data_ptr<scalar_t>(), b1c.data_ptr<scalar_t>(),
                     hidden, counts, h.data_ptr<scalar_t>());
-      g = at::gelu(h);
+      GeluAndDerivative(h.data_ptr<scalar_t>(), h.numel(), g.data_ptr<scalar_t>(),
+                        gelu_grad.data_ptr<scalar_t>());
       GroupedLinear(g.data_ptr<scalar_t>(), hidden, w2c.data_ptr<scalar_t>(),
                     b2c.data_ptr<scalar_t>(), d, counts, y.data_ptr<scalar_t>());
     });
-    ctx->save_for_backward({xc, w1c, w2c, h, g});
+    ctx->save_for_backward({xc, w1c, w2c, gelu_grad, g});
     ctx->saved_data["counts"] = counts;
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &w1 = saved[1], &w2 = saved[2], &h = saved[3], &g = saved[4];
+    const at::Tensor &x = saved[0], &w1 = saved[1], &w2 = saved[2], &g = saved[4];
+    const at::Tensor& gelu_grad = saved[3];
     const std::vector<int64_t> counts = ctx->saved_data["counts"].toIntVector();
     const at::Tensor dy = grads[0].contiguous();
     const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2);
@@ -100,10 +104,12 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
       GroupedLinearBackward(g.data_ptr<scalar_t>(), hidden, w2.data_ptr<scalar_t>(), d, counts,
                             dy.data_ptr<scalar_t>(), dg.data_ptr<scalar_t>(),
                             dw2.data_ptr<scalar_t>(), db2.data_ptr<scalar_t>());
-      const at::Tensor dh = at::gelu_backward(dg, h).contiguous();
-      GroupedLinearBackward(x.data_ptr<scalar_t>(), d, w1.data_ptr<scalar_t>(), hidden, counts,
-                            dh.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(),
-                            dw1.data_ptr<scalar_t>(), db1.data_ptr<scalar_t>());
+      scalar_t* dh = dg.data_ptr<scalar_t>();  // d GELU input, in place of d GELU output
+      const scalar_t* slope = gelu_grad.data_ptr<scalar_t>();
+      for (int64_t i = 0; i < dg.numel(); ++i) dh[i] *= slope[i];
+      GroupedLinearBackward(x.data_ptr<scalar_t>(), d, w1.data_ptr<scalar_t>(), hidden, counts, dh,
+                            dx.data_ptr<scalar_t>(), dw1.data_ptr<scalar_t>(),
+                            db1.data_ptr<scalar_t>());
     });
     return {dx, dw1, db1, dw2, db2, at::Tensor()};
   }

@@ -3,11 +3,13 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "cluster/base/error.h"
 #include "experts/dispatcher.h"
+#include "experts/gelu.h"
 #include "experts/grouped_experts.h"
 
 namespace flexmoe {
@@ -195,6 +197,31 @@ TEST(GroupedExperts, FusedKernelMatchesPerExpertPath) {
     }
     EXPECT_EQ(fused[3].select(0, 1).abs().max().item<double>(), 0.0);  // b1 of the empty expert
   }
+}
+
+// The float GELU kernel against the exact formula in double, over a grid that covers both
+// tails and every vector-tail length; and the double path against LibTorch's GELU.
+TEST(Gelu, FloatKernelIsAccurateAndDoubleIsExact) {
+  std::vector<float> x;
+  for (int i = -4000; i <= 4000; ++i) x.push_back(static_cast<float>(i) * 0.005f);
+  for (float v : {-30.0f, -13.5f, -9.0f, 9.0f, 13.5f, 30.0f, 0.0f, -0.0f, 1e-30f}) x.push_back(v);
+  for (size_t n : {x.size(), size_t{1}, size_t{7}, size_t{13}}) {
+    std::vector<float> g(n), d(n);
+    GeluAndDerivative(x.data(), static_cast<int64_t>(n), g.data(), d.data());
+    for (size_t i = 0; i < n; ++i) {
+      const double h = x[i];
+      const double cdf = 0.5 * std::erfc(-h / std::sqrt(2.0));
+      const double pdf = std::exp(-0.5 * h * h) / std::sqrt(2.0 * M_PI);
+      const double scale = std::max(1.0, std::fabs(h));
+      EXPECT_NEAR(g[i], h * cdf, 2.5e-7 * scale) << "h = " << h;
+      EXPECT_NEAR(d[i], cdf + h * pdf, 2.5e-7 * scale) << "h = " << h;
+    }
+  }
+  const at::Tensor xd = at::randn({1000}, at::kDouble) * 4;
+  at::Tensor g = at::empty_like(xd), d = at::empty_like(xd);
+  GeluAndDerivative(xd.data_ptr<double>(), xd.numel(), g.data_ptr<double>(), d.data_ptr<double>());
+  EXPECT_TRUE(at::allclose(g, at::gelu(xd), 1e-14, 1e-14));
+  EXPECT_TRUE(at::allclose(d, at::gelu_backward(at::ones_like(xd), xd), 1e-14, 1e-14));
 }
 
 TEST(GroupedExperts, RejectsBadCounts) {

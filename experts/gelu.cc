@@ -1,0 +1,105 @@
+// GELU and its derivative (gelu.h): a vectorised AVX2/FMA kernel for float, selected at run
+// time, and scalar loops for other CPUs and for double.
+#include "experts/gelu.h"
+
+#include <cmath>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+namespace flexmoe {
+namespace {
+
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+template <typename T>
+void GeluScalar(const T* x, int64_t n, T* g, T* d) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T h = x[i];
+    const T cdf = T(0.5) * (T(1) + std::erf(h * T(kInvSqrt2)));
+    const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * h * h);
+    g[i] = h * cdf;
+    d[i] = cdf + h * pdf;
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// exp(x) for x <= 0 (Cody-Waite reduction, Cephes expf polynomial, ~1 ulp); 0 below -87.
+__attribute__((target("avx2,fma"))) inline __m256 ExpNonPositive(__m256 x) {
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 result = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  return _mm256_andnot_ps(underflow, result);
+}
+
+// Eight values: Phi(h) = 1 - q for h >= 0 and q for h < 0, q = t P(t) exp(-h^2 / 2) / 2,
+// t = 1 / (1 + p |h| / sqrt 2) (A&S 7.1.26 on erf(|h| / sqrt 2)).
+__attribute__((target("avx2,fma"))) inline void Gelu8(const float* x, float* g, float* d) {
+  const __m256 h = _mm256_loadu_ps(x);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 a = _mm256_andnot_ps(sign, h);  // |h|
+  const __m256 e = ExpNonPositive(_mm256_mul_ps(_mm256_set1_ps(-0.5f), _mm256_mul_ps(h, h)));
+  const __m256 t =
+      _mm256_div_ps(_mm256_set1_ps(1.0f),
+                    _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f * static_cast<float>(kInvSqrt2)), a,
+                                    _mm256_set1_ps(1.0f)));
+  __m256 poly = _mm256_set1_ps(1.061405429f);
+  poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-1.453152027f));
+  poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(1.421413741f));
+  poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-0.284496736f));
+  poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(0.254829592f));
+  const __m256 q = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_mul_ps(t, poly)), e);
+  const __m256 negative = _mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_LT_OQ);
+  const __m256 cdf = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), q), q, negative);
+  const __m256 pdf = _mm256_mul_ps(_mm256_set1_ps(static_cast<float>(kInvSqrt2Pi)), e);
+  _mm256_storeu_ps(g, _mm256_mul_ps(h, cdf));
+  _mm256_storeu_ps(d, _mm256_fmadd_ps(h, pdf, cdf));
+}
+
+__attribute__((target("avx2,fma"))) void GeluAvx2(const float* x, int64_t n, float* g, float* d) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) Gelu8(x + i, g + i, d + i);
+  if (i < n) {
+    // The tail through a padded block, so that it gets the same arithmetic.
+    float xs[8] = {0}, gs[8], ds[8];
+    for (int64_t j = i; j < n; ++j) xs[j - i] = x[j];
+    Gelu8(xs, gs, ds);
+    for (int64_t j = i; j < n; ++j) {
+      g[j] = gs[j - i];
+      d[j] = ds[j - i];
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+void GeluAndDerivative(const float* x, int64_t n, float* g, float* d) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool vector = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (vector) {
+    GeluAvx2(x, n, g, d);
+    return;
+  }
+#endif
+  GeluScalar(x, n, g, d);
+}
+
+void GeluAndDerivative(const double* x, int64_t n, double* g, double* d) { GeluScalar(x, n, g, d); }
+
+}  // namespace flexmoe
