@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "cluster/base/error.h"
+#include "experts/linear.h"
 
 namespace flexmoe {
 
@@ -15,7 +16,7 @@ PatchEmbeddingImpl::PatchEmbeddingImpl(int features, int patches, int hidden_dim
 at::Tensor PatchEmbeddingImpl::forward(const at::Tensor& x) {
   int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
   at::Tensor padded = pad > 0 ? at::constant_pad_nd(x, {0, pad}) : x;
-  return proj_->forward(padded.view({x.size(0), patches_, patch_size_}));
+  return FusedLinear(padded.view({x.size(0), patches_, patch_size_}), proj_->weight, proj_->bias);
 }
 
 Cnn3dEncoderImpl::Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim,
@@ -47,7 +48,7 @@ at::Tensor Cnn3dEncoderImpl::Encode(const at::Tensor& x, const StepKey& key, boo
       h = h * mask.to(h.scalar_type());
     }
   }
-  return patches_->forward(fc_->forward(h.flatten(1)));
+  return patches_->forward(FusedLinear(h.flatten(1), fc_->weight, fc_->bias));
 }
 
 std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality, int features,

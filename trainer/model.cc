@@ -8,9 +8,18 @@
 #include <cmath>
 
 #include "cluster/base/error.h"
+#include "experts/linear.h"
 #include "trainer/attention_kernel.h"
 
 namespace flexmoe {
+namespace {
+
+// A torch::nn::Linear through the fused host GEMM path (experts/linear.h).
+at::Tensor Affine(const torch::nn::Linear& layer, const at::Tensor& x) {
+  return FusedLinear(x, layer->weight, layer->bias);
+}
+
+}  // namespace
 
 FusionLayerImpl::FusionLayerImpl(const config::ModelConfig& model, bool sparse, int64_t layer_index,
                                  int64_t init_seed, const ParallelLayout* layout)
@@ -46,7 +55,7 @@ at::Tensor FusionLayerImpl::Attention(const at::Tensor& h, const StepKey& key, b
     mask =
         KeyedTensor(key, RandomSite::kAttentionWeights, layer_, {heads, n, n}, KeyedKind::kMask, p);
   }
-  at::Tensor out = proj_->forward(AttentionCore(q_->forward(h), kv_->forward(h), heads, mask));
+  at::Tensor out = Affine(proj_, AttentionCore(Affine(q_, h), Affine(kv_, h), heads, mask));
   return KeyedDropout(out, p, training, key, RandomSite::kAttentionOutput, layer_);
 }
 
@@ -92,10 +101,10 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
     if (routing != nullptr) *routing = out.routing.top_indices;
     ffn = out.output.view({m, b, patches, d}).permute({1, 0, 2, 3}).reshape({b, n, d});
   } else {
-    ffn = dense1_->forward(h);
+    ffn = Affine(dense1_, h);
     ffn = at::gelu(ffn);
     ffn = KeyedDropout(ffn, p, training, key, RandomSite::kDenseFfn, layer_);
-    ffn = dense2_->forward(ffn);
+    ffn = Affine(dense2_, ffn);
   }
   at::Tensor result = y + KeyedDropout(ffn, p, training, key, RandomSite::kResidual2, layer_);
   if (times_ != nullptr) {
@@ -199,7 +208,7 @@ ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& 
   at::Tensor pooled = x.view({b, m_count, p, d}).mean(2).reshape({b, m_count * d});
   at::Tensor h = pooled;
   for (size_t l = 0; l < head_.size(); ++l) {
-    h = head_[l]->forward(h);
+    h = Affine(head_[l], h);
     if (l + 1 < head_.size()) {
       h = KeyedDropout(at::relu(h), 0.5, training, key, RandomSite::kHead, static_cast<int64_t>(l));
     }
