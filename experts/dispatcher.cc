@@ -121,6 +121,36 @@ DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts
   DispatchPlan plan;
   plan.num_tokens = top_indices.size(0);
   plan.top_k = top_indices.size(1);
+  if (top_indices.device().is_cpu()) {
+    // A stable counting sort by expert, in two passes over the assignments; the range check
+    // is part of the first.
+    const at::Tensor flat = top_indices.contiguous().view({-1});
+    const int64_t n = flat.numel(), k = plan.top_k;
+    const int64_t* expert = flat.data_ptr<int64_t>();
+    plan.counts.assign(num_experts, 0);
+    for (int64_t a = 0; a < n; ++a) {
+      if (expert[a] < 0 || expert[a] >= num_experts) {
+        Fail(ErrorCode::kInvalidArgument, "MakeDispatchPlan: expert ids must be in [0, ",
+             num_experts, "), got ", expert[a], " at assignment ", a);
+      }
+      ++plan.counts[expert[a]];
+    }
+    std::vector<int64_t> next(num_experts, 0);
+    for (int64_t e = 1; e < num_experts; ++e) next[e] = next[e - 1] + plan.counts[e - 1];
+    plan.sorted_order = at::empty({n}, at::kLong);
+    plan.inverse_order = at::empty({n}, at::kLong);
+    plan.token_of_row = at::empty({n}, at::kLong);
+    int64_t* sorted = plan.sorted_order.data_ptr<int64_t>();
+    int64_t* inverse = plan.inverse_order.data_ptr<int64_t>();
+    int64_t* token = plan.token_of_row.data_ptr<int64_t>();
+    for (int64_t a = 0; a < n; ++a) {
+      const int64_t row = next[expert[a]]++;
+      sorted[row] = a;
+      inverse[a] = row;
+      token[row] = a / k;
+    }
+    return plan;
+  }
   at::Tensor flat = top_indices.reshape({-1});
   if (flat.numel() > 0) {
     const int64_t lo = flat.min().item<int64_t>();

@@ -10,6 +10,7 @@
 #include "cluster/base/error.h"
 #include "experts/linear.h"
 #include "trainer/attention_kernel.h"
+#include "trainer/fill_missing.h"
 
 namespace flexmoe {
 namespace {
@@ -169,24 +170,18 @@ void FlexMoeModelImpl::SetPhaseTimes(PhaseTimes* times) {
 at::Tensor FlexMoeModelImpl::Embed(const BatchTensors& batch, const StepKey& key, bool training) {
   PhaseScope scope(times_, Phase::kEncode);
   const int m_count = num_modalities();
-  const int64_t b = batch.combination.size(0);
-  at::Tensor bank_rows;
-  if (bank_.defined()) bank_rows = bank_.index_select(0, batch.combination);  // [B, M, P, D]
   std::vector<at::Tensor> blocks;
   for (int m = 0; m < m_count; ++m) {
-    at::Tensor encoded = encoders_[m]->Encode(batch.features[m], key, training);  // [B, P, D]
-    at::Tensor fill = bank_rows.defined() ? bank_rows.select(1, m) : at::zeros_like(encoded);
-    at::Tensor observed = batch.observed.select(1, m).view({b, 1, 1});
-    blocks.push_back(at::where(observed, encoded, fill));
+    blocks.push_back(encoders_[m]->Encode(batch.features[m], key, training));  // [B, P, D]
   }
-  return at::cat(blocks, 1);
+  return FillMissing(at::stack(blocks, 1), bank_, pos_embed_, batch.combination, batch.observed);
 }
 
 ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& key,
                                       bool training) {
   const int m_count = num_modalities();
   const int64_t b = batch.combination.size(0), p = model_.patches(), d = model_.hidden_dim();
-  at::Tensor x = Embed(batch, key, training) + pos_embed_;  // [B, M*P, D]
+  at::Tensor x = Embed(batch, key, training);  // [B, M*P, D], position embedding added
 
   // Per token (block, sample, patch): its sample's combination and its block.
   at::Tensor token_combination =

@@ -98,8 +98,8 @@ class FlexMoeModelImpl : public torch::nn::Module {
   FlexMoeModelImpl(const config::ModelConfig& model, const ModelShape& shape, int64_t init_seed,
                    const ParallelLayout* layout = nullptr);
   ModelOutput Forward(const BatchTensors& batch, const StepKey& key, bool training);
-  // The token blocks before the fusion layers, [B, M*P, D] without the position
-  // embedding: encoder output for observed modalities, bank[c, m] (or zeros) for missing.
+  // The token blocks before the fusion layers, [B, M*P, D]: encoder output for observed
+  // modalities, bank[c, m] (or zeros) for missing ones, plus the position embedding.
   at::Tensor Embed(const BatchTensors& batch, const StepKey& key = {}, bool training = false);
   at::Tensor& bank() { return bank_; }
   ModalityEncoder& encoder(int m) { return *encoders_[m]; }
