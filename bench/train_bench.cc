@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -102,6 +103,7 @@ int Main(int argc, char** argv) {
 
   PhaseTimes times;
   double step_seconds = 0;
+  std::vector<double> step_times;  // per timed step, for the quantiles
   model->train();
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
   for (int s = 0; s < warmup + steps; ++s) {
@@ -126,7 +128,8 @@ int Main(int argc, char** argv) {
     optimizer.Step();
     if (timed) {
       times.Add(Phase::kOptimizer, Seconds(optimizer_start));
-      step_seconds += Seconds(start);
+      step_times.push_back(Seconds(start));
+      step_seconds += step_times.back();
     }
   }
   profile.reset();
@@ -134,11 +137,16 @@ int Main(int argc, char** argv) {
   double flops = 3 * ForwardFlopsPerSample(config.model(), data.feature_sizes(), classes);
   double achieved = flops * samples_per_s / 1e9;
   double gemm = GemmGflops(1024, 10);
+  // On a shared machine the mean is at the mercy of neighbours; the 10% and 50% quantiles of
+  // the step times say what the code does when the machine is quiet.
+  std::sort(step_times.begin(), step_times.end());
+  const double p10 = step_times[step_times.size() / 10], p50 = step_times[step_times.size() / 2];
   std::printf(
       "config %s batch %d threads %d: %.1f samples/s, %.3f ms/step, %.1f MFLOP/sample, "
-      "%.2f GFLOP/s achieved, large GEMM %.2f GFLOP/s (%.0f%%)\n",
+      "%.2f GFLOP/s achieved, large GEMM %.2f GFLOP/s (%.0f%%)\n"
+      "  step time quantiles: p10 %.3f ms (%.1f samples/s), median %.3f ms (%.1f samples/s)\n",
       config_path.c_str(), batch, threads, samples_per_s, 1e3 * step_seconds / steps, flops / 1e6,
-      achieved, gemm, 100 * achieved / gemm);
+      achieved, gemm, 100 * achieved / gemm, 1e3 * p10, batch / p10, 1e3 * p50, batch / p50);
   double accounted = 0;
   for (int p = 0; p < static_cast<int>(Phase::kCount); ++p) {
     double ms = 1e3 * times.seconds[p] / steps;
@@ -149,8 +157,8 @@ int Main(int argc, char** argv) {
   std::printf("  %-10s %8.3f ms/step\n", "other", 1e3 * step_seconds / steps - accounted);
   std::printf(
       "{\"bench\": \"train\", \"batch\": %d, \"threads\": %d, \"samples_per_s\": %.1f, "
-      "\"gflops\": %.2f, \"gemm_gflops\": %.2f}\n",
-      batch, threads, samples_per_s, achieved, gemm);
+      "\"gflops\": %.2f, \"gemm_gflops\": %.2f, \"p10_ms\": %.3f, \"median_ms\": %.3f}\n",
+      batch, threads, samples_per_s, achieved, gemm, 1e3 * p10, 1e3 * p50);
   return 0;
 }
 

@@ -20,50 +20,33 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// out rows of expert e = in rows of e times w[e] ([in_dim, out_dim]) plus bias[e], for
-// each expert's contiguous block of rows: the bias is copied into the rows first and the
-// GEMM accumulates onto it.
+// One expert's rows: out [n, out_dim] = in [n, in_dim] w ([in_dim, out_dim]) + bias; the
+// bias is copied into the rows first and the GEMM accumulates onto it.
 template <typename T>
-void GroupedLinear(const T* in, int64_t in_dim, const T* w, const T* bias, int64_t out_dim,
-                   const std::vector<int64_t>& counts, T* out) {
-  int64_t row = 0;
-  for (size_t e = 0; e < counts.size(); ++e) {
-    const int64_t n = counts[e];
-    const T* b = bias + e * out_dim;
-    for (int64_t r = row; r < row + n; ++r) std::copy(b, b + out_dim, out + r * out_dim);
-    Gemm(false, false, n, out_dim, in_dim, T(1), in + row * in_dim, in_dim,
-         w + e * in_dim * out_dim, out_dim, T(1), out + row * out_dim, out_dim);
-    row += n;
+void BlockLinear(const T* in, int64_t n, int64_t in_dim, const T* w, const T* bias, int64_t out_dim,
+                 T* out) {
+  for (int64_t r = 0; r < n; ++r) std::copy(bias, bias + out_dim, out + r * out_dim);
+  Gemm(false, false, n, out_dim, in_dim, T(1), in, in_dim, w, out_dim, T(1), out, out_dim);
+}
+
+// The gradients of BlockLinear: grad_in = grad_out w^T, grad_w = in^T grad_out, grad_b =
+// column sums of grad_out (zeros when n = 0).
+template <typename T>
+void BlockLinearBackward(const T* in, int64_t n, int64_t in_dim, const T* w, int64_t out_dim,
+                         const T* grad_out, T* grad_in, T* grad_w, T* grad_b) {
+  Gemm(false, true, n, in_dim, out_dim, T(1), grad_out, out_dim, w, out_dim, T(0), grad_in, in_dim);
+  Gemm(true, false, in_dim, out_dim, n, T(1), in, in_dim, grad_out, out_dim, T(0), grad_w, out_dim);
+  std::fill(grad_b, grad_b + out_dim, T(0));
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < out_dim; ++j) grad_b[j] += grad_out[r * out_dim + j];
   }
 }
 
-// The gradients of GroupedLinear: grad_in = grad_out w[e]^T, grad_w[e] = in^T grad_out,
-// grad_b[e] = column sums of grad_out (zeros for an expert without rows).
-template <typename T>
-void GroupedLinearBackward(const T* in, int64_t in_dim, const T* w, int64_t out_dim,
-                           const std::vector<int64_t>& counts, const T* grad_out, T* grad_in,
-                           T* grad_w, T* grad_b) {
-  int64_t row = 0;
-  for (size_t e = 0; e < counts.size(); ++e) {
-    const int64_t n = counts[e];
-    const T* g = grad_out + row * out_dim;
-    Gemm(false, true, n, in_dim, out_dim, T(1), g, out_dim, w + e * in_dim * out_dim, out_dim, T(0),
-         grad_in + row * in_dim, in_dim);
-    Gemm(true, false, in_dim, out_dim, n, T(1), in + row * in_dim, in_dim, g, out_dim, T(0),
-         grad_w + e * in_dim * out_dim, out_dim);
-    T* b = grad_b + e * out_dim;
-    std::fill(b, b + out_dim, T(0));
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t j = 0; j < out_dim; ++j) b[j] += g[r * out_dim + j];
-    }
-    row += n;
-  }
-}
-
-// The expert FFNs over expert-sorted rows as one autograd node: per expert two GEMMs on
-// its contiguous rows with the bias folded in, one GELU over all rows; the backward writes
-// every expert's weight gradient straight into the grouped gradient tensors. Host tensors,
-// float or double.
+// The expert FFNs over expert-sorted rows as one autograd node. Each expert runs its whole
+// chain before the next one starts (forward: GEMM, GELU with its derivative, GEMM;
+// backward: both layers' GEMMs with the GELU derivative in between), so that its rows and
+// weights stay in cache; weight gradients are written straight into the grouped gradient
+// tensors. Host tensors, float or double.
 class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w1,
@@ -72,17 +55,25 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
     at::Tensor xc = x.contiguous(), w1c = w1.contiguous(), b1c = b1.contiguous();
     at::Tensor w2c = w2.contiguous(), b2c = b2.contiguous();
     const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2);
-    at::Tensor h = at::empty({rows, hidden}, x.options());
+    const int64_t most = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
+    at::Tensor h = at::empty({most, hidden}, x.options());  // one expert's pre-activation
     at::Tensor y = at::empty({rows, d}, x.options());
-    // GELU and its derivative in one pass; the backward needs only the derivative.
-    at::Tensor g = at::empty_like(h), gelu_grad = at::empty_like(h);
+    // GELU and its derivative; the backward needs only the derivative.
+    at::Tensor g = at::empty({rows, hidden}, x.options()), gelu_grad = at::empty_like(g);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "GroupedFfn", [&] {
-      GroupedLinear(xc.data_ptr<scalar_t>(), d, w1c.data_ptr<scalar_t>(), b1c.data_ptr<scalar_t>(),
-                    hidden, counts, h.data_ptr<scalar_t>());
-      GeluAndDerivative(h.data_ptr<scalar_t>(), h.numel(), g.data_ptr<scalar_t>(),
-                        gelu_grad.data_ptr<scalar_t>());
-      GroupedLinear(g.data_ptr<scalar_t>(), hidden, w2c.data_ptr<scalar_t>(),
-                    b2c.data_ptr<scalar_t>(), d, counts, y.data_ptr<scalar_t>());
+      int64_t row = 0;
+      for (size_t e = 0; e < counts.size(); ++e) {
+        const int64_t n = counts[e];
+        scalar_t* he = h.data_ptr<scalar_t>();
+        BlockLinear(xc.data_ptr<scalar_t>() + row * d, n, d,
+                    w1c.data_ptr<scalar_t>() + e * d * hidden,
+                    b1c.data_ptr<scalar_t>() + e * hidden, hidden, he);
+        scalar_t* ge = g.data_ptr<scalar_t>() + row * hidden;
+        GeluAndDerivative(he, n * hidden, ge, gelu_grad.data_ptr<scalar_t>() + row * hidden);
+        BlockLinear(ge, n, hidden, w2c.data_ptr<scalar_t>() + e * hidden * d,
+                    b2c.data_ptr<scalar_t>() + e * d, d, y.data_ptr<scalar_t>() + row * d);
+        row += n;
+      }
     });
     ctx->save_for_backward({xc, w1c, w2c, gelu_grad, g});
     ctx->saved_data["counts"] = counts;
@@ -97,19 +88,28 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
     const at::Tensor dy = grads[0].contiguous();
     const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2);
     const int64_t experts = w1.size(0);
-    at::Tensor dg = at::empty({rows, hidden}, x.options()), dx = at::empty({rows, d}, x.options());
+    const int64_t most = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
+    at::Tensor dh = at::empty({most, hidden}, x.options()), dx = at::empty({rows, d}, x.options());
     at::Tensor dw1 = at::empty_like(w1), db1 = at::empty({experts, hidden}, x.options());
     at::Tensor dw2 = at::empty_like(w2), db2 = at::empty({experts, d}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "GroupedFfnBackward", [&] {
-      GroupedLinearBackward(g.data_ptr<scalar_t>(), hidden, w2.data_ptr<scalar_t>(), d, counts,
-                            dy.data_ptr<scalar_t>(), dg.data_ptr<scalar_t>(),
-                            dw2.data_ptr<scalar_t>(), db2.data_ptr<scalar_t>());
-      scalar_t* dh = dg.data_ptr<scalar_t>();  // d GELU input, in place of d GELU output
-      const scalar_t* slope = gelu_grad.data_ptr<scalar_t>();
-      for (int64_t i = 0; i < dg.numel(); ++i) dh[i] *= slope[i];
-      GroupedLinearBackward(x.data_ptr<scalar_t>(), d, w1.data_ptr<scalar_t>(), hidden, counts, dh,
-                            dx.data_ptr<scalar_t>(), dw1.data_ptr<scalar_t>(),
-                            db1.data_ptr<scalar_t>());
+      int64_t row = 0;
+      scalar_t* dhp = dh.data_ptr<scalar_t>();
+      for (size_t e = 0; e < counts.size(); ++e) {
+        const int64_t n = counts[e];
+        // Second layer; its input gradient is d GELU output, turned into d GELU input.
+        BlockLinearBackward(
+            g.data_ptr<scalar_t>() + row * hidden, n, hidden,
+            w2.data_ptr<scalar_t>() + e * hidden * d, d, dy.data_ptr<scalar_t>() + row * d, dhp,
+            dw2.data_ptr<scalar_t>() + e * hidden * d, db2.data_ptr<scalar_t>() + e * d);
+        const scalar_t* slope = gelu_grad.data_ptr<scalar_t>() + row * hidden;
+        for (int64_t i = 0; i < n * hidden; ++i) dhp[i] *= slope[i];
+        BlockLinearBackward(
+            x.data_ptr<scalar_t>() + row * d, n, d, w1.data_ptr<scalar_t>() + e * d * hidden,
+            hidden, dhp, dx.data_ptr<scalar_t>() + row * d,
+            dw1.data_ptr<scalar_t>() + e * d * hidden, db1.data_ptr<scalar_t>() + e * hidden);
+        row += n;
+      }
     });
     return {dx, dw1, db1, dw2, db2, at::Tensor()};
   }
