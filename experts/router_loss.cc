@@ -255,7 +255,102 @@ RouterLossStats ComputeRouterLossStatsReference(const RouterOutput& out, const a
   return stats;
 }
 
+namespace {
+
+// A tensor input that autograd must not see (never differentiated).
+struct Constant {
+  at::Tensor tensor;
+};
+
+// cv^2 of v[0..n) (unbiased variance over mean^2 + 1e-10; 0 for n <= 1) and, when grad is
+// given, upstream * d cv^2 / d v added into grad[0..n).
+template <typename T>
+T CvSquaredRow(const T* v, int64_t n, T upstream, T* grad) {
+  if (n <= 1) return 0;
+  T mean = 0;
+  for (int64_t i = 0; i < n; ++i) mean += v[i];
+  mean /= static_cast<T>(n);
+  T ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += (v[i] - mean) * (v[i] - mean);
+  const T var = ss / static_cast<T>(n - 1), den = mean * mean + T(1e-10);
+  if (grad != nullptr) {
+    const T mean_term = var * (T(2) * mean / static_cast<T>(n)) / (den * den);
+    for (int64_t i = 0; i < n; ++i) {
+      grad[i] += upstream * (T(2) * (v[i] - mean) / static_cast<T>(n - 1) / den - mean_term);
+    }
+  }
+  return var / den;
+}
+
+// FinishRouterLoss over host tensors as one autograd node (the statistics are [NB, E] and
+// [NB]; a few hundred numbers, where the ATen form is some thirty small ops each way).
+class FinishRouterLossFunction : public torch::autograd::Function<FinishRouterLossFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& full_imp,
+                            const at::Tensor& full_load, const at::Tensor& nonfull_imp,
+                            const at::Tensor& nonfull_load, const at::Tensor& ce_sum,
+                            const Constant& num_nonfull) {
+    std::vector<at::Tensor> in = {full_imp.contiguous(),    full_load.contiguous(),
+                                  nonfull_imp.contiguous(), nonfull_load.contiguous(),
+                                  ce_sum.contiguous(),      num_nonfull.tensor.contiguous()};
+    at::Tensor loss = at::zeros({}, full_imp.options());
+    AT_DISPATCH_FLOATING_TYPES(full_imp.scalar_type(), "FinishRouterLoss",
+                               [&] { loss.fill_(Evaluate<scalar_t>(in, nullptr, scalar_t(0))); });
+    ctx->save_for_backward(in);
+    return loss;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list in = ctx->get_saved_variables();
+    std::vector<at::Tensor> out;
+    for (int i = 0; i < 5; ++i) out.push_back(at::zeros_like(in[i]));
+    AT_DISPATCH_FLOATING_TYPES(in[0].scalar_type(), "FinishRouterLossBackward",
+                               [&] { Evaluate<scalar_t>(in, &out, grads[0].item<scalar_t>()); });
+    out.push_back(at::Tensor());
+    return out;
+  }
+
+ private:
+  // The loss; with `grad`, upstream * its gradient added into (*grad)[0..4].
+  template <typename T>
+  static T Evaluate(const std::vector<at::Tensor>& in, std::vector<at::Tensor>* grad, T upstream) {
+    const int64_t blocks = in[0].size(0), e = in[0].size(1);
+    auto ptr = [&](int i) { return in[i].data_ptr<T>(); };
+    auto gptr = [&](int i) { return grad == nullptr ? nullptr : (*grad)[i].data_ptr<T>(); };
+    T total = 0;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const T count = std::max(ptr(5)[b], T(1));
+      total += ptr(4)[b] / count;
+      if (grad != nullptr) gptr(4)[b] += upstream / count;
+      for (int i = 0; i < 2; ++i) {  // full tokens: all experts
+        total +=
+            CvSquaredRow(ptr(i) + b * e, e, upstream, grad == nullptr ? nullptr : gptr(i) + b * e);
+      }
+      for (int i = 2; i < 4; ++i) {  // other tokens: experts 1..E-1
+        total += CvSquaredRow(ptr(i) + b * e + 1, e - 1, upstream,
+                              grad == nullptr ? nullptr : gptr(i) + b * e + 1);
+      }
+    }
+    return total;
+  }
+};
+
+}  // namespace
+
 at::Tensor FinishRouterLoss(const RouterLossStats& stats) {
+  const at::Tensor& s = stats.full_importance;
+  const bool host = s.device().is_cpu() &&
+                    (s.scalar_type() == at::kFloat || s.scalar_type() == at::kDouble) &&
+                    s.dim() == 2 && s.size(1) >= 1;
+  if (host) {
+    return FinishRouterLossFunction::apply(
+        stats.full_importance, stats.full_load, stats.nonfull_importance, stats.nonfull_load,
+        stats.ce_sum, Constant{stats.num_nonfull.detach().to(s.scalar_type())});
+  }
+  return FinishRouterLossReference(stats);
+}
+
+at::Tensor FinishRouterLossReference(const RouterLossStats& stats) {
   const int64_t e = stats.full_importance.size(1);
   at::Tensor ce = stats.ce_sum / stats.num_nonfull.clamp_min(1.0);
   at::Tensor per_block = ce + CvSquared(stats.full_importance) + CvSquared(stats.full_load) +

@@ -55,7 +55,10 @@ RouterLossStats ComputeRouterLossStatsReference(const RouterOutput& out, const a
 //   + cv^2(nonfull_importance[1:]) + cv^2(nonfull_load[1:]).
 // With no non-full token this is the G-Router loss alone (the other terms are exactly 0);
 // with no full token the full-token terms are cv^2(0) = 0, as in the authors' code.
+// Host float/double statistics run as one fused autograd node; others as ATen ops
+// (FinishRouterLossReference, which the fused node is tested against).
 at::Tensor FinishRouterLoss(const RouterLossStats& stats);
+at::Tensor FinishRouterLossReference(const RouterLossStats& stats);
 
 // The loss of one gate call (one block) as a scalar.
 at::Tensor RouterLoss(const RouterOutput& out, const at::Tensor& token_combination,

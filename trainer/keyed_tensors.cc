@@ -38,4 +38,12 @@ at::Tensor KeyedDropout(const at::Tensor& x, double p, bool training, const Step
   return x * mask.to(x.scalar_type());
 }
 
+at::Tensor KeyedDropoutAdd(const at::Tensor& base, const at::Tensor& x, double p, bool training,
+                           const StepKey& key, RandomSite site, int64_t layer) {
+  if (!training || p <= 0.0) return base + x;
+  std::vector<int64_t> per_sample(x.sizes().begin() + 1, x.sizes().end());
+  at::Tensor mask = KeyedTensor(key, site, layer, per_sample, KeyedKind::kMask, p);
+  return at::addcmul(base, x, mask.to(x.scalar_type()));
+}
+
 }  // namespace flexmoe

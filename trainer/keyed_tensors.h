@@ -43,4 +43,8 @@ at::Tensor KeyedTensor(const StepKey& key, RandomSite site, int64_t layer,
 at::Tensor KeyedDropout(const at::Tensor& x, double p, bool training, const StepKey& key,
                         RandomSite site, int64_t layer);
 
+// base + KeyedDropout(x, ...) as one op (addcmul): the residual adds of the fusion layer.
+at::Tensor KeyedDropoutAdd(const at::Tensor& base, const at::Tensor& x, double p, bool training,
+                           const StepKey& key, RandomSite site, int64_t layer);
+
 }  // namespace flexmoe

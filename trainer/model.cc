@@ -70,7 +70,7 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
     PhaseScope scope(times_, Phase::kAttention);
     at::Tensor a = Attention(norm1_->forward(x), key, training);
     at::Tensor base = model_.attention_residual() == config::ModelConfig::AUTHORS_CODE ? a : x;
-    y = base + KeyedDropout(a, p, training, key, RandomSite::kResidual1, layer_);
+    y = KeyedDropoutAdd(base, a, p, training, key, RandomSite::kResidual1, layer_);
   }
 
   const int64_t b = y.size(0), n = y.size(1), d = y.size(2);
@@ -107,7 +107,7 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
     ffn = KeyedDropout(ffn, p, training, key, RandomSite::kDenseFfn, layer_);
     ffn = Affine(dense2_, ffn);
   }
-  at::Tensor result = y + KeyedDropout(ffn, p, training, key, RandomSite::kResidual2, layer_);
+  at::Tensor result = KeyedDropoutAdd(y, ffn, p, training, key, RandomSite::kResidual2, layer_);
   if (times_ != nullptr) {
     double total =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - routing_start).count();
