@@ -37,7 +37,12 @@ class NoisyTopKRouterImpl : public torch::nn::Module {
   // keyed by seed, epoch, step and sample, so results do not depend on the worker count);
   // ignored in eval; undefined in training means zero noise (noise_std is still computed,
   // the smooth load estimator needs it).
+  // Training on host float/double tensors with noise runs one fused autograd node (ties
+  // between noisy logits go to the lower expert id); everything else runs ForwardAten.
   RouterOutput Forward(const at::Tensor& x, const at::Tensor& noise, bool training);
+  // The same from ATen ops (matmul, softplus, topk, softmax): CUDA tensors, evaluation, and
+  // the reference the fused node is tested against.
+  RouterOutput ForwardAten(const at::Tensor& x, const at::Tensor& noise, bool training);
 
   int64_t hidden_dim() const { return options_.hidden_dim; }
   int64_t num_experts() const { return options_.num_experts; }

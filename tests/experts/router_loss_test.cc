@@ -281,6 +281,50 @@ TEST(RouterStats, FusedKernelMatchesReference) {
 // The fused FinishRouterLoss against its ATen form: value and the gradients of the five
 // differentiable statistics, over several blocks, including a block without non-full tokens
 // and columns of zeros.
+// The fused training router against its ATen form: every output and the gradients of the
+// tokens and both weight matrices under a loss that uses all differentiable outputs.
+TEST(NoisyTopKRouter, FusedTrainingForwardMatchesAten) {
+  for (at::ScalarType type : {at::kDouble, at::kFloat}) {
+    for (int64_t k : {1, 3, 8}) {
+      at::manual_seed(17);
+      const int64_t t = 30, d = 5, e = 8;
+      NoisyTopKRouter router(RouterOptions{d, e, k, 2});
+      router->to(type);
+      const at::Tensor x0 = at::randn({t, d}, type) * 3, noise = at::randn({t, e}, type);
+      const at::Tensor w = at::randn({6, t, e}, type),
+                       wt = at::randn({t, std::min(k + 1, e)}, type);
+      const at::Tensor wgates = at::randn({t, k}, type);
+      auto run = [&](bool fused) {
+        for (at::Tensor& p : router->parameters()) p.mutable_grad() = at::Tensor();
+        const at::Tensor x = x0.clone().requires_grad_();
+        const RouterOutput o =
+            fused ? router->Forward(x, noise, true) : router->ForwardAten(x, noise, true);
+        const at::Tensor loss = (o.clean_logits * w[0]).sum() + (o.noise_std * w[1]).sum() +
+                                (o.noisy_logits * w[2]).sum() + (o.top_values * wt).sum() +
+                                (o.gates * wgates).sum();
+        loss.backward();
+        std::vector<at::Tensor> out = {o.clean_logits.detach(),
+                                       o.noise_std.detach(),
+                                       o.noisy_logits.detach(),
+                                       o.top_values.detach(),
+                                       o.top_indices,
+                                       o.gates.detach(),
+                                       x.grad()};
+        for (const at::Tensor& p : router->parameters()) out.push_back(p.grad().clone());
+        return out;
+      };
+      const auto fused = run(true), reference = run(false);
+      const double tol = type == at::kDouble ? 1e-12 : 1e-5;
+      ASSERT_EQ(fused.size(), reference.size());
+      for (size_t i = 0; i < fused.size(); ++i) {
+        ASSERT_EQ(fused[i].sizes(), reference[i].sizes()) << "tensor " << i;
+        EXPECT_TRUE(at::allclose(fused[i].to(type), reference[i].to(type), tol, tol))
+            << "tensor " << i << " k " << k << " " << type;
+      }
+    }
+  }
+}
+
 TEST(RouterStats, FusedFinishMatchesReference) {
   for (at::ScalarType type : {at::kDouble, at::kFloat}) {
     at::manual_seed(31);
