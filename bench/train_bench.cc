@@ -151,7 +151,7 @@ int Main(int argc, char** argv) {
              b.data_ptr<float>(), b.size(1), 0.0f, c.data_ptr<float>(), c.size(1));
       });
   const double blas_gemm = GemmGflops(
-      1024, 10,
+      1024, 2,
       [](const at::Tensor& a, const at::Tensor& b, at::Tensor& c) { at::mm_out(c, a, b); });
   // On a shared machine the mean is at the mercy of neighbours; the 10% and 50% quantiles of
   // the step times say what the code does when the machine is quiet.
