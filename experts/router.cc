@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <utility>
 
 #include "cluster/base/error.h"
@@ -67,11 +66,17 @@ class NoisyTopKFunction : public torch::autograd::Function<NoisyTopKFunction> {
       }
       for (int64_t row = 0; row < t; ++row) {
         const scalar_t* v = n + row * e;
-        std::iota(order.begin(), order.end(), 0);
-        // Largest first; equal values by expert id, so the choice is deterministic.
-        std::partial_sort(
-            order.begin(), order.begin() + kept, order.end(),
-            [v](int64_t a, int64_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); });
+        // Insertion into a sorted list of the kept experts: largest first, equal values by
+        // expert id, so the choice is deterministic (k + 1 is small).
+        int64_t size = 0;
+        for (int64_t x = 0; x < e; ++x) {
+          int64_t pos = size;
+          while (pos > 0 && v[x] > v[order[pos - 1]]) --pos;
+          if (pos >= kept) continue;
+          for (int64_t j = std::min(size, kept - 1); j > pos; --j) order[j] = order[j - 1];
+          order[pos] = x;
+          size = std::min(size + 1, kept);
+        }
         for (int64_t j = 0; j < kept; ++j) {
           ti[row * kept + j] = order[j];
           tv[row * kept + j] = v[order[j]];

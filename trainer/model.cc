@@ -56,7 +56,10 @@ at::Tensor FusionLayerImpl::Attention(const at::Tensor& h, const StepKey& key, b
     mask =
         KeyedTensor(key, RandomSite::kAttentionWeights, layer_, {heads, n, n}, KeyedKind::kMask, p);
   }
-  at::Tensor out = Affine(proj_, AttentionCore(Affine(q_, h), Affine(kv_, h), heads, mask));
+  // Queries, keys and values by one GEMM over the concatenated weights (q and kv stay
+  // separate parameters, as in the authors' model and our checkpoints).
+  const at::Tensor qkv = FusedLinear(h, at::cat({q_->weight, kv_->weight}, 0), at::Tensor());
+  at::Tensor out = Affine(proj_, AttentionCore(qkv, heads, mask));
   return KeyedDropout(out, p, training, key, RandomSite::kAttentionOutput, layer_);
 }
 

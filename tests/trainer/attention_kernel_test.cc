@@ -40,7 +40,8 @@ TEST(AttentionCore, MatchesReferenceOpsWithAndWithoutMask) {
       if (with_mask) mask = (at::rand({b, heads, n, n}) < 0.7).to(type) / 0.7;
       auto run = [&](bool fused) {
         at::Tensor q = q0.clone().requires_grad_(), kv = kv0.clone().requires_grad_();
-        at::Tensor out = fused ? AttentionCore(q, kv, heads, mask) : Reference(q, kv, heads, mask);
+        at::Tensor out =
+            fused ? AttentionCore(at::cat({q, kv}, 2), heads, mask) : Reference(q, kv, heads, mask);
         (out * upstream).sum().backward();
         return std::vector<at::Tensor>{out.detach(), q.grad(), kv.grad()};
       };
@@ -55,11 +56,11 @@ TEST(AttentionCore, MatchesReferenceOpsWithAndWithoutMask) {
 }
 
 TEST(AttentionCore, RejectsBadShapes) {
-  const at::Tensor q = at::zeros({2, 5, 8}), kv = at::zeros({2, 5, 16});
-  EXPECT_THROW(AttentionCore(q, kv, 3, at::Tensor()), Error);                    // 8 % 3 != 0
-  EXPECT_THROW(AttentionCore(q, at::zeros({2, 5, 8}), 2, at::Tensor()), Error);  // kv not 2D
-  EXPECT_THROW(AttentionCore(q, kv, 2, at::ones({2, 2, 5, 4})), Error);          // mask shape
-  EXPECT_EQ(AttentionCore(q, kv, 2, at::Tensor()).sizes(), q.sizes());
+  const at::Tensor qkv = at::zeros({2, 5, 24});                                // D = 8
+  EXPECT_THROW(AttentionCore(qkv, 3, at::Tensor()), Error);                    // 8 % 3 != 0
+  EXPECT_THROW(AttentionCore(at::zeros({2, 5, 16}), 2, at::Tensor()), Error);  // not 3 D
+  EXPECT_THROW(AttentionCore(qkv, 2, at::ones({2, 2, 5, 4})), Error);          // mask shape
+  EXPECT_EQ(AttentionCore(qkv, 2, at::Tensor()).sizes(), (std::vector<int64_t>{2, 5, 8}));
 }
 
 }  // namespace
