@@ -15,9 +15,9 @@ constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 template <typename T>
-void GeluScalar(const T* x, int64_t n, T* g, T* d) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T h = x[i];
+void GeluScalar(const T* x, int64_t rows, int64_t cols, const T* bias, T* g, T* d) {
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const T h = x[i] + (bias == nullptr ? T(0) : bias[i % cols]);
     const T cdf = T(0.5) * (T(1) + std::erf(h * T(kInvSqrt2)));
     const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * h * h);
     g[i] = h * cdf;
@@ -49,8 +49,7 @@ __attribute__((target("avx2,fma"))) inline __m256 ExpNonPositive(__m256 x) {
 
 // Eight values: Phi(h) = 1 - q for h >= 0 and q for h < 0, q = t P(t) exp(-h^2 / 2) / 2,
 // t = 1 / (1 + p |h| / sqrt 2) (A&S 7.1.26 on erf(|h| / sqrt 2)).
-__attribute__((target("avx2,fma"))) inline void Gelu8(const float* x, float* g, float* d) {
-  const __m256 h = _mm256_loadu_ps(x);
+__attribute__((target("avx2,fma"))) inline void Gelu8(__m256 h, float* g, float* d) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 a = _mm256_andnot_ps(sign, h);  // |h|
   const __m256 e = ExpNonPositive(_mm256_mul_ps(_mm256_set1_ps(-0.5f), _mm256_mul_ps(h, h)));
@@ -71,17 +70,27 @@ __attribute__((target("avx2,fma"))) inline void Gelu8(const float* x, float* g, 
   _mm256_storeu_ps(d, _mm256_fmadd_ps(h, pdf, cdf));
 }
 
-__attribute__((target("avx2,fma"))) void GeluAvx2(const float* x, int64_t n, float* g, float* d) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) Gelu8(x + i, g + i, d + i);
-  if (i < n) {
-    // The tail through a padded block, so that it gets the same arithmetic.
-    float xs[8] = {0}, gs[8], ds[8];
-    for (int64_t j = i; j < n; ++j) xs[j - i] = x[j];
-    Gelu8(xs, gs, ds);
-    for (int64_t j = i; j < n; ++j) {
-      g[j] = gs[j - i];
-      d[j] = ds[j - i];
+__attribute__((target("avx2,fma"))) void GeluAvx2(const float* x, int64_t rows, int64_t cols,
+                                                  const float* bias, float* g, float* d) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float* gr = g + r * cols;
+    float* dr = d + r * cols;
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      __m256 h = _mm256_loadu_ps(xr + c);
+      if (bias != nullptr) h = _mm256_add_ps(h, _mm256_loadu_ps(bias + c));
+      Gelu8(h, gr + c, dr + c);
+    }
+    if (c < cols) {
+      // The row's tail through a padded block, so that it gets the same arithmetic.
+      float hs[8] = {0}, gs[8], ds[8];
+      for (int64_t j = c; j < cols; ++j) hs[j - c] = xr[j] + (bias == nullptr ? 0.0f : bias[j]);
+      Gelu8(_mm256_loadu_ps(hs), gs, ds);
+      for (int64_t j = c; j < cols; ++j) {
+        gr[j] = gs[j - c];
+        dr[j] = ds[j - c];
+      }
     }
   }
 }
@@ -89,17 +98,21 @@ __attribute__((target("avx2,fma"))) void GeluAvx2(const float* x, int64_t n, flo
 
 }  // namespace
 
-void GeluAndDerivative(const float* x, int64_t n, float* g, float* d) {
+void GeluAndDerivative(const float* x, int64_t rows, int64_t cols, const float* bias, float* g,
+                       float* d) {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool vector = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (vector) {
-    GeluAvx2(x, n, g, d);
+    GeluAvx2(x, rows, cols, bias, g, d);
     return;
   }
 #endif
-  GeluScalar(x, n, g, d);
+  GeluScalar(x, rows, cols, bias, g, d);
 }
 
-void GeluAndDerivative(const double* x, int64_t n, double* g, double* d) { GeluScalar(x, n, g, d); }
+void GeluAndDerivative(const double* x, int64_t rows, int64_t cols, const double* bias, double* g,
+                       double* d) {
+  GeluScalar(x, rows, cols, bias, g, d);
+}
 
 }  // namespace flexmoe

@@ -6,12 +6,15 @@
 
 namespace flexmoe {
 
-// g[i] = h Phi(h) and d[i] = Phi(h) + h phi(h) for h = x[i], with Phi and phi the standard
+// For the [rows, cols] row-major x and h = x[r, c] + bias[c] (bias may be null):
+// g[r, c] = h Phi(h) and d[r, c] = Phi(h) + h phi(h), with Phi and phi the standard
 // normal CDF and density. Float: AVX2/FMA where the CPU has them, with Phi from Abramowitz
 // and Stegun 7.1.26 (|error| <= 7.5e-8, computed without cancellation in the lower tail) and
 // a Cephes-style exp; a scalar loop over std::erf/std::exp otherwise. Double: std::erf and
 // std::exp. x, g and d must not overlap.
-void GeluAndDerivative(const float* x, int64_t n, float* g, float* d);
-void GeluAndDerivative(const double* x, int64_t n, double* g, double* d);
+void GeluAndDerivative(const float* x, int64_t rows, int64_t cols, const float* bias, float* g,
+                       float* d);
+void GeluAndDerivative(const double* x, int64_t rows, int64_t cols, const double* bias, double* g,
+                       double* d);
 
 }  // namespace flexmoe

@@ -65,11 +65,12 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
       for (size_t e = 0; e < counts.size(); ++e) {
         const int64_t n = counts[e];
         scalar_t* he = h.data_ptr<scalar_t>();
-        BlockLinear(xc.data_ptr<scalar_t>() + row * d, n, d,
-                    w1c.data_ptr<scalar_t>() + e * d * hidden,
-                    b1c.data_ptr<scalar_t>() + e * hidden, hidden, he);
+        // First layer without its bias; the GELU pass adds it.
+        Gemm(false, false, n, hidden, d, scalar_t(1), xc.data_ptr<scalar_t>() + row * d, d,
+             w1c.data_ptr<scalar_t>() + e * d * hidden, hidden, scalar_t(0), he, hidden);
         scalar_t* ge = g.data_ptr<scalar_t>() + row * hidden;
-        GeluAndDerivative(he, n * hidden, ge, gelu_grad.data_ptr<scalar_t>() + row * hidden);
+        GeluAndDerivative(he, n, hidden, b1c.data_ptr<scalar_t>() + e * hidden, ge,
+                          gelu_grad.data_ptr<scalar_t>() + row * hidden);
         BlockLinear(ge, n, hidden, w2c.data_ptr<scalar_t>() + e * hidden * d,
                     b2c.data_ptr<scalar_t>() + e * d, d, y.data_ptr<scalar_t>() + row * d);
         row += n;

@@ -207,7 +207,7 @@ TEST(Gelu, FloatKernelIsAccurateAndDoubleIsExact) {
   for (float v : {-30.0f, -13.5f, -9.0f, 9.0f, 13.5f, 30.0f, 0.0f, -0.0f, 1e-30f}) x.push_back(v);
   for (size_t n : {x.size(), size_t{1}, size_t{7}, size_t{13}}) {
     std::vector<float> g(n), d(n);
-    GeluAndDerivative(x.data(), static_cast<int64_t>(n), g.data(), d.data());
+    GeluAndDerivative(x.data(), 1, static_cast<int64_t>(n), nullptr, g.data(), d.data());
     for (size_t i = 0; i < n; ++i) {
       const double h = x[i];
       const double cdf = 0.5 * std::erfc(-h / std::sqrt(2.0));
@@ -219,9 +219,22 @@ TEST(Gelu, FloatKernelIsAccurateAndDoubleIsExact) {
   }
   const at::Tensor xd = at::randn({1000}, at::kDouble) * 4;
   at::Tensor g = at::empty_like(xd), d = at::empty_like(xd);
-  GeluAndDerivative(xd.data_ptr<double>(), xd.numel(), g.data_ptr<double>(), d.data_ptr<double>());
+  GeluAndDerivative(xd.data_ptr<double>(), 1, xd.numel(), nullptr, g.data_ptr<double>(),
+                    d.data_ptr<double>());
   EXPECT_TRUE(at::allclose(g, at::gelu(xd), 1e-14, 1e-14));
   EXPECT_TRUE(at::allclose(d, at::gelu_backward(at::ones_like(xd), xd), 1e-14, 1e-14));
+  // Rows with a per-column bias, in float (vector body and row tails) and double.
+  for (at::ScalarType type : {at::kFloat, at::kDouble}) {
+    const at::Tensor x2 = at::randn({5, 13}, type) * 3, bias = at::randn({13}, type);
+    at::Tensor g2 = at::empty_like(x2), d2 = at::empty_like(x2);
+    AT_DISPATCH_FLOATING_TYPES(type, "GeluTest", [&] {
+      GeluAndDerivative(x2.data_ptr<scalar_t>(), 5, 13, bias.data_ptr<scalar_t>(),
+                        g2.data_ptr<scalar_t>(), d2.data_ptr<scalar_t>());
+    });
+    const at::Tensor h = x2 + bias;
+    EXPECT_TRUE(at::allclose(g2, at::gelu(h), 1e-6, 1e-6));
+    EXPECT_TRUE(at::allclose(d2, at::gelu_backward(at::ones_like(h), h), 1e-6, 1e-6));
+  }
 }
 
 TEST(GroupedExperts, RejectsBadCounts) {
