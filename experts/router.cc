@@ -23,16 +23,6 @@ struct RouterNoise {
   at::Tensor noise;  // [T, E]
 };
 
-// softplus with LibTorch's defaults (beta 1, threshold 20) and its derivative.
-template <typename T>
-T Softplus(T x) {
-  return x > T(20) ? x : std::log1p(std::exp(x));
-}
-template <typename T>
-T SoftplusSlope(T x) {
-  return x > T(20) ? T(1) : T(1) / (T(1) + std::exp(-x));
-}
-
 // The noisy top-k router in training as one autograd node on host tensors: both logit
 // GEMMs, softplus, the noise, a per-row selection of the k+1 largest noisy logits and the
 // softmax over the first k. Outputs in RouterOutput's order: clean, noise_std, noisy,
@@ -54,14 +44,16 @@ class NoisyTopKFunction : public torch::autograd::Function<NoisyTopKFunction> {
            e, scalar_t(0), clean.data_ptr<scalar_t>(), e);
       Gemm(false, false, t, e, d, scalar_t(1), xc.data_ptr<scalar_t>(), d, wn.data_ptr<scalar_t>(),
            e, scalar_t(0), raw.data_ptr<scalar_t>(), e);
-      const scalar_t *c = clean.data_ptr<scalar_t>(), *r = raw.data_ptr<scalar_t>();
+      // softplus (LibTorch's defaults: beta 1, threshold 20) as one vectorised op.
+      const at::Tensor soft = at::softplus(raw).contiguous();
+      const scalar_t *c = clean.data_ptr<scalar_t>(), *r = soft.data_ptr<scalar_t>();
       const scalar_t* z = nz.data_ptr<scalar_t>();
       scalar_t *s = sd.data_ptr<scalar_t>(), *n = noisy.data_ptr<scalar_t>();
       scalar_t *tv = top_values.data_ptr<scalar_t>(), *g = gates.data_ptr<scalar_t>();
       int64_t* ti = top_all.data_ptr<int64_t>();
       std::vector<int64_t> order(e);
       for (int64_t i = 0; i < t * e; ++i) {
-        s[i] = Softplus(r[i]) + scalar_t(1e-2);
+        s[i] = r[i] + scalar_t(1e-2);
         n[i] = c[i] + z[i] * s[i];
       }
       for (int64_t row = 0; row < t; ++row) {
@@ -108,11 +100,13 @@ class NoisyTopKFunction : public torch::autograd::Function<NoisyTopKFunction> {
     at::Tensor d_noisy = grad_or_zeros(2, {t, e}), d_top = grad_or_zeros(3, {t, kept});
     const at::Tensor d_gates = grad_or_zeros(5, {t, k});
     at::Tensor dx = at::empty_like(x), dwg = at::empty_like(wg), dwn = at::empty_like(wn);
+    // softplus' = sigmoid below the threshold, 1 above it.
+    const at::Tensor slope = at::where(raw > 20, at::ones_like(raw), at::sigmoid(raw)).contiguous();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "NoisyTopKBackward", [&] {
       scalar_t *dc = d_clean.data_ptr<scalar_t>(), *ds = d_std.data_ptr<scalar_t>();
       scalar_t *dn = d_noisy.data_ptr<scalar_t>(), *dt = d_top.data_ptr<scalar_t>();
       const scalar_t *dg = d_gates.data_ptr<scalar_t>(), *g = gates.data_ptr<scalar_t>();
-      const scalar_t *r = raw.data_ptr<scalar_t>(), *z = nz.data_ptr<scalar_t>();
+      const scalar_t *r = slope.data_ptr<scalar_t>(), *z = nz.data_ptr<scalar_t>();
       const int64_t* ti = top_all.data_ptr<int64_t>();
       for (int64_t row = 0; row < t; ++row) {
         // Softmax backward into the first k top values, then every top value to its expert.
@@ -124,8 +118,8 @@ class NoisyTopKFunction : public torch::autograd::Function<NoisyTopKFunction> {
         for (int64_t j = 0; j < kept; ++j) dn[row * e + ti[row * kept + j]] += dt[row * kept + j];
       }
       for (int64_t i = 0; i < t * e; ++i) {
-        dc[i] += dn[i];                                        // noisy = clean + noise * std
-        ds[i] = (ds[i] + dn[i] * z[i]) * SoftplusSlope(r[i]);  // now d raw
+        dc[i] += dn[i];                         // noisy = clean + noise * std
+        ds[i] = (ds[i] + dn[i] * z[i]) * r[i];  // now d raw
       }
       const scalar_t* xp = x.data_ptr<scalar_t>();
       Gemm(false, true, t, d, e, scalar_t(1), dc, e, wg.data_ptr<scalar_t>(), e, scalar_t(0),

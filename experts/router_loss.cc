@@ -46,11 +46,6 @@ struct RouterStatsIds {
   int64_t num_blocks = 1;
 };
 
-template <typename T>
-T NormalCdf(T z) {
-  return T(0.5) * (T(1) + std::erf(z * T(M_SQRT1_2)));
-}
-
 // ComputeRouterLossStats with the smooth load, as one autograd node on host tensors: one
 // pass over the tokens accumulates all six statistics; the backward is the chain rule of
 // that pass written out (gate scatter, the normal CDF of the load, the softmax of the
@@ -69,6 +64,7 @@ class RouterStatsFunction : public torch::autograd::Function<RouterStatsFunction
     at::Tensor ce_sum = at::zeros({nb}, opts), num_nonfull = at::zeros({nb}, opts);
     const at::Tensor g = gates.contiguous(), c = clean.contiguous(), sd = noise_std.contiguous();
     const at::Tensor n = noisy.contiguous(), tv = top_values.contiguous();
+    at::Tensor z = at::empty({t_count, e}, opts), lse;
     AT_DISPATCH_FLOATING_TYPES(clean.scalar_type(), "RouterStats", [&] {
       const int64_t *comb = ids.combination.data_ptr<int64_t>(),
                     *block = ids.block.data_ptr<int64_t>();
@@ -77,29 +73,33 @@ class RouterStatsFunction : public torch::autograd::Function<RouterStatsFunction
       const scalar_t *sp = sd.data_ptr<scalar_t>(), *np = n.data_ptr<scalar_t>();
       const scalar_t* tp = tv.data_ptr<scalar_t>();
       const int64_t tv_cols = tv.size(1);
+      // The load's standardised margins z first, so that erf and log-sum-exp run as
+      // vectorised ops over all tokens.
+      scalar_t* zp = z.data_ptr<scalar_t>();
+      for (int64_t t = 0; t < t_count; ++t) {
+        const scalar_t thr_in = tp[t * tv_cols + k], thr_out = tp[t * tv_cols + k - 1];
+        for (int64_t x = 0; x < e; ++x) {
+          const scalar_t thr = np[t * e + x] > thr_in ? thr_in : thr_out;
+          zp[t * e + x] = (cp[t * e + x] - thr) / sp[t * e + x];
+        }
+      }
+      const at::Tensor erf = at::erf(z * M_SQRT1_2).contiguous();
+      lse = at::logsumexp(n, 1).contiguous();
+      const scalar_t *ep = erf.data_ptr<scalar_t>(), *lp = lse.data_ptr<scalar_t>();
       for (int64_t t = 0; t < t_count; ++t) {
         const int64_t b = block[t];
         const bool full = comb[t] == 0;
         scalar_t* imp = (full ? full_imp : nonfull_imp).data_ptr<scalar_t>() + b * e;
         scalar_t* load = (full ? full_load : nonfull_load).data_ptr<scalar_t>() + b * e;
         for (int64_t j = 0; j < k; ++j) imp[idx[t * k + j]] += gp[t * k + j];
-        const scalar_t thr_in = tp[t * tv_cols + k], thr_out = tp[t * tv_cols + k - 1];
-        const scalar_t* row = np + t * e;
-        for (int64_t x = 0; x < e; ++x) {
-          const scalar_t thr = row[x] > thr_in ? thr_in : thr_out;
-          load[x] += NormalCdf((cp[t * e + x] - thr) / sp[t * e + x]);
-        }
+        for (int64_t x = 0; x < e; ++x) load[x] += scalar_t(0.5) * (scalar_t(1) + ep[t * e + x]);
         if (!full) {
-          scalar_t top = row[0];
-          for (int64_t x = 1; x < e; ++x) top = std::max(top, row[x]);
-          scalar_t sum = 0;
-          for (int64_t x = 0; x < e; ++x) sum += std::exp(row[x] - top);
-          ce_sum.data_ptr<scalar_t>()[b] += top + std::log(sum) - row[comb[t]];
+          ce_sum.data_ptr<scalar_t>()[b] += lp[t] - np[t * e + comb[t]];
           num_nonfull.data_ptr<scalar_t>()[b] += 1;
         }
       }
     });
-    ctx->save_for_backward({c, sd, n, tv, ids.combination, ids.block, ids.top_indices});
+    ctx->save_for_backward({sd, n, tv, z, lse, ids.combination, ids.block, ids.top_indices});
     ctx->saved_data["k"] = k;
     ctx->saved_data["blocks"] = nb;
     ctx->mark_non_differentiable({num_nonfull});
@@ -108,46 +108,47 @@ class RouterStatsFunction : public torch::autograd::Function<RouterStatsFunction
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &c = saved[0], &sd = saved[1], &n = saved[2], &tv = saved[3];
-    const at::Tensor &comb_t = saved[4], &block_t = saved[5], &idx_t = saved[6];
+    const at::Tensor &sd = saved[0], &n = saved[1], &tv = saved[2], &z = saved[3];
+    const at::Tensor &lse = saved[4], &comb_t = saved[5], &block_t = saved[6], &idx_t = saved[7];
     const int64_t k = ctx->saved_data["k"].toInt();
-    const int64_t t_count = c.size(0), e = c.size(1), blocks = ctx->saved_data["blocks"].toInt();
+    const int64_t t_count = n.size(0), e = n.size(1), blocks = ctx->saved_data["blocks"].toInt();
     auto grad_or_zero = [&](int i, at::IntArrayRef shape) {
-      return grads[i].defined() ? grads[i].contiguous() : at::zeros(shape, c.options());
+      return grads[i].defined() ? grads[i].contiguous() : at::zeros(shape, n.options());
     };
     const at::Tensor d_full_imp = grad_or_zero(0, {blocks, e}),
                      d_full_load = grad_or_zero(1, {blocks, e});
     const at::Tensor d_nonfull_imp = grad_or_zero(2, {blocks, e});
     const at::Tensor d_nonfull_load = grad_or_zero(3, {blocks, e});
     const at::Tensor d_ce = grad_or_zero(4, {blocks});
-    at::Tensor d_gates = at::empty({t_count, k}, c.options());
-    at::Tensor d_clean = at::empty_like(c), d_std = at::empty_like(sd), d_noisy = at::empty_like(n);
+    at::Tensor d_gates = at::empty({t_count, k}, n.options());
+    at::Tensor d_clean = at::empty_like(n), d_std = at::empty_like(sd), d_noisy = at::empty_like(n);
     at::Tensor d_tv = at::zeros_like(tv);
-    AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "RouterStatsBackward", [&] {
+    // The normal density at z and the softmax of the noisy logits, as vectorised ops.
+    const at::Tensor density = (at::exp(z * z * -0.5) * 0.39894228040143267794).contiguous();
+    const at::Tensor softmax = at::exp(n - lse.unsqueeze(1)).contiguous();
+    AT_DISPATCH_FLOATING_TYPES(n.scalar_type(), "RouterStatsBackward", [&] {
       const int64_t *comb = comb_t.data_ptr<int64_t>(), *block = block_t.data_ptr<int64_t>();
       const int64_t* idx = idx_t.data_ptr<int64_t>();
-      const scalar_t *cp = c.data_ptr<scalar_t>(), *sp = sd.data_ptr<scalar_t>();
+      const scalar_t *sp = sd.data_ptr<scalar_t>(), *zp = z.data_ptr<scalar_t>();
       const scalar_t *np = n.data_ptr<scalar_t>(), *tp = tv.data_ptr<scalar_t>();
+      const scalar_t *pdf = density.data_ptr<scalar_t>(), *prob = softmax.data_ptr<scalar_t>();
       scalar_t *dg = d_gates.data_ptr<scalar_t>(), *dc = d_clean.data_ptr<scalar_t>();
       scalar_t *ds = d_std.data_ptr<scalar_t>(), *dn = d_noisy.data_ptr<scalar_t>();
       scalar_t* dt = d_tv.data_ptr<scalar_t>();
       const int64_t tv_cols = tv.size(1);
-      const scalar_t inv_sqrt_2pi = scalar_t(0.39894228040143267794);
       for (int64_t t = 0; t < t_count; ++t) {
         const int64_t b = block[t];
         const bool full = comb[t] == 0;
         const scalar_t* d_imp = (full ? d_full_imp : d_nonfull_imp).data_ptr<scalar_t>() + b * e;
         const scalar_t* d_load = (full ? d_full_load : d_nonfull_load).data_ptr<scalar_t>() + b * e;
         for (int64_t j = 0; j < k; ++j) dg[t * k + j] = d_imp[idx[t * k + j]];
-        const scalar_t thr_in = tp[t * tv_cols + k], thr_out = tp[t * tv_cols + k - 1];
-        const scalar_t* row = np + t * e;
+        const scalar_t thr_in = tp[t * tv_cols + k];
         for (int64_t x = 0; x < e; ++x) {
-          const bool in = row[x] > thr_in;
-          const scalar_t sigma = sp[t * e + x];
-          const scalar_t z = (cp[t * e + x] - (in ? thr_in : thr_out)) / sigma;
-          const scalar_t dz = d_load[x] * inv_sqrt_2pi * std::exp(-z * z / 2) / sigma;
-          dc[t * e + x] = dz;
-          ds[t * e + x] = -dz * z;
+          const int64_t i = t * e + x;
+          const bool in = np[i] > thr_in;
+          const scalar_t dz = d_load[x] * pdf[i] / sp[i];
+          dc[i] = dz;
+          ds[i] = -dz * zp[i];
           dt[t * tv_cols + (in ? k : k - 1)] -= dz;
         }
         scalar_t* dn_row = dn + t * e;
@@ -155,12 +156,8 @@ class RouterStatsFunction : public torch::autograd::Function<RouterStatsFunction
           std::fill(dn_row, dn_row + e, scalar_t(0));
           continue;
         }
-        scalar_t top = row[0];
-        for (int64_t x = 1; x < e; ++x) top = std::max(top, row[x]);
-        scalar_t sum = 0;
-        for (int64_t x = 0; x < e; ++x) sum += std::exp(row[x] - top);
         const scalar_t up = d_ce.data_ptr<scalar_t>()[b];
-        for (int64_t x = 0; x < e; ++x) dn_row[x] = up * std::exp(row[x] - top) / sum;
+        for (int64_t x = 0; x < e; ++x) dn_row[x] = up * prob[t * e + x];
         dn_row[comb[t]] -= up;
       }
     });
