@@ -11,7 +11,6 @@
 #include "experts/linear.h"
 #include "trainer/attention_kernel.h"
 #include "trainer/fill_missing.h"
-#include "trainer/layer_norm.h"
 
 namespace flexmoe {
 namespace {
@@ -19,11 +18,6 @@ namespace {
 // A torch::nn::Linear through the fused host GEMM path (experts/linear.h).
 at::Tensor Affine(const torch::nn::Linear& layer, const at::Tensor& x) {
   return FusedLinear(x, layer->weight, layer->bias);
-}
-
-// A torch::nn::LayerNorm through the fused host path (trainer/layer_norm.h).
-at::Tensor Normalize(const torch::nn::LayerNorm& norm, const at::Tensor& x) {
-  return FusedLayerNorm(x, norm->weight, norm->bias, norm->options.eps());
 }
 
 }  // namespace
@@ -77,7 +71,7 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
   at::Tensor y;
   {
     PhaseScope scope(times_, Phase::kAttention);
-    at::Tensor a = Attention(Normalize(norm1_, x), key, training);
+    at::Tensor a = Attention(norm1_->forward(x), key, training);
     at::Tensor base = model_.attention_residual() == config::ModelConfig::AUTHORS_CODE ? a : x;
     y = KeyedDropoutAdd(base, a, p, training, key, RandomSite::kResidual1, layer_);
   }
@@ -85,7 +79,7 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
   const int64_t b = y.size(0), n = y.size(1), d = y.size(2);
   auto routing_start = std::chrono::steady_clock::now();
   double expert_seconds = 0;
-  at::Tensor h = Normalize(norm2_, y);
+  at::Tensor h = norm2_->forward(y);
   at::Tensor ffn;
   if (sparse_) {
     // All modality blocks go through one dispatch, tokens in (block, sample, patch) order;
