@@ -89,6 +89,10 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
+  if (steps < 1 || warmup < 0 || batch < 1 || threads < 1) {
+    std::cerr << "train_bench: --steps, --batch and --threads must be >= 1 and --warmup >= 0\n";
+    return 2;
+  }
   SetComputeThreads(threads);
   config::Config config = LoadConfig(config_path, overrides);
   PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());

@@ -138,7 +138,7 @@ at::Tensor AttentionCore(const at::Tensor& qkv, int64_t heads, const at::Tensor&
       Fail(ErrorCode::kInvalidArgument, "AttentionCore: weight mask ", weight_mask.sizes(),
            " for qkv ", qkv.sizes(), " and ", heads, " heads");
     }
-    mask = weight_mask.to(qkv.scalar_type()).contiguous();
+    mask = weight_mask.to(qkv.options()).contiguous();  // device and type of qkv
   }
   const bool fused = qkv.device().is_cpu() &&
                      (qkv.scalar_type() == at::kFloat || qkv.scalar_type() == at::kDouble);

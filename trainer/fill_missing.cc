@@ -90,7 +90,7 @@ at::Tensor FillMissing(const at::Tensor& encoded, const at::Tensor& bank, const 
   if (encoded.dim() != 4 || observed.dim() != 2 || observed.size(0) != encoded.size(0) ||
       observed.size(1) != encoded.size(1) || combination.dim() != 1 ||
       combination.size(0) != encoded.size(0) ||
-      pos.numel() != encoded.size(1) * encoded.size(2) * encoded.size(3)) {
+      pos.sizes() != at::IntArrayRef({1, encoded.size(1) * encoded.size(2), encoded.size(3)})) {
     Fail(ErrorCode::kInvalidArgument, "FillMissing: encoded ", encoded.sizes(), ", observed ",
          observed.sizes(), ", combination ", combination.sizes(), ", pos ", pos.sizes());
   }

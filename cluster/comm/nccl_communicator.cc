@@ -566,17 +566,25 @@ std::unique_ptr<Communicator> NcclCommunicator::Split(const std::vector<int>& ra
   // docs/benchmarks.md, GPU check.)
   ncclUniqueId id;
   std::memset(&id, 0, sizeof(id));
+  // Each rank sends the id words and a status word (1: the first rank could not draw an id),
+  // so that a failure there fails every rank at once instead of at the deadline.
   constexpr size_t kIdWords = (sizeof(ncclUniqueId) + sizeof(int64_t) - 1) / sizeof(int64_t);
-  std::vector<int64_t> mine(kIdWords, 0);
+  std::vector<int64_t> mine(kIdWords + 1, 0);
   if (!ranks.empty() && ranks[0] == rank_) {
-    if (ncclGetUniqueId(&id) != ncclSuccess) {
-      Fail(ErrorCode::kUnavailable, what, ": ncclGetUniqueId failed");
+    if (ncclGetUniqueId(&id) == ncclSuccess) {
+      std::memcpy(mine.data(), &id, sizeof(id));
+    } else {
+      mine[kIdWords] = 1;
     }
-    std::memcpy(mine.data(), &id, sizeof(id));
   }
   const std::vector<int64_t> ids = state_->GatherInt64(mine, size_, what, deadline);
+  if (ranks.empty()) return nullptr;
+  const int64_t* leader = ids.data() + static_cast<size_t>(ranks[0]) * (kIdWords + 1);
+  if (leader[kIdWords] != 0) {
+    Fail(ErrorCode::kUnavailable, what, ": ncclGetUniqueId failed on rank ", ranks[0]);
+  }
   if (key < 0) return nullptr;
-  std::memcpy(&id, ids.data() + static_cast<size_t>(ranks[0]) * kIdWords, sizeof(id));
+  std::memcpy(&id, leader, sizeof(id));
   auto state = std::make_unique<State>(state_->device, default_timeout_);
   state->CreateStreams(what);
   state->Init(static_cast<int>(ranks.size()), id, key, what, deadline);
