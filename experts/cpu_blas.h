@@ -3,6 +3,7 @@
 // kernels that call it per expert or per attention head without ATen's per-op overhead.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace flexmoe {
@@ -16,5 +17,20 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
           int64_t ldc);
+
+// out[r, :] = row for r < rows (a bias broadcast before a GEMM that accumulates onto it).
+template <typename T>
+void FillRows(const T* row, int64_t rows, int64_t cols, T* out) {
+  for (int64_t r = 0; r < rows; ++r) std::copy(row, row + cols, out + r * cols);
+}
+
+// out[j] = sum over r < rows of m[r, j] (a bias gradient); zeros when rows = 0.
+template <typename T>
+void ColumnSums(const T* m, int64_t rows, int64_t cols, T* out) {
+  std::fill(out, out + cols, T(0));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < cols; ++j) out[j] += m[r * cols + j];
+  }
+}
 
 }  // namespace flexmoe

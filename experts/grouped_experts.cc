@@ -25,7 +25,7 @@ using torch::autograd::variable_list;
 template <typename T>
 void BlockLinear(const T* in, int64_t n, int64_t in_dim, const T* w, const T* bias, int64_t out_dim,
                  T* out) {
-  for (int64_t r = 0; r < n; ++r) std::copy(bias, bias + out_dim, out + r * out_dim);
+  FillRows(bias, n, out_dim, out);
   Gemm(false, false, n, out_dim, in_dim, T(1), in, in_dim, w, out_dim, T(1), out, out_dim);
 }
 
@@ -36,10 +36,7 @@ void BlockLinearBackward(const T* in, int64_t n, int64_t in_dim, const T* w, int
                          const T* grad_out, T* grad_in, T* grad_w, T* grad_b) {
   Gemm(false, true, n, in_dim, out_dim, T(1), grad_out, out_dim, w, out_dim, T(0), grad_in, in_dim);
   Gemm(true, false, in_dim, out_dim, n, T(1), in, in_dim, grad_out, out_dim, T(0), grad_w, out_dim);
-  std::fill(grad_b, grad_b + out_dim, T(0));
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t j = 0; j < out_dim; ++j) grad_b[j] += grad_out[r * out_dim + j];
-  }
+  ColumnSums(grad_out, n, out_dim, grad_b);
 }
 
 // The expert FFNs over expert-sorted rows as one autograd node. Each expert runs its whole

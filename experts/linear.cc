@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
-#include <algorithm>
 
 #include "cluster/base/error.h"
 #include "experts/cpu_blas.h"
@@ -24,8 +23,7 @@ at::Tensor LinearForward(const at::Tensor& x, const at::Tensor& w, const at::Ten
     scalar_t* yp = y.data_ptr<scalar_t>();
     scalar_t beta = 0;
     if (bias != nullptr) {
-      const scalar_t* b = bias->data_ptr<scalar_t>();
-      for (int64_t r = 0; r < rows; ++r) std::copy(b, b + out, yp + r * out);
+      FillRows(bias->data_ptr<scalar_t>(), rows, out, yp);
       beta = 1;
     }
     Gemm(false, true, rows, out, in, scalar_t(1), x.data_ptr<scalar_t>(), in,
@@ -49,13 +47,7 @@ void LinearBackward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor&
     }
     Gemm(true, false, out, in, rows, scalar_t(1), g, out, x.data_ptr<scalar_t>(), in, scalar_t(0),
          dw->data_ptr<scalar_t>(), in);
-    if (want_db) {
-      scalar_t* b = db->data_ptr<scalar_t>();
-      std::fill(b, b + out, scalar_t(0));
-      for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t j = 0; j < out; ++j) b[j] += g[r * out + j];
-      }
-    }
+    if (want_db) ColumnSums(g, rows, out, db->data_ptr<scalar_t>());
   });
 }
 
