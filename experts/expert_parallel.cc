@@ -113,31 +113,6 @@ at::Tensor Inverse(const at::Tensor& index) {
 
 }  // namespace
 
-ExpertPlacement ExpertPlacement::Balanced(int64_t num_experts, int ranks) {
-  ExpertPlacement placement;
-  for (int64_t e = 0; e < num_experts; ++e) {
-    placement.owner.push_back(static_cast<int>(e * ranks / num_experts));
-  }
-  return placement;
-}
-
-void ExpertPlacement::Check(int ranks) const {
-  for (size_t e = 0; e < owner.size(); ++e) {
-    if (owner[e] < 0 || owner[e] >= ranks) {
-      Fail(ErrorCode::kInvalidArgument, "expert placement: expert ", e, " is placed on rank ",
-           owner[e], " of a group of ", ranks);
-    }
-  }
-}
-
-std::vector<int64_t> ExpertPlacement::LocalExperts(int rank) const {
-  std::vector<int64_t> local;
-  for (size_t e = 0; e < owner.size(); ++e) {
-    if (owner[e] == rank) local.push_back(static_cast<int64_t>(e));
-  }
-  return local;
-}
-
 at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm, ExchangeStats* stats) {
   return AllReduceSumFunction::apply(x, Pack(&comm), reinterpret_cast<int64_t>(stats));
 }

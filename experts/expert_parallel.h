@@ -17,25 +17,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "cluster/base/expert_placement.h"
 #include "cluster/comm/communicator.h"
 #include "experts/grouped_experts.h"
 #include "experts/moe_layer.h"
 #include "experts/router.h"
 
 namespace flexmoe {
-
-// Which rank of the expert-parallel group owns each global expert. Never assumed
-// contiguous: the exchange orders rows by (owner, expert).
-struct ExpertPlacement {
-  std::vector<int> owner;  // [E], each in [0, group size)
-
-  // Expert e on rank e * ranks / E (balanced contiguous blocks).
-  static ExpertPlacement Balanced(int64_t num_experts, int ranks);
-  // Validates: every owner in [0, ranks). Throws kInvalidArgument otherwise.
-  void Check(int ranks) const;
-  std::vector<int64_t> LocalExperts(int rank) const;  // ascending global ids
-  int64_t num_experts() const { return static_cast<int64_t>(owner.size()); }
-};
 
 // y = x summed over the group (every rank gets the sum); backward sums the gradients over
 // the group the same way (the gradient of sum_r f_r(y) with respect to x on each rank).

@@ -22,7 +22,8 @@ int Args::GetInt(const std::string& name, int fallback) const {
   Fail(ErrorCode::kInvalidArgument, "--", name, ": '", it->second, "' is not an integer");
 }
 
-Args ParseArgs(int argc, char** argv, const std::set<std::string>& allowed) {
+Args ParseArgs(int argc, char** argv, const std::set<std::string>& allowed,
+               const std::set<std::string>& switches) {
   Args args;
   if (argc >= 2) args.command = argv[1];
   for (int i = 2; i < argc; ++i) {
@@ -39,6 +40,12 @@ Args ParseArgs(int argc, char** argv, const std::set<std::string>& allowed) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
       has_value = true;
+    }
+    if (switches.count(name)) {
+      if (has_value)
+        Fail(ErrorCode::kInvalidArgument, args.command, ": --", name, " takes no value");
+      args.flags[name] = "";
+      continue;
     }
     if (name != "set" && !allowed.count(name)) {
       Fail(ErrorCode::kInvalidArgument, args.command, ": unknown flag --", name);

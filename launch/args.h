@@ -20,8 +20,10 @@ struct Args {
   int GetInt(const std::string& name, int fallback) const;
 };
 
-// Parses argv; `allowed` lists the flags (without "--") the command accepts besides --set.
+// Parses argv; `allowed` lists the flags (without "--") the command accepts besides --set,
+// `switches` the flags that take no value (Has() tells whether they were given).
 // Throws kInvalidArgument for an unknown flag or a flag without its value.
-Args ParseArgs(int argc, char** argv, const std::set<std::string>& allowed);
+Args ParseArgs(int argc, char** argv, const std::set<std::string>& allowed,
+               const std::set<std::string>& switches = {});
 
 }  // namespace flexmoe

@@ -13,6 +13,7 @@
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
 #include "launch/args.h"
+#include "launch/inspect_command.h"
 #include "launch/loader_command.h"
 #include "launch/train_command.h"
 #include "launch/worker_command.h"
@@ -28,11 +29,14 @@ commands:
   validate-config FILE        print the resolved config, or the error in it
   synth   --config FILE [--out DIR]   write a synthetic layout-A dataset (default data.input)
   prepare --config FILE [--out DIR]   prepare shards (default data.prepared_dir)
-  train   --config FILE [--workers N] [--threads N]
-                              train on data.prepared_dir; metrics and checkpoint in run.dir;
-                              N > 1 starts N workers with mpirun on this machine
-  worker  --config FILE [--threads N]
+  train   --config FILE [--workers N] [--threads N] [--resume]
+                              train on data.prepared_dir; metrics, checkpoints and the best
+                              parameters in run.dir; N > 1 starts N workers with mpirun on
+                              this machine; --resume continues run.dir from its newest
+                              complete checkpoint (at any N)
+  worker  --config FILE [--threads N] [--resume]
                               one rank of a training job (under mpirun or srun)
+  inspect-checkpoint DIR      print a checkpoint and verify every file's size and CRC32C
   loader  --config FILE [--listen HOST:PORT]   serve batches to workers (default loopback)
   help                        this text
 
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
       {"train", flexmoe::TrainCommand},
       {"worker", flexmoe::WorkerCommand},
       {"loader", flexmoe::LoaderCommand},
+      {"inspect-checkpoint", flexmoe::InspectCheckpointCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
     std::cout << flexmoe::kUsage;

@@ -11,7 +11,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev zlib1g-dev python3
+  nlohmann-json3-dev zlib1g-dev python3 python3-numpy
 )
 
 missing=()

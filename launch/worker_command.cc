@@ -12,11 +12,13 @@
 #include <vector>
 
 #include "cluster/base/error.h"
+#include "cluster/comm/gather_bytes.h"
 #include "cluster/comm/mpi_communicator.h"
 #include "cluster/comm/mpi_session.h"
 #include "data_loader/decoded_dataset.h"
 #include "launch/args.h"
 #include "launch/train_command.h"
+#include "launch/train_job.h"
 #include "proto/config_loader.h"
 #include "trainer/compute_threads.h"
 #include "trainer/trainer.h"
@@ -25,7 +27,7 @@ namespace flexmoe {
 
 int WorkerCommand(int argc, char** argv) {
   MpiSession mpi(&argc, &argv);
-  Args args = ParseArgs(argc, argv, {"config", "threads"});
+  Args args = ParseArgs(argc, argv, {"config", "threads"}, {"resume"});
   std::string path = args.Get("config");
   if (path.empty()) Fail(ErrorCode::kInvalidArgument, "worker: --config FILE is required");
   config::Config config = LoadConfig(path, args.overrides);
@@ -33,7 +35,10 @@ int WorkerCommand(int argc, char** argv) {
       static_cast<int64_t>(config.cluster().collective_timeout_s() * 1000));
   std::unique_ptr<Communicator> world = MakeMpiWorld(timeout);
   const int rank = world->rank();
-  const std::string& prepared_dir = config.data().prepared_dir();
+  const bool resume = args.Has("resume");
+  // Every rank writes into the run directory: rank 0's choice is everyone's.
+  std::string run_dir = rank == 0 ? RunDirFor(config, resume) : std::string();
+  BroadcastBytes(*world, &run_dir, 0);
   PreparedDataset prepared = OpenPrepared(config, path);
   DecodedDataset data(prepared);
   TrainOptions options;
@@ -41,22 +46,19 @@ int WorkerCommand(int argc, char** argv) {
   options.expert_parallel_degree = config.cluster().expert_parallel_degree();
   options.threads = args.GetInt("threads", 1);
   options.log = rank == 0 ? &std::cout : nullptr;
-  options.run_dir = config.run().dir().empty() ? DefaultRunDir() : config.run().dir();
-  options.training_batches = LoaderBatchesFromConfig(config, config.training().seed());
   if (rank == 0) {
     std::cout << "BLAS: " << BlasDescription() << "\n"
-              << "worker 0 of " << world->size() << ": training on " << prepared_dir << " ("
-              << prepared.size() << " samples), experts sharded over "
+              << "worker 0 of " << world->size() << ": training on " << config.data().prepared_dir()
+              << " (" << prepared.size() << " samples), experts sharded over "
               << (options.expert_parallel_degree > 0 ? options.expert_parallel_degree
                                                      : world->size())
-              << " ranks, run directory " << options.run_dir << "\n";
+              << " ranks, run directory " << run_dir << "\n";
   }
-  TrainResult result = Train(config, prepared, data, config.training().seed(), options);
-  if (rank == 0) std::cout << "checkpoint: " << result.checkpoint_dir << "\n";
-  return 0;
+  return TrainSeeds(config, prepared, data, run_dir, resume, options,
+                    rank == 0 ? &std::cout : nullptr);
 }
 
-int LaunchWorkers(int workers, int argc, char** argv) {
+int LaunchWorkers(int workers, const std::string& run_dir, int argc, char** argv) {
   std::string self = std::filesystem::canonical("/proc/self/exe").string();
   std::vector<std::string> command = {"mpirun",          "-np", std::to_string(workers),
                                       "--oversubscribe", "-x",  "OMP_NUM_THREADS=1"};
@@ -72,6 +74,9 @@ int LaunchWorkers(int workers, int argc, char** argv) {
     if (arg.rfind("--workers=", 0) == 0) continue;
     command.push_back(arg);
   }
+  // The run directory the launcher chose, so that every rank writes into the same one.
+  command.push_back("--set");
+  command.push_back("run.dir=" + run_dir);
   std::vector<char*> exec_args;
   for (auto& a : command) exec_args.push_back(a.data());
   exec_args.push_back(nullptr);

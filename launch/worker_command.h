@@ -2,11 +2,13 @@
 // and `flexmoe train --workers N`, which starts N of them with mpirun on this machine.
 #pragma once
 
+#include <string>
+
 namespace flexmoe {
 
 int WorkerCommand(int argc, char** argv);
 
-// Runs `mpirun -np N <this binary> worker <args>` and returns its exit status.
-int LaunchWorkers(int workers, int argc, char** argv);
+// Replaces this process by `mpirun -np N <this binary> worker <args> --set run.dir=DIR`.
+int LaunchWorkers(int workers, const std::string& run_dir, int argc, char** argv);
 
 }  // namespace flexmoe

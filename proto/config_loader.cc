@@ -339,10 +339,14 @@ void Validate(Config& c, const Validator& v) {
               (cl.expert_parallel_degree() == 0 || cl.workers() % cl.expert_parallel_degree() == 0),
           "cluster.expert_parallel_degree", "must divide cluster.workers (", cl.workers(), ")");
   v.Check(cl.collective_timeout_s() > 0, "cluster.collective_timeout_s", "must be positive");
-  v.Check(cl.heartbeat_timeout_s() > cl.heartbeat_interval_s(), "cluster.heartbeat_timeout_s",
-          "must exceed heartbeat_interval_s");
   v.Check(cl.connect_timeout_s() > 0, "cluster.connect_timeout_s", "must be positive");
   v.Check(cl.max_frame_bytes() >= 1024, "cluster.max_frame_bytes", "at least 1024");
+
+  const auto& ck = c.checkpoint();
+  v.Check(ck.every_epochs() >= 0, "checkpoint.every_epochs", "must not be negative");
+  v.Check(ck.every_steps() >= 0, "checkpoint.every_steps", "must not be negative");
+  v.Check(ck.keep_last() >= 0, "checkpoint.keep_last", "must not be negative (0 keeps all)");
+  v.Check(c.metrics().log_every_steps() >= 0, "metrics.log_every_steps", "must not be negative");
 
   const auto& s = c.synth();
   v.Check(s.num_samples() > 0, "synth.num_samples", "must be positive");

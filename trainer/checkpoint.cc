@@ -1,58 +1,56 @@
-// Saving and loading checkpoints as safetensors plus a JSON manifest (checkpoint.h).
+// The best-parameters export as safetensors plus a JSON manifest (checkpoint.h).
 #include "trainer/checkpoint.h"
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "trainer/checkpoint_files.h"
 #include "trainer/safetensors.h"
 
 namespace flexmoe {
 
-void SaveCheckpoint(torch::nn::Module& model, const CheckpointInfo& info, const std::string& dir) {
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (const auto& item : model.named_parameters()) tensors.push_back({item.key(), item.value()});
-  SaveCheckpoint(tensors, info, dir);
-}
-
-void SaveCheckpoint(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                    const CheckpointInfo& info, const std::string& dir) {
+void SaveCheckpoint(const std::vector<ModelParameter>& parameters, const CheckpointInfo& info,
+                    const std::string& dir) {
   AtomicDirectory out(dir);
   SafetensorsWriter writer;
+  FileEntry file;
+  file.name = kCheckpointParameters;
   nlohmann::json experts = nlohmann::json::array();
-  static const std::regex kExpertTensor(R"(^layer(\d+)\.moe\.experts\.(w1|b1|w2|b2)$)");
-  for (const auto& [name, value] : tensors) {
-    at::Tensor t = value.detach().to(at::kFloat).contiguous();
-    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
-    writer.Add(name, SafetensorsDtype::kF32, shape, t.data_ptr<float>(), t.numel() * sizeof(float));
-    std::smatch match;
-    if (std::regex_match(name, match, kExpertTensor) && match[2] == "w1") {
-      // Grouped weights: expert e is row e of each of the layer's four tensors.
-      std::string prefix = "layer" + match[1].str() + ".moe.experts.";
+  for (const ModelParameter& p : parameters) {
+    at::Tensor t = p.tensor.detach().to(at::kCPU, at::kFloat).contiguous();
+    TensorEntry entry{p.name, p.name, "parameter"};
+    entry.shape.assign(t.sizes().begin(), t.sizes().end());
+    entry.layer = p.group.is_expert() ? p.group.layer : -1;
+    writer.Add(p.name, SafetensorsDtype::kF32, entry.shape, t.data_ptr<float>(),
+               t.numel() * sizeof(float));
+    file.tensors.push_back(entry);
+    if (p.group.is_expert()) {
+      // Grouped weights: expert e is row e of each of the layer's tensors.
       for (int64_t e = 0; e < t.size(0); ++e) {
-        experts.push_back(
-            {{"layer", std::stoi(match[1])},
-             {"expert", e},
-             {"file", kCheckpointParameters},
-             {"row", e},
-             {"tensors", {prefix + "w1", prefix + "b1", prefix + "w2", prefix + "b2"}}});
+        experts.push_back({{"layer", p.group.layer},
+                           {"expert", e},
+                           {"tensor", p.name},
+                           {"file", kCheckpointParameters},
+                           {"row", e}});
       }
     }
   }
-  writer.SetMetadata("format", "flexmoe-checkpoint-v1");
-  writer.Write(out.StagingPath(kCheckpointParameters));
-  nlohmann::json manifest = {{"format", "flexmoe-checkpoint"},
-                             {"version", 1},
+  writer.SetMetadata("format", kParametersFormat);
+  SafetensorsWriter::Written written = writer.Write(out.StagingPath(kCheckpointParameters));
+  file.bytes = written.bytes;
+  file.crc32c = written.crc32c;
+  nlohmann::json manifest = {{"format", kParametersFormat},
+                             {"version", kParametersVersion},
                              {"epoch", info.epoch},
                              {"step", info.step},
                              {"seed", info.seed},
                              {"workers", info.workers},
                              {"validation_accuracy", info.validation_accuracy},
-                             {"files", {kCheckpointParameters}},
+                             {"files", {FileEntryToJson(file)}},
                              {"experts", experts},
                              {"config", info.config_text}};
   WriteFileAtomically(out.StagingPath(kCheckpointManifest), manifest.dump(2) + "\n");
@@ -60,14 +58,30 @@ void SaveCheckpoint(const std::vector<std::pair<std::string, at::Tensor>>& tenso
 }
 
 CheckpointInfo LoadCheckpoint(torch::nn::Module& model, const std::string& dir) {
-  std::string manifest_path = dir + "/" + kCheckpointManifest;
-  nlohmann::json manifest;
+  const std::string manifest_path = dir + "/" + kCheckpointManifest;
+  nlohmann::json manifest = ReadManifestJson(dir);
+  CheckpointInfo info;
+  std::vector<FileEntry> files;
   try {
-    manifest = nlohmann::json::parse(ReadFile(manifest_path));
+    if (manifest.at("format").get<std::string>() != kParametersFormat ||
+        manifest.at("version").get<int>() != kParametersVersion) {
+      Fail(ErrorCode::kDataLoss, manifest_path, ": not a ", kParametersFormat, " version ",
+           kParametersVersion, " manifest");
+    }
+    info.epoch = manifest.at("epoch").get<int>();
+    info.step = manifest.at("step").get<int64_t>();
+    info.seed = manifest.at("seed").get<uint64_t>();
+    info.workers = manifest.value("workers", 1);
+    info.validation_accuracy = manifest.value("validation_accuracy", 0.0);
+    info.config_text = manifest.value("config", "");
+    for (const auto& f : manifest.at("files")) files.push_back(FileEntryFromJson(f, manifest_path));
   } catch (const nlohmann::json::exception& e) {
-    Fail(ErrorCode::kDataLoss, manifest_path, ": invalid manifest: ", e.what());
+    Fail(ErrorCode::kDataLoss, manifest_path, ": ", e.what());
   }
-  SafetensorsFile file = SafetensorsFile::Load(dir + "/" + kCheckpointParameters);
+  if (files.size() != 1 || files[0].name != kCheckpointParameters) {
+    Fail(ErrorCode::kDataLoss, manifest_path, ": expected one file, ", kCheckpointParameters);
+  }
+  SafetensorsFile file = LoadVerifiedSafetensors(dir, files[0]);
   for (auto& item : model.named_parameters()) {
     at::Tensor& p = item.value();
     std::vector<int64_t> shape(p.sizes().begin(), p.sizes().end());
@@ -76,16 +90,6 @@ CheckpointInfo LoadCheckpoint(torch::nn::Module& model, const std::string& dir) 
                 loaded.numel() * sizeof(float));
     at::NoGradGuard no_grad;
     p.copy_(loaded);
-  }
-  CheckpointInfo info;
-  try {
-    info.epoch = manifest.at("epoch").get<int>();
-    info.step = manifest.at("step").get<int64_t>();
-    info.seed = manifest.at("seed").get<uint64_t>();
-    info.validation_accuracy = manifest.value("validation_accuracy", 0.0);
-    info.config_text = manifest.value("config", "");
-  } catch (const nlohmann::json::exception& e) {
-    Fail(ErrorCode::kDataLoss, manifest_path, ": ", e.what());
   }
   return info;
 }

@@ -1,14 +1,18 @@
-// Checkpoints (ARCHITECTURE.md "Formats"): a directory, written atomically, holding the
-// parameters as safetensors (readable from Python) and a manifest.json naming which file
-// holds which expert, the epoch, the step and the seed.
+// The best-parameters export, run.dir/checkpoint/ (what eval and predict read): the model's
+// parameters in the one-process layout (every expert, [E, ...] per sparse layer) as
+// model.safetensors, and a manifest.json with the file's size, CRC32C and tensors, the
+// epoch, the step, the seed and the config. Written atomically (a temporary directory,
+// fsynced, renamed). Training-state checkpoints, which a run resumes from, are
+// trainer/train_checkpoint.h.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "trainer/parameter_groups.h"
 
 namespace torch::nn {
 class Module;
@@ -27,17 +31,18 @@ struct CheckpointInfo {
 
 inline constexpr char kCheckpointManifest[] = "manifest.json";
 inline constexpr char kCheckpointParameters[] = "model.safetensors";
+inline constexpr char kParametersFormat[] = "flexmoe-checkpoint";
+inline constexpr int kParametersVersion = 2;
 
-// Writes the named tensors (float32; expert tensors in the one-process layout [E, ...]) and
-// the manifest into `dir`, replacing a previous checkpoint there only once the new one is
-// complete.
-void SaveCheckpoint(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                    const CheckpointInfo& info, const std::string& dir);
-// The same for every named parameter of a one-process model.
-void SaveCheckpoint(torch::nn::Module& model, const CheckpointInfo& info, const std::string& dir);
+// Writes the parameters (float32; expert tensors gathered into the one-process layout
+// [E, ...], their group naming the layer) and the manifest into `dir`, replacing a previous
+// export there only once the new one is complete.
+void SaveCheckpoint(const std::vector<ModelParameter>& parameters, const CheckpointInfo& info,
+                    const std::string& dir);
 
-// Loads the parameters saved by SaveCheckpoint into `model`; every parameter must be
-// present with its shape (kDataLoss naming the file and tensor otherwise).
+// Loads the parameters saved by SaveCheckpoint into `model` after verifying the file's
+// size and CRC32C; every parameter must be present with its shape (kNotFound, kDataLoss or
+// kInvalidArgument naming the file and tensor otherwise).
 CheckpointInfo LoadCheckpoint(torch::nn::Module& model, const std::string& dir);
 
 }  // namespace flexmoe

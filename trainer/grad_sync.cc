@@ -62,8 +62,4 @@ void GradientSynchronizer::Synchronize() {
   }
 }
 
-bool IsExpertParameter(const std::string& name) {
-  return name.find("moe.experts.") != std::string::npos;
-}
-
 }  // namespace flexmoe

@@ -48,7 +48,4 @@ class GradientSynchronizer {
   std::vector<Bucket> buckets_;
 };
 
-// Parameters whose name marks an expert weight ("...moe.experts...").
-bool IsExpertParameter(const std::string& name);
-
 }  // namespace flexmoe

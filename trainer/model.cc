@@ -4,8 +4,10 @@
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 
 #include "cluster/base/error.h"
 #include "experts/linear.h"
@@ -38,7 +40,7 @@ FusionLayerImpl::FusionLayerImpl(const config::ModelConfig& model, bool sparse, 
     options.top_k = model.top_k();
     options.init_seed = init_seed;
     if (layout != nullptr) {
-      options.placement = layout->placement;
+      options.placement = layout->placement.Layer(static_cast<int>(layer_index));
       options.rank = layout->expert_rank;
     }
     moe_ = register_module("moe", ExpertParallelMoe(options));
@@ -138,8 +140,9 @@ FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const Model
                                         MakeEncoder(modality, shape.feature_sizes[m], model, m)));
   }
   pos_embed_ = register_parameter("pos_embed", at::zeros({1, m_count * p, d}));
+  const std::vector<int> sparse_layers = SparseLayers(model);
   for (int l = 0; l < model.num_layers_fus(); ++l) {
-    bool sparse = l % 2 == 0;
+    bool sparse = std::find(sparse_layers.begin(), sparse_layers.end(), l) != sparse_layers.end();
     layers_.push_back(register_module("layer" + std::to_string(l),
                                       FusionLayer(model, sparse, l, init_seed * 1000 + l, layout)));
   }
@@ -157,6 +160,35 @@ FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const Model
   if (model.bank_mode() == config::ModelConfig::LEARNED) {
     bank_ = register_parameter("bank", at::randn({combinations, m_count, p, d}));
   }
+}
+
+std::vector<int> FlexMoeModelImpl::SparseLayers(const config::ModelConfig& model) {
+  std::vector<int> layers;
+  for (int l = 0; l < model.num_layers_fus(); l += 2) layers.push_back(l);
+  return layers;
+}
+
+std::vector<ModelParameter> FlexMoeModelImpl::Parameters() {
+  // The experts' tensors by identity, with their layer and global ids.
+  std::map<const void*, ParameterGroup> expert_groups;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (!layers_[l]->sparse()) continue;
+    GroupedExperts& experts = layers_[l]->moe()->experts();
+    ParameterGroup group;
+    group.kind = ParameterGroup::kExpert;
+    group.layer = static_cast<int>(l);
+    group.experts = experts->global_ids();
+    for (const at::Tensor& p : experts->parameters()) {
+      expert_groups[p.unsafeGetTensorImpl()] = group;
+    }
+  }
+  std::vector<ModelParameter> parameters;
+  for (const auto& item : named_parameters()) {
+    auto it = expert_groups.find(item.value().unsafeGetTensorImpl());
+    parameters.push_back(
+        {item.key(), item.value(), it != expert_groups.end() ? it->second : ParameterGroup{}});
+  }
+  return parameters;
 }
 
 int64_t FlexMoeModelImpl::dropped_rows() {

@@ -18,6 +18,7 @@
 #include "proto/config.pb.h"
 #include "trainer/encoders.h"
 #include "trainer/keyed_tensors.h"
+#include "trainer/parameter_groups.h"
 #include "trainer/phase_times.h"
 
 namespace flexmoe {
@@ -41,8 +42,8 @@ struct BatchTensors {
 // How a worker's model is spread: the placement of experts over the expert-parallel group
 // and the groups its collectives use. Null (the default) means one process.
 struct ParallelLayout {
-  ExpertPlacement placement;  // over the ranks of `expert_parallel`
-  int expert_rank = 0;        // this rank in `expert_parallel`
+  PlacementMap placement;  // per sparse layer, over the ranks of `expert_parallel`
+  int expert_rank = 0;     // this rank in `expert_parallel`
   Communicator* expert_parallel = nullptr;
   Communicator* data_parallel = nullptr;  // router statistics are summed over it
   ExchangeStats* exchange_stats = nullptr;
@@ -107,6 +108,12 @@ class FlexMoeModelImpl : public torch::nn::Module {
   int64_t dropped_rows();
   // Attaches (or, with null, detaches) forward-phase timing.
   void SetPhaseTimes(PhaseTimes* times);
+
+  // Every parameter in named_parameters() order with its group: the experts of each
+  // sparse layer (rows = this rank's experts), everything else replicated.
+  std::vector<ModelParameter> Parameters();
+  // The fusion-layer indices of the sparse layers (0, 2, 4, ...).
+  static std::vector<int> SparseLayers(const config::ModelConfig& model);
 
   int num_modalities() const { return static_cast<int>(encoders_.size()); }
   int num_combinations() const { return (1 << num_modalities()) - 1; }

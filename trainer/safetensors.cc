@@ -194,13 +194,14 @@ std::string SafetensorsWriter::Serialize() const {
   return file;
 }
 
-void SafetensorsWriter::Write(const std::string& path) const {
+SafetensorsWriter::Written SafetensorsWriter::Write(const std::string& path) const {
   const std::string header = Header();
   AtomicFile file(path);
   file.Write(LittleEndian64(header.size()));
   file.Write(header);
   for (const auto& [name, entry] : tensors_) file.Write(entry.bytes);
   file.Commit();
+  return {file.size(), file.crc32c()};
 }
 
 // ---------------------------------------------------------------------------- reader

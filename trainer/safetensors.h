@@ -49,8 +49,13 @@ class SafetensorsWriter {
   // The complete file contents.
   std::string Serialize() const;
   // Writes the file atomically (temporary name, fsync, rename): a failure leaves any
-  // previous file at `path` intact. Throws Error on I/O failure.
-  void Write(const std::string& path) const;
+  // previous file at `path` intact. Throws Error on I/O failure. Returns the file's size
+  // and CRC32C.
+  struct Written {
+    uint64_t bytes = 0;
+    uint32_t crc32c = 0;
+  };
+  Written Write(const std::string& path) const;
 
  private:
   struct Entry {

@@ -1,13 +1,18 @@
 // The training loop (MODEL.md "Training schedule") for one process or W workers: warm-up
 // epochs in sorted order, shuffled epochs after, validation after every epoch, the best
-// validation epoch's parameters kept and scored on the test split, metrics as JSON lines
-// and the best parameters saved as a checkpoint.
+// validation epoch's parameters kept and scored on the test split, metrics as JSON lines,
+// training-state checkpoints a run resumes from, and the best parameters exported.
+//
+// A Trainer's whole state is one TrainState value (trainer/train_state.h). Metrics,
+// progress and checkpoints plug in through TrainHook; what a hook asks for at a step is
+// combined over the workers with that step's loss reduction, so every rank acts at the
+// same step.
 //
 // With W workers (TrainOptions::world) every global batch of the epoch plan is split into
-// W contiguous slices; the experts are sharded over the expert-parallel groups and the
-// tokens exchanged with all-to-all; the router statistics, the losses and the metrics are
-// reduced over the workers, so that W workers compute what one process computes on the
-// same global batch (ARCHITECTURE.md, "Equivalence").
+// W contiguous slices; the experts are sharded over the expert-parallel groups by the
+// placement and the tokens exchanged with all-to-all; the router statistics, the losses
+// and the metrics are reduced over the workers, so that W workers compute what one process
+// computes on the same global batch (ARCHITECTURE.md, "Equivalence").
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -19,22 +24,17 @@
 #include <string>
 #include <vector>
 
+#include "cluster/base/expert_placement.h"
 #include "cluster/comm/communicator.h"
 #include "data_loader/batch_source.h"
 #include "data_loader/decoded_dataset.h"
 #include "proto/config.pb.h"
+#include "trainer/evaluate.h"
 #include "trainer/metrics.h"
+#include "trainer/train_checkpoint.h"
+#include "trainer/train_state.h"
 
 namespace flexmoe {
-
-struct EvalResult {
-  GroupedMetrics metrics;  // groups = modality combinations
-  double loss = 0;         // mean task loss (weighted as in training)
-  // Per combination c > 0: tokens of samples of combination c whose top-1 expert (first
-  // sparse layer) is expert c, and all their tokens.
-  std::vector<int64_t> routed_to_own_expert;
-  std::vector<int64_t> tokens;
-};
 
 struct EpochRecord {
   int epoch = 0;
@@ -46,22 +46,57 @@ struct EpochRecord {
   // exchanges), token exchange (all-to-all and counts, forward and backward), reduction
   // (gradient buckets and loss sums), waiting for data.
   double compute_s = 0, exchange_s = 0, reduce_s = 0, data_s = 0;
-  int64_t dropped_rows = 0;                   // rows over the expert capacity, all workers
-  int64_t plan_dropped = 0, plan_padded = 0;  // samples the epoch plan dropped or padded
+  int64_t dropped_rows = 0;  // rows over the expert capacity, all workers
+  bool warmup = false;
   EvalResult validation;
 };
 
 struct TrainResult {
   uint64_t seed = 0;
-  std::vector<double> step_losses;  // global total loss of every step, in order
-  std::vector<EpochRecord> epochs;
+  // The global total loss of every step this call ran, in order (a resumed run starts at
+  // the checkpoint's step).
+  std::vector<double> step_losses;
+  std::vector<EpochRecord> epochs;  // the epochs this call ran
   int best_epoch = -1;
-  EvalResult best_validation;
+  EvalResult best_validation;  // the best parameters scored on the validation split again
   EvalResult test;
-  std::string checkpoint_dir;
+  std::string checkpoint_dir;   // the best-parameters export
+  std::string last_checkpoint;  // the newest training-state checkpoint written, if any
+  bool stopped = false;         // a hook asked to stop; the state is in last_checkpoint
   // CRC32C of the bytes of every replicated parameter (bank, encoders, attention, routers,
   // head...), for checking that they are bit-identical on every worker.
   uint32_t replicated_crc = 0;
+};
+
+// Where the loop stands after a step, and that step's global losses.
+struct StepReport {
+  TrainPosition position;  // after the step
+  int epochs = 0;
+  int64_t steps_in_epoch = 0;
+  double loss = 0, task_loss = 0, router_loss = 0;
+  int64_t samples = 0;  // this worker's samples in the step
+};
+
+// What a rank asks for after a step; any rank asking is enough.
+struct StepRequests {
+  bool checkpoint = false;  // write a checkpoint (at the epoch's end if this was its last step)
+  bool stop = false;        // write a checkpoint and end the run (TrainResult::stopped)
+};
+
+// Called on every rank. Not owned by the Trainer.
+class TrainHook {
+ public:
+  virtual ~TrainHook() = default;
+  // After the step's update, before its losses are reduced over the workers.
+  virtual StepRequests Request(const TrainPosition& after) { return {}; }
+  virtual void AfterStep(const StepReport& report) {}
+  // After the epoch's validation and best selection (state.progress is past the epoch).
+  virtual void AfterEpoch(const EpochRecord& record, const TrainState& state) {}
+  virtual void AfterCheckpoint(const std::string& dir, const TrainState& state) {}
+  // After the test evaluation of the best parameters.
+  virtual void AfterTraining(const TrainResult& result) {}
+  // A run continued from `dir` (before its first step).
+  virtual void Resumed(const std::string& dir, const TrainManifest& manifest) {}
 };
 
 // Makes worker `rank`'s batches for one split (training or evaluation). Null in
@@ -69,36 +104,52 @@ struct TrainResult {
 using BatchSourceFactory = std::function<std::unique_ptr<BatchSource>(int rank, int world_size)>;
 
 struct TrainOptions {
-  std::string run_dir;                  // metrics.jsonl and checkpoint/ (rank 0); empty: nothing
+  std::string run_dir;                  // metrics.jsonl, checkpoints/, checkpoint/ (empty: nothing)
   std::ostream* log = nullptr;          // progress and tables (rank 0 only); null: silent
   int threads = 0;                      // LibTorch and BLAS threads; 0: leave the defaults
   Communicator* world = nullptr;        // null: one process
   int expert_parallel_degree = 0;       // 0: the whole world
   BatchSourceFactory training_batches;  // null: in-process plan
+  // The expert placement over the expert-parallel group; null: balanced contiguous blocks.
+  const PlacementMap* placement = nullptr;
+  // A checkpoint directory to continue from (checkpoint.resume_from, or what --resume found).
+  std::string resume_from;
+  std::vector<TrainHook*> hooks;  // besides the metrics, progress and checkpoint ones
+  CheckpointFault fault;          // test-only
 };
+
+class Trainer {
+ public:
+  // Every worker constructs it with the same config and seed. Throws flexmoe::Error on
+  // bad config or data.
+  Trainer(const config::Config& config, const PreparedDataset& prepared, const DecodedDataset& data,
+          uint64_t seed, const TrainOptions& options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Continues from a checkpoint written at any world size: verifies it, refuses a config
+  // whose computation differs (naming the field) or another dataset, and restores the
+  // state. Call before Run.
+  void Resume(const std::string& dir);
+  // Trains to training.epochs (or until a hook asks to stop), then scores the best
+  // parameters on the test split and exports them.
+  TrainResult Run();
+
+  const TrainState& state() const;
+  FlexMoeModelImpl& model();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Trains one model with `seed` (resuming when options.resume_from names a checkpoint).
+TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
+                  const DecodedDataset& data, uint64_t seed, const TrainOptions& options);
 
 // The batch source of the config: LoaderClient when cluster.loader_addresses names loaders
 // (worker w uses loader w % count), else null (the in-process plan).
 BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config, uint64_t seed);
-
-// Trains one model with `seed`. Every worker calls it with the same config and seed.
-// Throws flexmoe::Error on bad config or data.
-TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
-                  const DecodedDataset& data, uint64_t seed, const TrainOptions& options);
-
-class FlexMoeModelImpl;
-struct BatchTensors;
-// A decoded batch as the model's input tensors (copies).
-BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& feature_sizes);
-
-// Scores `samples` with the model in evaluation mode (no dropout, no router noise). With
-// `world`, every worker passes the same samples and scores its slices; the result is the
-// same on every worker. class_weights may be undefined (unweighted task loss).
-EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
-                    const std::vector<uint32_t>& samples, int num_classes, int num_combinations,
-                    const at::Tensor& class_weights, Communicator* world = nullptr);
-
-// Combination names of the prepared dataset, for tables.
-std::vector<std::string> CombinationNames(const PreparedDataset& prepared);
 
 }  // namespace flexmoe

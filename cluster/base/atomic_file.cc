@@ -1,6 +1,7 @@
 // Temporary-name-then-rename writers for files and directories (see atomic_file.h).
 #include "cluster/base/atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
 
 namespace flexmoe {
@@ -39,6 +41,7 @@ void AtomicFile::Write(const void* data, size_t size) {
     Fail(ErrorCode::kInternal, "write to ", temp_path_, " failed: ", std::strerror(errno));
   }
   size_ += size;
+  crc_ = Crc32c(data, size, crc_);
 }
 
 void AtomicFile::Commit() {
@@ -58,8 +61,10 @@ void WriteFileAtomically(const std::string& path, std::string_view contents) {
   file.Commit();
 }
 
-AtomicDirectory::AtomicDirectory(std::string path)
-    : path_(std::move(path)), staging_(TempName(path_)) {
+AtomicDirectory::AtomicDirectory(std::string path) : AtomicDirectory(path, TempName(path)) {}
+
+AtomicDirectory::AtomicDirectory(std::string path, std::string staging)
+    : path_(std::move(path)), staging_(std::move(staging)) {
   std::error_code ec;
   fs::remove_all(staging_, ec);
   fs::path parent = fs::path(path_).parent_path();
@@ -76,7 +81,16 @@ AtomicDirectory::~AtomicDirectory() {
   }
 }
 
+void SyncDirectory(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY);
+  bool ok = fd >= 0 && ::fsync(fd) == 0;
+  std::string reason = ok ? "" : std::strerror(errno);
+  if (fd >= 0) ::close(fd);
+  if (!ok) Fail(ErrorCode::kInternal, "cannot sync directory ", path, ": ", reason);
+}
+
 void AtomicDirectory::Commit() {
+  SyncDirectory(staging_);
   std::error_code ec;
   std::string old = path_ + ".old-" + std::to_string(::getpid());
   bool had_previous = fs::exists(path_, ec);
@@ -91,6 +105,8 @@ void AtomicDirectory::Commit() {
     Fail(ErrorCode::kInternal, "cannot rename ", staging_, " to ", path_, ": ", ec.message());
   }
   committed_ = true;
+  fs::path parent = fs::path(path_).parent_path();
+  SyncDirectory(parent.empty() ? std::string(".") : parent.string());
   if (had_previous) fs::remove_all(old, ec);
 }
 

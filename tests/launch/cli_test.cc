@@ -43,6 +43,30 @@ TEST(CliTest, BadConfigExitsTwoNamingLine) {
   EXPECT_NE(r.output.find("unknown flag --bogus"), std::string::npos) << r.output;
 }
 
+TEST(CliTest, FieldsThatWouldDoNothingAreRefusedByName) {
+  // The coordinator and TensorBoard fields are not in the schema until they act.
+  const std::string config = kSource + "/configs/quickstart.textproto";
+  for (const char* set : {"cluster.heartbeat_interval_s=2", "cluster.heartbeat_timeout_s=5",
+                          "cluster.coordinator_port=5000", "cluster.coordinator_address=x",
+                          "metrics.tensorboard=true"}) {
+    auto r = RunCommand({kBinary, "validate-config", config, "--set", set});
+    EXPECT_EQ(r.exit_code, 2) << set << ": " << r.output;
+    std::string field = std::string(set).substr(std::string(set).find('.') + 1);
+    field = field.substr(0, field.find('='));
+    EXPECT_NE(r.output.find(field), std::string::npos) << set << ": " << r.output;
+  }
+  testing::TempDir dir;
+  std::string path =
+      dir.Write("c.textproto", "data { layout: WIDE_CSV }\nmetrics {\n  tensorboard: true\n}\n");
+  auto r = RunCommand({kBinary, "validate-config", path});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("c.textproto:3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tensorboard"), std::string::npos) << r.output;
+  r = RunCommand({kBinary, "validate-config", config, "--set", "checkpoint.every_steps=-1"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("checkpoint.every_steps"), std::string::npos) << r.output;
+}
+
 TEST(CliTest, SynthThenPrepareQuickstart) {
   testing::TempDir dir;
   std::string config = kSource + "/configs/quickstart.textproto";

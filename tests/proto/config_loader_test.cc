@@ -43,7 +43,7 @@ TEST(ConfigLoaderTest, DefaultsAreFilledAndDerived) {
   EXPECT_EQ(c.data().modalities(0).fill(), config::AUTO);
   std::string text = ConfigToText(c);
   EXPECT_NE(text.find("gate_loss_weight: 0.01"), std::string::npos) << text;
-  EXPECT_NE(text.find("heartbeat_timeout_s: 10"), std::string::npos) << text;
+  EXPECT_NE(text.find("collective_timeout_s: 300"), std::string::npos) << text;
 }
 
 TEST(ConfigLoaderTest, OverridesSetScalarsEnumsAndRepeatedElements) {

@@ -11,15 +11,18 @@
 
 namespace flexmoe::testing {
 
-CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s) {
+CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s,
+                         const std::vector<std::string>& env) {
   int fds[2];
   if (::pipe(fds) != 0) return {};
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::setpgid(0, 0);  // its own process group: a timeout kills mpirun and its ranks alike
     ::dup2(fds[1], 1);
     ::dup2(fds[1], 2);
     ::close(fds[0]);
     ::close(fds[1]);
+    for (const std::string& assignment : env) ::putenv(const_cast<char*>(assignment.c_str()));
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -46,7 +49,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s)
     result.output.append(buffer, static_cast<size_t>(n));
   }
   ::close(fds[0]);
-  if (timed_out) ::kill(pid, SIGKILL);
+  if (timed_out) ::kill(-pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
   result.exit_code = timed_out ? -1 : (WIFEXITED(status) ? WEXITSTATUS(status) : -1);

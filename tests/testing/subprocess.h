@@ -11,7 +11,9 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs argv (no shell), waits at most timeout_s seconds (then kills it and reports -1).
-CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s = 120);
+// Runs argv (no shell) with `env` ("NAME=value") added to the environment, waits at most
+// timeout_s seconds (then kills it and reports -1).
+CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s = 120,
+                         const std::vector<std::string>& env = {});
 
 }  // namespace flexmoe::testing

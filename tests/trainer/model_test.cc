@@ -75,7 +75,10 @@ TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
       if (batch.observed[b][m].item<bool>()) {
         at::Tensor encoded =
             model->encoder(m).Encode(batch.features[m].narrow(0, b, 1), {}, false)[0];
-        EXPECT_TRUE(at::equal(got, encoded)) << "sample " << b << " modality " << m;
+        // The encoder's GEMM on one row may round differently from the batch's (oneDNN
+        // picks its kernel by shape), so observed pairs match to float precision; the
+        // bank's rows below are copies and match exactly.
+        EXPECT_TRUE(at::allclose(got, encoded, 1e-5, 1e-6)) << "sample " << b << " modality " << m;
       } else {
         EXPECT_TRUE(at::equal(got, bank[c][m])) << "sample " << b << " modality " << m;
       }

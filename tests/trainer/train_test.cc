@@ -13,6 +13,7 @@
 #include "tests/testing/temp_dir.h"
 #include "trainer/checkpoint.h"
 #include "trainer/model.h"
+#include "trainer/train_manifest.h"
 #include "trainer/trainer.h"
 
 namespace flexmoe {
@@ -39,11 +40,13 @@ class QuickstartTest : public ::testing::Test {
                                          "data.prepared_dir=" + dir_->Path("prepared")});
     return LoadConfig(std::string(FLEXMOE_SOURCE_DIR) + "/configs/quickstart.textproto", overrides);
   }
-  static TrainResult Run(const std::vector<std::string>& overrides,
-                         const std::string& run_dir = "") {
+  static TrainResult Run(const std::vector<std::string>& overrides, const std::string& run_dir = "",
+                         const std::string& resume_from = "", std::vector<TrainHook*> hooks = {}) {
     TrainOptions options;
     options.threads = 1;
     options.run_dir = run_dir;
+    options.resume_from = resume_from;
+    options.hooks = std::move(hooks);
     config::Config config = Config(overrides);
     return Train(config, *prepared_, *data_, config.training().seed(), options);
   }
@@ -106,6 +109,79 @@ TEST_F(QuickstartTest, CheckpointReproducesTheTestMetrics) {
   EXPECT_EQ(again.metrics.overall.accuracy, a.test.metrics.overall.accuracy);
   EXPECT_EQ(again.metrics.overall.auc, a.test.metrics.overall.auc);
   EXPECT_EQ(again.loss, a.test.loss);
+}
+
+// Asks to stop after a given global step (as the coordinator will on a member's death).
+class StopAt : public TrainHook {
+ public:
+  explicit StopAt(int64_t step) : step_(step) {}
+  StepRequests Request(const TrainPosition& after) override {
+    return {false, after.global_step == step_};
+  }
+
+ private:
+  int64_t step_;
+};
+
+// Every step of a resumed run equals the uninterrupted run's step bit for bit, and so do the
+// epochs, the best epoch and the test metrics.
+void ExpectSameContinuation(const TrainResult& full, const TrainResult& resumed, int64_t from) {
+  ASSERT_EQ(resumed.step_losses.size(), full.step_losses.size() - from);
+  for (size_t i = 0; i < resumed.step_losses.size(); ++i) {
+    ASSERT_EQ(resumed.step_losses[i], full.step_losses[from + i]) << "step " << from + i;
+  }
+  ASSERT_FALSE(resumed.epochs.empty());
+  const EpochRecord& last = resumed.epochs.back();
+  EXPECT_EQ(last.train_loss, full.epochs.back().train_loss);
+  EXPECT_EQ(resumed.best_epoch, full.best_epoch);
+  EXPECT_EQ(resumed.test.metrics.overall.auc, full.test.metrics.overall.auc);
+  EXPECT_EQ(resumed.test.loss, full.test.loss);
+}
+
+TEST_F(QuickstartTest, StopRequestCheckpointsAndTheRunContinuesBitForBit) {
+  const std::vector<std::string> config = {"training.epochs=3", "training.warmup_epochs=1"};
+  TrainResult full = Run(config, dir_->Path("run-full"));
+  const int64_t steps_per_epoch = static_cast<int64_t>(full.step_losses.size()) / 3;
+  // Stop in the middle of the second epoch: the checkpoint holds a mid-epoch position.
+  const int64_t stop = steps_per_epoch + 7;
+  StopAt hook(stop);
+  TrainResult stopped = Run(config, dir_->Path("run-stopped"), "", {&hook});
+  ASSERT_TRUE(stopped.stopped);
+  ASSERT_EQ(stopped.step_losses.size(), static_cast<size_t>(stop));
+  TrainManifest manifest = ReadTrainManifest(stopped.last_checkpoint);
+  EXPECT_EQ(manifest.progress.position.epoch, 1);
+  EXPECT_EQ(manifest.progress.position.step_in_epoch, 7);
+  EXPECT_EQ(manifest.progress.best.epoch, 0);
+  TrainResult resumed = Run(config, dir_->Path("run-stopped"), stopped.last_checkpoint);
+  ExpectSameContinuation(full, resumed, stop);
+  EXPECT_EQ(resumed.epochs.front().train_loss, full.epochs[1].train_loss);  // the cut epoch
+}
+
+TEST_F(QuickstartTest, StepCheckpointsResumeInTheMiddleOfAnEpoch) {
+  const std::vector<std::string> config = {"training.epochs=2", "training.warmup_epochs=1",
+                                           "checkpoint.every_steps=10", "checkpoint.keep_last=0",
+                                           "checkpoint.every_epochs=0"};
+  TrainResult full = Run(config, dir_->Path("run-steps"));
+  std::vector<std::string> all = CompleteCheckpoints(dir_->Path("run-steps/checkpoints"));
+  const int64_t total = static_cast<int64_t>(full.step_losses.size());
+  // One per 10 steps (the one on an epoch's last step taken after validation), plus the end.
+  EXPECT_EQ(all.size(), static_cast<size_t>(total / 10 + (total % 10 != 0)));
+  const std::string middle = all[all.size() / 2];
+  TrainManifest manifest = ReadTrainManifest(middle);
+  ASSERT_GT(manifest.progress.position.step_in_epoch, 0);
+  TrainResult resumed = Run(config, dir_->Path("run-steps"), middle);
+  ExpectSameContinuation(full, resumed, manifest.step());
+}
+
+TEST_F(QuickstartTest, AFinishedRunResumesToItsResult) {
+  const std::vector<std::string> config = {"training.epochs=1", "training.warmup_epochs=1"};
+  TrainResult full = Run(config, dir_->Path("run-finished"));
+  ASSERT_FALSE(full.last_checkpoint.empty());
+  TrainResult again = Run(config, dir_->Path("run-finished"), full.last_checkpoint);
+  EXPECT_TRUE(again.step_losses.empty());
+  EXPECT_EQ(again.best_epoch, full.best_epoch);
+  EXPECT_EQ(again.test.metrics.overall.accuracy, full.test.metrics.overall.accuracy);
+  EXPECT_EQ(again.test.loss, full.test.loss);
 }
 
 }  // namespace

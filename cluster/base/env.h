@@ -1,0 +1,18 @@
+// The environment variables flexmoe reads: debug and test knobs only, never training
+// semantics (configs carry those). Each is named here and listed in docs/env.md; only
+// launch/ reads them, through GetEnv.
+#pragma once
+
+#include <string>
+
+namespace flexmoe {
+
+// Test-only: "N:K[:R]" makes world rank R (default 0) kill itself with SIGKILL at the K-th
+// file or directory operation of the N-th checkpoint it writes (K = 0: once that checkpoint
+// is complete). Used by the crash tests (tests/launch/resume_test.cc).
+inline constexpr char kEnvCheckpointFault[] = "FLEXMOE_TEST_CHECKPOINT_FAULT";
+
+// The variable's value, or "" when it is unset.
+std::string GetEnv(const char* name);
+
+}  // namespace flexmoe

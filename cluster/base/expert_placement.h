@@ -1,0 +1,44 @@
+// Expert placement as data (ARCHITECTURE.md "Formats"): for each sparse layer, which rank of
+// the expert-parallel group owns each global expert. Torch-free, so that the coordinator,
+// the checkpoint manifest and the launcher handle it without LibTorch. It is made once per
+// job (Balanced, or handed out by the coordinator), passed into the model, and recorded in
+// every checkpoint manifest; resuming at another world size re-shards by a new placement.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+namespace flexmoe {
+
+// One sparse layer. Never assumed contiguous: the exchange orders rows by (owner, expert).
+struct ExpertPlacement {
+  std::vector<int> owner;  // [E], each in [0, group size)
+
+  // Expert e on rank e * ranks / E (balanced contiguous blocks).
+  static ExpertPlacement Balanced(int64_t num_experts, int ranks);
+  // Validates: every owner in [0, ranks). Throws kInvalidArgument otherwise.
+  void Check(int ranks) const;
+  std::vector<int64_t> LocalExperts(int rank) const;  // ascending global ids
+  int64_t num_experts() const { return static_cast<int64_t>(owner.size()); }
+  bool operator==(const ExpertPlacement& other) const { return owner == other.owner; }
+};
+
+// Every sparse layer of a model, keyed by its fusion-layer index, over `ranks` ranks.
+struct PlacementMap {
+  int ranks = 1;
+  std::map<int, ExpertPlacement> layers;
+
+  // Balanced placements of `num_experts` experts for each of `sparse_layers`.
+  static PlacementMap Balanced(const std::vector<int>& sparse_layers, int64_t num_experts,
+                               int ranks);
+  // Throws kInvalidArgument naming the layer when `layer` has no placement, or (Check)
+  // when any owner lies outside [0, ranks).
+  const ExpertPlacement& Layer(int layer) const;
+  void Check() const;
+  bool operator==(const PlacementMap& other) const {
+    return ranks == other.ranks && layers == other.layers;
+  }
+};
+
+}  // namespace flexmoe

@@ -1,0 +1,106 @@
+// inspect-checkpoint (inspect_command.h).
+#include "launch/inspect_command.h"
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "cluster/base/error.h"
+#include "launch/args.h"
+#include "trainer/checkpoint.h"
+#include "trainer/checkpoint_files.h"
+#include "trainer/train_manifest.h"
+
+namespace flexmoe {
+namespace {
+
+std::string Shape(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i > 0 ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+void PrintFiles(const std::vector<FileEntry>& files) {
+  size_t tensors = 0;
+  for (const FileEntry& f : files) {
+    std::cout << "file " << f.name << ": " << f.bytes << " bytes, CRC32C " << f.crc32c
+              << ", written by rank " << f.rank << ", " << f.tensors.size() << " tensors\n";
+    for (const TensorEntry& t : f.tensors) {
+      std::cout << "  " << t.name << " " << t.dtype << " " << Shape(t.shape) << " (" << t.role;
+      if (t.layer >= 0) std::cout << ", layer " << t.layer;
+      if (t.expert >= 0) std::cout << ", expert " << t.expert;
+      std::cout << ")\n";
+    }
+    tensors += f.tensors.size();
+  }
+  std::cout << "verified: " << files.size() << " files, " << tensors
+            << " tensors; every size and CRC32C matches the manifest\n";
+}
+
+void InspectTrainState(const std::string& dir) {
+  TrainManifest m = VerifyTrainCheckpoint(dir);
+  const TrainProgress& p = m.progress;
+  std::cout << "training-state checkpoint " << dir << "\n"
+            << "step " << p.position.global_step << " (epoch " << p.position.epoch << ", step "
+            << p.position.step_in_epoch << " of it), seed " << m.seed << "\n"
+            << "world size " << m.world_size << ", expert-parallel degree "
+            << m.expert_parallel_degree << ", config hash " << m.config_hash << "\n"
+            << "dataset: " << m.dataset_samples << " samples, index CRC32C "
+            << m.dataset_index_crc32c << "\n"
+            << "best epoch " << p.best.epoch << " (score " << p.best.score << "), Adam steps "
+            << p.adam_steps << "\n";
+  for (const auto& [layer, placement] : m.placement.layers) {
+    std::cout << "placement, sparse layer " << layer << ":";
+    for (int r = 0; r < m.placement.ranks; ++r) {
+      std::cout << " rank " << r << " [";
+      std::vector<int64_t> experts = placement.LocalExperts(r);
+      for (size_t i = 0; i < experts.size(); ++i) std::cout << (i > 0 ? " " : "") << experts[i];
+      std::cout << "]";
+    }
+    std::cout << "\n";
+  }
+  PrintFiles(m.files);
+}
+
+void InspectParameters(const std::string& dir, const nlohmann::json& manifest) {
+  const std::string source = dir + "/" + kManifestFile;
+  std::vector<FileEntry> files;
+  try {
+    for (const auto& f : manifest.at("files")) files.push_back(FileEntryFromJson(f, source));
+    std::cout << "best-parameters export " << dir << "\n"
+              << "epoch " << manifest.at("epoch") << ", step " << manifest.at("step") << ", seed "
+              << manifest.at("seed") << ", written by " << manifest.at("workers") << " workers\n";
+  } catch (const nlohmann::json::exception& e) {
+    Fail(ErrorCode::kDataLoss, source, ": ", e.what());
+  }
+  for (const FileEntry& f : files) LoadVerifiedSafetensors(dir, f);
+  PrintFiles(files);
+}
+
+}  // namespace
+
+int InspectCheckpointCommand(int argc, char** argv) {
+  Args args = ParseArgs(argc, argv, {});
+  if (args.positional.size() != 1) {
+    Fail(ErrorCode::kInvalidArgument, "inspect-checkpoint: usage: flexmoe inspect-checkpoint DIR");
+  }
+  const std::string dir = args.positional[0];
+  if (!std::filesystem::exists(dir + "/" + kManifestFile) &&
+      std::filesystem::is_directory(dir + "/checkpoints")) {
+    std::vector<std::string> found = CompleteCheckpoints(dir + "/checkpoints");
+    Fail(ErrorCode::kNotFound, dir, " is a run directory; name one of its checkpoints",
+         found.empty() ? std::string(" (it has none)") : ", e.g. " + found.back());
+  }
+  nlohmann::json manifest = ReadManifestJson(dir);
+  const std::string format = manifest.value("format", "");
+  if (format == kTrainStateFormat) {
+    InspectTrainState(dir);
+  } else if (format == kParametersFormat) {
+    InspectParameters(dir, manifest);
+  } else {
+    Fail(ErrorCode::kDataLoss, dir, "/", kManifestFile, ": unknown format '", format, "'");
+  }
+  return 0;
+}
+
+}  // namespace flexmoe

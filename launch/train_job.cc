@@ -1,0 +1,86 @@
+// The seed loop and resume resolution of a training job (train_job.h).
+#include "launch/train_job.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <ostream>
+
+#include "cluster/base/env.h"
+#include "cluster/base/error.h"
+#include "launch/train_command.h"
+#include "trainer/train_manifest.h"
+
+namespace flexmoe {
+
+CheckpointFault CheckpointFaultFromEnv() {
+  CheckpointFault fault;
+  const std::string value = GetEnv(kEnvCheckpointFault);
+  if (value.empty()) return fault;
+  if (std::sscanf(value.c_str(), "%d:%d:%d", &fault.checkpoint, &fault.point, &fault.rank) < 2) {
+    Fail(ErrorCode::kInvalidArgument, kEnvCheckpointFault, "='", value, "': expected N:K[:R]");
+  }
+  return fault;
+}
+
+std::string RunDirFor(const config::Config& config, bool resume) {
+  if (!config.run().dir().empty()) return config.run().dir();
+  if (resume) {
+    Fail(ErrorCode::kInvalidArgument,
+         "train --resume: name the run to continue with --set run.dir=DIR (the directory "
+         "holding checkpoints/)");
+  }
+  return DefaultRunDir();
+}
+
+int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
+               const DecodedDataset& data, const std::string& run_dir, bool resume,
+               TrainOptions options, std::ostream* out) {
+  std::vector<uint64_t> seeds(config.training().seeds().begin(), config.training().seeds().end());
+  if (seeds.empty()) seeds.push_back(config.training().seed());
+  const std::string& explicit_resume = config.checkpoint().resume_from();
+  if (!explicit_resume.empty() && seeds.size() > 1) {
+    Fail(ErrorCode::kInvalidArgument, "checkpoint.resume_from names one run's checkpoint; ",
+         "with several training.seeds use train --resume");
+  }
+  auto seed_dir = [&](uint64_t seed) {
+    return seeds.size() == 1 ? run_dir : run_dir + "/seed-" + std::to_string(seed);
+  };
+  std::vector<std::string> resume_from(seeds.size(), explicit_resume);
+  if (resume && explicit_resume.empty()) {
+    bool any = false;
+    for (size_t i = 0; i < seeds.size(); ++i) {
+      std::vector<std::string> found = CompleteCheckpoints(seed_dir(seeds[i]) + "/checkpoints");
+      if (!found.empty()) resume_from[i] = found.back();
+      any = any || !found.empty();
+    }
+    if (!any) {
+      Fail(ErrorCode::kNotFound, "train --resume: no complete checkpoint under ", run_dir,
+           seeds.size() == 1 ? "/checkpoints" : "/seed-*/checkpoints");
+    }
+  }
+  options.fault = CheckpointFaultFromEnv();
+  std::vector<double> acc, f1, auc;
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    options.run_dir = seed_dir(seeds[i]);
+    options.resume_from = resume_from[i];
+    options.training_batches = LoaderBatchesFromConfig(config, seeds[i]);
+    if (out != nullptr && resume && resume_from[i].empty()) {
+      *out << "seed " << seeds[i] << ": no checkpoint in " << options.run_dir
+           << "/checkpoints, starting from the beginning\n";
+    }
+    TrainResult result = Train(config, prepared, data, seeds[i], options);
+    acc.push_back(result.test.metrics.overall.accuracy);
+    f1.push_back(result.test.metrics.overall.macro_f1);
+    auc.push_back(result.test.metrics.overall.auc);
+    if (out != nullptr) *out << "best parameters: " << result.checkpoint_dir << "\n";
+  }
+  if (out != nullptr && seeds.size() > 1) {
+    // Population std (ddof 0), as the authors' reporting does with np.std.
+    *out << "\ntest over " << seeds.size() << " seeds (mean +- std, %): ACC "
+         << FormatMeanStd(MeanStd(acc, 0)) << ", F1 " << FormatMeanStd(MeanStd(f1, 0)) << ", AUC "
+         << FormatMeanStd(MeanStd(auc, 0)) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,115 @@
+// Computation hash and first difference of two configs (config_compare.h).
+#include "proto/config_compare.h"
+
+#include <google/protobuf/text_format.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <sstream>
+#include <vector>
+
+#include "cluster/base/crc32c.h"
+
+namespace flexmoe {
+namespace {
+
+namespace pb = google::protobuf;
+
+// The fields that do not change the computation (see the header).
+std::vector<const pb::FieldDescriptor*> MayChange() {
+  const pb::Descriptor* c = config::Config::descriptor();
+  return {c->FindFieldByName("checkpoint"),
+          c->FindFieldByName("metrics"),
+          c->FindFieldByName("run"),
+          c->FindFieldByName("cluster"),
+          c->FindFieldByName("synth"),
+          config::TrainingConfig::descriptor()->FindFieldByName("epochs")};
+}
+
+// Reports the first difference only, as "field PATH: A in the checkpoint, B now".
+class FirstDifference : public pb::util::MessageDifferencer::Reporter {
+ public:
+  using SpecificField = pb::util::MessageDifferencer::SpecificField;
+  void ReportAdded(const pb::Message&, const pb::Message& current,
+                   const std::vector<SpecificField>& path) override {
+    Record(path, "(absent)", Value(current, path));
+  }
+  void ReportDeleted(const pb::Message& saved, const pb::Message&,
+                     const std::vector<SpecificField>& path) override {
+    Record(path, Value(saved, path), "(absent)");
+  }
+  void ReportModified(const pb::Message& saved, const pb::Message& current,
+                      const std::vector<SpecificField>& path) override {
+    Record(path, Value(saved, path), Value(current, path));
+  }
+  const std::string& first() const { return first_; }
+
+ private:
+  static std::string Path(const std::vector<SpecificField>& path) {
+    std::string out;
+    for (const SpecificField& step : path) {
+      if (!out.empty()) out += ".";
+      out += step.field != nullptr ? step.field->name() : "?";
+      if (step.field != nullptr && step.field->is_repeated() && step.index >= 0) {
+        out += "[" + std::to_string(step.index) + "]";
+      }
+    }
+    return out;
+  }
+  // The value at the end of `path` within `root`, in text format.
+  static std::string Value(const pb::Message& root, const std::vector<SpecificField>& path) {
+    const pb::Message* message = &root;
+    for (size_t i = 0; i + 1 < path.size(); ++i) {
+      const SpecificField& step = path[i];
+      const pb::Reflection* r = message->GetReflection();
+      message = step.field->is_repeated() ? &r->GetRepeatedMessage(*message, step.field, step.index)
+                                          : &r->GetMessage(*message, step.field);
+    }
+    const SpecificField& last = path.back();
+    std::string text;
+    if (last.field->is_repeated()) {
+      int index = last.index >= 0 ? last.index : 0;
+      if (index < message->GetReflection()->FieldSize(*message, last.field)) {
+        pb::TextFormat::PrintFieldValueToString(*message, last.field, index, &text);
+      }
+    } else {
+      pb::TextFormat::PrintFieldValueToString(*message, last.field, -1, &text);
+    }
+    return text.empty() ? std::string("(empty)") : text;
+  }
+  void Record(const std::vector<SpecificField>& path, const std::string& saved,
+              const std::string& current) {
+    if (!first_.empty() || path.empty()) return;
+    first_ = "field " + Path(path) + ": " + saved + " in the checkpoint, " + current + " now";
+  }
+
+  std::string first_;
+};
+
+}  // namespace
+
+uint32_t ComputationHash(const config::Config& config) {
+  config::Config copy = config;
+  const pb::Reflection* top = copy.GetReflection();
+  for (const pb::FieldDescriptor* field : MayChange()) {
+    if (field->containing_type() == config::Config::descriptor()) {
+      top->ClearField(&copy, field);
+    } else {
+      copy.mutable_training()->clear_epochs();
+    }
+  }
+  std::string text;
+  pb::TextFormat::Printer printer;
+  printer.PrintToString(copy, &text);
+  return Crc32c(text.data(), text.size());
+}
+
+std::string FirstComputationDifference(const config::Config& saved, const config::Config& current) {
+  pb::util::MessageDifferencer differencer;
+  for (const pb::FieldDescriptor* field : MayChange()) differencer.IgnoreField(field);
+  FirstDifference reporter;
+  differencer.ReportDifferencesTo(&reporter);
+  if (differencer.Compare(saved, current)) return "";
+  return reporter.first().empty() ? std::string("the configs differ") : reporter.first();
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,119 @@
+// Distributed evaluation and the batch conversion (evaluate.h).
+#include "trainer/evaluate.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+#include <torch/utils.h>
+
+#include <cstring>
+
+#include "data_loader/epoch_plan.h"
+#include "trainer/model.h"
+
+namespace flexmoe {
+namespace {
+
+// Worker `rank`'s contiguous slice of a global batch of n samples: [n*rank/W, n*(rank+1)/W).
+std::vector<uint32_t> SliceOf(const std::vector<uint32_t>& batch, int rank, int world_size) {
+  size_t n = batch.size();
+  return std::vector<uint32_t>(batch.begin() + n * rank / world_size,
+                               batch.begin() + n * (rank + 1) / world_size);
+}
+
+// Every worker's rows [N_r, C] (double), concatenated in rank order, on every worker.
+at::Tensor GatherRows(const at::Tensor& rows, Communicator* world) {
+  if (world == nullptr || world->size() == 1) return rows;
+  const int w = world->size();
+  at::Tensor counts = world->AllGather(at::tensor({rows.size(0)}, at::kLong)).reshape({-1});
+  std::vector<int64_t> recv(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + w);
+  std::vector<int64_t> send(w, rows.size(0));
+  std::vector<at::Tensor> copies(w, rows);
+  return world->AllToAll(at::cat(copies, 0), send, recv);
+}
+
+}  // namespace
+
+EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
+                    const std::vector<uint32_t>& samples, int num_classes, int num_combinations,
+                    const at::Tensor& class_weights, Communicator* world) {
+  torch::NoGradGuard no_grad;
+  const int w = world != nullptr ? world->size() : 1;
+  const int rank = world != nullptr ? world->rank() : 0;
+  const int64_t m_count = model.num_modalities();
+  std::vector<at::Tensor> rows;  // per batch: [n, K probs | label | combination | nll]
+  at::Tensor routed = at::zeros({2, num_combinations}, at::kLong);
+  StepKey key;  // unused in evaluation: no dropout, no noise
+  // Every worker runs the same number of batches (its slice may be empty).
+  for (const auto& global : Batches(samples, 256 * w)) {
+    DecodedBatch batch = data.Gather(SliceOf(global, rank, w));
+    BatchTensors t = ToTensors(batch, data.feature_sizes());
+    ModelOutput out = model.Forward(t, key, /*training=*/false);
+    at::Tensor logp = at::log_softmax(out.logits, -1);
+    at::Tensor nll = at::nll_loss(logp, t.label, class_weights, at::Reduction::None);
+    at::Tensor weight =
+        class_weights.defined() ? class_weights.index_select(0, t.label) : at::ones({batch.size});
+    rows.push_back(at::cat({logp.exp().to(at::kDouble), t.label.unsqueeze(1).to(at::kDouble),
+                            t.combination.unsqueeze(1).to(at::kDouble),
+                            nll.unsqueeze(1).to(at::kDouble), weight.unsqueeze(1).to(at::kDouble)},
+                           1));
+    if (!out.routing.empty() && batch.size > 0) {
+      // Tokens in (block, sample, patch) order; top-1 is the first column.
+      at::Tensor top = out.routing[0].select(1, 0).reshape({m_count, batch.size, -1});
+      at::Tensor own = top.eq(t.combination.view({1, -1, 1}));  // [M, B, P]
+      at::Tensor per_sample = own.sum(at::IntArrayRef{0, 2});
+      routed[0].index_add_(0, t.combination, per_sample);
+      routed[1].index_add_(0, t.combination,
+                           at::full({batch.size}, own.size(0) * own.size(2), at::kLong));
+    }
+  }
+  at::Tensor all =
+      GatherRows(rows.empty() ? at::empty({0, num_classes + 4}, at::kDouble) : at::cat(rows, 0),
+                 world)
+          .contiguous();
+  if (world != nullptr && w > 1) world->AllReduce(routed, ReduceOp::kSum);
+  EvalResult result;
+  std::vector<int> labels, groups;
+  std::vector<float> probs;
+  double loss_sum = 0, weight_sum = 0;
+  const double* r = all.data_ptr<double>();
+  const int64_t cols = num_classes + 4;
+  for (int64_t i = 0; i < all.size(0); ++i, r += cols) {
+    for (int k = 0; k < num_classes; ++k) probs.push_back(static_cast<float>(r[k]));
+    labels.push_back(static_cast<int>(r[num_classes]));
+    groups.push_back(static_cast<int>(r[num_classes + 1]));
+    loss_sum += r[num_classes + 2];
+    weight_sum += r[num_classes + 3];
+  }
+  result.loss = weight_sum > 0 ? loss_sum / weight_sum : 0;
+  result.metrics = ComputeGroupedMetrics(labels, probs, num_classes, groups, num_combinations);
+  result.routed_to_own_expert.assign(routed[0].data_ptr<int64_t>(),
+                                     routed[0].data_ptr<int64_t>() + num_combinations);
+  result.tokens.assign(routed[1].data_ptr<int64_t>(),
+                       routed[1].data_ptr<int64_t>() + num_combinations);
+  return result;
+}
+
+BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& feature_sizes) {
+  BatchTensors t;
+  const int64_t b = batch.size;
+  const int64_t m_count = static_cast<int64_t>(feature_sizes.size());
+  for (int64_t m = 0; m < m_count; ++m) {
+    at::Tensor f = at::empty({b, feature_sizes[m]}, at::kFloat);
+    std::memcpy(f.data_ptr<float>(), batch.features[m].data(),
+                batch.features[m].size() * sizeof(float));
+    t.features.push_back(f);
+  }
+  t.observed = at::empty({b, m_count}, at::kBool);
+  std::memcpy(t.observed.data_ptr<bool>(), batch.observed.data(), batch.observed.size());
+  t.combination = at::empty({b}, at::kLong);
+  std::memcpy(t.combination.data_ptr<int64_t>(), batch.combination.data(), b * sizeof(int64_t));
+  t.label = at::empty({b}, at::kLong);
+  std::memcpy(t.label.data_ptr<int64_t>(), batch.label.data(), b * sizeof(int64_t));
+  return t;
+}
+
+std::vector<std::string> CombinationNames(const PreparedDataset& prepared) {
+  const auto& names = prepared.meta.summary().combination_names();
+  return std::vector<std::string>(names.begin(), names.end());
+}
+}  // namespace flexmoe

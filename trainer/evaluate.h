@@ -1,0 +1,42 @@
+// Evaluation of a model on a list of samples, distributed over the workers (every worker
+// scores its slices; the result is the same on every worker), and the batch conversion.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cluster/comm/communicator.h"
+#include "data_loader/decoded_dataset.h"
+#include "data_loader/shard.h"
+#include "trainer/metrics.h"
+
+namespace flexmoe {
+
+struct EvalResult {
+  GroupedMetrics metrics;  // groups = modality combinations
+  double loss = 0;         // mean task loss (weighted as in training)
+  // Per combination c > 0: tokens of samples of combination c whose top-1 expert (first
+  // sparse layer) is expert c, and all their tokens.
+  std::vector<int64_t> routed_to_own_expert;
+  std::vector<int64_t> tokens;
+};
+
+class FlexMoeModelImpl;
+struct BatchTensors;
+// A decoded batch as the model's input tensors (copies).
+BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& feature_sizes);
+
+// Scores `samples` with the model in evaluation mode (no dropout, no router noise). With
+// `world`, every worker passes the same samples and scores its slices; the result is the
+// same on every worker. class_weights may be undefined (unweighted task loss).
+EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
+                    const std::vector<uint32_t>& samples, int num_classes, int num_combinations,
+                    const at::Tensor& class_weights, Communicator* world = nullptr);
+
+// Combination names of the prepared dataset, for tables.
+std::vector<std::string> CombinationNames(const PreparedDataset& prepared);
+
+}  // namespace flexmoe

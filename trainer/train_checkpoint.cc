@@ -1,0 +1,338 @@
+// Writing and restoring sharded training-state checkpoints (train_checkpoint.h).
+#include "trainer/train_checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "cluster/base/atomic_file.h"
+#include "cluster/base/error.h"
+#include "cluster/comm/gather_bytes.h"
+
+namespace flexmoe {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+constexpr char kReplicatedFile[] = "replicated.safetensors";
+
+// The roles a state holds, each with its tensors in TrainState::parameters order.
+std::vector<std::pair<std::string, const std::vector<at::Tensor>*>> Roles(
+    const TrainState& state, std::vector<at::Tensor>* parameters) {
+  parameters->clear();
+  for (const ModelParameter& p : state.parameters) parameters->push_back(p.tensor);
+  std::vector<std::pair<std::string, const std::vector<at::Tensor>*>> roles = {
+      {"parameter", parameters}, {"exp_avg", &state.exp_avg}, {"exp_avg_sq", &state.exp_avg_sq}};
+  if (!state.best.empty()) roles.push_back({"best", &state.best});
+  return roles;
+}
+
+// The key of a tensor in a checkpoint file: the parameter name for parameters, the role
+// and the name otherwise ("exp_avg/head0.weight"); expert rows carry their global id
+// before the last name component ("layer0.moe.experts.5.w1").
+std::string TensorName(const std::string& role, const std::string& parameter, int64_t expert) {
+  std::string name = parameter;
+  if (expert >= 0) {
+    const size_t dot = parameter.rfind('.');
+    name = parameter.substr(0, dot + 1) + std::to_string(expert) + "." + parameter.substr(dot + 1);
+  }
+  return role == "parameter" ? name : role + "/" + name;
+}
+
+void AddTensor(SafetensorsWriter& writer, FileEntry& file, TensorEntry entry,
+               const at::Tensor& value) {
+  at::Tensor t = value.detach().to(at::kCPU, at::kFloat).contiguous();
+  entry.shape.assign(t.sizes().begin(), t.sizes().end());
+  writer.Add(entry.name, SafetensorsDtype::kF32, entry.shape, t.data_ptr<float>(),
+             t.numel() * sizeof(float));
+  file.tensors.push_back(std::move(entry));
+}
+
+FileEntry WriteFile(const SafetensorsWriter& writer, FileEntry file, const std::string& staging) {
+  SafetensorsWriter::Written written = writer.Write(staging + "/" + file.name);
+  file.bytes = written.bytes;
+  file.crc32c = written.crc32c;
+  return file;
+}
+
+// Copies a float32 tensor of the file into `target` (any device), checking its shape.
+void CopyInto(const SafetensorsFile& file, const std::string& name, const at::Tensor& target) {
+  std::vector<int64_t> shape(target.sizes().begin(), target.sizes().end());
+  at::Tensor host = at::empty(shape, at::kFloat);
+  try {
+    file.CopyTo(name, SafetensorsDtype::kF32, shape, host.data_ptr<float>(),
+                host.numel() * sizeof(float));
+  } catch (const Error& e) {
+    Fail(ErrorCode::kInvalidArgument, e.what(), " (the checkpoint does not fit this model)");
+  }
+  at::NoGradGuard no_grad;
+  const_cast<at::Tensor&>(target).copy_(host);
+}
+
+}  // namespace
+
+TrainCheckpointer::TrainCheckpointer(CheckpointContext context, std::string checkpoints_dir)
+    : context_(std::move(context)), dir_(std::move(checkpoints_dir)) {}
+
+int TrainCheckpointer::rank() const {
+  return context_.world != nullptr ? context_.world->rank() : 0;
+}
+
+void TrainCheckpointer::Barrier() {
+  if (context_.world != nullptr && context_.world->size() > 1) context_.world->Barrier();
+}
+
+void TrainCheckpointer::Done() {
+  ++operations_;
+  const CheckpointFault& f = context_.fault;
+  if (f.checkpoint == saves_ && f.point == operations_ && f.rank == rank()) ::raise(SIGKILL);
+}
+
+FileEntry TrainCheckpointer::WriteReplicated(const TrainState& state, const std::string& staging) {
+  SafetensorsWriter writer;
+  writer.SetMetadata("format", kTrainStateFormat);
+  FileEntry file;
+  file.name = kReplicatedFile;
+  file.rank = rank();
+  std::vector<at::Tensor> parameters;
+  for (const auto& [role, tensors] : Roles(state, &parameters)) {
+    for (size_t i = 0; i < state.parameters.size(); ++i) {
+      const ModelParameter& p = state.parameters[i];
+      if (p.group.is_expert()) continue;
+      AddTensor(writer, file, {TensorName(role, p.name, -1), p.name, role}, (*tensors)[i]);
+    }
+  }
+  file = WriteFile(writer, std::move(file), staging);
+  Done();
+  return file;
+}
+
+FileEntry TrainCheckpointer::WriteExperts(const TrainState& state, const std::string& staging) {
+  SafetensorsWriter writer;
+  writer.SetMetadata("format", kTrainStateFormat);
+  FileEntry file;
+  char name[64];
+  std::snprintf(name, sizeof(name), "experts-rank-%05d.safetensors", rank());
+  file.name = name;
+  file.rank = rank();
+  std::vector<at::Tensor> parameters;
+  for (const auto& [role, tensors] : Roles(state, &parameters)) {
+    for (size_t i = 0; i < state.parameters.size(); ++i) {
+      const ModelParameter& p = state.parameters[i];
+      if (!p.group.is_expert()) continue;
+      for (size_t row = 0; row < p.group.experts.size(); ++row) {
+        const int64_t e = p.group.experts[row];
+        TensorEntry entry{TensorName(role, p.name, e), p.name, role};
+        entry.layer = p.group.layer;
+        entry.expert = e;
+        AddTensor(writer, file, std::move(entry), (*tensors)[i][static_cast<int64_t>(row)]);
+      }
+    }
+  }
+  if (file.tensors.empty()) return FileEntry();
+  file = WriteFile(writer, std::move(file), staging);
+  Done();
+  return file;
+}
+
+void TrainCheckpointer::WriteManifest(const TrainState& state, const std::string& staging,
+                                      std::vector<FileEntry> files) {
+  AtomicFile config(staging + "/" + kCheckpointConfigFile);
+  config.Write(context_.config_text);
+  config.Commit();
+  Done();
+  FileEntry config_entry;
+  config_entry.name = kCheckpointConfigFile;
+  config_entry.bytes = config.size();
+  config_entry.crc32c = config.crc32c();
+  files.push_back(config_entry);
+
+  TrainManifest manifest;
+  manifest.seed = state.seed;
+  manifest.world_size = context_.world != nullptr ? context_.world->size() : 1;
+  manifest.expert_parallel_degree = context_.expert_parallel_degree;
+  manifest.config_hash = context_.config_hash;
+  manifest.dataset_index_crc32c = context_.dataset_index_crc32c;
+  manifest.dataset_samples = context_.dataset_samples;
+  manifest.placement = context_.placement;
+  manifest.progress = state.progress;
+  manifest.files = std::move(files);
+  WriteFileAtomically(staging + "/" + kManifestFile, ManifestToJsonText(manifest));
+  Done();
+}
+
+void TrainCheckpointer::Prune() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(entry.path(), ec);
+  }
+  if (context_.keep_last <= 0) return;
+  std::vector<std::string> complete = CompleteCheckpoints(dir_);
+  for (size_t i = 0; i + context_.keep_last < complete.size(); ++i) {
+    fs::remove_all(complete[i], ec);
+  }
+}
+
+std::string TrainCheckpointer::Save(const TrainState& state) {
+  ++saves_;
+  operations_ = 0;
+  const std::string name = CheckpointDirName(state.progress.position.global_step);
+  const std::string final_dir = dir_ + "/" + name;
+  const std::string staging = dir_ + "/.tmp-" + name;
+  std::unique_ptr<AtomicDirectory> out;
+  std::string failure;
+  if (rank() == 0) {
+    try {
+      fs::create_directories(dir_);
+      out = std::make_unique<AtomicDirectory>(final_dir, staging);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  Barrier();  // the staging directory exists (or rank 0 failed to make it)
+
+  // Each rank writes its files, and reports them (or its error) to rank 0.
+  Json report = {{"files", Json::array()}, {"error", ""}};
+  try {
+    if (rank() == 0 && failure.empty()) {
+      report["files"].push_back(FileEntryToJson(WriteReplicated(state, staging)));
+    }
+    if (context_.saves_experts && (rank() != 0 || failure.empty())) {
+      FileEntry experts = WriteExperts(state, staging);
+      if (!experts.name.empty()) report["files"].push_back(FileEntryToJson(experts));
+    }
+  } catch (const std::exception& e) {
+    report["error"] = e.what();
+  }
+  std::vector<std::string> reports = {report.dump()};
+  if (context_.world != nullptr && context_.world->size() > 1) {
+    reports = GatherBytes(*context_.world, reports[0], 0);
+  }
+
+  // Rank 0 writes the config and the manifest, then renames the directory into place.
+  int64_t status = 0;
+  if (rank() == 0) {
+    std::vector<FileEntry> files;
+    for (size_t r = 0; r < reports.size() && failure.empty(); ++r) {
+      Json j = Json::parse(reports[r]);
+      if (!j["error"].get<std::string>().empty()) {
+        failure = "rank " + std::to_string(r) + ": " + j["error"].get<std::string>();
+      }
+      for (const Json& f : j["files"]) files.push_back(FileEntryFromJson(f, "rank report"));
+    }
+    if (failure.empty()) {
+      try {
+        WriteManifest(state, staging, std::move(files));
+        out->Commit();
+        Done();
+        Prune();
+        Done();
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+    }
+    status = failure.empty() ? 0 : 1;
+  }
+  if (context_.world != nullptr && context_.world->size() > 1) {
+    at::Tensor flag = at::tensor({status}, at::kLong);
+    context_.world->Broadcast(flag, 0);
+    status = flag[0].item<int64_t>();
+  }
+  if (status != 0) {
+    Fail(ErrorCode::kInternal, "checkpoint ", final_dir,
+         " not written: ", rank() == 0 ? failure : std::string("rank 0 reported the error"));
+  }
+  if (context_.fault.checkpoint == saves_ && context_.fault.point == 0 &&
+      context_.fault.rank == rank()) {
+    ::raise(SIGKILL);
+  }
+  return final_dir;
+}
+
+TrainManifest TrainCheckpointer::Verify(const std::string& dir) {
+  std::string failure;
+  ErrorCode code = ErrorCode::kDataLoss;
+  if (rank() == 0) {
+    try {
+      VerifyTrainCheckpoint(dir);
+    } catch (const Error& e) {
+      failure = e.what();
+      code = e.code();
+    }
+  }
+  if (context_.world != nullptr && context_.world->size() > 1) {
+    at::Tensor flag =
+        at::tensor({failure.empty() ? int64_t{-1} : static_cast<int64_t>(code)}, at::kLong);
+    context_.world->Broadcast(flag, 0);
+    if (flag[0].item<int64_t>() >= 0 && rank() != 0) {
+      Fail(static_cast<ErrorCode>(flag[0].item<int64_t>()), dir,
+           ": refused by rank 0 (its message names the file)");
+    }
+  }
+  if (!failure.empty()) Fail(code, failure);
+  return ReadTrainManifest(dir);
+}
+
+TrainManifest TrainCheckpointer::Load(const std::string& dir, TrainState* state) {
+  TrainManifest manifest = ReadTrainManifest(dir);
+  const std::string source = dir + "/" + kManifestFile;
+  for (const auto& [layer, placement] : context_.placement.layers) {
+    auto it = manifest.placement.layers.find(layer);
+    if (it == manifest.placement.layers.end() ||
+        it->second.num_experts() != placement.num_experts()) {
+      Fail(ErrorCode::kInvalidArgument, source, ": sparse layer ", layer, " has ",
+           it == manifest.placement.layers.end() ? 0 : it->second.num_experts(),
+           " experts in the checkpoint, the model has ", placement.num_experts());
+    }
+  }
+  const bool with_best = manifest.progress.best.epoch >= 0;
+  state->best.clear();
+  if (with_best) {
+    for (const ModelParameter& p : state->parameters)
+      state->best.push_back(at::empty_like(p.tensor));
+  }
+
+  // Which file holds each tensor, and what this rank needs from which file.
+  std::map<std::string, size_t> file_of;
+  for (size_t f = 0; f < manifest.files.size(); ++f) {
+    for (const TensorEntry& t : manifest.files[f].tensors) file_of[t.name] = f;
+  }
+  std::map<size_t, std::vector<std::pair<std::string, at::Tensor>>> wanted;
+  std::vector<at::Tensor> parameters;
+  for (const auto& [role, tensors] : Roles(*state, &parameters)) {
+    for (size_t i = 0; i < state->parameters.size(); ++i) {
+      const ModelParameter& p = state->parameters[i];
+      std::vector<std::pair<std::string, at::Tensor>> targets;
+      if (!p.group.is_expert()) {
+        targets.push_back({TensorName(role, p.name, -1), (*tensors)[i]});
+      } else {
+        for (size_t row = 0; row < p.group.experts.size(); ++row) {
+          targets.push_back({TensorName(role, p.name, p.group.experts[row]),
+                             (*tensors)[i][static_cast<int64_t>(row)]});
+        }
+      }
+      for (auto& [name, target] : targets) {
+        auto it = file_of.find(name);
+        if (it == file_of.end()) {
+          Fail(ErrorCode::kInvalidArgument, source, ": no tensor ", name,
+               " (the checkpoint does not fit this model)");
+        }
+        wanted[it->second].push_back({name, target});
+      }
+    }
+  }
+  for (auto& [f, targets] : wanted) {
+    SafetensorsFile file = LoadVerifiedSafetensors(dir, manifest.files[f]);
+    for (auto& [name, target] : targets) CopyInto(file, name, target);
+  }
+  state->seed = manifest.seed;
+  state->progress = manifest.progress;
+  return manifest;
+}
+
+}  // namespace flexmoe
