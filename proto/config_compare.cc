@@ -55,24 +55,22 @@ class FirstDifference : public pb::util::MessageDifferencer::Reporter {
     }
     return out;
   }
-  // The value at the end of `path` within `root`, in text format.
-  static std::string Value(const pb::Message& root, const std::vector<SpecificField>& path) {
-    const pb::Message* message = &root;
-    for (size_t i = 0; i + 1 < path.size(); ++i) {
-      const SpecificField& step = path[i];
-      const pb::Reflection* r = message->GetReflection();
-      message = step.field->is_repeated() ? &r->GetRepeatedMessage(*message, step.field, step.index)
-                                          : &r->GetMessage(*message, step.field);
-    }
+  // The value of the last field of `path`; the differencer hands over the message that
+  // holds it.
+  static std::string Value(const pb::Message& holder, const std::vector<SpecificField>& path) {
     const SpecificField& last = path.back();
+    if (last.field == nullptr || last.field->containing_type() != holder.GetDescriptor()) {
+      return "(unknown)";
+    }
     std::string text;
+    const pb::Reflection* r = holder.GetReflection();
     if (last.field->is_repeated()) {
-      int index = last.index >= 0 ? last.index : 0;
-      if (index < message->GetReflection()->FieldSize(*message, last.field)) {
-        pb::TextFormat::PrintFieldValueToString(*message, last.field, index, &text);
+      const int index = last.index >= 0 ? last.index : 0;
+      if (index < r->FieldSize(holder, last.field)) {
+        pb::TextFormat::PrintFieldValueToString(holder, last.field, index, &text);
       }
     } else {
-      pb::TextFormat::PrintFieldValueToString(*message, last.field, -1, &text);
+      pb::TextFormat::PrintFieldValueToString(holder, last.field, -1, &text);
     }
     return text.empty() ? std::string("(empty)") : text;
   }

@@ -6,6 +6,7 @@
 // a missing file are refused by name; a changed config is refused naming the field;
 // Python reads the experts of a 2-worker checkpoint; several seeds run at 2 workers.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -317,7 +318,10 @@ TEST_F(ResumeTest, SeveralSeedsAtTwoWorkersAndAWorkerUnderMpirun) {
     EXPECT_EQ(Checkpoints(run + "/" + seed).size(), 1u) << seed;
   }
   // `flexmoe worker` started by hand under mpirun, as a cluster script does.
-  std::vector<std::string> argv = {"mpirun", "-np", "2", "--oversubscribe", kBinary, "worker"};
+  std::vector<std::string> argv = {"mpirun", "-np", "2", "--oversubscribe"};
+  if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
+  argv.push_back(kBinary);
+  argv.push_back("worker");
   std::vector<std::string> common = Common();
   argv.insert(argv.end(), common.begin(), common.end());
   for (const std::string& s : {std::string("training.epochs=1"), "run.dir=" + Run("worker")}) {
