@@ -22,7 +22,7 @@ void SaveCheckpoint(const std::vector<ModelParameter>& parameters, const Checkpo
   nlohmann::json experts = nlohmann::json::array();
   for (const ModelParameter& p : parameters) {
     at::Tensor t = p.tensor.detach().to(at::kCPU, at::kFloat).contiguous();
-    TensorEntry entry{p.name, p.name, "parameter"};
+    TensorEntry entry = TensorEntry::Of(p.name, p.name, "parameter");
     entry.shape.assign(t.sizes().begin(), t.sizes().end());
     entry.layer = p.group.is_expert() ? p.group.layer : -1;
     writer.Add(p.name, SafetensorsDtype::kF32, entry.shape, t.data_ptr<float>(),

@@ -24,6 +24,14 @@ struct TensorEntry {
   std::vector<int64_t> shape;
   int layer = -1;
   int64_t expert = -1;
+
+  static TensorEntry Of(std::string name, std::string parameter, std::string role) {
+    TensorEntry entry;
+    entry.name = std::move(name);
+    entry.parameter = std::move(parameter);
+    entry.role = std::move(role);
+    return entry;
+  }
 };
 
 struct FileEntry {

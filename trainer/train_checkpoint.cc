@@ -21,17 +21,6 @@ using Json = nlohmann::json;
 
 constexpr char kReplicatedFile[] = "replicated.safetensors";
 
-// The roles a state holds, each with its tensors in TrainState::parameters order.
-std::vector<std::pair<std::string, const std::vector<at::Tensor>*>> Roles(
-    const TrainState& state, std::vector<at::Tensor>* parameters) {
-  parameters->clear();
-  for (const ModelParameter& p : state.parameters) parameters->push_back(p.tensor);
-  std::vector<std::pair<std::string, const std::vector<at::Tensor>*>> roles = {
-      {"parameter", parameters}, {"exp_avg", &state.exp_avg}, {"exp_avg_sq", &state.exp_avg_sq}};
-  if (!state.best.empty()) roles.push_back({"best", &state.best});
-  return roles;
-}
-
 // The key of a tensor in a checkpoint file: the parameter name for parameters, the role
 // and the name otherwise ("exp_avg/head0.weight"); expert rows carry their global id
 // before the last name component ("layer0.moe.experts.5.w1").
@@ -44,16 +33,52 @@ std::string TensorName(const std::string& role, const std::string& parameter, in
   return role == "parameter" ? name : role + "/" + name;
 }
 
-void AddTensor(SafetensorsWriter& writer, FileEntry& file, TensorEntry entry,
-               const at::Tensor& value) {
-  at::Tensor t = value.detach().to(at::kCPU, at::kFloat).contiguous();
-  entry.shape.assign(t.sizes().begin(), t.sizes().end());
-  writer.Add(entry.name, SafetensorsDtype::kF32, entry.shape, t.data_ptr<float>(),
-             t.numel() * sizeof(float));
-  file.tensors.push_back(std::move(entry));
+// Every tensor of `state` in one group kind (replicated, or experts) as it is stored: the
+// parameters, their Adam moments and best values, expert rows one by one (views of the
+// live tensors, so that loading copies into them).
+std::vector<std::pair<TensorEntry, at::Tensor>> StateTensors(const TrainState& state,
+                                                             bool experts) {
+  std::vector<std::pair<std::string, const std::vector<at::Tensor>*>> roles = {
+      {"exp_avg", &state.exp_avg}, {"exp_avg_sq", &state.exp_avg_sq}};
+  if (!state.best.empty()) roles.push_back({"best", &state.best});
+  std::vector<std::pair<TensorEntry, at::Tensor>> out;
+  for (size_t r = 0; r <= roles.size(); ++r) {
+    const std::string role = r == 0 ? "parameter" : roles[r - 1].first;
+    for (size_t i = 0; i < state.parameters.size(); ++i) {
+      const ModelParameter& p = state.parameters[i];
+      if (p.group.is_expert() != experts) continue;
+      const at::Tensor& value = r == 0 ? p.tensor : (*roles[r - 1].second)[i];
+      if (!experts) {
+        out.push_back({TensorEntry::Of(TensorName(role, p.name, -1), p.name, role), value});
+        continue;
+      }
+      for (size_t row = 0; row < p.group.experts.size(); ++row) {
+        const int64_t e = p.group.experts[row];
+        TensorEntry entry = TensorEntry::Of(TensorName(role, p.name, e), p.name, role);
+        entry.layer = p.group.layer;
+        entry.expert = e;
+        out.push_back({std::move(entry), value[static_cast<int64_t>(row)]});
+      }
+    }
+  }
+  return out;
 }
 
-FileEntry WriteFile(const SafetensorsWriter& writer, FileEntry file, const std::string& staging) {
+// Writes the tensors as staging/name (float32); returns the entry with size and CRC32C.
+FileEntry WriteShard(const std::vector<std::pair<TensorEntry, at::Tensor>>& tensors,
+                     const std::string& name, int rank, const std::string& staging) {
+  SafetensorsWriter writer;
+  writer.SetMetadata("format", kTrainStateFormat);
+  FileEntry file;
+  file.name = name;
+  file.rank = rank;
+  for (auto [entry, value] : tensors) {
+    at::Tensor t = value.detach().to(at::kCPU, at::kFloat).contiguous();
+    entry.shape.assign(t.sizes().begin(), t.sizes().end());
+    writer.Add(entry.name, SafetensorsDtype::kF32, entry.shape, t.data_ptr<float>(),
+               t.numel() * sizeof(float));
+    file.tensors.push_back(std::move(entry));
+  }
   SafetensorsWriter::Written written = writer.Write(staging + "/" + file.name);
   file.bytes = written.bytes;
   file.crc32c = written.crc32c;
@@ -94,48 +119,17 @@ void TrainCheckpointer::Done() {
 }
 
 FileEntry TrainCheckpointer::WriteReplicated(const TrainState& state, const std::string& staging) {
-  SafetensorsWriter writer;
-  writer.SetMetadata("format", kTrainStateFormat);
-  FileEntry file;
-  file.name = kReplicatedFile;
-  file.rank = rank();
-  std::vector<at::Tensor> parameters;
-  for (const auto& [role, tensors] : Roles(state, &parameters)) {
-    for (size_t i = 0; i < state.parameters.size(); ++i) {
-      const ModelParameter& p = state.parameters[i];
-      if (p.group.is_expert()) continue;
-      AddTensor(writer, file, {TensorName(role, p.name, -1), p.name, role}, (*tensors)[i]);
-    }
-  }
-  file = WriteFile(writer, std::move(file), staging);
+  FileEntry file = WriteShard(StateTensors(state, false), kReplicatedFile, rank(), staging);
   Done();
   return file;
 }
 
 FileEntry TrainCheckpointer::WriteExperts(const TrainState& state, const std::string& staging) {
-  SafetensorsWriter writer;
-  writer.SetMetadata("format", kTrainStateFormat);
-  FileEntry file;
+  std::vector<std::pair<TensorEntry, at::Tensor>> tensors = StateTensors(state, true);
+  if (tensors.empty()) return FileEntry();
   char name[64];
   std::snprintf(name, sizeof(name), "experts-rank-%05d.safetensors", rank());
-  file.name = name;
-  file.rank = rank();
-  std::vector<at::Tensor> parameters;
-  for (const auto& [role, tensors] : Roles(state, &parameters)) {
-    for (size_t i = 0; i < state.parameters.size(); ++i) {
-      const ModelParameter& p = state.parameters[i];
-      if (!p.group.is_expert()) continue;
-      for (size_t row = 0; row < p.group.experts.size(); ++row) {
-        const int64_t e = p.group.experts[row];
-        TensorEntry entry{TensorName(role, p.name, e), p.name, role};
-        entry.layer = p.group.layer;
-        entry.expert = e;
-        AddTensor(writer, file, std::move(entry), (*tensors)[i][static_cast<int64_t>(row)]);
-      }
-    }
-  }
-  if (file.tensors.empty()) return FileEntry();
-  file = WriteFile(writer, std::move(file), staging);
+  FileEntry file = WriteShard(tensors, name, rank(), staging);
   Done();
   return file;
 }
@@ -303,27 +297,14 @@ TrainManifest TrainCheckpointer::Load(const std::string& dir, TrainState* state)
     for (const TensorEntry& t : manifest.files[f].tensors) file_of[t.name] = f;
   }
   std::map<size_t, std::vector<std::pair<std::string, at::Tensor>>> wanted;
-  std::vector<at::Tensor> parameters;
-  for (const auto& [role, tensors] : Roles(*state, &parameters)) {
-    for (size_t i = 0; i < state->parameters.size(); ++i) {
-      const ModelParameter& p = state->parameters[i];
-      std::vector<std::pair<std::string, at::Tensor>> targets;
-      if (!p.group.is_expert()) {
-        targets.push_back({TensorName(role, p.name, -1), (*tensors)[i]});
-      } else {
-        for (size_t row = 0; row < p.group.experts.size(); ++row) {
-          targets.push_back({TensorName(role, p.name, p.group.experts[row]),
-                             (*tensors)[i][static_cast<int64_t>(row)]});
-        }
+  for (bool experts : {false, true}) {
+    for (auto& [entry, target] : StateTensors(*state, experts)) {
+      auto it = file_of.find(entry.name);
+      if (it == file_of.end()) {
+        Fail(ErrorCode::kInvalidArgument, source, ": no tensor ", entry.name,
+             " (the checkpoint does not fit this model)");
       }
-      for (auto& [name, target] : targets) {
-        auto it = file_of.find(name);
-        if (it == file_of.end()) {
-          Fail(ErrorCode::kInvalidArgument, source, ": no tensor ", name,
-               " (the checkpoint does not fit this model)");
-        }
-        wanted[it->second].push_back({name, target});
-      }
+      wanted[it->second].push_back({entry.name, target});
     }
   }
   for (auto& [f, targets] : wanted) {

@@ -150,10 +150,6 @@ void ProgressLog::AfterEpoch(const EpochRecord& record, const TrainState&) {
         << std::defaultfloat << std::setprecision(6);
 }
 
-void ProgressLog::AfterCheckpoint(const std::string& dir, const TrainState&) {
-  if (log_ != nullptr) *log_ << "checkpoint: " << dir << "\n" << std::flush;
-}
-
 void ProgressLog::Resumed(const std::string& dir, const TrainManifest& manifest) {
   if (log_ == nullptr) return;
   const TrainPosition& p = manifest.progress.position;

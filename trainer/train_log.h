@@ -45,7 +45,6 @@ class ProgressLog : public TrainHook {
 
   void AfterStep(const StepReport& report) override;
   void AfterEpoch(const EpochRecord& record, const TrainState& state) override;
-  void AfterCheckpoint(const std::string& dir, const TrainState& state) override;
   void Resumed(const std::string& dir, const TrainManifest& manifest) override;
 
  private:

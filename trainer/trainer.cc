@@ -71,6 +71,13 @@ struct Trainer::Impl {
   Impl(const config::Config& config, const PreparedDataset& prepared, const DecodedDataset& data,
        uint64_t seed, const TrainOptions& options);
 
+  // Construction steps: process groups and placement (returned; the layout keeps it for
+  // W > 1), the batch source, the checkpointer, the metrics and progress logs.
+  PlacementMap MakeLayout();
+  std::unique_ptr<BatchSource> MakeSource();
+  void MakeCheckpointer(const PlacementMap& placement);
+  void MakeLogs();
+
   void Resume(const std::string& dir);
   TrainResult Run();
   bool RunEpoch(TrainResult* result);
@@ -140,28 +147,7 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
   num_classes = prepared.meta.num_classes();
   c_count = Combinations(m_count).size();
 
-  // Process groups and the expert placement (W > 1 only; one process runs unsharded).
-  const std::vector<int> sparse_layers = FlexMoeModelImpl::SparseLayers(config.model());
-  PlacementMap placement = PlacementMap::Balanced(sparse_layers, config.model().num_experts(), 1);
-  if (world != nullptr && w > 1) {
-    groups = MakeProcessGroups(*world, options.expert_parallel_degree);
-    const int ep = groups.expert_parallel->size();
-    placement = options.placement != nullptr
-                    ? *options.placement
-                    : PlacementMap::Balanced(sparse_layers, config.model().num_experts(), ep);
-    if (placement.ranks != ep) {
-      Fail(ErrorCode::kInvalidArgument, "expert placement over ", placement.ranks,
-           " ranks for an expert-parallel group of ", ep);
-    }
-    placement.Check();
-    layout.placement = placement;
-    layout.expert_rank = groups.expert_parallel->rank();
-    layout.expert_parallel = groups.expert_parallel.get();
-    layout.data_parallel = world;
-    layout.exchange_stats = &exchange;
-    layout_ptr = &layout;
-  }
-
+  PlacementMap placement = MakeLayout();
   torch::manual_seed(seed);
   ModelShape shape{data.feature_sizes(),
                    num_classes,
@@ -184,24 +170,55 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
     class_weights = at::tensor(cw, at::kFloat);
   }
 
-  if (options.training_batches) {
-    source = options.training_batches(rank, w);
-  } else {
-    PlanOptions base;
-    base.seed = seed;
-    base.world_size = w;
-    base.global_batch = tc.batch_size();
-    base.remainder = tc.remainder();
-    base.batching = tc.batching();
-    base.num_modalities = m_count;
-    source = std::make_unique<PlanBatchSource>(data, prepared, 0, base, tc.warmup_epochs(), rank);
-  }
+  source = MakeSource();
   validation = SamplesOfSplit(prepared.index, 1);
   test = SamplesOfSplit(prepared.index, 2);
   if (SamplesOfSplit(prepared.index, 0).empty()) {
     Fail(ErrorCode::kInvalidArgument, prepared.dir, ": no training samples");
   }
 
+  MakeCheckpointer(placement);
+  MakeLogs();
+}
+
+PlacementMap Trainer::Impl::MakeLayout() {
+  // Process groups and the expert placement (W > 1 only; one process runs unsharded).
+  const std::vector<int> sparse_layers = FlexMoeModelImpl::SparseLayers(config.model());
+  PlacementMap placement = PlacementMap::Balanced(sparse_layers, config.model().num_experts(), 1);
+  if (world != nullptr && w > 1) {
+    groups = MakeProcessGroups(*world, options.expert_parallel_degree);
+    const int ep = groups.expert_parallel->size();
+    placement = options.placement != nullptr
+                    ? *options.placement
+                    : PlacementMap::Balanced(sparse_layers, config.model().num_experts(), ep);
+    if (placement.ranks != ep) {
+      Fail(ErrorCode::kInvalidArgument, "expert placement over ", placement.ranks,
+           " ranks for an expert-parallel group of ", ep);
+    }
+    placement.Check();
+    layout.placement = placement;
+    layout.expert_rank = groups.expert_parallel->rank();
+    layout.expert_parallel = groups.expert_parallel.get();
+    layout.data_parallel = world;
+    layout.exchange_stats = &exchange;
+    layout_ptr = &layout;
+  }
+  return placement;
+}
+
+std::unique_ptr<BatchSource> Trainer::Impl::MakeSource() {
+  if (options.training_batches) return options.training_batches(rank, w);
+  PlanOptions base;
+  base.seed = seed;
+  base.world_size = w;
+  base.global_batch = tc.batch_size();
+  base.remainder = tc.remainder();
+  base.batching = tc.batching();
+  base.num_modalities = data.num_modalities();
+  return std::make_unique<PlanBatchSource>(data, prepared, 0, base, tc.warmup_epochs(), rank);
+}
+
+void Trainer::Impl::MakeCheckpointer(const PlacementMap& placement) {
   CheckpointContext context;
   context.world = world;
   context.expert_rank = layout_ptr != nullptr ? layout.expert_rank : 0;
@@ -219,7 +236,10 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
       context, run_dir.empty() ? std::string() : run_dir + "/checkpoints");
   checkpoints_enabled = !run_dir.empty() && (config.checkpoint().every_epochs() > 0 ||
                                              config.checkpoint().every_steps() > 0);
+}
 
+void Trainer::Impl::MakeLogs() {
+  const std::string& run_dir = options.run_dir;
   std::string metrics_path;
   if (rank == 0 && !run_dir.empty()) {
     std::filesystem::create_directories(run_dir);
@@ -263,8 +283,11 @@ void Trainer::Impl::Resume(const std::string& dir) {
   dropped_offset = state.progress.dropped_rows;
   // The log of this run continues where the checkpoint was taken; a checkpoint of another
   // run starts this run's log with the resume line.
-  const std::filesystem::path own = std::filesystem::path(options.run_dir) / "checkpoints";
-  if (!options.run_dir.empty() && std::filesystem::path(dir).parent_path() == own) {
+  namespace fs = std::filesystem;
+  const fs::path own = fs::weakly_canonical(fs::path(options.run_dir) / "checkpoints");
+  fs::path checkpoint = fs::weakly_canonical(dir);
+  if (!checkpoint.has_filename()) checkpoint = checkpoint.parent_path();  // "DIR/"
+  if (!options.run_dir.empty() && checkpoint.parent_path() == own) {
     metrics->ContinueAt(state.progress.metrics_bytes);
   }
   ForEachHook([&](TrainHook& h) { h.Resumed(dir, manifest); });
@@ -280,7 +303,17 @@ void Trainer::Impl::Checkpoint() {
   state.progress.adam_steps = optimizer->steps();
   state.progress.dropped_rows = GlobalDroppedRows();
   state.progress.metrics_bytes = metrics->bytes();
+  const auto start = Clock::now();
   last_checkpoint = checkpointer->Save(state);
+  if (log != nullptr) {
+    uintmax_t bytes = 0;
+    for (const auto& f : std::filesystem::directory_iterator(last_checkpoint)) {
+      bytes += f.file_size();
+    }
+    *log << "checkpoint " << last_checkpoint << ": " << bytes / 1e6 << " MB in " << Since(start)
+         << " s\n"
+         << std::flush;
+  }
   ForEachHook([&](TrainHook& h) { h.AfterCheckpoint(last_checkpoint, state); });
 }
 
