@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "cluster/base/error.h"
-#include "data_loader/job_token.h"
+#include "cluster/net/job_token.h"
 #include "data_loader/loader_wire.h"
 #include "data_loader/plan_batch_source.h"
 

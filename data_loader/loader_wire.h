@@ -1,9 +1,7 @@
-// Frames of the data-loader protocol (proto/loader.proto). A frame is a 20-byte header
-//   [u32 magic "FMDL"][u16 version][u16 type][u32 body length][u32 meta length][u32 CRC32C]
-// (little-endian) and a body: `meta length` bytes of the type's protobuf message, then raw
-// bytes (BATCH: the features, packed little-endian float32, modality by modality). The
-// CRC covers the body. A reader checks the header, and refuses a body over its limit,
-// before allocating anything for it.
+// Frames of the data-loader protocol (proto/loader.proto) in the shared framing of
+// cluster/net/frame.h, magic "FMDL": a 20-byte header and a body of the type's protobuf
+// message, then raw bytes (BATCH: the features, packed little-endian float32, modality by
+// modality). These wrappers give the header the loader's FrameType.
 #pragma once
 
 #include <google/protobuf/message_lite.h>
@@ -15,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/net/frame.h"
 #include "data_loader/decoded_dataset.h"
 #include "proto/loader.pb.h"
 
@@ -35,7 +34,10 @@ inline std::chrono::steady_clock::duration Seconds(double s) {
 
 inline constexpr uint32_t kLoaderMagic = 0x4C444D46;  // bytes "FMDL"
 inline constexpr uint16_t kLoaderProtocolVersion = 1;
-inline constexpr size_t kFrameHeaderSize = 20;
+using net::kFrameHeaderSize;
+
+// The loader's magic, version and frame types for the shared codec.
+const net::FrameProtocol& LoaderProtocol();
 
 struct FrameHeader {
   loader::FrameType type = loader::FRAME_UNKNOWN;
@@ -61,10 +63,7 @@ std::string_view ParseFrameBody(const FrameHeader& header, const std::string& bo
 // A BATCH frame for one step of a stream.
 std::string EncodeBatchFrame(uint64_t stream_id, int64_t step, const DecodedBatch& batch);
 
-// Splits "HOST:PORT" (or "[V6HOST]:PORT"); throws kInvalidArgument naming `what` when the
-// address is malformed.
-void SplitHostPort(const std::string& address, const std::string& what, std::string* host,
-                   std::string* port);
+using net::SplitHostPort;
 
 // The batch of a BATCH frame. Throws kInvalidArgument when the arrays or the raw bytes do
 // not match `size` and `feature_sizes`.

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "cluster/base/error.h"
-#include "data_loader/job_token.h"
+#include "cluster/net/job_token.h"
 #include "tests/testing/temp_dir.h"
 
 namespace flexmoe {

@@ -1,5 +1,5 @@
 // Reading the job token from the environment or a file (job_token.h).
-#include "data_loader/job_token.h"
+#include "cluster/net/job_token.h"
 
 #include <cstdlib>
 #include <fstream>

@@ -1,5 +1,6 @@
-// The job token that a worker presents to the loader in its first frame, read from where
-// cluster.job_token_source says ("env:NAME" or "file:PATH"), and its comparison.
+// The job token that a member presents in its first frame (to a loader or the coordinator),
+// read from where cluster.job_token_source says ("env:NAME" or "file:PATH"), and its
+// comparison.
 #pragma once
 
 #include <string>
