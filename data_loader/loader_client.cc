@@ -477,6 +477,15 @@ void LoaderClient::Impl::HandleFrame(const FrameHeader& header, const std::strin
     case loader::WELCOME: {
       loader::Welcome welcome;
       ParseFrameBody(header, body, &welcome);
+      if (options_.check_dataset && (welcome.num_samples() != options_.expected_samples ||
+                                     welcome.index_crc32c() != options_.expected_index_crc32c)) {
+        return Fatal(ErrorCode::kFailedPrecondition,
+                     "loader " + options_.address + " serves another dataset (" +
+                         std::to_string(welcome.num_samples()) + " samples, index CRC32C " +
+                         std::to_string(welcome.index_crc32c()) + ") than this worker's (" +
+                         std::to_string(options_.expected_samples) + " samples, index CRC32C " +
+                         std::to_string(options_.expected_index_crc32c) + ")");
+      }
       feature_sizes_.assign(welcome.feature_sizes().begin(), welcome.feature_sizes().end());
       in_outage_ = false;
       backoff_s_ = kFirstBackoffSeconds;

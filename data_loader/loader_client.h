@@ -36,6 +36,12 @@ struct LoaderClientOptions {
   double connect_timeout_s = 30;  // how long the loader may stay unreachable
   double read_timeout_s = 30;     // silence while batches are owed that counts as a drop
   uint32_t max_frame_bytes = 64u << 20;
+  // The dataset this worker trains on: a loader whose WELCOME names another (sample count
+  // or index CRC32C) is refused with kFailedPrecondition. Unchecked while check_dataset is
+  // false.
+  bool check_dataset = false;
+  uint64_t expected_samples = 0;
+  uint32_t expected_index_crc32c = 0;
 };
 
 // Options for worker `worker` of `world_size` from the job config: its loader is

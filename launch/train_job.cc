@@ -63,7 +63,7 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
   for (size_t i = 0; i < seeds.size(); ++i) {
     options.run_dir = seed_dir(seeds[i]);
     options.resume_from = resume_from[i];
-    options.training_batches = LoaderBatchesFromConfig(config, seeds[i]);
+    options.training_batches = LoaderBatchesFromConfig(config, prepared, seeds[i]);
     if (out != nullptr && resume && resume_from[i].empty()) {
       *out << "seed " << seeds[i] << ": no checkpoint in " << options.run_dir
            << "/checkpoints, starting from the beginning\n";

@@ -546,11 +546,17 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
   return trainer.Run();
 }
 
-BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config, uint64_t seed) {
+BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config,
+                                           const PreparedDataset& prepared, uint64_t seed) {
   if (config.cluster().loader_addresses_size() == 0) return nullptr;
-  return [config, seed](int rank, int world_size) -> std::unique_ptr<BatchSource> {
+  const uint64_t samples = prepared.size();
+  const uint32_t crc = prepared.meta.index_crc32c();
+  return [config, seed, samples, crc](int rank, int world_size) -> std::unique_ptr<BatchSource> {
     LoaderClientOptions options = LoaderClientOptionsFromConfig(config, 0, rank, world_size);
     options.plan.seed = seed;
+    options.check_dataset = true;
+    options.expected_samples = samples;
+    options.expected_index_crc32c = crc;
     return std::make_unique<LoaderClient>(options);
   };
 }

@@ -150,6 +150,8 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
 
 // The batch source of the config: LoaderClient when cluster.loader_addresses names loaders
 // (worker w uses loader w % count), else null (the in-process plan).
-BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config, uint64_t seed);
+// The loader must serve `prepared` (its WELCOME is checked against it).
+BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config,
+                                           const PreparedDataset& prepared, uint64_t seed);
 
 }  // namespace flexmoe

@@ -1,9 +1,11 @@
 // Training with batches from a `flexmoe loader` process over loopback TCP gives exactly the
-// losses of the in-process plan for the same seed.
+// losses of the in-process plan for the same seed; a worker refuses a loader that serves
+// another dataset.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 
+#include "cluster/base/error.h"
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
 #include "proto/config_loader.h"
@@ -55,13 +57,32 @@ TEST(LoaderTrainTest, LoaderProcessGivesTheInProcessLosses) {
   remote_config.mutable_cluster()->add_loader_addresses(address);
   TrainOptions remote;
   remote.threads = 1;
-  remote.training_batches = LoaderBatchesFromConfig(remote_config, config.training().seed());
+  remote.training_batches =
+      LoaderBatchesFromConfig(remote_config, prepared, config.training().seed());
   ASSERT_TRUE(remote.training_batches);
   TrainResult streamed = Train(remote_config, prepared, data, config.training().seed(), remote);
 
   ASSERT_EQ(streamed.step_losses.size(), expected.step_losses.size());
   for (size_t i = 0; i < expected.step_losses.size(); ++i) {
     EXPECT_EQ(streamed.step_losses[i], expected.step_losses[i]) << "step " << i;
+  }
+
+  // A worker whose own dataset differs from the one the loader serves refuses the loader.
+  config::Config other = remote_config;
+  other.mutable_data()->set_input(dir.Path("other-raw"));
+  other.mutable_data()->set_prepared_dir(dir.Path("other-prepared"));
+  other.mutable_synth()->set_num_samples(280);
+  GenerateSynthetic(other, other.data().input());
+  PrepareDataset(other, other.data().prepared_dir(), nullptr);
+  PreparedDataset other_prepared = PreparedDataset::Open(other.data().prepared_dir());
+  auto source = LoaderBatchesFromConfig(other, other_prepared, 1)(0, 1);
+  try {
+    source->StartEpoch(0, 0);
+    ADD_FAILURE() << "a loader of another dataset was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
+    EXPECT_NE(std::string(e.what()).find("serves another dataset (300 samples"), std::string::npos)
+        << e.what();
   }
 }
 
