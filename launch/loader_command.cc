@@ -6,8 +6,8 @@
 #include <iostream>
 
 #include "cluster/base/error.h"
-#include "data_loader/decoded_dataset.h"
 #include "cluster/net/job_token.h"
+#include "data_loader/decoded_dataset.h"
 #include "data_loader/loader_server.h"
 #include "data_loader/shard.h"
 #include "launch/args.h"

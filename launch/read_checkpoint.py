@@ -8,6 +8,8 @@ size, CRC32C and tensors; see docs/checkpoints.md.
     read_checkpoint.py DIR                      # summary, after verifying every file
     read_checkpoint.py DIR --dump-experts OUT   # OUT/layer<L>.<name>.f32: [E, ...] float32
                                                 # in global expert order, and OUT/shapes.json
+        [--role parameter|exp_avg|exp_avg_sq|best]  # which tensors (default: parameter)
+        [--no-verify]                               # skip the CRC32C pass (slow in Python)
 
 As a module: load_manifest(dir), read_safetensors(path), experts(dir, layer, role).
 """
@@ -107,19 +109,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dir")
     parser.add_argument("--dump-experts", metavar="OUT")
+    parser.add_argument("--role", default="parameter",
+                        choices=["parameter", "exp_avg", "exp_avg_sq", "best"])
+    parser.add_argument("--no-verify", action="store_true")
     args = parser.parse_args()
     try:
-        manifest = load_manifest(args.dir)
-        verify(args.dir, manifest)
+        return _report(args)
     except (OSError, ValueError, KeyError) as e:
         print(f"read_checkpoint: {e}", file=sys.stderr)
         return 2
+
+
+def _report(args):
+    manifest = load_manifest(args.dir)
+    if not args.no_verify:
+        verify(args.dir, manifest)
     layers = [p["layer"] for p in manifest["placement"]["layers"]]
     print(f"step {manifest['step']}, world size {manifest['world_size']}, "
-          f"sparse layers {layers}; every file verified")
+          f"sparse layers {layers}" + ("" if args.no_verify else "; every file verified"))
     shapes = {}
     for layer in layers:
-        for leaf, array in experts(args.dir, layer, manifest=manifest).items():
+        for leaf, array in experts(args.dir, layer, args.role, manifest).items():
             print(f"layer {layer} experts {leaf}: {list(array.shape)}")
             if args.dump_experts:
                 os.makedirs(args.dump_experts, exist_ok=True)

@@ -7,6 +7,7 @@
 
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
+#include "cluster/comm/gather_bytes.h"
 #include "launch/train_command.h"
 #include "trainer/train_manifest.h"
 
@@ -45,17 +46,29 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
   auto seed_dir = [&](uint64_t seed) {
     return seeds.size() == 1 ? run_dir : run_dir + "/seed-" + std::to_string(seed);
   };
+  // Rank 0 picks each seed's checkpoint and tells the others (one view of the file system).
   std::vector<std::string> resume_from(seeds.size(), explicit_resume);
   if (resume && explicit_resume.empty()) {
-    bool any = false;
-    for (size_t i = 0; i < seeds.size(); ++i) {
-      std::vector<std::string> found = CompleteCheckpoints(seed_dir(seeds[i]) + "/checkpoints");
-      if (!found.empty()) resume_from[i] = found.back();
-      any = any || !found.empty();
+    std::string chosen;
+    RunOnRankZero(options.world, [&] {
+      bool any = false;
+      for (size_t i = 0; i < seeds.size(); ++i) {
+        std::vector<std::string> found = CompleteCheckpoints(seed_dir(seeds[i]) + "/checkpoints");
+        chosen += (found.empty() ? std::string() : found.back()) + "\n";
+        any = any || !found.empty();
+      }
+      if (!any) {
+        Fail(ErrorCode::kNotFound, "train --resume: no complete checkpoint under ", run_dir,
+             seeds.size() == 1 ? "/checkpoints" : "/seed-*/checkpoints");
+      }
+    });
+    if (options.world != nullptr && options.world->size() > 1) {
+      BroadcastBytes(*options.world, &chosen, 0);
     }
-    if (!any) {
-      Fail(ErrorCode::kNotFound, "train --resume: no complete checkpoint under ", run_dir,
-           seeds.size() == 1 ? "/checkpoints" : "/seed-*/checkpoints");
+    for (size_t i = 0, from = 0; i < seeds.size(); ++i) {
+      const size_t end = chosen.find('\n', from);
+      resume_from[i] = chosen.substr(from, end - from);
+      from = end + 1;
     }
   }
   options.fault = CheckpointFaultFromEnv();
@@ -63,6 +76,8 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
   for (size_t i = 0; i < seeds.size(); ++i) {
     options.run_dir = seed_dir(seeds[i]);
     options.resume_from = resume_from[i];
+    // A seed that left no checkpoint starts over, its log too.
+    options.restart_metrics = resume && resume_from[i].empty();
     options.training_batches = LoaderBatchesFromConfig(config, prepared, seeds[i]);
     if (out != nullptr && resume && resume_from[i].empty()) {
       *out << "seed " << seeds[i] << ": no checkpoint in " << options.run_dir

@@ -37,7 +37,8 @@ int WorkerCommand(int argc, char** argv) {
   const int rank = world->rank();
   const bool resume = args.Has("resume");
   // Every rank writes into the run directory: rank 0's choice is everyone's.
-  std::string run_dir = rank == 0 ? RunDirFor(config, resume) : std::string();
+  std::string run_dir;
+  RunOnRankZero(world.get(), [&] { run_dir = RunDirFor(config, resume); });
   BroadcastBytes(*world, &run_dir, 0);
   PreparedDataset prepared = OpenPrepared(config, path);
   DecodedDataset data(prepared);

@@ -53,7 +53,7 @@ void SaveCheckpoint(const std::vector<ModelParameter>& parameters, const Checkpo
                              {"files", {FileEntryToJson(file)}},
                              {"experts", experts},
                              {"config", info.config_text}};
-  WriteFileAtomically(out.StagingPath(kCheckpointManifest), manifest.dump(2) + "\n");
+  WriteFileAtomically(out.StagingPath(kCheckpointManifest), SealedManifestText(manifest));
   out.Commit();
 }
 

@@ -60,7 +60,8 @@ FileEntry FileEntryFromJson(const Json& json, const std::string& source) {
 
 std::string ReadVerifiedFile(const std::string& dir, const FileEntry& file) {
   const std::string path = dir + "/" + file.name;
-  if (!std::filesystem::exists(path)) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
     Fail(ErrorCode::kNotFound, path, ": missing (listed in ", dir, "/", kManifestFile, ")");
   }
   std::string bytes = ReadFile(path);
@@ -99,16 +100,42 @@ SafetensorsFile LoadVerifiedSafetensors(const std::string& dir, const FileEntry&
   return loaded;
 }
 
+namespace {
+constexpr char kSealKey[] = "manifest_crc32c";
+std::string UnsealedText(const Json& manifest) { return manifest.dump(2) + "\n"; }
+}  // namespace
+
+std::string SealedManifestText(Json manifest) {
+  manifest.erase(kSealKey);
+  const std::string text = UnsealedText(manifest);
+  manifest[kSealKey] = Crc32c(text.data(), text.size());
+  return UnsealedText(manifest);
+}
+
 Json ReadManifestJson(const std::string& dir) {
   const std::string path = dir + "/" + kManifestFile;
-  if (!std::filesystem::exists(path)) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
     Fail(ErrorCode::kNotFound, path, ": no manifest: not a complete checkpoint");
   }
+  Json manifest;
   try {
-    return Json::parse(ReadFile(path));
+    manifest = Json::parse(ReadFile(path));
   } catch (const Json::exception& e) {
     Fail(ErrorCode::kDataLoss, path, ": invalid manifest: ", e.what());
   }
+  if (!manifest.is_object() || !manifest.contains(kSealKey) ||
+      !manifest[kSealKey].is_number_unsigned()) {
+    Fail(ErrorCode::kDataLoss, path, ": no ", kSealKey, " (not a flexmoe manifest)");
+  }
+  const uint32_t sealed = manifest[kSealKey].get<uint32_t>();
+  manifest.erase(kSealKey);
+  const std::string text = UnsealedText(manifest);
+  if (Crc32c(text.data(), text.size()) != sealed) {
+    Fail(ErrorCode::kDataLoss, path, ": its CRC32C does not match its contents (the manifest ",
+         "is corrupted)");
+  }
+  return manifest;
 }
 
 }  // namespace flexmoe

@@ -54,7 +54,11 @@ std::string ReadVerifiedFile(const std::string& dir, const FileEntry& file);
 // entry's tensors with their dtypes and shapes (kDataLoss naming the file and tensor).
 SafetensorsFile LoadVerifiedSafetensors(const std::string& dir, const FileEntry& file);
 
-// The manifest JSON of `dir` (kNotFound without one, kDataLoss when it does not parse).
+// A manifest's text with its own CRC32C ("manifest_crc32c": over the text without that
+// member), so that a changed byte anywhere in it is noticed.
+std::string SealedManifestText(nlohmann::json manifest);
+// The manifest JSON of `dir`, its CRC32C checked: kNotFound without one, kDataLoss when it
+// does not parse or its CRC32C differs.
 nlohmann::json ReadManifestJson(const std::string& dir);
 inline constexpr char kManifestFile[] = "manifest.json";
 

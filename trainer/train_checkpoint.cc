@@ -2,6 +2,7 @@
 #include "trainer/train_checkpoint.h"
 
 #include <ATen/ATen.h>
+#include <glog/logging.h>
 #include <signal.h>
 
 #include <filesystem>
@@ -108,10 +109,6 @@ int TrainCheckpointer::rank() const {
   return context_.world != nullptr ? context_.world->rank() : 0;
 }
 
-void TrainCheckpointer::Barrier() {
-  if (context_.world != nullptr && context_.world->size() > 1) context_.world->Barrier();
-}
-
 void TrainCheckpointer::Done() {
   ++operations_;
   const CheckpointFault& f = context_.fault;
@@ -163,7 +160,11 @@ void TrainCheckpointer::WriteManifest(const TrainState& state, const std::string
 void TrainCheckpointer::Prune() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(entry.path(), ec);
+    const std::string name = entry.path().filename().string();
+    // Staging directories of writes that died, and directories a commit moved aside.
+    if (name.rfind(".tmp-", 0) == 0 || name.find(".old-") != std::string::npos) {
+      fs::remove_all(entry.path(), ec);
+    }
   }
   if (context_.keep_last <= 0) return;
   std::vector<std::string> complete = CompleteCheckpoints(dir_);
@@ -178,25 +179,27 @@ std::string TrainCheckpointer::Save(const TrainState& state) {
   const std::string name = CheckpointDirName(state.progress.position.global_step);
   const std::string final_dir = dir_ + "/" + name;
   const std::string staging = dir_ + "/.tmp-" + name;
+  // Rank 0 makes the staging directory. A complete checkpoint of this step exists only when
+  // the run resumed from it: the state is the same, so it is kept as it is.
   std::unique_ptr<AtomicDirectory> out;
-  std::string failure;
-  if (rank() == 0) {
-    try {
-      fs::create_directories(dir_);
-      out = std::make_unique<AtomicDirectory>(final_dir, staging);
-    } catch (const std::exception& e) {
-      failure = e.what();
-    }
+  int64_t exists = 0;
+  RunOnRankZero(context_.world, [&] {
+    fs::create_directories(dir_);
+    exists = fs::exists(final_dir + "/" + kManifestFile) ? 1 : 0;
+    if (!exists) out = std::make_unique<AtomicDirectory>(final_dir, staging);
+  });
+  if (context_.world != nullptr && context_.world->size() > 1) {
+    at::Tensor flag = at::tensor({exists}, at::kLong);
+    context_.world->Broadcast(flag, 0);
+    exists = flag[0].item<int64_t>();
   }
-  Barrier();  // the staging directory exists (or rank 0 failed to make it)
+  if (exists != 0) return final_dir;
 
   // Each rank writes its files, and reports them (or its error) to rank 0.
   Json report = {{"files", Json::array()}, {"error", ""}};
   try {
-    if (rank() == 0 && failure.empty()) {
-      report["files"].push_back(FileEntryToJson(WriteReplicated(state, staging)));
-    }
-    if (context_.saves_experts && (rank() != 0 || failure.empty())) {
+    if (rank() == 0) report["files"].push_back(FileEntryToJson(WriteReplicated(state, staging)));
+    if (context_.saves_experts) {
       FileEntry experts = WriteExperts(state, staging);
       if (!experts.name.empty()) report["files"].push_back(FileEntryToJson(experts));
     }
@@ -207,40 +210,23 @@ std::string TrainCheckpointer::Save(const TrainState& state) {
   if (context_.world != nullptr && context_.world->size() > 1) {
     reports = GatherBytes(*context_.world, reports[0], 0);
   }
-
   // Rank 0 writes the config and the manifest, then renames the directory into place.
-  int64_t status = 0;
-  if (rank() == 0) {
+  RunOnRankZero(context_.world, [&] {
     std::vector<FileEntry> files;
-    for (size_t r = 0; r < reports.size() && failure.empty(); ++r) {
+    for (size_t r = 0; r < reports.size(); ++r) {
       Json j = Json::parse(reports[r]);
       if (!j["error"].get<std::string>().empty()) {
-        failure = "rank " + std::to_string(r) + ": " + j["error"].get<std::string>();
+        Fail(ErrorCode::kInternal, "checkpoint ", final_dir, " not written: rank ", r, ": ",
+             j["error"].get<std::string>());
       }
       for (const Json& f : j["files"]) files.push_back(FileEntryFromJson(f, "rank report"));
     }
-    if (failure.empty()) {
-      try {
-        WriteManifest(state, staging, std::move(files));
-        out->Commit();
-        Done();
-        Prune();
-        Done();
-      } catch (const std::exception& e) {
-        failure = e.what();
-      }
-    }
-    status = failure.empty() ? 0 : 1;
-  }
-  if (context_.world != nullptr && context_.world->size() > 1) {
-    at::Tensor flag = at::tensor({status}, at::kLong);
-    context_.world->Broadcast(flag, 0);
-    status = flag[0].item<int64_t>();
-  }
-  if (status != 0) {
-    Fail(ErrorCode::kInternal, "checkpoint ", final_dir,
-         " not written: ", rank() == 0 ? failure : std::string("rank 0 reported the error"));
-  }
+    WriteManifest(state, staging, std::move(files));
+    out->Commit();
+    Done();
+    Prune();
+    Done();
+  });
   if (context_.fault.checkpoint == saves_ && context_.fault.point == 0 &&
       context_.fault.rank == rank()) {
     ::raise(SIGKILL);
@@ -249,27 +235,28 @@ std::string TrainCheckpointer::Save(const TrainState& state) {
 }
 
 TrainManifest TrainCheckpointer::Verify(const std::string& dir) {
-  std::string failure;
-  ErrorCode code = ErrorCode::kDataLoss;
-  if (rank() == 0) {
-    try {
-      VerifyTrainCheckpoint(dir);
-    } catch (const Error& e) {
-      failure = e.what();
-      code = e.code();
-    }
-  }
-  if (context_.world != nullptr && context_.world->size() > 1) {
-    at::Tensor flag =
-        at::tensor({failure.empty() ? int64_t{-1} : static_cast<int64_t>(code)}, at::kLong);
-    context_.world->Broadcast(flag, 0);
-    if (flag[0].item<int64_t>() >= 0 && rank() != 0) {
-      Fail(static_cast<ErrorCode>(flag[0].item<int64_t>()), dir,
-           ": refused by rank 0 (its message names the file)");
-    }
-  }
-  if (!failure.empty()) Fail(code, failure);
+  RunOnRankZero(context_.world, [&] { VerifyTrainCheckpoint(dir); });
   return ReadTrainManifest(dir);
+}
+
+int TrainCheckpointer::SetAsideLaterThan(int64_t step) {
+  int moved = 0;
+  RunOnRankZero(context_.world, [&] {
+    for (const std::string& dir : CompleteCheckpoints(dir_)) {
+      const int64_t later = ReadTrainManifest(dir).step();
+      if (later <= step) continue;
+      std::string aside = dir_ + "/abandoned-" + fs::path(dir).filename().string();
+      for (int n = 1; fs::exists(aside); ++n) {
+        aside = dir_ + "/abandoned-" + fs::path(dir).filename().string() + "-" + std::to_string(n);
+      }
+      fs::rename(dir, aside);
+      LOG(WARNING) << "checkpoint " << dir << " is later than the one resumed from; moved to "
+                   << aside;
+      ++moved;
+    }
+    if (moved > 0) SyncDirectory(dir_);
+  });
+  return moved;
 }
 
 TrainManifest TrainCheckpointer::Load(const std::string& dir, TrainState* state) {

@@ -54,6 +54,10 @@ class TrainCheckpointer {
   // Rank 0 verifies every file of `dir` (sizes, CRC32C, tensor lists); every rank throws
   // when it refuses (kNotFound / kDataLoss naming the file on rank 0). A collective.
   TrainManifest Verify(const std::string& dir);
+  // Moves the complete checkpoints of this run later than `step` (a continuation abandoned
+  // by resuming an older checkpoint) to checkpoints/abandoned-step-*, where neither --resume
+  // nor pruning looks. Returns how many. A collective.
+  int SetAsideLaterThan(int64_t step);
   // Restores `state` (shapes as the current model's) from a verified `dir` written at any
   // world size; each rank reads (and checks again) only the files holding its tensors.
   // kInvalidArgument when the checkpoint does not fit the model.
@@ -63,7 +67,6 @@ class TrainCheckpointer {
 
  private:
   int rank() const;
-  void Barrier();
   // Counts a durable operation of the current save and dies there if the fault says so.
   void Done();
   FileEntry WriteReplicated(const TrainState& state, const std::string& staging);

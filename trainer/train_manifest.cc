@@ -40,11 +40,11 @@ std::string ManifestToJsonText(const TrainManifest& m) {
           {"task_loss", p.epoch.task_loss},
           {"router_loss", p.epoch.router_loss},
           {"dropped_rows_at_start", p.epoch.dropped_rows_at_start}}},
-        {"best", {{"score", p.best.score}, {"epoch", p.best.epoch}}},
+        {"best", {{"score", p.best.score}, {"epoch", p.best.epoch}, {"step", p.best.step}}},
         {"dropped_rows", p.dropped_rows},
         {"metrics_bytes", p.metrics_bytes}}},
       {"files", files}};
-  return json.dump(2) + "\n";
+  return SealedManifestText(std::move(json));
 }
 
 TrainManifest ManifestFromJson(const Json& json, const std::string& source) {
@@ -81,6 +81,7 @@ TrainManifest ManifestFromJson(const Json& json, const std::string& source) {
     p.epoch.dropped_rows_at_start = t.at("epoch_sums").at("dropped_rows_at_start").get<int64_t>();
     p.best.score = t.at("best").at("score").get<double>();
     p.best.epoch = t.at("best").at("epoch").get<int>();
+    p.best.step = t.at("best").at("step").get<int64_t>();
     p.dropped_rows = t.at("dropped_rows").get<int64_t>();
     p.metrics_bytes = t.at("metrics_bytes").get<int64_t>();
     for (const Json& f : json.at("files")) m.files.push_back(FileEntryFromJson(f, source));

@@ -23,15 +23,18 @@ struct EpochSums {
 struct BestScore {
   double score = -2;  // the validation selection metric of the best epoch (-1 for NaN)
   int epoch = -1;     // -1: no epoch validated yet
+  int64_t step = 0;   // the global step at that epoch's end
 };
 
 struct TrainProgress {
   TrainPosition position;
   EpochSums epoch;
   BestScore best;
-  int64_t adam_steps = 0;
-  int64_t dropped_rows = 0;   // rows over the expert capacity, whole run, all workers
-  int64_t metrics_bytes = 0;  // length of run.dir/metrics.jsonl at this state
+  int64_t adam_steps = 0;  // after every step
+  // Rows over the expert capacity, whole run, all workers: as of the last epoch end or
+  // checkpoint (counting them needs a reduction over the workers).
+  int64_t dropped_rows = 0;
+  int64_t metrics_bytes = 0;  // length of run.dir/metrics.jsonl at the last checkpoint
 };
 
 }  // namespace flexmoe

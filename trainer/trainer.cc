@@ -15,6 +15,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
+#include "cluster/comm/gather_bytes.h"
 #include "data_loader/combinations.h"
 #include "data_loader/epoch_plan.h"
 #include "data_loader/loader_client.h"
@@ -81,6 +82,7 @@ struct Trainer::Impl {
   void Resume(const std::string& dir);
   TrainResult Run();
   bool RunEpoch(TrainResult* result);
+  bool Stopped(TrainResult* result);  // records a stop; false
   // One step: forward, backward, gradient sync, update; the global losses and requests.
   StepRequests Step(const DecodedBatch& batch, EpochClock* clock, TrainResult* result);
   void EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* result);
@@ -241,12 +243,14 @@ void Trainer::Impl::MakeCheckpointer(const PlacementMap& placement) {
 void Trainer::Impl::MakeLogs() {
   const std::string& run_dir = options.run_dir;
   std::string metrics_path;
-  if (rank == 0 && !run_dir.empty()) {
+  RunOnRankZero(world, [&] {
+    if (run_dir.empty()) return;
     std::filesystem::create_directories(run_dir);
     metrics_path = run_dir + "/metrics.jsonl";
-  }
+  });
   const int every = config.metrics().log_every_steps();
   metrics = std::make_unique<MetricsLog>(metrics_path, seed, w, every);
+  if (options.restart_metrics) RunOnRankZero(world, [&] { metrics->ContinueAt(0); });
   progress = std::make_unique<ProgressLog>(log, every, w);
   hooks = {metrics.get(), progress.get()};
   hooks.insert(hooks.end(), options.hooks.begin(), options.hooks.end());
@@ -263,6 +267,10 @@ void Trainer::Impl::Resume(const std::string& dir) {
          " (only training.epochs and the checkpoint, metrics, run, cluster and ",
          "synth settings may change)");
   }
+  if (manifest.config_hash != ComputationHash(saved)) {
+    Fail(ErrorCode::kDataLoss, dir, "/", kManifestFile, ": config hash ", manifest.config_hash,
+         " does not match ", config_path);
+  }
   if (manifest.dataset_index_crc32c != prepared.meta.index_crc32c() ||
       manifest.dataset_samples != prepared.size()) {
     Fail(ErrorCode::kInvalidArgument, dir, ": written for another dataset (",
@@ -274,23 +282,32 @@ void Trainer::Impl::Resume(const std::string& dir) {
     Fail(ErrorCode::kInvalidArgument, dir, ": written by the run of seed ", manifest.seed,
          ", not seed ", seed);
   }
-  if (manifest.progress.position.epoch > tc.epochs()) {
-    Fail(ErrorCode::kInvalidArgument, dir, ": taken after epoch ", manifest.progress.position.epoch,
-         ", beyond training.epochs (", tc.epochs(), ")");
+  const TrainPosition& at = manifest.progress.position;
+  if (at.epoch > tc.epochs() || (at.epoch == tc.epochs() && at.step_in_epoch > 0)) {
+    Fail(ErrorCode::kInvalidArgument, dir, ": taken in epoch ", at.epoch + 1, " (step ",
+         at.step_in_epoch, "), beyond training.epochs (", tc.epochs(), ")");
   }
   checkpointer->Load(dir, &state);
   optimizer->set_steps(state.progress.adam_steps);
   dropped_offset = state.progress.dropped_rows;
-  // The log of this run continues where the checkpoint was taken; a checkpoint of another
-  // run starts this run's log with the resume line.
+  // A checkpoint of this run: the later ones are an abandoned continuation, and the log
+  // goes on from where the checkpoint was taken. A checkpoint of another run starts this
+  // run's log with the resume line.
   namespace fs = std::filesystem;
-  const fs::path own = fs::weakly_canonical(fs::path(options.run_dir) / "checkpoints");
-  fs::path checkpoint = fs::weakly_canonical(dir);
-  if (!checkpoint.has_filename()) checkpoint = checkpoint.parent_path();  // "DIR/"
-  if (!options.run_dir.empty() && checkpoint.parent_path() == own) {
-    metrics->ContinueAt(state.progress.metrics_bytes);
+  bool own = false;
+  if (!options.run_dir.empty()) {
+    fs::path checkpoint = fs::weakly_canonical(dir);
+    if (!checkpoint.has_filename()) checkpoint = checkpoint.parent_path();  // "DIR/"
+    own = checkpoint.parent_path() == fs::weakly_canonical(checkpointer->checkpoints_dir());
   }
-  ForEachHook([&](TrainHook& h) { h.Resumed(dir, manifest); });
+  if (own) checkpointer->SetAsideLaterThan(manifest.step());
+  RunOnRankZero(world, [&] {
+    if (own) metrics->ContinueAt(state.progress.metrics_bytes);
+    metrics->Resumed(dir, manifest);
+  });
+  for (TrainHook* hook : hooks) {
+    if (hook != metrics.get()) hook->Resumed(dir, manifest);
+  }
 }
 
 int64_t Trainer::Impl::GlobalDroppedRows() {
@@ -307,8 +324,9 @@ void Trainer::Impl::Checkpoint() {
   last_checkpoint = checkpointer->Save(state);
   if (log != nullptr) {
     uintmax_t bytes = 0;
-    for (const auto& f : std::filesystem::directory_iterator(last_checkpoint)) {
-      bytes += f.file_size();
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(last_checkpoint, ec)) {
+      bytes += f.file_size(ec);
     }
     *log << "checkpoint " << last_checkpoint << ": " << bytes / 1e6 << " MB in " << Since(start)
          << " s\n"
@@ -346,6 +364,7 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   sync->Synchronize();
   clock->reduce_s += Since(reduce_start);
   optimizer->Step();
+  state.progress.adam_steps = optimizer->steps();
 
   TrainPosition after = position;
   ++after.step_in_epoch;
@@ -383,6 +402,12 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   return StepRequests{v[3] > 0, v[4] > 0};
 }
 
+bool Trainer::Impl::Stopped(TrainResult* result) {
+  result->last_checkpoint = last_checkpoint;
+  result->stopped = true;
+  return false;
+}
+
 bool Trainer::Impl::RunEpoch(TrainResult* result) {
   TrainPosition& position = state.progress.position;
   model->train();
@@ -394,26 +419,23 @@ bool Trainer::Impl::RunEpoch(TrainResult* result) {
   }
   EpochClock clock;
   clock.exchange_before = exchange.seconds;
-  bool checkpoint_at_end = false;
+  bool checkpoint_at_end = false, stop_at_end = false;
   DecodedBatch batch;
   auto wait_start = Clock::now();
   while (source->Next(&batch)) {
     clock.data_s += Since(wait_start);
     StepRequests requests = Step(batch, &clock, result);
+    // At the epoch's last step, checkpoints (and stops) wait for its validation.
     const bool last = position.step_in_epoch == steps;
-    if (requests.stop) {
-      if (checkpoints_enabled) Checkpoint();
-      result->last_checkpoint = last_checkpoint;
-      result->stopped = true;
-      return false;
-    }
-    // A checkpoint asked for at the epoch's last step is taken after its validation.
-    if (requests.checkpoint && last) checkpoint_at_end = true;
-    if (requests.checkpoint && !last) Checkpoint();
+    const bool now = (requests.checkpoint || requests.stop) && !last;
+    if (now && checkpoints_enabled) Checkpoint();
+    if (requests.stop && !last) return Stopped(result);
+    checkpoint_at_end = checkpoint_at_end || (last && (requests.checkpoint || requests.stop));
+    stop_at_end = stop_at_end || (last && requests.stop);
     wait_start = Clock::now();
   }
   EndEpoch(&clock, checkpoint_at_end, result);
-  return true;
+  return stop_at_end ? Stopped(result) : true;
 }
 
 void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* result) {
@@ -448,6 +470,7 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   if (score > best.score) {  // strictly higher, as the authors' code
     best.score = score;
     best.epoch = position.epoch;
+    best.step = position.global_step;
     state.best.clear();
     for (const ModelParameter& p : state.parameters)
       state.best.push_back(p.tensor.detach().clone());
@@ -507,17 +530,16 @@ void Trainer::Impl::Export(TrainResult* result) {
     tensors.push_back(std::move(out));
   }
   result->checkpoint_dir = options.run_dir + "/checkpoint";
-  if (rank == 0) {
+  RunOnRankZero(world, [&] {
     CheckpointInfo info;
     info.epoch = result->best_epoch;
-    info.step = source->steps_in_epoch() * (result->best_epoch + 1);
+    info.step = state.progress.best.step;
     info.seed = seed;
     info.config_text = ConfigToText(config);
     info.validation_accuracy = result->best_validation.metrics.overall.accuracy;
     info.workers = w;
     SaveCheckpoint(tensors, info, result->checkpoint_dir);
-  }
-  if (w > 1) world->Barrier();
+  });
 }
 
 TrainResult Trainer::Impl::Run() {

@@ -115,7 +115,10 @@ struct TrainOptions {
   // A checkpoint directory to continue from (checkpoint.resume_from, or what --resume found).
   std::string resume_from;
   std::vector<TrainHook*> hooks;  // besides the metrics, progress and checkpoint ones
-  CheckpointFault fault;          // test-only
+  // Empty run_dir/metrics.jsonl first (a run that starts over after an attempt that left
+  // no checkpoint).
+  bool restart_metrics = false;
+  CheckpointFault fault;  // test-only
 };
 
 class Trainer {

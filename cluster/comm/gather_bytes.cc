@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "cluster/base/error.h"
+
 namespace flexmoe {
 
 std::vector<std::string> GatherBytes(Communicator& comm, const std::string& mine, int root) {
@@ -43,6 +45,28 @@ void BroadcastBytes(Communicator& comm, std::string* bytes, int root) {
     return;
   }
   bytes->assign(static_cast<const char*>(data.data_ptr()), static_cast<size_t>(data.numel()));
+}
+
+void RunOnRankZero(Communicator* world, const std::function<void()>& task) {
+  if (world == nullptr || world->size() == 1) return task();
+  int64_t code = -1;
+  std::string message;
+  if (world->rank() == 0) {
+    try {
+      task();
+    } catch (const Error& e) {
+      code = static_cast<int64_t>(e.code());
+      message = e.what();
+    } catch (const std::exception& e) {
+      code = static_cast<int64_t>(ErrorCode::kInternal);
+      message = e.what();
+    }
+  }
+  at::Tensor status = at::tensor({code}, at::kLong);
+  world->Broadcast(status, 0);
+  if (status[0].item<int64_t>() < 0) return;
+  BroadcastBytes(*world, &message, 0);
+  throw Error(static_cast<ErrorCode>(status[0].item<int64_t>()), message);
 }
 
 }  // namespace flexmoe

@@ -235,6 +235,13 @@ TEST_F(ResumeTest, CorruptTruncatedAndMissingFilesAreRefusedByName) {
       {"truncated", "replicated.safetensors",
        [](const std::string& path) { fs::resize_file(path, fs::file_size(path) - 100); }},
       {"missing", "config.textproto", [](const std::string& path) { fs::remove(path); }},
+      {"manifest", "manifest.json",
+       [](const std::string& path) {
+         std::string text = ReadFile(path);
+         const size_t at = text.find("\"adam_steps\": ") + 14;
+         text[at] = text[at] == '9' ? '8' : static_cast<char>(text[at] + 1);
+         std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+       }},
   };
   for (const Damage& d : damages) {
     const std::string run = CopyIntoNewRun(checkpoint, "damaged-" + d.name);
@@ -279,33 +286,32 @@ TEST_F(ResumeTest, ChangedComputationIsRefusedNamingTheFieldAndMoreEpochsAreNot)
 }
 
 TEST_F(ResumeTest, PythonReadsTheExpertsOfATwoWorkerCheckpoint) {
-  const std::string checkpoint = Checkpoints(Run("uninterrupted-2")).back();
+  // The last checkpoint's best-epoch experts, assembled in Python from both owners' files by
+  // global expert id, are the experts of the best-parameters export, which rank 0 gathered
+  // over MPI: a wrong id on either side would show.
+  const std::string run = Run("uninterrupted-2");
+  const std::string checkpoint = Checkpoints(run).back();
   const std::string out = dir_->Path("python-experts");
   CommandResult r = RunCommand({"/usr/bin/python3", kSource + "/launch/read_checkpoint.py",
-                                checkpoint, "--dump-experts", out});
+                                checkpoint, "--role", "best", "--dump-experts", out});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // The C++ values: every expert tensor of every owner's file.
-  const TrainManifest manifest = ReadTrainManifest(checkpoint);
+  SafetensorsFile exported = SafetensorsFile::Load(run + "/checkpoint/model.safetensors");
   Json shapes = Json::parse(ReadFile(out + "/shapes.json"));
-  int compared = 0;
-  for (const FileEntry& file : manifest.files) {
-    if (file.tensors.empty()) continue;
-    SafetensorsFile loaded = SafetensorsFile::Load(checkpoint + "/" + file.name);
-    for (const TensorEntry& t : file.tensors) {
-      if (t.expert < 0 || t.role != "parameter") continue;
-      const std::string leaf = t.parameter.substr(t.parameter.rfind('.') + 1);
-      const std::string name = "layer" + std::to_string(t.layer) + "." + leaf;
-      ASSERT_TRUE(shapes.contains(name)) << name;
-      const std::string python = ReadFile(out + "/" + name + ".f32");
-      const SafetensorsTensor& mine = loaded.Get(t.name);
-      ASSERT_EQ(python.size(), mine.byte_size * shapes[name][0].get<size_t>()) << name;
-      EXPECT_EQ(std::memcmp(python.data() + t.expert * mine.byte_size, mine.data, mine.byte_size),
-                0)
-          << t.name;
-      ++compared;
-    }
+  ASSERT_EQ(shapes.size(), 4u);  // w1, b1, w2, b2 of sparse layer 0
+  for (const char* leaf : {"w1", "b1", "w2", "b2"}) {
+    const std::string name = std::string("layer0.") + leaf;
+    const SafetensorsTensor& mine = exported.Get("layer0.moe.experts." + std::string(leaf));
+    ASSERT_EQ(shapes[name].get<std::vector<int64_t>>(), mine.shape) << name;
+    const std::string python = ReadFile(out + "/" + name + ".f32");
+    ASSERT_EQ(python.size(), mine.byte_size) << name;
+    EXPECT_EQ(std::memcmp(python.data(), mine.data, mine.byte_size), 0) << name;
   }
-  EXPECT_EQ(compared, 16 * 4);  // 16 experts, 4 tensors each, from both owners' files
+  // The manifest places 8 experts on each of the 2 owners, and each wrote its own.
+  const TrainManifest manifest = ReadTrainManifest(checkpoint);
+  EXPECT_EQ(manifest.placement.Layer(0).LocalExperts(1).size(), 8u);
+  int owners = 0;
+  for (const FileEntry& f : manifest.files) owners += f.name.rfind("experts-rank-", 0) == 0;
+  EXPECT_EQ(owners, 2);
 }
 
 TEST_F(ResumeTest, SeveralSeedsAtTwoWorkersAndAWorkerUnderMpirun) {
@@ -317,6 +323,18 @@ TEST_F(ResumeTest, SeveralSeedsAtTwoWorkersAndAWorkerUnderMpirun) {
     EXPECT_TRUE(fs::exists(run + "/" + seed + "/checkpoint/manifest.json")) << seed;
     EXPECT_EQ(Checkpoints(run + "/" + seed).size(), 1u) << seed;
   }
+  // As if the job had died in seed 2 before its first checkpoint: --resume finishes seed 1
+  // from its checkpoint and runs seed 2 again from the start, its log too.
+  fs::remove_all(run + "/seed-2/checkpoints");
+  std::ofstream(run + "/seed-2/metrics.jsonl", std::ios::app)
+      << "{\"event\":\"epoch\",\"epoch\":0,\"train_loss\":1}\n";
+  r = Train(2, run, {"--resume", "--set", "training.seeds=1,2", "--set", "training.epochs=1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("seed 2: no checkpoint"), std::string::npos) << r.output;
+  EXPECT_EQ(ReadMetrics(run + "/seed-1/metrics.jsonl").tests.size(), 1u);
+  Metrics seed2 = ReadMetrics(run + "/seed-2/metrics.jsonl");
+  EXPECT_EQ(seed2.epochs.size(), 1u);
+  EXPECT_EQ(seed2.tests.size(), 1u);
   // `flexmoe worker` started by hand under mpirun, as a cluster script does.
   std::vector<std::string> argv = {"mpirun", "-np", "2", "--oversubscribe"};
   if (::geteuid() == 0) argv.push_back("--allow-run-as-root");

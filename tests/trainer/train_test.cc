@@ -173,6 +173,42 @@ TEST_F(QuickstartTest, StepCheckpointsResumeInTheMiddleOfAnEpoch) {
   ExpectSameContinuation(full, resumed, manifest.step());
 }
 
+TEST_F(QuickstartTest, StopOnAnEpochsLastStepCheckpointsAfterItsValidation) {
+  const std::vector<std::string> config = {"training.epochs=2", "training.warmup_epochs=1"};
+  TrainResult full = Run(config);
+  const int64_t steps_per_epoch = static_cast<int64_t>(full.step_losses.size()) / 2;
+  StopAt hook(steps_per_epoch);
+  TrainResult stopped = Run(config, dir_->Path("run-stop-last"), "", {&hook});
+  ASSERT_TRUE(stopped.stopped);
+  ASSERT_EQ(stopped.epochs.size(), 1u);  // the epoch was validated before stopping
+  TrainManifest manifest = ReadTrainManifest(stopped.last_checkpoint);
+  EXPECT_EQ(manifest.progress.position.epoch, 1);
+  EXPECT_EQ(manifest.progress.position.step_in_epoch, 0);
+  TrainResult resumed = Run(config, dir_->Path("run-stop-last"), stopped.last_checkpoint);
+  ExpectSameContinuation(full, resumed, steps_per_epoch);
+}
+
+TEST_F(QuickstartTest, ResumingAnOlderCheckpointSetsTheLaterOnesAside) {
+  const std::vector<std::string> config = {"training.epochs=3", "training.warmup_epochs=1",
+                                           "checkpoint.keep_last=2"};
+  const std::string run = dir_->Path("run-older");
+  TrainResult full = Run(config, run);
+  std::vector<std::string> kept = CompleteCheckpoints(run + "/checkpoints");
+  ASSERT_EQ(kept.size(), 2u);  // epochs 2 and 3
+  TrainResult again = Run(config, run, kept[0]);
+  ExpectSameContinuation(full, again, ReadTrainManifest(kept[0]).step());
+  // The epoch-3 checkpoint of the first continuation is set aside, not pruned in place of
+  // the new one: the newest complete checkpoint is the new epoch-3 state, and the one
+  // resumed from is still there.
+  std::vector<std::string> now = CompleteCheckpoints(run + "/checkpoints");
+  ASSERT_EQ(now.size(), 2u);
+  EXPECT_EQ(now[0], kept[0]);
+  EXPECT_EQ(now[1], kept[1]);
+  EXPECT_TRUE(std::filesystem::exists(run + "/checkpoints/abandoned-" +
+                                      std::filesystem::path(kept[1]).filename().string()));
+  EXPECT_EQ(ReadTrainManifest(now[1]).step(), ReadTrainManifest(kept[1]).step());
+}
+
 TEST_F(QuickstartTest, AFinishedRunResumesToItsResult) {
   const std::vector<std::string> config = {"training.epochs=1", "training.warmup_epochs=1"};
   TrainResult full = Run(config, dir_->Path("run-finished"));
