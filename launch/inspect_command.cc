@@ -62,19 +62,13 @@ void InspectTrainState(const std::string& dir) {
   PrintFiles(m.files);
 }
 
-void InspectParameters(const std::string& dir, const nlohmann::json& manifest) {
-  const std::string source = dir + "/" + kManifestFile;
-  std::vector<FileEntry> files;
-  try {
-    for (const auto& f : manifest.at("files")) files.push_back(FileEntryFromJson(f, source));
-    std::cout << "best-parameters export " << dir << "\n"
-              << "epoch " << manifest.at("epoch") << ", step " << manifest.at("step") << ", seed "
-              << manifest.at("seed") << ", written by " << manifest.at("workers") << " workers\n";
-  } catch (const nlohmann::json::exception& e) {
-    Fail(ErrorCode::kDataLoss, source, ": ", e.what());
-  }
-  for (const FileEntry& f : files) LoadVerifiedSafetensors(dir, f);
-  PrintFiles(files);
+void InspectParameters(const std::string& dir) {
+  ParametersManifest m = ReadParametersManifest(dir);
+  for (const FileEntry& f : m.files) LoadVerifiedSafetensors(dir, f);
+  std::cout << "best-parameters export " << dir << "\n"
+            << "epoch " << m.info.epoch << ", step " << m.info.step << ", seed " << m.info.seed
+            << ", written by " << m.info.workers << " workers\n";
+  PrintFiles(m.files);
 }
 
 }  // namespace
@@ -96,7 +90,7 @@ int InspectCheckpointCommand(int argc, char** argv) {
   if (format == kTrainStateFormat) {
     InspectTrainState(dir);
   } else if (format == kParametersFormat) {
-    InspectParameters(dir, manifest);
+    InspectParameters(dir);
   } else {
     Fail(ErrorCode::kDataLoss, dir, "/", kManifestFile, ": unknown format '", format, "'");
   }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/checkpoint_files.h"
 #include "trainer/parameter_groups.h"
 
 namespace torch::nn {
@@ -39,6 +40,13 @@ inline constexpr int kParametersVersion = 2;
 // export there only once the new one is complete.
 void SaveCheckpoint(const std::vector<ModelParameter>& parameters, const CheckpointInfo& info,
                     const std::string& dir);
+
+// The export's manifest: its fields and its file list (kNotFound / kDataLoss naming it).
+struct ParametersManifest {
+  CheckpointInfo info;
+  std::vector<FileEntry> files;
+};
+ParametersManifest ReadParametersManifest(const std::string& dir);
 
 // Loads the parameters saved by SaveCheckpoint into `model` after verifying the file's
 // size and CRC32C; every parameter must be present with its shape (kNotFound, kDataLoss or

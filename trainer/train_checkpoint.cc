@@ -13,6 +13,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/comm/gather_bytes.h"
+#include "trainer/tensor_files.h"
 
 namespace flexmoe {
 namespace {
@@ -65,41 +66,6 @@ std::vector<std::pair<TensorEntry, at::Tensor>> StateTensors(const TrainState& s
   return out;
 }
 
-// Writes the tensors as staging/name (float32); returns the entry with size and CRC32C.
-FileEntry WriteShard(const std::vector<std::pair<TensorEntry, at::Tensor>>& tensors,
-                     const std::string& name, int rank, const std::string& staging) {
-  SafetensorsWriter writer;
-  writer.SetMetadata("format", kTrainStateFormat);
-  FileEntry file;
-  file.name = name;
-  file.rank = rank;
-  for (auto [entry, value] : tensors) {
-    at::Tensor t = value.detach().to(at::kCPU, at::kFloat).contiguous();
-    entry.shape.assign(t.sizes().begin(), t.sizes().end());
-    writer.Add(entry.name, SafetensorsDtype::kF32, entry.shape, t.data_ptr<float>(),
-               t.numel() * sizeof(float));
-    file.tensors.push_back(std::move(entry));
-  }
-  SafetensorsWriter::Written written = writer.Write(staging + "/" + file.name);
-  file.bytes = written.bytes;
-  file.crc32c = written.crc32c;
-  return file;
-}
-
-// Copies a float32 tensor of the file into `target` (any device), checking its shape.
-void CopyInto(const SafetensorsFile& file, const std::string& name, const at::Tensor& target) {
-  std::vector<int64_t> shape(target.sizes().begin(), target.sizes().end());
-  at::Tensor host = at::empty(shape, at::kFloat);
-  try {
-    file.CopyTo(name, SafetensorsDtype::kF32, shape, host.data_ptr<float>(),
-                host.numel() * sizeof(float));
-  } catch (const Error& e) {
-    Fail(ErrorCode::kInvalidArgument, e.what(), " (the checkpoint does not fit this model)");
-  }
-  at::NoGradGuard no_grad;
-  const_cast<at::Tensor&>(target).copy_(host);
-}
-
 }  // namespace
 
 TrainCheckpointer::TrainCheckpointer(CheckpointContext context, std::string checkpoints_dir)
@@ -116,7 +82,8 @@ void TrainCheckpointer::Done() {
 }
 
 FileEntry TrainCheckpointer::WriteReplicated(const TrainState& state, const std::string& staging) {
-  FileEntry file = WriteShard(StateTensors(state, false), kReplicatedFile, rank(), staging);
+  FileEntry file = WriteTensorFile(StateTensors(state, false), staging, kReplicatedFile, rank(),
+                                   kTrainStateFormat);
   Done();
   return file;
 }
@@ -126,7 +93,7 @@ FileEntry TrainCheckpointer::WriteExperts(const TrainState& state, const std::st
   if (tensors.empty()) return FileEntry();
   char name[64];
   std::snprintf(name, sizeof(name), "experts-rank-%05d.safetensors", rank());
-  FileEntry file = WriteShard(tensors, name, rank(), staging);
+  FileEntry file = WriteTensorFile(tensors, staging, name, rank(), kTrainStateFormat);
   Done();
   return file;
 }
@@ -296,7 +263,7 @@ TrainManifest TrainCheckpointer::Load(const std::string& dir, TrainState* state)
   }
   for (auto& [f, targets] : wanted) {
     SafetensorsFile file = LoadVerifiedSafetensors(dir, manifest.files[f]);
-    for (auto& [name, target] : targets) CopyInto(file, name, target);
+    for (auto& [name, target] : targets) CopyTensorInto(file, name, target);
   }
   state->seed = manifest.seed;
   state->progress = manifest.progress;
