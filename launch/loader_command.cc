@@ -3,6 +3,7 @@
 
 #include <glog/logging.h>
 
+#include <atomic>
 #include <iostream>
 
 #include "cluster/base/error.h"
@@ -11,6 +12,7 @@
 #include "data_loader/loader_server.h"
 #include "data_loader/shard.h"
 #include "launch/args.h"
+#include "launch/membership.h"
 #include "proto/config_loader.h"
 
 namespace flexmoe {
@@ -37,8 +39,18 @@ int LoaderCommand(int argc, char** argv) {
   LOG(INFO) << "loader: serving " << prepared.size() << " samples of " << prepared.dir << " on "
             << server.address();
   std::cout << "listening on " << server.address() << std::endl;
+  // With a coordinator: serve until it ends the job (exit 0 when finished, 1 otherwise).
+  std::atomic<int> status{0};
+  const int port = std::stoi(server.address().substr(server.address().rfind(':') + 1));
+  std::unique_ptr<CoordinatorClient> coordinator =
+      JoinCoordinator(config, coordinator::LOADER, 0, 0, port,
+                      [&server, &status](bool finished, const std::string& line) {
+                        if (!finished) std::cerr << "flexmoe loader: " << line << std::endl;
+                        status = finished ? 0 : 1;
+                        server.Stop();
+                      });
   server.Run();
-  return 0;
+  return status;
 }
 
 }  // namespace flexmoe

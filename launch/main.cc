@@ -15,6 +15,7 @@
 #include "launch/args.h"
 #include "launch/inspect_command.h"
 #include "launch/loader_command.h"
+#include "launch/membership.h"
 #include "launch/train_command.h"
 #include "launch/worker_command.h"
 #include "proto/config_loader.h"
@@ -38,6 +39,10 @@ commands:
                               one rank of a training job (under mpirun or srun)
   inspect-checkpoint DIR      print a checkpoint and verify every file's size and CRC32C
   loader  --config FILE [--listen HOST:PORT]   serve batches to workers (default loopback)
+  coordinator --config FILE [--listen HOST:PORT]
+                              the job's control plane: membership, heartbeats, stop on a
+                              member's death, job.json (members join with
+                              --set cluster.coordinator=HOST:PORT)
   help                        this text
 
 --set overrides one config field on every command, e.g. --set training.epochs=3.
@@ -92,6 +97,7 @@ int main(int argc, char** argv) {
       {"worker", flexmoe::WorkerCommand},
       {"loader", flexmoe::LoaderCommand},
       {"inspect-checkpoint", flexmoe::InspectCheckpointCommand},
+      {"coordinator", flexmoe::CoordinatorCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
     std::cout << flexmoe::kUsage;

@@ -9,14 +9,17 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "cluster/base/abort_signal.h"
 #include "cluster/base/error.h"
 #include "cluster/comm/gather_bytes.h"
 #include "cluster/comm/mpi_communicator.h"
 #include "cluster/comm/mpi_session.h"
 #include "data_loader/decoded_dataset.h"
 #include "launch/args.h"
+#include "launch/membership.h"
 #include "launch/train_command.h"
 #include "launch/train_job.h"
 #include "proto/config_loader.h"
@@ -25,21 +28,54 @@
 
 namespace flexmoe {
 
-int WorkerCommand(int argc, char** argv) {
-  MpiSession mpi(&argc, &argv);
+namespace {
+
+// Reports the step to the coordinator with the heartbeats.
+class StepReporter : public TrainHook {
+ public:
+  explicit StepReporter(CoordinatorClient* client) : client_(client) {}
+  void AfterStep(const StepReport& report) override {
+    client_->SetStep(report.position.global_step);
+  }
+
+ private:
+  CoordinatorClient* client_;
+};
+
+int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
   Args args = ParseArgs(argc, argv, {"config", "threads"}, {"resume"});
   std::string path = args.Get("config");
   if (path.empty()) Fail(ErrorCode::kInvalidArgument, "worker: --config FILE is required");
   config::Config config = LoadConfig(path, args.overrides);
   auto timeout = std::chrono::milliseconds(
       static_cast<int64_t>(config.cluster().collective_timeout_s() * 1000));
-  std::unique_ptr<Communicator> world = MakeMpiWorld(timeout);
+  std::unique_ptr<Communicator> world = MakeMpiWorld(timeout, &abort);
   const int rank = world->rank();
   const bool resume = args.Has("resume");
-  // Every rank writes into the run directory: rank 0's choice is everyone's.
+  // With a coordinator: register, take its run directory and placement, and stop the
+  // moment it says so (the communicator's waits watch `abort`).
+  std::unique_ptr<CoordinatorClient> coordinator =
+      JoinCoordinator(config, coordinator::WORKER, rank, world->size(), 0,
+                      [&abort, rank](bool finished, const std::string& line) {
+                        if (finished) return;
+                        std::cerr << "flexmoe worker " << rank << ": " << line << std::endl;
+                        abort.Raise(line);
+                        // A worker busy outside a collective leaves within the grace period anyway.
+                        std::thread([] {
+                          std::this_thread::sleep_for(std::chrono::seconds(5));
+                          std::_Exit(1);
+                        }).detach();
+                      });
   std::string run_dir;
-  RunOnRankZero(world.get(), [&] { run_dir = RunDirFor(config, resume); });
-  BroadcastBytes(*world, &run_dir, 0);
+  PlacementMap placement;
+  if (coordinator) {
+    run_dir = coordinator->accepted().run_dir();
+    placement = coordinator->placement();
+  } else {
+    // Every rank writes into the run directory: rank 0's choice is everyone's.
+    RunOnRankZero(world.get(), [&] { run_dir = RunDirFor(config, resume); });
+    BroadcastBytes(*world, &run_dir, 0);
+  }
   PreparedDataset prepared = OpenPrepared(config, path);
   DecodedDataset data(prepared);
   TrainOptions options;
@@ -47,16 +83,43 @@ int WorkerCommand(int argc, char** argv) {
   options.expert_parallel_degree = config.cluster().expert_parallel_degree();
   options.threads = args.GetInt("threads", 1);
   options.log = rank == 0 ? &std::cout : nullptr;
+  if (coordinator && world->size() > 1) options.placement = &placement;
+  StepReporter reporter(coordinator.get());
+  if (coordinator) options.hooks.push_back(&reporter);
   if (rank == 0) {
     std::cout << "BLAS: " << BlasDescription() << "\n"
               << "worker 0 of " << world->size() << ": training on " << config.data().prepared_dir()
               << " (" << prepared.size() << " samples), experts sharded over "
               << (options.expert_parallel_degree > 0 ? options.expert_parallel_degree
                                                      : world->size())
-              << " ranks, run directory " << run_dir << "\n";
+              << " ranks, run directory " << run_dir
+              << (coordinator ? ", coordinator " + config.cluster().coordinator() : "") << "\n";
   }
-  return TrainSeeds(config, prepared, data, run_dir, resume, options,
-                    rank == 0 ? &std::cout : nullptr);
+  const int status = TrainSeeds(config, prepared, data, run_dir, resume, options,
+                                rank == 0 ? &std::cout : nullptr);
+  if (coordinator) coordinator->Leave();
+  return status;
+}
+
+}  // namespace
+
+int WorkerCommand(int argc, char** argv) {
+  MpiSession mpi(&argc, &argv);
+  AbortSignal abort;
+  try {
+    return RunWorker(mpi, abort, argc, argv);
+  } catch (const Error& e) {
+    // One line (a coordinator's stop was reported when it came), then every rank ends
+    // through MPI_Abort: MPI_Finalize would wait for ranks that may never come.
+    if (!abort.raised()) {
+      std::cerr << "flexmoe worker " << mpi.world_rank() << ": error: " << e.what() << std::endl;
+    }
+    mpi.Abort(abort.raised() ? 1 : ExitStatusFor(e.code()));
+  } catch (const std::exception& e) {
+    std::cerr << "flexmoe worker " << mpi.world_rank() << ": internal error: " << e.what()
+              << std::endl;
+    mpi.Abort(1);
+  }
 }
 
 int LaunchWorkers(int workers, const std::string& run_dir, int argc, char** argv) {

@@ -129,8 +129,12 @@ AllToAllPlan LocalSplitPlan(const at::Tensor& input, const std::vector<int64_t>&
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(std::unique_ptr<Handle> handle, std::string name,
-                                 std::chrono::milliseconds default_timeout)
-    : handle_(std::move(handle)), name_(std::move(name)), default_timeout_(default_timeout) {
+                                 std::chrono::milliseconds default_timeout,
+                                 const AbortSignal* abort)
+    : handle_(std::move(handle)),
+      name_(std::move(name)),
+      default_timeout_(default_timeout),
+      abort_(abort) {
   MPI_Comm_rank(handle_->comm, &rank_);
   MPI_Comm_size(handle_->comm, &size_);
   void* tag_ub = nullptr;
@@ -198,6 +202,11 @@ std::unique_ptr<MpiCommunicator::Pending> MpiCommunicator::Complete(
       CheckMpi(rc, what);
     }
     if (done) return pending;
+    if (abort_ != nullptr && abort_->raised()) {
+      broken_ = what + " aborted: " + abort_->reason();
+      parked_.push_back(std::move(pending));
+      Fail(ErrorCode::kAborted, what, " aborted: ", abort_->reason());
+    }
     if (deadline.Passed()) {
       broken_ = what + " exceeded " + deadline.Seconds() + " s";
       parked_.push_back(std::move(pending));
@@ -459,10 +468,11 @@ std::unique_ptr<Communicator> MpiCommunicator::Split(const std::vector<int>& ran
   if (handle->comm == MPI_COMM_NULL) return nullptr;
   MPI_Comm_set_errhandler(handle->comm, MPI_ERRORS_RETURN);
   return std::unique_ptr<Communicator>(
-      new MpiCommunicator(std::move(handle), name, default_timeout_));
+      new MpiCommunicator(std::move(handle), name, default_timeout_, abort_));
 }
 
-std::unique_ptr<Communicator> MakeMpiWorld(std::chrono::milliseconds default_timeout) {
+std::unique_ptr<Communicator> MakeMpiWorld(std::chrono::milliseconds default_timeout,
+                                           const AbortSignal* abort) {
   int initialized = 0;
   int finalized = 0;
   MPI_Initialized(&initialized);
@@ -492,7 +502,7 @@ std::unique_ptr<Communicator> MakeMpiWorld(std::chrono::milliseconds default_tim
   }
   MPI_Comm_set_errhandler(handle->comm, MPI_ERRORS_RETURN);
   return std::unique_ptr<Communicator>(
-      new MpiCommunicator(std::move(handle), "world", default_timeout));
+      new MpiCommunicator(std::move(handle), "world", default_timeout, abort));
 }
 
 }  // namespace flexmoe

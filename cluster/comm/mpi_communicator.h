@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/base/abort_signal.h"
 #include "cluster/comm/communicator.h"
 
 namespace flexmoe {
@@ -72,10 +73,11 @@ class MpiCommunicator final : public Communicator {
  private:
   struct Handle;   // the MPI_Comm (kept out of this header)
   struct Pending;  // a started request and the buffers it uses
-  friend std::unique_ptr<Communicator> MakeMpiWorld(std::chrono::milliseconds default_timeout);
+  friend std::unique_ptr<Communicator> MakeMpiWorld(std::chrono::milliseconds default_timeout,
+                                                    const AbortSignal* abort);
 
   MpiCommunicator(std::unique_ptr<Handle> handle, std::string name,
-                  std::chrono::milliseconds default_timeout);
+                  std::chrono::milliseconds default_timeout, const AbortSignal* abort);
 
   // Starts a collective: bumps the sequence number and returns "<op> on group .. (seq n)".
   std::string BeginCollective(const char* op);
@@ -89,6 +91,7 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<Handle> handle_;
   std::string name_;
   std::chrono::milliseconds default_timeout_;
+  const AbortSignal* abort_ = nullptr;
   int rank_ = 0;
   int size_ = 1;
   uint64_t seq_ = 0;
@@ -99,7 +102,10 @@ class MpiCommunicator final : public Communicator {
 // The world group ("world"): a duplicate of MPI_COMM_WORLD (MPI_Comm_idup, within
 // `default_timeout`), so that our traffic never mixes with other users of MPI_COMM_WORLD.
 // Collective over MPI_COMM_WORLD. Needs MPI initialised (MpiSession): kFailedPrecondition
-// otherwise. `default_timeout` must be >= 0.
-std::unique_ptr<Communicator> MakeMpiWorld(std::chrono::milliseconds default_timeout);
+// otherwise. `default_timeout` must be >= 0. With `abort` (which must outlive the group and
+// its subgroups), every wait also ends as soon as it is raised: kAborted with its reason,
+// and the group is unusable (the caller leaves through MPI_Abort).
+std::unique_ptr<Communicator> MakeMpiWorld(std::chrono::milliseconds default_timeout,
+                                           const AbortSignal* abort = nullptr);
 
 }  // namespace flexmoe

@@ -3,6 +3,8 @@
 
 #include <mpi.h>
 
+#include <cstdlib>
+
 #include "cluster/base/error.h"
 
 namespace flexmoe {
@@ -26,6 +28,11 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size_);
+}
+
+void MpiSession::Abort(int code) {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);  // MPI_Abort does not return; should it, leave without MPI_Finalize
 }
 
 MpiSession::~MpiSession() {

@@ -16,6 +16,9 @@ class MpiSession {
   MpiSession& operator=(const MpiSession&) = delete;
 
   int world_rank() const { return world_rank_; }
+  // Ends every rank of the job through MPI_Abort (mpirun then ends): the exit path on
+  // errors, where MPI_Finalize would wait for ranks that will never come. Never returns.
+  [[noreturn]] void Abort(int code);
   int world_size() const { return world_size_; }
 
  private:

@@ -375,6 +375,19 @@ void FramedServer::Every(double seconds, std::function<void()> task) {
   });
 }
 
+void FramedServer::After(double seconds, std::function<void()> task) {
+  asio::post(impl_->io_, [impl = impl_.get(), seconds, task = std::move(task)] {
+    if (impl->stopped_) return;
+    auto timer = std::make_shared<asio::steady_timer>(impl->io_);
+    impl->timers_.insert(timer);
+    timer->expires_after(Seconds(seconds));
+    timer->async_wait([impl, timer, task](error_code ec) {
+      impl->timers_.erase(timer);
+      if (!ec && !impl->stopped_) task();
+    });
+  });
+}
+
 void FramedServer::DropConnections(const std::string& why) {
   asio::post(impl_->io_, [impl = impl_.get(), why] { impl->DropAll(why); });
 }

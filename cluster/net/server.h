@@ -102,6 +102,8 @@ class FramedServer {
   void Post(std::function<void()> task);
   // Runs `task` on the io thread every `seconds` until Stop().
   void Every(double seconds, std::function<void()> task);
+  // Runs `task` once on the io thread after `seconds` (unless stopped before).
+  void After(double seconds, std::function<void()> task);
   // Closes every connection (io thread or not).
   void DropConnections(const std::string& why);
   ServerStats stats() const;

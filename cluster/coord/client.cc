@@ -1,0 +1,144 @@
+// The member's registration and heartbeat thread (client.h).
+#include "cluster/coord/client.h"
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "cluster/base/error.h"
+#include "cluster/coord/protocol.h"
+#include "cluster/net/channel.h"
+
+namespace flexmoe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace co = coordinator;
+
+double SecondsBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+class CoordinatorClient::Impl {
+ public:
+  explicit Impl(CoordinatorClientOptions options)
+      : options_(std::move(options)), channel_(CoordinatorProtocol(), options_.max_frame_bytes) {
+    channel_.Connect(options_.address, options_.connect_timeout_s);
+    co::Register request;
+    request.set_token(options_.token);
+    *request.mutable_member() = options_.member;
+    request.set_world_size(options_.world_size);
+    request.set_config_hash(options_.config_hash);
+    request.set_config_text(options_.config_text);
+    channel_.Send(EncodeCoordinatorFrame(co::REGISTER, request), options_.connect_timeout_s);
+    net::FrameHeader header;
+    std::string body;
+    if (!channel_.Receive(&header, &body, options_.connect_timeout_s)) {
+      Fail(ErrorCode::kDeadlineExceeded, "coordinator ", options_.address, " did not answer ",
+           "the registration within ", options_.connect_timeout_s, " s");
+    }
+    if (header.type == co::REFUSED) {
+      co::Refused refused;
+      ParseCoordinatorFrame(header, body, &refused);
+      Fail(static_cast<ErrorCode>(refused.code()), "coordinator ", options_.address, " refused ",
+           MemberName(options_.member), ": ", refused.message());
+    }
+    if (header.type != co::ACCEPTED) {
+      Fail(ErrorCode::kInvalidArgument, "coordinator ", options_.address, " answered ",
+           CoordinatorProtocol().type_name(header.type), " to REGISTER");
+    }
+    ParseCoordinatorFrame(header, body, &accepted_);
+    if (!(accepted_.heartbeat_interval_s() > 0) ||
+        accepted_.heartbeat_timeout_s() < accepted_.heartbeat_interval_s()) {
+      Fail(ErrorCode::kInvalidArgument, "coordinator ", options_.address,
+           ": bad heartbeat settings");
+    }
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~Impl() {
+    quit_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Leave() {
+    leave_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Loop() {
+    const double interval = accepted_.heartbeat_interval_s();
+    const double timeout = accepted_.heartbeat_timeout_s();
+    auto last_heard = Clock::now();
+    auto next_beat = Clock::now();
+    try {
+      while (!quit_) {
+        auto now = Clock::now();
+        if (leave_) {
+          channel_.Send(EncodeCoordinatorFrame(co::LEAVE, co::Leave()), interval);
+          channel_.Close();
+          return;
+        }
+        if (now >= next_beat) {
+          co::Heartbeat beat;
+          beat.set_global_step(step_.load());
+          channel_.Send(EncodeCoordinatorFrame(co::HEARTBEAT, beat), timeout);
+          next_beat = now + std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(interval));
+        }
+        const double silent = SecondsBetween(last_heard, Clock::now());
+        if (silent > timeout) {
+          return Stop(false, "lost the coordinator at " + options_.address +
+                                 ": nothing heard for " + std::to_string(silent) + " s");
+        }
+        net::FrameHeader header;
+        std::string body;
+        // Short waits, so that Leave and the destructor are answered promptly.
+        const double wait = std::min(0.1, std::max(0.0, SecondsBetween(Clock::now(), next_beat)));
+        if (!channel_.Receive(&header, &body, wait)) continue;
+        last_heard = Clock::now();
+        if (header.type == co::STOP) {
+          co::Stop stop;
+          ParseCoordinatorFrame(header, body, &stop);
+          return Stop(stop.finished(), stop.finished()
+                                           ? "the job finished"
+                                           : "stopped by the coordinator: " + stop.reason());
+        }
+      }
+    } catch (const Error& e) {
+      if (!quit_ && !leave_)
+        Stop(false, "lost the coordinator at " + options_.address + ": " + e.what());
+    }
+  }
+
+  void Stop(bool finished, const std::string& line) {
+    if (options_.on_stop) options_.on_stop(finished, line);
+  }
+
+  CoordinatorClientOptions options_;
+  net::Channel channel_;
+  co::Accepted accepted_;
+  std::atomic<int64_t> step_{0};
+  std::atomic<bool> quit_{false}, leave_{false};
+  std::thread thread_;
+};
+
+CoordinatorClient::CoordinatorClient(CoordinatorClientOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+CoordinatorClient::~CoordinatorClient() = default;
+const coordinator::Accepted& CoordinatorClient::accepted() const { return impl_->accepted_; }
+void CoordinatorClient::SetStep(int64_t global_step) { impl_->step_ = global_step; }
+void CoordinatorClient::Leave() { impl_->Leave(); }
+
+PlacementMap CoordinatorClient::placement() const {
+  PlacementMap map;
+  map.ranks = impl_->accepted_.placement_ranks();
+  for (const auto& layer : impl_->accepted_.placement()) {
+    map.layers[layer.layer()].owner.assign(layer.owner().begin(), layer.owner().end());
+  }
+  return map;
+}
+
+}  // namespace flexmoe

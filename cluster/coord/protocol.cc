@@ -1,0 +1,36 @@
+// Coordinator frames (protocol.h).
+#include "cluster/coord/protocol.h"
+
+namespace flexmoe {
+
+const net::FrameProtocol& CoordinatorProtocol() {
+  static const net::FrameProtocol protocol{
+      "coordinator", kCoordinatorMagic, 1,
+      [](uint16_t type) { return coordinator::MessageType_IsValid(type); },
+      [](uint16_t type) {
+        return coordinator::MessageType_IsValid(type)
+                   ? coordinator::MessageType_Name(static_cast<coordinator::MessageType>(type))
+                   : std::to_string(type);
+      }};
+  return protocol;
+}
+
+std::string EncodeCoordinatorFrame(coordinator::MessageType type,
+                                   const google::protobuf::MessageLite& message) {
+  return net::EncodeFrame(CoordinatorProtocol(), static_cast<uint16_t>(type), message);
+}
+
+void ParseCoordinatorFrame(const net::FrameHeader& header, const std::string& body,
+                           google::protobuf::MessageLite* message) {
+  net::ParseFrameBody(CoordinatorProtocol(), header, body, message);
+}
+
+std::string MemberName(const coordinator::Member& member) {
+  std::string role = member.role() == coordinator::WORKER   ? "worker"
+                     : member.role() == coordinator::LOADER ? "loader"
+                                                            : "member";
+  return role + " " + std::to_string(member.rank()) + " (host " + member.host() + ", pid " +
+         std::to_string(member.pid()) + ")";
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,335 @@
+// The coordinator's membership, heartbeats, stop broadcast and job.json (service.h).
+#include "cluster/coord/service.h"
+
+#include <glog/logging.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cluster/base/atomic_file.h"
+#include "cluster/base/error.h"
+#include "cluster/coord/protocol.h"
+#include "cluster/net/server.h"
+#include "proto/config_compare.h"
+#include "proto/config_loader.h"
+
+namespace flexmoe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace co = coordinator;
+
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string Format(double seconds) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.1f", seconds);
+  return buffer;
+}
+
+// The newest step-* directory of run_dir/checkpoints with a manifest, or "".
+std::string NewestCheckpoint(const std::string& run_dir) {
+  std::string newest;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(run_dir + "/checkpoints", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) != 0 || name.find('.') != std::string::npos) continue;
+    if (!std::filesystem::exists(e.path() / "manifest.json", ec)) continue;
+    if (name > newest) newest = name;
+  }
+  return newest.empty() ? "" : run_dir + "/checkpoints/" + newest;
+}
+
+}  // namespace
+
+class CoordinatorService::Impl {
+ public:
+  class MemberSession;
+  struct State {
+    co::Member member;
+    net::Connection* connection = nullptr;  // null once closed
+    Clock::time_point last_heard = Clock::now();
+    bool left = false;
+    int64_t step = 0;
+  };
+
+  explicit Impl(CoordinatorOptions options);
+  co::Accepted Register(net::Connection& c, const co::Register& request, int* id);
+  void Heard(int id, int64_t step) {
+    members_[id].last_heard = Clock::now();
+    members_[id].step = step;
+  }
+  void Left(int id);
+  void Closed(int id, const std::string& why);
+  void Beat();
+  void CheckDeadlines();
+  // Ends the job: every live member but `culprit` gets STOP; the server stops shortly after.
+  void End(bool finished, const std::string& reason, int culprit);
+  void WriteJobJson();
+
+  CoordinatorOptions options_;
+  std::unique_ptr<net::FramedServer> server_;
+  std::map<int, State> members_;
+  int next_id_ = 0;
+  int world_size_ = 0;  // from the first worker
+  PlacementMap placement_;
+  std::string state_ = "starting", reason_;
+  bool ending_ = false;
+  int exit_code_ = 1;
+};
+
+class CoordinatorService::Impl::MemberSession : public net::Session {
+ public:
+  explicit MemberSession(Impl* service) : service_(service) {}
+
+  void OnFrame(net::Connection& c, const net::FrameHeader& header,
+               const std::string& body) override {
+    switch (header.type) {
+      case co::REGISTER: {
+        co::Register request;
+        ParseCoordinatorFrame(header, body, &request);
+        co::Accepted accepted;
+        try {
+          accepted = service_->Register(c, request, &id_);
+        } catch (const Error& e) {
+          // A refused worker leaves its job without a member: the job cannot run.
+          if (request.member().role() == co::WORKER) service_->End(false, e.what(), -1);
+          throw;
+        }
+        c.SetPeerName(MemberName(request.member()));
+        c.Send(EncodeCoordinatorFrame(co::ACCEPTED, accepted));
+        return;
+      }
+      case co::HEARTBEAT: {
+        co::Heartbeat beat;
+        ParseCoordinatorFrame(header, body, &beat);
+        service_->Heard(id_, beat.global_step());
+        return;
+      }
+      case co::LEAVE:
+        service_->Left(id_);
+        return;
+      default:
+        Fail(ErrorCode::kInvalidArgument, "unexpected ",
+             CoordinatorProtocol().type_name(header.type), " from a member");
+    }
+  }
+  void OnClose(const std::string& why) override {
+    if (id_ >= 0) service_->Closed(id_, why);
+  }
+
+ private:
+  Impl* service_;
+  int id_ = -1;
+};
+
+CoordinatorService::Impl::Impl(CoordinatorOptions options) : options_(std::move(options)) {
+  net::ServerProtocol protocol;
+  protocol.frame = CoordinatorProtocol();
+  protocol.hello_type = co::REGISTER;
+  protocol.hello_token = [](const net::FrameHeader& h, const std::string& body) {
+    co::Register request;
+    ParseCoordinatorFrame(h, body, &request);
+    return request.token();
+  };
+  protocol.error_frame = [](ErrorCode code, const std::string& message) {
+    co::Refused refused;
+    refused.set_code(static_cast<int>(code));
+    refused.set_message(message);
+    return EncodeCoordinatorFrame(co::REFUSED, refused);
+  };
+  net::ServerOptions server;
+  server.listen = options_.listen;
+  server.token = options_.token;
+  server.max_frame_bytes = options_.max_frame_bytes;
+  server.handshake_timeout_s = options_.handshake_timeout_s;
+  // Members beat every interval; the heartbeat check (with its clearer message) comes first.
+  server.idle_timeout_s = 2 * options_.heartbeat_timeout_s;
+  server.write_timeout_s = options_.heartbeat_timeout_s;
+  server_ = std::make_unique<net::FramedServer>(
+      std::move(protocol), server,
+      [this](net::Connection&) { return std::make_unique<MemberSession>(this); });
+  server_->Every(options_.heartbeat_interval_s, [this] { Beat(); });
+  server_->Every(options_.heartbeat_interval_s / 4, [this] { CheckDeadlines(); });
+  std::error_code ec;
+  if (!options_.run_dir.empty()) std::filesystem::create_directories(options_.run_dir, ec);
+  WriteJobJson();
+}
+
+co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Register& request,
+                                                int* id) {
+  const co::Member& m = request.member();
+  const std::string name = MemberName(m);
+  if (ending_) Fail(ErrorCode::kFailedPrecondition, "the job is ending");
+  if (m.role() != co::WORKER && m.role() != co::LOADER) {
+    Fail(ErrorCode::kInvalidArgument, name, ": unknown role");
+  }
+  if (request.config_hash() != options_.config_hash) {
+    std::string difference = "config hash " + std::to_string(request.config_hash()) +
+                             ", the coordinator's " + std::to_string(options_.config_hash);
+    try {
+      difference = FirstComputationDifference(ParseConfig(options_.config_text, "coordinator", {}),
+                                              ParseConfig(request.config_text(), name, {}));
+    } catch (const Error&) {
+    }
+    Fail(ErrorCode::kInvalidArgument, name, " computes with another config than the ",
+         "coordinator: ", difference);
+  }
+  if (m.role() == co::WORKER) {
+    if (world_size_ == 0 && request.world_size() > 0) {
+      world_size_ = request.world_size();
+      placement_ = options_.placement(world_size_);
+    }
+    if (request.world_size() != world_size_ || m.rank() < 0 || m.rank() >= world_size_) {
+      Fail(ErrorCode::kInvalidArgument, name, ": rank ", m.rank(), " of world size ",
+           request.world_size(), ", but the job has ", world_size_, " workers");
+    }
+    for (const auto& [other, state] : members_) {
+      if (state.member.role() == co::WORKER && state.member.rank() == m.rank()) {
+        Fail(ErrorCode::kInvalidArgument, name, ": worker ", m.rank(), " is registered already");
+      }
+    }
+  }
+  *id = next_id_++;
+  State& state = members_[*id];
+  state.member = m;
+  state.connection = &c;
+  state_ = "running";
+  LOG(INFO) << "coordinator: " << name << " registered";
+  WriteJobJson();
+
+  co::Accepted accepted;
+  accepted.set_job_id(options_.job_id);
+  accepted.set_run_dir(options_.run_dir);
+  accepted.set_heartbeat_interval_s(options_.heartbeat_interval_s);
+  accepted.set_heartbeat_timeout_s(options_.heartbeat_timeout_s);
+  if (m.role() == co::WORKER) {
+    accepted.set_placement_ranks(placement_.ranks);
+    for (const auto& [layer, p] : placement_.layers) {
+      co::LayerPlacement* out = accepted.add_placement();
+      out->set_layer(layer);
+      for (int owner : p.owner) out->add_owner(owner);
+    }
+  }
+  return accepted;
+}
+
+void CoordinatorService::Impl::Left(int id) {
+  State& s = members_[id];
+  s.left = true;
+  s.last_heard = Clock::now();
+  LOG(INFO) << "coordinator: " << MemberName(s.member) << " left";
+  int workers_left = 0;
+  for (const auto& [other, state] : members_) {
+    workers_left += state.member.role() == co::WORKER && state.left;
+  }
+  WriteJobJson();
+  if (world_size_ > 0 && workers_left == world_size_) End(true, "", -1);
+}
+
+void CoordinatorService::Impl::Closed(int id, const std::string& why) {
+  State& s = members_[id];
+  s.connection = nullptr;
+  if (s.left || ending_) return;
+  End(false,
+      MemberName(s.member) + " closed its connection (" + why + "), last heard " +
+          Format(SecondsSince(s.last_heard)) + " s ago",
+      id);
+}
+
+void CoordinatorService::Impl::Beat() {
+  const std::string frame = EncodeCoordinatorFrame(co::HEARTBEAT, co::Heartbeat());
+  for (auto& [id, s] : members_) {
+    if (s.connection != nullptr && !s.left) s.connection->Send(frame);
+  }
+}
+
+void CoordinatorService::Impl::CheckDeadlines() {
+  if (ending_) return;
+  for (auto& [id, s] : members_) {
+    if (s.left || s.connection == nullptr) continue;
+    const double silent = SecondsSince(s.last_heard);
+    if (silent > options_.heartbeat_timeout_s) {
+      return End(false,
+                 MemberName(s.member) + " sent no heartbeat for " + Format(silent) +
+                     " s (hung, stopped or cut off)",
+                 id);
+    }
+  }
+}
+
+void CoordinatorService::Impl::End(bool finished, const std::string& reason, int culprit) {
+  if (ending_) return;
+  ending_ = true;
+  exit_code_ = finished ? 0 : 1;
+  state_ = finished ? "finished" : "failed";
+  reason_ = reason;
+  if (!finished) {
+    LOG(ERROR) << "coordinator: stopping the job: " << reason;
+    std::cerr << "flexmoe coordinator: stopping the job: " << reason << std::endl;
+  }
+  co::Stop stop;
+  stop.set_finished(finished);
+  stop.set_reason(reason);
+  if (culprit >= 0) *stop.mutable_culprit() = members_[culprit].member;
+  const std::string frame = EncodeCoordinatorFrame(co::STOP, stop);
+  for (auto& [id, s] : members_) {
+    if (id != culprit && s.connection != nullptr) s.connection->Send(frame);
+  }
+  WriteJobJson();
+  // Time for the STOP frames to go out before the connections close.
+  server_->After(0.5, [this] { server_->Stop(); });
+}
+
+void CoordinatorService::Impl::WriteJobJson() {
+  if (options_.run_dir.empty()) return;
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& [id, s] : members_) {
+    members.push_back(
+        {{"role", s.member.role() == co::WORKER ? "worker" : "loader"},
+         {"rank", s.member.rank()},
+         {"host", s.member.host()},
+         {"port", s.member.port()},
+         {"pid", s.member.pid()},
+         {"state", s.left ? "left" : (s.connection != nullptr ? "running" : "gone")}});
+  }
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& [layer, p] : placement_.layers) {
+    layers.push_back({{"layer", layer}, {"owner", p.owner}});
+  }
+  nlohmann::json job = {{"job_id", options_.job_id},
+                        {"state", state_},
+                        {"coordinator", server_ ? server_->address() : ""},
+                        {"workers", world_size_},
+                        {"members", members},
+                        {"placement", {{"ranks", placement_.ranks}, {"layers", layers}}},
+                        {"newest_checkpoint", NewestCheckpoint(options_.run_dir)},
+                        {"reason", reason_}};
+  try {
+    WriteFileAtomically(options_.run_dir + "/job.json", job.dump(2) + "\n");
+  } catch (const Error& e) {
+    LOG(WARNING) << "coordinator: " << e.what();
+  }
+}
+
+CoordinatorService::CoordinatorService(CoordinatorOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+CoordinatorService::~CoordinatorService() = default;
+std::string CoordinatorService::address() const { return impl_->server_->address(); }
+
+int CoordinatorService::Run() {
+  impl_->WriteJobJson();
+  impl_->server_->Run();
+  return impl_->exit_code_;
+}
+
+void CoordinatorService::Stop(const std::string& why) {
+  impl_->server_->Post([impl = impl_.get(), why] { impl->End(false, why, -1); });
+}
+
+}  // namespace flexmoe

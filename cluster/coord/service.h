@@ -1,0 +1,59 @@
+// CoordinatorService: the job's control plane behind `flexmoe coordinator` (NOTE
+// [coordinator protocol] in proto/coordinator.proto). Workers and loaders register with
+// it; it refuses a member whose config computes something else (naming the member and the
+// first differing field), hands out the job id, the run directory and the expert
+// placement, exchanges heartbeats with every member, and when a member dies (its
+// connection closes without LEAVE, or it is not heard from for heartbeat_timeout_s) tells
+// every other member to stop, naming the dead one. It keeps run_dir/job.json current
+// (written atomically): the job id and state, every member, the placement and the newest
+// complete checkpoint.
+//
+// Threading: Run() serves on the calling thread; Stop() may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cluster/base/expert_placement.h"
+
+namespace flexmoe {
+
+struct CoordinatorOptions {
+  std::string listen = "127.0.0.1:0";
+  std::string token;  // the job token; required
+  uint32_t max_frame_bytes = 1u << 20;
+  double heartbeat_interval_s = 1;
+  double heartbeat_timeout_s = 4;
+  double handshake_timeout_s = 10;
+  std::string job_id;
+  std::string run_dir;  // handed to the workers; job.json goes there
+  // The computation hash and text of the coordinator's config: members must match it.
+  uint32_t config_hash = 0;
+  std::string config_text;
+  // The expert placement for a job of `world_size` workers.
+  std::function<PlacementMap(int world_size)> placement;
+};
+
+class CoordinatorService {
+ public:
+  // Binds (kUnavailable / kInvalidArgument naming the address, as FramedServer).
+  explicit CoordinatorService(CoordinatorOptions options);
+  ~CoordinatorService();
+  CoordinatorService(const CoordinatorService&) = delete;
+  CoordinatorService& operator=(const CoordinatorService&) = delete;
+
+  std::string address() const;
+  // Serves until the job ends. 0: every worker left after finishing; 1: a member died or
+  // Stop() was called (the reason is logged, and sent to every member).
+  int Run();
+  // Stops the job: every member is told to stop with `why`.
+  void Stop(const std::string& why);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flexmoe

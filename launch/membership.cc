@@ -1,0 +1,100 @@
+// JoinCoordinator and the coordinator subcommand (membership.h).
+#include "launch/membership.h"
+
+#include <glog/logging.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "cluster/base/error.h"
+#include "cluster/coord/service.h"
+#include "cluster/net/job_token.h"
+#include "launch/args.h"
+#include "launch/train_job.h"
+#include "proto/config_compare.h"
+#include "proto/config_loader.h"
+#include "trainer/model.h"
+
+namespace flexmoe {
+namespace {
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+std::string NewJobId() {
+  std::random_device random;
+  char id[17];
+  std::snprintf(id, sizeof(id), "%08x%08x", random(), random());
+  return id;
+}
+
+}  // namespace
+
+std::unique_ptr<CoordinatorClient> JoinCoordinator(
+    const config::Config& config, coordinator::Role role, int rank, int world_size, int port,
+    std::function<void(bool finished, const std::string& line)> on_stop) {
+  const config::ClusterConfig& cluster = config.cluster();
+  if (cluster.coordinator().empty()) return nullptr;
+  CoordinatorClientOptions options;
+  options.address = cluster.coordinator();
+  options.token = ReadJobToken(cluster);
+  options.member.set_role(role);
+  options.member.set_rank(rank);
+  options.member.set_host(HostName());
+  options.member.set_pid(::getpid());
+  options.member.set_port(port);
+  options.world_size = world_size;
+  options.config_hash = ComputationHash(config);
+  options.config_text = ConfigToText(config);
+  options.connect_timeout_s = cluster.connect_timeout_s();
+  options.on_stop = std::move(on_stop);
+  return std::make_unique<CoordinatorClient>(options);
+}
+
+int CoordinatorCommand(int argc, char** argv) {
+  Args args = ParseArgs(argc, argv, {"config", "listen"});
+  std::string path = args.Get("config");
+  if (path.empty()) Fail(ErrorCode::kInvalidArgument, "coordinator: --config FILE is required");
+  const config::Config config = LoadConfig(path, args.overrides);
+  const config::ClusterConfig& cluster = config.cluster();
+  CoordinatorOptions options;
+  options.listen = args.Get("listen", cluster.bind_address() + ":0");
+  options.token = ReadJobToken(cluster);
+  options.heartbeat_interval_s = cluster.heartbeat_interval_s();
+  options.heartbeat_timeout_s = cluster.heartbeat_timeout_s();
+  options.handshake_timeout_s = cluster.connect_timeout_s();
+  options.job_id = NewJobId();
+  options.run_dir = RunDirFor(config, false);
+  options.config_hash = ComputationHash(config);
+  options.config_text = ConfigToText(config);
+  const int ep_degree = cluster.expert_parallel_degree();
+  options.placement = [model = config.model(), ep_degree](int world_size) {
+    const int ranks = world_size == 1 ? 1 : (ep_degree > 0 ? ep_degree : world_size);
+    return PlacementMap::Balanced(FlexMoeModelImpl::SparseLayers(model), model.num_experts(),
+                                  ranks);
+  };
+  CoordinatorService service(options);
+  // SIGINT and SIGTERM stop the job (every member is told); a thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([&service, signals] {
+    int signal = 0;
+    if (sigwait(&signals, &signal) == 0) {
+      service.Stop("the coordinator got signal " + std::to_string(signal));
+    }
+  }).detach();
+  std::cout << "listening on " << service.address() << "\nrun directory " << options.run_dir
+            << "\njob " << options.job_id << std::endl;
+  return service.Run();
+}
+
+}  // namespace flexmoe

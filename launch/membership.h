@@ -1,0 +1,22 @@
+// Joining the job's coordinator (cluster.coordinator) as a worker or a loader, and the
+// coordinator subcommand itself: `flexmoe coordinator --config FILE [--listen HOST:PORT]`.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cluster/coord/client.h"
+#include "proto/config.pb.h"
+
+namespace flexmoe {
+
+// Registers with the coordinator of `config` (null when cluster.coordinator is empty).
+// `rank`: the world rank (workers) or the loader's index; `port`: a listening port or 0.
+std::unique_ptr<CoordinatorClient> JoinCoordinator(
+    const config::Config& config, coordinator::Role role, int rank, int world_size, int port,
+    std::function<void(bool finished, const std::string& line)> on_stop);
+
+int CoordinatorCommand(int argc, char** argv);
+
+}  // namespace flexmoe

@@ -1,0 +1,265 @@
+// The coordinator with real processes: `flexmoe coordinator`, a `flexmoe loader` and two
+// `flexmoe worker` ranks under mpirun, on loopback. Whichever member is killed (SIGKILL) or
+// hangs (SIGSTOP, which mpirun cannot see), every process of the job ends within the
+// heartbeat timeout plus 5 s, non-zero, naming who died; a worker whose config computes
+// something else is refused by name and field; garbage on the coordinator's and the
+// loader's ports (wrong token, random bytes, an all-0xff header, a silent connection, 200
+// quick connects) changes nothing: the job finishes with the losses of a quiet run.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "cluster/base/atomic_file.h"
+#include "tests/data_loader/loader_test_util.h"
+#include "tests/testing/process.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace flexmoe {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+const std::string kBinary = FLEXMOE_BINARY;
+const std::string kSource = FLEXMOE_SOURCE_DIR;
+const std::vector<std::string> kEnv = {"FLEXMOE_JOB_TOKEN=coordinator-test-token",
+                                       "OMPI_ALLOW_RUN_AS_ROOT=1",
+                                       "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "OMP_NUM_THREADS=1"};
+constexpr double kHeartbeatTimeout = 4;  // the default
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// A job: coordinator, loader, mpirun with 2 workers, each logging into the run directory.
+struct Job {
+  std::string dir;
+  std::unique_ptr<testing::Process> coordinator, loader, workers;
+  std::string coordinator_address, loader_address;
+
+  Job(const std::string& dir, const std::vector<std::string>& common,
+      const std::vector<std::string>& worker_extra = {})
+      : dir(dir) {
+    fs::create_directories(dir);
+    std::vector<std::string> argv = {kBinary, "coordinator"};
+    argv.insert(argv.end(), common.begin(), common.end());
+    coordinator = std::make_unique<testing::Process>(argv, dir + "/coordinator.log", kEnv);
+    coordinator_address = coordinator->WaitForLine("listening on ", 30);
+    argv = {kBinary, "loader", "--set", "cluster.coordinator=" + coordinator_address};
+    argv.insert(argv.end(), common.begin(), common.end());
+    loader = std::make_unique<testing::Process>(argv, dir + "/loader.log", kEnv);
+    loader_address = loader->WaitForLine("listening on ", 30);
+    argv = {"mpirun", "-np", "2", "--oversubscribe", kBinary, "worker"};
+    argv.insert(argv.end(), common.begin(), common.end());
+    for (const std::string& s : {"cluster.coordinator=" + coordinator_address,
+                                 "cluster.loader_addresses=" + loader_address}) {
+      argv.push_back("--set");
+      argv.push_back(s);
+    }
+    argv.insert(argv.end(), worker_extra.begin(), worker_extra.end());
+    workers = std::make_unique<testing::Process>(argv, dir + "/workers.log", kEnv);
+  }
+
+  // The pid of a running member from job.json, once the two workers have registered.
+  pid_t Pid(const std::string& role, int rank, double timeout_s = 60) const {
+    const auto start = Clock::now();
+    while (Since(start) < timeout_s) {
+      try {
+        Json job = Json::parse(ReadFile(dir + "/run/job.json"));
+        int workers_running = 0;
+        pid_t pid = 0;
+        for (const Json& m : job["members"]) {
+          workers_running += m["role"] == "worker" && m["state"] == "running";
+          if (m["role"] == role && m["rank"] == rank) pid = m["pid"].get<pid_t>();
+        }
+        if (workers_running == 2 && pid > 0) return pid;
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return 0;
+  }
+
+  // Every process's exit status, waiting at most `timeout_s` from now for each.
+  std::vector<int> WaitAll(double timeout_s) {
+    const auto start = Clock::now();
+    std::vector<int> status;
+    for (auto* p : {coordinator.get(), loader.get(), workers.get()}) {
+      status.push_back(p->Wait(std::max(0.0, timeout_s - Since(start))));
+    }
+    return status;
+  }
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    for (const char* command : {"synth", "prepare"}) {
+      std::vector<std::string> argv = {kBinary, command};
+      std::vector<std::string> common = Common("unused", 1);
+      argv.insert(argv.end(), common.begin(), common.end());
+      auto r = testing::RunCommand(argv, 120, kEnv);
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+    }
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static std::vector<std::string> Common(const std::string& run, int epochs) {
+    std::vector<std::string> sets = {"data.input=" + dir_->Path("raw"),
+                                     "data.prepared_dir=" + dir_->Path("prepared"),
+                                     "synth.num_samples=360",
+                                     "training.epochs=" + std::to_string(epochs),
+                                     "training.warmup_epochs=1",
+                                     "training.batch_size=16",
+                                     "model.hidden_dim=32",
+                                     "model.patches=4",
+                                     "metrics.log_every_steps=0",
+                                     "cluster.job_token_source=env:FLEXMOE_JOB_TOKEN",
+                                     "run.dir=" + dir_->Path(run) + "/run"};
+    std::vector<std::string> args = {"--config", kSource + "/configs/quickstart.textproto"};
+    for (const std::string& s : sets) {
+      args.push_back("--set");
+      args.push_back(s);
+    }
+    return args;
+  }
+
+  // Kills or stops one member of a long job and checks that the job ends in time, every
+  // process non-zero, with `culprit` named by the coordinator and the survivors.
+  static void ExpectJobEndsNaming(const std::string& name, const std::string& role, int signal,
+                                  const std::string& culprit) {
+    Job job(dir_->Path(name), Common(name, 500));
+    pid_t victim = 0;
+    if (role == "coordinator") {
+      ASSERT_GT(job.Pid("worker", 1), 0) << job.coordinator->Log();
+      victim = job.coordinator->pid();
+    } else {
+      victim = job.Pid(role, role == "worker" ? 1 : 0);
+    }
+    ASSERT_GT(victim, 0) << job.coordinator->Log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // training is under way
+    const auto start = Clock::now();
+    ::kill(victim, signal);
+    std::vector<int> status = job.WaitAll(kHeartbeatTimeout + 5);
+    const double took = Since(start);
+    const std::vector<std::string> names = {"coordinator", "loader", "workers"};
+    for (size_t i = 0; i < status.size(); ++i) {
+      EXPECT_NE(status[i], -1) << name << ": the " << names[i] << " still runs after " << took
+                               << " s";
+      EXPECT_NE(status[i], 0) << name << ": the " << names[i] << " exited 0";
+    }
+    EXPECT_LT(took, kHeartbeatTimeout + 5) << name;
+    if (role != "coordinator") {
+      EXPECT_NE(job.coordinator->Log().find("stopping the job: " + culprit), std::string::npos)
+          << job.coordinator->Log();
+    }
+    if (role != "loader") {
+      EXPECT_NE(job.loader->Log().find(culprit), std::string::npos) << job.loader->Log();
+    }
+    EXPECT_NE(job.workers->Log().find("flexmoe worker 0: "), std::string::npos)
+        << job.workers->Log();
+    EXPECT_NE(job.workers->Log().find(culprit), std::string::npos) << job.workers->Log();
+  }
+
+  static testing::TempDir* dir_;
+};
+testing::TempDir* CoordinatorTest::dir_ = nullptr;
+
+TEST_F(CoordinatorTest, KilledWorkerEndsTheJobNamingIt) {
+  ExpectJobEndsNaming("kill-worker", "worker", SIGKILL, "worker 1 (host ");
+}
+
+TEST_F(CoordinatorTest, StoppedWorkerIsFoundByItsHeartbeats) {
+  ExpectJobEndsNaming("stop-worker", "worker", SIGSTOP, "worker 1 (host ");
+}
+
+TEST_F(CoordinatorTest, KilledLoaderEndsTheJobNamingIt) {
+  ExpectJobEndsNaming("kill-loader", "loader", SIGKILL, "loader 0 (host ");
+}
+
+TEST_F(CoordinatorTest, KilledCoordinatorEndsTheJob) {
+  ExpectJobEndsNaming("kill-coordinator", "coordinator", SIGKILL, "lost the coordinator at ");
+}
+
+TEST_F(CoordinatorTest, WorkerWithAnotherConfigIsRefusedNamingTheField) {
+  Job job(dir_->Path("refused"), Common("refused", 2), {"--set", "training.lr=0.5"});
+  std::vector<int> status = job.WaitAll(60);
+  for (int s : status) EXPECT_NE(s, 0);
+  for (int s : status) EXPECT_NE(s, -1);
+  EXPECT_NE(job.workers->Log().find("field training.lr"), std::string::npos) << job.workers->Log();
+  EXPECT_NE(job.coordinator->Log().find("worker "), std::string::npos) << job.coordinator->Log();
+}
+
+// Garbage against `address` while a job runs: each way of being wrong once, then 200 quick
+// connects; the silent connection is returned, to be held open until the job ends.
+int Garbage(const std::string& address) {
+  std::mt19937 random(7);
+  std::string noise(4096, '\0');
+  for (char& c : noise) c = static_cast<char>(random());
+  int fd = testing::ConnectTcp(address);
+  testing::SendAll(fd, noise);
+  testing::WaitForClose(fd, 10);
+  ::close(fd);
+  fd = testing::ConnectTcp(address);
+  testing::SendAll(fd, std::string(20, '\xff'));
+  testing::WaitForClose(fd, 10);
+  ::close(fd);
+  for (int i = 0; i < 200; ++i) ::close(testing::ConnectTcp(address));
+  return testing::ConnectTcp(address);  // says nothing
+}
+
+TEST_F(CoordinatorTest, GarbageOnThePortsChangesNothing) {
+  Job quiet(dir_->Path("quiet"), Common("quiet", 6));
+  ASSERT_EQ(quiet.WaitAll(120), (std::vector<int>{0, 0, 0})) << quiet.workers->Log();
+
+  Job noisy(dir_->Path("noisy"), Common("noisy", 6));
+  ASSERT_FALSE(noisy.coordinator_address.empty());
+  // A member with the wrong token is refused and the job goes on.
+  auto wrong =
+      testing::RunCommand({kBinary, "loader", "--config", kSource + "/configs/quickstart.textproto",
+                           "--set", "data.prepared_dir=" + dir_->Path("prepared"), "--set",
+                           "cluster.job_token_source=env:WRONG_TOKEN", "--set",
+                           "cluster.coordinator=" + noisy.coordinator_address},
+                          60, {"WRONG_TOKEN=not-the-token"});
+  EXPECT_NE(wrong.exit_code, 0) << wrong.output;
+  EXPECT_NE(wrong.output.find("wrong job token"), std::string::npos) << wrong.output;
+  const int silent_coordinator = Garbage(noisy.coordinator_address);
+  const int silent_loader = Garbage(noisy.loader_address);
+  ASSERT_EQ(noisy.WaitAll(120), (std::vector<int>{0, 0, 0})) << noisy.coordinator->Log();
+  ::close(silent_coordinator);
+  ::close(silent_loader);
+  EXPECT_NE(noisy.coordinator->Log().find("refusing connection"), std::string::npos);
+
+  auto epochs = [](const std::string& path) {
+    std::vector<double> losses;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      Json j = Json::parse(line);
+      if (j["event"] == "epoch") losses.push_back(j["train_loss"].get<double>());
+    }
+    return losses;
+  };
+  const std::vector<double> a = epochs(dir_->Path("quiet/run/metrics.jsonl"));
+  EXPECT_EQ(a.size(), 6u);
+  EXPECT_EQ(epochs(dir_->Path("noisy/run/metrics.jsonl")), a);
+  Json job = Json::parse(ReadFile(dir_->Path("noisy/run/job.json")));
+  EXPECT_EQ(job["state"], "finished");
+  EXPECT_FALSE(job["newest_checkpoint"].get<std::string>().empty());
+}
+
+}  // namespace
+}  // namespace flexmoe
