@@ -4,7 +4,9 @@
 #include <glog/logging.h>
 
 #include <atomic>
+#include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "cluster/base/error.h"
 #include "cluster/net/job_token.h"
@@ -13,6 +15,7 @@
 #include "data_loader/shard.h"
 #include "launch/args.h"
 #include "launch/membership.h"
+#include "launch/preemption.h"
 #include "proto/config_loader.h"
 
 namespace flexmoe {
@@ -31,7 +34,9 @@ int LoaderCommand(int argc, char** argv) {
   options.max_frame_bytes = cluster.max_frame_bytes();
   options.handshake_timeout_s = cluster.connect_timeout_s();
   options.write_timeout_s = cluster.connect_timeout_s();
-  options.stop_on_signals = true;
+  // Without a coordinator SIGINT and SIGTERM stop the loader; with one, SIGTERM and SIGUSR1
+  // preempt the job (below).
+  options.stop_on_signals = config.cluster().coordinator().empty();
 
   const PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
   const DecodedDataset data(prepared);
@@ -49,6 +54,15 @@ int LoaderCommand(int argc, char** argv) {
                         status = finished ? 0 : 1;
                         server.Stop();
                       });
+  // With a coordinator, SIGTERM and SIGUSR1 preempt the job (the workers checkpoint and
+  // stop; the coordinator then ends the loader); their handler only sets a flag.
+  if (coordinator) {
+    CatchPreemptionSignals();
+    std::thread([client = coordinator.get()] {
+      while (PreemptionSignal() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      client->Preempt("loader 0 got signal " + std::to_string(PreemptionSignal()));
+    }).detach();
+  }
   server.Run();
   return status;
 }

@@ -4,7 +4,7 @@
 #include <glog/logging.h>
 #include <unistd.h>
 
-#include <csignal>
+#include <chrono>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -13,6 +13,7 @@
 #include "cluster/coord/service.h"
 #include "cluster/net/job_token.h"
 #include "launch/args.h"
+#include "launch/preemption.h"
 #include "launch/train_job.h"
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
@@ -79,18 +80,15 @@ int CoordinatorCommand(int argc, char** argv) {
     return PlacementMap::Balanced(FlexMoeModelImpl::SparseLayers(model), model.num_experts(),
                                   ranks);
   };
+  // SIGTERM and SIGUSR1 (preemption) have the workers checkpoint and stop; their handler
+  // only sets a flag, which a thread watches (LibTorch starts threads before main, so the
+  // signals cannot be blocked everywhere for sigwait). SIGINT ends the coordinator, and with
+  // it the job.
+  CatchPreemptionSignals();
   CoordinatorService service(options);
-  // SIGINT and SIGTERM stop the job (every member is told); a thread waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::thread([&service, signals] {
-    int signal = 0;
-    if (sigwait(&signals, &signal) == 0) {
-      service.Stop("the coordinator got signal " + std::to_string(signal));
-    }
+  std::thread([&service] {
+    while (PreemptionSignal() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    service.Preempt("the coordinator got signal " + std::to_string(PreemptionSignal()));
   }).detach();
   std::cout << "listening on " << service.address() << "\nrun directory " << options.run_dir
             << "\njob " << options.job_id << std::endl;

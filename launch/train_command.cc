@@ -11,6 +11,7 @@
 #include "cluster/base/error.h"
 #include "data_loader/decoded_dataset.h"
 #include "launch/args.h"
+#include "launch/preemption.h"
 #include "launch/train_job.h"
 #include "launch/worker_command.h"
 #include "proto/config_loader.h"
@@ -49,6 +50,9 @@ int TrainCommand(int argc, char** argv) {
   TrainOptions options;
   options.log = &std::cout;
   options.threads = args.GetInt("threads", 0);
+  CatchPreemptionSignals();
+  PreemptionHook preemption(nullptr);
+  options.hooks.push_back(&preemption);
   std::cout << "BLAS: " << BlasDescription() << "\n";
   std::cout << "training on " << config.data().prepared_dir() << " (" << prepared.size()
             << " samples), run directory " << run_dir << "\n";

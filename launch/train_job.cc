@@ -84,6 +84,14 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
            << "/checkpoints, starting from the beginning\n";
     }
     TrainResult result = Train(config, prepared, data, seeds[i], options);
+    if (result.stopped) {
+      if (out != nullptr) {
+        *out << "stopped (preempted) in seed " << seeds[i] << "; newest checkpoint "
+             << (result.last_checkpoint.empty() ? std::string("none") : result.last_checkpoint)
+             << "; continue with --resume\n";
+      }
+      return 0;
+    }
     acc.push_back(result.test.metrics.overall.accuracy);
     f1.push_back(result.test.metrics.overall.macro_f1);
     auc.push_back(result.test.metrics.overall.auc);

@@ -20,6 +20,7 @@
 #include "data_loader/decoded_dataset.h"
 #include "launch/args.h"
 #include "launch/membership.h"
+#include "launch/preemption.h"
 #include "launch/train_command.h"
 #include "launch/train_job.h"
 #include "proto/config_loader.h"
@@ -86,6 +87,8 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
   if (coordinator && world->size() > 1) options.placement = &placement;
   StepReporter reporter(coordinator.get());
   if (coordinator) options.hooks.push_back(&reporter);
+  PreemptionHook preemption(coordinator.get());
+  options.hooks.push_back(&preemption);
   if (rank == 0) {
     std::cout << "BLAS: " << BlasDescription() << "\n"
               << "worker 0 of " << world->size() << ": training on " << config.data().prepared_dir()
@@ -105,6 +108,7 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
 
 int WorkerCommand(int argc, char** argv) {
   MpiSession mpi(&argc, &argv);
+  CatchPreemptionSignals();
   AbortSignal abort;
   try {
     return RunWorker(mpi, abort, argc, argv);

@@ -76,6 +76,14 @@ class CoordinatorClient::Impl {
     try {
       while (!quit_) {
         auto now = Clock::now();
+        if (preempt_.exchange(false)) {
+          co::Preempt preempt;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            preempt.set_reason(preempt_reason_);
+          }
+          channel_.Send(EncodeCoordinatorFrame(co::PREEMPT, preempt), timeout);
+        }
         if (leave_) {
           channel_.Send(EncodeCoordinatorFrame(co::LEAVE, co::Leave()), interval);
           channel_.Close();
@@ -99,6 +107,12 @@ class CoordinatorClient::Impl {
         const double wait = std::min(0.1, std::max(0.0, SecondsBetween(Clock::now(), next_beat)));
         if (!channel_.Receive(&header, &body, wait)) continue;
         last_heard = Clock::now();
+        if (header.type == co::CHECKPOINT) {
+          co::Checkpoint checkpoint;
+          ParseCoordinatorFrame(header, body, &checkpoint);
+          if (checkpoint.stop()) stop_requested_ = true;
+          continue;
+        }
         if (header.type == co::STOP) {
           co::Stop stop;
           ParseCoordinatorFrame(header, body, &stop);
@@ -121,7 +135,9 @@ class CoordinatorClient::Impl {
   net::Channel channel_;
   co::Accepted accepted_;
   std::atomic<int64_t> step_{0};
-  std::atomic<bool> quit_{false}, leave_{false};
+  std::atomic<bool> quit_{false}, leave_{false}, preempt_{false}, stop_requested_{false};
+  std::mutex mu_;
+  std::string preempt_reason_;
   std::thread thread_;
 };
 
@@ -131,6 +147,14 @@ CoordinatorClient::~CoordinatorClient() = default;
 const coordinator::Accepted& CoordinatorClient::accepted() const { return impl_->accepted_; }
 void CoordinatorClient::SetStep(int64_t global_step) { impl_->step_ = global_step; }
 void CoordinatorClient::Leave() { impl_->Leave(); }
+bool CoordinatorClient::stop_requested() const { return impl_->stop_requested_; }
+void CoordinatorClient::Preempt(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu_);
+    impl_->preempt_reason_ = reason;
+  }
+  impl_->preempt_ = true;
+}
 
 PlacementMap CoordinatorClient::placement() const {
   PlacementMap map;

@@ -48,6 +48,10 @@ class CoordinatorClient {
   PlacementMap placement() const;
   // Reported with the next heartbeats.
   void SetStep(int64_t global_step);
+  // Whether the coordinator asked the workers to checkpoint and stop (preemption).
+  bool stop_requested() const;
+  // Asks the coordinator to preempt the job (this member got SIGTERM or SIGUSR1).
+  void Preempt(const std::string& reason);
   // Tells the coordinator this member finished, then stops the thread (within about one
   // heartbeat interval).
   void Leave();

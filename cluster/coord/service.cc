@@ -68,6 +68,7 @@ class CoordinatorService::Impl {
   void Closed(int id, const std::string& why);
   void Beat();
   void CheckDeadlines();
+  void Preempt(const std::string& reason);
   // Ends the job: every live member but `culprit` gets STOP; the server stops shortly after.
   void End(bool finished, const std::string& reason, int culprit);
   void WriteJobJson();
@@ -79,7 +80,7 @@ class CoordinatorService::Impl {
   int world_size_ = 0;  // from the first worker
   PlacementMap placement_;
   std::string state_ = "starting", reason_;
-  bool ending_ = false;
+  bool ending_ = false, preempting_ = false;
   int exit_code_ = 1;
 };
 
@@ -114,6 +115,12 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
       case co::LEAVE:
         service_->Left(id_);
         return;
+      case co::PREEMPT: {
+        co::Preempt preempt;
+        ParseCoordinatorFrame(header, body, &preempt);
+        service_->Preempt(preempt.reason());
+        return;
+      }
       default:
         Fail(ErrorCode::kInvalidArgument, "unexpected ",
              CoordinatorProtocol().type_name(header.type), " from a member");
@@ -263,12 +270,31 @@ void CoordinatorService::Impl::CheckDeadlines() {
   }
 }
 
+void CoordinatorService::Impl::Preempt(const std::string& reason) {
+  if (ending_ || preempting_) return;
+  preempting_ = true;
+  reason_ = reason;
+  LOG(WARNING) << "coordinator: " << reason << ": the workers checkpoint and stop";
+  std::cerr << "flexmoe coordinator: " << reason << ": the workers checkpoint and stop"
+            << std::endl;
+  co::Checkpoint checkpoint;
+  checkpoint.set_stop(true);
+  checkpoint.set_reason(reason);
+  const std::string frame = EncodeCoordinatorFrame(co::CHECKPOINT, checkpoint);
+  for (auto& [id, s] : members_) {
+    if (s.member.role() == co::WORKER && s.connection != nullptr && !s.left) {
+      s.connection->Send(frame);
+    }
+  }
+  WriteJobJson();
+}
+
 void CoordinatorService::Impl::End(bool finished, const std::string& reason, int culprit) {
   if (ending_) return;
   ending_ = true;
   exit_code_ = finished ? 0 : 1;
-  state_ = finished ? "finished" : "failed";
-  reason_ = reason;
+  state_ = finished ? (preempting_ ? "preempted" : "finished") : "failed";
+  if (!finished || !preempting_) reason_ = reason;
   if (!finished) {
     LOG(ERROR) << "coordinator: stopping the job: " << reason;
     std::cerr << "flexmoe coordinator: stopping the job: " << reason << std::endl;
@@ -330,6 +356,10 @@ int CoordinatorService::Run() {
 
 void CoordinatorService::Stop(const std::string& why) {
   impl_->server_->Post([impl = impl_.get(), why] { impl->End(false, why, -1); });
+}
+
+void CoordinatorService::Preempt(const std::string& why) {
+  impl_->server_->Post([impl = impl_.get(), why] { impl->Preempt(why); });
 }
 
 }  // namespace flexmoe

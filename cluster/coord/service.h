@@ -4,7 +4,8 @@
 // first differing field), hands out the job id, the run directory and the expert
 // placement, exchanges heartbeats with every member, and when a member dies (its
 // connection closes without LEAVE, or it is not heard from for heartbeat_timeout_s) tells
-// every other member to stop, naming the dead one. It keeps run_dir/job.json current
+// every other member to stop, naming the dead one. On SIGTERM/SIGUSR1 (Preempt), or a
+// member's PREEMPT, it has the workers checkpoint and stop. It keeps run_dir/job.json current
 // (written atomically): the job id and state, every member, the placement and the newest
 // complete checkpoint.
 //
@@ -50,6 +51,9 @@ class CoordinatorService {
   int Run();
   // Stops the job: every member is told to stop with `why`.
   void Stop(const std::string& why);
+  // Preempts the job: every worker is asked to checkpoint at the next step boundary and
+  // stop; once they have left, the job ends with 0 (SLURM's preemption notice).
+  void Preempt(const std::string& why);
 
  private:
   class Impl;

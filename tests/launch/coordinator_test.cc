@@ -24,6 +24,7 @@
 #include "tests/testing/process.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
+#include "trainer/train_manifest.h"
 
 namespace flexmoe {
 namespace {
@@ -201,6 +202,57 @@ TEST_F(CoordinatorTest, WorkerWithAnotherConfigIsRefusedNamingTheField) {
   for (int s : status) EXPECT_NE(s, -1);
   EXPECT_NE(job.workers->Log().find("field training.lr"), std::string::npos) << job.workers->Log();
   EXPECT_NE(job.coordinator->Log().find("worker "), std::string::npos) << job.coordinator->Log();
+}
+
+// SIGUSR1 or SIGTERM to any member (or to mpirun, which forwards SIGUSR1 to the ranks):
+// the workers checkpoint at the next step boundary and every process exits 0; the job
+// then continues from that checkpoint with --resume.
+TEST_F(CoordinatorTest, PreemptionSignalsCheckpointAndStopWithZero) {
+  struct Case {
+    std::string name, target;
+    int signal;
+  };
+  for (const Case& c : std::vector<Case>{{"usr1-coordinator", "coordinator", SIGUSR1},
+                                         {"term-loader", "loader", SIGTERM},
+                                         {"usr1-mpirun", "mpirun", SIGUSR1}}) {
+    Job job(dir_->Path(c.name), Common(c.name, 500));
+    ASSERT_GT(job.Pid("worker", 1), 0) << job.coordinator->Log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    testing::Process* target = c.target == "coordinator" ? job.coordinator.get()
+                               : c.target == "loader"    ? job.loader.get()
+                                                         : job.workers.get();
+    target->Signal(c.signal);
+    EXPECT_EQ(job.WaitAll(60), (std::vector<int>{0, 0, 0}))
+        << c.name << "\n"
+        << job.coordinator->Log() << job.workers->Log();
+    EXPECT_NE(job.workers->Log().find("stopped (preempted)"), std::string::npos)
+        << job.workers->Log();
+    Json state = Json::parse(ReadFile(dir_->Path(c.name + "/run/job.json")));
+    EXPECT_EQ(state["state"], "preempted") << c.name;
+    const std::string newest = state["newest_checkpoint"];
+    ASSERT_FALSE(newest.empty()) << c.name;
+    if (c.target != "coordinator") continue;
+    // Continue it, shortened to end with the epoch in progress.
+    const TrainManifest manifest = ReadTrainManifest(newest);
+    const int epochs = manifest.progress.position.epoch + 1;
+    Job resumed(dir_->Path(c.name + "-resumed"), Common(c.name, epochs), {"--resume"});
+    EXPECT_EQ(resumed.WaitAll(120), (std::vector<int>{0, 0, 0})) << resumed.workers->Log();
+    EXPECT_NE(resumed.workers->Log().find("resuming from " + newest), std::string::npos)
+        << resumed.workers->Log();
+  }
+}
+
+TEST_F(CoordinatorTest, SigtermToASingleProcessTrainCheckpointsAndStops) {
+  std::vector<std::string> argv = {kBinary, "train", "--threads", "1"};
+  std::vector<std::string> common = Common("single-term", 500);
+  argv.insert(argv.end(), common.begin(), common.end());
+  testing::Process train(argv, dir_->Path("single-term.log"), kEnv);
+  ASSERT_FALSE(train.WaitForLine("epoch 2 done", 60).empty()) << train.Log();
+  train.Signal(SIGTERM);
+  EXPECT_EQ(train.Wait(60), 0) << train.Log();
+  EXPECT_NE(train.Log().find("stopped (preempted) in seed 1; newest checkpoint "),
+            std::string::npos)
+      << train.Log();
 }
 
 // Garbage against `address` while a job runs: each way of being wrong once, then 200 quick
