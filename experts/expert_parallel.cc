@@ -170,6 +170,12 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
       all_counts = ep.AllGather(my_counts).to(at::kCPU).contiguous();  // [world, E]
     }
     const int64_t* all = all_counts.data_ptr<int64_t>();
+    if (stats != nullptr) {
+      stats->expert_rows.resize(e_count, 0);
+      for (int s = 0; s < world; ++s) {
+        for (int64_t e = 0; e < e_count; ++e) stats->expert_rows[e] += all[s * e_count + e];
+      }
+    }
     const std::vector<int64_t>& mine = experts_of[me];
     std::vector<int64_t> recv(world, 0);
     for (int s = 0; s < world; ++s) {

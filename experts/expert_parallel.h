@@ -44,6 +44,9 @@ struct ExchangeStats {
   // In the exchanges (token all-to-alls, counts, router statistics), forward and backward:
   // waiting for slower ranks included.
   double seconds = 0;
+  // Rows sent to each global expert by the whole expert-parallel group, over every sparse
+  // layer (the same on every rank of the group): the measured load of each expert.
+  std::vector<int64_t> expert_rows;
 };
 
 // The expert step of RunMoe for experts spread over `ep` by `placement`: rows sorted by

@@ -17,7 +17,7 @@
 #include "launch/train_job.h"
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
-#include "trainer/model.h"
+#include "trainer/placement_policy.h"
 
 namespace flexmoe {
 namespace {
@@ -74,11 +74,17 @@ int CoordinatorCommand(int argc, char** argv) {
   options.run_dir = RunDirFor(config, false);
   options.config_hash = ComputationHash(config);
   options.config_text = ConfigToText(config);
+  // LOAD_AWARE packs by the combination counts of the prepared index.
+  std::shared_ptr<PreparedDataset> prepared;
+  if (cluster.placement() == config::ClusterConfig::LOAD_AWARE) {
+    prepared =
+        std::make_shared<PreparedDataset>(PreparedDataset::Open(config.data().prepared_dir()));
+  }
   const int ep_degree = cluster.expert_parallel_degree();
-  options.placement = [model = config.model(), ep_degree](int world_size) {
+  options.placement = [config, prepared, ep_degree](int world_size) {
     const int ranks = world_size == 1 ? 1 : (ep_degree > 0 ? ep_degree : world_size);
-    return PlacementMap::Balanced(FlexMoeModelImpl::SparseLayers(model), model.num_experts(),
-                                  ranks);
+    if (prepared) return MakePlacement(config, *prepared, ranks);
+    return MakePlacement(config, PreparedDataset(), ranks);
   };
   // SIGTERM and SIGUSR1 (preemption) have the workers checkpoint and stop; their handler
   // only sets a flag, which a thread watches (LibTorch starts threads before main, so the

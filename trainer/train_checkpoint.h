@@ -64,6 +64,8 @@ class TrainCheckpointer {
   TrainManifest Load(const std::string& dir, TrainState* state);
 
   const std::string& checkpoints_dir() const { return dir_; }
+  // The placement recorded in later manifests (after a re-pack).
+  void set_placement(const PlacementMap& placement) { context_.placement = placement; }
 
  private:
   int rank() const;

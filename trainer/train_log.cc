@@ -74,23 +74,28 @@ void MetricsLog::AfterStep(const StepReport& r) {
 }
 
 void MetricsLog::AfterEpoch(const EpochRecord& record, const TrainState& state) {
-  Append({{"event", "epoch"},
-          {"seed", seed_},
-          {"epoch", record.epoch},
-          {"workers", workers_},
-          {"phase", record.warmup ? "warmup" : "shuffled"},
-          {"train_loss", record.train_loss},
-          {"task_loss", record.task_loss},
-          {"router_loss", record.router_loss},
-          {"samples_per_s", record.samples_per_s},
-          {"dropped_rows", record.dropped_rows},
-          {"step_ms",
-           {{"compute", 1e3 * record.compute_s},
-            {"exchange", 1e3 * record.exchange_s},
-            {"reduce", 1e3 * record.reduce_s},
-            {"data", 1e3 * record.data_s}}},
-          {"validation", MetricsJson(record.validation.metrics.overall)},
-          {"best_epoch", state.progress.best.epoch}});
+  Append(
+      {{"event", "epoch"},
+       {"seed", seed_},
+       {"epoch", record.epoch},
+       {"workers", workers_},
+       {"phase", record.warmup ? "warmup" : "shuffled"},
+       {"train_loss", record.train_loss},
+       {"task_loss", record.task_loss},
+       {"router_loss", record.router_loss},
+       {"samples_per_s", record.samples_per_s},
+       {"dropped_rows", record.dropped_rows},
+       {"expert_imbalance", record.expert_imbalance},
+       {"repacked", record.repacked ? nlohmann::json{{"imbalance_before", record.imbalance_before},
+                                                     {"imbalance_after", record.imbalance_after}}
+                                    : nlohmann::json(nullptr)},
+       {"step_ms",
+        {{"compute", 1e3 * record.compute_s},
+         {"exchange", 1e3 * record.exchange_s},
+         {"reduce", 1e3 * record.reduce_s},
+         {"data", 1e3 * record.data_s}}},
+       {"validation", MetricsJson(record.validation.metrics.overall)},
+       {"best_epoch", state.progress.best.epoch}});
 }
 
 void MetricsLog::AfterTraining(const TrainResult& result) {

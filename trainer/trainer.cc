@@ -27,6 +27,7 @@
 #include "trainer/compute_threads.h"
 #include "trainer/grad_sync.h"
 #include "trainer/model.h"
+#include "trainer/placement_policy.h"
 #include "trainer/train_log.h"
 
 namespace flexmoe {
@@ -64,6 +65,8 @@ struct EpochClock {
   Clock::time_point start = Clock::now();
   double data_s = 0, reduce_s = 0, step_s = 0, exchange_before = 0;
   int64_t samples = 0, steps = 0;
+  int64_t rows_before = 0;  // rows this rank's experts had processed when the epoch began
+  std::vector<int64_t> expert_rows_before;  // ExchangeStats::expert_rows then
 };
 
 }  // namespace
@@ -77,6 +80,9 @@ struct Trainer::Impl {
   PlacementMap MakeLayout();
   std::unique_ptr<BatchSource> MakeSource();
   void MakeCheckpointer(const PlacementMap& placement);
+  void BuildModel();  // the model, optimizer and gradient sync for the current layout
+  // LOAD_AWARE: packs the experts anew from the loads measured this epoch, moving them.
+  void Repack(EpochClock* clock, EpochRecord* record);
   void MakeLogs();
 
   void Resume(const std::string& dir);
@@ -150,23 +156,8 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
   c_count = Combinations(m_count).size();
 
   PlacementMap placement = MakeLayout();
-  torch::manual_seed(seed);
-  ModelShape shape{data.feature_sizes(),
-                   num_classes,
-                   {config.data().modalities().begin(), config.data().modalities().end()}};
-  model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
   state.seed = seed;
-  state.parameters = model->Parameters();
-  std::vector<at::Tensor> all, replicated, experts;
-  for (const ModelParameter& p : state.parameters) {
-    all.push_back(p.tensor);
-    (p.group.is_expert() ? experts : replicated).push_back(p.tensor);
-  }
-  sync = std::make_unique<GradientSynchronizer>(replicated, experts, world,
-                                                groups.expert_data_parallel.get());
-  optimizer = std::make_unique<FusedAdam>(all, AdamOptions{tc.lr()});
-  state.exp_avg = optimizer->exp_avg();
-  state.exp_avg_sq = optimizer->exp_avg_sq();
+  BuildModel();
   if (tc.class_weights_size() > 0) {
     std::vector<float> cw(tc.class_weights().begin(), tc.class_weights().end());
     class_weights = at::tensor(cw, at::kFloat);
@@ -190,14 +181,16 @@ PlacementMap Trainer::Impl::MakeLayout() {
   if (world != nullptr && w > 1) {
     groups = MakeProcessGroups(*world, options.expert_parallel_degree);
     const int ep = groups.expert_parallel->size();
-    placement = options.placement != nullptr
-                    ? *options.placement
-                    : PlacementMap::Balanced(sparse_layers, config.model().num_experts(), ep);
+    placement =
+        options.placement != nullptr ? *options.placement : MakePlacement(config, prepared, ep);
     if (placement.ranks != ep) {
       Fail(ErrorCode::kInvalidArgument, "expert placement over ", placement.ranks,
            " ranks for an expert-parallel group of ", ep);
     }
     placement.Check();
+    if (log != nullptr) {
+      *log << "expert placement " << DescribePlacement(config, prepared, placement) << "\n";
+    }
     layout.placement = placement;
     layout.expert_rank = groups.expert_parallel->rank();
     layout.expert_parallel = groups.expert_parallel.get();
@@ -218,6 +211,80 @@ std::unique_ptr<BatchSource> Trainer::Impl::MakeSource() {
   base.batching = tc.batching();
   base.num_modalities = data.num_modalities();
   return std::make_unique<PlanBatchSource>(data, prepared, 0, base, tc.warmup_epochs(), rank);
+}
+
+void Trainer::Impl::BuildModel() {
+  torch::manual_seed(seed);
+  ModelShape shape{data.feature_sizes(),
+                   num_classes,
+                   {config.data().modalities().begin(), config.data().modalities().end()}};
+  model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
+  state.parameters = model->Parameters();
+  std::vector<at::Tensor> all, replicated, experts;
+  for (const ModelParameter& p : state.parameters) {
+    all.push_back(p.tensor);
+    (p.group.is_expert() ? experts : replicated).push_back(p.tensor);
+  }
+  sync = std::make_unique<GradientSynchronizer>(replicated, experts, world,
+                                                groups.expert_data_parallel.get());
+  optimizer = std::make_unique<FusedAdam>(all, AdamOptions{tc.lr()});
+  state.exp_avg = optimizer->exp_avg();
+  state.exp_avg_sq = optimizer->exp_avg_sq();
+}
+
+void Trainer::Impl::Repack(EpochClock* clock, EpochRecord* record) {
+  if (layout_ptr == nullptr || config.cluster().placement() != config::ClusterConfig::LOAD_AWARE ||
+      options.run_dir.empty()) {
+    return;
+  }
+  // The rows each expert received this epoch (every rank of a group counts the same).
+  const int64_t e_count = config.model().num_experts();
+  std::vector<int64_t> rows(e_count, 0);
+  for (int64_t e = 0; e < e_count && e < static_cast<int64_t>(exchange.expert_rows.size()); ++e) {
+    rows[e] = exchange.expert_rows[e] - (e < static_cast<int64_t>(clock->expert_rows_before.size())
+                                             ? clock->expert_rows_before[e]
+                                             : 0);
+  }
+  at::Tensor total = at::tensor(rows, at::kLong);
+  world->AllReduce(total, ReduceOp::kSum);  // exact: every rank decides alike
+  std::vector<double> load(total.data_ptr<int64_t>(), total.data_ptr<int64_t>() + e_count);
+  const int ranks = layout.placement.ranks;
+  const ExpertPlacement& current = layout.placement.layers.begin()->second;
+  const ExpertPlacement next = ExpertPlacement::LoadAware(load, ranks);
+  const double before = current.Imbalance(load, ranks), after = next.Imbalance(load, ranks);
+  if (!(after < 0.98 * before)) return;  // not worth moving experts
+  PlacementMap placement = layout.placement;
+  for (auto& [layer, p] : placement.layers) p = next;
+  // The experts, their moments and best values move to their new owners through a
+  // checkpoint of the state: written by the old owners, read by the new ones.
+  CheckpointContext context;
+  context.world = world;
+  context.expert_rank = layout.expert_rank;
+  context.saves_experts = rank < groups.ep_degree;
+  context.expert_parallel_degree = groups.ep_degree;
+  context.placement = layout.placement;
+  context.config_text = ConfigToText(config);
+  context.config_hash = ComputationHash(config);
+  context.dataset_index_crc32c = prepared.meta.index_crc32c();
+  context.dataset_samples = prepared.size();
+  context.keep_last = 1;
+  TrainCheckpointer move(context, options.run_dir + "/.repack");
+  state.progress.dropped_rows = GlobalDroppedRows();
+  const std::string dir = move.Save(state);
+  layout.placement = placement;
+  BuildModel();
+  move.Load(dir, &state);
+  optimizer->set_steps(state.progress.adam_steps);
+  dropped_offset = state.progress.dropped_rows;
+  checkpointer->set_placement(placement);
+  RunOnRankZero(world, [&] { std::filesystem::remove_all(options.run_dir + "/.repack"); });
+  record->repacked = true;
+  record->imbalance_before = before;
+  record->imbalance_after = after;
+  if (log != nullptr) {
+    *log << "expert placement re-packed from the measured loads: imbalance " << before << " -> "
+         << after << "\n";
+  }
 }
 
 void Trainer::Impl::MakeCheckpointer(const PlacementMap& placement) {
@@ -419,6 +486,8 @@ bool Trainer::Impl::RunEpoch(TrainResult* result) {
   }
   EpochClock clock;
   clock.exchange_before = exchange.seconds;
+  clock.rows_before = exchange.rows_received;
+  clock.expert_rows_before = exchange.expert_rows;
   bool checkpoint_at_end = false, stop_at_end = false;
   DecodedBatch batch;
   auto wait_start = Clock::now();
@@ -447,6 +516,15 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   at::Tensor seen = at::tensor({clock->samples}, at::kLong);
   if (w > 1) world->AllReduce(seen, ReduceOp::kSum);
   record.samples_per_s = seen[0].item<int64_t>() / Since(clock->start);
+  if (w > 1) {
+    // The rows each rank's experts processed this epoch: the most loaded over the mean.
+    at::Tensor rows =
+        world->AllGather(at::tensor({exchange.rows_received - clock->rows_before}, at::kLong))
+            .to(at::kDouble);
+    const double mean = rows.mean().item<double>();
+    record.expert_imbalance = mean > 0 ? rows.max().item<double>() / mean : 1.0;
+  }
+  Repack(clock, &record);
   const int64_t dropped = GlobalDroppedRows();
   record.dropped_rows = dropped - state.progress.epoch.dropped_rows_at_start;
   state.progress.dropped_rows = dropped;

@@ -47,6 +47,13 @@ struct EpochRecord {
   // (gradient buckets and loss sums), waiting for data.
   double compute_s = 0, exchange_s = 0, reduce_s = 0, data_s = 0;
   int64_t dropped_rows = 0;  // rows over the expert capacity, all workers
+  // Rows the most loaded rank's experts processed over the mean per rank (1 with one
+  // worker): how well the placement spreads the load.
+  double expert_imbalance = 1;
+  // LOAD_AWARE: the experts were re-packed after this epoch's steps, from the measured
+  // loads (imbalance under the old and the new placement).
+  bool repacked = false;
+  double imbalance_before = 0, imbalance_after = 0;
   bool warmup = false;
   EvalResult validation;
 };

@@ -17,12 +17,26 @@ struct ExpertPlacement {
 
   // Expert e on rank e * ranks / E (balanced contiguous blocks).
   static ExpertPlacement Balanced(int64_t num_experts, int ranks);
+  // Expert e on rank e % ranks.
+  static ExpertPlacement RoundRobin(int64_t num_experts, int ranks);
+  // Experts packed by expected load (`load[e]`, any unit): heaviest first onto the rank
+  // with the least load so far (ties: the one with fewer experts, then the lower rank).
+  // Every rank gets at least one expert when E >= ranks.
+  static ExpertPlacement LoadAware(const std::vector<double>& load, int ranks);
+  // The most loaded rank's load over the mean rank load (1 = perfectly even).
+  double Imbalance(const std::vector<double>& load, int ranks) const;
   // Validates: every owner in [0, ranks). Throws kInvalidArgument otherwise.
   void Check(int ranks) const;
   std::vector<int64_t> LocalExperts(int rank) const;  // ascending global ids
   int64_t num_experts() const { return static_cast<int64_t>(owner.size()); }
   bool operator==(const ExpertPlacement& other) const { return owner == other.owner; }
 };
+
+// The expected tokens per expert of a sparse layer before any step runs: the S-Router
+// sends combination c's tokens to expert c (one of its top-k), the other k-1 choices are
+// taken as spread evenly. `combination_tokens[c]`: tokens of samples of combination c.
+std::vector<double> ExpectedExpertLoad(const std::vector<double>& combination_tokens,
+                                       int64_t num_experts, int64_t top_k);
 
 // Every sparse layer of a model, keyed by its fusion-layer index, over `ranks` ranks.
 struct PlacementMap {

@@ -255,6 +255,66 @@ TEST_F(CoordinatorTest, SigtermToASingleProcessTrainCheckpointsAndStops) {
       << train.Log();
 }
 
+// On a dataset whose samples crowd into a few modality combinations, LOAD_AWARE spreads the
+// hot experts over the workers: the measured imbalance (rows of the most loaded worker's
+// experts over the mean) drops, and the losses stay those of CONTIGUOUS.
+TEST_F(CoordinatorTest, LoadAwarePlacementLowersImbalanceWithEqualResults) {
+  std::vector<std::string> skew = {"--set", "data.input=" + dir_->Path("skew-raw"), "--set",
+                                   "data.prepared_dir=" + dir_->Path("skew-prepared"), "--set",
+                                   // Combinations 0-3 hold most samples: experts 0-3 are hot.
+                                   "synth.combination_weights=40,40,40,40,1,1,1,1,1,1,1,1,1,1,1",
+                                   "--set", "synth.min_per_combination=3", "--set",
+                                   "synth.num_samples=600", "--set",
+                                   "training.gate_loss_weight=0.1"};
+  auto run = [&](const std::string& command, const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {kBinary, command};
+    std::vector<std::string> common = Common("skew", 4);
+    argv.insert(argv.end(), common.begin(), common.end());
+    argv.insert(argv.end(), skew.begin(), skew.end());
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return testing::RunCommand(argv, 300, kEnv);
+  };
+  ASSERT_EQ(run("synth", {}).exit_code, 0);
+  ASSERT_EQ(run("prepare", {}).exit_code, 0);
+  auto epochs = [&](const std::string& placement) {
+    const std::string dir = dir_->Path("skew-" + placement);
+    auto r = run("train", {"--workers", "2", "--threads", "1", "--set",
+                           "cluster.placement=" + placement, "--set", "run.dir=" + dir});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("expert placement " + placement + " over 2 ranks"), std::string::npos)
+        << r.output;
+    std::vector<Json> lines;
+    std::ifstream in(dir + "/metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      Json j = Json::parse(line);
+      if (j["event"] == "epoch") lines.push_back(j);
+    }
+    return lines;
+  };
+  const std::vector<Json> contiguous = epochs("CONTIGUOUS");
+  const std::vector<Json> load_aware = epochs("LOAD_AWARE");
+  ASSERT_EQ(contiguous.size(), 4u);
+  ASSERT_EQ(load_aware.size(), 4u);
+  int repacks = 0;
+  for (size_t e = 0; e < 4; ++e) {
+    const double a = contiguous[e]["train_loss"], b = load_aware[e]["train_loss"];
+    EXPECT_NEAR(b, a, 1e-4 * std::fabs(a)) << "epoch " << e;
+    repacks += !load_aware[e]["repacked"].is_null();
+    std::cout << "epoch " << e << " expert imbalance: CONTIGUOUS "
+              << contiguous[e]["expert_imbalance"] << ", LOAD_AWARE "
+              << load_aware[e]["expert_imbalance"] << "\n";
+  }
+  // Re-packed from the measured loads after a warm-up epoch or two, then clearly lower (on
+  // the development machine: 1.07 and 1.06 against 1.003 and 1.005).
+  EXPECT_GE(repacks, 1);
+  for (size_t e = 2; e < 4; ++e) {
+    EXPECT_LT(load_aware[e]["expert_imbalance"].get<double>(),
+              contiguous[e]["expert_imbalance"].get<double>() - 0.02)
+        << "epoch " << e;
+  }
+}
+
 // Garbage against `address` while a job runs: each way of being wrong once, then 200 quick
 // connects; the silent connection is returned, to be held open until the job ends.
 int Garbage(const std::string& address) {

@@ -1,0 +1,62 @@
+// Placement from config and data (placement_policy.h).
+#include "trainer/placement_policy.h"
+
+#include <cstdio>
+
+#include "data_loader/epoch_plan.h"
+#include "trainer/model.h"
+
+namespace flexmoe {
+
+std::vector<double> ExpectedLoadOf(const config::Config& config, const PreparedDataset& prepared) {
+  const config::ModelConfig& model = config.model();
+  const double tokens_per_sample =
+      static_cast<double>(config.data().modalities_size()) * model.patches();
+  std::vector<double> tokens((1 << config.data().modalities_size()) - 1, 0.0);
+  for (uint32_t i : SamplesOfSplit(prepared.index, 0)) {
+    const uint32_t c = prepared.index.combination(static_cast<int>(i));
+    if (c < tokens.size()) tokens[c] += tokens_per_sample;
+  }
+  return ExpectedExpertLoad(tokens, model.num_experts(), model.top_k());
+}
+
+PlacementMap MakePlacement(const config::Config& config, const PreparedDataset& prepared,
+                           int ranks) {
+  const std::vector<int> layers = FlexMoeModelImpl::SparseLayers(config.model());
+  const int64_t experts = config.model().num_experts();
+  PlacementMap map;
+  map.ranks = ranks;
+  std::vector<double> load;
+  if (config.cluster().placement() == config::ClusterConfig::LOAD_AWARE) {
+    load = ExpectedLoadOf(config, prepared);
+  }
+  for (int layer : layers) {
+    switch (config.cluster().placement()) {
+      case config::ClusterConfig::ROUND_ROBIN:
+        map.layers[layer] = ExpertPlacement::RoundRobin(experts, ranks);
+        break;
+      case config::ClusterConfig::LOAD_AWARE:
+        map.layers[layer] = ExpertPlacement::LoadAware(load, ranks);
+        break;
+      default:
+        map.layers[layer] = ExpertPlacement::Balanced(experts, ranks);
+    }
+  }
+  return map;
+}
+
+std::string DescribePlacement(const config::Config& config, const PreparedDataset& prepared,
+                              const PlacementMap& placement) {
+  const std::vector<double> load = ExpectedLoadOf(config, prepared);
+  const ExpertPlacement contiguous =
+      ExpertPlacement::Balanced(config.model().num_experts(), placement.ranks);
+  const ExpertPlacement& first = placement.layers.begin()->second;
+  char text[160];
+  std::snprintf(text, sizeof(text), "%s over %d ranks: expected imbalance %.3f (CONTIGUOUS: %.3f)",
+                config::ClusterConfig::Placement_Name(config.cluster().placement()).c_str(),
+                placement.ranks, first.Imbalance(load, placement.ranks),
+                contiguous.Imbalance(load, placement.ranks));
+  return text;
+}
+
+}  // namespace flexmoe
