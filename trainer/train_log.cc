@@ -118,6 +118,39 @@ void MetricsLog::Resumed(const std::string& dir, const TrainManifest& manifest) 
           {"workers", workers_}});
 }
 
+TensorBoardLog::TensorBoardLog(const std::string& dir, int log_every_steps)
+    : writer_(dir), every_(log_every_steps) {}
+
+void TensorBoardLog::AfterStep(const StepReport& r) {
+  if (every_ <= 0 || r.position.step_in_epoch % every_ != 0) return;
+  const int64_t step = r.position.global_step;
+  writer_.Scalar("step/loss", step, r.loss);
+  writer_.Scalar("step/task_loss", step, r.task_loss);
+  writer_.Scalar("step/router_loss", step, r.router_loss);
+}
+
+void TensorBoardLog::AfterEpoch(const EpochRecord& record, const TrainState& state) {
+  const int64_t step = state.progress.position.global_step;
+  const auto& val = record.validation.metrics.overall;
+  writer_.Scalar("epoch/train_loss", step, record.train_loss);
+  writer_.Scalar("epoch/task_loss", step, record.task_loss);
+  writer_.Scalar("epoch/router_loss", step, record.router_loss);
+  writer_.Scalar("validation/accuracy", step, val.accuracy);
+  writer_.Scalar("validation/macro_f1", step, val.macro_f1);
+  writer_.Scalar("validation/auc", step, val.auc);
+  writer_.Scalar("throughput/samples_per_s", step, record.samples_per_s);
+  writer_.Scalar("experts/imbalance", step, record.expert_imbalance);
+  writer_.Flush();
+}
+
+void TensorBoardLog::AfterTraining(const TrainResult& result) {
+  const auto& test = result.test.metrics.overall;
+  writer_.Scalar("test/accuracy", result.best_epoch, test.accuracy);
+  writer_.Scalar("test/macro_f1", result.best_epoch, test.macro_f1);
+  writer_.Scalar("test/auc", result.best_epoch, test.auc);
+  writer_.Flush();
+}
+
 ProgressLog::ProgressLog(std::ostream* log, int log_every_steps, int workers)
     : log_(log), every_(log_every_steps), workers_(workers) {}
 

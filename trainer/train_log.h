@@ -1,6 +1,7 @@
 // The trainer's own hooks: the metrics log (run.dir/metrics.jsonl, rank 0: a "step" line
 // every metrics.log_every_steps steps, an "epoch" line per epoch, a "resume" line where a
-// run continued, a "test" line at the end) and the progress lines on the console.
+// run continued, a "test" line at the end), TensorBoard scalars, and the progress lines on
+// the console.
 #pragma once
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <iosfwd>
 #include <string>
 
+#include "trainer/tensorboard.h"
 #include "trainer/trainer.h"
 
 namespace flexmoe {
@@ -35,6 +37,22 @@ class MetricsLog : public TrainHook {
   std::string path_;
   uint64_t seed_;
   int workers_;
+  int every_;
+};
+
+// Scalars for TensorBoard (run.dir/tensorboard/, rank 0), at the global step: step losses
+// every log_every_steps steps; per epoch the train losses, validation metrics, throughput
+// and expert imbalance; the test metrics at the end.
+class TensorBoardLog : public TrainHook {
+ public:
+  TensorBoardLog(const std::string& dir, int log_every_steps);
+
+  void AfterStep(const StepReport& report) override;
+  void AfterEpoch(const EpochRecord& record, const TrainState& state) override;
+  void AfterTraining(const TrainResult& result) override;
+
+ private:
+  EventWriter writer_;
   int every_;
 };
 

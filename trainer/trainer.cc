@@ -128,6 +128,7 @@ struct Trainer::Impl {
   bool checkpoints_enabled = false;
   std::unique_ptr<MetricsLog> metrics;
   std::unique_ptr<ProgressLog> progress;
+  std::unique_ptr<TensorBoardLog> tensorboard;  // rank 0 with a run directory
   std::vector<TrainHook*> hooks;
   int64_t dropped_offset = 0;  // rows dropped before this process started (resumed runs)
   std::string last_checkpoint;
@@ -320,6 +321,13 @@ void Trainer::Impl::MakeLogs() {
   if (options.restart_metrics) RunOnRankZero(world, [&] { metrics->ContinueAt(0); });
   progress = std::make_unique<ProgressLog>(log, every, w);
   hooks = {metrics.get(), progress.get()};
+  if (config.metrics().tensorboard()) {
+    RunOnRankZero(world, [&] {
+      if (run_dir.empty()) return;
+      tensorboard = std::make_unique<TensorBoardLog>(run_dir + "/tensorboard", every);
+      hooks.push_back(tensorboard.get());
+    });
+  }
   hooks.insert(hooks.end(), options.hooks.begin(), options.hooks.end());
 }
 

@@ -44,10 +44,10 @@ TEST(CliTest, BadConfigExitsTwoNamingLine) {
 }
 
 TEST(CliTest, FieldsThatWouldDoNothingAreRefusedByName) {
-  // Fields that are not in the schema (TensorBoard until it is written) are refused.
+  // Fields that are not in the schema are refused by name (and line, in a file).
   const std::string config = kSource + "/configs/quickstart.textproto";
   for (const char* set : {"cluster.coordinator_port=5000", "cluster.coordinator_address=x",
-                          "metrics.tensorboard=true"}) {
+                          "metrics.tensorboard_dir=x"}) {
     auto r = RunCommand({kBinary, "validate-config", config, "--set", set});
     EXPECT_EQ(r.exit_code, 2) << set << ": " << r.output;
     std::string field = std::string(set).substr(std::string(set).find('.') + 1);
@@ -55,12 +55,12 @@ TEST(CliTest, FieldsThatWouldDoNothingAreRefusedByName) {
     EXPECT_NE(r.output.find(field), std::string::npos) << set << ": " << r.output;
   }
   testing::TempDir dir;
-  std::string path =
-      dir.Write("c.textproto", "data { layout: WIDE_CSV }\nmetrics {\n  tensorboard: true\n}\n");
+  std::string path = dir.Write(
+      "c.textproto", "data { layout: WIDE_CSV }\nmetrics {\n  tensorboard_dir: \"x\"\n}\n");
   auto r = RunCommand({kBinary, "validate-config", path});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("c.textproto:3"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("tensorboard"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tensorboard_dir"), std::string::npos) << r.output;
   r = RunCommand({kBinary, "validate-config", config, "--set", "cluster.heartbeat_timeout_s=1"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("cluster.heartbeat_timeout_s"), std::string::npos) << r.output;

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 
+#include "cluster/base/atomic_file.h"
+#include "cluster/base/error.h"
 #include "data_loader/epoch_plan.h"
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
@@ -13,6 +15,7 @@
 #include "tests/testing/temp_dir.h"
 #include "trainer/checkpoint.h"
 #include "trainer/model.h"
+#include "trainer/tensorboard.h"
 #include "trainer/train_manifest.h"
 #include "trainer/trainer.h"
 
@@ -81,6 +84,36 @@ TEST_F(QuickstartTest, LearnedBankReachesTheStatedAccuracyAndZeroBankDoesNot) {
   EXPECT_GT(share, 0.45);  // measured 0.51; chance is 1/16
   ASSERT_TRUE(std::filesystem::exists(learned.checkpoint_dir + "/manifest.json"));
   ASSERT_TRUE(std::filesystem::exists(dir_->Path("run-learned/metrics.jsonl")));
+
+  // TensorBoard: every record of the event file reads back through the Event message with
+  // its CRCs checked; the epochs' train losses are there at their global steps.
+  std::vector<std::string> files;
+  for (const auto& f : std::filesystem::directory_iterator(dir_->Path("run-learned/tensorboard"))) {
+    files.push_back(f.path().string());
+  }
+  ASSERT_EQ(files.size(), 1u);
+  std::vector<std::string> records = ReadTfRecords(files[0]);
+  ASSERT_GT(records.size(), 1u);
+  tensorboard::Event first;
+  ASSERT_TRUE(first.ParseFromString(records[0]));
+  EXPECT_EQ(first.file_version(), "brain.Event:2");
+  std::vector<double> train_losses;
+  for (const std::string& record : records) {
+    tensorboard::Event event;
+    ASSERT_TRUE(event.ParseFromString(record));
+    for (const auto& v : event.summary().value()) {
+      if (v.tag() == "epoch/train_loss") train_losses.push_back(v.simple_value());
+    }
+  }
+  ASSERT_EQ(train_losses.size(), learned.epochs.size());
+  for (size_t e = 0; e < train_losses.size(); ++e) {
+    EXPECT_FLOAT_EQ(train_losses[e], static_cast<float>(learned.epochs[e].train_loss));
+  }
+  // A flipped byte is refused.
+  std::string bytes = ReadFile(files[0]);
+  bytes[bytes.size() / 2] ^= 0x40;
+  const std::string damaged = dir_->Write("damaged.tfevents", bytes);
+  EXPECT_THROW(ReadTfRecords(damaged), Error);
 }
 
 TEST_F(QuickstartTest, SameSeedGivesBitIdenticalLosses) {
