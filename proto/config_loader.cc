@@ -341,9 +341,8 @@ void Validate(Config& c, const Validator& v) {
   v.Check(cl.collective_timeout_s() > 0, "cluster.collective_timeout_s", "must be positive");
   v.Check(cl.connect_timeout_s() > 0, "cluster.connect_timeout_s", "must be positive");
   v.Check(cl.heartbeat_interval_s() > 0, "cluster.heartbeat_interval_s", "must be positive");
-  v.Check(cl.heartbeat_timeout_s() >= 2 * cl.heartbeat_interval_s(),
-          "cluster.heartbeat_timeout_s", "at least twice heartbeat_interval_s (",
-          cl.heartbeat_interval_s(), ")");
+  v.Check(cl.heartbeat_timeout_s() >= 2 * cl.heartbeat_interval_s(), "cluster.heartbeat_timeout_s",
+          "at least twice heartbeat_interval_s (", cl.heartbeat_interval_s(), ")");
   v.Check(cl.max_frame_bytes() >= 1024, "cluster.max_frame_bytes", "at least 1024");
 
   const auto& ck = c.checkpoint();

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cluster/base/error.h"
+#include "cluster/net/clock.h"
 
 namespace flexmoe::net {
 namespace {
@@ -16,10 +17,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
-
-Clock::duration Seconds(double s) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-}
 
 }  // namespace
 

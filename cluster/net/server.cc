@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "cluster/net/clock.h"
 #include "cluster/net/job_token.h"
 
 namespace flexmoe::net {
@@ -26,10 +27,6 @@ std::string EndpointName(const tcp::endpoint& endpoint) {
   const std::string host = endpoint.address().to_string();
   const std::string port = std::to_string(endpoint.port());
   return endpoint.address().is_v6() ? "[" + host + "]:" + port : host + ":" + port;
-}
-
-Clock::duration Seconds(double s) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
 std::string FormatSeconds(double s) {

@@ -1,8 +1,8 @@
 // Expert placements: contiguous blocks, round robin, load-aware packing and the imbalance
 // measure, worked by hand.
-#include <gtest/gtest.h>
-
 #include "cluster/base/expert_placement.h"
+
+#include <gtest/gtest.h>
 
 namespace flexmoe {
 namespace {

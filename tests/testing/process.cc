@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/testing/subprocess.h"
+
 namespace flexmoe::testing {
 
 Process::Process(const std::vector<std::string>& argv, const std::string& log_path,
@@ -18,17 +20,7 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pa
     : log_path_(log_path) {
   pid_ = ::fork();
   if (pid_ == 0) {
-    ::setpgid(0, 0);
-    const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::close(fd);
-    for (const std::string& assignment : env) ::putenv(const_cast<char*>(assignment.c_str()));
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+    ExecChild(argv, ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), env);
   }
 }
 

@@ -11,23 +11,28 @@
 
 namespace flexmoe::testing {
 
+void ExecChild(const std::vector<std::string>& argv, int output_fd,
+               const std::vector<std::string>& env) {
+  ::setpgid(0, 0);
+  ::dup2(output_fd, 1);
+  ::dup2(output_fd, 2);
+  ::close(output_fd);
+  for (const std::string& assignment : env) ::putenv(const_cast<char*>(assignment.c_str()));
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ::execvp(args[0], args.data());
+  ::_exit(127);
+}
+
 CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s,
                          const std::vector<std::string>& env) {
   int fds[2];
   if (::pipe(fds) != 0) return {};
   pid_t pid = ::fork();
   if (pid == 0) {
-    ::setpgid(0, 0);  // its own process group: a timeout kills mpirun and its ranks alike
-    ::dup2(fds[1], 1);
-    ::dup2(fds[1], 2);
     ::close(fds[0]);
-    ::close(fds[1]);
-    for (const std::string& assignment : env) ::putenv(const_cast<char*>(assignment.c_str()));
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
+    ExecChild(argv, fds[1], env);  // a timeout kills mpirun and its ranks alike
   }
   ::close(fds[1]);
   CommandResult result;
