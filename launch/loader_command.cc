@@ -50,7 +50,7 @@ int LoaderCommand(int argc, char** argv) {
   std::unique_ptr<CoordinatorClient> coordinator =
       JoinCoordinator(config, coordinator::LOADER, 0, 0, port,
                       [&server, &status](bool finished, const std::string& line) {
-                        if (!finished) std::cerr << "flexmoe loader: " << line << std::endl;
+                        if (!finished) PrintErrorLine("flexmoe loader: " + line);
                         status = finished ? 0 : 1;
                         server.Stop();
                       });

@@ -59,7 +59,7 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
       JoinCoordinator(config, coordinator::WORKER, rank, world->size(), 0,
                       [&abort, rank](bool finished, const std::string& line) {
                         if (finished) return;
-                        std::cerr << "flexmoe worker " << rank << ": " << line << std::endl;
+                        PrintErrorLine("flexmoe worker " + std::to_string(rank) + ": " + line);
                         abort.Raise(line);
                         // A worker busy outside a collective leaves within the grace period anyway.
                         std::thread([] {
@@ -116,12 +116,12 @@ int WorkerCommand(int argc, char** argv) {
     // One line (a coordinator's stop was reported when it came), then every rank ends
     // through MPI_Abort: MPI_Finalize would wait for ranks that may never come.
     if (!abort.raised()) {
-      std::cerr << "flexmoe worker " << mpi.world_rank() << ": error: " << e.what() << std::endl;
+      PrintErrorLine("flexmoe worker " + std::to_string(mpi.world_rank()) + ": error: " + e.what());
     }
     mpi.Abort(abort.raised() ? 1 : ExitStatusFor(e.code()));
   } catch (const std::exception& e) {
-    std::cerr << "flexmoe worker " << mpi.world_rank() << ": internal error: " << e.what()
-              << std::endl;
+    PrintErrorLine("flexmoe worker " + std::to_string(mpi.world_rank()) +
+                   ": internal error: " + e.what());
     mpi.Abort(1);
   }
 }

@@ -1,6 +1,8 @@
 // Names and exit statuses of the error codes declared in error.h.
 #include "cluster/base/error.h"
 
+#include <unistd.h>
+
 namespace flexmoe {
 
 const char* ErrorCodeName(ErrorCode code) {
@@ -33,6 +35,16 @@ int ExitStatusFor(ErrorCode code) {
       return 2;
     default:
       return 1;
+  }
+}
+
+void PrintErrorLine(const std::string& line) {
+  const std::string text = line + "\n";
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(2, text.data() + done, text.size() - done);
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
   }
 }
 

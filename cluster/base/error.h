@@ -35,6 +35,10 @@ class Error : public std::runtime_error {
 // Exit status for an error reaching main(): 2 for bad input (configs and data), 1 otherwise.
 int ExitStatusFor(ErrorCode code);
 
+// Writes `line` and a newline to stderr in one write, so that the lines of processes
+// sharing a terminal or log (mpirun's ranks) never interleave mid-line.
+void PrintErrorLine(const std::string& line);
+
 namespace detail {
 inline void Append(std::ostringstream&) {}
 template <typename T, typename... Rest>

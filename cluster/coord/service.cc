@@ -275,8 +275,7 @@ void CoordinatorService::Impl::Preempt(const std::string& reason) {
   preempting_ = true;
   reason_ = reason;
   LOG(WARNING) << "coordinator: " << reason << ": the workers checkpoint and stop";
-  std::cerr << "flexmoe coordinator: " << reason << ": the workers checkpoint and stop"
-            << std::endl;
+  PrintErrorLine("flexmoe coordinator: " + reason + ": the workers checkpoint and stop");
   co::Checkpoint checkpoint;
   checkpoint.set_stop(true);
   checkpoint.set_reason(reason);
@@ -297,7 +296,7 @@ void CoordinatorService::Impl::End(bool finished, const std::string& reason, int
   if (!finished || !preempting_) reason_ = reason;
   if (!finished) {
     LOG(ERROR) << "coordinator: stopping the job: " << reason;
-    std::cerr << "flexmoe coordinator: stopping the job: " << reason << std::endl;
+    PrintErrorLine("flexmoe coordinator: stopping the job: " + reason);
   }
   co::Stop stop;
   stop.set_finished(finished);
