@@ -72,6 +72,7 @@ int CoordinatorCommand(int argc, char** argv) {
   options.handshake_timeout_s = cluster.connect_timeout_s();
   options.job_id = NewJobId();
   options.run_dir = RunDirFor(config, false);
+  options.tensorboard = config.metrics().tensorboard();
   options.config_hash = ComputationHash(config);
   options.config_text = ConfigToText(config);
   // LOAD_AWARE packs by the combination counts of the prepared index.

@@ -17,6 +17,7 @@
 #include "cluster/comm/gather_bytes.h"
 #include "cluster/comm/mpi_communicator.h"
 #include "cluster/comm/mpi_session.h"
+#include "cluster/coord/report_sink.h"
 #include "data_loader/decoded_dataset.h"
 #include "launch/args.h"
 #include "launch/membership.h"
@@ -31,16 +32,22 @@ namespace flexmoe {
 
 namespace {
 
-// Reports the step to the coordinator with the heartbeats.
+// Reports the step to the coordinator with the heartbeats, and worker 0 the checkpoints.
 class StepReporter : public TrainHook {
  public:
-  explicit StepReporter(CoordinatorClient* client) : client_(client) {}
+  StepReporter(CoordinatorClient* client, CoordinatorReportSink* sink, int rank)
+      : client_(client), sink_(sink), rank_(rank) {}
   void AfterStep(const StepReport& report) override {
     client_->SetStep(report.position.global_step);
+  }
+  void AfterCheckpoint(const std::string& dir, const TrainState&) override {
+    if (rank_ == 0) sink_->Checkpointed(dir);
   }
 
  private:
   CoordinatorClient* client_;
+  CoordinatorReportSink* sink_;
+  int rank_;
 };
 
 int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
@@ -85,7 +92,11 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
   options.threads = args.GetInt("threads", 1);
   options.log = rank == 0 ? &std::cout : nullptr;
   if (coordinator && world->size() > 1) options.placement = &placement;
-  StepReporter reporter(coordinator.get());
+  // With a coordinator it is the job's one writer of the metrics.
+  std::unique_ptr<CoordinatorReportSink> sink;
+  if (coordinator) sink = std::make_unique<CoordinatorReportSink>(coordinator.get());
+  options.metrics_sink = sink.get();
+  StepReporter reporter(coordinator.get(), sink.get(), rank);
   if (coordinator) options.hooks.push_back(&reporter);
   PreemptionHook preemption(coordinator.get());
   options.hooks.push_back(&preemption);

@@ -106,6 +106,10 @@ class FlexMoeModelImpl : public torch::nn::Module {
   ModalityEncoder& encoder(int m) { return *encoders_[m]; }
   // Rows dropped over the expert capacity by all sparse layers so far.
   int64_t dropped_rows();
+  // Per sparse layer, the tokens of training forwards so far routed to (expert e,
+  // combination c), at e * num_combinations() + c: the measured load of every expert
+  // per modality combination.
+  const std::vector<std::vector<int64_t>>& token_counts() const { return token_counts_; }
   // Attaches (or, with null, detaches) forward-phase timing.
   void SetPhaseTimes(PhaseTimes* times);
 
@@ -120,8 +124,11 @@ class FlexMoeModelImpl : public torch::nn::Module {
   std::vector<FusionLayer>& layers() { return layers_; }
 
  private:
+  void CountTokens(const std::vector<at::Tensor>& routing, const at::Tensor& token_combination);
+
   config::ModelConfig model_;
   ModelShape shape_;
+  std::vector<std::vector<int64_t>> token_counts_;
   std::vector<std::shared_ptr<ModalityEncoder>> encoders_;
   at::Tensor bank_;       // [C, M, P, D]
   at::Tensor pos_embed_;  // [1, M*P, D]

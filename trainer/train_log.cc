@@ -3,12 +3,13 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "cluster/base/error.h"
+#include "cluster/comm/gather_bytes.h"
+#include "cluster/metrics/step_records.h"
 
 namespace flexmoe {
 namespace {
@@ -32,123 +33,140 @@ std::string FormatDuration(double seconds) {
   return buffer;
 }
 
-MetricsLog::MetricsLog(std::string path, uint64_t seed, int workers, int log_every_steps)
-    : path_(std::move(path)), seed_(seed), workers_(workers), every_(log_every_steps) {}
-
-int64_t MetricsLog::bytes() const {
-  std::error_code ec;
-  if (path_.empty() || !std::filesystem::exists(path_, ec)) return 0;
-  return static_cast<int64_t>(std::filesystem::file_size(path_, ec));
-}
-
-void MetricsLog::ContinueAt(int64_t bytes) {
-  if (path_.empty() || !std::filesystem::exists(path_)) return;
-  const int64_t now = this->bytes();
-  if (now < bytes) {
-    Fail(ErrorCode::kDataLoss, path_, ": ", now, " bytes, but the checkpoint was taken at ", bytes,
-         " (the metrics log was cut short)");
-  }
-  std::filesystem::resize_file(path_, static_cast<uintmax_t>(bytes));
-}
-
-void MetricsLog::Append(const nlohmann::json& line) const {
-  if (path_.empty()) return;
-  std::ofstream out(path_, std::ios::app);
-  out << line.dump() << "\n";
-  if (!out) Fail(ErrorCode::kInternal, path_, ": cannot append metrics");
-}
+MetricsLog::MetricsLog(MetricsSink* sink, int rank, uint64_t seed, int workers, int log_every_steps,
+                       Shape shape)
+    : sink_(sink),
+      rank_(rank),
+      seed_(seed),
+      workers_(workers),
+      every_(log_every_steps),
+      shape_(std::move(shape)) {}
 
 void MetricsLog::AfterStep(const StepReport& r) {
-  if (every_ <= 0) return;
+  if (every_ <= 0 || r.totals == nullptr) return;
   const bool last = r.position.step_in_epoch == r.steps_in_epoch;
   if (r.position.step_in_epoch % every_ != 0 && !last) return;
-  Append({{"event", "step"},
-          {"seed", seed_},
-          {"epoch", r.position.epoch},
-          {"step", r.position.step_in_epoch - 1},
-          {"global_step", r.position.global_step - 1},
-          {"workers", workers_},
-          {"loss", r.loss},
-          {"task_loss", r.task_loss},
-          {"router_loss", r.router_loss}});
+  const StepTotals& now = *r.totals;
+  const int64_t steps = now.steps - last_.steps;
+  const double per_step = steps > 0 ? 1e3 / steps : 0;
+  const double exchange = now.exchange_s - last_.exchange_s, reduce = now.reduce_s - last_.reduce_s;
+  nlohmann::json counts = nlohmann::json::array();
+  for (size_t l = 0; l < now.tokens.size(); ++l) {
+    std::vector<int64_t> window = now.tokens[l];
+    if (l < last_.tokens.size()) {
+      for (size_t i = 0; i < window.size(); ++i) window[i] -= last_.tokens[l][i];
+    }
+    counts.push_back(window);
+  }
+  nlohmann::json record = {
+      {"event", "step"},
+      {"seed", seed_},
+      {"epoch", r.position.epoch},
+      {"step", r.position.step_in_epoch - 1},
+      {"global_step", r.position.global_step - 1},
+      {"workers", workers_},
+      {"loss", r.loss},
+      {"task_loss", r.task_loss},
+      {"router_loss", r.router_loss},
+      {"worker", rank_},
+      {"steps", steps},
+      {"samples", now.samples - last_.samples},
+      {"seconds", (now.step_s - last_.step_s) + (now.data_s - last_.data_s)},
+      {"step_ms",
+       {{"compute", per_step * ((now.step_s - last_.step_s) - exchange - reduce)},
+        {"exchange", per_step * exchange},
+        {"reduce", per_step * reduce},
+        {"data", per_step * (now.data_s - last_.data_s)}}}};
+  if (!counts.empty()) {
+    record["tokens"] = {{"layers", shape_.sparse_layers},
+                        {"experts", shape_.experts},
+                        {"combinations", shape_.combinations},
+                        {"counts", counts}};
+  }
+  last_ = now;
+  sink_->WorkerStep(rank_, record);
 }
 
 void MetricsLog::AfterEpoch(const EpochRecord& record, const TrainState& state) {
-  Append(
-      {{"event", "epoch"},
-       {"seed", seed_},
-       {"epoch", record.epoch},
-       {"workers", workers_},
-       {"phase", record.warmup ? "warmup" : "shuffled"},
-       {"train_loss", record.train_loss},
-       {"task_loss", record.task_loss},
-       {"router_loss", record.router_loss},
-       {"samples_per_s", record.samples_per_s},
-       {"dropped_rows", record.dropped_rows},
-       {"expert_imbalance", record.expert_imbalance},
-       {"repacked", record.repacked ? nlohmann::json{{"imbalance_before", record.imbalance_before},
-                                                     {"imbalance_after", record.imbalance_after}}
-                                    : nlohmann::json(nullptr)},
-       {"step_ms",
-        {{"compute", 1e3 * record.compute_s},
-         {"exchange", 1e3 * record.exchange_s},
-         {"reduce", 1e3 * record.reduce_s},
-         {"data", 1e3 * record.data_s}}},
-       {"validation", MetricsJson(record.validation.metrics.overall)},
-       {"best_epoch", state.progress.best.epoch}});
+  if (rank_ != 0) return;
+  nlohmann::json repacked = nullptr;
+  if (record.repacked) {
+    repacked = {{"imbalance_before", record.imbalance_before},
+                {"imbalance_after", record.imbalance_after},
+                {"owner", record.repacked_owner}};
+  }
+  sink_->RunRecord({{"event", "epoch"},
+                    {"seed", seed_},
+                    {"epoch", record.epoch},
+                    {"global_step", state.progress.position.global_step},
+                    {"workers", workers_},
+                    {"phase", record.warmup ? "warmup" : "shuffled"},
+                    {"train_loss", record.train_loss},
+                    {"task_loss", record.task_loss},
+                    {"router_loss", record.router_loss},
+                    {"samples_per_s", record.samples_per_s},
+                    {"dropped_rows", record.dropped_rows},
+                    {"expert_imbalance", record.expert_imbalance},
+                    {"repacked", repacked},
+                    {"step_ms",
+                     {{"compute", 1e3 * record.compute_s},
+                      {"exchange", 1e3 * record.exchange_s},
+                      {"reduce", 1e3 * record.reduce_s},
+                      {"data", 1e3 * record.data_s}}},
+                    {"validation", MetricsJson(record.validation.metrics.overall)},
+                    {"best_epoch", state.progress.best.epoch}});
 }
 
 void MetricsLog::AfterTraining(const TrainResult& result) {
-  Append({{"event", "test"},
-          {"seed", seed_},
-          {"workers", workers_},
-          {"best_epoch", result.best_epoch},
-          {"validation", MetricsJson(result.best_validation.metrics.overall)},
-          {"test", MetricsJson(result.test.metrics.overall)}});
+  if (rank_ != 0) return;
+  sink_->RunRecord({{"event", "test"},
+                    {"seed", seed_},
+                    {"workers", workers_},
+                    {"best_epoch", result.best_epoch},
+                    {"validation", MetricsJson(result.best_validation.metrics.overall)},
+                    {"test", MetricsJson(result.test.metrics.overall)}});
 }
 
 void MetricsLog::Resumed(const std::string& dir, const TrainManifest& manifest) {
-  Append({{"event", "resume"},
-          {"seed", seed_},
-          {"from", dir},
-          {"global_step", manifest.step()},
-          {"epoch", manifest.progress.position.epoch},
-          {"step", manifest.progress.position.step_in_epoch},
-          {"saved_workers", manifest.world_size},
-          {"workers", workers_}});
+  if (rank_ != 0) return;
+  sink_->RunRecord({{"event", "resume"},
+                    {"seed", seed_},
+                    {"from", dir},
+                    {"global_step", manifest.step()},
+                    {"epoch", manifest.progress.position.epoch},
+                    {"step", manifest.progress.position.step_in_epoch},
+                    {"saved_workers", manifest.world_size},
+                    {"workers", workers_}});
 }
 
-TensorBoardLog::TensorBoardLog(const std::string& dir, int log_every_steps)
-    : writer_(dir), every_(log_every_steps) {}
+LocalMetricsSink::LocalMetricsSink(Communicator* world, bool tensorboard)
+    : world_(world), tensorboard_(tensorboard) {}
+LocalMetricsSink::~LocalMetricsSink() = default;
 
-void TensorBoardLog::AfterStep(const StepReport& r) {
-  if (every_ <= 0 || r.position.step_in_epoch % every_ != 0) return;
-  const int64_t step = r.position.global_step;
-  writer_.Scalar("step/loss", step, r.loss);
-  writer_.Scalar("step/task_loss", step, r.task_loss);
-  writer_.Scalar("step/router_loss", step, r.router_loss);
+void LocalMetricsSink::Open(const std::string& run_dir) {
+  writer_ = std::make_unique<MetricsWriter>(run_dir, tensorboard_);
 }
 
-void TensorBoardLog::AfterEpoch(const EpochRecord& record, const TrainState& state) {
-  const int64_t step = state.progress.position.global_step;
-  const auto& val = record.validation.metrics.overall;
-  writer_.Scalar("epoch/train_loss", step, record.train_loss);
-  writer_.Scalar("epoch/task_loss", step, record.task_loss);
-  writer_.Scalar("epoch/router_loss", step, record.router_loss);
-  writer_.Scalar("validation/accuracy", step, val.accuracy);
-  writer_.Scalar("validation/macro_f1", step, val.macro_f1);
-  writer_.Scalar("validation/auc", step, val.auc);
-  writer_.Scalar("throughput/samples_per_s", step, record.samples_per_s);
-  writer_.Scalar("experts/imbalance", step, record.expert_imbalance);
-  writer_.Flush();
+void LocalMetricsSink::WorkerStep(int rank, const nlohmann::json& record) {
+  std::vector<nlohmann::json> parts;
+  if (world_ != nullptr && world_->size() > 1) {
+    for (const std::string& bytes : GatherBytes(*world_, record.dump(), 0)) {
+      parts.push_back(nlohmann::json::parse(bytes));
+    }
+  } else {
+    parts.push_back(record);
+  }
+  if (rank == 0 && writer_ != nullptr) writer_->Write(MergeStepRecords(parts));
 }
 
-void TensorBoardLog::AfterTraining(const TrainResult& result) {
-  const auto& test = result.test.metrics.overall;
-  writer_.Scalar("test/accuracy", result.best_epoch, test.accuracy);
-  writer_.Scalar("test/macro_f1", result.best_epoch, test.macro_f1);
-  writer_.Scalar("test/auc", result.best_epoch, test.auc);
-  writer_.Flush();
+void LocalMetricsSink::RunRecord(const nlohmann::json& record) {
+  if (writer_ != nullptr) writer_->Write(record);
+}
+
+int64_t LocalMetricsSink::lines() const { return writer_ != nullptr ? writer_->lines() : 0; }
+
+void LocalMetricsSink::ContinueAt(int64_t lines) {
+  if (writer_ != nullptr) writer_->ContinueAt(lines);
 }
 
 ProgressLog::ProgressLog(std::ostream* log, int log_every_steps, int workers)

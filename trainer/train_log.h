@@ -1,30 +1,35 @@
-// The trainer's own hooks: the metrics log (run.dir/metrics.jsonl, rank 0: a "step" line
-// every metrics.log_every_steps steps, an "epoch" line per epoch, a "resume" line where a
-// run continued, a "test" line at the end), TensorBoard scalars, and the progress lines on
-// the console.
+// The trainer's own hooks: the metrics records (through a MetricsSink to the run's one
+// writer of metrics.jsonl and TensorBoard files: a "step" line every
+// metrics.log_every_steps steps, an "epoch" line per epoch, a "resume" line where a run
+// continued, a "test" line at the end; docs/metrics.md), and the progress lines.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include "trainer/tensorboard.h"
+#include "cluster/metrics/metrics_sink.h"
+#include "cluster/metrics/metrics_writer.h"
 #include "trainer/trainer.h"
 
 namespace flexmoe {
 
+// The metrics records of a run, from every worker, into a MetricsSink: at every
+// metrics.log_every_steps steps (and each epoch's last) a step record of this worker's
+// window (samples, step-time split, tokens per (layer, expert, combination)); on worker 0
+// the "epoch", "resume" and "test" records.
 class MetricsLog : public TrainHook {
  public:
-  // An empty path writes nothing (ranks other than 0, runs without a directory).
-  MetricsLog(std::string path, uint64_t seed, int workers, int log_every_steps);
-
-  // The file's current length (0 when there is none).
-  int64_t bytes() const;
-  // Continues the log of a checkpointed run: truncates the file to `bytes`, its length at
-  // the checkpoint, dropping the lines of steps that will run again. kDataLoss naming the
-  // file when it is shorter. A missing file starts afresh.
-  void ContinueAt(int64_t bytes);
+  struct Shape {
+    std::vector<int> sparse_layers;
+    int64_t experts = 0;
+    int combinations = 0;
+  };
+  MetricsLog(MetricsSink* sink, int rank, uint64_t seed, int workers, int log_every_steps,
+             Shape shape);
 
   void AfterStep(const StepReport& report) override;
   void AfterEpoch(const EpochRecord& record, const TrainState& state) override;
@@ -32,28 +37,32 @@ class MetricsLog : public TrainHook {
   void Resumed(const std::string& dir, const TrainManifest& manifest) override;
 
  private:
-  void Append(const nlohmann::json& line) const;
-
-  std::string path_;
+  MetricsSink* sink_;
+  int rank_;
   uint64_t seed_;
   int workers_;
   int every_;
+  Shape shape_;
+  StepTotals last_;  // at the previous step record
 };
 
-// Scalars for TensorBoard (run.dir/tensorboard/, rank 0), at the global step: step losses
-// every log_every_steps steps; per epoch the train losses, validation metrics, throughput
-// and expert imbalance; the test metrics at the end.
-class TensorBoardLog : public TrainHook {
+// The sink of a job without a coordinator: worker 0 writes (metrics_writer.h), each step
+// record of the other workers gathered to it (a collective at the logged steps).
+class LocalMetricsSink : public MetricsSink {
  public:
-  TensorBoardLog(const std::string& dir, int log_every_steps);
+  LocalMetricsSink(Communicator* world, bool tensorboard);
+  ~LocalMetricsSink() override;
 
-  void AfterStep(const StepReport& report) override;
-  void AfterEpoch(const EpochRecord& record, const TrainState& state) override;
-  void AfterTraining(const TrainResult& result) override;
+  void Open(const std::string& run_dir) override;
+  void WorkerStep(int rank, const nlohmann::json& record) override;
+  void RunRecord(const nlohmann::json& record) override;
+  int64_t lines() const override;
+  void ContinueAt(int64_t lines) override;
 
  private:
-  EventWriter writer_;
-  int every_;
+  Communicator* world_;
+  bool tensorboard_;
+  std::unique_ptr<MetricsWriter> writer_;  // worker 0, once opened
 };
 
 class ProgressLog : public TrainHook {

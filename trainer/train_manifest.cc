@@ -42,7 +42,7 @@ std::string ManifestToJsonText(const TrainManifest& m) {
           {"dropped_rows_at_start", p.epoch.dropped_rows_at_start}}},
         {"best", {{"score", p.best.score}, {"epoch", p.best.epoch}, {"step", p.best.step}}},
         {"dropped_rows", p.dropped_rows},
-        {"metrics_bytes", p.metrics_bytes}}},
+        {"metrics_lines", p.metrics_lines}}},
       {"files", files}};
   return SealedManifestText(std::move(json));
 }
@@ -83,7 +83,7 @@ TrainManifest ManifestFromJson(const Json& json, const std::string& source) {
     p.best.epoch = t.at("best").at("epoch").get<int>();
     p.best.step = t.at("best").at("step").get<int64_t>();
     p.dropped_rows = t.at("dropped_rows").get<int64_t>();
-    p.metrics_bytes = t.at("metrics_bytes").get<int64_t>();
+    p.metrics_lines = t.at("metrics_lines").get<int64_t>();
     for (const Json& f : json.at("files")) m.files.push_back(FileEntryFromJson(f, source));
   } catch (const Json::exception& e) {
     Fail(ErrorCode::kDataLoss, source, ": ", e.what());

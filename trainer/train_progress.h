@@ -34,7 +34,7 @@ struct TrainProgress {
   // Rows over the expert capacity, whole run, all workers: as of the last epoch end or
   // checkpoint (counting them needs a reduction over the workers).
   int64_t dropped_rows = 0;
-  int64_t metrics_bytes = 0;  // length of run.dir/metrics.jsonl at the last checkpoint
+  int64_t metrics_lines = 0;  // lines of run.dir/metrics.jsonl at the last checkpoint
 };
 
 }  // namespace flexmoe

@@ -126,9 +126,11 @@ struct Trainer::Impl {
   TrainState state;
   std::unique_ptr<TrainCheckpointer> checkpointer;
   bool checkpoints_enabled = false;
+  std::unique_ptr<LocalMetricsSink> own_sink;  // when TrainOptions::metrics_sink is null
+  MetricsSink* sink = nullptr;
   std::unique_ptr<MetricsLog> metrics;
   std::unique_ptr<ProgressLog> progress;
-  std::unique_ptr<TensorBoardLog> tensorboard;  // rank 0 with a run directory
+  StepTotals totals;
   std::vector<TrainHook*> hooks;
   int64_t dropped_offset = 0;  // rows dropped before this process started (resumed runs)
   std::string last_checkpoint;
@@ -278,8 +280,11 @@ void Trainer::Impl::Repack(EpochClock* clock, EpochRecord* record) {
   optimizer->set_steps(state.progress.adam_steps);
   dropped_offset = state.progress.dropped_rows;
   checkpointer->set_placement(placement);
+  // Every rank has read its experts before rank 0 removes the files.
+  world->Barrier();
   RunOnRankZero(world, [&] { std::filesystem::remove_all(options.run_dir + "/.repack"); });
   record->repacked = true;
+  record->repacked_owner = next.owner;
   record->imbalance_before = before;
   record->imbalance_after = after;
   if (log != nullptr) {
@@ -310,24 +315,22 @@ void Trainer::Impl::MakeCheckpointer(const PlacementMap& placement) {
 
 void Trainer::Impl::MakeLogs() {
   const std::string& run_dir = options.run_dir;
-  std::string metrics_path;
+  sink = options.metrics_sink;
+  if (sink == nullptr) {
+    own_sink = std::make_unique<LocalMetricsSink>(world, config.metrics().tensorboard());
+    sink = own_sink.get();
+  }
   RunOnRankZero(world, [&] {
     if (run_dir.empty()) return;
-    std::filesystem::create_directories(run_dir);
-    metrics_path = run_dir + "/metrics.jsonl";
+    sink->Open(run_dir);
+    if (options.restart_metrics) sink->ContinueAt(0);
   });
   const int every = config.metrics().log_every_steps();
-  metrics = std::make_unique<MetricsLog>(metrics_path, seed, w, every);
-  if (options.restart_metrics) RunOnRankZero(world, [&] { metrics->ContinueAt(0); });
+  MetricsLog::Shape shape{FlexMoeModelImpl::SparseLayers(config.model()),
+                          config.model().num_experts(), c_count};
+  metrics = std::make_unique<MetricsLog>(sink, rank, seed, w, every, std::move(shape));
   progress = std::make_unique<ProgressLog>(log, every, w);
   hooks = {metrics.get(), progress.get()};
-  if (config.metrics().tensorboard()) {
-    RunOnRankZero(world, [&] {
-      if (run_dir.empty()) return;
-      tensorboard = std::make_unique<TensorBoardLog>(run_dir + "/tensorboard", every);
-      hooks.push_back(tensorboard.get());
-    });
-  }
   hooks.insert(hooks.end(), options.hooks.begin(), options.hooks.end());
 }
 
@@ -377,7 +380,7 @@ void Trainer::Impl::Resume(const std::string& dir) {
   }
   if (own) checkpointer->SetAsideLaterThan(manifest.step());
   RunOnRankZero(world, [&] {
-    if (own) metrics->ContinueAt(state.progress.metrics_bytes);
+    if (own) sink->ContinueAt(state.progress.metrics_lines);
     metrics->Resumed(dir, manifest);
   });
   for (TrainHook* hook : hooks) {
@@ -394,7 +397,7 @@ int64_t Trainer::Impl::GlobalDroppedRows() {
 void Trainer::Impl::Checkpoint() {
   state.progress.adam_steps = optimizer->steps();
   state.progress.dropped_rows = GlobalDroppedRows();
-  state.progress.metrics_bytes = metrics->bytes();
+  state.progress.metrics_lines = sink->lines();
   const auto start = Clock::now();
   last_checkpoint = checkpointer->Save(state);
   if (log != nullptr) {
@@ -426,6 +429,7 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
       sample_weight;
   at::Tensor nll = at::nll_loss(at::log_softmax(out.logits, -1), t.label, {}, at::Reduction::None);
   at::Tensor total_weight = weight.sum().to(at::kDouble).reshape({1});
+  const double reduce_before = clock->reduce_s;
   auto reduce_start = Clock::now();
   if (w > 1) world->AllReduce(total_weight, ReduceOp::kSum);
   clock->reduce_s += Since(reduce_start);
@@ -459,7 +463,10 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   reduce_start = Clock::now();
   if (w > 1) world->AllReduce(values, ReduceOp::kSum);
   clock->reduce_s += Since(reduce_start);
-  clock->step_s += Since(step_start);
+  const double step_s = Since(step_start);
+  clock->step_s += step_s;
+  totals.step_s += step_s;
+  totals.reduce_s += clock->reduce_s - reduce_before;
   const double* v = values.data_ptr<double>();
   if (!std::isfinite(v[0])) {
     Fail(ErrorCode::kFailedPrecondition, "epoch ", position.epoch, " step ", position.step_in_epoch,
@@ -472,7 +479,12 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   position = after;
   clock->samples += batch.size;
   ++clock->steps;
-  StepReport report{position, tc.epochs(), source->steps_in_epoch(), v[0], v[1], v[2], batch.size};
+  totals.samples += batch.size;
+  ++totals.steps;
+  totals.exchange_s = exchange.seconds;
+  totals.tokens = model->token_counts();
+  StepReport report{position,   tc.epochs(), source->steps_in_epoch(), v[0], v[1], v[2],
+                    batch.size, &totals};
   ForEachHook([&](TrainHook& h) { h.AfterStep(report); });
   return StepRequests{v[3] > 0, v[4] > 0};
 }
@@ -500,7 +512,9 @@ bool Trainer::Impl::RunEpoch(TrainResult* result) {
   DecodedBatch batch;
   auto wait_start = Clock::now();
   while (source->Next(&batch)) {
-    clock.data_s += Since(wait_start);
+    const double waited = Since(wait_start);
+    clock.data_s += waited;
+    totals.data_s += waited;
     StepRequests requests = Step(batch, &clock, result);
     // At the epoch's last step, checkpoints (and stops) wait for its validation.
     const bool last = position.step_in_epoch == steps;

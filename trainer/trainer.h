@@ -26,6 +26,7 @@
 
 #include "cluster/base/expert_placement.h"
 #include "cluster/comm/communicator.h"
+#include "cluster/metrics/metrics_sink.h"
 #include "data_loader/batch_source.h"
 #include "data_loader/decoded_dataset.h"
 #include "proto/config.pb.h"
@@ -54,6 +55,7 @@ struct EpochRecord {
   // loads (imbalance under the old and the new placement).
   bool repacked = false;
   double imbalance_before = 0, imbalance_after = 0;
+  std::vector<int> repacked_owner;  // the new owner of each expert (every sparse layer)
   bool warmup = false;
   EvalResult validation;
 };
@@ -75,6 +77,17 @@ struct TrainResult {
   uint32_t replicated_crc = 0;
 };
 
+// This worker's totals since its Trainer was made, for the windows between log lines.
+struct StepTotals {
+  int64_t steps = 0, samples = 0;
+  // Seconds: waiting for data, in steps (everything from the batch to the update), and
+  // within steps in reductions (gradient buckets, loss sums) and in token exchanges.
+  double data_s = 0, step_s = 0, reduce_s = 0, exchange_s = 0;
+  // Per sparse layer: the tokens of this worker's samples routed to (expert e,
+  // combination c), at e * combinations + c (FlexMoeModelImpl::token_counts).
+  std::vector<std::vector<int64_t>> tokens;
+};
+
 // Where the loop stands after a step, and that step's global losses.
 struct StepReport {
   TrainPosition position;  // after the step
@@ -82,6 +95,7 @@ struct StepReport {
   int64_t steps_in_epoch = 0;
   double loss = 0, task_loss = 0, router_loss = 0;
   int64_t samples = 0;  // this worker's samples in the step
+  const StepTotals* totals = nullptr;
 };
 
 // What a rank asks for after a step; any rank asking is enough.
@@ -122,6 +136,9 @@ struct TrainOptions {
   // A checkpoint directory to continue from (checkpoint.resume_from, or what --resume found).
   std::string resume_from;
   std::vector<TrainHook*> hooks;  // besides the metrics, progress and checkpoint ones
+  // Where the metrics records go (every worker's; the coordinator's report sink); null:
+  // worker 0 writes run_dir/metrics.jsonl and run_dir/tensorboard/ itself.
+  MetricsSink* metrics_sink = nullptr;
   // Empty run_dir/metrics.jsonl first (a run that starts over after an attempt that left
   // no checkpoint).
   bool restart_metrics = false;

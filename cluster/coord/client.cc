@@ -2,6 +2,7 @@
 #include "cluster/coord/client.h"
 
 #include <chrono>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -84,7 +85,9 @@ class CoordinatorClient::Impl {
           }
           channel_.Send(EncodeCoordinatorFrame(co::PREEMPT, preempt), timeout);
         }
+        SendReports(timeout);
         if (leave_) {
+          SendReports(timeout);  // queued before Leave()
           channel_.Send(EncodeCoordinatorFrame(co::LEAVE, co::Leave()), interval);
           channel_.Close();
           return;
@@ -127,6 +130,17 @@ class CoordinatorClient::Impl {
     }
   }
 
+  void SendReports(double timeout) {
+    std::deque<co::Report> reports;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reports.swap(reports_);
+    }
+    for (const co::Report& r : reports) {
+      channel_.Send(EncodeCoordinatorFrame(co::REPORT, r), timeout);
+    }
+  }
+
   void Stop(bool finished, const std::string& line) {
     if (options_.on_stop) options_.on_stop(finished, line);
   }
@@ -138,6 +152,7 @@ class CoordinatorClient::Impl {
   std::atomic<bool> quit_{false}, leave_{false}, preempt_{false}, stop_requested_{false};
   std::mutex mu_;
   std::string preempt_reason_;
+  std::deque<co::Report> reports_;
   std::thread thread_;
 };
 
@@ -147,6 +162,10 @@ CoordinatorClient::~CoordinatorClient() = default;
 const coordinator::Accepted& CoordinatorClient::accepted() const { return impl_->accepted_; }
 void CoordinatorClient::SetStep(int64_t global_step) { impl_->step_ = global_step; }
 void CoordinatorClient::Leave() { impl_->Leave(); }
+void CoordinatorClient::Report(coordinator::Report report) {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  impl_->reports_.push_back(std::move(report));
+}
 bool CoordinatorClient::stop_requested() const { return impl_->stop_requested_; }
 void CoordinatorClient::Preempt(const std::string& reason) {
   {

@@ -5,7 +5,7 @@
 // connection breaks, the thread calls on_stop once with one line naming why (who died and
 // when it was last heard, or that the coordinator was lost) and ends.
 //
-// Threading: SetStep and Leave from any thread; on_stop runs on the client's thread.
+// Threading: SetStep, Report and Leave from any thread; on_stop runs on the client's thread.
 #pragma once
 
 #include <atomic>
@@ -52,6 +52,9 @@ class CoordinatorClient {
   bool stop_requested() const;
   // Asks the coordinator to preempt the job (this member got SIGTERM or SIGUSR1).
   void Preempt(const std::string& reason);
+  // Queues a report (metrics records, checkpoints) for the coordinator; they go out in
+  // order, before a later Leave's LEAVE.
+  void Report(coordinator::Report report);
   // Tells the coordinator this member finished, then stops the thread (within about one
   // heartbeat interval).
   void Leave();

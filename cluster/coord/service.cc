@@ -12,6 +12,8 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/coord/protocol.h"
+#include "cluster/metrics/metrics_writer.h"
+#include "cluster/metrics/step_records.h"
 #include "cluster/net/server.h"
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
@@ -65,6 +67,10 @@ class CoordinatorService::Impl {
     members_[id].step = step;
   }
   void Left(int id);
+  // A worker's REPORT: metrics records (merged and written in worker 0's order) and
+  // checkpoints. A bad one ends the job, naming the worker.
+  void Reported(int id, const co::Report& report);
+  void Apply(std::vector<MetricsItem> items);
   void Closed(int id, const std::string& why);
   void Beat();
   void CheckDeadlines();
@@ -79,6 +85,9 @@ class CoordinatorService::Impl {
   int next_id_ = 0;
   int world_size_ = 0;  // from the first worker
   PlacementMap placement_;
+  std::unique_ptr<RecordJoiner> joiner_;   // once the world size is known
+  std::unique_ptr<MetricsWriter> writer_;  // once worker 0 opened a run
+  std::string newest_checkpoint_;
   std::string state_ = "starting", reason_;
   bool ending_ = false, preempting_ = false;
   int exit_code_ = 1;
@@ -110,6 +119,12 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
         co::Heartbeat beat;
         ParseCoordinatorFrame(header, body, &beat);
         service_->Heard(id_, beat.global_step());
+        return;
+      }
+      case co::REPORT: {
+        co::Report report;
+        ParseCoordinatorFrame(header, body, &report);
+        service_->Reported(id_, report);
         return;
       }
       case co::LEAVE:
@@ -191,6 +206,7 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
     if (world_size_ == 0 && request.world_size() > 0) {
       world_size_ = request.world_size();
       placement_ = options_.placement(world_size_);
+      joiner_ = std::make_unique<RecordJoiner>(world_size_);
     }
     if (request.world_size() != world_size_ || m.rank() < 0 || m.rank() >= world_size_) {
       Fail(ErrorCode::kInvalidArgument, name, ": rank ", m.rank(), " of world size ",
@@ -237,6 +253,63 @@ void CoordinatorService::Impl::Left(int id) {
   }
   WriteJobJson();
   if (world_size_ > 0 && workers_left == world_size_) End(true, "", -1);
+}
+
+void CoordinatorService::Impl::Reported(int id, const co::Report& report) {
+  const co::Member& m = members_[id].member;
+  try {
+    if (m.role() != co::WORKER || joiner_ == nullptr) {
+      Fail(ErrorCode::kInvalidArgument, "only workers report");
+    }
+    const bool zero = m.rank() == 0;
+    if (!zero && (report.has_open() || report.continue_at() >= 0 || report.has_checkpoint())) {
+      Fail(ErrorCode::kInvalidArgument, "only worker 0 opens runs, continues logs and reports ",
+           "checkpoints");
+    }
+    if (report.has_open()) {
+      const std::string& name = report.open();
+      if (name.find('/') != std::string::npos || name == "." || name == "..") {
+        Fail(ErrorCode::kInvalidArgument, "run directory '", name, "' is not a seed directory");
+      }
+      Apply(joiner_->Open(name));
+    }
+    if (report.continue_at() >= 0) Apply(joiner_->ContinueAt(report.continue_at()));
+    if (report.has_record()) {
+      nlohmann::json record = nlohmann::json::parse(report.record(), nullptr, false);
+      if (!record.is_object()) Fail(ErrorCode::kInvalidArgument, "a record that is not JSON");
+      Apply(joiner_->Add(m.rank(), std::move(record)));
+    }
+    if (report.has_checkpoint()) {
+      newest_checkpoint_ = report.checkpoint();
+      WriteJobJson();
+    }
+  } catch (const Error& e) {
+    End(false, MemberName(m) + " sent a bad report: " + e.what(), id);
+  }
+}
+
+void CoordinatorService::Impl::Apply(std::vector<MetricsItem> items) {
+  for (MetricsItem& item : items) {
+    if (item.opens) {
+      if (options_.run_dir.empty()) continue;
+      const std::string dir =
+          item.open.empty() ? options_.run_dir : options_.run_dir + "/" + item.open;
+      writer_ = std::make_unique<MetricsWriter>(dir, options_.tensorboard);
+    } else if (writer_ == nullptr) {
+      continue;  // a run without a directory
+    } else if (item.continue_at >= 0) {
+      writer_->ContinueAt(item.continue_at);
+    } else {
+      writer_->Write(item.record);
+      // A LOAD_AWARE re-pack moved experts: job.json shows where they are now.
+      const nlohmann::json& repacked = item.record.value("repacked", nlohmann::json());
+      if (repacked.is_object() && repacked.contains("owner")) {
+        const std::vector<int> owner = repacked["owner"].get<std::vector<int>>();
+        for (auto& [layer, p] : placement_.layers) p.owner = owner;
+        WriteJobJson();
+      }
+    }
+  }
 }
 
 void CoordinatorService::Impl::Closed(int id, const std::string& why) {
@@ -327,14 +400,16 @@ void CoordinatorService::Impl::WriteJobJson() {
   for (const auto& [layer, p] : placement_.layers) {
     layers.push_back({{"layer", layer}, {"owner", p.owner}});
   }
-  nlohmann::json job = {{"job_id", options_.job_id},
-                        {"state", state_},
-                        {"coordinator", server_ ? server_->address() : ""},
-                        {"workers", world_size_},
-                        {"members", members},
-                        {"placement", {{"ranks", placement_.ranks}, {"layers", layers}}},
-                        {"newest_checkpoint", NewestCheckpoint(options_.run_dir)},
-                        {"reason", reason_}};
+  nlohmann::json job = {
+      {"job_id", options_.job_id},
+      {"state", state_},
+      {"coordinator", server_ ? server_->address() : ""},
+      {"workers", world_size_},
+      {"members", members},
+      {"placement", {{"ranks", placement_.ranks}, {"layers", layers}}},
+      {"newest_checkpoint",
+       newest_checkpoint_.empty() ? NewestCheckpoint(options_.run_dir) : newest_checkpoint_},
+      {"reason", reason_}};
   try {
     WriteFileAtomically(options_.run_dir + "/job.json", job.dump(2) + "\n");
   } catch (const Error& e) {

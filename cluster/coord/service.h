@@ -4,10 +4,11 @@
 // first differing field), hands out the job id, the run directory and the expert
 // placement, exchanges heartbeats with every member, and when a member dies (its
 // connection closes without LEAVE, or it is not heard from for heartbeat_timeout_s) tells
-// every other member to stop, naming the dead one. On SIGTERM/SIGUSR1 (Preempt), or a
-// member's PREEMPT, it has the workers checkpoint and stop. It keeps run_dir/job.json current
-// (written atomically): the job id and state, every member, the placement and the newest
-// complete checkpoint.
+// every other member to stop, naming the dead one. It is the job's one writer of
+// metrics.jsonl and the TensorBoard files, from the records the workers report. On SIGTERM/SIGUSR1
+// (Preempt), or a member's PREEMPT, it has the workers checkpoint and stop. It keeps
+// run_dir/job.json current (written atomically): the job id and state, every member, the placement
+// and the newest complete checkpoint.
 //
 // Threading: Run() serves on the calling thread; Stop() may be called from any thread.
 #pragma once
@@ -29,7 +30,8 @@ struct CoordinatorOptions {
   double heartbeat_timeout_s = 4;
   double handshake_timeout_s = 10;
   std::string job_id;
-  std::string run_dir;  // handed to the workers; job.json goes there
+  std::string run_dir;      // handed to the workers; job.json and the metrics go there
+  bool tensorboard = true;  // metrics.tensorboard: event files besides metrics.jsonl
   // The computation hash and text of the coordinator's config: members must match it.
   uint32_t config_hash = 0;
   std::string config_text;

@@ -17,9 +17,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "cluster/base/atomic_file.h"
+#include "cluster/metrics/tensorboard.h"
 #include "tests/data_loader/loader_test_util.h"
 #include "tests/testing/process.h"
 #include "tests/testing/subprocess.h"
@@ -331,6 +333,72 @@ int Garbage(const std::string& address) {
   ::close(fd);
   for (int i = 0; i < 200; ++i) ::close(testing::ConnectTcp(address));
   return testing::ConnectTcp(address);  // says nothing
+}
+
+TEST_F(CoordinatorTest, MetricsAndTensorBoardComeFromTheCoordinator) {
+  std::vector<std::string> common = Common("metrics", 2);
+  for (const char* s : {"metrics.log_every_steps=5", "checkpoint.every_epochs=1"}) {
+    common.push_back("--set");
+    common.push_back(s);
+  }
+  Job job(dir_->Path("metrics"), common);
+  ASSERT_EQ(job.WaitAll(120), (std::vector<int>{0, 0, 0})) << job.workers->Log();
+  const std::string run = dir_->Path("metrics/run");
+  // Step lines merged from both workers: their step-time splits, their samples and their
+  // tokens per (layer, expert, combination): 4 modalities x 4 patches x top-4 per sample.
+  std::ifstream in(run + "/metrics.jsonl");
+  std::string line;
+  int steps = 0, epochs = 0, tests = 0;
+  while (std::getline(in, line)) {
+    Json j = Json::parse(line);
+    if (j["event"] == "epoch") {
+      ++epochs;
+      EXPECT_GT(j["global_step"].get<int64_t>(), 0);
+    }
+    tests += j["event"] == "test";
+    if (j["event"] != "step") continue;
+    ++steps;
+    ASSERT_EQ(j["worker_step_ms"].size(), 2u) << line;
+    EXPECT_GT(j["samples_per_s"].get<double>(), 0) << line;
+    const Json& tokens = j["tokens"];
+    ASSERT_EQ(tokens["experts"], 16);
+    ASSERT_EQ(tokens["combinations"], 15);
+    ASSERT_EQ(tokens["layers"].size(), tokens["counts"].size());
+    for (const Json& layer : tokens["counts"]) {
+      ASSERT_EQ(layer.size(), 16u * 15u);
+      int64_t sum = 0;
+      for (const Json& n : layer) sum += n.get<int64_t>();
+      EXPECT_EQ(sum, j["samples"].get<int64_t>() * 4 * 4 * 4) << line;
+    }
+  }
+  EXPECT_GT(steps, 2);
+  EXPECT_EQ(epochs, 2);
+  EXPECT_EQ(tests, 1);
+  // One event file, the coordinator's (its pid ends the name); every record reads back.
+  std::vector<std::string> files;
+  for (const auto& f : fs::directory_iterator(run + "/tensorboard")) {
+    files.push_back(f.path().string());
+  }
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].substr(files[0].rfind('.') + 1), std::to_string(job.coordinator->pid()));
+  std::set<std::string> tags;
+  for (const std::string& record : ReadTfRecords(files[0])) {
+    tensorboard::Event event;
+    ASSERT_TRUE(event.ParseFromString(record));
+    for (const auto& v : event.summary().value()) tags.insert(v.tag());
+  }
+  for (const char* tag : {"step/loss", "epoch/train_loss", "validation/accuracy",
+                          "experts/layer0/expert00", "test/accuracy", "step_ms/exchange"}) {
+    EXPECT_EQ(tags.count(tag), 1u) << tag;
+  }
+  bool per_combination = false;
+  for (const std::string& tag : tags) per_combination |= tag.rfind("expert_load/layer0/c", 0) == 0;
+  EXPECT_TRUE(per_combination);
+  // job.json names the newest checkpoint the workers reported.
+  Json state = Json::parse(ReadFile(run + "/job.json"));
+  EXPECT_EQ(state["state"], "finished");
+  EXPECT_NE(state["newest_checkpoint"].get<std::string>().find(run + "/checkpoints/step-"),
+            std::string::npos);
 }
 
 TEST_F(CoordinatorTest, GarbageOnThePortsChangesNothing) {

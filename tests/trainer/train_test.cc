@@ -8,6 +8,7 @@
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/metrics/tensorboard.h"
 #include "data_loader/epoch_plan.h"
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
@@ -15,7 +16,6 @@
 #include "tests/testing/temp_dir.h"
 #include "trainer/checkpoint.h"
 #include "trainer/model.h"
-#include "trainer/tensorboard.h"
 #include "trainer/train_manifest.h"
 #include "trainer/trainer.h"
 

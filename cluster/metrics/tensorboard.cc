@@ -1,5 +1,5 @@
 // TFRecord event files (tensorboard.h).
-#include "trainer/tensorboard.h"
+#include "cluster/metrics/tensorboard.h"
 
 #include <unistd.h>
 

@@ -1,0 +1,146 @@
+// metrics.jsonl and the TensorBoard scalars of its records (metrics_writer.h).
+#include "cluster/metrics/metrics_writer.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+namespace {
+
+using Json = nlohmann::json;
+
+void Add(std::vector<TensorBoardScalar>* out, const std::string& tag, int64_t step,
+         const Json& value) {
+  if (value.is_number()) out->push_back({tag, step, value.get<double>()});
+}
+
+std::string Two(int64_t v) {
+  char buffer[24];
+  std::snprintf(buffer, sizeof(buffer), "%02lld", static_cast<long long>(v));
+  return buffer;
+}
+
+// experts/layerL/expertE: the tokens expert E of layer L received in the window; and
+// expert_load/layerL/cC/expertE: those of combination C (non-zero entries).
+void TokenScalars(const Json& tokens, int64_t step, std::vector<TensorBoardScalar>* out) {
+  if (!tokens.is_object()) return;
+  const int64_t e_count = tokens.value("experts", 0), c_count = tokens.value("combinations", 0);
+  const Json& layers = tokens["layers"];
+  const Json& counts = tokens["counts"];
+  for (size_t l = 0; l < layers.size() && l < counts.size(); ++l) {
+    const std::string layer = "layer" + std::to_string(layers[l].get<int>());
+    for (int64_t e = 0; e < e_count; ++e) {
+      double total = 0;
+      for (int64_t c = 0; c < c_count; ++c) {
+        const double n = counts[l][e * c_count + c].get<double>();
+        total += n;
+        if (n > 0) {
+          out->push_back({"expert_load/" + layer + "/c" + Two(c) + "/expert" + Two(e), step, n});
+        }
+      }
+      out->push_back({"experts/" + layer + "/expert" + Two(e), step, total});
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<TensorBoardScalar> TensorBoardScalarsOf(const Json& record) {
+  std::vector<TensorBoardScalar> out;
+  const std::string event = record.value("event", "");
+  if (event == "step") {
+    const int64_t step = record.value("global_step", int64_t{0}) + 1;
+    for (const char* k : {"loss", "task_loss", "router_loss"}) {
+      Add(&out, std::string("step/") + k, step, record.value(k, Json()));
+    }
+    Add(&out, "throughput/step_samples_per_s", step, record.value("samples_per_s", Json()));
+    if (record.contains("step_ms")) {
+      for (const auto& [phase, ms] : record["step_ms"].items()) {
+        Add(&out, "step_ms/" + phase, step, ms);
+      }
+    }
+    if (record.contains("tokens")) TokenScalars(record["tokens"], step, &out);
+  } else if (event == "epoch") {
+    const int64_t step = record.value("global_step", int64_t{0});
+    for (const char* k : {"train_loss", "task_loss", "router_loss"}) {
+      Add(&out, std::string("epoch/") + k, step, record.value(k, Json()));
+    }
+    const Json validation = record.value("validation", Json::object());
+    Add(&out, "validation/accuracy", step, validation.value("acc", Json()));
+    Add(&out, "validation/macro_f1", step, validation.value("f1", Json()));
+    Add(&out, "validation/auc", step, validation.value("auc", Json()));
+    Add(&out, "throughput/samples_per_s", step, record.value("samples_per_s", Json()));
+    Add(&out, "experts/imbalance", step, record.value("expert_imbalance", Json()));
+  } else if (event == "test") {
+    const int64_t step = record.value("best_epoch", int64_t{0});
+    const Json test = record.value("test", Json::object());
+    Add(&out, "test/accuracy", step, test.value("acc", Json()));
+    Add(&out, "test/macro_f1", step, test.value("f1", Json()));
+    Add(&out, "test/auc", step, test.value("auc", Json()));
+  }
+  return out;
+}
+
+int64_t CountLines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return 0;
+  int64_t lines = 0;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) lines += buffer[i] == '\n';
+  }
+  return lines;
+}
+
+MetricsWriter::MetricsWriter(const std::string& run_dir, bool tensorboard) {
+  if (run_dir.empty()) return;
+  std::filesystem::create_directories(run_dir);
+  path_ = run_dir + "/metrics.jsonl";
+  lines_ = CountLines(path_);
+  if (tensorboard) events_ = std::make_unique<EventWriter>(run_dir + "/tensorboard");
+}
+
+MetricsWriter::~MetricsWriter() = default;
+
+void MetricsWriter::Write(const Json& record) {
+  if (path_.empty()) return;
+  {
+    std::ofstream out(path_, std::ios::app);
+    out << record.dump() << "\n";
+    out.flush();
+    if (!out) Fail(ErrorCode::kInternal, path_, ": cannot append metrics");
+  }
+  ++lines_;
+  if (events_ == nullptr) return;
+  for (const TensorBoardScalar& s : TensorBoardScalarsOf(record)) {
+    events_->Scalar(s.tag, s.step, s.value);
+  }
+  events_->Flush();
+}
+
+void MetricsWriter::ContinueAt(int64_t lines) {
+  if (path_.empty()) return;
+  std::error_code ec;
+  if (!std::filesystem::exists(path_, ec)) return;  // a checkpoint copied into a new run
+  // The byte offset just past line `lines`.
+  std::ifstream in(path_, std::ios::binary);
+  int64_t seen = 0;
+  uintmax_t offset = 0;
+  char c;
+  while (seen < lines && in.get(c)) {
+    ++offset;
+    seen += c == '\n';
+  }
+  if (seen < lines) {
+    Fail(ErrorCode::kDataLoss, path_, ": ", seen, " lines, but the checkpoint was taken after ",
+         lines, " (the metrics log was cut short)");
+  }
+  in.close();
+  std::filesystem::resize_file(path_, offset);
+  lines_ = lines;
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,138 @@
+// Merging the workers' step records, and ordering a job's records (step_records.h).
+#include "cluster/metrics/step_records.h"
+
+#include <algorithm>
+
+#include "cluster/base/error.h"
+
+namespace flexmoe {
+namespace {
+
+using Json = nlohmann::json;
+
+// Bounds the step parts held for a worker 0 that lags (it cannot lag far: every step
+// ends with a reduction over all workers).
+constexpr size_t kMaxPendingSteps = 4096;
+
+void AddTokens(const Json& from, int rank, Json* sum) {
+  if (!from.is_object()) return;
+  if (sum->is_null()) {
+    *sum = from;
+    return;
+  }
+  if (from["layers"] != (*sum)["layers"] || from["experts"] != (*sum)["experts"] ||
+      from["combinations"] != (*sum)["combinations"]) {
+    Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank,
+         ": token counts of another shape than worker 0's");
+  }
+  Json& counts = (*sum)["counts"];
+  for (size_t l = 0; l < counts.size(); ++l) {
+    if (from["counts"][l].size() != counts[l].size()) {
+      Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank, ": ",
+           from["counts"][l].size(), " token counts in layer ", l, ", worker 0 sent ",
+           counts[l].size());
+    }
+    for (size_t i = 0; i < counts[l].size(); ++i) {
+      counts[l][i] = counts[l][i].get<int64_t>() + from["counts"][l][i].get<int64_t>();
+    }
+  }
+}
+
+}  // namespace
+
+Json MergeStepRecords(const std::vector<Json>& workers) {
+  if (workers.empty()) Fail(ErrorCode::kInvalidArgument, "no step records to merge");
+  const Json& first = workers[0];
+  Json line = {{"event", "step"}};
+  for (const char* k :
+       {"seed", "epoch", "step", "global_step", "workers", "loss", "task_loss", "router_loss"}) {
+    if (first.contains(k)) line[k] = first[k];
+  }
+  int64_t samples = 0;
+  double seconds = 0;
+  Json slowest = Json::object(), each = Json::array(), tokens;
+  for (size_t r = 0; r < workers.size(); ++r) {
+    const Json& w = workers[r];
+    if (w.value("global_step", int64_t{-1}) != first.value("global_step", int64_t{-1})) {
+      Fail(ErrorCode::kInvalidArgument, "step record of worker ", r, " is of global step ",
+           w.value("global_step", int64_t{-1}), ", worker 0's of ",
+           first.value("global_step", int64_t{-1}));
+    }
+    samples += w.value("samples", int64_t{0});
+    seconds = std::max(seconds, w.value("seconds", 0.0));
+    const Json ms = w.value("step_ms", Json::object());
+    for (const auto& [phase, value] : ms.items()) {
+      slowest[phase] = std::max(slowest.value(phase, 0.0), value.get<double>());
+    }
+    each.push_back(ms);
+    AddTokens(w.value("tokens", Json()), static_cast<int>(r), &tokens);
+  }
+  line["steps"] = first.value("steps", int64_t{0});
+  line["samples"] = samples;
+  line["samples_per_s"] = seconds > 0 ? samples / seconds : 0.0;
+  line["step_ms"] = slowest;
+  line["worker_step_ms"] = each;
+  if (!tokens.is_null()) line["tokens"] = tokens;
+  return line;
+}
+
+std::vector<MetricsItem> RecordJoiner::Add(int rank, Json record) {
+  if (rank < 0 || rank >= workers_) {
+    Fail(ErrorCode::kInvalidArgument, "a metrics record from worker ", rank, " of a job of ",
+         workers_);
+  }
+  const bool step = record.value("event", "") == "step";
+  if (!step && rank != 0) {
+    Fail(ErrorCode::kInvalidArgument, "worker ", rank, " sent a '", record.value("event", ""),
+         "' record; only worker 0 sends those");
+  }
+  if (step) {
+    const int64_t global_step = record.value("global_step", int64_t{-1});
+    const std::pair<uint64_t, int64_t> key{record.value("seed", uint64_t{0}), global_step};
+    std::vector<Json>& parts = parts_[key];
+    parts.resize(workers_);
+    if (!parts[rank].is_null()) {
+      Fail(ErrorCode::kInvalidArgument, "worker ", rank, " sent step ", global_step, " twice");
+    }
+    if (parts_.size() > kMaxPendingSteps) {
+      Fail(ErrorCode::kFailedPrecondition, "more than ", kMaxPendingSteps,
+           " logged steps wait for a worker's record");
+    }
+    if (rank == 0) order_.push_back({{}, true, key});
+    parts[rank] = std::move(record);
+  } else {
+    order_.push_back({{std::move(record)}, false, {}});
+  }
+  return Drain();
+}
+
+std::vector<MetricsItem> RecordJoiner::ContinueAt(int64_t lines) {
+  order_.push_back({{Json(), lines}, false, {}});
+  return Drain();
+}
+
+std::vector<MetricsItem> RecordJoiner::Open(const std::string& run_dir) {
+  order_.push_back({{Json(), -1, true, run_dir}, false, {}});
+  return Drain();
+}
+
+std::vector<MetricsItem> RecordJoiner::Drain() {
+  std::vector<MetricsItem> ready;
+  while (!order_.empty()) {
+    Entry& front = order_.front();
+    if (front.step) {
+      auto it = parts_.find(front.key);
+      const bool complete = std::all_of(it->second.begin(), it->second.end(),
+                                        [](const Json& j) { return !j.is_null(); });
+      if (!complete) break;
+      ready.push_back({MergeStepRecords(it->second), -1});
+      parts_.erase(it);
+    } else {
+      ready.push_back(std::move(front.item));
+    }
+    order_.pop_front();
+  }
+  return ready;
+}
+
+}  // namespace flexmoe

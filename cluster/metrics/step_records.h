@@ -1,0 +1,60 @@
+// Step records: every worker reports its part of a logged step (its samples, its step-time
+// split, the tokens its tokens sent to each (layer, expert, combination)); MergeStepRecords
+// makes the job's one "step" line from them. RecordJoiner orders a job's records as
+// worker 0 sent them, each step line written once every worker's part of it came (the
+// coordinator receives them on separate connections).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace flexmoe {
+
+// One "step" line from the records of workers 0..W-1 of the same step (in rank order):
+// worker 0's position and global losses; samples and tokens summed; samples_per_s over the
+// slowest worker's window; step_ms the slowest worker's per phase, and every worker's
+// as worker_step_ms. kInvalidArgument when the records disagree on the step or the token
+// shape.
+nlohmann::json MergeStepRecords(const std::vector<nlohmann::json>& workers);
+
+// What a writer does next: start writing into the run directory `open` (opens), keep the
+// first continue_at lines (>= 0), or write `record`.
+struct MetricsItem {
+  nlohmann::json record;
+  int64_t continue_at = -1;
+  bool opens = false;
+  std::string open;
+};
+
+class RecordJoiner {
+ public:
+  explicit RecordJoiner(int workers) : workers_(workers) {}
+  // A record from worker `rank` ("step" records from every worker, the others from worker
+  // 0); returns the items now complete, in worker 0's order.
+  std::vector<MetricsItem> Add(int rank, nlohmann::json record);
+  // Worker 0 asked to continue after `lines` lines, or to write into another run directory
+  // (in its order).
+  std::vector<MetricsItem> ContinueAt(int64_t lines);
+  std::vector<MetricsItem> Open(const std::string& run_dir);
+  // Step parts waiting for worker 0's record or the other workers'.
+  size_t pending() const { return parts_.size(); }
+
+ private:
+  struct Entry {
+    MetricsItem item;
+    bool step = false;
+    std::pair<uint64_t, int64_t> key;  // seed and global step of a step entry
+  };
+  std::vector<MetricsItem> Drain();
+
+  int workers_;
+  std::deque<Entry> order_;  // worker 0's stream
+  std::map<std::pair<uint64_t, int64_t>, std::vector<nlohmann::json>> parts_;
+};
+
+}  // namespace flexmoe
