@@ -73,6 +73,9 @@ int CoordinatorCommand(int argc, char** argv) {
   options.job_id = NewJobId();
   options.run_dir = RunDirFor(config, false);
   options.tensorboard = config.metrics().tensorboard();
+  options.checkpoint_every_steps = config.checkpoint().every_steps();
+  options.checkpoint_every_epochs = config.checkpoint().every_epochs();
+  options.checkpoint_keep_last = config.checkpoint().keep_last();
   options.config_hash = ComputationHash(config);
   options.config_text = ConfigToText(config);
   // LOAD_AWARE packs by the combination counts of the prepared index.
@@ -91,10 +94,18 @@ int CoordinatorCommand(int argc, char** argv) {
   // only sets a flag, which a thread watches (LibTorch starts threads before main, so the
   // signals cannot be blocked everywhere for sigwait). SIGINT ends the coordinator, and with
   // it the job.
-  CatchPreemptionSignals();
+  // SIGUSR2 asks for a checkpoint and the job goes on.
+  CatchPreemptionSignals(/*checkpoint_signal=*/true);
   CoordinatorService service(options);
   std::thread([&service] {
-    while (PreemptionSignal() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    int checkpoints = 0;
+    while (PreemptionSignal() == 0) {
+      if (CheckpointSignals() != checkpoints) {
+        checkpoints = CheckpointSignals();
+        service.Checkpoint("the coordinator got SIGUSR2");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     service.Preempt("the coordinator got signal " + std::to_string(PreemptionSignal()));
   }).detach();
   std::cout << "listening on " << service.address() << "\nrun directory " << options.run_dir

@@ -9,21 +9,28 @@ namespace {
 
 // Set by the signal handler: the only process-wide state, owned by launch/.
 volatile std::sig_atomic_t caught_signal = 0;
+volatile std::sig_atomic_t checkpoint_signals = 0;
 
 extern "C" void OnPreemptionSignal(int signal) { caught_signal = signal; }
+extern "C" void OnCheckpointSignal(int) { checkpoint_signals = checkpoint_signals + 1; }
 
 }  // namespace
 
-void CatchPreemptionSignals() {
+void CatchPreemptionSignals(bool checkpoint_signal) {
   struct sigaction action = {};
   action.sa_handler = OnPreemptionSignal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGUSR1, &action, nullptr);
+  if (checkpoint_signal) {
+    action.sa_handler = OnCheckpointSignal;
+    sigaction(SIGUSR2, &action, nullptr);
+  }
 }
 
 int PreemptionSignal() { return caught_signal; }
+int CheckpointSignals() { return checkpoint_signals; }
 
 StepRequests PreemptionHook::Request(const TrainPosition&) {
   const int signal = PreemptionSignal();
@@ -32,7 +39,9 @@ StepRequests PreemptionHook::Request(const TrainPosition&) {
     told_ = true;
   }
   const bool stop = signal != 0 || (coordinator_ != nullptr && coordinator_->stop_requested());
-  return {stop, stop};
+  const bool checkpoint =
+      coordinator_ != nullptr && coordinator_->TakeCheckpointRequest() && rank_ == 0;
+  return {stop || checkpoint, stop};
 }
 
 }  // namespace flexmoe

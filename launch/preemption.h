@@ -10,20 +10,27 @@
 
 namespace flexmoe {
 
-// Installs the SIGTERM and SIGUSR1 handlers of this process (they only set a flag).
-void CatchPreemptionSignals();
+// Installs the SIGTERM and SIGUSR1 handlers of this process (they only set a flag), and
+// SIGUSR2's (a checkpoint request, counted) when `checkpoint_signal`.
+void CatchPreemptionSignals(bool checkpoint_signal = false);
 // The signal caught so far, or 0.
 int PreemptionSignal();
+// SIGUSR2s caught so far.
+int CheckpointSignals();
 
 // Asks for a checkpoint and a stop once a preemption signal came or the coordinator (may be
-// null) asked; tells the coordinator of a signal this process got.
+// null) asked; tells the coordinator of a signal this process got. Worker 0 (`rank`) asks
+// for a checkpoint alone when the coordinator requests one: its request reaches every
+// worker at the same step, where each worker's own would not.
 class PreemptionHook : public TrainHook {
  public:
-  explicit PreemptionHook(CoordinatorClient* coordinator) : coordinator_(coordinator) {}
+  PreemptionHook(CoordinatorClient* coordinator, int rank)
+      : coordinator_(coordinator), rank_(rank) {}
   StepRequests Request(const TrainPosition& after) override;
 
  private:
   CoordinatorClient* coordinator_;
+  int rank_;
   bool told_ = false;
 };
 

@@ -51,7 +51,7 @@ int TrainCommand(int argc, char** argv) {
   options.log = &std::cout;
   options.threads = args.GetInt("threads", 0);
   CatchPreemptionSignals();
-  PreemptionHook preemption(nullptr);
+  PreemptionHook preemption(nullptr, 0);
   options.hooks.push_back(&preemption);
   std::cout << "BLAS: " << BlasDescription() << "\n";
   std::cout << "training on " << config.data().prepared_dir() << " (" << prepared.size()

@@ -79,6 +79,11 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
   if (coordinator) {
     run_dir = coordinator->accepted().run_dir();
     placement = coordinator->placement();
+    // The coordinator decides the job's checkpoints.
+    const coordinator::Accepted& accepted = coordinator->accepted();
+    config.mutable_checkpoint()->set_every_steps(accepted.checkpoint_every_steps());
+    config.mutable_checkpoint()->set_every_epochs(accepted.checkpoint_every_epochs());
+    config.mutable_checkpoint()->set_keep_last(accepted.checkpoint_keep_last());
   } else {
     // Every rank writes into the run directory: rank 0's choice is everyone's.
     RunOnRankZero(world.get(), [&] { run_dir = RunDirFor(config, resume); });
@@ -98,7 +103,7 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
   options.metrics_sink = sink.get();
   StepReporter reporter(coordinator.get(), sink.get(), rank);
   if (coordinator) options.hooks.push_back(&reporter);
-  PreemptionHook preemption(coordinator.get());
+  PreemptionHook preemption(coordinator.get(), rank);
   options.hooks.push_back(&preemption);
   if (rank == 0) {
     std::cout << "BLAS: " << BlasDescription() << "\n"

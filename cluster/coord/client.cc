@@ -113,7 +113,7 @@ class CoordinatorClient::Impl {
         if (header.type == co::CHECKPOINT) {
           co::Checkpoint checkpoint;
           ParseCoordinatorFrame(header, body, &checkpoint);
-          if (checkpoint.stop()) stop_requested_ = true;
+          (checkpoint.stop() ? stop_requested_ : checkpoint_requested_) = true;
           continue;
         }
         if (header.type == co::STOP) {
@@ -149,7 +149,8 @@ class CoordinatorClient::Impl {
   net::Channel channel_;
   co::Accepted accepted_;
   std::atomic<int64_t> step_{0};
-  std::atomic<bool> quit_{false}, leave_{false}, preempt_{false}, stop_requested_{false};
+  std::atomic<bool> quit_{false}, leave_{false}, preempt_{false}, stop_requested_{false},
+      checkpoint_requested_{false};
   std::mutex mu_;
   std::string preempt_reason_;
   std::deque<co::Report> reports_;
@@ -167,6 +168,9 @@ void CoordinatorClient::Report(coordinator::Report report) {
   impl_->reports_.push_back(std::move(report));
 }
 bool CoordinatorClient::stop_requested() const { return impl_->stop_requested_; }
+bool CoordinatorClient::TakeCheckpointRequest() {
+  return impl_->checkpoint_requested_.exchange(false);
+}
 void CoordinatorClient::Preempt(const std::string& reason) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu_);

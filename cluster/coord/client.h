@@ -50,6 +50,8 @@ class CoordinatorClient {
   void SetStep(int64_t global_step);
   // Whether the coordinator asked the workers to checkpoint and stop (preemption).
   bool stop_requested() const;
+  // Whether the coordinator asked for a checkpoint (without stopping) since the last call.
+  bool TakeCheckpointRequest();
   // Asks the coordinator to preempt the job (this member got SIGTERM or SIGUSR1).
   void Preempt(const std::string& reason);
   // Queues a report (metrics records, checkpoints) for the coordinator; they go out in

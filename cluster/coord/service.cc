@@ -75,6 +75,8 @@ class CoordinatorService::Impl {
   void Beat();
   void CheckDeadlines();
   void Preempt(const std::string& reason);
+  // CHECKPOINT to every running worker.
+  void SendCheckpoint(bool stop, const std::string& reason);
   // Ends the job: every live member but `culprit` gets STOP; the server stops shortly after.
   void End(bool finished, const std::string& reason, int culprit);
   void WriteJobJson();
@@ -231,6 +233,9 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
   accepted.set_run_dir(options_.run_dir);
   accepted.set_heartbeat_interval_s(options_.heartbeat_interval_s);
   accepted.set_heartbeat_timeout_s(options_.heartbeat_timeout_s);
+  accepted.set_checkpoint_every_steps(options_.checkpoint_every_steps);
+  accepted.set_checkpoint_every_epochs(options_.checkpoint_every_epochs);
+  accepted.set_checkpoint_keep_last(options_.checkpoint_keep_last);
   if (m.role() == co::WORKER) {
     accepted.set_placement_ranks(placement_.ranks);
     for (const auto& [layer, p] : placement_.layers) {
@@ -349,8 +354,13 @@ void CoordinatorService::Impl::Preempt(const std::string& reason) {
   reason_ = reason;
   LOG(WARNING) << "coordinator: " << reason << ": the workers checkpoint and stop";
   PrintErrorLine("flexmoe coordinator: " + reason + ": the workers checkpoint and stop");
+  SendCheckpoint(true, reason);
+  WriteJobJson();
+}
+
+void CoordinatorService::Impl::SendCheckpoint(bool stop, const std::string& reason) {
   co::Checkpoint checkpoint;
-  checkpoint.set_stop(true);
+  checkpoint.set_stop(stop);
   checkpoint.set_reason(reason);
   const std::string frame = EncodeCoordinatorFrame(co::CHECKPOINT, checkpoint);
   for (auto& [id, s] : members_) {
@@ -358,7 +368,6 @@ void CoordinatorService::Impl::Preempt(const std::string& reason) {
       s.connection->Send(frame);
     }
   }
-  WriteJobJson();
 }
 
 void CoordinatorService::Impl::End(bool finished, const std::string& reason, int culprit) {
@@ -430,6 +439,15 @@ int CoordinatorService::Run() {
 
 void CoordinatorService::Stop(const std::string& why) {
   impl_->server_->Post([impl = impl_.get(), why] { impl->End(false, why, -1); });
+}
+
+void CoordinatorService::Checkpoint(const std::string& why) {
+  impl_->server_->Post([impl = impl_.get(), why] {
+    if (impl->ending_ || impl->preempting_) return;
+    LOG(INFO) << "coordinator: " << why << ": the workers checkpoint";
+    std::cout << "checkpoint requested (" << why << ")" << std::endl;
+    impl->SendCheckpoint(false, why);
+  });
 }
 
 void CoordinatorService::Preempt(const std::string& why) {

@@ -35,6 +35,8 @@ struct CoordinatorOptions {
   // The computation hash and text of the coordinator's config: members must match it.
   uint32_t config_hash = 0;
   std::string config_text;
+  // The job's checkpoint schedule, handed to the workers.
+  int checkpoint_every_steps = 0, checkpoint_every_epochs = 0, checkpoint_keep_last = 0;
   // The expert placement for a job of `world_size` workers.
   std::function<PlacementMap(int world_size)> placement;
 };
@@ -56,6 +58,8 @@ class CoordinatorService {
   // Preempts the job: every worker is asked to checkpoint at the next step boundary and
   // stop; once they have left, the job ends with 0 (SLURM's preemption notice).
   void Preempt(const std::string& why);
+  // Has the workers write a checkpoint at the next step boundary and go on.
+  void Checkpoint(const std::string& why);
 
  private:
   class Impl;

@@ -244,6 +244,33 @@ TEST_F(CoordinatorTest, PreemptionSignalsCheckpointAndStopWithZero) {
   }
 }
 
+// The coordinator's checkpoint schedule is the job's (the workers' own settings say
+// otherwise), and SIGUSR2 to it adds a checkpoint at the next step boundary.
+TEST_F(CoordinatorTest, TheCoordinatorDecidesTheCheckpoints) {
+  std::vector<std::string> common = Common("schedule", 12);
+  for (const char* s : {"checkpoint.every_epochs=6", "checkpoint.keep_last=0"}) {
+    common.push_back("--set");
+    common.push_back(s);
+  }
+  Job job(dir_->Path("schedule"), common,
+          {"--set", "checkpoint.every_epochs=1", "--set", "checkpoint.keep_last=1"});
+  ASSERT_GT(job.Pid("worker", 1), 0) << job.coordinator->Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  job.coordinator->Signal(SIGUSR2);
+  ASSERT_EQ(job.WaitAll(120), (std::vector<int>{0, 0, 0})) << job.workers->Log();
+  EXPECT_NE(job.coordinator->Log().find("checkpoint requested"), std::string::npos);
+  std::vector<int64_t> steps;
+  for (const std::string& dir : CompleteCheckpoints(dir_->Path("schedule/run/checkpoints"))) {
+    steps.push_back(ReadTrainManifest(dir).step());
+  }
+  // Epochs 6 and 12, and the requested one; all kept.
+  ASSERT_EQ(steps.size(), 3u) << job.workers->Log();
+  const int64_t per_epoch = steps.back() / 12;
+  int scheduled = 0;
+  for (int64_t step : steps) scheduled += step == 6 * per_epoch || step == 12 * per_epoch;
+  EXPECT_EQ(scheduled, 2) << job.workers->Log();
+}
+
 TEST_F(CoordinatorTest, SigtermToASingleProcessTrainCheckpointsAndStops) {
   std::vector<std::string> argv = {kBinary, "train", "--threads", "1"};
   std::vector<std::string> common = Common("single-term", 500);
