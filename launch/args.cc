@@ -1,9 +1,43 @@
 // Command-line parsing (args.h).
 #include "launch/args.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "cluster/base/error.h"
 
 namespace flexmoe {
+namespace {
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string ClosestFlag(const std::string& name, const std::set<std::string>& known) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(3, name.size() / 2) + 1;
+  for (const std::string& k : known) {
+    const size_t d = EditDistance(name, k);
+    if (d < best_distance || (k.rfind(name, 0) == 0 && !name.empty())) {
+      best = k;
+      best_distance = k.rfind(name, 0) == 0 ? 0 : d;
+    }
+  }
+  return best;
+}
 
 std::string Args::Get(const std::string& name, const std::string& fallback) const {
   auto it = flags.find(name);
@@ -48,7 +82,13 @@ Args ParseArgs(int argc, char** argv, const std::set<std::string>& allowed,
       continue;
     }
     if (name != "set" && !allowed.count(name)) {
-      Fail(ErrorCode::kInvalidArgument, args.command, ": unknown flag --", name);
+      std::set<std::string> known = allowed;
+      known.insert(switches.begin(), switches.end());
+      known.insert({"set", "help"});
+      const std::string closest = ClosestFlag(name, known);
+      Fail(ErrorCode::kInvalidArgument, args.command, ": unknown flag --", name,
+           closest.empty() ? std::string() : " (did you mean --" + closest + "?)", "; see flexmoe ",
+           args.command, " --help");
     }
     if (!has_value) {
       if (i + 1 >= argc)

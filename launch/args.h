@@ -1,5 +1,6 @@
 // Command-line parsing for the flexmoe subcommands: `flexmoe COMMAND [--flag value]...`
-// with repeatable --set overrides. Unknown flags are errors (exit 2).
+// with repeatable --set overrides. Unknown flags are errors (exit 2) naming the closest
+// known flag.
 #pragma once
 
 #include <map>
@@ -25,5 +26,8 @@ struct Args {
 // Throws kInvalidArgument for an unknown flag or a flag without its value.
 Args ParseArgs(int argc, char** argv, const std::set<std::string>& allowed,
                const std::set<std::string>& switches = {});
+
+// The known flag closest to `name` (a prefix of it, or within a few edits), or "".
+std::string ClosestFlag(const std::string& name, const std::set<std::string>& known);
 
 }  // namespace flexmoe

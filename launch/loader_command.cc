@@ -49,9 +49,9 @@ int LoaderCommand(int argc, char** argv) {
   const int port = std::stoi(server.address().substr(server.address().rfind(':') + 1));
   std::unique_ptr<CoordinatorClient> coordinator =
       JoinCoordinator(config, coordinator::LOADER, 0, 0, port,
-                      [&server, &status](bool finished, const std::string& line) {
+                      [&server, &status](bool finished, const std::string& line, int exit) {
                         if (!finished) PrintErrorLine("flexmoe loader: " + line);
-                        status = finished ? 0 : 1;
+                        status = exit;
                         server.Stop();
                       });
   // With a coordinator, SIGTERM and SIGUSR1 preempt the job (the workers checkpoint and

@@ -13,6 +13,7 @@
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
 #include "launch/args.h"
+#include "launch/command_help.h"
 #include "launch/inspect_command.h"
 #include "launch/loader_command.h"
 #include "launch/membership.h"
@@ -22,32 +23,6 @@
 
 namespace flexmoe {
 namespace {
-
-constexpr char kUsage[] =
-    R"(usage: flexmoe COMMAND [flags] [--set path.to.field=value]...
-
-commands:
-  validate-config FILE        print the resolved config, or the error in it
-  synth   --config FILE [--out DIR]   write a synthetic layout-A dataset (default data.input)
-  prepare --config FILE [--out DIR]   prepare shards (default data.prepared_dir)
-  train   --config FILE [--workers N] [--threads N] [--resume]
-                              train on data.prepared_dir; metrics, checkpoints and the best
-                              parameters in run.dir; N > 1 starts N workers with mpirun on
-                              this machine; --resume continues run.dir from its newest
-                              complete checkpoint (at any N)
-  worker  --config FILE [--threads N] [--resume]
-                              one rank of a training job (under mpirun or srun)
-  inspect-checkpoint DIR      print a checkpoint and verify every file's size and CRC32C
-  loader  --config FILE [--listen HOST:PORT]   serve batches to workers (default loopback)
-  coordinator --config FILE [--listen HOST:PORT]
-                              the job's control plane: membership, heartbeats, stop on a
-                              member's death, job.json (members join with
-                              --set cluster.coordinator=HOST:PORT)
-  help                        this text
-
---set overrides one config field on every command, e.g. --set training.epochs=3.
-Exit status: 0 success, 2 bad config or data, 1 other failures.
-)";
 
 config::Config LoadFromArgs(const Args& args) {
   std::string path = args.Get("config");
@@ -100,13 +75,20 @@ int main(int argc, char** argv) {
       {"coordinator", flexmoe::CoordinatorCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
-    std::cout << flexmoe::kUsage;
+    std::cout << flexmoe::UsageText();
     return argc < 2 ? 2 : 0;
   }
   auto it = commands.find(argv[1]);
   if (it == commands.end()) {
-    std::cerr << "flexmoe: unknown command '" << argv[1] << "'\n" << flexmoe::kUsage;
+    std::cerr << "flexmoe: unknown command '" << argv[1] << "'\n" << flexmoe::UsageText();
     return 2;
+  }
+  // COMMAND --help: its flags, before anything starts (MPI for a worker).
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::cout << flexmoe::CommandHelpText(argv[1]);
+      return 0;
+    }
   }
   try {
     return it->second(argc, argv);

@@ -39,7 +39,7 @@ std::string NewJobId() {
 
 std::unique_ptr<CoordinatorClient> JoinCoordinator(
     const config::Config& config, coordinator::Role role, int rank, int world_size, int port,
-    std::function<void(bool finished, const std::string& line)> on_stop) {
+    std::function<void(bool finished, const std::string& line, int exit_status)> on_stop) {
   const config::ClusterConfig& cluster = config.cluster();
   if (cluster.coordinator().empty()) return nullptr;
   CoordinatorClientOptions options;

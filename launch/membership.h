@@ -15,7 +15,7 @@ namespace flexmoe {
 // `rank`: the world rank (workers) or the loader's index; `port`: a listening port or 0.
 std::unique_ptr<CoordinatorClient> JoinCoordinator(
     const config::Config& config, coordinator::Role role, int rank, int world_size, int port,
-    std::function<void(bool finished, const std::string& line)> on_stop);
+    std::function<void(bool finished, const std::string& line, int exit_status)> on_stop);
 
 int CoordinatorCommand(int argc, char** argv);
 

@@ -1,22 +1,16 @@
-// `flexmoe train --config FILE [--workers N] [--threads N] [--resume]`: trains on
-// data.prepared_dir, writes metrics, checkpoints and the best parameters into run.dir,
-// prints the per-combination table, and with several training.seeds the mean +- std.
+// `flexmoe train --config FILE [--workers N] [--threads N] [--resume] [--max-restarts K]`:
+// the whole job (coordinator, loader, N workers) on data.prepared_dir, into run.dir.
 #include "launch/train_command.h"
 
-#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 
 #include "cluster/base/error.h"
-#include "data_loader/decoded_dataset.h"
 #include "launch/args.h"
-#include "launch/preemption.h"
+#include "launch/job_launcher.h"
 #include "launch/train_job.h"
-#include "launch/worker_command.h"
 #include "proto/config_loader.h"
-#include "trainer/compute_threads.h"
-#include "trainer/trainer.h"
 
 namespace flexmoe {
 PreparedDataset OpenPrepared(const config::Config& config, const std::string& config_path) {
@@ -36,27 +30,21 @@ std::string DefaultRunDir() {
 }
 
 int TrainCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "workers", "threads"}, {"resume"});
-  std::string path = args.Get("config");
-  if (path.empty()) Fail(ErrorCode::kInvalidArgument, "train: --config FILE is required");
-  config::Config config = LoadConfig(path, args.overrides);
-  int workers = args.GetInt("workers", config.cluster().workers());
-  if (workers < 1) Fail(ErrorCode::kInvalidArgument, "train: --workers must be at least 1");
-  const bool resume = args.Has("resume");
-  const std::string run_dir = RunDirFor(config, resume);
-  if (workers > 1) return LaunchWorkers(workers, run_dir, argc, argv);
-  PreparedDataset prepared = OpenPrepared(config, path);
-  DecodedDataset data(prepared);
-  TrainOptions options;
-  options.log = &std::cout;
+  Args args = ParseArgs(argc, argv, {"config", "workers", "threads", "max-restarts"}, {"resume"});
+  LaunchOptions options;
+  options.config_path = args.Get("config");
+  if (options.config_path.empty()) {
+    Fail(ErrorCode::kInvalidArgument, "train: --config FILE is required");
+  }
+  options.overrides = args.overrides;
+  options.config = LoadConfig(options.config_path, args.overrides);
+  options.workers = args.GetInt("workers", options.config.cluster().workers());
   options.threads = args.GetInt("threads", 0);
-  CatchPreemptionSignals();
-  PreemptionHook preemption(nullptr, 0);
-  options.hooks.push_back(&preemption);
-  std::cout << "BLAS: " << BlasDescription() << "\n";
-  std::cout << "training on " << config.data().prepared_dir() << " (" << prepared.size()
-            << " samples), run directory " << run_dir << "\n";
-  return TrainSeeds(config, prepared, data, run_dir, resume, options, &std::cout);
+  options.max_restarts = args.GetInt("max-restarts", 0);
+  options.resume = args.Has("resume");
+  options.run_dir = RunDirFor(options.config, options.resume);
+  OpenPrepared(options.config, options.config_path);  // missing data: said before anything starts
+  return LaunchJob(options);
 }
 
 }  // namespace flexmoe

@@ -1,4 +1,4 @@
-// `flexmoe train`: single-process training on a prepared dataset.
+// `flexmoe train`: a whole training job on this machine (launch/job_launcher.h).
 #pragma once
 
 #include <string>

@@ -57,7 +57,8 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
         chosen += (found.empty() ? std::string() : found.back()) + "\n";
         any = any || !found.empty();
       }
-      if (!any) {
+      // A restarted job without any checkpoint starts over.
+      if (!any && options.restart == 0) {
         Fail(ErrorCode::kNotFound, "train --resume: no complete checkpoint under ", run_dir,
              seeds.size() == 1 ? "/checkpoints" : "/seed-*/checkpoints");
       }

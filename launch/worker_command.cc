@@ -1,5 +1,5 @@
 // The worker subcommand: MPI set-up, the world communicator, then the shared training loop
-// with the experts sharded over the ranks; and the local mpirun launcher.
+// with the experts sharded over the ranks.
 #include "launch/worker_command.h"
 
 #include <unistd.h>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cluster/base/abort_signal.h"
+#include "cluster/base/env.h"
 #include "cluster/base/error.h"
 #include "cluster/comm/gather_bytes.h"
 #include "cluster/comm/mpi_communicator.h"
@@ -50,8 +51,25 @@ class StepReporter : public TrainHook {
   int rank_;
 };
 
+// srun without an MPI plugin starts N singletons, each believing it is rank 0 of 1.
+void RefuseRanksWithoutMpi(const Communicator& world) {
+  const std::string tasks = GetEnv(kEnvSlurmStepTasks);
+  if (world.size() != 1 || tasks.empty() || GetEnv(kEnvSlurmProcId).empty()) return;
+  if (std::atoi(tasks.c_str()) > 1) {
+    Fail(ErrorCode::kInvalidArgument, "srun started ", tasks, " tasks, but MPI sees a world of 1 ",
+         "(every rank would be rank 0): start the workers with srun --mpi=pmix, or with mpirun ",
+         "inside the allocation (launch/slurm/train.sbatch)");
+  }
+}
+
+// Training after the membership: the run directory, placement and checkpoint schedule (the
+// coordinator's, when there is one), the hooks, and the seed loop.
+int TrainWithMembership(const config::Config& config_in, const std::string& path, const Args& args,
+                        Communicator& world_ref, AbortSignal& abort,
+                        CoordinatorClient* coordinator);
+
 int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "threads"}, {"resume"});
+  Args args = ParseArgs(argc, argv, {"config", "threads", "restart", "restart-reason"}, {"resume"});
   std::string path = args.Get("config");
   if (path.empty()) Fail(ErrorCode::kInvalidArgument, "worker: --config FILE is required");
   config::Config config = LoadConfig(path, args.overrides);
@@ -59,21 +77,41 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
       static_cast<int64_t>(config.cluster().collective_timeout_s() * 1000));
   std::unique_ptr<Communicator> world = MakeMpiWorld(timeout, &abort);
   const int rank = world->rank();
+  RefuseRanksWithoutMpi(*world);
   const bool resume = args.Has("resume");
   // With a coordinator: register, take its run directory and placement, and stop the
   // moment it says so (the communicator's waits watch `abort`).
   std::unique_ptr<CoordinatorClient> coordinator =
       JoinCoordinator(config, coordinator::WORKER, rank, world->size(), 0,
-                      [&abort, rank](bool finished, const std::string& line) {
+                      [&abort, rank](bool finished, const std::string& line, int exit) {
                         if (finished) return;
                         PrintErrorLine("flexmoe worker " + std::to_string(rank) + ": " + line);
-                        abort.Raise(line);
+                        abort.Raise(line, exit);
                         // A worker busy outside a collective leaves within the grace period anyway.
-                        std::thread([] {
+                        std::thread([exit] {
                           std::this_thread::sleep_for(std::chrono::seconds(5));
-                          std::_Exit(1);
+                          std::_Exit(exit);
                         }).detach();
                       });
+  try {
+    return TrainWithMembership(config, path, args, *world, abort, coordinator.get());
+  } catch (const Error& e) {
+    // The coordinator learns why before this rank goes: the job ends naming this error,
+    // and every rank exits with its status.
+    if (coordinator && !abort.raised()) {
+      coordinator->LeaveWithError(static_cast<int>(e.code()), e.what());
+    }
+    throw;
+  }
+}
+
+int TrainWithMembership(const config::Config& config_in, const std::string& path, const Args& args,
+                        Communicator& world_ref, AbortSignal& abort,
+                        CoordinatorClient* coordinator) {
+  config::Config config = config_in;
+  Communicator* world = &world_ref;
+  const int rank = world->rank();
+  const bool resume = args.Has("resume");
   std::string run_dir;
   PlacementMap placement;
   if (coordinator) {
@@ -86,24 +124,26 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
     config.mutable_checkpoint()->set_keep_last(accepted.checkpoint_keep_last());
   } else {
     // Every rank writes into the run directory: rank 0's choice is everyone's.
-    RunOnRankZero(world.get(), [&] { run_dir = RunDirFor(config, resume); });
+    RunOnRankZero(world, [&] { run_dir = RunDirFor(config, resume); });
     BroadcastBytes(*world, &run_dir, 0);
   }
   PreparedDataset prepared = OpenPrepared(config, path);
   DecodedDataset data(prepared);
   TrainOptions options;
-  options.world = world.get();
+  options.world = world;
   options.expert_parallel_degree = config.cluster().expert_parallel_degree();
   options.threads = args.GetInt("threads", 1);
+  options.restart = args.GetInt("restart", 0);
+  options.restart_reason = args.Get("restart-reason");
   options.log = rank == 0 ? &std::cout : nullptr;
   if (coordinator && world->size() > 1) options.placement = &placement;
   // With a coordinator it is the job's one writer of the metrics.
   std::unique_ptr<CoordinatorReportSink> sink;
-  if (coordinator) sink = std::make_unique<CoordinatorReportSink>(coordinator.get());
+  if (coordinator) sink = std::make_unique<CoordinatorReportSink>(coordinator);
   options.metrics_sink = sink.get();
-  StepReporter reporter(coordinator.get(), sink.get(), rank);
+  StepReporter reporter(coordinator, sink.get(), rank);
   if (coordinator) options.hooks.push_back(&reporter);
-  PreemptionHook preemption(coordinator.get(), rank);
+  PreemptionHook preemption(coordinator, rank);
   options.hooks.push_back(&preemption);
   if (rank == 0) {
     std::cout << "BLAS: " << BlasDescription() << "\n"
@@ -134,41 +174,12 @@ int WorkerCommand(int argc, char** argv) {
     if (!abort.raised()) {
       PrintErrorLine("flexmoe worker " + std::to_string(mpi.world_rank()) + ": error: " + e.what());
     }
-    mpi.Abort(abort.raised() ? 1 : ExitStatusFor(e.code()));
+    mpi.Abort(abort.raised() ? abort.exit_status() : ExitStatusFor(e.code()));
   } catch (const std::exception& e) {
     PrintErrorLine("flexmoe worker " + std::to_string(mpi.world_rank()) +
                    ": internal error: " + e.what());
     mpi.Abort(1);
   }
-}
-
-int LaunchWorkers(int workers, const std::string& run_dir, int argc, char** argv) {
-  std::string self = std::filesystem::canonical("/proc/self/exe").string();
-  std::vector<std::string> command = {"mpirun",          "-np", std::to_string(workers),
-                                      "--oversubscribe", "-x",  "OMP_NUM_THREADS=1"};
-  if (::geteuid() == 0) command.push_back("--allow-run-as-root");
-  command.push_back(self);
-  command.push_back("worker");
-  for (int i = 2; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--workers") {
-      ++i;  // the launcher's own flag
-      continue;
-    }
-    if (arg.rfind("--workers=", 0) == 0) continue;
-    command.push_back(arg);
-  }
-  // The run directory the launcher chose, so that every rank writes into the same one.
-  command.push_back("--set");
-  command.push_back("run.dir=" + run_dir);
-  std::vector<char*> exec_args;
-  for (auto& a : command) exec_args.push_back(a.data());
-  exec_args.push_back(nullptr);
-  std::cout << "starting " << workers << " workers:";
-  for (const auto& a : command) std::cout << " " << a;
-  std::cout << std::endl;
-  ::execvp("mpirun", exec_args.data());
-  Fail(ErrorCode::kUnavailable, "cannot start mpirun (is Open MPI installed?)");
 }
 
 }  // namespace flexmoe

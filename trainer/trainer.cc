@@ -398,6 +398,8 @@ void Trainer::Impl::Checkpoint() {
   state.progress.adam_steps = optimizer->steps();
   state.progress.dropped_rows = GlobalDroppedRows();
   state.progress.metrics_lines = sink->lines();
+  // The lines the checkpoint counts are written before it is.
+  RunOnRankZero(world, [&] { sink->Flush(); });
   const auto start = Clock::now();
   last_checkpoint = checkpointer->Save(state);
   if (log != nullptr) {
@@ -645,6 +647,18 @@ void Trainer::Impl::Export(TrainResult* result) {
 TrainResult Trainer::Impl::Run() {
   TrainResult result;
   result.seed = seed;
+  if (options.restart > 0) {
+    RunOnRankZero(world, [&] {
+      sink->RunRecord({{"event", "restart"},
+                       {"seed", seed},
+                       {"attempt", options.restart},
+                       {"reason", options.restart_reason},
+                       {"workers", w},
+                       {"from", options.resume_from.empty() ? nlohmann::json(nullptr)
+                                                            : nlohmann::json(options.resume_from)},
+                       {"global_step", state.progress.position.global_step}});
+    });
+  }
   while (state.progress.position.epoch < tc.epochs()) {
     if (!RunEpoch(&result)) return result;
   }

@@ -142,6 +142,10 @@ struct TrainOptions {
   // Empty run_dir/metrics.jsonl first (a run that starts over after an attempt that left
   // no checkpoint).
   bool restart_metrics = false;
+  // The launcher's restart number (0: the first attempt) and what ended the attempt
+  // before: worker 0 logs a "restart" record when it is not 0.
+  int restart = 0;
+  std::string restart_reason;
   CheckpointFault fault;  // test-only
 };
 

@@ -12,12 +12,17 @@ namespace flexmoe {
 
 class AbortSignal {
  public:
-  // The first reason stays.
-  void Raise(const std::string& reason) {
+  // The first reason stays; `exit_status` is what the process should exit with.
+  void Raise(const std::string& reason, int exit_status = 1) {
     std::lock_guard<std::mutex> lock(mu_);
     if (raised_.load()) return;
     reason_ = reason;
+    exit_status_ = exit_status;
     raised_.store(true);
+  }
+  int exit_status() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return exit_status_;
   }
   bool raised() const { return raised_.load(std::memory_order_relaxed); }
   std::string reason() const {
@@ -29,6 +34,7 @@ class AbortSignal {
   std::atomic<bool> raised_{false};
   mutable std::mutex mu_;
   std::string reason_;
+  int exit_status_ = 1;
 };
 
 }  // namespace flexmoe

@@ -12,6 +12,11 @@ namespace flexmoe {
 // is complete). Used by the crash tests (tests/launch/resume_test.cc).
 inline constexpr char kEnvCheckpointFault[] = "FLEXMOE_TEST_CHECKPOINT_FAULT";
 
+// Set by srun in each task: the step's task count and this task's index (the worker
+// refuses N singletons that each believe they are rank 0).
+inline constexpr char kEnvSlurmStepTasks[] = "SLURM_STEP_NUM_TASKS";
+inline constexpr char kEnvSlurmProcId[] = "SLURM_PROCID";
+
 // The variable's value, or "" when it is unset.
 std::string GetEnv(const char* name);
 

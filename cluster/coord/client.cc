@@ -1,7 +1,9 @@
 // The member's registration and heartbeat thread (client.h).
 #include "cluster/coord/client.h"
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -68,6 +70,14 @@ class CoordinatorClient::Impl {
     leave_ = true;
     if (thread_.joinable()) thread_.join();
   }
+  void LeaveWithError(int code, const std::string& message) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      leave_message_.set_code(code);
+      leave_message_.set_error(message);
+    }
+    Leave();
+  }
 
   void Loop() {
     const double interval = accepted_.heartbeat_interval_s();
@@ -88,7 +98,12 @@ class CoordinatorClient::Impl {
         SendReports(timeout);
         if (leave_) {
           SendReports(timeout);  // queued before Leave()
-          channel_.Send(EncodeCoordinatorFrame(co::LEAVE, co::Leave()), interval);
+          co::Leave leave;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            leave = leave_message_;
+          }
+          channel_.Send(EncodeCoordinatorFrame(co::LEAVE, leave), interval);
           channel_.Close();
           return;
         }
@@ -116,12 +131,21 @@ class CoordinatorClient::Impl {
           (checkpoint.stop() ? stop_requested_ : checkpoint_requested_) = true;
           continue;
         }
+        if (header.type == co::FLUSHED) {
+          co::Flushed flushed;
+          ParseCoordinatorFrame(header, body, &flushed);
+          std::lock_guard<std::mutex> lock(mu_);
+          flushed_ = std::max(flushed_, flushed.flush());
+          flushed_changed_.notify_all();
+          continue;
+        }
         if (header.type == co::STOP) {
           co::Stop stop;
           ParseCoordinatorFrame(header, body, &stop);
-          return Stop(stop.finished(), stop.finished()
-                                           ? "the job finished"
-                                           : "stopped by the coordinator: " + stop.reason());
+          return Stop(stop.finished(),
+                      stop.finished() ? "the job finished"
+                                      : "stopped by the coordinator: " + stop.reason(),
+                      stop.has_code() ? ExitStatusFor(static_cast<ErrorCode>(stop.code())) : 1);
         }
       }
     } catch (const Error& e) {
@@ -141,8 +165,13 @@ class CoordinatorClient::Impl {
     }
   }
 
-  void Stop(bool finished, const std::string& line) {
-    if (options_.on_stop) options_.on_stop(finished, line);
+  void Stop(bool finished, const std::string& line, int exit_status = 1) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ended_ = true;
+      flushed_changed_.notify_all();
+    }
+    if (options_.on_stop) options_.on_stop(finished, line, finished ? 0 : exit_status);
   }
 
   CoordinatorClientOptions options_;
@@ -154,6 +183,10 @@ class CoordinatorClient::Impl {
   std::mutex mu_;
   std::string preempt_reason_;
   std::deque<co::Report> reports_;
+  co::Leave leave_message_;
+  int64_t flushed_ = 0;
+  bool ended_ = false;  // the thread stopped: no FLUSHED will come
+  std::condition_variable flushed_changed_;
   std::thread thread_;
 };
 
@@ -163,6 +196,9 @@ CoordinatorClient::~CoordinatorClient() = default;
 const coordinator::Accepted& CoordinatorClient::accepted() const { return impl_->accepted_; }
 void CoordinatorClient::SetStep(int64_t global_step) { impl_->step_ = global_step; }
 void CoordinatorClient::Leave() { impl_->Leave(); }
+void CoordinatorClient::LeaveWithError(int code, const std::string& message) {
+  impl_->LeaveWithError(code, message);
+}
 void CoordinatorClient::Report(coordinator::Report report) {
   std::lock_guard<std::mutex> lock(impl_->mu_);
   impl_->reports_.push_back(std::move(report));
@@ -177,6 +213,20 @@ void CoordinatorClient::Preempt(const std::string& reason) {
     impl_->preempt_reason_ = reason;
   }
   impl_->preempt_ = true;
+}
+
+void CoordinatorClient::WaitForFlush(int64_t number, double timeout_s) {
+  std::unique_lock<std::mutex> lock(impl_->mu_);
+  const bool done =
+      impl_->flushed_changed_.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                                       [&] { return impl_->flushed_ >= number || impl_->ended_; });
+  if (impl_->flushed_ >= number) return;
+  if (!done) {
+    Fail(ErrorCode::kDeadlineExceeded, "coordinator ", impl_->options_.address,
+         " did not confirm the metrics within ", timeout_s, " s");
+  }
+  Fail(ErrorCode::kUnavailable, "lost the coordinator at ", impl_->options_.address,
+       " before it confirmed the metrics");
 }
 
 PlacementMap CoordinatorClient::placement() const {

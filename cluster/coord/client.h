@@ -28,8 +28,9 @@ struct CoordinatorClientOptions {
   std::string config_text;
   double connect_timeout_s = 30;
   uint32_t max_frame_bytes = 1u << 20;
-  // finished: the job ended normally (loaders exit 0); otherwise `line` names the cause.
-  std::function<void(bool finished, const std::string& line)> on_stop;
+  // finished: the job ended normally (loaders exit 0); otherwise `line` names the cause
+  // and exit_status is what to exit with (that of the culprit's error, or 1).
+  std::function<void(bool finished, const std::string& line, int exit_status)> on_stop;
 };
 
 class CoordinatorClient {
@@ -57,6 +58,12 @@ class CoordinatorClient {
   // Queues a report (metrics records, checkpoints) for the coordinator; they go out in
   // order, before a later Leave's LEAVE.
   void Report(coordinator::Report report);
+  // Waits until the coordinator answered FLUSHED for flush `number` (a Report's flush):
+  // kDeadlineExceeded after timeout_s, kUnavailable once the coordinator is lost.
+  void WaitForFlush(int64_t number, double timeout_s);
+  // Tells the coordinator this member failed with `code` and `message` (it ends the job
+  // naming them), then stops the thread.
+  void LeaveWithError(int code, const std::string& message);
   // Tells the coordinator this member finished, then stops the thread (within about one
   // heartbeat interval).
   void Leave();

@@ -58,6 +58,13 @@ void CoordinatorReportSink::ContinueAt(int64_t lines) {
   sent_ = 0;
 }
 
+void CoordinatorReportSink::Flush() {
+  coordinator::Report report;
+  report.set_flush(++flushes_);
+  client_->Report(std::move(report));
+  client_->WaitForFlush(flushes_, 60);
+}
+
 void CoordinatorReportSink::Checkpointed(const std::string& dir) {
   coordinator::Report report;
   report.set_checkpoint(dir);

@@ -24,13 +24,16 @@ class CoordinatorReportSink : public MetricsSink {
   void RunRecord(const nlohmann::json& record) override;
   int64_t lines() const override { return base_ + sent_; }
   void ContinueAt(int64_t lines) override;
+  // Waits (at most 60 s) until the coordinator has written every record sent so far.
+  void Flush() override;
   // Worker 0: a checkpoint it completed.
   void Checkpointed(const std::string& dir);
 
  private:
   CoordinatorClient* client_;
-  std::string path_;             // the open run's metrics.jsonl
-  int64_t base_ = 0, sent_ = 0;  // lines in metrics.jsonl at Open or ContinueAt, and since
+  std::string path_;  // the open run's metrics.jsonl
+  int64_t base_ = 0, sent_ = 0;
+  int64_t flushes_ = 0;  // lines in metrics.jsonl at Open or ContinueAt, and since
 };
 
 }  // namespace flexmoe

@@ -66,7 +66,7 @@ class CoordinatorService::Impl {
     members_[id].last_heard = Clock::now();
     members_[id].step = step;
   }
-  void Left(int id);
+  void Left(int id, const co::Leave& leave);
   // A worker's REPORT: metrics records (merged and written in worker 0's order) and
   // checkpoints. A bad one ends the job, naming the worker.
   void Reported(int id, const co::Report& report);
@@ -78,7 +78,8 @@ class CoordinatorService::Impl {
   // CHECKPOINT to every running worker.
   void SendCheckpoint(bool stop, const std::string& reason);
   // Ends the job: every live member but `culprit` gets STOP; the server stops shortly after.
-  void End(bool finished, const std::string& reason, int culprit);
+  // `code`: the culprit's ErrorCode, when it said (-1 otherwise).
+  void End(bool finished, const std::string& reason, int culprit, int code = -1);
   void WriteJobJson();
 
   CoordinatorOptions options_;
@@ -90,6 +91,7 @@ class CoordinatorService::Impl {
   std::unique_ptr<RecordJoiner> joiner_;   // once the world size is known
   std::unique_ptr<MetricsWriter> writer_;  // once worker 0 opened a run
   std::string newest_checkpoint_;
+  co::Member culprit_;  // the member whose death ended the job
   std::string state_ = "starting", reason_;
   bool ending_ = false, preempting_ = false;
   int exit_code_ = 1;
@@ -129,9 +131,12 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
         service_->Reported(id_, report);
         return;
       }
-      case co::LEAVE:
-        service_->Left(id_);
+      case co::LEAVE: {
+        co::Leave leave;
+        ParseCoordinatorFrame(header, body, &leave);
+        service_->Left(id_, leave);
         return;
+      }
       case co::PREEMPT: {
         co::Preempt preempt;
         ParseCoordinatorFrame(header, body, &preempt);
@@ -247,8 +252,12 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
   return accepted;
 }
 
-void CoordinatorService::Impl::Left(int id) {
+void CoordinatorService::Impl::Left(int id, const co::Leave& leave) {
   State& s = members_[id];
+  if (leave.has_error()) {
+    return End(false, MemberName(s.member) + " failed: " + leave.error(), id,
+               leave.has_code() ? leave.code() : -1);
+  }
   s.left = true;
   s.last_heard = Clock::now();
   LOG(INFO) << "coordinator: " << MemberName(s.member) << " left";
@@ -279,11 +288,13 @@ void CoordinatorService::Impl::Reported(int id, const co::Report& report) {
       Apply(joiner_->Open(name));
     }
     if (report.continue_at() >= 0) Apply(joiner_->ContinueAt(report.continue_at()));
+    if (report.flush() > 0 && !zero) Fail(ErrorCode::kInvalidArgument, "only worker 0 flushes");
     if (report.has_record()) {
       nlohmann::json record = nlohmann::json::parse(report.record(), nullptr, false);
       if (!record.is_object()) Fail(ErrorCode::kInvalidArgument, "a record that is not JSON");
       Apply(joiner_->Add(m.rank(), std::move(record)));
     }
+    if (report.flush() > 0) Apply(joiner_->Flush(report.flush()));
     if (report.has_checkpoint()) {
       newest_checkpoint_ = report.checkpoint();
       WriteJobJson();
@@ -295,7 +306,15 @@ void CoordinatorService::Impl::Reported(int id, const co::Report& report) {
 
 void CoordinatorService::Impl::Apply(std::vector<MetricsItem> items) {
   for (MetricsItem& item : items) {
-    if (item.opens) {
+    if (item.flush > 0) {
+      co::Flushed flushed;
+      flushed.set_flush(item.flush);
+      for (auto& [id, s] : members_) {
+        if (s.member.role() == co::WORKER && s.member.rank() == 0 && s.connection != nullptr) {
+          s.connection->Send(EncodeCoordinatorFrame(co::FLUSHED, flushed));
+        }
+      }
+    } else if (item.opens) {
       if (options_.run_dir.empty()) continue;
       const std::string dir =
           item.open.empty() ? options_.run_dir : options_.run_dir + "/" + item.open;
@@ -370,7 +389,8 @@ void CoordinatorService::Impl::SendCheckpoint(bool stop, const std::string& reas
   }
 }
 
-void CoordinatorService::Impl::End(bool finished, const std::string& reason, int culprit) {
+void CoordinatorService::Impl::End(bool finished, const std::string& reason, int culprit,
+                                   int code) {
   if (ending_) return;
   ending_ = true;
   exit_code_ = finished ? 0 : 1;
@@ -383,7 +403,11 @@ void CoordinatorService::Impl::End(bool finished, const std::string& reason, int
   co::Stop stop;
   stop.set_finished(finished);
   stop.set_reason(reason);
-  if (culprit >= 0) *stop.mutable_culprit() = members_[culprit].member;
+  if (code >= 0) stop.set_code(code);
+  if (culprit >= 0) {
+    *stop.mutable_culprit() = members_[culprit].member;
+    culprit_ = members_[culprit].member;
+  }
   const std::string frame = EncodeCoordinatorFrame(co::STOP, stop);
   for (auto& [id, s] : members_) {
     if (id != culprit && s.connection != nullptr) s.connection->Send(frame);
@@ -418,7 +442,14 @@ void CoordinatorService::Impl::WriteJobJson() {
       {"placement", {{"ranks", placement_.ranks}, {"layers", layers}}},
       {"newest_checkpoint",
        newest_checkpoint_.empty() ? NewestCheckpoint(options_.run_dir) : newest_checkpoint_},
-      {"reason", reason_}};
+      {"reason", reason_},
+      {"culprit", nullptr}};
+  if (culprit_.has_role()) {
+    job["culprit"] = {{"role", culprit_.role() == co::WORKER ? "worker" : "loader"},
+                      {"rank", culprit_.rank()},
+                      {"host", culprit_.host()},
+                      {"pid", culprit_.pid()}};
+  }
   try {
     WriteFileAtomically(options_.run_dir + "/job.json", job.dump(2) + "\n");
   } catch (const Error& e) {

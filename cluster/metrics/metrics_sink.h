@@ -24,6 +24,8 @@ class MetricsSink {
   virtual int64_t lines() const = 0;
   // Worker 0: keep the first `lines` lines (a resumed run), then go on.
   virtual void ContinueAt(int64_t lines) = 0;
+  // Worker 0, before a checkpoint: returns once every record so far is written.
+  virtual void Flush() {}
 };
 
 }  // namespace flexmoe

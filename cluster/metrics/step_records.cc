@@ -111,6 +111,13 @@ std::vector<MetricsItem> RecordJoiner::ContinueAt(int64_t lines) {
   return Drain();
 }
 
+std::vector<MetricsItem> RecordJoiner::Flush(int64_t number) {
+  MetricsItem item;
+  item.flush = number;
+  order_.push_back({std::move(item), false, {}});
+  return Drain();
+}
+
 std::vector<MetricsItem> RecordJoiner::Open(const std::string& run_dir) {
   order_.push_back({{Json(), -1, true, run_dir}, false, {}});
   return Drain();

@@ -29,6 +29,7 @@ struct MetricsItem {
   int64_t continue_at = -1;
   bool opens = false;
   std::string open;
+  int64_t flush = 0;  // > 0: everything before is written; tell worker 0
 };
 
 class RecordJoiner {
@@ -41,6 +42,7 @@ class RecordJoiner {
   // (in its order).
   std::vector<MetricsItem> ContinueAt(int64_t lines);
   std::vector<MetricsItem> Open(const std::string& run_dir);
+  std::vector<MetricsItem> Flush(int64_t number);
   // Step parts waiting for worker 0's record or the other workers'.
   size_t pending() const { return parts_.size(); }
 

@@ -43,6 +43,31 @@ TEST(CliTest, BadConfigExitsTwoNamingLine) {
   EXPECT_NE(r.output.find("unknown flag --bogus"), std::string::npos) << r.output;
 }
 
+TEST(CliTest, EveryCommandHasHelpAndUnknownFlagsNameTheClosest) {
+  for (const char* command : {"validate-config", "synth", "prepare", "train", "worker", "loader",
+                              "coordinator", "inspect-checkpoint"}) {
+    auto r = RunCommand({kBinary, command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << command << ": " << r.output;
+    EXPECT_NE(r.output.find(std::string("usage: flexmoe ") + command), std::string::npos)
+        << r.output;
+  }
+  auto r = RunCommand({kBinary, "train", "--help"});
+  for (const char* flag : {"--workers N", "--threads N", "--resume", "--max-restarts K", "--set"}) {
+    EXPECT_NE(r.output.find(flag), std::string::npos) << flag << "\n" << r.output;
+  }
+  const std::string config = kSource + "/configs/quickstart.textproto";
+  r = RunCommand({kBinary, "train", "--config", config, "--worker", "2"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown flag --worker (did you mean --workers?)"), std::string::npos)
+      << r.output;
+  r = RunCommand({kBinary, "train", "--config", config, "--max-restart", "1"});
+  EXPECT_NE(r.output.find("did you mean --max-restarts?"), std::string::npos) << r.output;
+  // The overview lists the exit statuses.
+  r = RunCommand({kBinary, "help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("128+N"), std::string::npos) << r.output;
+}
+
 TEST(CliTest, FieldsThatWouldDoNothingAreRefusedByName) {
   // Fields that are not in the schema are refused by name (and line, in a file).
   const std::string config = kSource + "/configs/quickstart.textproto";

@@ -1,0 +1,121 @@
+// Help texts (command_help.h).
+#include "launch/command_help.h"
+
+#include <map>
+
+namespace flexmoe {
+namespace {
+
+constexpr char kSetHelp[] =
+    "  --set PATH=VALUE      override one config field (repeatable), e.g.\n"
+    "                        --set training.epochs=3\n"
+    "  --help                this text\n";
+
+const std::map<std::string, std::string>& Texts() {
+  static const std::map<std::string, std::string> texts = {
+      {"validate-config",
+       "usage: flexmoe validate-config FILE | --config FILE [--set PATH=VALUE]...\n"
+       "Prints the resolved config (defaults filled in), or the error in it.\n\n"
+       "  --config FILE         the config (textproto)\n"},
+      {"synth",
+       "usage: flexmoe synth --config FILE [--out DIR]\n"
+       "Writes a synthetic layout-A dataset (config section synth).\n\n"
+       "  --config FILE         the config\n"
+       "  --out DIR             where (default data.input)\n"},
+      {"prepare",
+       "usage: flexmoe prepare --config FILE [--out DIR]\n"
+       "Prepares the shards, the index and the statistics of data.input.\n\n"
+       "  --config FILE         the config\n"
+       "  --out DIR             where (default data.prepared_dir)\n"},
+      {"train",
+       "usage: flexmoe train --config FILE [--workers N] [--threads N] [--resume]\n"
+       "                     [--max-restarts K]\n"
+       "Runs the whole job on this machine: the coordinator, a loader and N workers\n"
+       "(mpirun), into run.dir (default runs/<date-time>): the resolved config, job.json,\n"
+       "metrics.jsonl, tensorboard/, checkpoints/, the best parameters in checkpoint/, the\n"
+       "members' logs. Ctrl-C, SIGTERM or SIGUSR1 stop it at a checkpoint; a second\n"
+       "Ctrl-C stops it at once.\n\n"
+       "  --config FILE         the config\n"
+       "  --workers N           worker processes (default cluster.workers)\n"
+       "  --threads N           compute threads per worker (default: the cores over the\n"
+       "                        workers, less one for the loader and coordinator)\n"
+       "  --resume              continue run.dir from its newest complete checkpoint, at\n"
+       "                        any N\n"
+       "  --max-restarts K      when a member dies, start again from the newest\n"
+       "                        checkpoint without the dead workers, up to K times\n"
+       "                        (default 0)\n"},
+      {"worker",
+       "usage: flexmoe worker --config FILE [--threads N] [--resume]\n"
+       "One rank of a training job, under mpirun or srun (flexmoe train starts them).\n"
+       "With cluster.coordinator it joins the job's coordinator.\n\n"
+       "  --config FILE         the config\n"
+       "  --threads N           compute threads (default 1)\n"
+       "  --resume              continue from the newest complete checkpoint\n"
+       "  --restart K           set by the launcher: this is restart K\n"
+       "  --restart-reason TEXT set by the launcher: what ended the attempt before\n"},
+      {"loader",
+       "usage: flexmoe loader --config FILE [--listen HOST:PORT]\n"
+       "Serves combination-sorted batches of data.prepared_dir to the workers; prints\n"
+       "\"listening on HOST:PORT\". With cluster.coordinator it joins the job.\n\n"
+       "  --config FILE         the config\n"
+       "  --listen HOST:PORT    where (default cluster.bind_address, a free port)\n"},
+      {"coordinator",
+       "usage: flexmoe coordinator --config FILE [--listen HOST:PORT]\n"
+       "The job's control plane: membership, heartbeats, the expert placement, the stop\n"
+       "of every member when one dies, checkpoints, metrics.jsonl and TensorBoard files,\n"
+       "job.json (docs/coordinator.md). Members join with\n"
+       "--set cluster.coordinator=HOST:PORT. SIGTERM or SIGUSR1: checkpoint and stop;\n"
+       "SIGUSR2: checkpoint and go on.\n\n"
+       "  --config FILE         the config\n"
+       "  --listen HOST:PORT    where (default cluster.bind_address, a free port)\n"},
+      {"inspect-checkpoint",
+       "usage: flexmoe inspect-checkpoint DIR\n"
+       "Prints a checkpoint's manifest and verifies every file's size and CRC32C.\n"},
+  };
+  return texts;
+}
+
+}  // namespace
+
+const std::string& UsageText() {
+  static const std::string text =
+      R"(usage: flexmoe COMMAND [flags] [--set path.to.field=value]...
+
+commands:
+  validate-config FILE        print the resolved config, or the error in it
+  synth   --config FILE [--out DIR]   write a synthetic layout-A dataset (default data.input)
+  prepare --config FILE [--out DIR]   prepare shards (default data.prepared_dir)
+  train   --config FILE [--workers N] [--threads N] [--resume] [--max-restarts K]
+                              the whole job on this machine: coordinator, loader and N
+                              workers (mpirun); metrics, checkpoints and the best
+                              parameters in run.dir; --resume continues run.dir from its
+                              newest complete checkpoint (at any N)
+  worker  --config FILE [--threads N] [--resume]
+                              one rank of a training job (under mpirun or srun)
+  loader  --config FILE [--listen HOST:PORT]   serve batches to the workers
+  coordinator --config FILE [--listen HOST:PORT]
+                              the job's control plane (membership, heartbeats, stop on a
+                              member's death, checkpoints, metrics, job.json)
+  inspect-checkpoint DIR      print a checkpoint and verify every file's size and CRC32C
+  help                        this text
+
+flexmoe COMMAND --help prints the command's flags. --set overrides one config field on
+every command, e.g. --set training.epochs=3.
+
+exit status (docs/errors.md):
+  0      success, or a job stopped at a checkpoint (SIGTERM, SIGUSR1, Ctrl-C)
+  1      a failure of the environment or of a peer: a member died, the coordinator was
+         lost, a deadline passed
+  2      bad config, data or command line: the message names the file, line or field
+  128+N  train: a member was killed by signal N (mpirun's status, passed on)
+)";
+  return text;
+}
+
+std::string CommandHelpText(const std::string& command) {
+  auto it = Texts().find(command);
+  if (it == Texts().end()) return "";
+  return it->second + (command == "inspect-checkpoint" ? "" : kSetHelp);
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,214 @@
+// `flexmoe train --workers N`, the whole job from one command: coordinator, loader and
+// mpirun started and ended together; the run directory's contents; Ctrl-C (SIGINT) stops
+// every process at a checkpoint; a killed worker with --max-restarts 1 finishes the job on
+// the survivor from the newest checkpoint.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cluster/base/atomic_file.h"
+#include "tests/testing/process.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+#include "trainer/train_manifest.h"
+
+namespace flexmoe {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+const std::string kBinary = FLEXMOE_BINARY;
+const std::string kSource = FLEXMOE_SOURCE_DIR;
+const std::vector<std::string> kEnv = {"OMPI_ALLOW_RUN_AS_ROOT=1",
+                                       "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"};
+
+std::vector<Json> Records(const std::string& path, const std::string& event) {
+  std::vector<Json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    Json j = Json::parse(line);
+    if (j["event"] == event) out.push_back(j);
+  }
+  return out;
+}
+
+// The processes job.json lists that still run (zombies, ended but not yet reaped by
+// their parent, do not), with their /proc/PID/stat lines.
+std::vector<std::string> LiveMembers(const std::string& run) {
+  std::vector<std::string> live;
+  Json job = Json::parse(ReadFile(run + "/job.json"));
+  for (const Json& m : job["members"]) {
+    const pid_t pid = m["pid"].get<pid_t>();
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    if (!std::getline(in, stat)) continue;
+    const size_t close = stat.rfind(')');
+    if (close != std::string::npos && stat.substr(close + 2, 1) == "Z") continue;
+    live.push_back(stat);
+  }
+  return live;
+}
+
+// The pid of worker `rank` once job.json lists it running, else 0.
+pid_t WorkerPid(const std::string& run, int rank, double timeout_s) {
+  const auto start = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - start).count() < timeout_s) {
+    try {
+      Json job = Json::parse(ReadFile(run + "/job.json"));
+      for (const Json& m : job["members"]) {
+        if (m["role"] == "worker" && m["rank"] == rank && m["state"] == "running") {
+          return m["pid"].get<pid_t>();
+        }
+      }
+    } catch (const std::exception&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return 0;
+}
+
+class LaunchTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    for (const char* command : {"synth", "prepare"}) {
+      std::vector<std::string> argv = {kBinary, command};
+      std::vector<std::string> common = Common(1);
+      argv.insert(argv.end(), common.begin(), common.end());
+      auto r = testing::RunCommand(argv, 120, kEnv);
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+    }
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static std::vector<std::string> Common(int epochs) {
+    std::vector<std::string> args = {"--config", kSource + "/configs/quickstart.textproto"};
+    for (const std::string& s : std::vector<std::string>{
+             "data.input=" + dir_->Path("raw"), "data.prepared_dir=" + dir_->Path("prepared"),
+             "synth.num_samples=360", "training.epochs=" + std::to_string(epochs),
+             "training.warmup_epochs=1", "training.batch_size=16", "model.hidden_dim=32",
+             "model.patches=4", "metrics.log_every_steps=5"}) {
+      args.push_back("--set");
+      args.push_back(s);
+    }
+    return args;
+  }
+  static std::vector<std::string> Train(const std::string& run, int workers, int epochs,
+                                        const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {kBinary, "train", "--workers", std::to_string(workers)};
+    std::vector<std::string> common = Common(epochs);
+    argv.insert(argv.end(), common.begin(), common.end());
+    argv.insert(argv.end(), {"--set", "run.dir=" + run});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
+
+  static testing::TempDir* dir_;
+};
+testing::TempDir* LaunchTest::dir_ = nullptr;
+
+TEST_F(LaunchTest, OneCommandRunsTheWholeJobAndLeavesTheRunDirectory) {
+  const std::string run = dir_->Path("whole");
+  auto r = testing::RunCommand(Train(run, 2, 2), 180, kEnv);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("2 workers x 1 thread"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("overall"), std::string::npos) << r.output;  // the results table
+  EXPECT_NE(r.output.find("job finished; run directory " + run), std::string::npos) << r.output;
+  for (const char* f : {"config.textproto", "job.json", "job.token", "metrics.jsonl",
+                        "coordinator.log", "loader.log", "checkpoint/manifest.json"}) {
+    EXPECT_TRUE(fs::exists(run + "/" + f)) << f;
+  }
+  EXPECT_FALSE(fs::is_empty(run + "/tensorboard"));
+  struct stat token;
+  ASSERT_EQ(::stat((run + "/job.token").c_str(), &token), 0);
+  EXPECT_EQ(token.st_mode & 0777, 0600u);
+  Json job = Json::parse(ReadFile(run + "/job.json"));
+  EXPECT_EQ(job["state"], "finished");
+  EXPECT_EQ(job["members"].size(), 3u);
+  EXPECT_EQ(LiveMembers(run), std::vector<std::string>{});
+  EXPECT_EQ(Records(run + "/metrics.jsonl", "epoch").size(), 2u);
+  EXPECT_EQ(Records(run + "/metrics.jsonl", "test").size(), 1u);
+}
+
+TEST_F(LaunchTest, OneWorkerRunsTheSameRoles) {
+  const std::string run = dir_->Path("one");
+  auto r = testing::RunCommand(Train(run, 1, 1), 180, kEnv);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Json job = Json::parse(ReadFile(run + "/job.json"));
+  EXPECT_EQ(job["members"].size(), 2u);  // the loader and the worker
+  EXPECT_EQ(job["workers"], 1);
+}
+
+TEST_F(LaunchTest, InterruptStopsEveryProcessAtACheckpoint) {
+  const std::string run = dir_->Path("interrupt");
+  testing::Process train(Train(run, 2, 500), dir_->Path("interrupt.log"), kEnv);
+  ASSERT_FALSE(train.WaitForLine("epoch 1 done", 120).empty()) << train.Log();
+  const auto start = Clock::now();
+  train.Signal(SIGINT);
+  EXPECT_EQ(train.Wait(60), 0) << train.Log();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 15);
+  EXPECT_NE(train.Log().find("job stopped at a checkpoint; run directory " + run +
+                             "; newest checkpoint " + run + "/checkpoints/step-"),
+            std::string::npos)
+      << train.Log();
+  EXPECT_NE(train.Log().find("--resume"), std::string::npos);
+  EXPECT_EQ(LiveMembers(run), std::vector<std::string>{});
+  EXPECT_EQ(Json::parse(ReadFile(run + "/job.json"))["state"], "preempted");
+}
+
+TEST_F(LaunchTest, KilledWorkerIsRestartedFromTheNewestCheckpointOnTheSurvivor) {
+  const std::string run = dir_->Path("restart");
+  testing::Process train(
+      Train(run, 2, 40, {"--max-restarts", "1", "--set", "checkpoint.every_steps=10"}),
+      dir_->Path("restart.log"), kEnv);
+  const pid_t victim = WorkerPid(run, 1, 60);
+  ASSERT_GT(victim, 0) << train.Log();
+  // Once a checkpoint exists, worker 1 dies.
+  const auto start = Clock::now();
+  while (CompleteCheckpoints(run + "/checkpoints").empty() &&
+         std::chrono::duration<double>(Clock::now() - start).count() < 60) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(CompleteCheckpoints(run + "/checkpoints").empty()) << train.Log();
+  ::kill(victim, SIGKILL);
+  EXPECT_EQ(train.Wait(300), 0) << train.Log();
+  EXPECT_NE(train.Log().find("restart 1 of 1 after: worker 1"), std::string::npos) << train.Log();
+  EXPECT_NE(train.Log().find("on 1 worker"), std::string::npos) << train.Log();
+  EXPECT_NE(train.Log().find("resuming from " + run + "/checkpoints/step-"), std::string::npos)
+      << train.Log();
+  const std::vector<Json> restarts = Records(run + "/metrics.jsonl", "restart");
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0]["attempt"], 1);
+  EXPECT_EQ(restarts[0]["workers"], 1);
+  EXPECT_NE(restarts[0]["reason"].get<std::string>().find("worker 1"), std::string::npos);
+  EXPECT_EQ(Records(run + "/metrics.jsonl", "test").size(), 1u);
+  Json job = Json::parse(ReadFile(run + "/job.json"));
+  EXPECT_EQ(job["state"], "finished");
+  EXPECT_EQ(job["workers"], 1);
+}
+
+TEST_F(LaunchTest, WithoutRestartsAKilledWorkerFailsTheJobNamingIt) {
+  const std::string run = dir_->Path("no-restart");
+  testing::Process train(Train(run, 2, 500), dir_->Path("no-restart.log"), kEnv);
+  const pid_t victim = WorkerPid(run, 1, 60);
+  ASSERT_GT(victim, 0) << train.Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ::kill(victim, SIGKILL);
+  const int status = train.Wait(30);
+  EXPECT_NE(status, 0) << train.Log();
+  EXPECT_NE(status, -1) << train.Log();
+  EXPECT_NE(train.Log().find("the job failed (worker 1"), std::string::npos) << train.Log();
+  EXPECT_EQ(LiveMembers(run), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace flexmoe
