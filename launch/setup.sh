@@ -12,6 +12,8 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev zlib1g-dev python3 python3-numpy
+  # The SLURM system test (tests/launch/slurm_test.sh) starts a single-node SLURM.
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()

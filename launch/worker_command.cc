@@ -51,15 +51,18 @@ class StepReporter : public TrainHook {
   int rank_;
 };
 
-// srun without an MPI plugin starts N singletons, each believing it is rank 0 of 1.
-void RefuseRanksWithoutMpi(const Communicator& world) {
+// srun without an MPI plugin starts N singletons, each believing it is rank 0 of 1 (Open
+// MPI's own refusal, when it has one, does not say what to do). Checked before MPI starts:
+// a rank that mpirun or an srun MPI plugin started has their variables.
+void RefuseRanksWithoutMpi() {
   const std::string tasks = GetEnv(kEnvSlurmStepTasks);
-  if (world.size() != 1 || tasks.empty() || GetEnv(kEnvSlurmProcId).empty()) return;
-  if (std::atoi(tasks.c_str()) > 1) {
-    Fail(ErrorCode::kInvalidArgument, "srun started ", tasks, " tasks, but MPI sees a world of 1 ",
-         "(every rank would be rank 0): start the workers with srun --mpi=pmix, or with mpirun ",
-         "inside the allocation (launch/slurm/train.sbatch)");
+  if (tasks.empty() || std::atoi(tasks.c_str()) <= 1 || GetEnv(kEnvSlurmProcId).empty()) return;
+  for (const char* mpi : {kEnvOmpiWorldSize, kEnvPmixRank, kEnvPmiRank}) {
+    if (!GetEnv(mpi).empty()) return;
   }
+  Fail(ErrorCode::kInvalidArgument, "srun started ", tasks, " tasks without an MPI plugin: ",
+       "MPI would see a world of 1 in each (every rank would be rank 0); start the workers ",
+       "with srun --mpi=pmix, or with mpirun inside the allocation (launch/slurm/train.sbatch)");
 }
 
 // Training after the membership: the run directory, placement and checkpoint schedule (the
@@ -77,7 +80,6 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
       static_cast<int64_t>(config.cluster().collective_timeout_s() * 1000));
   std::unique_ptr<Communicator> world = MakeMpiWorld(timeout, &abort);
   const int rank = world->rank();
-  RefuseRanksWithoutMpi(*world);
   const bool resume = args.Has("resume");
   // With a coordinator: register, take its run directory and placement, and stop the
   // moment it says so (the communicator's waits watch `abort`).
@@ -163,6 +165,7 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
 }  // namespace
 
 int WorkerCommand(int argc, char** argv) {
+  RefuseRanksWithoutMpi();
   MpiSession mpi(&argc, &argv);
   CatchPreemptionSignals();
   AbortSignal abort;

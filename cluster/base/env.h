@@ -16,6 +16,10 @@ inline constexpr char kEnvCheckpointFault[] = "FLEXMOE_TEST_CHECKPOINT_FAULT";
 // refuses N singletons that each believe they are rank 0).
 inline constexpr char kEnvSlurmStepTasks[] = "SLURM_STEP_NUM_TASKS";
 inline constexpr char kEnvSlurmProcId[] = "SLURM_PROCID";
+// Set in a rank by mpirun (Open MPI) or by srun's MPI plugins (--mpi=pmix, --mpi=pmi2).
+inline constexpr char kEnvOmpiWorldSize[] = "OMPI_COMM_WORLD_SIZE";
+inline constexpr char kEnvPmixRank[] = "PMIX_RANK";
+inline constexpr char kEnvPmiRank[] = "PMI_RANK";
 
 // The variable's value, or "" when it is unset.
 std::string GetEnv(const char* name);
