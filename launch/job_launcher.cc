@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "cluster/base/atomic_file.h"
+#include "cluster/base/env.h"
 #include "cluster/base/error.h"
 #include "launch/child_process.h"
 #include "proto/config_loader.h"
@@ -209,6 +210,9 @@ void LocalJob::Start() {
   argv = {"mpirun",          "-np", std::to_string(attempt_.workers),
           "--oversubscribe", "-x",  "OMP_NUM_THREADS=" + std::to_string(threads)};
   if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
+  // A terminal gets one progress line, redrawn (the ranks' output is mpirun's pipe).
+  if (::isatty(STDOUT_FILENO))
+    argv.insert(argv.end(), {"-x", std::string(kEnvProgress) + "=redraw"});
   std::vector<std::string> worker = MemberArgs("worker");
   argv.insert(argv.end(), worker.begin(), worker.end());
   argv.insert(argv.end(),

@@ -135,6 +135,7 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
   options.world = world;
   options.expert_parallel_degree = config.cluster().expert_parallel_degree();
   options.threads = args.GetInt("threads", 1);
+  options.redraw_progress = GetEnv(kEnvProgress) == "redraw";
   options.restart = args.GetInt("restart", 0);
   options.restart_reason = args.Get("restart-reason");
   options.log = rank == 0 ? &std::cout : nullptr;

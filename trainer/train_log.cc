@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <sstream>
 
 #include "cluster/base/error.h"
 #include "cluster/comm/gather_bytes.h"
@@ -169,8 +170,8 @@ void LocalMetricsSink::ContinueAt(int64_t lines) {
   if (writer_ != nullptr) writer_->ContinueAt(lines);
 }
 
-ProgressLog::ProgressLog(std::ostream* log, int log_every_steps, int workers)
-    : log_(log), every_(log_every_steps), workers_(workers) {}
+ProgressLog::ProgressLog(std::ostream* log, int log_every_steps, int workers, RedrawStream* redraw)
+    : log_(log), redraw_(redraw), every_(log_every_steps), workers_(workers) {}
 
 void ProgressLog::AfterStep(const StepReport& r) {
   ++steps_;
@@ -183,12 +184,16 @@ void ProgressLog::AfterStep(const StepReport& r) {
   const double epoch_s = std::chrono::duration<double>(now - epoch_start_).count();
   const int64_t total = r.steps_in_epoch * r.epochs;
   const double left = elapsed / steps_ * static_cast<double>(total - r.position.global_step);
-  *log_ << "epoch " << r.position.epoch + 1 << "/" << r.epochs << " step "
-        << r.position.step_in_epoch << "/" << r.steps_in_epoch << " loss " << std::fixed
-        << std::setprecision(4) << r.loss << " " << std::setprecision(1)
-        << epoch_samples_ * workers_ / epoch_s << " samples/s, " << FormatDuration(left)
-        << " left\n"
-        << std::defaultfloat << std::flush;
+  std::ostringstream line;
+  line << "epoch " << r.position.epoch + 1 << "/" << r.epochs << " step "
+       << r.position.step_in_epoch << "/" << r.steps_in_epoch << " loss " << std::fixed
+       << std::setprecision(4) << r.loss << " " << std::setprecision(1)
+       << epoch_samples_ * workers_ / epoch_s << " samples/s, " << FormatDuration(left) << " left";
+  if (redraw_ != nullptr) {
+    redraw_->Redraw(line.str());
+  } else {
+    *log_ << line.str() << "\n" << std::flush;
+  }
 }
 
 void ProgressLog::AfterEpoch(const EpochRecord& record, const TrainState&) {

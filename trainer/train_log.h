@@ -13,6 +13,7 @@
 
 #include "cluster/metrics/metrics_sink.h"
 #include "cluster/metrics/metrics_writer.h"
+#include "trainer/redraw_stream.h"
 #include "trainer/trainer.h"
 
 namespace flexmoe {
@@ -67,8 +68,9 @@ class LocalMetricsSink : public MetricsSink {
 
 class ProgressLog : public TrainHook {
  public:
-  // `log` may be null (silent).
-  ProgressLog(std::ostream* log, int log_every_steps, int workers);
+  // `log` may be null (silent). With `redraw` (a terminal) the step lines replace each
+  // other on one line; otherwise each is a line of its own.
+  ProgressLog(std::ostream* log, int log_every_steps, int workers, RedrawStream* redraw = nullptr);
 
   void AfterStep(const StepReport& report) override;
   void AfterEpoch(const EpochRecord& record, const TrainState& state) override;
@@ -77,6 +79,7 @@ class ProgressLog : public TrainHook {
  private:
   using Clock = std::chrono::steady_clock;
   std::ostream* log_;
+  RedrawStream* redraw_;
   int every_;
   int workers_ = 1;
   Clock::time_point start_ = Clock::now(), epoch_start_ = Clock::now();

@@ -130,6 +130,7 @@ struct Trainer::Impl {
   MetricsSink* sink = nullptr;
   std::unique_ptr<MetricsLog> metrics;
   std::unique_ptr<ProgressLog> progress;
+  std::unique_ptr<RedrawStream> redraw;  // rank 0 with redraw_progress
   StepTotals totals;
   std::vector<TrainHook*> hooks;
   int64_t dropped_offset = 0;  // rows dropped before this process started (resumed runs)
@@ -155,6 +156,10 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
   w = world != nullptr ? world->size() : 1;
   rank = world != nullptr ? world->rank() : 0;
   log = rank == 0 ? options.log : nullptr;
+  if (log != nullptr && options.redraw_progress) {
+    redraw = std::make_unique<RedrawStream>(*log);
+    log = &redraw->stream();
+  }
   num_classes = prepared.meta.num_classes();
   c_count = Combinations(m_count).size();
 
@@ -329,7 +334,7 @@ void Trainer::Impl::MakeLogs() {
   MetricsLog::Shape shape{FlexMoeModelImpl::SparseLayers(config.model()),
                           config.model().num_experts(), c_count};
   metrics = std::make_unique<MetricsLog>(sink, rank, seed, w, every, std::move(shape));
-  progress = std::make_unique<ProgressLog>(log, every, w);
+  progress = std::make_unique<ProgressLog>(log, every, w, redraw.get());
   hooks = {metrics.get(), progress.get()};
   hooks.insert(hooks.end(), options.hooks.begin(), options.hooks.end());
 }

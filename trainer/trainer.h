@@ -127,6 +127,7 @@ using BatchSourceFactory = std::function<std::unique_ptr<BatchSource>(int rank, 
 struct TrainOptions {
   std::string run_dir;                  // metrics.jsonl, checkpoints/, checkpoint/ (empty: nothing)
   std::ostream* log = nullptr;          // progress and tables (rank 0 only); null: silent
+  bool redraw_progress = false;         // `log` is a terminal: one progress line, redrawn
   int threads = 0;                      // LibTorch and BLAS threads; 0: leave the defaults
   Communicator* world = nullptr;        // null: one process
   int expert_parallel_degree = 0;       // 0: the whole world

@@ -21,6 +21,10 @@ inline constexpr char kEnvOmpiWorldSize[] = "OMPI_COMM_WORLD_SIZE";
 inline constexpr char kEnvPmixRank[] = "PMIX_RANK";
 inline constexpr char kEnvPmiRank[] = "PMI_RANK";
 
+// "redraw": worker 0's output is a terminal (flexmoe train sets it for mpirun when its own
+// is); the progress line is redrawn in place.
+inline constexpr char kEnvProgress[] = "FLEXMOE_PROGRESS";
+
 // The variable's value, or "" when it is unset.
 std::string GetEnv(const char* name);
 
