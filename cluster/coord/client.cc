@@ -142,10 +142,10 @@ class CoordinatorClient::Impl {
         if (header.type == co::STOP) {
           co::Stop stop;
           ParseCoordinatorFrame(header, body, &stop);
-          return Stop(stop.finished(),
-                      stop.finished() ? "the job finished"
-                                      : "stopped by the coordinator: " + stop.reason(),
-                      stop.has_code() ? ExitStatusFor(static_cast<ErrorCode>(stop.code())) : 1);
+          return Stop(
+              stop.finished(),
+              stop.finished() ? "the job finished" : "stopped by the coordinator: " + stop.reason(),
+              stop.has_code() ? ExitStatusFor(static_cast<ErrorCode>(stop.code())) : 1);
         }
       }
     } catch (const Error& e) {
