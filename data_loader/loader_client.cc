@@ -1,6 +1,6 @@
-// The loader client (loader_client.h): a connection state machine on a private io_context
-// thread (connect, HELLO, REQUEST, BATCH/CREDIT, reconnect with backoff), and a consumer
-// side that waits on a bounded queue with deadlines.
+// The loader client (loader_client.h): the stream's state machine on a private io_context
+// thread (HELLO, REQUEST, BATCH/CREDIT, the outage budget) over cluster/net's reconnecting
+// ClientConnection, and a consumer side that waits on a bounded queue with deadlines.
 #include "data_loader/loader_client.h"
 
 #include <glog/logging.h>
@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cluster/base/error.h"
+#include "cluster/net/client_connection.h"
 #include "cluster/net/job_token.h"
 #include "data_loader/loader_wire.h"
 #include "data_loader/plan_batch_source.h"
@@ -24,9 +25,7 @@ namespace flexmoe {
 namespace {
 
 namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
-using boost::system::error_code;
 
 constexpr double kMaxAttemptSeconds = 2.0;
 constexpr double kFirstBackoffSeconds = 0.05;
@@ -82,19 +81,9 @@ class LoaderClient::Impl {
   }
 
   const LoaderClientOptions options_;
-  std::string host_, port_;
   std::atomic<int64_t> reconnects_{0};
 
  private:
-  // One TCP connection; handlers hold it alive and ignore it once it is not conn_.
-  struct Conn {
-    explicit Conn(asio::io_context& io) : socket(io) {}
-    tcp::socket socket;
-    uint8_t header[kFrameHeaderSize] = {};
-    std::string body;
-    std::deque<std::string> out;
-    bool writing = false;
-  };
   enum class State { kIdle, kConnecting, kRetryWait, kConnected, kFailed };
 
   // io thread.
@@ -104,19 +93,15 @@ class LoaderClient::Impl {
   void Fatal(ErrorCode code, const std::string& message);
   void SendRequest();
   void FlushGrants();
+  void Connected();
   void Send(std::string frame);
-  void WriteNext(const std::shared_ptr<Conn>& conn);
-  void ReadHeader(const std::shared_ptr<Conn>& conn);
-  void ArmRead(const std::shared_ptr<Conn>& conn);
   void HandleFrame(const FrameHeader& header, const std::string& body);
   bool Expecting() const;
   std::string Where() const;
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
-  tcp::resolver resolver_;
-  asio::steady_timer attempt_timer_, retry_timer_, read_timer_, write_timer_;
-  std::shared_ptr<Conn> conn_;
+  std::unique_ptr<net::ClientConnection> link_;  // after io_: destroyed before it
   State state_ = State::kIdle;
   struct Stream {
     uint64_t id = 0;
@@ -130,8 +115,6 @@ class LoaderClient::Impl {
   Clock::time_point outage_start_;
   std::string last_error_;
   bool last_timeout_ = false;
-  double backoff_s_ = kFirstBackoffSeconds;
-  int64_t connects_ = 0;
   std::vector<int> feature_sizes_;
 
   // Shared with the consumer.
@@ -152,14 +135,26 @@ class LoaderClient::Impl {
 };
 
 LoaderClient::Impl::Impl(LoaderClientOptions options)
-    : options_(std::move(options)),
-      work_(asio::make_work_guard(io_)),
-      resolver_(io_),
-      attempt_timer_(io_),
-      retry_timer_(io_),
-      read_timer_(io_),
-      write_timer_(io_) {
-  SplitHostPort(options_.address, "loader address", &host_, &port_);
+    : options_(std::move(options)), work_(asio::make_work_guard(io_)) {
+  net::ClientConnectionOptions link;
+  link.address = options_.address;
+  link.max_frame_bytes = options_.max_frame_bytes;
+  link.max_attempt_s = kMaxAttemptSeconds;
+  link.first_backoff_s = kFirstBackoffSeconds;
+  link.max_backoff_s = kMaxBackoffSeconds;
+  link.read_timeout_s = options_.read_timeout_s;
+  link.write_timeout_s = options_.read_timeout_s;
+  net::ClientConnectionEvents events;
+  events.connected = [this] { Connected(); };
+  events.frame = [this](const net::FrameHeader& h, const std::string& body) {
+    HandleFrame({static_cast<loader::FrameType>(h.type), h.length, h.meta_length, h.crc}, body);
+  };
+  events.lost = [this](const std::string& reason, bool timeout) {
+    ConnectionLost(reason, timeout);
+  };
+  events.failed = [this](ErrorCode code, const std::string& message) { Fatal(code, message); };
+  events.quiet = [this] { return !Expecting(); };
+  link_ = std::make_unique<net::ClientConnection>(io_, LoaderProtocol(), link, std::move(events));
   if (options_.token.empty()) Fail(ErrorCode::kInvalidArgument, "loader client: empty job token");
   if (options_.prefetch < 1) {
     Fail(ErrorCode::kInvalidArgument, "loader client: prefetch ", options_.prefetch,
@@ -270,49 +265,22 @@ void LoaderClient::Impl::Connect() {
                      FormatSeconds(options_.connect_timeout_s) + " s (" + last_error_ +
                      ") while streaming " + Where());
   }
-  auto conn = std::make_shared<Conn>(io_);
-  conn_ = conn;
   state_ = State::kConnecting;
-  if (++connects_ > 1) ++reconnects_;
-  attempt_timer_.expires_after(Seconds(std::min(left, kMaxAttemptSeconds)));
-  attempt_timer_.async_wait([this, conn](error_code ec) {
-    if (ec || conn != conn_ || state_ != State::kConnecting) return;
-    if (attempt_timer_.expiry() > Clock::now()) return;
-    resolver_.cancel();
-    ConnectionLost("connect attempt timed out", true);
-  });
-  resolver_.async_resolve(
-      host_, port_, [this, conn](error_code ec, tcp::resolver::results_type results) {
-        if (conn != conn_ || state_ != State::kConnecting) return;
-        if (ec) return ConnectionLost("cannot resolve " + host_ + ": " + ec.message(), false);
-        asio::async_connect(conn->socket, results,
-                            [this, conn](error_code ec, const tcp::endpoint&) {
-                              if (conn != conn_ || state_ != State::kConnecting) return;
-                              attempt_timer_.cancel();
-                              if (ec) return ConnectionLost(ec.message(), false);
-                              state_ = State::kConnected;
-                              error_code ignored;
-                              conn->socket.set_option(tcp::no_delay(true), ignored);
-                              loader::Hello hello;
-                              hello.set_token(options_.token);
-                              hello.set_client(options_.name);
-                              Send(EncodeFrame(loader::HELLO, hello));
-                              if (stream_.active) SendRequest();
-                              ReadHeader(conn);
-                            });
-      });
+  link_->Connect(left);
+}
+
+void LoaderClient::Impl::Connected() {
+  state_ = State::kConnected;
+  reconnects_ = link_->connections() - 1;
+  loader::Hello hello;
+  hello.set_token(options_.token);
+  hello.set_client(options_.name);
+  Send(EncodeFrame(loader::HELLO, hello));
+  if (stream_.active) SendRequest();
 }
 
 void LoaderClient::Impl::ConnectionLost(const std::string& reason, bool timeout) {
   if (state_ == State::kFailed) return;
-  if (conn_) {
-    error_code ignored;
-    conn_->socket.close(ignored);
-    conn_.reset();
-  }
-  read_timer_.cancel();
-  write_timer_.cancel();
-  attempt_timer_.cancel();
   state_ = State::kIdle;
   last_error_ = reason;
   last_timeout_ = timeout;
@@ -329,29 +297,17 @@ void LoaderClient::Impl::ConnectionLost(const std::string& reason, bool timeout)
   const double left = options_.connect_timeout_s - SecondsBetween(outage_start_, Clock::now());
   if (left <= 0) return Connect();  // reports the failure
   state_ = State::kRetryWait;
-  retry_timer_.expires_after(Seconds(std::min(backoff_s_, left)));
-  backoff_s_ = std::min(backoff_s_ * 2, kMaxBackoffSeconds);
-  retry_timer_.async_wait([this](error_code ec) {
-    if (ec || state_ != State::kRetryWait) return;
-    Connect();
+  link_->AfterBackoff(left, [this] {
+    if (state_ == State::kRetryWait) Connect();
   });
 }
 
 void LoaderClient::Impl::Fatal(ErrorCode code, const std::string& message) {
   if (state_ == State::kFailed) return;
   LOG(ERROR) << "loader client: " << message;
-  if (conn_) {
-    error_code ignored;
-    conn_->socket.close(ignored);
-    conn_.reset();
-  }
+  link_->Close();
   state_ = State::kFailed;
   stream_.active = false;
-  resolver_.cancel();
-  attempt_timer_.cancel();
-  retry_timer_.cancel();
-  read_timer_.cancel();
-  write_timer_.cancel();
   std::lock_guard<std::mutex> lock(mu_);
   if (!error_) error_ = Error(code, message);
   cv_.notify_all();
@@ -400,76 +356,13 @@ void LoaderClient::Impl::FlushGrants() {
 }
 
 void LoaderClient::Impl::Send(std::string frame) {
-  if (!conn_ || state_ != State::kConnected) return;
-  conn_->out.push_back(std::move(frame));
-  if (!conn_->writing) WriteNext(conn_);
-}
-
-void LoaderClient::Impl::WriteNext(const std::shared_ptr<Conn>& conn) {
-  conn->writing = true;
-  write_timer_.expires_after(Seconds(options_.read_timeout_s));
-  write_timer_.async_wait([this, conn](error_code ec) {
-    if (ec || conn != conn_ || write_timer_.expiry() > Clock::now()) return;
-    ConnectionLost("the loader took no data for " + FormatSeconds(options_.read_timeout_s) + " s",
-                   true);
-  });
-  asio::async_write(conn->socket, asio::buffer(conn->out.front()),
-                    [this, conn](error_code ec, size_t) {
-                      conn->out.pop_front();
-                      conn->writing = false;
-                      if (conn != conn_) return;
-                      write_timer_.cancel();
-                      if (ec) return ConnectionLost("write failed: " + ec.message(), false);
-                      if (!conn->out.empty()) WriteNext(conn);
-                    });
+  if (state_ == State::kConnected) link_->Send(std::move(frame));
 }
 
 bool LoaderClient::Impl::Expecting() const {
   if (!stream_.active) return false;
   // Waiting for the consumer to grant credits is the only quiet state of a stream.
   return !(stream_.steps >= 0 && stream_.next_step < stream_.steps && owed_ <= 0);
-}
-
-void LoaderClient::Impl::ArmRead(const std::shared_ptr<Conn>& conn) {
-  read_timer_.expires_after(Seconds(options_.read_timeout_s));
-  read_timer_.async_wait([this, conn](error_code ec) {
-    if (ec || conn != conn_ || read_timer_.expiry() > Clock::now()) return;
-    if (!Expecting()) return ArmRead(conn);
-    ConnectionLost("no data from the loader for " + FormatSeconds(options_.read_timeout_s) + " s",
-                   true);
-  });
-}
-
-void LoaderClient::Impl::ReadHeader(const std::shared_ptr<Conn>& conn) {
-  ArmRead(conn);
-  asio::async_read(conn->socket, asio::buffer(conn->header), [this, conn](error_code ec, size_t) {
-    if (conn != conn_) return;
-    if (ec) {
-      return ConnectionLost(
-          ec == asio::error::eof ? "the loader closed the connection" : ec.message(), false);
-    }
-    FrameHeader header;
-    try {
-      header = ParseFrameHeader(conn->header, options_.max_frame_bytes);
-    } catch (const Error& e) {
-      return Fatal(e.code(), "loader " + options_.address + " sent a bad frame: " + e.what());
-    }
-    conn->body.resize(header.length);
-    asio::async_read(
-        conn->socket, asio::buffer(conn->body), [this, conn, header](error_code ec, size_t) {
-          if (conn != conn_) return;
-          if (ec) {
-            return ConnectionLost(
-                ec == asio::error::eof ? "the loader closed the connection" : ec.message(), false);
-          }
-          try {
-            HandleFrame(header, conn->body);
-          } catch (const Error& e) {
-            return Fatal(e.code(), "loader " + options_.address + ": " + e.what());
-          }
-          if (conn == conn_) ReadHeader(conn);
-        });
-  });
 }
 
 void LoaderClient::Impl::HandleFrame(const FrameHeader& header, const std::string& body) {
@@ -488,7 +381,7 @@ void LoaderClient::Impl::HandleFrame(const FrameHeader& header, const std::strin
       }
       feature_sizes_.assign(welcome.feature_sizes().begin(), welcome.feature_sizes().end());
       in_outage_ = false;
-      backoff_s_ = kFirstBackoffSeconds;
+      link_->ResetBackoff();
       return;
     }
     case loader::STREAM_INFO: {

@@ -1,7 +1,8 @@
 // The worker side of the loader protocol (NOTE [loader protocol] in loader_server.h): a
 // BatchSource that streams this worker's batches from a loader process over TCP.
 //
-// A background thread runs the connection on its own io_context and decodes BATCH frames
+// A background thread runs the connection (cluster/net's reconnecting ClientConnection) on
+// its own io_context and decodes BATCH frames
 // into a bounded prefetch queue; the client grants the loader one credit per free slot, so
 // at most `prefetch` batches are in flight or buffered. When the connection drops, the
 // thread reconnects and asks again from the step after the last batch it received, so the

@@ -8,17 +8,9 @@
 #include <thread>
 
 #include "cluster/base/error.h"
-#include "cluster/net/clock.h"
+#include "cluster/net/asio_names.h"
 
 namespace flexmoe::net {
-namespace {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-using boost::system::error_code;
-
-}  // namespace
 
 class Channel::Impl {
  public:

@@ -12,16 +12,11 @@
 #include <set>
 #include <sstream>
 
-#include "cluster/net/clock.h"
+#include "cluster/net/asio_names.h"
 #include "cluster/net/job_token.h"
 
 namespace flexmoe::net {
 namespace {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-using boost::system::error_code;
 
 std::string EndpointName(const tcp::endpoint& endpoint) {
   const std::string host = endpoint.address().to_string();
