@@ -68,8 +68,7 @@ void RefuseRanksWithoutMpi() {
 // Training after the membership: the run directory, placement and checkpoint schedule (the
 // coordinator's, when there is one), the hooks, and the seed loop.
 int TrainWithMembership(const config::Config& config_in, const std::string& path, const Args& args,
-                        Communicator& world_ref, AbortSignal& abort,
-                        CoordinatorClient* coordinator);
+                        Communicator& world_ref, CoordinatorClient* coordinator);
 
 int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
   Args args = ParseArgs(argc, argv, {"config", "threads", "restart", "restart-reason"}, {"resume"});
@@ -96,7 +95,7 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
                         }).detach();
                       });
   try {
-    return TrainWithMembership(config, path, args, *world, abort, coordinator.get());
+    return TrainWithMembership(config, path, args, *world, coordinator.get());
   } catch (const Error& e) {
     // The coordinator learns why before this rank goes: the job ends naming this error,
     // and every rank exits with its status.
@@ -108,8 +107,7 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
 }
 
 int TrainWithMembership(const config::Config& config_in, const std::string& path, const Args& args,
-                        Communicator& world_ref, AbortSignal& abort,
-                        CoordinatorClient* coordinator) {
+                        Communicator& world_ref, CoordinatorClient* coordinator) {
   config::Config config = config_in;
   Communicator* world = &world_ref;
   const int rank = world->rank();

@@ -194,13 +194,14 @@ std::vector<ModelParameter> FlexMoeModelImpl::Parameters() {
 void FlexMoeModelImpl::CountTokens(const std::vector<at::Tensor>& routing,
                                    const at::Tensor& token_combination) {
   const int64_t e_count = model_.num_experts(), c_count = num_combinations();
-  token_counts_.resize(routing.size(), std::vector<int64_t>(e_count * c_count, 0));
+  std::vector<std::vector<int64_t>>& counts = *token_counts_;
+  counts.resize(routing.size(), std::vector<int64_t>(e_count * c_count, 0));
   at::Tensor combination = token_combination.to(at::kCPU, at::kLong).unsqueeze(1);
   for (size_t l = 0; l < routing.size(); ++l) {
     at::Tensor cell = routing[l].to(at::kCPU, at::kLong) * c_count + combination;
-    at::Tensor counts = at::bincount(cell.reshape({-1}), {}, e_count * c_count).contiguous();
-    const int64_t* n = counts.data_ptr<int64_t>();
-    for (int64_t i = 0; i < e_count * c_count; ++i) token_counts_[l][i] += n[i];
+    at::Tensor step = at::bincount(cell.reshape({-1}), {}, e_count * c_count).contiguous();
+    const int64_t* n = step.data_ptr<int64_t>();
+    for (int64_t i = 0; i < e_count * c_count; ++i) counts[l][i] += n[i];
   }
 }
 
@@ -247,7 +248,7 @@ ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& 
       out.routing.push_back(routing);
     }
   }
-  if (training) CountTokens(out.routing, token_combination);
+  if (training && token_counts_ != nullptr) CountTokens(out.routing, token_combination);
   PhaseScope head_scope(times_, Phase::kHead);
   at::Tensor pooled = x.view({b, m_count, p, d}).mean(2).reshape({b, m_count * d});
   at::Tensor h = pooled;

@@ -106,10 +106,11 @@ class FlexMoeModelImpl : public torch::nn::Module {
   ModalityEncoder& encoder(int m) { return *encoders_[m]; }
   // Rows dropped over the expert capacity by all sparse layers so far.
   int64_t dropped_rows();
-  // Per sparse layer, the tokens of training forwards so far routed to (expert e,
-  // combination c), at e * num_combinations() + c: the measured load of every expert
-  // per modality combination.
-  const std::vector<std::vector<int64_t>>& token_counts() const { return token_counts_; }
+  // Adds, per sparse layer, the tokens of each training forward routed to (expert e,
+  // combination c) into (*counts)[layer][e * num_combinations() + c]: the measured load of
+  // every expert per modality combination. Null (the default) counts nothing. The counts
+  // belong to the caller, so they outlive a rebuilt model.
+  void CountTokensInto(std::vector<std::vector<int64_t>>* counts) { token_counts_ = counts; }
   // Attaches (or, with null, detaches) forward-phase timing.
   void SetPhaseTimes(PhaseTimes* times);
 
@@ -128,7 +129,7 @@ class FlexMoeModelImpl : public torch::nn::Module {
 
   config::ModelConfig model_;
   ModelShape shape_;
-  std::vector<std::vector<int64_t>> token_counts_;
+  std::vector<std::vector<int64_t>>* token_counts_ = nullptr;
   std::vector<std::shared_ptr<ModalityEncoder>> encoders_;
   at::Tensor bank_;       // [C, M, P, D]
   at::Tensor pos_embed_;  // [1, M*P, D]

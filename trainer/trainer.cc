@@ -227,6 +227,7 @@ void Trainer::Impl::BuildModel() {
                    num_classes,
                    {config.data().modalities().begin(), config.data().modalities().end()}};
   model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
+  model->CountTokensInto(&totals.tokens);  // kept across a re-pack's rebuild
   state.parameters = model->Parameters();
   std::vector<at::Tensor> all, replicated, experts;
   for (const ModelParameter& p : state.parameters) {
@@ -489,7 +490,6 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   totals.samples += batch.size;
   ++totals.steps;
   totals.exchange_s = exchange.seconds;
-  totals.tokens = model->token_counts();
   StepReport report{position,   tc.epochs(), source->steps_in_epoch(), v[0], v[1], v[2],
                     batch.size, &totals};
   ForEachHook([&](TrainHook& h) { h.AfterStep(report); });

@@ -84,7 +84,7 @@ struct StepTotals {
   // within steps in reductions (gradient buckets, loss sums) and in token exchanges.
   double data_s = 0, step_s = 0, reduce_s = 0, exchange_s = 0;
   // Per sparse layer: the tokens of this worker's samples routed to (expert e,
-  // combination c), at e * combinations + c (FlexMoeModelImpl::token_counts).
+  // combination c), at e * combinations + c (FlexMoeModelImpl::CountTokensInto).
   std::vector<std::vector<int64_t>> tokens;
 };
 
