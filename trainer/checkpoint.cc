@@ -2,6 +2,7 @@
 #include "trainer/checkpoint.h"
 
 #include <ATen/ATen.h>
+#include <google/protobuf/text_format.h>
 #include <torch/nn/module.h>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,22 @@
 #include "trainer/tensor_files.h"
 
 namespace flexmoe {
+
+std::string DatasetMetaText(const data::DatasetMeta& meta) {
+  data::DatasetMeta copy = meta;
+  copy.clear_shard_files();
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(copy, &text);
+  return text;
+}
+
+data::DatasetMeta ParseDatasetMetaText(const std::string& text, const std::string& source) {
+  data::DatasetMeta meta;
+  if (!google::protobuf::TextFormat::ParseFromString(text, &meta)) {
+    Fail(ErrorCode::kDataLoss, source, ": the dataset metadata does not parse");
+  }
+  return meta;
+}
 
 void SaveCheckpoint(const std::vector<ModelParameter>& parameters, const CheckpointInfo& info,
                     const std::string& dir) {
@@ -42,6 +59,8 @@ void SaveCheckpoint(const std::vector<ModelParameter>& parameters, const Checkpo
                              {"seed", info.seed},
                              {"workers", info.workers},
                              {"validation_accuracy", info.validation_accuracy},
+                             {"temperature", info.temperature},
+                             {"dataset", info.dataset_text},
                              {"files", {FileEntryToJson(file)}},
                              {"experts", experts},
                              {"config", info.config_text}};
@@ -65,6 +84,8 @@ ParametersManifest ReadParametersManifest(const std::string& dir) {
     m.info.workers = manifest.value("workers", 1);
     m.info.validation_accuracy = manifest.value("validation_accuracy", 0.0);
     m.info.config_text = manifest.value("config", "");
+    m.info.temperature = manifest.value("temperature", 1.0);
+    m.info.dataset_text = manifest.value("dataset", "");
     for (const auto& f : manifest.at("files")) {
       m.files.push_back(FileEntryFromJson(f, manifest_path));
     }

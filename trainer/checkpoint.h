@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/dataset.pb.h"
 #include "trainer/checkpoint_files.h"
 #include "trainer/parameter_groups.h"
 
@@ -28,12 +29,23 @@ struct CheckpointInfo {
   double validation_accuracy = 0;
   int workers = 1;  // the worker count that wrote it (any count can load it)
   std::string config_text;
+  // Softmax temperature fitted on the validation split (1: none fitted).
+  double temperature = 1;
+  // The prepared dataset's metadata (text format): the feature layout, the preprocessing
+  // fitted at preparation and the class and combination names, so that predict needs
+  // nothing but the export. Empty in exports written before it was added.
+  std::string dataset_text;
 };
 
 inline constexpr char kCheckpointManifest[] = "manifest.json";
 inline constexpr char kCheckpointParameters[] = "model.safetensors";
 inline constexpr char kParametersFormat[] = "flexmoe-checkpoint";
 inline constexpr int kParametersVersion = 2;
+
+// The dataset metadata as stored in an export (text format, shard list left out).
+std::string DatasetMetaText(const data::DatasetMeta& meta);
+// Parses CheckpointInfo::dataset_text (kDataLoss naming `source` when it does not parse).
+data::DatasetMeta ParseDatasetMetaText(const std::string& text, const std::string& source);
 
 // Writes the parameters (float32; expert tensors gathered into the one-process layout
 // [E, ...], their group naming the layer) and the manifest into `dir`, replacing a previous

@@ -5,9 +5,11 @@
 #include <torch/autograd.h>
 #include <torch/utils.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "data_loader/epoch_plan.h"
+#include "trainer/calibration.h"
 #include "trainer/model.h"
 
 namespace flexmoe {
@@ -42,6 +44,10 @@ EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
   const int64_t m_count = model.num_modalities();
   std::vector<at::Tensor> rows;  // per batch: [n, K probs | label | combination | nll]
   at::Tensor routed = at::zeros({2, num_combinations}, at::kLong);
+  const int64_t e_count = model.num_experts();
+  const int64_t l_count =
+      static_cast<int64_t>(FlexMoeModelImpl::SparseLayers(model.config()).size());
+  at::Tensor activation = at::zeros({l_count, num_combinations * e_count}, at::kLong);
   StepKey key;  // unused in evaluation: no dropout, no noise
   // Every worker runs the same number of batches (its slice may be empty).
   for (const auto& global : Batches(samples, 256 * w)) {
@@ -52,7 +58,7 @@ EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
     at::Tensor nll = at::nll_loss(logp, t.label, class_weights, at::Reduction::None);
     at::Tensor weight =
         class_weights.defined() ? class_weights.index_select(0, t.label) : at::ones({batch.size});
-    rows.push_back(at::cat({logp.exp().to(at::kDouble), t.label.unsqueeze(1).to(at::kDouble),
+    rows.push_back(at::cat({logp.to(at::kDouble), t.label.unsqueeze(1).to(at::kDouble),
                             t.combination.unsqueeze(1).to(at::kDouble),
                             nll.unsqueeze(1).to(at::kDouble), weight.unsqueeze(1).to(at::kDouble)},
                            1));
@@ -64,21 +70,35 @@ EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
       routed[0].index_add_(0, t.combination, per_sample);
       routed[1].index_add_(0, t.combination,
                            at::full({batch.size}, own.size(0) * own.size(2), at::kLong));
+      const int64_t p = top.size(2);
+      at::Tensor token_combination =
+          t.combination.view({1, -1, 1, 1}).expand({m_count, batch.size, p, 1}).reshape({-1, 1});
+      for (int64_t l = 0; l < l_count; ++l) {
+        at::Tensor cell = token_combination * e_count + out.routing[l].to(at::kLong);
+        activation[l] += at::bincount(cell.reshape({-1}), {}, num_combinations * e_count);
+      }
     }
   }
   at::Tensor all =
       GatherRows(rows.empty() ? at::empty({0, num_classes + 4}, at::kDouble) : at::cat(rows, 0),
                  world)
           .contiguous();
-  if (world != nullptr && w > 1) world->AllReduce(routed, ReduceOp::kSum);
+  if (world != nullptr && w > 1) {
+    world->AllReduce(routed, ReduceOp::kSum);
+    world->AllReduce(activation, ReduceOp::kSum);
+  }
   EvalResult result;
-  std::vector<int> labels, groups;
-  std::vector<float> probs;
+  std::vector<int>& labels = result.labels;
+  std::vector<int>& groups = result.groups;
+  std::vector<float>& probs = result.probs;
   double loss_sum = 0, weight_sum = 0;
   const double* r = all.data_ptr<double>();
   const int64_t cols = num_classes + 4;
   for (int64_t i = 0; i < all.size(0); ++i, r += cols) {
-    for (int k = 0; k < num_classes; ++k) probs.push_back(static_cast<float>(r[k]));
+    for (int k = 0; k < num_classes; ++k) {
+      result.log_probs.push_back(r[k]);
+      probs.push_back(static_cast<float>(std::exp(r[k])));
+    }
     labels.push_back(static_cast<int>(r[num_classes]));
     groups.push_back(static_cast<int>(r[num_classes + 1]));
     loss_sum += r[num_classes + 2];
@@ -86,10 +106,16 @@ EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
   }
   result.loss = weight_sum > 0 ? loss_sum / weight_sum : 0;
   result.metrics = ComputeGroupedMetrics(labels, probs, num_classes, groups, num_combinations);
+  result.ece = labels.empty() ? 0 : ComputeReliability(labels, probs, num_classes).ece;
   result.routed_to_own_expert.assign(routed[0].data_ptr<int64_t>(),
                                      routed[0].data_ptr<int64_t>() + num_combinations);
   result.tokens.assign(routed[1].data_ptr<int64_t>(),
                        routed[1].data_ptr<int64_t>() + num_combinations);
+  activation = activation.contiguous();
+  for (int64_t l = 0; l < l_count; ++l) {
+    const int64_t* a = activation[l].data_ptr<int64_t>();
+    result.routed.emplace_back(a, a + num_combinations * e_count);
+  }
   return result;
 }
 

@@ -18,10 +18,20 @@ namespace flexmoe {
 struct EvalResult {
   GroupedMetrics metrics;  // groups = modality combinations
   double loss = 0;         // mean task loss (weighted as in training)
+  double ece = 0;          // expected calibration error, 15 bins (trainer/calibration.h)
   // Per combination c > 0: tokens of samples of combination c whose top-1 expert (first
   // sparse layer) is expert c, and all their tokens.
   std::vector<int64_t> routed_to_own_expert;
   std::vector<int64_t> tokens;
+  // Per sparse layer, [C * E]: the tokens of combination c among whose top-k experts is e,
+  // at (c * E + e) (the expert activation of the paper's Figure 4).
+  std::vector<std::vector<int64_t>> routed;
+  // Per sample, in the order of `samples`: log class probabilities [N, K], label, combination.
+  std::vector<double> log_probs;
+  std::vector<int> labels;
+  std::vector<int> groups;
+  // Class probabilities [N, K] (float), as the metrics were computed from.
+  std::vector<float> probs;
 };
 
 class FlexMoeModelImpl;

@@ -125,7 +125,9 @@ void MetricsLog::AfterTraining(const TrainResult& result) {
                     {"workers", workers_},
                     {"best_epoch", result.best_epoch},
                     {"validation", MetricsJson(result.best_validation.metrics.overall)},
-                    {"test", MetricsJson(result.test.metrics.overall)}});
+                    {"test", MetricsJson(result.test.metrics.overall)},
+                    {"temperature", result.temperature},
+                    {"test_ece", result.test.ece}});
 }
 
 void MetricsLog::Resumed(const std::string& dir, const TrainManifest& manifest) {

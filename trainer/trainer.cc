@@ -23,6 +23,7 @@
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
 #include "trainer/adam.h"
+#include "trainer/calibration.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compute_threads.h"
 #include "trainer/grad_sync.h"
@@ -605,6 +606,8 @@ void Trainer::Impl::Finish(TrainResult* result) {
   result->best_validation =
       Evaluate(*model, data, validation, num_classes, c_count, class_weights, world);
   result->test = Evaluate(*model, data, test, num_classes, c_count, class_weights, world);
+  result->temperature = FitTemperature(result->best_validation.log_probs,
+                                       result->best_validation.labels, num_classes);
   for (const ModelParameter& p : state.parameters) {
     if (p.group.is_expert()) continue;
     at::Tensor bytes = p.tensor.detach().contiguous();
@@ -645,6 +648,8 @@ void Trainer::Impl::Export(TrainResult* result) {
     info.config_text = ConfigToText(config);
     info.validation_accuracy = result->best_validation.metrics.overall.accuracy;
     info.workers = w;
+    info.temperature = result->temperature;
+    info.dataset_text = DatasetMetaText(prepared.meta);
     SaveCheckpoint(tensors, info, result->checkpoint_dir);
   });
 }

@@ -69,6 +69,9 @@ struct TrainResult {
   int best_epoch = -1;
   EvalResult best_validation;  // the best parameters scored on the validation split again
   EvalResult test;
+  // The temperature fitted on best_validation's log-probabilities (trainer/calibration.h),
+  // stored with the export for `flexmoe predict --calibrated`.
+  double temperature = 1;
   std::string checkpoint_dir;   // the best-parameters export
   std::string last_checkpoint;  // the newest training-state checkpoint written, if any
   bool stopped = false;         // a hook asked to stop; the state is in last_checkpoint
