@@ -49,6 +49,22 @@ DecodedDataset::DecodedDataset(const PreparedDataset& dataset) {
   }
 }
 
+DecodedDataset::DecodedDataset(const DecodedBatch& rows, std::vector<int> feature_sizes)
+    : feature_sizes_(std::move(feature_sizes)),
+      features_(rows.features),
+      observed_(rows.observed),
+      combination_(rows.combination),
+      label_(rows.label) {
+  const size_t m_count = feature_sizes_.size();
+  bool ok = features_.size() == m_count && observed_.size() == rows.size * m_count &&
+            combination_.size() == static_cast<size_t>(rows.size) &&
+            label_.size() == static_cast<size_t>(rows.size);
+  for (size_t m = 0; ok && m < m_count; ++m) {
+    ok = features_[m].size() == static_cast<size_t>(rows.size) * feature_sizes_[m];
+  }
+  if (!ok) Fail(ErrorCode::kInvalidArgument, "DecodedDataset: the batch's arrays disagree in size");
+}
+
 DecodedBatch DecodedDataset::Gather(const std::vector<uint32_t>& samples) const {
   const int m_count = num_modalities();
   DecodedBatch batch;

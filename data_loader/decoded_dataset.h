@@ -26,6 +26,8 @@ class DecodedDataset {
  public:
   // Reads every record of the dataset, verifying checksums (kDataLoss on a bad record).
   explicit DecodedDataset(const PreparedDataset& dataset);
+  // The rows of one batch as a dataset (input read for evaluation); sample i is row i.
+  DecodedDataset(const DecodedBatch& rows, std::vector<int> feature_sizes);
 
   int num_modalities() const { return static_cast<int>(feature_sizes_.size()); }
   const std::vector<int>& feature_sizes() const { return feature_sizes_; }

@@ -72,4 +72,13 @@ void FitModality(const config::Modality& modality, const std::vector<FeatureAccu
   }
 }
 
+void PreprocessModality(const data::ModalityMeta& fit, const double* raw, float* out) {
+  const int n = fit.feature_names_size();
+  for (int j = 0; j < n; ++j) {
+    double v = raw[j];
+    if (std::isnan(v)) v = fit.fill(j);
+    out[j] = static_cast<float>((v - fit.offset(j)) * fit.scale(j));
+  }
+}
+
 }  // namespace flexmoe

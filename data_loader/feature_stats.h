@@ -41,4 +41,9 @@ class FeatureAccumulator {
 void FitModality(const config::Modality& modality, const std::vector<FeatureAccumulator>& stats,
                  data::ModalityMeta* meta);
 
+// One observed modality's raw values (NaN where missing) to the prepared features: a
+// missing value becomes fit.fill[j], then (x - fit.offset[j]) * fit.scale[j]. `raw` and
+// `out` hold fit.feature_names_size() values. Preparation and prediction both use it.
+void PreprocessModality(const data::ModalityMeta& fit, const double* raw, float* out);
+
 }  // namespace flexmoe

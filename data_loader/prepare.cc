@@ -27,6 +27,15 @@ namespace {
 const char kDroppedNoModality[] = "no modality observed";
 const char kDroppedNoSplit[] = "not in any split";
 
+void AddDropped(data::Summary* summary, const std::string& reason, uint64_t count) {
+  if (count == 0) return;
+  auto* entry = summary->add_dropped();
+  entry->set_name(reason);
+  entry->set_count(count);
+}
+
+}  // namespace
+
 int32_t ParseLabel(const RawRow& row, const config::DataConfig& data) {
   if (data.class_names_size() > 0) {
     for (int c = 0; c < data.class_names_size(); ++c) {
@@ -51,15 +60,6 @@ int32_t ParseLabel(const RawRow& row, const config::DataConfig& data) {
   }
   return static_cast<int32_t>(value);
 }
-
-void AddDropped(data::Summary* summary, const std::string& reason, uint64_t count) {
-  if (count == 0) return;
-  auto* entry = summary->add_dropped();
-  entry->set_name(reason);
-  entry->set_count(count);
-}
-
-}  // namespace
 
 const char* SplitName(uint32_t split) {
   static const char* kNames[] = {"training", "validation", "testing"};
@@ -203,13 +203,8 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
     for (int m = 0; m < num_modalities; ++m) {
       std::string* bytes = record.add_features();
       if (!(row.mask & (1u << m))) continue;
-      const auto& fit = meta.modalities(m);
       packed.resize(stats[m].size());
-      for (size_t j = 0; j < packed.size(); ++j) {
-        double v = row.values[offsets[m] + j];
-        if (std::isnan(v)) v = fit.fill(j);
-        packed[j] = static_cast<float>((v - fit.offset(j)) * fit.scale(j));
-      }
+      PreprocessModality(meta.modalities(m), &row.values[offsets[m]], packed.data());
       bytes->assign(reinterpret_cast<const char*>(packed.data()), packed.size() * sizeof(float));
     }
     kept.set_shard(n, shard);

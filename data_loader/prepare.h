@@ -31,6 +31,11 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
 // the dropped rows with their reasons.
 std::string FormatSummary(const data::DatasetMeta& meta);
 
+struct RawRow;
+// The class id of a row's label text: one of data.class_names, or an integer in
+// [0, num_classes). kInvalidArgument naming the row's file and line otherwise.
+int32_t ParseLabel(const RawRow& row, const config::DataConfig& data);
+
 // Split names in index order (0 training, 1 validation, 2 testing).
 const char* SplitName(uint32_t split);
 inline constexpr uint32_t kNumSplits = 3;

@@ -55,7 +55,10 @@ double ParseValue(const CsvReader& csv, std::string_view text, const std::string
 // Layout B: one wide CSV, modality columns named in the config.
 class WideCsvSource : public RowSource {
  public:
-  explicit WideCsvSource(const config::DataConfig& data) : data_(data) { Rewind(); }
+  WideCsvSource(const config::DataConfig& data, const RowSourceOptions& options)
+      : data_(data), options_(options) {
+    Rewind();
+  }
 
   void Rewind() override {
     csv_ = std::make_unique<CsvReader>(data_.input());
@@ -76,7 +79,9 @@ class WideCsvSource : public RowSource {
       return it->second;
     };
     id_column_ = find(data_.id_column(), "data.id_column");
-    label_column_ = find(data_.label_column(), "data.label_column");
+    if (!options_.labels_optional || position.count(data_.label_column())) {
+      label_column_ = find(data_.label_column(), "data.label_column");
+    }
     std::unordered_set<int> reserved = {id_column_, label_column_};
     for (const auto& name : data_.exclude_columns()) {
       auto it = position.find(name);
@@ -119,6 +124,13 @@ class WideCsvSource : public RowSource {
         }
       }
     }
+    if (options_.refuse_unknown_columns) {
+      for (size_t i = 0; i < header_.size(); ++i) {
+        if (reserved.count(static_cast<int>(i)) || owner.count(static_cast<int>(i))) continue;
+        Fail(ErrorCode::kInvalidArgument, data_.input(), ":1: column '", header_[i],
+             "' is not a feature of the trained model (nor the id, the label or excluded)");
+      }
+    }
     SetFeatureNames(std::move(names));
   }
 
@@ -131,7 +143,7 @@ class WideCsvSource : public RowSource {
     row->where = csv_->Where();
     row->id = Trim(fields_[id_column_]);
     if (row->id.empty()) Fail(ErrorCode::kInvalidArgument, row->where, ": empty id");
-    row->label = Trim(fields_[label_column_]);
+    row->label = label_column_ >= 0 ? Trim(fields_[label_column_]) : "";
     row->values.assign(num_values(), kNaN);
     row->mask = 0;
     for (size_t m = 0; m < columns_.size(); ++m) {
@@ -150,6 +162,7 @@ class WideCsvSource : public RowSource {
 
  private:
   const config::DataConfig& data_;
+  RowSourceOptions options_;
   std::unique_ptr<CsvReader> csv_;
   std::vector<std::string> header_;
   std::vector<std::string_view> fields_;
@@ -162,15 +175,16 @@ class WideCsvSource : public RowSource {
 // have it. Modality tables are held in memory (clinical tables are small); labels stream.
 class PerModalitySource : public RowSource {
  public:
-  explicit PerModalitySource(const config::DataConfig& data) : data_(data) {
+  PerModalitySource(const config::DataConfig& data, const RowSourceOptions& options)
+      : data_(data), options_(options) {
     std::unordered_set<std::string> labelled;
     {
       CsvReader labels(LabelsPath());
-      ReadLabelsHeader(labels);
+      labels_width_ = ReadLabelsHeader(labels);
       std::vector<std::string_view> fields;
       while (labels.Next(&fields)) {
         if (IsBlank(fields)) continue;
-        CheckWidth(labels, fields.size(), 2);
+        CheckWidth(labels, fields.size(), labels_width_);
         std::string id = Trim(fields[0]);
         if (id.empty()) Fail(ErrorCode::kInvalidArgument, labels.Where(), ": empty id");
         if (!labelled.insert(id).second) {
@@ -214,7 +228,7 @@ class PerModalitySource : public RowSource {
 
   void Rewind() override {
     labels_ = std::make_unique<CsvReader>(LabelsPath());
-    ReadLabelsHeader(*labels_);
+    labels_width_ = ReadLabelsHeader(*labels_);
   }
 
   bool Next(RawRow* row) override {
@@ -223,8 +237,9 @@ class PerModalitySource : public RowSource {
       if (!IsBlank(fields_)) break;
     }
     row->where = labels_->Where();
+    CheckWidth(*labels_, fields_.size(), labels_width_);
     row->id = Trim(fields_[0]);
-    row->label = Trim(fields_[1]);
+    row->label = labels_width_ > 1 ? Trim(fields_[1]) : "";
     row->values.assign(num_values(), kNaN);
     row->mask = 0;
     for (size_t m = 0; m < tables_.size(); ++m) {
@@ -255,15 +270,19 @@ class PerModalitySource : public RowSource {
     return (std::filesystem::path(data_.input()) / "labels.csv").string();
   }
 
-  static void ReadLabelsHeader(CsvReader& csv) {
+  // The header's width: 2 ("id,label"), or 1 ("id") where labels are optional.
+  size_t ReadLabelsHeader(CsvReader& csv) const {
     std::vector<std::string> header = ReadHeader(csv);
-    if (header.size() != 2) {
-      Fail(ErrorCode::kInvalidArgument, csv.path(), ":1: expected the header 'id,label', got ",
-           header.size(), " columns");
+    if (header.size() != 2 && !(options_.labels_optional && header.size() == 1)) {
+      Fail(ErrorCode::kInvalidArgument, csv.path(), ":1: expected the header 'id,label'",
+           options_.labels_optional ? " or 'id'" : "", ", got ", header.size(), " columns");
     }
+    return header.size();
   }
 
   const config::DataConfig& data_;
+  RowSourceOptions options_;
+  size_t labels_width_ = 2;
   std::vector<Table> tables_;
   std::unique_ptr<CsvReader> labels_;
   std::vector<std::string_view> fields_;
@@ -288,7 +307,8 @@ bool IsMissing(const std::string_view& text, const config::DataConfig& data) {
   return false;
 }
 
-std::unique_ptr<RowSource> MakeRowSource(const config::DataConfig& data) {
+std::unique_ptr<RowSource> MakeRowSource(const config::DataConfig& data,
+                                         const RowSourceOptions& options) {
   if (data.input().empty()) Fail(ErrorCode::kInvalidArgument, "config field data.input: not set");
   if (!std::filesystem::exists(data.input())) {
     Fail(ErrorCode::kNotFound, data.input(),
@@ -296,9 +316,9 @@ std::unique_ptr<RowSource> MakeRowSource(const config::DataConfig& data) {
   }
   switch (data.layout()) {
     case config::DataConfig::WIDE_CSV:
-      return std::make_unique<WideCsvSource>(data);
+      return std::make_unique<WideCsvSource>(data, options);
     case config::DataConfig::PER_MODALITY_CSV:
-      return std::make_unique<PerModalitySource>(data);
+      return std::make_unique<PerModalitySource>(data, options);
     default:
       Fail(ErrorCode::kInvalidArgument, "config field data.layout: not set");
   }

@@ -47,8 +47,18 @@ class RowSource {
   std::vector<size_t> offsets_;  // M + 1 entries
 };
 
+struct RowSourceOptions {
+  // Labels may be absent (prediction input): layout B without the label column, layout A
+  // with a labels.csv of ids only (header "id"). RawRow::label is then "".
+  bool labels_optional = false;
+  // Layout B: a header column that is neither the id, the label, an excluded column nor a
+  // feature is refused (input scored by a trained model must have its layout).
+  bool refuse_unknown_columns = false;
+};
+
 // Builds the source for data.layout.
-std::unique_ptr<RowSource> MakeRowSource(const config::DataConfig& data);
+std::unique_ptr<RowSource> MakeRowSource(const config::DataConfig& data,
+                                         const RowSourceOptions& options = {});
 
 // True when `text` is a missing value (empty or one of data.missing_values).
 bool IsMissing(const std::string_view& text, const config::DataConfig& data);
