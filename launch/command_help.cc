@@ -68,6 +68,38 @@ const std::map<std::string, std::string>& Texts() {
        "SIGUSR2: checkpoint and go on.\n\n"
        "  --config FILE         the config\n"
        "  --listen HOST:PORT    where (default cluster.bind_address, a free port)\n"},
+      {"eval",
+       "usage: flexmoe eval --checkpoint DIR [--split test|validation|training]\n"
+       "                    [--input PATH] [--out FILE] [--no-explain] [--threads N]\n"
+       "Scores the best parameters on a split of the prepared dataset they were trained\n"
+       "on (training's per-combination table), or on a labelled input; adds the\n"
+       "expected calibration error and the modality attribution (docs/inference.md).\n\n"
+       "  --checkpoint DIR      an export (run.dir/checkpoint) or its run directory\n"
+       "  --split NAME          test (default), validation or training\n"
+       "  --input PATH          a labelled layout-A directory or wide CSV instead\n"
+       "  --out FILE            the JSON (default <run dir>/eval/<split>.json)\n"
+       "  --no-explain          skip the attribution (one forward per modality)\n"},
+      {"predict",
+       "usage: flexmoe predict --checkpoint DIR --input PATH --out FILE [--calibrated]\n"
+       "                       [--explain] [--ensemble DIR...] [--batch N] [--threads N]\n"
+       "Class probabilities for every row of a layout-A directory or a wide CSV (plain\n"
+       "or gzip), whatever modalities each row has, as a CSV: the id, one column per\n"
+       "class, with --explain one attribution column per modality, then the row's\n"
+       "modalities. Bad input: exit 2 naming file, line and column, no output file.\n\n"
+       "  --checkpoint DIR      an export (run.dir/checkpoint) or its run directory\n"
+       "  --input PATH          the rows to score (the training config's column map)\n"
+       "  --out FILE            the CSV, written once complete\n"
+       "  --calibrated          apply the temperature fitted on the validation split\n"
+       "  --explain             add the modality attribution columns\n"
+       "  --ensemble DIR...     average the probabilities of several exports (a run\n"
+       "                        directory stands for all its seeds)\n"
+       "  --batch N             rows per forward (default 256)\n"},
+      {"report",
+       "usage: flexmoe report RUN_DIR\n"
+       "Draws the run's figures with gnuplot into <seed dir>/report/: the expert\n"
+       "activation heatmap, the training curves, per-combination metrics, the\n"
+       "reliability diagram and the modality attribution (evaluating the test split\n"
+       "into eval/test.json first when it is missing).\n"},
       {"inspect-checkpoint",
        "usage: flexmoe inspect-checkpoint DIR\n"
        "Prints a checkpoint's manifest and verifies every file's size and CRC32C.\n"},
@@ -96,6 +128,11 @@ commands:
   coordinator --config FILE [--listen HOST:PORT]
                               the job's control plane (membership, heartbeats, stop on a
                               member's death, checkpoints, metrics, job.json)
+  eval    --checkpoint DIR [--split S | --input PATH]
+                              metrics per combination, calibration and attribution
+  predict --checkpoint DIR --input PATH --out FILE [--calibrated] [--explain]
+          [--ensemble DIR...] probabilities for new rows, whatever modalities they have
+  report  RUN_DIR             the run's figures (gnuplot PNGs) in <run>/report/
   inspect-checkpoint DIR      print a checkpoint and verify every file's size and CRC32C
   help                        this text
 
@@ -115,7 +152,9 @@ exit status (docs/errors.md):
 std::string CommandHelpText(const std::string& command) {
   auto it = Texts().find(command);
   if (it == Texts().end()) return "";
-  return it->second + (command == "inspect-checkpoint" ? "" : kSetHelp);
+  const bool no_config = command == "inspect-checkpoint" || command == "eval" ||
+                         command == "predict" || command == "report";
+  return it->second + (no_config ? "  --help                this text\n" : kSetHelp);
 }
 
 }  // namespace flexmoe

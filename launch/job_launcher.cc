@@ -20,9 +20,9 @@
 #include <thread>
 
 #include "cluster/base/atomic_file.h"
+#include "cluster/base/child_process.h"
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
-#include "launch/child_process.h"
 #include "proto/config_loader.h"
 #include "trainer/train_manifest.h"
 

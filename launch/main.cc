@@ -14,6 +14,7 @@
 #include "data_loader/synth.h"
 #include "launch/args.h"
 #include "launch/command_help.h"
+#include "launch/inference_commands.h"
 #include "launch/inspect_command.h"
 #include "launch/loader_command.h"
 #include "launch/membership.h"
@@ -73,6 +74,9 @@ int main(int argc, char** argv) {
       {"loader", flexmoe::LoaderCommand},
       {"inspect-checkpoint", flexmoe::InspectCheckpointCommand},
       {"coordinator", flexmoe::CoordinatorCommand},
+      {"eval", flexmoe::EvalCommand},
+      {"predict", flexmoe::PredictCommand},
+      {"report", flexmoe::ReportCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
     std::cout << flexmoe::UsageText();

@@ -1,0 +1,50 @@
+// `flexmoe eval`: an export scored on a split of the prepared dataset it was trained on
+// (the same code as training's test evaluation, so the table is training's) or on a
+// labelled input file; with the calibration (expected calibration error before and after
+// the stored temperature, overall and per combination, and the reliability bins) and the
+// mean absolute modality attribution per combination; as a text table and as JSON.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "inference/loaded_model.h"
+#include "trainer/calibration.h"
+#include "trainer/evaluate.h"
+
+namespace flexmoe {
+
+struct EvalOptions {
+  std::string split = "test";  // test, validation or training (prepared dataset)
+  std::string input;           // a labelled input instead of a split
+  bool explain = true;         // the attribution (one extra forward per modality)
+};
+
+struct EvalReport {
+  std::string checkpoint;
+  std::string source;  // "split test of DIR" or the input path
+  EvalResult result;
+  int64_t without_modality = 0;  // input rows that could not be scored
+  double temperature = 1;
+  Reliability reliability;             // uncalibrated
+  Reliability calibrated_reliability;  // probabilities at the stored temperature
+  std::vector<Reliability> per_combination;
+  std::vector<Reliability> calibrated_per_combination;
+  // [C][M]: mean |attribution| of modality m over the samples of combination c that have
+  // it and another one (NaN where none), and their counts.
+  std::vector<std::vector<double>> attribution;
+  std::vector<std::vector<int64_t>> attribution_count;
+  std::vector<std::string> class_names, modality_names, combination_names;
+};
+
+EvalReport EvaluateExport(LoadedModel& model, const EvalOptions& options);
+
+// The per-combination table training prints, then calibration and attribution.
+std::string FormatEvalReport(const EvalReport& report);
+nlohmann::json EvalReportJson(const EvalReport& report);
+
+// The split index of "training", "validation" or "test"/"testing" (kInvalidArgument else).
+uint32_t SplitIndex(const std::string& name);
+
+}  // namespace flexmoe
