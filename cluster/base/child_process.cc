@@ -1,5 +1,5 @@
 // Spawning, polling and log-watching of the launcher's children (child_process.h).
-#include "launch/child_process.h"
+#include "cluster/base/child_process.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,6 +1,6 @@
-// The launcher's children (coordinator, loader, mpirun): started with posix_spawn into the
-// job's process group, output into a log file or the launcher's own, polled without
-// blocking, and waited for with a deadline.
+// Child processes (the launcher's coordinator, loader and mpirun; gnuplot for reports): started
+// with posix_spawn into the job's process group, output into a log file or the launcher's own,
+// polled without blocking, and waited for with a deadline.
 #pragma once
 
 #include <sys/types.h>
