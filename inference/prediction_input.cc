@@ -19,6 +19,16 @@ PredictionInput::PredictionInput(const LoadedModel& model, const std::string& pa
   data_.set_input(path);
   data_.set_layout(std::filesystem::is_directory(path) ? config::DataConfig::PER_MODALITY_CSV
                                                        : config::DataConfig::WIDE_CSV);
+  if (data_.layout() == config::DataConfig::WIDE_CSV) {
+    // A model trained on layout A has no column map: its features' own names are the columns.
+    for (int m = 0; m < data_.modalities_size(); ++m) {
+      config::Modality* modality = data_.mutable_modalities(m);
+      if (modality->columns_size() > 0) continue;
+      for (const auto& name : model.dataset.modalities(m).feature_names()) {
+        modality->add_columns(name);
+      }
+    }
+  }
   RowSourceOptions options;
   options.labels_optional = !labels_required;
   options.refuse_unknown_columns = true;

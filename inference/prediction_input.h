@@ -1,7 +1,8 @@
 // Rows to score, read in batches: a layout-A directory or a wide CSV (plain or gzip),
 // through the training config's layout and column map, checked against the trained
 // feature layout (every modality's columns, by name and order), with the preprocessing
-// fitted at preparation applied unchanged. A wide CSV streams (memory holds one batch and
+// fitted at preparation applied unchanged. A wide CSV scored by a model trained on layout A
+// names its columns by the trained feature names. A wide CSV streams (memory holds one batch and
 // the ids seen, for the duplicate check); layout A holds its per-modality tables, as
 // preparation does.
 #pragma once

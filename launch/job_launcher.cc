@@ -23,6 +23,7 @@
 #include "cluster/base/child_process.h"
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
+#include "inference/report.h"
 #include "proto/config_loader.h"
 #include "trainer/train_manifest.h"
 
@@ -338,6 +339,17 @@ JobOutcome LocalJob::Outcome() {
   return out;
 }
 
+// The figures of a finished run (inference/report.h). The job has succeeded by then: a
+// report that cannot be drawn (no gnuplot) is a warning naming the command to retry.
+void DrawReport(const std::string& run_dir) {
+  try {
+    WriteReport(run_dir, &std::cout);
+  } catch (const Error& e) {
+    std::cerr << "flexmoe train: warning: no report (" << e.what()
+              << "); draw it with: flexmoe report " << run_dir << std::endl;
+  }
+}
+
 void Summarize(const LaunchOptions& options, const JobOutcome& out) {
   const std::string checkpoint =
       out.newest_checkpoint.empty() ? std::string("none") : out.newest_checkpoint;
@@ -376,6 +388,7 @@ int LaunchJob(const LaunchOptions& options) {
     const bool preempted = terminate_signal != 0 || interrupts > 0;
     if (out.status == 0 || preempted || attempt.number >= options.max_restarts) {
       Summarize(options, out);
+      if (out.status == 0 && out.state != "preempted") DrawReport(options.run_dir);
       return out.status;
     }
     Attempt next;
