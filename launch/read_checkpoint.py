@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Reads a flexmoe training-state checkpoint from Python (Debian's python3 and numpy only).
+"""Reads a flexmoe checkpoint from Python (Debian's python3 and numpy only): a training-state
+checkpoint (run.dir/checkpoints/step-N/) or the best-parameters export (run.dir/checkpoint/).
 
 A checkpoint directory holds safetensors files (8-byte little-endian header length, a JSON
 header, raw little-endian tensor bytes) and manifest.json, which lists every file with its
 size, CRC32C and tensors; see docs/checkpoints.md.
 
     read_checkpoint.py DIR                      # summary, after verifying every file
+                                                # (an export: epoch, temperature, tensors)
     read_checkpoint.py DIR --dump-experts OUT   # OUT/layer<L>.<name>.f32: [E, ...] float32
                                                 # in global expert order, and OUT/shapes.json
         [--role parameter|exp_avg|exp_avg_sq|best]  # which tensors (default: parameter)
         [--no-verify]                               # skip the CRC32C pass (slow in Python)
 
-As a module: load_manifest(dir), read_safetensors(path), experts(dir, layer, role).
+As a module: load_manifest(dir), read_safetensors(path), experts(dir, layer, role);
+for an export, load_export(dir) -> (manifest, {parameter name: array}); its manifest also
+holds "config" and "dataset" (text format) and "temperature".
 """
 import argparse
 import json
@@ -47,12 +51,27 @@ def crc32c(data):
     return crc ^ 0xFFFFFFFF
 
 
-def load_manifest(directory):
+def _read_manifest(directory):
     with open(os.path.join(directory, "manifest.json"), encoding="utf-8") as f:
-        manifest = json.load(f)
+        return json.load(f)
+
+
+def load_manifest(directory):
+    manifest = _read_manifest(directory)
     if manifest.get("format") != "flexmoe-train-state":
         raise ValueError(f"{directory}: not a training-state checkpoint")
     return manifest
+
+
+def load_export(directory, check=True):
+    """The best-parameters export: its manifest and every parameter by name ([E, ...] for
+    the experts of a sparse layer), after verifying the file's size and CRC32C."""
+    manifest = _read_manifest(directory)
+    if manifest.get("format") != "flexmoe-checkpoint":
+        raise ValueError(f"{directory}: not a best-parameters export")
+    if check:
+        verify(directory, manifest)
+    return manifest, read_safetensors(os.path.join(directory, manifest["files"][0]["name"]))
 
 
 def read_safetensors(path):
@@ -120,7 +139,19 @@ def main():
         return 2
 
 
+def _report_export(args):
+    manifest, tensors = load_export(args.dir, check=not args.no_verify)
+    print(f"export: epoch {manifest['epoch'] + 1}, step {manifest['step']}, seed "
+          f"{manifest['seed']}, temperature {manifest.get('temperature', 1.0):.4g}"
+          + ("" if args.no_verify else "; every file verified"))
+    for name, array in tensors.items():
+        print(f"{name}: {list(array.shape)}")
+    return 0
+
+
 def _report(args):
+    if _read_manifest(args.dir).get("format") == "flexmoe-checkpoint":
+        return _report_export(args)
     manifest = load_manifest(args.dir)
     if not args.no_verify:
         verify(args.dir, manifest)

@@ -128,6 +128,16 @@ TEST_F(InferenceCliTest, ReportFiguresAreValidPngs) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
+TEST_F(InferenceCliTest, PythonReadsTheExport) {
+  auto r = RunCommand(
+      {"/usr/bin/python3", kSource + "/launch/read_checkpoint.py", dir_->Path("run/checkpoint")},
+      120, kEnv);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("every file verified"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("bank: [15, 4,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("layer0.moe.experts.w1: [16,"), std::string::npos) << r.output;
+}
+
 TEST_F(InferenceCliTest, PredictWritesProbabilitiesAndRefusesBadInput) {
   const std::string out = dir_->Path("pred.csv");
   auto r = RunCommand({kBinary, "predict", "--checkpoint", dir_->Path("run"), "--input",
