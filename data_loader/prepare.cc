@@ -266,7 +266,30 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
   }
   json["dropped"] = nlohmann::json::object();
   for (const auto& d : summary->dropped()) json["dropped"][d.name()] = d.count();
+  // What a tool outside flexmoe needs to read the same samples from the source
+  // (bench/baselines.py): its layout, columns and every modality's features in order.
+  json["layout"] = config::DataConfig::Layout_Name(data.layout());
+  json["id_column"] = data.id_column();
+  json["label_column"] = data.label_column();
+  json["missing_values"] =
+      std::vector<std::string>(data.missing_values().begin(), data.missing_values().end());
+  json["class_names"] =
+      std::vector<std::string>(meta.class_names().begin(), meta.class_names().end());
+  json["modalities"] = nlohmann::json::array();
+  for (int m = 0; m < num_modalities; ++m) {
+    const auto& names = meta.modalities(m).feature_names();
+    json["modalities"].push_back(
+        {{"name", data.modalities(m).name()},
+         {"file", data.modalities(m).file()},
+         {"features", std::vector<std::string>(names.begin(), names.end())}});
+  }
   WriteFileAtomically(out.StagingPath(kSummaryFile), json.dump(2) + "\n");
+  // The split of every sample, in the splits-file format (a later prepare can take it).
+  nlohmann::json splits_json;
+  for (uint32_t s = 0; s < kNumSplits; ++s) splits_json[SplitName(s)] = nlohmann::json::array();
+  for (int i = 0; i < kept.id_size(); ++i)
+    splits_json[SplitName(kept.split(i))].push_back(kept.id(i));
+  WriteFileAtomically(out.StagingPath(kSplitsFile), splits_json.dump() + "\n");
   out.Commit();
 
   PrepareResult result;

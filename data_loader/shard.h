@@ -78,6 +78,7 @@ struct PreparedDataset {
 inline constexpr char kMetaFile[] = "meta.textproto";
 inline constexpr char kIndexFile[] = "index.pb";
 inline constexpr char kSummaryFile[] = "summary.json";
+inline constexpr char kSplitsFile[] = "splits.json";
 std::string ShardFileName(uint32_t shard);
 
 }  // namespace flexmoe

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "cluster/base/error.h"
 #include "data_loader/shard.h"
@@ -139,6 +140,18 @@ TEST(PrepareTest, WideCsvGzipWithStratifiedSplitAndExclusions) {
   // The same seed gives the same split.
   PrepareResult again = PrepareDataset(config, dir.Path("out2"), nullptr);
   EXPECT_EQ(ReadFile(dir.Path("out/index.pb")), ReadFile(dir.Path("out2/index.pb")));
+  // splits.json reproduces the split as a splits file; summary.json names the source's
+  // columns and features for tools outside flexmoe.
+  config::Config from_file = config;
+  from_file.mutable_data()->set_splits_file(dir.Path("out/splits.json"));
+  PrepareDataset(from_file, dir.Path("out3"), nullptr);
+  EXPECT_EQ(ReadFile(dir.Path("out/index.pb")), ReadFile(dir.Path("out3/index.pb")));
+  nlohmann::json summary = nlohmann::json::parse(ReadFile(dir.Path("out/summary.json")));
+  EXPECT_EQ(summary["layout"], "WIDE_CSV");
+  EXPECT_EQ(summary["id_column"], "pid");
+  EXPECT_EQ(summary["label_column"], "dead");
+  EXPECT_EQ(summary["modalities"][1]["features"], nlohmann::json::array({"hr_min", "hr_max"}));
+  EXPECT_EQ(summary["class_names"], nlohmann::json::array({"0", "1"}));
 }
 
 // Expects preparation to fail with kInvalidArgument/kNotFound and every `parts` in the
