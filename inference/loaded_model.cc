@@ -38,6 +38,13 @@ std::vector<std::string> LoadedModel::combination_names() const {
   return names;
 }
 
+bool LoadedModel::trained_on(int combination) const {
+  const auto& splits = dataset.summary().splits();
+  if (splits.empty()) return true;  // no summary recorded: assume it was
+  const auto& counts = splits[0].per_combination();
+  return combination < counts.size() && counts[combination] > 0;
+}
+
 LoadedModel LoadModel(const std::string& dir) {
   LoadedModel loaded;
   loaded.dir = dir;

@@ -27,6 +27,9 @@ struct LoadedModel {
   std::vector<std::string> class_names() const;
   std::vector<std::string> modality_names() const;
   std::vector<std::string> combination_names() const;
+  // Whether combination c had samples in the training split: the bank entries of one that
+  // had none were never trained (the attribution does not use them).
+  bool trained_on(int combination) const;
 };
 
 // Loads the export in `dir` (its files verified, trainer/checkpoint.h). The dataset

@@ -68,9 +68,11 @@ BatchScores ScoreBatch(const std::vector<LoadedModel*>& members, const DecodedBa
     for (int64_t i = 0; i < b; ++i) {
       const uint32_t mask = combinations.Mask(static_cast<int>(batch.combination[i]));
       if (!(mask & (1u << m)) || (mask & ~(1u << m)) == 0) continue;
+      const int as_if = combinations.Index(mask & ~(1u << m));
+      if (!first.trained_on(as_if)) continue;
       rows.push_back(i);
       observed[i][m] = false;
-      combination[i] = combinations.Index(mask & ~(1u << m));
+      combination[i] = as_if;
     }
     if (rows.empty()) continue;
     at::Tensor as_if = MeanProbabilities(members, without, options.calibrated);

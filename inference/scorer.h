@@ -20,7 +20,9 @@ struct ScoreOptions {
 struct BatchScores {
   std::vector<float> probs;  // [B, K], rows sum to 1
   // [B, M] (explain only): p(class of interest) - p(the same, modality m as if missing);
-  // NaN where m is not observed or is the sample's only modality (no combination without it).
+  // NaN where m is not observed, is the sample's only modality (no combination without it),
+  // or the combination without it had no training samples (its bank entries were never
+  // trained, so "as if missing" would be the initial random draw).
   std::vector<float> attribution;
 };
 

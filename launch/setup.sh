@@ -14,8 +14,9 @@ PACKAGES=(
   nlohmann-json3-dev zlib1g-dev python3 python3-numpy
   # The SLURM system test (tests/launch/slurm_test.sh) starts a single-node SLURM.
   slurmctld slurmd slurm-client munge
-  # `flexmoe report` draws its figures with gnuplot (pngcairo terminal).
-  gnuplot-nox
+  # `flexmoe report` draws its figures with gnuplot (pngcairo terminal); bench/baselines.py
+  # runs scikit-learn's baselines.
+  gnuplot-nox python3-sklearn
 )
 
 missing=()

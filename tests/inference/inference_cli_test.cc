@@ -128,6 +128,27 @@ TEST_F(InferenceCliTest, ReportFiguresAreValidPngs) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
+TEST_F(InferenceCliTest, ScikitLearnBaselinesAndTheirMetricsCheckedAgainstEval) {
+  // bench/baselines.py on the same split (layout A, three classes), and scikit-learn's
+  // metrics on flexmoe's own test predictions equal to flexmoe eval's.
+  auto r = RunCommand({kBinary, "eval", "--checkpoint", dir_->Path("run"), "--no-explain", "--out",
+                       dir_->Path("check.json")},
+                      120, kEnv);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = RunCommand({kBinary, "predict", "--checkpoint", dir_->Path("run"), "--input",
+                  dir_->Path("raw"), "--out", dir_->Path("plain.csv")},
+                 120, kEnv);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = RunCommand(
+      {"/usr/bin/python3", kSource + "/bench/baselines.py", "--prepared", dir_->Path("prepared"),
+       "--check-eval", dir_->Path("check.json"), "--check-predictions", dir_->Path("plain.csv")},
+      300, kEnv);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("logreg (C="), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("hgb (learning_rate="), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("check: flexmoe's test predictions"), std::string::npos) << r.output;
+}
+
 TEST_F(InferenceCliTest, PythonReadsTheExport) {
   auto r = RunCommand(
       {"/usr/bin/python3", kSource + "/launch/read_checkpoint.py", dir_->Path("run/checkpoint")},

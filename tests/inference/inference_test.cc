@@ -379,6 +379,11 @@ TEST_F(InferenceTest, AttributionIsZeroWhenTheBankEntryIsTheSubjectsOwnTokens) {
   // One modality only: nothing to compare with.
   BatchScores one = ScoreBatch({&model}, data_->Gather({single}), explain);
   for (float a : one.attribution) EXPECT_TRUE(std::isnan(a));
+  // A combination without training samples has an untrained bank: no attribution to it.
+  model.dataset.mutable_summary()->mutable_splits(0)->set_per_combination(without, 0);
+  BatchScores untrained = ScoreBatch({&model}, batch, explain);
+  EXPECT_TRUE(std::isnan(untrained.attribution[m]));
+  EXPECT_EQ(untrained.attribution[0], before.attribution[0]);
 }
 
 TEST_F(InferenceTest, FindExportsResolvesRunDirectories) {
