@@ -283,6 +283,11 @@ void Validate(Config& c, const Validator& v) {
               "a WIDE_CSV modality needs its columns");
     }
     v.Check(modality.synth_features() >= 0, at + ".synth_features", "must not be negative");
+    if (modality.encoder() == config::CNN3D && data.missing_indicators()) {
+      v.Check(false, "data.missing_indicators",
+              "the CNN3D encoder of modality '" + modality.name() +
+                  "' takes a whole volume: indicators would change its shape");
+    }
     if (modality.encoder() == config::CNN3D) {
       v.Check(modality.volume_shape_size() == 3, at + ".volume_shape",
               "the CNN3D encoder needs the volume's three sides");
@@ -330,6 +335,10 @@ void Validate(Config& c, const Validator& v) {
   v.Check(t.batch_size() >= 1, "training.batch_size", "must be positive");
   v.Check(t.lr() > 0, "training.lr", "must be positive");
   v.Check(t.gate_loss_weight() >= 0, "training.gate_loss_weight", "must not be negative");
+  v.Check(t.weight_decay() >= 0 && t.lr() * t.weight_decay() < 1, "training.weight_decay",
+          "must lie in [0, 1 / lr)");
+  v.Check(t.early_stopping_patience() >= 0, "training.early_stopping_patience",
+          "must not be negative");
   v.Check(t.class_weights_size() == 0 || t.class_weights_size() == data.num_classes(),
           "training.class_weights", "one weight per class (", data.num_classes(), ")");
 

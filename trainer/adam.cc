@@ -10,7 +10,7 @@ namespace flexmoe {
 namespace {
 
 struct AdamCoefficients {
-  float b1, c1, b2, c2, step_size, inv_bias2_sqrt, eps;
+  float b1, c1, b2, c2, step_size, inv_bias2_sqrt, eps, decay;
 };
 
 // One parameter tensor's update, in one pass. Cloned for AVX-512 and AVX2 (picked at load
@@ -24,7 +24,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void AdamUpdate(
     float vj = k.b2 * v[j] + k.c2 * g[j] * g[j];
     m[j] = mj;
     v[j] = vj;
-    p[j] -= k.step_size * mj / (std::sqrt(vj) * k.inv_bias2_sqrt + k.eps);
+    // decay is exactly 1 without weight decay: the product leaves p unchanged.
+    p[j] = p[j] * k.decay - k.step_size * mj / (std::sqrt(vj) * k.inv_bias2_sqrt + k.eps);
   }
 }
 
@@ -55,7 +56,8 @@ void FusedAdam::Step() {
                            1.0f - b2,
                            static_cast<float>(options_.lr / bias1),
                            static_cast<float>(1.0 / std::sqrt(bias2)),
-                           static_cast<float>(options_.eps)};
+                           static_cast<float>(options_.eps),
+                           static_cast<float>(1.0 - options_.lr * options_.weight_decay)};
   for (size_t i = 0; i < parameters_.size(); ++i) {
     at::Tensor grad = parameters_[i].grad();
     if (!grad.defined()) continue;

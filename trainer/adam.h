@@ -1,4 +1,5 @@
-// Adam (Kingma & Ba, PyTorch's update rule, no AMSGrad) fused into one pass over each
+// Adam (Kingma & Ba, PyTorch's update rule, no AMSGrad; optionally AdamW's decoupled weight
+// decay) fused into one pass over each
 // parameter's memory, instead of LibTorch's five tensor ops per parameter.
 #pragma once
 
@@ -14,6 +15,9 @@ struct AdamOptions {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
+  // Decoupled weight decay (AdamW, Loshchilov & Hutter; PyTorch's torch.optim.AdamW): each
+  // step first multiplies every parameter by 1 - lr * weight_decay. 0: plain Adam.
+  double weight_decay = 0;
 };
 
 // Not thread-safe. Parameters must be contiguous float32 CPU tensors.
@@ -24,7 +28,7 @@ class FusedAdam {
   // Drops the gradients, so that the next backward writes fresh ones without an add.
   void ZeroGrad();
   // One update of every parameter that has a gradient:
-  //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+  //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p *= 1 - lr * weight_decay;
   //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
   void Step();
 

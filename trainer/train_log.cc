@@ -127,6 +127,8 @@ void MetricsLog::AfterTraining(const TrainResult& result) {
                     {"validation", MetricsJson(result.best_validation.metrics.overall)},
                     {"test", MetricsJson(result.test.metrics.overall)},
                     {"temperature", result.temperature},
+                    {"epochs_run", result.epochs_run},
+                    {"early_stopped", result.early_stopped},
                     {"test_ece", result.test.ece}});
 }
 

@@ -96,6 +96,8 @@ struct Trainer::Impl {
   void Checkpoint();
   void Finish(TrainResult* result);
   void Export(TrainResult* result);
+  // training.early_stopping_patience epochs after warm-up without a better validation score.
+  bool EarlyStopped() const;
   int64_t GlobalDroppedRows();
   template <typename F>
   void ForEachHook(F f) {
@@ -237,7 +239,9 @@ void Trainer::Impl::BuildModel() {
   }
   sync = std::make_unique<GradientSynchronizer>(replicated, experts, world,
                                                 groups.expert_data_parallel.get());
-  optimizer = std::make_unique<FusedAdam>(all, AdamOptions{tc.lr()});
+  AdamOptions adam{tc.lr()};
+  adam.weight_decay = tc.weight_decay();
+  optimizer = std::make_unique<FusedAdam>(all, adam);
   state.exp_avg = optimizer->exp_avg();
   state.exp_avg_sq = optimizer->exp_avg_sq();
 }
@@ -588,9 +592,18 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   ForEachHook([&](TrainHook& h) { h.AfterEpoch(record, state); });
   const int every = config.checkpoint().every_epochs();
   const bool scheduled =
-      (every > 0 && position.epoch % every == 0) || position.epoch == tc.epochs();
+      (every > 0 && position.epoch % every == 0) || position.epoch == tc.epochs() || EarlyStopped();
   if (checkpoints_enabled && (scheduled || checkpoint)) Checkpoint();
   result->epochs.push_back(std::move(record));
+}
+
+bool Trainer::Impl::EarlyStopped() const {
+  const int patience = tc.early_stopping_patience();
+  const TrainProgress& p = state.progress;
+  if (patience == 0 || p.best.epoch < 0) return false;
+  // Epochs since the best one, warm-up epochs not counted.
+  const int since = p.position.epoch - 1 - std::max(p.best.epoch, tc.warmup_epochs() - 1);
+  return since >= patience;
 }
 
 void Trainer::Impl::Finish(TrainResult* result) {
@@ -669,8 +682,16 @@ TrainResult Trainer::Impl::Run() {
                        {"global_step", state.progress.position.global_step}});
     });
   }
-  while (state.progress.position.epoch < tc.epochs()) {
+  while (state.progress.position.epoch < tc.epochs() && !EarlyStopped()) {
     if (!RunEpoch(&result)) return result;
+  }
+  result.epochs_run = state.progress.position.epoch;
+  result.early_stopped = state.progress.position.epoch < tc.epochs();
+  if (result.early_stopped && log != nullptr) {
+    *log << "early stop after epoch " << result.epochs_run << ": " << tc.early_stopping_patience()
+         << " epochs without a better validation "
+         << config::TrainingConfig::Selection_Name(tc.selection()) << " than epoch "
+         << state.progress.best.epoch + 1 << "\n";
   }
   Finish(&result);
   return result;

@@ -72,6 +72,8 @@ struct TrainResult {
   // The temperature fitted on best_validation's log-probabilities (trainer/calibration.h),
   // stored with the export for `flexmoe predict --calibrated`.
   double temperature = 1;
+  int epochs_run = 0;           // epochs completed (fewer than training.epochs on early stop)
+  bool early_stopped = false;   // training.early_stopping_patience ended the run
   std::string checkpoint_dir;   // the best-parameters export
   std::string last_checkpoint;  // the newest training-state checkpoint written, if any
   bool stopped = false;         // a hook asked to stop; the state is in last_checkpoint

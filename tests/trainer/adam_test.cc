@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
 
 namespace flexmoe {
 namespace {
@@ -28,6 +29,26 @@ TEST(FusedAdamTest, MatchesLibTorchAdam) {
   }
   EXPECT_EQ(fused.steps(), 25);
   EXPECT_TRUE(at::equal(unused, unused_before));
+}
+
+TEST(FusedAdamTest, WeightDecayMatchesLibTorchAdamW) {
+  torch::manual_seed(1);
+  at::Tensor a = at::randn({19, 7}).requires_grad_(true);
+  at::Tensor b = a.detach().clone().requires_grad_(true);
+  AdamOptions options{1e-2};
+  options.weight_decay = 0.1;
+  FusedAdam fused({a}, options);
+  torch::optim::AdamW reference({b}, torch::optim::AdamWOptions(1e-2).weight_decay(0.1));
+  for (int step = 0; step < 25; ++step) {
+    at::Tensor target = at::randn({19, 7});
+    fused.ZeroGrad();
+    ((a - target).pow(2).sum()).backward();
+    fused.Step();
+    reference.zero_grad();
+    ((b - target).pow(2).sum()).backward();
+    reference.step();
+    ASSERT_TRUE(at::allclose(a, b, 1e-5, 1e-6)) << "step " << step;
+  }
 }
 
 }  // namespace

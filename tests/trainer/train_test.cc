@@ -253,5 +253,35 @@ TEST_F(QuickstartTest, AFinishedRunResumesToItsResult) {
   EXPECT_EQ(again.test.loss, full.test.loss);
 }
 
+TEST_F(QuickstartTest, EarlyStoppingEndsTheRunAndItsCheckpointResumesToTheResult) {
+  // Patience 1 over 40 epochs: the run ends after the first post-warm-up epoch that does not
+  // beat the best; its last checkpoint resumes straight to the same result.
+  const std::vector<std::string> config = {"training.epochs=40", "training.warmup_epochs=2",
+                                           "training.early_stopping_patience=1",
+                                           "training.lr=3e-3"};
+  TrainResult run = Run(config, dir_->Path("run-early"));
+  ASSERT_TRUE(run.early_stopped);
+  ASSERT_LT(run.epochs_run, 40);
+  ASSERT_EQ(static_cast<int>(run.epochs.size()), run.epochs_run);
+  EXPECT_EQ(run.epochs_run - 1 - std::max(run.best_epoch, 1), 1);
+  ASSERT_FALSE(run.last_checkpoint.empty());
+  TrainResult again = Run(config, dir_->Path("run-early"), run.last_checkpoint);
+  EXPECT_TRUE(again.step_losses.empty());
+  EXPECT_TRUE(again.early_stopped);
+  EXPECT_EQ(again.best_epoch, run.best_epoch);
+  EXPECT_EQ(again.test.loss, run.test.loss);
+}
+
+TEST_F(QuickstartTest, WeightDecayOffLeavesTheLossesBitIdentical) {
+  // weight_decay 0 multiplies by exactly 1: the default recipe is unchanged; 0.1 differs.
+  const std::vector<std::string> config = {"training.epochs=1", "training.warmup_epochs=1"};
+  TrainResult plain = Run(config);
+  std::vector<std::string> zero = config, decayed = config;
+  zero.push_back("training.weight_decay=0");
+  decayed.push_back("training.weight_decay=0.1");
+  EXPECT_EQ(Run(zero).step_losses, plain.step_losses);
+  EXPECT_NE(Run(decayed).step_losses, plain.step_losses);
+}
+
 }  // namespace
 }  // namespace flexmoe
