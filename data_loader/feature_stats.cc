@@ -72,12 +72,29 @@ void FitModality(const config::Modality& modality, const std::vector<FeatureAccu
   }
 }
 
+void AddMissingIndicators(const std::vector<FeatureAccumulator>& stats, uint64_t observed,
+                          data::ModalityMeta* meta) {
+  const int inputs = meta->feature_names_size();
+  for (int j = 0; j < inputs; ++j) {
+    if (stats[j].count() >= observed) continue;
+    meta->add_feature_names(meta->feature_names(j) + ":missing");
+    meta->add_indicator_of(j);
+    meta->add_fill(0);
+    meta->add_offset(0);
+    meta->add_scale(1);
+    meta->add_integer_coded(true);
+  }
+}
+
 void PreprocessModality(const data::ModalityMeta& fit, const double* raw, float* out) {
-  const int n = fit.feature_names_size();
+  const int n = InputFeatures(fit);
   for (int j = 0; j < n; ++j) {
     double v = raw[j];
     if (std::isnan(v)) v = fit.fill(j);
     out[j] = static_cast<float>((v - fit.offset(j)) * fit.scale(j));
+  }
+  for (int k = 0; k < fit.indicator_of_size(); ++k) {
+    out[n + k] = std::isnan(raw[fit.indicator_of(k)]) ? 1.0f : 0.0f;
   }
 }
 

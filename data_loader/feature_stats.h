@@ -41,9 +41,21 @@ class FeatureAccumulator {
 void FitModality(const config::Modality& modality, const std::vector<FeatureAccumulator>& stats,
                  data::ModalityMeta* meta);
 
-// One observed modality's raw values (NaN where missing) to the prepared features: a
-// missing value becomes fit.fill[j], then (x - fit.offset[j]) * fit.scale[j]. `raw` and
-// `out` hold fit.feature_names_size() values. Preparation and prediction both use it.
+// Appends the missing-value indicators (data.missing_indicators) to a fitted modality: one
+// per input feature that had a missing value among the `observed` training rows of the
+// modality (stats[j].count() < observed).
+void AddMissingIndicators(const std::vector<FeatureAccumulator>& stats, uint64_t observed,
+                          data::ModalityMeta* meta);
+
+// The input features of a prepared modality (its features without the indicators).
+inline int InputFeatures(const data::ModalityMeta& fit) {
+  return fit.feature_names_size() - fit.indicator_of_size();
+}
+
+// One observed modality's raw values (InputFeatures(fit) of them, NaN where missing) to
+// its fit.feature_names_size() prepared features: a missing value becomes fit.fill[j],
+// then (x - fit.offset[j]) * fit.scale[j]; the indicators follow. Preparation and
+// prediction both use it.
 void PreprocessModality(const data::ModalityMeta& fit, const double* raw, float* out);
 
 }  // namespace flexmoe

@@ -143,6 +143,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
   // Pass 2: statistics of observed values over the training split.
   std::vector<std::vector<FeatureAccumulator>> stats(num_modalities);
   for (int m = 0; m < num_modalities; ++m) stats[m].resize(source->feature_names()[m].size());
+  std::vector<uint64_t> observed(num_modalities, 0);  // training rows with the modality
   const auto& offsets = source->offsets();
   source->Rewind();
   while (source->Next(&row)) {
@@ -151,6 +152,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
     if (n < 0 || kept.split(n) != 0) continue;
     for (int m = 0; m < num_modalities; ++m) {
       if (!(row.mask & (1u << m))) continue;
+      ++observed[m];
       for (size_t j = 0; j < stats[m].size(); ++j) {
         double v = row.values[offsets[m] + j];
         if (!std::isnan(v)) stats[m][j].Add(v);
@@ -169,6 +171,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
     modality->set_name(data.modalities(m).name());
     for (const auto& name : source->feature_names()[m]) modality->add_feature_names(name);
     FitModality(data.modalities(m), stats[m], modality);
+    if (data.missing_indicators()) AddMissingIndicators(stats[m], observed[m], modality);
   }
   if (progress) *progress << "pass 2: statistics fitted on the training split\n";
 
@@ -203,7 +206,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
     for (int m = 0; m < num_modalities; ++m) {
       std::string* bytes = record.add_features();
       if (!(row.mask & (1u << m))) continue;
-      packed.resize(stats[m].size());
+      packed.resize(meta.modalities(m).feature_names_size());
       PreprocessModality(meta.modalities(m), &row.values[offsets[m]], packed.data());
       bytes->assign(reinterpret_cast<const char*>(packed.data()), packed.size() * sizeof(float));
     }
@@ -277,7 +280,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
       std::vector<std::string>(meta.class_names().begin(), meta.class_names().end());
   json["modalities"] = nlohmann::json::array();
   for (int m = 0; m < num_modalities; ++m) {
-    const auto& names = meta.modalities(m).feature_names();
+    const auto& names = source->feature_names()[m];  // the input's, without indicators
     json["modalities"].push_back(
         {{"name", data.modalities(m).name()},
          {"file", data.modalities(m).file()},

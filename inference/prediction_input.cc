@@ -24,9 +24,8 @@ PredictionInput::PredictionInput(const LoadedModel& model, const std::string& pa
     for (int m = 0; m < data_.modalities_size(); ++m) {
       config::Modality* modality = data_.mutable_modalities(m);
       if (modality->columns_size() > 0) continue;
-      for (const auto& name : model.dataset.modalities(m).feature_names()) {
-        modality->add_columns(name);
-      }
+      const auto& fit = model.dataset.modalities(m);
+      for (int j = 0; j < InputFeatures(fit); ++j) modality->add_columns(fit.feature_names(j));
     }
   }
   RowSourceOptions options;
@@ -47,17 +46,17 @@ void PredictionInput::CheckLayout() const {
         data_.layout() == config::DataConfig::PER_MODALITY_CSV
             ? (std::filesystem::path(data_.input()) / data_.modalities(m).file()).string()
             : data_.input();
-    for (int j = 0; j < std::max<int>(trained.feature_names_size(), got.size()); ++j) {
-      if (j < trained.feature_names_size() && j < static_cast<int>(got.size()) &&
-          trained.feature_names(j) == got[j]) {
+    const int inputs = InputFeatures(trained);
+    for (int j = 0; j < std::max<int>(inputs, got.size()); ++j) {
+      if (j < inputs && j < static_cast<int>(got.size()) && trained.feature_names(j) == got[j]) {
         continue;
       }
-      const std::string want = j < trained.feature_names_size() ? trained.feature_names(j) : "";
+      const std::string want = j < inputs ? trained.feature_names(j) : "";
       Fail(ErrorCode::kInvalidArgument, where, ":1: modality '", trained.name(), "' feature ",
            j + 1, ": ", j < static_cast<int>(got.size()) ? "column '" + got[j] + "'" : "no column",
            " where the model was trained on ",
-           want.empty() ? "no further feature" : "'" + want + "'", " (the model has ",
-           trained.feature_names_size(), " features in this modality, the input ", got.size(), ")");
+           want.empty() ? "no further feature" : "'" + want + "'", " (the model has ", inputs,
+           " input features in this modality, the input ", got.size(), ")");
     }
   }
 }

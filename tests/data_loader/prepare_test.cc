@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/base/error.h"
+#include "data_loader/feature_stats.h"
 #include "data_loader/shard.h"
 #include "proto/config_loader.h"
 #include "tests/testing/temp_dir.h"
@@ -152,6 +153,49 @@ TEST(PrepareTest, WideCsvGzipWithStratifiedSplitAndExclusions) {
   EXPECT_EQ(summary["label_column"], "dead");
   EXPECT_EQ(summary["modalities"][1]["features"], nlohmann::json::array({"hr_min", "hr_max"}));
   EXPECT_EQ(summary["class_names"], nlohmann::json::array({"0", "1"}));
+}
+
+TEST(PrepareTest, MissingIndicatorsFollowTheFeaturesThatHadMissingValues) {
+  // hr always present, bp missing in every third row of an observed modality, lact absent
+  // or present as a whole (its modality is then missing, not a missing value).
+  testing::TempDir dir;
+  std::string text = "id,hr,bp,lact,label\n";
+  for (int i = 0; i < 30; ++i) {
+    text += "s" + std::to_string(i) + "," + std::to_string(60 + i) + "," +
+            (i % 3 == 0 ? "" : std::to_string(100.5 + i)) + "," +
+            (i % 2 == 0 ? std::to_string(1 + i % 5) : "") + "," + std::to_string(i % 2) + "\n";
+  }
+  const std::string input = dir.Write("wide.csv", text);
+  std::string config_text =
+      "data { layout: WIDE_CSV input: \"" + input +
+      "\" missing_indicators: true modalities { name: \"vitals\" columns: [\"hr\", \"bp\"] } "
+      "modalities { name: \"lab\" columns: \"lact\" } split { training: 1 validation: 0 "
+      "testing: 0 } } model { num_experts: 3 top_k: 1 }";
+  config::Config config = ParseConfig(config_text, "indicators.textproto", {});
+  PrepareResult result = PrepareDataset(config, dir.Path("out"), nullptr);
+  const auto& vitals = result.meta.modalities(0);
+  ASSERT_EQ(vitals.feature_names_size(), 3);
+  EXPECT_EQ(vitals.feature_names(2), "bp:missing");
+  ASSERT_EQ(vitals.indicator_of_size(), 1);
+  EXPECT_EQ(vitals.indicator_of(0), 1);
+  EXPECT_EQ(InputFeatures(vitals), 2);
+  EXPECT_EQ(result.meta.modalities(1).indicator_of_size(), 0);  // lact: never missing inside
+  // The records: bp filled with its mean and the indicator set where it was missing.
+  PreparedDataset prepared = PreparedDataset::Open(dir.Path("out"));
+  ShardReader reader(prepared.ShardPath(0));
+  data::SampleRecord record;
+  for (int i = 0; i < 3; ++i) {
+    reader.ReadAt(prepared.index.offset(i), &record);
+    ASSERT_EQ(record.features(0).size(), 3 * sizeof(float));
+    const float* f = reinterpret_cast<const float*>(record.features(0).data());
+    EXPECT_EQ(f[2], i % 3 == 0 ? 1.0f : 0.0f) << i;
+    if (i % 3 == 0) EXPECT_NEAR(f[1], 0.0f, 1e-6) << "the mean, standardised";
+  }
+  // Off (the default): the input features only.
+  config.mutable_data()->set_missing_indicators(false);
+  EXPECT_EQ(
+      PrepareDataset(config, dir.Path("plain"), nullptr).meta.modalities(0).feature_names_size(),
+      2);
 }
 
 // Expects preparation to fail with kInvalidArgument/kNotFound and every `parts` in the

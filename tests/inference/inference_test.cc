@@ -188,6 +188,44 @@ TEST_F(InferenceTest, PredictMatchesTheForwardOnRowsMissingDifferentModalities) 
   EXPECT_GT(by_size[4], 0);
 }
 
+TEST_F(InferenceTest, PredictComputesTheMissingIndicatorsAsPreparationDid) {
+  // data.missing_indicators: the model's inputs carry "<feature>:missing"; predict on the raw
+  // input gives the forward on the prepared records.
+  config::Config config = *config_;
+  config.mutable_data()->set_missing_indicators(true);
+  config.mutable_data()->set_prepared_dir(dir_->Path("prepared-indicators"));
+  PrepareDataset(config, config.data().prepared_dir(), nullptr);
+  PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
+  DecodedDataset data(prepared);
+  int indicators = 0;
+  for (const auto& m : prepared.meta.modalities()) indicators += m.indicator_of_size();
+  ASSERT_GT(indicators, 0);
+  torch::manual_seed(4);
+  ModelShape shape{data.feature_sizes(),
+                   prepared.meta.num_classes(),
+                   {config.data().modalities().begin(), config.data().modalities().end()}};
+  FlexMoeModel model(config.model(), shape, 4);
+  CheckpointInfo info;
+  info.config_text = ConfigToText(config);
+  info.dataset_text = DatasetMetaText(prepared.meta);
+  SaveCheckpoint(model->Parameters(), info, dir_->Path("export-indicators"));
+  RunPredict({dir_->Path("export-indicators")}, config.data().input(),
+             dir_->Path("pred-indicators.csv"));
+  std::vector<std::string> header;
+  auto rows = ReadRows(dir_->Path("pred-indicators.csv"), &header);
+  torch::NoGradGuard no_grad;
+  std::vector<uint32_t> all(prepared.size());
+  for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+  BatchTensors t = ToTensors(data.Gather(all), data.feature_sizes());
+  at::Tensor p = at::softmax(model->Forward(t, StepKey{}, false).logits, -1).contiguous();
+  for (uint32_t i = 0; i < all.size(); ++i) {
+    const auto& got = rows.at(prepared.index.id(i));
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_NEAR(std::stof(got[k]), p[i][k].item<float>(), 1e-6) << prepared.index.id(i);
+    }
+  }
+}
+
 TEST_F(InferenceTest, WideCsvWithMissingModalitiesAndARowWithNone) {
   // Three subjects of the raw data as one wide CSV (blank where a modality is missing),
   // plus a subject with nothing: the same probabilities as layout A, the empty row kept.
