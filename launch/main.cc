@@ -61,7 +61,6 @@ int Prepare(int argc, char** argv) {
 }  // namespace flexmoe
 
 int main(int argc, char** argv) {
-  flexmoe::KeepLargeAllocationsInTheHeap();
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   using Command = std::function<int(int, char**)>;
@@ -94,6 +93,10 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
+  // A training rank reuses its large buffers every step: keep them in the heap. The other
+  // commands have no such loop, and a heap that is never trimmed would only keep what they
+  // free.
+  if (it->first == "worker") flexmoe::KeepLargeAllocationsInTheHeap();
   try {
     return it->second(argc, argv);
   } catch (const flexmoe::Error& e) {

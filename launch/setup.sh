@@ -17,6 +17,8 @@ PACKAGES=(
   # `flexmoe report` draws its figures with gnuplot (pngcairo terminal); bench/baselines.py
   # runs scikit-learn's baselines.
   gnuplot-nox python3-sklearn
+  # /usr/bin/time measures predict's peak memory in tests/inference/inference_cli_test.cc.
+  time
 )
 
 missing=()
