@@ -7,7 +7,8 @@
   learning rate and leaf count chosen on the validation split.
 
     /usr/bin/python3 bench/baselines.py --prepared data/physionet2012/prepared
-        [--json OUT] [--check-eval RUN/eval/test.json --check-predictions PRED.csv]
+        [--json OUT] [--flexmoe NAME=PRED.csv]...
+        [--check-eval RUN/eval/test.json --check-predictions PRED.csv]
 
 It reads the prepared dataset's summary.json (the source, its layout, the id and label
 columns, the missing-value tokens, every modality's features in training order) and
@@ -16,8 +17,10 @@ baselines see the raw values, not flexmoe's filled and scaled ones. Run it from 
 directory flexmoe prepare ran in (the source path is relative to it). Choices are made on
 the validation split only; the test split is scored once. Metrics: scikit-learn's
 roc_auc_score, accuracy_score and f1_score(average="macro"), overall and per modality
-combination. --check-eval/--check-predictions score flexmoe's own test predictions with
-the same scikit-learn calls and compare with `flexmoe eval`'s figures.
+combination. --flexmoe NAME=PRED.csv scores a `flexmoe predict` output (one model or an
+ensemble) on the same test rows, in the same table. --check-eval/--check-predictions score
+flexmoe's own test predictions with the same scikit-learn calls and compare them with
+`flexmoe eval`'s figures.
 """
 import argparse
 import csv
@@ -184,19 +187,29 @@ def hgb_candidates():
                                                   early_stopping=False, random_state=0))
 
 
+class Predictions:
+    """A `flexmoe predict` CSV as a model with predict_proba over the test rows."""
+
+    def __init__(self, path, classes, ids):
+        probs = {}
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader)
+            cols = [header.index(c) for c in classes]
+            for line in reader:
+                probs[line[0]] = [float(line[c]) for c in cols]
+        self.p = np.array([probs[i] for i in ids])
+
+    def predict_proba(self, _):
+        return self.p
+
+
 def check_flexmoe(eval_path, predictions_path, data, classes):
     """flexmoe's test predictions scored by scikit-learn against flexmoe eval's figures."""
     with open(eval_path, encoding="utf-8") as f:
         ev = json.load(f)
     ids, _, y, _ = data["testing"]
-    probs = {}
-    with open(predictions_path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader)
-        cols = [header.index(c) for c in classes]
-        for line in reader:
-            probs[line[0]] = [float(line[c]) for c in cols]
-    p = np.array([probs[i] for i in ids])
+    p = Predictions(predictions_path, classes, ids).p
     ours = metrics(y, p)
     theirs = ev["overall"]
     print(f"check: flexmoe's test predictions by scikit-learn: AUC {ours['auc']:.6f} ACC "
@@ -213,6 +226,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prepared", required=True)
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--flexmoe", action="append", default=[], metavar="NAME=PRED.csv")
     parser.add_argument("--check-eval")
     parser.add_argument("--check-predictions")
     args = parser.parse_args()
@@ -226,13 +240,21 @@ def main():
         o = result["overall"]
         print(f"{name} ({label}, chosen on validation): test AUC {100 * o['auc']:.2f} "
               f"ACC {100 * o['accuracy']:.2f} F1 {100 * o['macro_f1']:.2f} (n={o['count']})")
+    for spec in args.flexmoe:
+        name, _, path = spec.partition("=")
+        preds = Predictions(path, summary["class_names"], data["testing"][0])
+        result = score(name, preds, data)
+        results.append(result)
+        o = result["overall"]
+        print(f"{name} ({path}): test AUC {100 * o['auc']:.2f} ACC {100 * o['accuracy']:.2f} "
+              f"F1 {100 * o['macro_f1']:.2f} (n={o['count']})")
     print("\ntest AUC per combination (%)")
-    print(f"{'combination':40s} {'n':>5s} " + " ".join(f"{r['model']:>8s}" for r in results))
+    print(f"{'combination':40s} {'n':>5s} " + " ".join(f"{r['model'][:10]:>10s}" for r in results))
     for c, m in results[0]["per_combination"].items():
         cells = []
         for r in results:
             auc = r["per_combination"][c]["auc"]
-            cells.append(f"{100 * auc:8.2f}" if auc is not None else f"{'-':>8s}")
+            cells.append(f"{100 * auc:10.2f}" if auc is not None else f"{'-':>10s}")
         print(f"{c:40s} {m['count']:5d} " + " ".join(cells))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
