@@ -182,15 +182,16 @@ long PredictPeakKib(const std::string& dir, int rows) {
 }
 
 TEST_F(InferenceCliTest, PredictMemoryIsFlatInTheRows) {
-  // 8x the rows, the same peak memory within 30 MiB (a per-row allocation between the
-  // batches' tensors once grew it by ~8 KiB a row here).
+  // 8x the rows, the same peak memory within 64 MiB: a per-row allocation between the
+  // batches' tensors once grew it by 206 MiB here (~15 KiB a row); flat runs measured 13-31
+  // MiB of allocator noise.
   const long small = PredictPeakKib(dir_->path(), 2000);
   const long large = PredictPeakKib(dir_->path(), 16000);
   ASSERT_GT(small, 0);
   ASSERT_GT(large, 0);
   std::cout << "predict peak memory: 2,000 rows " << small << " KiB, 16,000 rows " << large
             << " KiB\n";
-  EXPECT_LT(large - small, 30 * 1024);
+  EXPECT_LT(large - small, 64 * 1024);
 }
 
 TEST_F(InferenceCliTest, PythonReadsTheExport) {
