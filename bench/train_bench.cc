@@ -188,6 +188,7 @@ int Main(int argc, char** argv) {
 }  // namespace flexmoe
 
 int main(int argc, char** argv) {
-  flexmoe::KeepLargeAllocationsInTheHeap();  // as `flexmoe train` does (launch/main.cc, for the worker)
+  flexmoe::KeepLargeAllocationsInTheHeap();  // as `flexmoe train` does (launch/main.cc, for the
+                                             // worker)
   return flexmoe::Main(argc, argv);
 }
