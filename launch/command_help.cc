@@ -100,6 +100,21 @@ const std::map<std::string, std::string>& Texts() {
        "activation heatmap, the training curves, per-combination metrics, the\n"
        "reliability diagram and the modality attribution (evaluating the test split\n"
        "into eval/test.json first when it is missing).\n"},
+      {"tune",
+       "usage: flexmoe tune --config FILE --space FILE --trials N --out DIR\n"
+       "                    [--parallel P] [--threads T] [--trial-timeout-s S]\n"
+       "A search over config fields (grid or seeded random, the space file: docs/tune.md).\n"
+       "Each trial is scored by k-fold cross-validation on the training and validation\n"
+       "splits (test samples are in no fold), one `flexmoe train` per fold; a finished\n"
+       "fold with the same command line is reused, so a stopped search resumes.\n"
+       "Writes DIR/trials.csv and DIR/best.textproto (the best mean score).\n\n"
+       "  --config FILE         the base config (its data.prepared_dir must be prepared)\n"
+       "  --space FILE          the search space (proto/tune.proto, text format)\n"
+       "  --trials N            grid: the first N points; random: N draws\n"
+       "  --out DIR             folds, trial runs and results\n"
+       "  --parallel P          trials at once (default: cores / threads)\n"
+       "  --threads T           compute threads per trial (default 1)\n"
+       "  --trial-timeout-s S   a fold's run past S seconds is stopped (default 7200)\n"},
       {"inspect-checkpoint",
        "usage: flexmoe inspect-checkpoint DIR\n"
        "Prints a checkpoint's manifest and verifies every file's size and CRC32C.\n"},
@@ -133,6 +148,9 @@ commands:
   predict --checkpoint DIR --input PATH --out FILE [--calibrated] [--explain]
           [--ensemble DIR...] probabilities for new rows, whatever modalities they have
   report  RUN_DIR             the run's figures (gnuplot PNGs) in <run>/report/
+  tune    --config FILE --space FILE --trials N --out DIR
+                              search config fields by k-fold cross-validation (parallel
+                              trials); trials.csv and best.textproto
   inspect-checkpoint DIR      print a checkpoint and verify every file's size and CRC32C
   help                        this text
 

@@ -192,7 +192,8 @@ void LocalJob::Start() {
   const std::string& run = options_.run_dir;
   const double ready_s = options_.config.cluster().connect_timeout_s();
   std::vector<std::string> argv = MemberArgs("coordinator");
-  argv.insert(argv.end(), {"--listen", options_.config.cluster().bind_address() + ":0"});
+  argv.insert(argv.end(), {"--listen", options_.config.cluster().bind_address() + ":0",
+                           "--launcher-pid", std::to_string(::getpid())});
   coordinator_ =
       std::make_unique<ChildProcess>(ChildSpec{"coordinator", argv, run + "/coordinator.log", 0});
   group_ = coordinator_->pid();

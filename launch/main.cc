@@ -19,6 +19,7 @@
 #include "launch/loader_command.h"
 #include "launch/membership.h"
 #include "launch/train_command.h"
+#include "launch/tune_command.h"
 #include "launch/worker_command.h"
 #include "proto/config_loader.h"
 
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
       {"eval", flexmoe::EvalCommand},
       {"predict", flexmoe::PredictCommand},
       {"report", flexmoe::ReportCommand},
+      {"tune", flexmoe::TuneCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
     std::cout << flexmoe::UsageText();

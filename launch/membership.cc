@@ -59,7 +59,7 @@ std::unique_ptr<CoordinatorClient> JoinCoordinator(
 }
 
 int CoordinatorCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "listen"});
+  Args args = ParseArgs(argc, argv, {"config", "listen", "launcher-pid"});
   std::string path = args.Get("config");
   if (path.empty()) Fail(ErrorCode::kInvalidArgument, "coordinator: --config FILE is required");
   const config::Config config = LoadConfig(path, args.overrides);
@@ -97,9 +97,17 @@ int CoordinatorCommand(int argc, char** argv) {
   // SIGUSR2 asks for a checkpoint and the job goes on.
   CatchPreemptionSignals(/*checkpoint_signal=*/true);
   CoordinatorService service(options);
-  std::thread([&service] {
+  // Started by `flexmoe train` (or tune's trials): the job does not outlive its launcher.
+  // A launcher killed outright (SIGKILL, so it could not stop the job) leaves the
+  // coordinator reparented; the job then checkpoints and stops as if preempted.
+  const pid_t launcher = static_cast<pid_t>(args.GetInt("launcher-pid", 0));
+  std::thread([&service, launcher] {
     int checkpoints = 0;
     while (PreemptionSignal() == 0) {
+      if (launcher > 0 && ::getppid() != launcher) {
+        service.Preempt("the launcher (pid " + std::to_string(launcher) + ") is gone");
+        return;
+      }
       if (CheckpointSignals() != checkpoints) {
         checkpoints = CheckpointSignals();
         service.Checkpoint("the coordinator got SIGUSR2");

@@ -1,17 +1,82 @@
 // The seed loop and resume resolution of a training job (train_job.h).
 #include "launch/train_job.h"
 
+#include <glog/logging.h>
+
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "cluster/base/atomic_file.h"
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
 #include "cluster/comm/gather_bytes.h"
 #include "launch/train_command.h"
+#include "trainer/evaluate.h"
+#include "trainer/metrics.h"
 #include "trainer/train_manifest.h"
 
 namespace flexmoe {
+namespace {
+
+// The seeds' mean class probabilities on one split, scored as one predictor (what
+// `flexmoe predict --ensemble RUN_DIR` gives): every member scored the same samples in the
+// same order.
+GroupedMetrics EnsembleMetrics(const std::vector<const EvalResult*>& members, int num_classes,
+                               int num_groups) {
+  std::vector<float> mean(members[0]->probs.size(), 0.0f);
+  for (const EvalResult* m : members) {
+    CHECK_EQ(m->probs.size(), mean.size());
+    for (size_t i = 0; i < mean.size(); ++i) mean[i] += m->probs[i] / members.size();
+  }
+  return ComputeGroupedMetrics(members[0]->labels, mean, num_classes, members[0]->groups,
+                               num_groups);
+}
+
+nlohmann::json MetricsJson(const ClassificationMetrics& m) {
+  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+  return {{"n", m.count}, {"acc", num(m.accuracy)}, {"f1", num(m.macro_f1)}, {"auc", num(m.auc)}};
+}
+
+// Prints the ensemble's validation and test metrics and writes RUN_DIR/ensemble.json.
+void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainResult>& results,
+                    const PreparedDataset& prepared, const std::string& run_dir,
+                    Communicator* world, std::ostream* out) {
+  const int k = prepared.meta.num_classes();
+  const int c_count = static_cast<int>(CombinationNames(prepared).size());
+  std::vector<const EvalResult*> validation, test;
+  for (const TrainResult& r : results) {
+    validation.push_back(&r.best_validation);
+    test.push_back(&r.test);
+  }
+  const GroupedMetrics v = EnsembleMetrics(validation, k, c_count);
+  const GroupedMetrics t = EnsembleMetrics(test, k, c_count);
+  nlohmann::json per_combination = nlohmann::json::object();
+  const std::vector<std::string> names = CombinationNames(prepared);
+  for (int c = 0; c < c_count; ++c) {
+    if (t.groups[c].count > 0) per_combination[names[c]] = MetricsJson(t.groups[c]);
+  }
+  const nlohmann::json json = {{"seeds", seeds},
+                               {"validation", MetricsJson(v.overall)},
+                               {"test", MetricsJson(t.overall)},
+                               {"test_per_combination", per_combination}};
+  RunOnRankZero(world,
+                [&] { WriteFileAtomically(run_dir + "/ensemble.json", json.dump(1) + "\n"); });
+  if (out == nullptr) return;
+  auto pct = [](double v) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.2f", 100 * v);
+    return std::string(text);
+  };
+  *out << "the " << seeds.size() << "-seed ensemble (mean probabilities, flexmoe predict "
+       << "--ensemble " << run_dir << "): validation AUC " << pct(v.overall.auc)
+       << "; test (%) ACC " << pct(t.overall.accuracy) << ", F1 " << pct(t.overall.macro_f1)
+       << ", AUC " << pct(t.overall.auc) << " (" << run_dir << "/ensemble.json)\n";
+}
+
+}  // namespace
 
 CheckpointFault CheckpointFaultFromEnv() {
   CheckpointFault fault;
@@ -74,6 +139,7 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
   }
   options.fault = CheckpointFaultFromEnv();
   std::vector<double> acc, f1, auc;
+  std::vector<TrainResult> results;
   for (size_t i = 0; i < seeds.size(); ++i) {
     options.run_dir = seed_dir(seeds[i]);
     options.resume_from = resume_from[i];
@@ -97,6 +163,7 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
     f1.push_back(result.test.metrics.overall.macro_f1);
     auc.push_back(result.test.metrics.overall.auc);
     if (out != nullptr) *out << "best parameters: " << result.checkpoint_dir << "\n";
+    results.push_back(std::move(result));
   }
   if (out != nullptr && seeds.size() > 1) {
     // Population std (ddof 0), as the authors' reporting does with np.std.
@@ -104,6 +171,7 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
          << FormatMeanStd(MeanStd(acc, 0)) << ", F1 " << FormatMeanStd(MeanStd(f1, 0)) << ", AUC "
          << FormatMeanStd(MeanStd(auc, 0)) << "\n";
   }
+  if (seeds.size() > 1) ReportEnsemble(seeds, results, prepared, run_dir, options.world, out);
   return 0;
 }
 

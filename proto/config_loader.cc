@@ -396,6 +396,13 @@ config::Config ParseConfig(const std::string& text, const std::string& name,
   return config;
 }
 
+void ParseTextMessage(const std::string& text, const std::string& name, pb::Message* message) {
+  CollectErrors errors(name);
+  pb::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, message)) Fail(ErrorCode::kInvalidArgument, errors.first());
+}
+
 config::Config LoadConfig(const std::string& path, const std::vector<std::string>& overrides) {
   return ParseConfig(ReadFile(path), path, overrides);
 }

@@ -18,6 +18,11 @@ config::Config LoadConfig(const std::string& path, const std::vector<std::string
 config::Config ParseConfig(const std::string& text, const std::string& name,
                            const std::vector<std::string>& overrides);
 
+// Parses protobuf text into `message` (any message type, e.g. tune's search space);
+// kInvalidArgument "NAME:LINE:COLUMN: problem" on a syntax error or an unknown field.
+void ParseTextMessage(const std::string& text, const std::string& name,
+                      google::protobuf::Message* message);
+
 // The config in text format, every field shown.
 std::string ConfigToText(const config::Config& config);
 

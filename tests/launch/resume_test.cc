@@ -319,6 +319,14 @@ TEST_F(ResumeTest, SeveralSeedsAtTwoWorkersAndAWorkerUnderMpirun) {
   CommandResult r = Train(2, run, {"--set", "training.seeds=1,2", "--set", "training.epochs=1"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("test over 2 seeds"), std::string::npos) << r.output;
+  // The seeds as one predictor: their mean probabilities scored on validation and test.
+  EXPECT_NE(r.output.find("the 2-seed ensemble (mean probabilities"), std::string::npos)
+      << r.output;
+  const nlohmann::json ensemble = nlohmann::json::parse(ReadFile(run + "/ensemble.json"));
+  EXPECT_EQ(ensemble["seeds"], nlohmann::json::array({1, 2}));
+  EXPECT_EQ(ensemble["test"]["n"],
+            ReadMetrics(run + "/seed-1/metrics.jsonl").tests[0]["test"]["n"]);
+  EXPECT_TRUE(ensemble["test"]["acc"].is_number());
   for (const char* seed : {"seed-1", "seed-2"}) {
     EXPECT_TRUE(fs::exists(run + "/" + seed + "/checkpoint/manifest.json")) << seed;
     EXPECT_EQ(Checkpoints(run + "/" + seed).size(), 1u) << seed;

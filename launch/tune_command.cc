@@ -1,0 +1,73 @@
+// The tune subcommand (tune_command.h): flags, SIGINT/SIGTERM stopping the search, the
+// summary of the trials.
+#include "launch/tune_command.h"
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "cluster/base/error.h"
+#include "launch/args.h"
+#include "tune/tune_results.h"
+#include "tune/tuner.h"
+
+namespace flexmoe {
+namespace {
+
+// Set by the signal handler (process-wide state owned by launch/, as the launcher's flags).
+volatile std::sig_atomic_t stop_signal = 0;
+extern "C" void OnTuneSignal(int signal) { stop_signal = signal; }
+
+void CatchTuneSignals() {
+  struct sigaction action = {};
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  action.sa_handler = OnTuneSignal;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+}  // namespace
+
+int TuneCommand(int argc, char** argv) {
+  Args args = ParseArgs(
+      argc, argv, {"config", "space", "trials", "out", "parallel", "threads", "trial-timeout-s"});
+  TuneOptions options;
+  options.config_path = args.Get("config");
+  options.space_path = args.Get("space");
+  options.out_dir = args.Get("out");
+  if (options.config_path.empty() || options.space_path.empty() || options.out_dir.empty() ||
+      !args.Has("trials")) {
+    Fail(ErrorCode::kInvalidArgument,
+         "tune: --config FILE, --space FILE, --trials N and --out DIR are required");
+  }
+  options.overrides = args.overrides;
+  options.max_trials = args.GetInt("trials", 0);
+  options.threads = args.GetInt("threads", 1);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.parallel = args.GetInt("parallel", std::max(1, cores / std::max(1, options.threads)));
+  options.trial_timeout_s = std::stod(args.Get("trial-timeout-s", "7200"));
+  if (options.max_trials < 1 || options.threads < 1 || options.parallel < 1 ||
+      !(options.trial_timeout_s > 0)) {
+    Fail(ErrorCode::kInvalidArgument,
+         "tune: --trials, --threads and --parallel must be >= 1, --trial-timeout-s > 0");
+  }
+  options.executable = std::filesystem::read_symlink("/proc/self/exe").string();
+  CatchTuneSignals();
+  options.stop_requested = [] { return stop_signal != 0; };
+  const TuneResult result = RunTune(options, &std::cout);
+  std::cout << "\nwrote " << result.csv_path << "\n";
+  if (result.best < 0) {
+    std::cout << "no trial finished; nothing chosen\n";
+    return result.stopped ? 130 : 1;
+  }
+  const TrialResult& best = result.trials[result.best];
+  std::cout << "best: trial " << best.trial.number << " (" << TrialLabel(best.trial)
+            << "), validation " << result.metric << " " << best.mean << " +- " << best.std
+            << " over " << best.fold_scores.size() << " folds\nwrote " << result.best_config_path
+            << "\n";
+  return result.stopped ? 130 : 0;
+}
+
+}  // namespace flexmoe
