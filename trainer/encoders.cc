@@ -3,6 +3,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "cluster/base/error.h"
 #include "experts/linear.h"
 
@@ -17,6 +20,27 @@ at::Tensor PatchEmbeddingImpl::forward(const at::Tensor& x) {
   int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
   at::Tensor padded = pad > 0 ? at::constant_pad_nd(x, {0, pad}) : x;
   return FusedLinear(padded.view({x.size(0), patches_, patch_size_}), proj_->weight, proj_->bias);
+}
+
+FeatureTokensImpl::FeatureTokensImpl(int features, int patches, int hidden_dim)
+    : features_(features), patches_(patches), patch_size_((features + patches - 1) / patches) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(hidden_dim));
+  weight_ = register_parameter("weight", at::empty({features, hidden_dim}).uniform_(-bound, bound));
+  bias_ = register_parameter("bias", at::empty({features, hidden_dim}).uniform_(-bound, bound));
+  at::Tensor inverse = at::zeros({patches, 1});
+  for (int p = 0; p < patches; ++p) {
+    const int n = std::max(0, std::min(features - p * patch_size_, patch_size_));
+    if (n > 0) inverse[p][0] = 1.0 / n;
+  }
+  inverse_count_ = register_buffer("inverse_count", inverse);
+}
+
+at::Tensor FeatureTokensImpl::forward(const at::Tensor& x) {
+  const int64_t b = x.size(0), d = weight_.size(1);
+  at::Tensor tokens = at::gelu(x.unsqueeze(2) * weight_ + bias_);  // [B, F, D]
+  const int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
+  if (pad > 0) tokens = at::constant_pad_nd(tokens, {0, 0, 0, pad});
+  return tokens.view({b, patches_, patch_size_, d}).sum(2) * inverse_count_.to(tokens.dtype());
 }
 
 Cnn3dEncoderImpl::Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim,
@@ -62,6 +86,9 @@ std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality, i
            "' has ", features, " features");
     }
     return std::make_shared<Cnn3dEncoderImpl>(shape, model.patches(), model.hidden_dim(), index);
+  }
+  if (modality.encoder() == config::FEATURE_TOKENS) {
+    return std::make_shared<FeatureTokensImpl>(features, model.patches(), model.hidden_dim());
   }
   return std::make_shared<PatchEmbeddingImpl>(features, model.patches(), model.hidden_dim());
 }

@@ -38,6 +38,24 @@ class PatchEmbeddingImpl : public ModalityEncoder {
 };
 TORCH_MODULE(PatchEmbedding);
 
+// Per-feature tokens (EncoderKind FEATURE_TOKENS): feature f of a row becomes the token
+// GELU(x_f * weight[f] + bias[f]) (weight, bias [F, D], uniform in +-1/sqrt(D)), and patch
+// p's token is the mean of its features' tokens (features p*ps .. p*ps+ps-1 as in the
+// patch embedding; a patch without features gives zeros). The fusion layers, the bank and
+// the routers see [B, P, D] as with the patch embedding.
+class FeatureTokensImpl : public ModalityEncoder {
+ public:
+  FeatureTokensImpl(int features, int patches, int hidden_dim);
+  at::Tensor forward(const at::Tensor& x);  // [B, F] -> [B, P, D]
+  at::Tensor Encode(const at::Tensor& x, const StepKey&, bool) override { return forward(x); }
+
+ private:
+  int features_, patches_, patch_size_;
+  at::Tensor weight_, bias_;
+  at::Tensor inverse_count_;  // [P, 1]: 1 / the features in patch p (0 for none)
+};
+TORCH_MODULE(FeatureTokens);
+
 // The 3D CNN (REFERENCE.md 1.1): three stages of two 3x3x3 convolutions with ReLU, max
 // pooling by 2, 3 and 4, and channel dropout 0.2 (keyed per sample); then Linear to D and
 // a patch embedding of that D-vector. Input rows are volumes flattened row-major.

@@ -61,6 +61,38 @@ TEST(PatchEmbeddingTest, PaddingAndRowMajorPatches) {
   EXPECT_TRUE(at::equal(out, expected)) << out;
 }
 
+TEST(FeatureTokensTest, EachPatchIsTheMeanOfItsFeaturesTokens) {
+  // F = 5, P = 3: patch size 2; patch 2 holds feature 4 only.
+  config::Modality modality;
+  modality.set_encoder(config::FEATURE_TOKENS);
+  config::ModelConfig m = TinyModel(0.0);
+  m.set_patches(3);
+  m.set_hidden_dim(4);
+  torch::manual_seed(1);
+  auto encoder = MakeEncoder(modality, 5, m, 0);
+  auto params = encoder->named_parameters();
+  const at::Tensor w = params["weight"], b = params["bias"];
+  ASSERT_EQ(w.sizes(), (std::vector<int64_t>{5, 4}));
+  EXPECT_LE(w.abs().max().item<float>(), 0.5f);  // 1/sqrt(D)
+  at::Tensor x = at::randn({2, 5}, at::TensorOptions().requires_grad(false));
+  at::Tensor out = encoder->Encode(x, {}, false);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{2, 3, 4}));
+  for (int i = 0; i < 2; ++i) {
+    auto token = [&](int f) { return at::gelu(x[i][f] * w[f] + b[f]); };
+    EXPECT_TRUE(at::allclose(out[i][0], (token(0) + token(1)) / 2));
+    EXPECT_TRUE(at::allclose(out[i][1], (token(2) + token(3)) / 2));
+    EXPECT_TRUE(at::allclose(out[i][2], token(4)));
+  }
+  // More patches than features: the empty patches are zeros.
+  m.set_patches(8);
+  auto wide = MakeEncoder(modality, 5, m, 0);
+  at::Tensor sparse = wide->Encode(x, {}, false);
+  ASSERT_EQ(sparse.sizes(), (std::vector<int64_t>{2, 8, 4}));
+  EXPECT_TRUE(at::equal(sparse.slice(1, 5), at::zeros({2, 3, 4})));
+  out.sum().backward();
+  for (const auto& p : encoder->parameters()) ASSERT_TRUE(p.grad().defined());
+}
+
 TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
   torch::manual_seed(1);
   FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, {}}, 1);
@@ -161,6 +193,45 @@ TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfEveryParameterGroup) {
                             "experts", "head0", "head1"}) {
     EXPECT_GT(checked_groups[group], 0) << group;
   }
+}
+
+TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfFeatureTokens) {
+  torch::manual_seed(4);
+  std::vector<config::Modality> modalities(2);
+  modalities[1].set_encoder(config::FEATURE_TOKENS);
+  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, modalities}, 3);
+  model->to(at::kDouble);
+  BatchTensors batch = TinyBatch(at::kDouble);
+  StepKey key{11, 0, 0, {0, 1, 2, 3}};
+  auto loss = [&]() {
+    ModelOutput out = model->Forward(batch, key, /*training=*/false);
+    return at::nll_loss(at::log_softmax(out.logits, -1), batch.label);
+  };
+  model->zero_grad();
+  loss().backward();
+  int checked = 0;
+  for (auto& item : model->named_parameters()) {
+    if (item.key().rfind("encoder1.", 0) != 0) continue;
+    at::Tensor flat = item.value().view({-1});
+    for (int64_t i = 0; i < flat.numel(); i += 3) {
+      const double original = flat[i].item<double>();
+      double plus, minus;
+      {
+        torch::NoGradGuard no_grad;
+        flat[i].fill_(original + 1e-6);
+        plus = loss().item<double>();
+        flat[i].fill_(original - 1e-6);
+        minus = loss().item<double>();
+        flat[i].fill_(original);
+      }
+      const double numeric = (plus - minus) / 2e-6;
+      EXPECT_NEAR(item.value().grad().view({-1})[i].item<double>(), numeric,
+                  1e-6 + 1e-4 * std::fabs(numeric))
+          << item.key() << "[" << i << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 10);
 }
 
 TEST(Cnn3dEncoderTest, ShapesKeyedChannelDropoutAndGradients) {
