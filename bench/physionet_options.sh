@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# PhysioNet 2012 set-a: the recipe options of configs/physionet2012.textproto measured one
-# by one, each as `flexmoe train` over the same seeds on the same split (the test AUC line
-# flexmoe prints), beside the scikit-learn baselines (bench/baselines.py). Writes
-# OUT/options.md (a markdown table) and OUT/<option>/ (each option's run directory).
+# PhysioNet 2012 set-a: recipe options measured one by one, each as one `flexmoe train`
+# over the same seeds on the same split, beside the scikit-learn baselines
+# (bench/baselines.py). Per option: the mean best validation AUC (what chooses), the test
+# figures flexmoe prints over the seeds (mean +- std), and the test AUC of the seeds'
+# ensemble (RUN/ensemble.json: their mean probabilities, the run directory as one predictor).
+# Writes OUT/options.md (a markdown table) and OUT/<option>/ (each option's run directory).
 #
-#   bench/physionet_options.sh [--out DIR] [--seeds 1,2,3,4,5] [--workers N] [--only NAME]
+#   bench/physionet_options.sh [--out DIR] [--seeds 1,2,3,4,5] [--workers N] [--only A,B]
 #
-# Options (name: the --set overrides on top of the shipped config):
-#   shipped     nothing
-#   indicators  data.missing_indicators=true (prepared into its own directory)
-#   adamw       training.weight_decay=0.01
-#   early       training.epochs=60 training.early_stopping_patience=8
+# Options (name: the --set overrides on top of configs/physionet2012.textproto):
+#   paper        the paper's features: no missing-value indicators, the recipe before tune
+#   indicators   the recipe before tune, with missing-value indicators
+#   adamw        indicators + training.weight_decay=0.01
+#   early        indicators + training.epochs=60 training.early_stopping_patience=8
+#   tokens       indicators + the FEATURE_TOKENS encoder on every modality
+#   shipped      the shipped config (chosen by flexmoe tune, docs/benchmarks.md)
+#   ensembles    the shipped config as 5 ensembles of 5 seeds (seeds 1-25): the ensemble
+#                test AUC's mean +- std over the 5
 # Run from the repository root after launch/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,33 +39,68 @@ export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
 mkdir -p "$out"
 
+# The recipe before tune (the shipped config's fields it changed, set back).
+before="model.hidden_dim=64 model.patches=8 model.dropout=0.3 training.lr=5e-4 training.weight_decay=0 training.batch_size=32"
+tokens=""
+for m in 0 1 2 3 4; do tokens="$tokens data.modalities[$m].encoder=FEATURE_TOKENS"; done
 declare -A sets=(
+  [paper]="$before data.missing_indicators=false data.prepared_dir=data/physionet2012/prepared-paper"
+  [indicators]="$before"
+  [adamw]="$before training.weight_decay=0.01"
+  [early]="$before training.epochs=60 training.early_stopping_patience=8"
+  [tokens]="$before$tokens"
   [shipped]=""
-  [indicators]="data.missing_indicators=true data.prepared_dir=data/physionet2012/prepared-indicators"
-  [adamw]="training.weight_decay=0.01"
-  [early]="training.epochs=60 training.early_stopping_patience=8"
 )
-order=(shipped indicators adamw early)
+order=(paper indicators adamw early tokens shipped ensembles)
+
+# "mean +- std" (population) of the numbers on stdin, in %.
+mean_std() {
+  /usr/bin/python3 -c 'import sys, numpy as np; v = 100 * np.array([float(x) for x in sys.stdin.read().split()]); print(f"{v.mean():.2f} +- {v.std():.2f}")'
+}
+# The mean best validation AUC of a run directory's seeds.
+validation_auc() {
+  cat "$1"/seed-*/metrics.jsonl | grep '"event":"test"' |
+    /usr/bin/python3 -c 'import sys, json; print(" ".join(str(json.loads(l)["validation"]["auc"]) for l in sys.stdin))' | mean_std
+}
+ensemble_auc() {
+  /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["test"]["auc"])' "$1/ensemble.json"
+}
 
 table="$out/options.md"
 {
-  echo "| option | overrides | test AUC (mean +- std over seeds $seeds, %) | ACC | F1 | seconds |"
-  echo "|---|---|---|---|---|---|"
+  echo "| option | overrides | mean best validation AUC | test AUC (mean +- std over seeds $seeds, %) | ACC | F1 | ensemble test AUC | seconds |"
+  echo "|---|---|---|---|---|---|---|---|"
 } > "$table.new"
+train() {  # NAME RUN_DIR SEEDS OVERRIDES...
+  local name=$1 run=$2 s=$3
+  shift 3
+  build/flexmoe prepare --config "$config" "$@" > /dev/null
+  build/flexmoe train --config "$config" --workers "$workers" --set "run.dir=$run" \
+    --set "training.seeds=$s" "$@" > "$run.log" 2>&1
+}
 for name in "${order[@]}"; do
-  [ -n "$only" ] && [ "$only" != "$name" ] && continue
+  if [ -n "$only" ] && ! grep -qw -- "$name" <<< "${only//,/ }"; then continue; fi
+  start=$(date +%s)
+  if [ "$name" = ensembles ]; then
+    aucs=""
+    for first in 1 6 11 16 21; do
+      train "$name" "$out/ensemble-$first" "$(seq -s, "$first" $((first + 4)))"
+      aucs="$aucs $(ensemble_auc "$out/ensemble-$first")"
+    done
+    seconds=$(( $(date +%s) - start ))
+    echo "| ensembles of 5 seeds (1-5, ..., 21-25) | shipped, training.seeds | | ensemble test AUC over 5 ensembles: $(mean_std <<< "$aucs") | | | ($aucs) | $seconds |" | tee -a "$table.new"
+    continue
+  fi
   args=()
   for s in ${sets[$name]}; do args+=(--set "$s"); done
-  build/flexmoe prepare --config "$config" "${args[@]}" > /dev/null
-  start=$(date +%s)
-  build/flexmoe train --config "$config" --workers "$workers" --set "run.dir=$out/$name" \
-    --set "training.seeds=$seeds" "${args[@]}" > "$out/$name.log" 2>&1
+  train "$name" "$out/$name" "$seeds" "${args[@]}"
   seconds=$(( $(date +%s) - start ))
   line=$(grep "^test over" "$out/$name.log" | tail -1)
   acc=$(sed -E 's/.*ACC ([^,]*),.*/\1/' <<< "$line")
   f1=$(sed -E 's/.*F1 ([^,]*),.*/\1/' <<< "$line")
   auc=$(sed -E 's/.*AUC (.*)$/\1/' <<< "$line")
-  echo "| $name | ${sets[$name]:-none} | $auc | $acc | $f1 | $seconds |" | tee -a "$table.new"
+  ens=$(/usr/bin/python3 -c 'import sys; print(f"{100 * float(sys.argv[1]):.2f}")' "$(ensemble_auc "$out/$name")")
+  echo "| $name | ${sets[$name]:-none} | $(validation_auc "$out/$name") | $auc | $acc | $f1 | $ens | $seconds |" | tee -a "$table.new"
 done
 /usr/bin/python3 bench/baselines.py --prepared data/physionet2012/prepared \
   --json "$out/baselines.json" | tee "$out/baselines.txt"

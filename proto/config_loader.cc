@@ -59,6 +59,40 @@ std::vector<PathStep> SplitPath(const std::string& path) {
   return steps;
 }
 
+// The number of elements of the repeated field `prefix` names ("data.modalities").
+int RepeatedSize(const Config& config, const std::string& prefix, const std::string& path) {
+  const std::vector<PathStep> steps = SplitPath(prefix);
+  const pb::Message* message = &config;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const pb::Reflection* reflection = message->GetReflection();
+    const pb::FieldDescriptor* field = message->GetDescriptor()->FindFieldByName(steps[i].name);
+    if (field == nullptr) {
+      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": ", message->GetDescriptor()->name(),
+           " has no field '", steps[i].name, "'");
+    }
+    if (i + 1 == steps.size()) {
+      if (!field->is_repeated() || steps[i].index >= 0) {
+        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": [*] follows '", steps[i].name,
+             "', which is not a list");
+      }
+      return reflection->FieldSize(*message, field);
+    }
+    if (field->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", steps[i].name, "' has no fields");
+    }
+    if (field->is_repeated()) {
+      if (steps[i].index < 0 || steps[i].index >= reflection->FieldSize(*message, field)) {
+        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", steps[i].name,
+             "' needs an index in range");
+      }
+      message = &reflection->GetRepeatedMessage(*message, field, steps[i].index);
+    } else {
+      message = &reflection->GetMessage(*message, field);
+    }
+  }
+  return 0;
+}
+
 void ApplyOverride(Config* config, const std::string& assignment) {
   size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -66,6 +100,17 @@ void ApplyOverride(Config* config, const std::string& assignment) {
   }
   std::string path = assignment.substr(0, eq);
   std::string value = assignment.substr(eq + 1);
+  // "list[*].field=v": the same value on every element of the list.
+  if (const size_t star = path.find("[*]"); star != std::string::npos) {
+    const std::string prefix = path.substr(0, star);
+    const int n = RepeatedSize(*config, prefix, path);
+    if (n == 0) Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", prefix, "' is empty");
+    for (int i = 0; i < n; ++i) {
+      ApplyOverride(config,
+                    prefix + "[" + std::to_string(i) + "]" + path.substr(star + 3) + "=" + value);
+    }
+    return;
+  }
   std::vector<PathStep> steps = SplitPath(path);
   pb::Message* message = config;
   for (size_t i = 0; i < steps.size(); ++i) {

@@ -59,6 +59,18 @@ TEST(ConfigLoaderTest, OverridesSetScalarsEnumsAndRepeatedElements) {
   EXPECT_DOUBLE_EQ(c.training().class_weights(1), 0.75);
 }
 
+TEST(ConfigLoaderTest, AStarSetsEveryElementOfAList) {
+  config::Config c =
+      ParseConfig(kBase, "c.textproto", {"data.modalities[*].encoder=FEATURE_TOKENS"});
+  ASSERT_EQ(c.data().modalities_size(), 2);
+  for (const auto& m : c.data().modalities()) EXPECT_EQ(m.encoder(), config::FEATURE_TOKENS);
+  EXPECT_NE(ErrorOf(kBase, {"data.modalitiez[*].encoder=PATCH"}).find("no field 'modalitiez'"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(kBase, {"training.epochs[*]=3"}).find("not a list"), std::string::npos);
+  EXPECT_NE(ErrorOf(kBase, {"data.modalities[*].encoder=NOPE"}).find("data.modalities[0].encoder"),
+            std::string::npos);
+}
+
 TEST(ConfigLoaderTest, SyntaxErrorNamesFileAndLine) {
   std::string text = kBase;
   text += "training {\n  epochs: three\n}\n";
