@@ -77,7 +77,7 @@ void WriteBestConfig(const TuneOptions& options, const TuneResult& result,
   text << "# flexmoe tune: the best of " << result.trials.size() << " trials in " << options.out_dir
        << " (trials.csv), by " << best.fold_scores.size() << "-fold cross-validated validation "
        << result.metric << " " << Number(best.mean) << " +- " << Number(best.std)
-       << ".\n# Base: " << options.config_path;
+       << ".\n# Base: " << options.config_origin;
   for (const std::string& o : options.overrides) text << " --set " << o;
   text << "\n# Trial " << best.trial.number << ": " << TrialLabel(best.trial) << "\n";
   text << ConfigToText(config);

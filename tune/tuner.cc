@@ -15,6 +15,7 @@
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/child_process.h"
+#include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
 #include "data_loader/prepare.h"
 #include "data_loader/shard.h"
@@ -47,7 +48,7 @@ void PrepareFolds(const TuneOptions& o, const config::Config& base, int k, uint6
   const std::string& dir = base.data().prepared_dir();
   if (!fs::exists(dir + "/" + kMetaFile)) {
     Fail(ErrorCode::kNotFound, dir, ": no prepared dataset (data.prepared_dir); run: flexmoe ",
-         "prepare --config ", o.config_path);
+         "prepare --config ", o.config_origin);
   }
   const PreparedDataset prepared = PreparedDataset::Open(dir);
   const std::vector<int> folds = AssignFolds(prepared.index, k, seed);
@@ -261,9 +262,20 @@ void Summarise(TrialResult* r) {
   r->std = m.std;
 }
 
+// Copies the config into OUT under a name that carries its text's CRC32C.
+std::string SnapshotConfig(const std::string& path, const std::string& out_dir) {
+  const std::string text = ReadFile(path);
+  char name[48];
+  std::snprintf(name, sizeof(name), "/config-%08x.textproto", Crc32c(text.data(), text.size()));
+  WriteFileAtomically(out_dir + name, text);
+  return out_dir + name;
+}
+
 }  // namespace
 
-TuneResult RunTune(const TuneOptions& o, std::ostream* progress) {
+TuneResult RunTune(const TuneOptions& options, std::ostream* progress) {
+  TuneOptions o = options;
+  o.config_origin = options.config_path;
   const tune::Space space = LoadSpace(o.space_path);
   const config::Config base = LoadConfig(o.config_path, o.overrides);
   std::vector<Trial> trials = MakeTrials(space, o.max_trials);
@@ -284,6 +296,7 @@ TuneResult RunTune(const TuneOptions& o, std::ostream* progress) {
   TuneResult result;
   result.metric = MetricKey(base.training().selection());
   fs::create_directories(o.out_dir);
+  o.config_path = SnapshotConfig(o.config_origin, o.out_dir);
   PrepareFolds(o, base, space.folds(), space.seed(), progress);
   for (const Trial& t : trials) {
     TrialResult r;

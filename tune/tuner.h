@@ -15,6 +15,11 @@ namespace flexmoe {
 
 struct TuneOptions {
   std::string config_path;
+  // Set by RunTune: trials read a copy of the config in OUT (config-<CRC32C>.textproto), so
+  // editing the file during a search changes no trial, and a resumed search reuses a fold
+  // only if the config's text is the same; config_path then names the copy and
+  // config_origin the file given.
+  std::string config_origin;
   std::vector<std::string> overrides;  // the command line's --set, applied to every trial
   std::string space_path;
   int max_trials = 0;

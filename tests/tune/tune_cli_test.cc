@@ -50,10 +50,10 @@ class TuneCliTest : public ::testing::Test {
   }
 
   static std::vector<std::string> Tune(const std::string& space_text, const std::string& out,
-                                       int epochs = 2) {
+                                       int epochs = 2, const std::string& config = kConfig) {
     const std::string space = out + ".space";
     WriteFileAtomically(space, space_text);
-    std::vector<std::string> argv = {kBinary, "tune",     "--config", kConfig, "--space",
+    std::vector<std::string> argv = {kBinary, "tune",     "--config", config,  "--space",
                                      space,   "--trials", "2",        "--out", out};
     const std::vector<std::string> set = Set(epochs);
     argv.insert(argv.end(), set.begin(), set.end());
@@ -121,6 +121,15 @@ TEST_F(TuneCliTest, GridOverFoldsWritesTrialsAndABestConfigThatLoads) {
   EXPECT_NE(again.output.find("(reused)"), std::string::npos) << again.output;
   EXPECT_EQ(Lines(ReadFile(out + "/trials.csv"))[1].substr(0, csv[1].rfind(',')),
             csv[1].substr(0, csv[1].rfind(',')));
+
+  // The trials read tune's copy of the config: a config whose text differs is a new
+  // search, whatever its path (here the same settings and one more comment line).
+  const std::string edited = dir_->Path("edited.textproto");
+  WriteFileAtomically(edited, ReadFile(kConfig) + "# edited\n");
+  auto changed = RunCommand(Tune(kGrid, out, 2, edited), 600, kEnv);
+  ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  EXPECT_EQ(changed.output.find("(reused)"), std::string::npos) << changed.output;
+  EXPECT_NE(ReadFile(out + "/best.textproto").find("# Base: " + edited), std::string::npos);
 }
 
 TEST_F(TuneCliTest, ABadFieldIsRefusedBeforeAnythingRuns) {
