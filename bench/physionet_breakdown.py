@@ -3,7 +3,7 @@
 
     /usr/bin/python3 bench/physionet_breakdown.py --prepared data/physionet2012/prepared
         [--config configs/physionet2012.textproto --flexmoe-binary build/flexmoe]
-        [--fractions 0.25,0.5,1] [--seeds 1,2] [--out DIR] [--json OUT]
+        [--fractions 0.25,0.5,1] [--seeds 1,2] [--sections 1,2,3] [--out DIR] [--json OUT]
 
 On flexmoe's split (bench/baselines.py reads it), with the baselines' hyperparameters chosen
 on validation once, on the full training split:
@@ -117,8 +117,10 @@ def main():
     parser.add_argument("--fractions", default="0.25,0.5,1")
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--out", default="bench-out/breakdown")
+    parser.add_argument("--sections", default="1,2,3", help="which of the three analyses")
     parser.add_argument("--json")
     args = parser.parse_args()
+    sections = {int(x) for x in args.sections.split(",")}
     summary, data = baselines.load(args.prepared)
     chosen = {}
     for name, candidates in (("logreg", baselines.logreg_candidates()),
@@ -127,10 +129,24 @@ def main():
         chosen[name] = model
         print(f"{name}: {label} (chosen on validation)")
     results = {"feature_groups": {}, "missing_values": {}, "learning_curve": {}}
+    print(flush=True)
 
+    full = {n: test_auc(m, data) for n, m in chosen.items()}
+    if 1 in sections:
+        feature_group_section(summary, data, chosen, full, results)
+    if 2 in sections:
+        missing_value_section(data, chosen, full, results)
+    if 3 in sections:
+        learning_curve_section(args, data, chosen, results)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+def feature_group_section(summary, data, chosen, full, results):
     print("\n1. test AUC (%) with one feature group left out")
     print(f"{'group':32s} {'features':>8s} {'logreg':>8s} {'hgb':>8s}")
-    full = {n: test_auc(m, data) for n, m in chosen.items()}
     print(f"{'(all features)':32s} {len(feature_names(summary)):8d} "
           f"{100 * full['logreg']:8.2f} {100 * full['hgb']:8.2f}")
     n_features = len(feature_names(summary))
@@ -140,6 +156,8 @@ def main():
         results["feature_groups"][g] = {"features": len(cols), **aucs}
         print(f"{'- ' + g:32s} {len(cols):8d} {100 * aucs['logreg']:8.2f} {100 * aucs['hgb']:8.2f}")
 
+
+def missing_value_section(data, chosen, full, results):
     print("\n2. missing values: test AUC (%)")
     c = chosen["logreg"].named_steps["logisticregression"].C
     no_indicator = make_pipeline(SimpleImputer(strategy="mean", add_indicator=False),
@@ -152,6 +170,8 @@ def main():
         print(f"{k:40s} {100 * v:8.2f}")
     results["missing_values"] = mv
 
+
+def learning_curve_section(args, data, chosen, results):
     print("\n3. learning curve: test AUC (%) against the training fraction")
     fractions = [float(f) for f in args.fractions.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -169,10 +189,6 @@ def main():
         results["learning_curve"][f"{fraction:g}"] = point
         line = f"{fraction:8g} {len(rows):8d} {100 * point['logreg']:8.2f} {100 * point['hgb']:8.2f}"
         print(line + (f" {100 * point['flexmoe']:8.2f}" if args.config else ""), flush=True)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
-    return 0
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ train() {  # NAME RUN_DIR SEEDS OVERRIDES...
   local name=$1 run=$2 s=$3
   shift 3
   build/flexmoe prepare --config "$config" "$@" > /dev/null
+  rm -rf "$run"  # a fresh run: an old one's records would mix into the figures
   build/flexmoe train --config "$config" --workers "$workers" --set "run.dir=$run" \
     --set "training.seeds=$s" "$@" > "$run.log" 2>&1
 }

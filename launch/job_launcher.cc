@@ -24,6 +24,7 @@
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
 #include "inference/report.h"
+#include "launch/preemption.h"
 #include "proto/config_loader.h"
 #include "trainer/train_manifest.h"
 
@@ -41,14 +42,8 @@ extern "C" void OnLauncherInterrupt(int) { interrupts = interrupts + 1; }
 extern "C" void OnLauncherTerminate(int signal) { terminate_signal = signal; }
 
 void CatchLauncherSignals() {
-  struct sigaction action = {};
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  action.sa_handler = OnLauncherInterrupt;
-  sigaction(SIGINT, &action, nullptr);
-  action.sa_handler = OnLauncherTerminate;
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGUSR1, &action, nullptr);
+  CatchSignals(OnLauncherInterrupt, {SIGINT});
+  CatchSignals(OnLauncherTerminate, {SIGTERM, SIGUSR1});
 }
 
 double Since(Clock::time_point t) {

@@ -16,17 +16,17 @@ extern "C" void OnCheckpointSignal(int) { checkpoint_signals = checkpoint_signal
 
 }  // namespace
 
-void CatchPreemptionSignals(bool checkpoint_signal) {
+void CatchSignals(void (*handler)(int), std::initializer_list<int> signals) {
   struct sigaction action = {};
-  action.sa_handler = OnPreemptionSignal;
+  action.sa_handler = handler;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGUSR1, &action, nullptr);
-  if (checkpoint_signal) {
-    action.sa_handler = OnCheckpointSignal;
-    sigaction(SIGUSR2, &action, nullptr);
-  }
+  for (int signal : signals) sigaction(signal, &action, nullptr);
+}
+
+void CatchPreemptionSignals(bool checkpoint_signal) {
+  CatchSignals(OnPreemptionSignal, {SIGTERM, SIGUSR1});
+  if (checkpoint_signal) CatchSignals(OnCheckpointSignal, {SIGUSR2});
 }
 
 int PreemptionSignal() { return caught_signal; }

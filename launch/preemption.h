@@ -5,10 +5,16 @@
 // so every rank checkpoints and stops at the same step.
 #pragma once
 
+#include <initializer_list>
+
 #include "cluster/coord/client.h"
 #include "trainer/trainer.h"
 
 namespace flexmoe {
+
+// Installs `handler` (which only sets a flag) for each of `signals`, with SA_RESTART: the
+// one way the launch commands catch signals.
+void CatchSignals(void (*handler)(int), std::initializer_list<int> signals);
 
 // Installs the SIGTERM and SIGUSR1 handlers of this process (they only set a flag), and
 // SIGUSR2's (a checkpoint request, counted) when `checkpoint_signal`.

@@ -9,6 +9,7 @@
 
 #include "cluster/base/error.h"
 #include "launch/args.h"
+#include "launch/preemption.h"
 #include "tune/tune_results.h"
 #include "tune/tuner.h"
 
@@ -19,14 +20,7 @@ namespace {
 volatile std::sig_atomic_t stop_signal = 0;
 extern "C" void OnTuneSignal(int signal) { stop_signal = signal; }
 
-void CatchTuneSignals() {
-  struct sigaction action = {};
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  action.sa_handler = OnTuneSignal;
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
+void CatchTuneSignals() { CatchSignals(OnTuneSignal, {SIGINT, SIGTERM}); }
 
 }  // namespace
 
