@@ -3,6 +3,7 @@
 #include "launch/tune_command.h"
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -41,7 +42,12 @@ int TuneCommand(int argc, char** argv) {
   options.threads = args.GetInt("threads", 1);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.parallel = args.GetInt("parallel", std::max(1, cores / std::max(1, options.threads)));
-  options.trial_timeout_s = std::stod(args.Get("trial-timeout-s", "7200"));
+  const std::string timeout = args.Get("trial-timeout-s", "7200");
+  char* end = nullptr;
+  options.trial_timeout_s = std::strtod(timeout.c_str(), &end);
+  if (end == timeout.c_str() || *end != '\0') {
+    Fail(ErrorCode::kInvalidArgument, "tune: --trial-timeout-s '", timeout, "' is not a number");
+  }
   if (options.max_trials < 1 || options.threads < 1 || options.parallel < 1 ||
       !(options.trial_timeout_s > 0)) {
     Fail(ErrorCode::kInvalidArgument,

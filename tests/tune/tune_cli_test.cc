@@ -141,6 +141,12 @@ TEST_F(TuneCliTest, ABadFieldIsRefusedBeforeAnythingRuns) {
       << r.output;
   EXPECT_NE(r.output.find("hidden_dimm"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
+  std::vector<std::string> argv = Tune(kGrid, out);
+  argv.insert(argv.end(), {"--trial-timeout-s", "soon"});
+  auto timeout = RunCommand(argv, 60, kEnv);
+  EXPECT_EQ(timeout.exit_code, 2) << timeout.output;
+  EXPECT_NE(timeout.output.find("--trial-timeout-s 'soon' is not a number"), std::string::npos)
+      << timeout.output;
   auto syntax =
       RunCommand(Tune("folds: 2\nparams { field: \"model.dropout\" vals: 1 }\n", out), 60, kEnv);
   EXPECT_EQ(syntax.exit_code, 2) << syntax.output;
