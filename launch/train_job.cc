@@ -3,7 +3,6 @@
 
 #include <glog/logging.h>
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -16,6 +15,7 @@
 #include "launch/train_command.h"
 #include "trainer/evaluate.h"
 #include "trainer/metrics.h"
+#include "trainer/train_log.h"
 #include "trainer/train_manifest.h"
 
 namespace flexmoe {
@@ -35,11 +35,6 @@ GroupedMetrics EnsembleMetrics(const std::vector<const EvalResult*>& members, in
                                num_groups);
 }
 
-nlohmann::json MetricsJson(const ClassificationMetrics& m) {
-  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
-  return {{"n", m.count}, {"acc", num(m.accuracy)}, {"f1", num(m.macro_f1)}, {"auc", num(m.auc)}};
-}
-
 // Prints the ensemble's validation and test metrics and writes RUN_DIR/ensemble.json.
 void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainResult>& results,
                     const PreparedDataset& prepared, const std::string& run_dir,
@@ -56,11 +51,11 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
   nlohmann::json per_combination = nlohmann::json::object();
   const std::vector<std::string> names = CombinationNames(prepared);
   for (int c = 0; c < c_count; ++c) {
-    if (t.groups[c].count > 0) per_combination[names[c]] = MetricsJson(t.groups[c]);
+    if (t.groups[c].count > 0) per_combination[names[c]] = MetricsRecordJson(t.groups[c]);
   }
   const nlohmann::json json = {{"seeds", seeds},
-                               {"validation", MetricsJson(v.overall)},
-                               {"test", MetricsJson(t.overall)},
+                               {"validation", MetricsRecordJson(v.overall)},
+                               {"test", MetricsRecordJson(t.overall)},
                                {"test_per_combination", per_combination}};
   RunOnRankZero(world,
                 [&] { WriteFileAtomically(run_dir + "/ensemble.json", json.dump(1) + "\n"); });

@@ -13,9 +13,7 @@
 #include "cluster/metrics/step_records.h"
 
 namespace flexmoe {
-namespace {
-
-nlohmann::json MetricsJson(const ClassificationMetrics& m) {
+nlohmann::json MetricsRecordJson(const ClassificationMetrics& m) {
   auto number = [](double v) {
     return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
   };
@@ -24,8 +22,6 @@ nlohmann::json MetricsJson(const ClassificationMetrics& m) {
           {"f1", number(m.macro_f1)},
           {"auc", number(m.auc)}};
 }
-
-}  // namespace
 
 std::string FormatDuration(double seconds) {
   int s = static_cast<int>(std::lround(std::max(0.0, seconds)));
@@ -114,7 +110,7 @@ void MetricsLog::AfterEpoch(const EpochRecord& record, const TrainState& state) 
                       {"exchange", 1e3 * record.exchange_s},
                       {"reduce", 1e3 * record.reduce_s},
                       {"data", 1e3 * record.data_s}}},
-                    {"validation", MetricsJson(record.validation.metrics.overall)},
+                    {"validation", MetricsRecordJson(record.validation.metrics.overall)},
                     {"best_epoch", state.progress.best.epoch}});
 }
 
@@ -124,8 +120,8 @@ void MetricsLog::AfterTraining(const TrainResult& result) {
                     {"seed", seed_},
                     {"workers", workers_},
                     {"best_epoch", result.best_epoch},
-                    {"validation", MetricsJson(result.best_validation.metrics.overall)},
-                    {"test", MetricsJson(result.test.metrics.overall)},
+                    {"validation", MetricsRecordJson(result.best_validation.metrics.overall)},
+                    {"test", MetricsRecordJson(result.test.metrics.overall)},
                     {"temperature", result.temperature},
                     {"epochs_run", result.epochs_run},
                     {"early_stopped", result.early_stopped},

@@ -18,6 +18,9 @@
 
 namespace flexmoe {
 
+// Metrics as metrics.jsonl writes them: {"n", "acc", "f1", "auc"}, null where undefined.
+nlohmann::json MetricsRecordJson(const ClassificationMetrics& m);
+
 // The metrics records of a run, from every worker, into a MetricsSink: at every
 // metrics.log_every_steps steps (and each epoch's last) a step record of this worker's
 // window (samples, step-time split, tokens per (layer, expert, combination)); on worker 0
