@@ -2,7 +2,8 @@
 // expert-parallel MoE layer (experts/expert_parallel.h) at world size 1, its token exchange
 // over the NCCL communicator (bootstrapped over a SelfCommunicator, as tests/cluster/nccl_test.cc
 // does), of the same layer with no communicator (all experts local), and of a dense FFN of the
-// same active size (hidden width k * 2D) on the same tokens. bench/gpu_check.sh runs it.
+// same active size (hidden width k * 2D) on the same tokens; and, as the same run's
+// "before", the local layer with one GEMM pair per expert. bench/gpu_check.sh runs it.
 // Usage: moe_layer_gpu_bench [--tokens T] [--dim D] [--experts E] [--top_k K] [--iters I]
 //                            [--warmup W] [--cpu_dry_run 1]
 // --cpu_dry_run 1 runs the same sequence on the CPU with a SelfCommunicator in place of NCCL
@@ -200,6 +201,23 @@ int Main(int argc, char** argv) {
     std::printf("MoE layer (no communicator, experts local): %.3f ms/step, %.0f tokens/s\n",
                 1e3 * local_s, f.tokens / local_s);
   }
+  // The same layer with one GEMM pair per expert (GroupedExperts::ForwardPerExpert, the
+  // path CUDA rows took before the padded batched GEMMs): the "before" of the same run.
+  GroupedExpertsImpl& experts = *moe->experts();
+  const double per_expert_s = time_it("MoE (local experts, per-expert GEMMs)", [&] {
+    MoeOutput out = RunMoe(
+        *moe->router(),
+        [&experts](const at::Tensor& rows, const std::vector<int64_t>& counts) {
+          return experts.ForwardPerExpert(rows, counts);
+        },
+        RouterStatsReducer(), x, noise, combination, at::Tensor(), 1, true);
+    (out.output.sum() + out.aux_loss).backward();
+  });
+  if (per_expert_s > 0) {
+    std::printf(
+        "MoE layer (experts local, one GEMM pair per expert): %.3f ms/step, %.0f tokens/s\n",
+        1e3 * per_expert_s, f.tokens / per_expert_s);
+  }
   const double dense_s =
       time_it("dense FFN", [&] { at::gelu(x.matmul(w1)).matmul(w2).sum().backward(); });
   if (dense_s > 0) {
@@ -208,19 +226,21 @@ int Main(int argc, char** argv) {
   }
   const bool ok = moe_s > 0 && local_s > 0 && dense_s > 0;
   if (ok) {
-    std::printf("MoE/dense time: %.2f (expert-parallel), %.2f (local)\n", moe_s / dense_s,
-                local_s / dense_s);
+    std::printf(
+        "MoE/dense time: %.2f (expert-parallel), %.2f (local), %.2f (local, per-expert GEMMs)\n",
+        moe_s / dense_s, local_s / dense_s, per_expert_s / dense_s);
   }
   auto rate = [&](double s) { return s > 0 ? f.tokens / s : 0.0; };
   std::printf(
       "{\"bench\": \"moe_layer_gpu\", \"device\": \"%s\", \"ranks\": 1, \"tokens\": %ld, "
       "\"dim\": %ld, \"experts\": %ld, \"top_k\": %ld, \"iters\": %ld, \"ok\": %s, "
       "\"moe_ms\": %.4f, \"moe_exchange_ms\": %.4f, \"moe_tokens_per_s\": %.0f, "
-      "\"moe_local_tokens_per_s\": %.0f, \"dense_tokens_per_s\": %.0f, "
-      "\"moe_over_dense_time\": %.3f}\n",
+      "\"moe_local_tokens_per_s\": %.0f, \"moe_per_expert_tokens_per_s\": %.0f, "
+      "\"dense_tokens_per_s\": %.0f, \"moe_over_dense_time\": %.3f, "
+      "\"local_over_dense_time\": %.3f}\n",
       device_name.c_str(), f.tokens, f.dim, f.experts, f.top_k, f.iters, ok ? "true" : "false",
-      moe_s > 0 ? 1e3 * moe_s : 0.0, 1e3 * exchange_s, rate(moe_s), rate(local_s), rate(dense_s),
-      ok ? moe_s / dense_s : 0.0);
+      moe_s > 0 ? 1e3 * moe_s : 0.0, 1e3 * exchange_s, rate(moe_s), rate(local_s),
+      rate(per_expert_s), rate(dense_s), ok ? moe_s / dense_s : 0.0, ok ? local_s / dense_s : 0.0);
   return ok ? 0 : 1;
 }
 

@@ -151,22 +151,38 @@ DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts
     }
     return plan;
   }
-  at::Tensor flat = top_indices.reshape({-1});
-  if (flat.numel() > 0) {
-    const int64_t lo = flat.min().item<int64_t>();
-    const int64_t hi = flat.max().item<int64_t>();
-    if (lo < 0 || hi >= num_experts) {
-      Fail(ErrorCode::kInvalidArgument, "MakeDispatchPlan: expert ids must be in [0, ", num_experts,
-           "), got [", lo, ", ", hi, "]");
-    }
+  return MakeDispatchPlanTensorOps(top_indices, num_experts);
+}
+
+DispatchPlan MakeDispatchPlanTensorOps(const at::Tensor& top_indices, int64_t num_experts) {
+  if (top_indices.dim() != 2 || top_indices.scalar_type() != at::kLong || top_indices.size(1) < 1 ||
+      num_experts < 1) {
+    Fail(ErrorCode::kInvalidArgument, "MakeDispatchPlanTensorOps: top_indices must be [T, k >= 1] ",
+         "int64 and num_experts >= 1, got ", top_indices.sizes(), " ", top_indices.scalar_type(),
+         ", ", num_experts);
   }
+  DispatchPlan plan;
+  plan.num_tokens = top_indices.size(0);
+  plan.top_k = top_indices.size(1);
+  const at::Tensor flat = top_indices.reshape({-1});
+  // Counts per expert, with ids out of range in an extra bin E; the E + 1 counts come to the
+  // host in one copy, the plan's only synchronisation (the exchange needs the counts).
+  const at::Tensor in_range = flat.ge(0).logical_and(flat.lt(num_experts));
+  const at::Tensor bins = at::where(in_range, flat, at::full_like(flat, num_experts));
+  const at::Tensor counts =
+      at::zeros({num_experts + 1}, flat.options()).scatter_add_(0, bins, at::ones_like(flat));
+  // A stable sort by expert keeps each expert's rows in assignment (token, slot) order.
   plan.sorted_order = std::get<1>(at::sort(flat, /*stable=*/true, /*dim=*/0, /*descending=*/false));
   plan.inverse_order =
       at::empty_like(plan.sorted_order)
           .scatter_(0, plan.sorted_order, at::arange(flat.numel(), plan.sorted_order.options()));
-  plan.token_of_row = at::div(plan.sorted_order, plan.top_k == 0 ? 1 : plan.top_k, "floor");
-  at::Tensor counts = at::bincount(flat, {}, num_experts).to(at::kCPU).contiguous();
-  const int64_t* data = counts.data_ptr<int64_t>();
+  plan.token_of_row = at::div(plan.sorted_order, plan.top_k, "floor");
+  const at::Tensor host = counts.to(at::kCPU).contiguous();
+  const int64_t* data = host.data_ptr<int64_t>();
+  if (data[num_experts] > 0) {
+    Fail(ErrorCode::kInvalidArgument, "MakeDispatchPlan: expert ids must be in [0, ", num_experts,
+         "), got ", data[num_experts], " outside");
+  }
   plan.counts.assign(data, data + num_experts);
   return plan;
 }

@@ -20,8 +20,15 @@ struct DispatchPlan {
   int64_t top_k = 0;            // k
 };
 
-// top_indices [T, k] int64 with values in [0, num_experts).
+// top_indices [T, k] int64 with values in [0, num_experts). Host tensors: a counting sort;
+// others: MakeDispatchPlanTensorOps.
 DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts);
+
+// The same plan from tensor ops on top_indices' device (a stable sort, a scatter, a
+// scatter-add of the counts): no host synchronisation but the one copy of the E counts (and
+// of the count of ids out of range) to the host. Runs on host tensors too (the tests compare
+// it with the counting sort).
+DispatchPlan MakeDispatchPlanTensorOps(const at::Tensor& top_indices, int64_t num_experts);
 
 // x [T, D] -> [T*k, D]: row i is x[token_of_row[i]] (differentiable in x).
 at::Tensor Permute(const at::Tensor& x, const DispatchPlan& plan);

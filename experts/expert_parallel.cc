@@ -6,8 +6,10 @@
 
 #include <chrono>
 #include <numeric>
+#include <string>
 
 #include "cluster/base/error.h"
+#include "experts/host_index.h"
 
 namespace flexmoe {
 namespace {
@@ -160,10 +162,13 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
     // with the NCCL backend) before use.
     const at::Device device = rows.device();
     at::Tensor owner_order = GatherIndex(blocks, offset[e_count]);
-    at::Tensor by_owner = rows.index_select(0, owner_order.to(device));
+    at::Tensor by_owner = rows.index_select(0, HostIndexTo(owner_order, device));
 
     // 2. Counts first: every rank learns how many rows of each expert every rank sends.
-    at::Tensor my_counts = at::tensor(counts, at::kLong).to(device);
+    //    They are host values: a group that takes host tensors (MPI, or a routed world's
+    //    host side) gets them as they are; a pure NCCL group gets them on the device.
+    at::Tensor my_counts = at::tensor(counts, at::kLong);
+    if (std::string(ep.backend()) == "nccl") my_counts = my_counts.to(device);
     at::Tensor all_counts;
     {
       ExchangeTimer timer(stats);
@@ -205,16 +210,17 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
       }
     }
     at::Tensor group_order = GatherIndex(grouped_blocks, position);
-    at::Tensor y = local_step(received.index_select(0, group_order.to(device)), local_counts);
+    at::Tensor y =
+        local_step(received.index_select(0, HostIndexTo(group_order, device)), local_counts);
 
     // 5. Back to source-major order, back to the senders, back to expert order.
-    at::Tensor returned =
-        AllToAllWithGrad(y.index_select(0, Inverse(group_order).to(device)), recv, send, ep, stats);
+    at::Tensor returned = AllToAllWithGrad(
+        y.index_select(0, HostIndexTo(Inverse(group_order), device)), recv, send, ep, stats);
     if (stats != nullptr) {
       stats->rows_sent += offset[e_count];
       stats->rows_received += position;
     }
-    return returned.index_select(0, Inverse(owner_order).to(device));
+    return returned.index_select(0, HostIndexTo(Inverse(owner_order), device));
   };
 }
 

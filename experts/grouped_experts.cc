@@ -12,6 +12,7 @@
 #include "cluster/base/error.h"
 #include "experts/cpu_blas.h"
 #include "experts/gelu.h"
+#include "experts/host_index.h"
 #include "experts/param_init.h"
 
 namespace flexmoe {
@@ -196,7 +197,42 @@ at::Tensor GroupedExpertsImpl::Forward(const at::Tensor& x_sorted,
   if (fused && w1_.scalar_type() == x_sorted.scalar_type()) {
     return GroupedFfnFunction::apply(x_sorted, w1_, b1_, w2_, b2_, counts);
   }
-  return ForwardPerExpert(x_sorted, counts);
+  return ForwardPadded(x_sorted, counts);
+}
+
+namespace {
+
+// Slot of each row in the [n, most] padded layout: expert i's j-th row goes to i * most + j.
+// Built on the host from the counts, copied to `device` without a synchronisation.
+at::Tensor PaddedSlots(const std::vector<int64_t>& counts, int64_t most, int64_t rows,
+                       const at::Device& device) {
+  at::Tensor slots = at::empty({rows}, at::kLong);
+  int64_t* out = slots.data_ptr<int64_t>();
+  int64_t r = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    for (int64_t j = 0; j < counts[i]; ++j) out[r++] = static_cast<int64_t>(i) * most + j;
+  }
+  return HostIndexTo(slots, device);
+}
+
+}  // namespace
+
+at::Tensor GroupedExpertsImpl::ForwardPadded(const at::Tensor& x_sorted,
+                                             const std::vector<int64_t>& counts) {
+  const int64_t n = num_local_experts(), rows = x_sorted.size(0), d = x_sorted.size(1);
+  int64_t most = 0;
+  for (int64_t c : counts) most = std::max(most, c);
+  if (most == 0) return ForwardPerExpert(x_sorted, counts);  // no rows: empty slices
+  // Rows scattered into [n, most, D] (padding rows zero), two batched GEMMs with the biases,
+  // and the real rows gathered back. A padding row's output is never gathered, so its
+  // gradient is zero and it adds nothing to the weights' or biases' gradients.
+  const at::Tensor slots = PaddedSlots(counts, most, rows, x_sorted.device());
+  at::Tensor padded = at::zeros({n * most, d}, x_sorted.options())
+                          .index_copy(0, slots, x_sorted)
+                          .view({n, most, d});
+  at::Tensor h = at::gelu(at::baddbmm(b1_.unsqueeze(1), padded, w1_));
+  at::Tensor y = at::baddbmm(b2_.unsqueeze(1), h, w2_);
+  return y.view({n * most, d}).index_select(0, slots);
 }
 
 at::Tensor GroupedExpertsImpl::ForwardPerExpert(const at::Tensor& x_sorted,

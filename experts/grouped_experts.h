@@ -36,10 +36,16 @@ class GroupedExpertsImpl : public torch::nn::Module {
   at::Tensor Forward(const at::Tensor& x_sorted, const std::vector<int64_t>& counts);
 
   // Host float/double tensors run as one fused autograd node (per-expert BLAS calls, see
-  // grouped_experts.cc); other devices and types run ForwardPerExpert.
+  // grouped_experts.cc); other devices and types run ForwardPadded.
 
-  // The same result from ATen ops, one addmm/GELU/addmm per expert (the path for CUDA
-  // tensors, and the reference the fused path is tested against).
+  // The same result from two batched GEMMs over the experts' rows padded to the largest
+  // count ([n, max count, D]): a fixed number of kernel launches whatever the number of
+  // experts, the path for CUDA tensors. Runs on host tensors too (tested against
+  // ForwardPerExpert).
+  at::Tensor ForwardPadded(const at::Tensor& x_sorted, const std::vector<int64_t>& counts);
+
+  // The same result from ATen ops, one addmm/GELU/addmm per expert (the reference the fused
+  // and padded paths are tested against).
   at::Tensor ForwardPerExpert(const at::Tensor& x_sorted, const std::vector<int64_t>& counts);
 
   // Runs local expert `local_index` on rows x [n, D] (reference path for tests and tools).

@@ -11,6 +11,7 @@
 #include "launch/job_launcher.h"
 #include "launch/train_job.h"
 #include "proto/config_loader.h"
+#include "trainer/device.h"
 
 namespace flexmoe {
 PreparedDataset OpenPrepared(const config::Config& config, const std::string& config_path) {
@@ -38,6 +39,8 @@ int TrainCommand(int argc, char** argv) {
   }
   options.overrides = args.overrides;
   options.config = LoadConfig(options.config_path, args.overrides);
+  // A CUDA or NCCL job this build or machine cannot run: said before anything starts.
+  CheckDeviceSupport(options.config);
   options.workers = args.GetInt("workers", options.config.cluster().workers());
   options.threads = args.GetInt("threads", 0);
   options.max_restarts = args.GetInt("max-restarts", 0);

@@ -18,6 +18,8 @@
 #include "cluster/comm/gather_bytes.h"
 #include "cluster/comm/mpi_communicator.h"
 #include "cluster/comm/mpi_session.h"
+#include "cluster/comm/nccl_communicator.h"
+#include "cluster/comm/routed_communicator.h"
 #include "cluster/coord/report_sink.h"
 #include "data_loader/decoded_dataset.h"
 #include "launch/args.h"
@@ -27,6 +29,7 @@
 #include "launch/train_job.h"
 #include "proto/config_loader.h"
 #include "trainer/compute_threads.h"
+#include "trainer/device.h"
 #include "trainer/trainer.h"
 
 namespace flexmoe {
@@ -68,7 +71,41 @@ void RefuseRanksWithoutMpi() {
 // Training after the membership: the run directory, placement and checkpoint schedule (the
 // coordinator's, when there is one), the hooks, and the seed loop.
 int TrainWithMembership(const config::Config& config_in, const std::string& path, const Args& args,
-                        Communicator& world_ref, CoordinatorClient* coordinator);
+                        Communicator& world_ref, int local_rank, CoordinatorClient* coordinator);
+
+// This rank's index among the ranks of its node (0 when no launcher says).
+int LocalRank() {
+  for (const char* name : {kEnvOmpiLocalRank, kEnvSlurmLocalId, kEnvMpichLocalRank}) {
+    const std::string value = GetEnv(name);
+    if (!value.empty()) return std::atoi(value.c_str());
+  }
+  return 0;
+}
+
+// The workers' world for training.device and cluster.backend (docs/gpu.md). On the host:
+// the MPI world itself (null here). On CUDA: the MPI world for host tensors, routed beside
+// an NCCL group on this rank's GPU (AUTO in a build with NCCL, or NCCL) or beside none
+// (MPI: CUDA tensors staged through host memory).
+std::unique_ptr<Communicator> MakeDeviceWorld(Communicator& mpi, const config::Config& config,
+                                              int local_rank, std::chrono::milliseconds timeout) {
+  CheckDeviceSupport(config);
+  if (config.training().device() != config::TrainingConfig::CUDA) return nullptr;
+  const c10::Device device = TrainingDevice(config.training().device(), local_rank);
+  const config::ClusterConfig::Backend backend = config.cluster().backend();
+  std::unique_ptr<Communicator> nccl;
+#ifdef FLEXMOE_HAVE_NCCL
+  if (backend != config::ClusterConfig::MPI)
+    nccl = MakeNcclCommunicator(mpi, device.index(), timeout);
+#endif
+  if (mpi.rank() == 0) {
+    std::cout << "device: " << DeviceName(device) << " on worker 0 (local rank " << local_rank
+              << "); collectives: "
+              << (nccl ? "NCCL for CUDA tensors, MPI for host values"
+                       : "MPI, CUDA tensors staged through host memory")
+              << "\n";
+  }
+  return std::make_unique<RoutedCommunicator>(mpi, std::move(nccl));
+}
 
 int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
   Args args = ParseArgs(argc, argv, {"config", "threads", "restart", "restart-reason"}, {"resume"});
@@ -77,7 +114,11 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
   config::Config config = LoadConfig(path, args.overrides);
   auto timeout = std::chrono::milliseconds(
       static_cast<int64_t>(config.cluster().collective_timeout_s() * 1000));
-  std::unique_ptr<Communicator> world = MakeMpiWorld(timeout, &abort);
+  std::unique_ptr<Communicator> mpi_world = MakeMpiWorld(timeout, &abort);
+  const int local_rank = LocalRank();
+  std::unique_ptr<Communicator> device_world =
+      MakeDeviceWorld(*mpi_world, config, local_rank, timeout);
+  Communicator* world = device_world ? device_world.get() : mpi_world.get();
   const int rank = world->rank();
   const bool resume = args.Has("resume");
   // With a coordinator: register, take its run directory and placement, and stop the
@@ -95,7 +136,7 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
                         }).detach();
                       });
   try {
-    return TrainWithMembership(config, path, args, *world, coordinator.get());
+    return TrainWithMembership(config, path, args, *world, local_rank, coordinator.get());
   } catch (const Error& e) {
     // The coordinator learns why before this rank goes: the job ends naming this error,
     // and every rank exits with its status.
@@ -107,7 +148,7 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
 }
 
 int TrainWithMembership(const config::Config& config_in, const std::string& path, const Args& args,
-                        Communicator& world_ref, CoordinatorClient* coordinator) {
+                        Communicator& world_ref, int local_rank, CoordinatorClient* coordinator) {
   config::Config config = config_in;
   Communicator* world = &world_ref;
   const int rank = world->rank();
@@ -133,6 +174,7 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
   options.world = world;
   options.expert_parallel_degree = config.cluster().expert_parallel_degree();
   options.threads = args.GetInt("threads", 1);
+  options.local_rank = local_rank;
   options.redraw_progress = GetEnv(kEnvProgress) == "redraw";
   options.restart = args.GetInt("restart", 0);
   options.restart_reason = args.Get("restart-reason");

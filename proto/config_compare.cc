@@ -17,12 +17,12 @@ namespace pb = google::protobuf;
 // The fields that do not change the computation (see the header).
 std::vector<const pb::FieldDescriptor*> MayChange() {
   const pb::Descriptor* c = config::Config::descriptor();
-  return {c->FindFieldByName("checkpoint"),
-          c->FindFieldByName("metrics"),
-          c->FindFieldByName("run"),
-          c->FindFieldByName("cluster"),
-          c->FindFieldByName("synth"),
-          config::TrainingConfig::descriptor()->FindFieldByName("epochs")};
+  return {c->FindFieldByName("checkpoint"), c->FindFieldByName("metrics"),
+          c->FindFieldByName("run"), c->FindFieldByName("cluster"), c->FindFieldByName("synth"),
+          config::TrainingConfig::descriptor()->FindFieldByName("epochs"),
+          // The same computation on another device (float rounding aside): a CPU
+          // checkpoint may resume on a GPU and back.
+          config::TrainingConfig::descriptor()->FindFieldByName("device")};
 }
 
 // Reports the first difference only, as "field PATH: A in the checkpoint, B now".
@@ -92,7 +92,8 @@ uint32_t ComputationHash(const config::Config& config) {
     if (field->containing_type() == config::Config::descriptor()) {
       top->ClearField(&copy, field);
     } else {
-      copy.mutable_training()->clear_epochs();
+      config::TrainingConfig* training = copy.mutable_training();
+      training->GetReflection()->ClearField(training, field);
     }
   }
   std::string text;

@@ -398,6 +398,8 @@ void Validate(Config& c, const Validator& v) {
   v.Check(cl.heartbeat_timeout_s() >= 2 * cl.heartbeat_interval_s(), "cluster.heartbeat_timeout_s",
           "at least twice heartbeat_interval_s (", cl.heartbeat_interval_s(), ")");
   v.Check(cl.max_frame_bytes() >= 1024, "cluster.max_frame_bytes", "at least 1024");
+  v.Check(cl.backend() != config::ClusterConfig::NCCL || t.device() == config::TrainingConfig::CUDA,
+          "cluster.backend", "NCCL carries CUDA tensors: it needs training.device: CUDA");
 
   const auto& ck = c.checkpoint();
   v.Check(ck.every_epochs() >= 0, "checkpoint.every_epochs", "must not be negative");

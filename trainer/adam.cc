@@ -29,13 +29,24 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void AdamUpdate(
   }
 }
 
+// The same update from ATen ops, for parameters on a device (CUDA) and, with
+// AdamOptions::tensor_ops, on the host (the tests compare the two): five kernels per tensor.
+void AdamUpdateTensorOps(const AdamCoefficients& k, at::Tensor& p, const at::Tensor& g,
+                         at::Tensor& m, at::Tensor& v) {
+  at::NoGradGuard no_grad;  // parameters are leaves that require gradients
+  m.mul_(k.b1).add_(g, k.c1);
+  v.mul_(k.b2).addcmul_(g, g, k.c2);
+  if (k.decay != 1.0f) p.mul_(k.decay);
+  p.addcdiv_(m, v.sqrt().mul_(k.inv_bias2_sqrt).add_(k.eps), -k.step_size);
+}
+
 }  // namespace
 
 FusedAdam::FusedAdam(std::vector<at::Tensor> parameters, AdamOptions options)
     : parameters_(std::move(parameters)), options_(options) {
   for (const at::Tensor& p : parameters_) {
-    CHECK(p.is_contiguous() && p.scalar_type() == at::kFloat && p.device().is_cpu())
-        << "FusedAdam needs contiguous float32 CPU parameters";
+    CHECK(p.is_contiguous() && p.scalar_type() == at::kFloat)
+        << "FusedAdam needs contiguous float32 parameters";
     exp_avg_.push_back(at::zeros_like(p));
     exp_avg_sq_.push_back(at::zeros_like(p));
   }
@@ -62,6 +73,10 @@ void FusedAdam::Step() {
     at::Tensor grad = parameters_[i].grad();
     if (!grad.defined()) continue;
     grad = grad.contiguous();
+    if (options_.tensor_ops || !parameters_[i].device().is_cpu()) {
+      AdamUpdateTensorOps(k, parameters_[i], grad, exp_avg_[i], exp_avg_sq_[i]);
+      continue;
+    }
     AdamUpdate(k, parameters_[i].numel(), parameters_[i].data_ptr<float>(), grad.data_ptr<float>(),
                exp_avg_[i].data_ptr<float>(), exp_avg_sq_[i].data_ptr<float>());
   }

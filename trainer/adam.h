@@ -1,6 +1,7 @@
 // Adam (Kingma & Ba, PyTorch's update rule, no AMSGrad; optionally AdamW's decoupled weight
-// decay) fused into one pass over each
-// parameter's memory, instead of LibTorch's five tensor ops per parameter.
+// decay). Host parameters: fused into one pass over each parameter's memory, instead of
+// LibTorch's five tensor ops per parameter. Device (CUDA) parameters: those tensor ops, on
+// the device, with the moments beside the parameters.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,9 +19,12 @@ struct AdamOptions {
   // Decoupled weight decay (AdamW, Loshchilov & Hutter; PyTorch's torch.optim.AdamW): each
   // step first multiplies every parameter by 1 - lr * weight_decay. 0: plain Adam.
   double weight_decay = 0;
+  // Host parameters too take the tensor-op path that device parameters take (the tests
+  // compare the two paths on the host).
+  bool tensor_ops = false;
 };
 
-// Not thread-safe. Parameters must be contiguous float32 CPU tensors.
+// Not thread-safe. Parameters must be contiguous float32 tensors (host or device).
 class FusedAdam {
  public:
   FusedAdam(std::vector<at::Tensor> parameters, AdamOptions options);

@@ -69,7 +69,7 @@ at::Tensor Cnn3dEncoderImpl::Encode(const at::Tensor& x, const StepKey& key, boo
     if (training) {  // Dropout3d: whole channels, per sample
       at::Tensor mask = KeyedTensor(key, RandomSite::kEncoder, modality_ * 16 + stage,
                                     {h.size(1), 1, 1, 1}, KeyedKind::kMask, 0.2);
-      h = h * mask.to(h.scalar_type());
+      h = h * mask.to(h.device(), h.scalar_type());
     }
   }
   return patches_->forward(FusedLinear(h.flatten(1), fc_->weight, fc_->bias));

@@ -39,6 +39,8 @@ EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
                     const std::vector<uint32_t>& samples, int num_classes, int num_combinations,
                     const at::Tensor& class_weights, Communicator* world) {
   torch::NoGradGuard no_grad;
+  const c10::Device device = model.device();
+  const at::Tensor weights = class_weights.defined() ? class_weights.to(at::kCPU) : class_weights;
   const int w = world != nullptr ? world->size() : 1;
   const int rank = world != nullptr ? world->rank() : 0;
   const int64_t m_count = model.num_modalities();
@@ -52,16 +54,18 @@ EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
   // Every worker runs the same number of batches (its slice may be empty).
   for (const auto& global : Batches(samples, 256 * w)) {
     DecodedBatch batch = data.Gather(SliceOf(global, rank, w));
+    // The model's input on its device; the results come back to the host.
     BatchTensors t = ToTensors(batch, data.feature_sizes());
-    ModelOutput out = model.Forward(t, key, /*training=*/false);
-    at::Tensor logp = at::log_softmax(out.logits, -1);
-    at::Tensor nll = at::nll_loss(logp, t.label, class_weights, at::Reduction::None);
+    ModelOutput out = model.Forward(ToDevice(t, device), key, /*training=*/false);
+    at::Tensor logp = at::log_softmax(out.logits, -1).to(at::kCPU);
+    at::Tensor nll = at::nll_loss(logp, t.label, weights, at::Reduction::None);
     at::Tensor weight =
-        class_weights.defined() ? class_weights.index_select(0, t.label) : at::ones({batch.size});
+        weights.defined() ? weights.index_select(0, t.label) : at::ones({batch.size});
     rows.push_back(at::cat({logp.to(at::kDouble), t.label.unsqueeze(1).to(at::kDouble),
                             t.combination.unsqueeze(1).to(at::kDouble),
                             nll.unsqueeze(1).to(at::kDouble), weight.unsqueeze(1).to(at::kDouble)},
                            1));
+    for (at::Tensor& r : out.routing) r = r.to(at::kCPU);
     if (!out.routing.empty() && batch.size > 0) {
       // Tokens in (block, sample, patch) order; top-1 is the first column.
       at::Tensor top = out.routing[0].select(1, 0).reshape({m_count, batch.size, -1});
@@ -136,6 +140,15 @@ BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& featur
   t.label = at::empty({b}, at::kLong);
   std::memcpy(t.label.data_ptr<int64_t>(), batch.label.data(), b * sizeof(int64_t));
   return t;
+}
+
+BatchTensors ToDevice(BatchTensors batch, const c10::Device& device) {
+  if (device.is_cpu()) return batch;
+  for (at::Tensor& f : batch.features) f = f.to(device);
+  batch.observed = batch.observed.to(device);
+  batch.combination = batch.combination.to(device);
+  batch.label = batch.label.to(device);
+  return batch;
 }
 
 std::vector<std::string> CombinationNames(const PreparedDataset& prepared) {

@@ -38,6 +38,8 @@ class FlexMoeModelImpl;
 struct BatchTensors;
 // A decoded batch as the model's input tensors (copies).
 BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& feature_sizes);
+// The same tensors on `device` (themselves on the host).
+BatchTensors ToDevice(BatchTensors batch, const c10::Device& device);
 
 // Scores `samples` with the model in evaluation mode (no dropout, no router noise). With
 // `world`, every worker passes the same samples and scores its slices; the result is the

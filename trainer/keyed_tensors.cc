@@ -35,7 +35,7 @@ at::Tensor KeyedDropout(const at::Tensor& x, double p, bool training, const Step
   if (!training || p <= 0.0) return x;
   std::vector<int64_t> per_sample(x.sizes().begin() + 1, x.sizes().end());
   at::Tensor mask = KeyedTensor(key, site, layer, per_sample, KeyedKind::kMask, p);
-  return x * mask.to(x.scalar_type());
+  return x * mask.to(x.device(), x.scalar_type());
 }
 
 at::Tensor KeyedDropoutAdd(const at::Tensor& base, const at::Tensor& x, double p, bool training,
@@ -43,7 +43,7 @@ at::Tensor KeyedDropoutAdd(const at::Tensor& base, const at::Tensor& x, double p
   if (!training || p <= 0.0) return base + x;
   std::vector<int64_t> per_sample(x.sizes().begin() + 1, x.sizes().end());
   at::Tensor mask = KeyedTensor(key, site, layer, per_sample, KeyedKind::kMask, p);
-  return at::addcmul(base, x, mask.to(x.scalar_type()));
+  return at::addcmul(base, x, mask.to(x.device(), x.scalar_type()));
 }
 
 }  // namespace flexmoe

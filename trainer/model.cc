@@ -95,7 +95,7 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
                           KeyedKind::kNormal)
                   .permute({1, 0, 2, 3})
                   .reshape({m * b * patches, model_.num_experts()})
-                  .to(h.scalar_type());
+                  .to(h.device(), h.scalar_type());
     }
     Communicator* ep = layout_ != nullptr ? layout_->expert_parallel : nullptr;
     Communicator* dp = layout_ != nullptr ? layout_->data_parallel : nullptr;
@@ -235,8 +235,10 @@ ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& 
   // Per token (block, sample, patch): its sample's combination and its block.
   at::Tensor token_combination =
       batch.combination.view({1, b, 1}).expand({m_count, b, p}).reshape({-1});
-  at::Tensor block_of_token =
-      at::arange(m_count, at::kLong).view({m_count, 1, 1}).expand({m_count, b, p}).reshape({-1});
+  at::Tensor block_of_token = at::arange(m_count, batch.combination.options().dtype(at::kLong))
+                                  .view({m_count, 1, 1})
+                                  .expand({m_count, b, p})
+                                  .reshape({-1});
   ModelOutput out;
   out.aux_loss = at::zeros({}, x.options());
   for (auto& layer : layers_) {

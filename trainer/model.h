@@ -121,6 +121,8 @@ class FlexMoeModelImpl : public torch::nn::Module {
   static std::vector<int> SparseLayers(const config::ModelConfig& model);
 
   int num_modalities() const { return static_cast<int>(encoders_.size()); }
+  // Where the parameters live (training.device).
+  c10::Device device() const { return pos_embed_.device(); }
   int num_experts() const { return model_.num_experts(); }
   const config::ModelConfig& config() const { return model_; }
   int num_combinations() const { return (1 << num_modalities()) - 1; }

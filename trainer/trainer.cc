@@ -26,6 +26,7 @@
 #include "trainer/calibration.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compute_threads.h"
+#include "trainer/device.h"
 #include "trainer/grad_sync.h"
 #include "trainer/model.h"
 #include "trainer/placement_policy.h"
@@ -57,7 +58,7 @@ at::Tensor GatherExperts(const at::Tensor& local, const ExpertPlacement& placeme
     for (int64_t e : placement.LocalExperts(r)) position.push_back(e);
   }
   at::Tensor full = at::empty_like(rows);
-  full.index_copy_(0, at::tensor(position, at::kLong), rows);
+  full.index_copy_(0, at::tensor(position, at::kLong).to(rows.device()), rows);
   return full;
 }
 
@@ -111,6 +112,7 @@ struct Trainer::Impl {
   const uint64_t seed;
   TrainOptions options;
   Communicator* world;
+  c10::Device device{c10::kCPU};  // training.device (trainer/device.h)
   int w = 1, rank = 0;
   std::ostream* log;
   int num_classes, c_count;
@@ -158,6 +160,7 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
   if (options.threads > 0) SetComputeThreads(options.threads);
   w = world != nullptr ? world->size() : 1;
   rank = world != nullptr ? world->rank() : 0;
+  device = TrainingDevice(tc.device(), options.local_rank);
   log = rank == 0 ? options.log : nullptr;
   if (log != nullptr && options.redraw_progress) {
     redraw = std::make_unique<RedrawStream>(*log);
@@ -171,7 +174,7 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
   BuildModel();
   if (tc.class_weights_size() > 0) {
     std::vector<float> cw(tc.class_weights().begin(), tc.class_weights().end());
-    class_weights = at::tensor(cw, at::kFloat);
+    class_weights = at::tensor(cw, at::kFloat).to(device);
   }
 
   source = MakeSource();
@@ -230,6 +233,8 @@ void Trainer::Impl::BuildModel() {
                    num_classes,
                    {config.data().modalities().begin(), config.data().modalities().end()}};
   model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
+  // Initialised on the host (the same values on every device), then moved.
+  model->to(device);
   model->CountTokensInto(&totals.tokens);  // kept across a re-pack's rebuild
   state.parameters = model->Parameters();
   std::vector<at::Tensor> all, replicated, experts;
@@ -430,18 +435,20 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
                                  TrainResult* result) {
   TrainPosition& position = state.progress.position;
   auto step_start = Clock::now();
-  BatchTensors t = ToTensors(batch, data.feature_sizes());
-  at::Tensor sample_weight = batch.weight.empty()
-                                 ? at::ones({batch.size})
-                                 : at::tensor(batch.weight, at::kFloat).view({batch.size});
+  BatchTensors t = ToDevice(ToTensors(batch, data.feature_sizes()), device);
+  at::Tensor sample_weight =
+      batch.weight.empty() ? at::ones({batch.size}, at::TensorOptions(device))
+                           : at::tensor(batch.weight, at::kFloat).view({batch.size}).to(device);
   StepKey key{seed, position.epoch, position.global_step, batch.sample};
   ModelOutput out = model->Forward(t, key, /*training=*/true);
   // This worker's share of the global loss (NOTE [gradient scaling rule], grad_sync.h).
   at::Tensor weight =
-      (class_weights.defined() ? class_weights.index_select(0, t.label) : at::ones({batch.size})) *
+      (class_weights.defined() ? class_weights.index_select(0, t.label)
+                               : at::ones({batch.size}, at::TensorOptions(device))) *
       sample_weight;
   at::Tensor nll = at::nll_loss(at::log_softmax(out.logits, -1), t.label, {}, at::Reduction::None);
-  at::Tensor total_weight = weight.sum().to(at::kDouble).reshape({1});
+  // Host values: the losses' denominator and, below, the losses and requests.
+  at::Tensor total_weight = weight.sum().to(at::kCPU, at::kDouble).reshape({1});
   const double reduce_before = clock->reduce_s;
   auto reduce_start = Clock::now();
   if (w > 1) world->AllReduce(total_weight, ReduceOp::kSum);
@@ -470,7 +477,8 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
     mine.stop = mine.stop || r.stop;
   });
   // The losses and every rank's requests in one reduction.
-  at::Tensor values = at::stack({loss.detach(), task.detach(), router.detach()}).to(at::kDouble);
+  at::Tensor values =
+      at::stack({loss.detach(), task.detach(), router.detach()}).to(at::kCPU, at::kDouble);
   values = at::cat(
       {values, at::tensor({mine.checkpoint ? 1.0 : 0.0, mine.stop ? 1.0 : 0.0}, at::kDouble)});
   reduce_start = Clock::now();

@@ -130,10 +130,13 @@ class TrainHook {
 using BatchSourceFactory = std::function<std::unique_ptr<BatchSource>(int rank, int world_size)>;
 
 struct TrainOptions {
-  std::string run_dir;                  // metrics.jsonl, checkpoints/, checkpoint/ (empty: nothing)
-  std::ostream* log = nullptr;          // progress and tables (rank 0 only); null: silent
-  bool redraw_progress = false;         // `log` is a terminal: one progress line, redrawn
-  int threads = 0;                      // LibTorch and BLAS threads; 0: leave the defaults
+  std::string run_dir;           // metrics.jsonl, checkpoints/, checkpoint/ (empty: nothing)
+  std::ostream* log = nullptr;   // progress and tables (rank 0 only); null: silent
+  bool redraw_progress = false;  // `log` is a terminal: one progress line, redrawn
+  int threads = 0;               // LibTorch and BLAS threads; 0: leave the defaults
+  // This worker's index among the workers of its node (launch/ reads it from the MPI
+  // launcher or SLURM): with training.device: CUDA it picks the GPU (trainer/device.h).
+  int local_rank = 0;
   Communicator* world = nullptr;        // null: one process
   int expert_parallel_degree = 0;       // 0: the whole world
   BatchSourceFactory training_batches;  // null: in-process plan

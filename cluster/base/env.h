@@ -21,6 +21,12 @@ inline constexpr char kEnvOmpiWorldSize[] = "OMPI_COMM_WORLD_SIZE";
 inline constexpr char kEnvPmixRank[] = "PMIX_RANK";
 inline constexpr char kEnvPmiRank[] = "PMI_RANK";
 
+// A rank's index among the ranks of its node, as mpirun (Open MPI), srun or MPICH's Hydra
+// set it, in that order of preference: picks the GPU of a worker with training.device: CUDA.
+inline constexpr char kEnvOmpiLocalRank[] = "OMPI_COMM_WORLD_LOCAL_RANK";
+inline constexpr char kEnvSlurmLocalId[] = "SLURM_LOCALID";
+inline constexpr char kEnvMpichLocalRank[] = "MPI_LOCALRANKID";
+
 // "redraw": worker 0's output is a terminal (flexmoe train sets it for mpirun when its own
 // is); the progress line is redrawn in place.
 inline constexpr char kEnvProgress[] = "FLEXMOE_PROGRESS";

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cluster/comm/nccl_communicator.h"
+#include "cluster/comm/routed_communicator.h"
 #include "cluster/comm/self_communicator.h"
 #include "tests/cluster/comm_test_util.h"
 
@@ -60,6 +61,29 @@ TEST_F(NcclTest, AllReduceBroadcastAllGatherBarrier) {
   nccl_->Barrier();
   EXPECT_EQ(nccl_->sequence(), 19u);
   ExpectError([&] { nccl_->Send(b, 0, 0); }, ErrorCode::kInvalidArgument, {"another rank"});
+}
+
+// A worker's routed world: CUDA tensors over NCCL, host tensors over the host group; and
+// without a device group, CUDA tensors staged through the host.
+TEST_F(NcclTest, RoutedWorldSendsCudaTensorsToNcclAndHostTensorsToTheHost) {
+  SelfCommunicator host("world");
+  RoutedCommunicator routed(host, std::move(nccl_));
+  EXPECT_STREQ(routed.backend(), "self+nccl");
+  at::Tensor device = Cuda(at::arange(8, at::kFloat));
+  at::Tensor cpu = at::arange(8, at::kLong);
+  routed.AllReduce(device, ReduceOp::kSum);
+  routed.AllReduce(cpu, ReduceOp::kSum);
+  EXPECT_STREQ(routed.GroupFor(device).backend(), "nccl");
+  EXPECT_STREQ(routed.GroupFor(cpu).backend(), "self");
+  EXPECT_EQ(host.sequence(), 1u);
+  EXPECT_TRUE(at::equal(device.cpu(), at::arange(8, at::kFloat)));
+  at::Tensor back = routed.AllToAll(device, {8}, {8});
+  EXPECT_TRUE(back.is_cuda());
+  RoutedCommunicator staged(host, nullptr);
+  at::Tensor gathered = staged.AllGather(device);
+  EXPECT_TRUE(gathered.is_cuda());
+  EXPECT_TRUE(staged.Staged(device));
+  EXPECT_TRUE(at::equal(gathered.cpu().view({8}), at::arange(8, at::kFloat)));
 }
 
 TEST_F(NcclTest, AllToAllWithSplitsAndValidation) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cluster/comm/mpi_communicator.h"
+#include "cluster/comm/routed_communicator.h"
 #include "tests/cluster/comm_test_util.h"
 
 namespace flexmoe {
@@ -116,6 +117,37 @@ TEST_F(ProcessGroupsTest, DegreesThatDoNotDivideTheWorldAreRejected) {
   ExpectError([&] { MakeProcessGroups(*world_, -2); }, ErrorCode::kInvalidArgument);
   if (size_ == 4) {
     ExpectError([&] { MakeProcessGroups(*world_, 3); }, ErrorCode::kInvalidArgument);
+  }
+}
+
+// A routed world over MPI with no device group (how a CPU or staged worker's collectives
+// reach MPI): host tensors go to MPI, results as MPI's, and its splits route the same way.
+TEST_F(ProcessGroupsTest, RoutedWorldOverMpiMatchesMpi) {
+  RoutedCommunicator routed(*world_, nullptr);
+  EXPECT_STREQ(routed.backend(), "mpi+staged");
+  EXPECT_EQ(routed.rank(), rank_);
+  EXPECT_EQ(routed.size(), size_);
+  const uint64_t before = world_->sequence();
+  at::Tensor t = at::full({5}, static_cast<double>(rank_ + 1));
+  routed.AllReduce(t, ReduceOp::kSum);
+  EXPECT_TRUE(at::equal(t, at::full({5}, size_ * (size_ + 1) / 2.0)));
+  EXPECT_EQ(world_->sequence(), before + 1);  // it went over the MPI group
+  EXPECT_FALSE(routed.Staged(t));
+  EXPECT_EQ(&routed.GroupFor(t), world_.get());
+  // All-to-all: rank r sends one row valued 100 r + p to each p.
+  std::vector<int64_t> ones(size_, 1);
+  at::Tensor rows = at::arange(size_, at::kLong).add(100 * rank_).view({size_, 1});
+  at::Tensor got = routed.AllToAll(rows, ones, ones);
+  for (int r = 0; r < size_; ++r) EXPECT_EQ(got[r][0].item<int64_t>(), 100 * r + rank_);
+  // A subgroup of the even ranks, routed too.
+  std::vector<int> even;
+  for (int r = 0; r < size_; r += 2) even.push_back(r);
+  std::unique_ptr<Communicator> sub = routed.Split(even, "even");
+  ASSERT_EQ(sub != nullptr, rank_ % 2 == 0);
+  if (sub) {
+    EXPECT_STREQ(sub->backend(), "mpi+staged");
+    EXPECT_EQ(sub->size(), static_cast<int>(even.size()));
+    EXPECT_EQ(Members(*sub), std::vector<int64_t>(even.begin(), even.end()));
   }
 }
 

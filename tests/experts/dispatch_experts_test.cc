@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <tuple>
 #include <vector>
 
 #include "cluster/base/error.h"
@@ -16,6 +18,28 @@ namespace flexmoe {
 namespace {
 
 at::Tensor Longs(const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); }
+
+// The tensor-op plan (the one CUDA routing takes) equals the host counting sort: the same
+// permutation, inverse, tokens and counts, including experts with no rows; ids out of
+// range are refused.
+TEST(Dispatcher, TensorOpPlanEqualsHostPlan) {
+  at::manual_seed(5);
+  for (const auto& [tokens, k, experts] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1, 1}, {7, 3, 5}, {64, 4, 16}, {300, 2, 40}, {0, 2, 4}}) {
+    const at::Tensor top = at::randint(0, experts, {tokens, k}, at::kLong);
+    const DispatchPlan host = MakeDispatchPlan(top, experts);
+    const DispatchPlan ops = MakeDispatchPlanTensorOps(top, experts);
+    EXPECT_TRUE(at::equal(host.sorted_order, ops.sorted_order)) << tokens << "x" << k;
+    EXPECT_TRUE(at::equal(host.inverse_order, ops.inverse_order)) << tokens << "x" << k;
+    EXPECT_TRUE(at::equal(host.token_of_row, ops.token_of_row)) << tokens << "x" << k;
+    EXPECT_EQ(host.counts, ops.counts) << tokens << "x" << k;
+    EXPECT_EQ(ops.num_tokens, tokens);
+    EXPECT_EQ(ops.top_k, k);
+  }
+  EXPECT_THROW(MakeDispatchPlanTensorOps(Longs({0, 5}).view({1, 2}), 4), Error);
+  EXPECT_THROW(MakeDispatchPlanTensorOps(Longs({-1, 0}).view({1, 2}), 4), Error);
+  EXPECT_THROW(MakeDispatchPlanTensorOps(at::zeros({2, 2}), 4), Error);
+}
 
 TEST(Dispatcher, PlanOnAHandExample) {
   // Assignments a = t * 2 + j: experts (2, 0 | 1, 2 | 0, 2).
@@ -163,38 +187,79 @@ TEST(GroupedExperts, ExpertWithZeroTokensIsValidAndGetsZeroGradient) {
   EXPECT_EQ(empty.sizes(), (std::vector<int64_t>{0, 4}));
 }
 
+// Experts over 8 features, 6 in the layer, 4 held here, with random biases.
+GroupedExperts TestExperts(at::ScalarType type, uint64_t seed) {
+  at::manual_seed(seed);
+  GroupedExperts experts(GroupedExpertsOptions{8, 6, {0, 2, 3, 5}, 3});
+  experts->to(type);
+  at::NoGradGuard no_grad;
+  experts->b1().uniform_(-0.1, 0.1);
+  experts->b2().uniform_(-0.1, 0.1);
+  return experts;
+}
+
+// The output, the input's gradient and the four parameters' gradients of sum(y * weights),
+// y = forward(x0).
+using ExpertsForward = std::function<at::Tensor(const at::Tensor&)>;
+std::vector<at::Tensor> OutputAndGradients(GroupedExperts& experts, const at::Tensor& x0,
+                                           const at::Tensor& weights,
+                                           const ExpertsForward& forward) {
+  for (at::Tensor& p : experts->parameters()) p.mutable_grad() = at::Tensor();
+  const at::Tensor x = x0.clone().requires_grad_();
+  const at::Tensor y = forward(x);
+  (y * weights).sum().backward();
+  std::vector<at::Tensor> out = {y.detach(), x.grad()};
+  for (const at::Tensor& p : experts->parameters()) out.push_back(p.grad().clone());
+  return out;
+}
+
+// `path` against ForwardPerExpert on random rows with these counts: outputs and gradients
+// agree. Returns path's tensors.
+std::vector<at::Tensor> ExpectSameAsPerExpert(GroupedExperts& experts, at::ScalarType type,
+                                              const std::vector<int64_t>& counts,
+                                              const ExpertsForward& path) {
+  int64_t rows = 0;
+  for (int64_t c : counts) rows += c;
+  const at::Tensor x0 = at::randn({rows, 8}, type), weights = at::randn({rows, 8}, type);
+  const std::vector<at::Tensor> got = OutputAndGradients(experts, x0, weights, path);
+  const std::vector<at::Tensor> reference =
+      OutputAndGradients(experts, x0, weights,
+                         [&](const at::Tensor& x) { return experts->ForwardPerExpert(x, counts); });
+  EXPECT_EQ(got.size(), 6u);
+  const double tol = type == at::kFloat ? 1e-5 : 1e-12;
+  for (size_t i = 0; i < got.size() && i < reference.size(); ++i) {
+    EXPECT_TRUE(at::allclose(got[i], reference[i], tol, tol))
+        << "tensor " << i << ", " << type << ", counts " << at::tensor(counts);
+  }
+  return got;
+}
+
+// The padded batched-GEMM path (the one CUDA rows take) against the per-expert path, on
+// host tensors: the same output and gradients, with an empty expert, a local subset, a
+// single busy expert and no rows at all.
+TEST(GroupedExperts, PaddedPathMatchesPerExpertPath) {
+  for (at::ScalarType type : {at::kFloat, at::kDouble}) {
+    GroupedExperts experts = TestExperts(type, 12);
+    for (const std::vector<int64_t>& counts :
+         {std::vector<int64_t>{5, 0, 9, 3}, {0, 0, 11, 0}, {1, 1, 1, 1}}) {
+      ExpectSameAsPerExpert(experts, type, counts,
+                            [&](const at::Tensor& x) { return experts->ForwardPadded(x, counts); });
+    }
+    const at::Tensor empty = experts->ForwardPadded(at::zeros({0, 8}, type), {0, 0, 0, 0});
+    EXPECT_EQ(empty.sizes(), (std::vector<int64_t>{0, 8}));
+  }
+}
+
 // The fused host kernel (one autograd node, per-expert BLAS calls) against the ATen
 // per-expert path: the same output and the same gradients for the input and all four
 // grouped parameters, in float and double, with an empty expert and a local subset.
 TEST(GroupedExperts, FusedKernelMatchesPerExpertPath) {
   for (at::ScalarType type : {at::kFloat, at::kDouble}) {
-    at::manual_seed(11);
-    GroupedExperts experts(GroupedExpertsOptions{8, 6, {0, 2, 3, 5}, 3});
-    experts->to(type);
-    {
-      at::NoGradGuard no_grad;
-      experts->b1().uniform_(-0.1, 0.1);
-      experts->b2().uniform_(-0.1, 0.1);
-    }
+    GroupedExperts experts = TestExperts(type, 11);
     const std::vector<int64_t> counts = {5, 0, 9, 3};
-    const at::Tensor x0 = at::randn({17, 8}, type);
-    const at::Tensor weights = at::randn({17, 8}, type);
-    auto run = [&](bool fused) {
-      for (at::Tensor& p : experts->parameters()) p.mutable_grad() = at::Tensor();
-      const at::Tensor x = x0.clone().requires_grad_();
-      const at::Tensor y =
-          fused ? experts->Forward(x, counts) : experts->ForwardPerExpert(x, counts);
-      (y * weights).sum().backward();
-      std::vector<at::Tensor> out = {y.detach(), x.grad()};
-      for (const at::Tensor& p : experts->parameters()) out.push_back(p.grad().clone());
-      return out;
-    };
-    const std::vector<at::Tensor> fused = run(true), reference = run(false);
+    const std::vector<at::Tensor> fused = ExpectSameAsPerExpert(
+        experts, type, counts, [&](const at::Tensor& x) { return experts->Forward(x, counts); });
     ASSERT_EQ(fused.size(), 6u);
-    const double tol = type == at::kFloat ? 1e-5 : 1e-12;
-    for (size_t i = 0; i < fused.size(); ++i) {
-      EXPECT_TRUE(at::allclose(fused[i], reference[i], tol, tol)) << "tensor " << i;
-    }
     EXPECT_EQ(fused[3].select(0, 1).abs().max().item<double>(), 0.0);  // b1 of the empty expert
   }
 }

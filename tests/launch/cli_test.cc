@@ -94,6 +94,35 @@ TEST(CliTest, FieldsThatWouldDoNothingAreRefusedByName) {
   EXPECT_NE(r.output.find("checkpoint.every_steps"), std::string::npos) << r.output;
 }
 
+// training.device: CUDA and cluster.backend: NCCL where they cannot run are refused before
+// any process starts, naming the field and what to do.
+TEST(CliTest, DeviceAndBackendThisBuildCannotRunAreRefused) {
+  const std::string config = kSource + "/configs/quickstart.textproto";
+  testing::TempDir dir;
+  const std::string run_dir = dir.path() + "/run";
+  auto r = RunCommand({kBinary, "validate-config", config, "--set", "cluster.backend=NCCL"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("cluster.backend"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("needs training.device: CUDA"), std::string::npos) << r.output;
+  // A CUDA-less build (Debian's LibTorch); a CUDA build runs it (bench/gpu_check.sh).
+#ifndef FLEXMOE_TORCH_CUDA
+  {
+    r = RunCommand({kBinary, "train", "--config", config, "--workers", "1", "--set",
+                    "training.device=CUDA", "--set", "run.dir=" + run_dir});
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("training.device: CUDA: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("training.device: CPU"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("CPU-only"), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(run_dir)) << r.output;
+  }
+#endif
+#ifndef FLEXMOE_HAVE_NCCL
+  r = RunCommand({kBinary, "train", "--config", config, "--workers", "1", "--set",
+                  "training.device=CUDA", "--set", "cluster.backend=NCCL"});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+#endif
+}
+
 TEST(CliTest, SynthThenPrepareQuickstart) {
   testing::TempDir dir;
   std::string config = kSource + "/configs/quickstart.textproto";

@@ -49,5 +49,35 @@ TEST(FusedAdamTest, WeightDecayMatchesLibTorchAdamW) {
   StepBoth(fused, reference, a, b);
 }
 
+// The tensor-op path (the one CUDA parameters take) against LibTorch's AdamW, and against
+// the fused host loop: the same parameters after every step.
+TEST(FusedAdamTest, TensorOpPathMatchesFusedLoopAndLibTorch) {
+  torch::manual_seed(2);
+  at::Tensor a = at::randn({23, 9}).requires_grad_(true);
+  at::Tensor b = a.detach().clone().requires_grad_(true);
+  at::Tensor c = a.detach().clone().requires_grad_(true);
+  AdamOptions options{1e-2};
+  options.weight_decay = 0.05;
+  options.tensor_ops = true;
+  FusedAdam ops({a}, options);
+  options.tensor_ops = false;
+  FusedAdam fused({c}, options);
+  torch::optim::AdamW reference({b}, torch::optim::AdamWOptions(1e-2).weight_decay(0.05));
+  for (int step = 0; step < 25; ++step) {
+    at::Tensor target = at::randn(a.sizes());
+    for (FusedAdam* adam : {&ops, &fused}) adam->ZeroGrad();
+    ((a - target).pow(2).sum()).backward();
+    ((c - target).pow(2).sum()).backward();
+    ops.Step();
+    fused.Step();
+    reference.zero_grad();
+    ((b - target).pow(2).sum()).backward();
+    reference.step();
+    ASSERT_TRUE(at::allclose(a, b, 1e-5, 1e-6)) << "step " << step;
+    ASSERT_TRUE(at::allclose(a, c, 1e-6, 1e-7)) << "step " << step;
+    ASSERT_TRUE(at::allclose(ops.exp_avg_sq()[0], fused.exp_avg_sq()[0], 1e-6, 1e-9));
+  }
+}
+
 }  // namespace
 }  // namespace flexmoe
