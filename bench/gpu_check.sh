@@ -100,7 +100,7 @@ find_in() {
 }
 
 report_machine() {
-  say "machine: $(uname -srm); $(nproc) cores; $(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
+  say "machine: $(uname -srm); $(getconf _NPROCESSORS_ONLN) cores; $(free -g 2>/dev/null | awk '/^Mem:/ {print $2 " GiB"}')"
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader 2>&1 |
       sed 's/^/[gpu_check]   gpu: /' || true
@@ -174,7 +174,7 @@ detect() {
 configure_and_build() {
   if [[ -n "${CPU_DRY_RUN:-}" ]]; then
     say "dry run: building ${BUILD} as it is configured"
-    cmake --build "${BUILD}" -j"$(nproc)"
+    cmake --build "${BUILD}" -j"$(getconf _NPROCESSORS_ONLN)"
     return
   fi
   local defs=(-DFLEXMOE_TORCH_DIR="${TORCH_DIR}" -DCMAKE_BUILD_TYPE=Release)
@@ -189,8 +189,8 @@ configure_and_build() {
   fi
   say "configuring ${BUILD} (the project's CMake, TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST})"
   cmake -S "${REPO}" -B "${BUILD}" -G Ninja "${defs[@]}"
-  say "building (-j$(nproc))"
-  cmake --build "${BUILD}" -j"$(nproc)"
+  say "building (-j$(getconf _NPROCESSORS_ONLN))"
+  cmake --build "${BUILD}" -j"$(getconf _NPROCESSORS_ONLN)"
 }
 
 # Step 1: unit tests with the device visible, and the NCCL tests.
@@ -295,9 +295,9 @@ adni_throughput() {
   local sets=(--set data.prepared_dir="${data}/prepared" --set data.input="${data}/raw")
   "${BUILD}/flexmoe" synth --config "${config}" "${sets[@]}" >/dev/null
   "${BUILD}/flexmoe" prepare --config "${config}" "${sets[@]}" >/dev/null
-  local common=(--config "${config}" "${sets[@]}" --set training.epochs=2)
+  local common=(--config "${config}" "${sets[@]}" --set training.epochs=2 --set training.warmup_epochs=1)
   local threads
-  threads="$(nproc)"
+  threads="$(getconf _NPROCESSORS_ONLN)"
   train_on CPU "${WORK}/adni-cpu" "${common[@]}" --threads "${threads}" >"${WORK}/adni-cpu.log" 2>&1 ||
     { tail -20 "${WORK}/adni-cpu.log"; check_failed adni "the CPU run failed"; return; }
   train_on "${gpu}" "${WORK}/adni-gpu" "${common[@]}" --threads 4 >"${WORK}/adni-gpu.log" 2>&1 ||

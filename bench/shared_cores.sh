@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Training beside a second job on the same cores (issue 15, item 1): `flexmoe train` on the
+# quickstart config with --threads 1, --threads 2 and 2 workers x 1 thread, first on a quiet
+# machine, then beside a second `flexmoe train` of the same config with its default threads
+# (it trains for the whole measurement). Figures are flexmoe train's own: the training
+# samples/s of its metrics.jsonl step records (training steps only, epochs after the first),
+# so setup, validation and the first epoch's warm-up are left out. Ratios are within one
+# round (these machines are noisy).
+#
+#   bench/shared_cores.sh [--out DIR] [--epochs N] [--rounds R]
+#
+# Prints one table per round and writes OUT/shared_cores.csv
+# (round, load, run, samples_per_s). Run from the repository root after launch/setup.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench-out/shared-cores
+epochs=4
+rounds=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out=$2; shift 2 ;;
+    --epochs) epochs=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    *) echo "shared_cores.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+source launch/blas_env.sh
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+config=configs/quickstart.textproto
+data=(--set "data.input=$out/data/raw" --set "data.prepared_dir=$out/data/prepared")
+mkdir -p "$out"
+build/flexmoe synth --config "$config" "${data[@]}" >/dev/null
+build/flexmoe prepare --config "$config" "${data[@]}" >/dev/null
+
+# Training samples/s of a run directory's step records (epochs >= 1): samples over time.
+rate() {
+  /usr/bin/python3 - "$1/metrics.jsonl" <<'PY'
+import json, sys
+samples = seconds = 0.0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event") == "step" and r.get("epoch", 0) >= 1 and r.get("samples_per_s"):
+        samples += r["samples"]
+        seconds += r["samples"] / r["samples_per_s"]
+print("%.1f" % (samples / seconds) if seconds > 0 else "nan")
+PY
+}
+
+# One measured run: name, then flexmoe train's arguments.
+measure() {
+  local name=$1 dir="$out/runs/$round-$load-$1"
+  shift
+  rm -rf "$dir"
+  build/flexmoe train --config "$config" "${data[@]}" --set "run.dir=$dir" \
+    --set "training.epochs=$epochs" --set training.warmup_epochs=1 \
+    --set metrics.log_every_steps=10 "$@" >"$dir.log" 2>&1 ||
+    { echo "shared_cores.sh: $name failed (see $dir.log)" >&2; exit 1; }
+  local r
+  r=$(rate "$dir")
+  echo "$round,$load,$name,$r" >>"$out/shared_cores.csv"
+  printf '  %-22s %8s samples/s\n' "$name" "$r"
+}
+
+echo "round,load,run,samples_per_s" >"$out/shared_cores.csv"
+background=""
+stop_background() {
+  if [ -n "$background" ]; then
+    kill -TERM "$background" 2>/dev/null || true
+    wait "$background" 2>/dev/null || true
+    background=""
+  fi
+}
+trap stop_background EXIT
+echo "shared_cores.sh: $(nproc) cores, commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')"
+for round in $(seq 1 "$rounds"); do
+  for load in quiet loaded; do
+    if [ "$load" = loaded ]; then
+      rm -rf "$out/runs/background"
+      build/flexmoe train --config "$config" "${data[@]}" --set "run.dir=$out/runs/background" \
+        --set training.epochs=100000 --set checkpoint.every_epochs=0 \
+        >"$out/runs/background.log" 2>&1 &
+      background=$!
+      # Until it trains (its first step record).
+      for _ in $(seq 1 120); do
+        grep -q '"event":"step"' "$out/runs/background/metrics.jsonl" 2>/dev/null && break
+        sleep 0.5
+      done
+    fi
+    echo "round $round, $load:"
+    measure threads-1 --workers 1 --threads 1
+    measure threads-2 --workers 1 --threads 2
+    measure workers-2 --workers 2 --threads 1
+    stop_background
+  done
+  /usr/bin/python3 - "$out/shared_cores.csv" "$round" <<'PY'
+import csv, sys
+rows = {(r["load"], r["run"]): float(r["samples_per_s"])
+        for r in csv.DictReader(open(sys.argv[1])) if r["round"] == sys.argv[2]}
+for load in ("quiet", "loaded"):
+    t1, t2, w2 = (rows[(load, n)] for n in ("threads-1", "threads-2", "workers-2"))
+    print("round %s, %s: --threads 2 / --threads 1 = %.2fx; 2 workers / 1 worker = %.2fx"
+          % (sys.argv[2], load, t2 / t1, w2 / t1))
+PY
+done
