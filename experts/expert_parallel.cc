@@ -271,7 +271,7 @@ MoeOutput ExpertParallelMoeImpl::Forward(const at::Tensor& x, const at::Tensor& 
                                          const at::Tensor& token_combination,
                                          const at::Tensor& block_of_token, int64_t num_blocks,
                                          bool training, Communicator* ep, Communicator* dp,
-                                         ExchangeStats* stats, double capacity_factor,
+                                         ExchangeStats* stats, const CapacityOptions& capacity,
                                          double* expert_seconds) {
   RouterStatsReducer reducer;
   if (dp != nullptr && dp->size() > 1) reducer = MakeRouterStatsReducer(*dp, stats);
@@ -295,7 +295,7 @@ MoeOutput ExpertParallelMoeImpl::Forward(const at::Tensor& x, const at::Tensor& 
     };
   }
   return RunMoe(*router_, step, reducer, x, noise, token_combination, block_of_token, num_blocks,
-                training, capacity_factor);
+                training, capacity);
 }
 
 }  // namespace flexmoe

@@ -81,12 +81,12 @@ class ExpertParallelMoeImpl : public torch::nn::Module {
 
   // ep: the expert-parallel group (null: all experts local). dp: the group over which the
   // router statistics are summed (null: none). Arguments as LocalMoeLayer::Forward, plus
-  // the capacity factor of RunMoe; `stats` (may be null) accumulates the exchanges, and
+  // RunMoe's capacity; `stats` (may be null) accumulates the exchanges, and
   // `expert_seconds` (may be null) the time in the expert step, exchanges included.
   MoeOutput Forward(const at::Tensor& x, const at::Tensor& noise,
                     const at::Tensor& token_combination, const at::Tensor& block_of_token,
                     int64_t num_blocks, bool training, Communicator* ep, Communicator* dp,
-                    ExchangeStats* stats = nullptr, double capacity_factor = 0.0,
+                    ExchangeStats* stats = nullptr, const CapacityOptions& capacity = {},
                     double* expert_seconds = nullptr);
 
   NoisyTopKRouter& router() { return router_; }

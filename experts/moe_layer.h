@@ -10,6 +10,7 @@
 #include <functional>
 #include <vector>
 
+#include "cluster/comm/communicator.h"
 #include "experts/grouped_experts.h"
 #include "experts/router.h"
 #include "experts/router_loss.h"
@@ -35,20 +36,34 @@ struct MoeOutput {
   RouterOutput routing;                // the router's tensors, for metrics and tests
 };
 
+// Expert capacity: bounds the rows each expert takes in one layer call.
+struct CapacityOptions {
+  // > 0: capacity = ceil(factor * T * k / E), T the tokens of the whole `group`; 0: dropless.
+  double factor = 0.0;
+  // [T] int64: each token's place in the drop order (an expert's rows over the capacity are
+  // those of its latest tokens). Undefined: token order.
+  at::Tensor token_priority;
+  // The data-parallel group the capacity is shared over, its ranks holding consecutive
+  // parts of the drop order in rank order (each rank's samples follow the previous rank's).
+  // Null, or a group of one: this process's tokens alone.
+  Communicator* group = nullptr;
+};
+
 // Routes x [T, D] with `router`, forms the per-block router loss (see RouterLossPerBlock;
 // block_of_token undefined = one block), dispatches the rows to `run_experts` and combines
 // their outputs with the gate weights.
 //
-// capacity_factor > 0 bounds the rows this process sends to each expert at
-// ceil(capacity_factor * T * k / E) (T = local tokens, so the bound needs no collective):
-// rows beyond it, in token order, are dropped (their expert output counts as zero, the
-// other experts' gate weights stay as they are) and counted in MoeOutput::dropped_rows.
-// 0 (the default) is dropless.
+// capacity.factor > 0: each expert keeps the capacity's first rows in the drop order over
+// the whole group (one all-gather of the per-expert counts over capacity.group: every rank
+// calls it), so W workers keep exactly the rows one process with the whole batch keeps.
+// Rank r's share of expert e is the capacity less the rows of ranks before it. Dropped rows
+// give a zero expert output (the other experts' gate weights stay as they are) and are
+// counted in MoeOutput::dropped_rows.
 MoeOutput RunMoe(NoisyTopKRouterImpl& router, const ExpertStep& run_experts,
                  const RouterStatsReducer& reduce_stats, const at::Tensor& x,
                  const at::Tensor& noise, const at::Tensor& token_combination,
                  const at::Tensor& block_of_token, int64_t num_blocks, bool training,
-                 double capacity_factor = 0.0);
+                 const CapacityOptions& capacity = {});
 
 struct MoeLayerOptions {
   int64_t hidden_dim = 0;   // D

@@ -3,6 +3,7 @@
 #include "launch/job_launcher.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -199,11 +200,9 @@ void LocalJob::Start() {
   loader_ = std::make_unique<ChildProcess>(ChildSpec{"loader", argv, run + "/loader.log", group_});
   const std::string loader = loader_->WaitForLogLine("listening on ", ready_s);
 
-  const int threads =
-      options_.threads > 0
-          ? options_.threads
-          : DefaultThreadsPerWorker(static_cast<int>(std::thread::hardware_concurrency()),
-                                    attempt_.workers);
+  const int threads = options_.threads > 0
+                          ? options_.threads
+                          : DefaultThreadsPerWorker(UsableCores(), attempt_.workers);
   argv = {"mpirun",          "-np", std::to_string(attempt_.workers),
           "--oversubscribe", "-x",  "OMP_NUM_THREADS=" + std::to_string(threads)};
   if (::geteuid() == 0) argv.push_back("--allow-run-as-root");
@@ -367,6 +366,15 @@ void Summarize(const LaunchOptions& options, const JobOutcome& out) {
 int DefaultThreadsPerWorker(int cores, int workers) {
   if (cores <= workers) return 1;
   return std::max(1, (cores - 1) / workers);  // one core for the loader and coordinator
+}
+
+int UsableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+    return CPU_COUNT(&set);
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 int LaunchJob(const LaunchOptions& options) {

@@ -34,4 +34,8 @@ int LaunchJob(const LaunchOptions& options);
 // threads than cores, counting the loader.
 int DefaultThreadsPerWorker(int cores, int workers);
 
+// The cores this process may run on (its CPU affinity: a SLURM allocation, taskset, a
+// cgroup's cpuset), at least 1; all online cores when the affinity cannot be read.
+int UsableCores();
+
 }  // namespace flexmoe

@@ -20,6 +20,7 @@
 #include "launch/membership.h"
 #include "launch/train_command.h"
 #include "launch/tune_command.h"
+#include "launch/wait_policy.h"
 #include "launch/worker_command.h"
 #include "proto/config_loader.h"
 
@@ -62,6 +63,7 @@ int Prepare(int argc, char** argv) {
 }  // namespace flexmoe
 
 int main(int argc, char** argv) {
+  flexmoe::EnsurePassiveOpenMpWait(argv);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   using Command = std::function<int(int, char**)>;

@@ -10,6 +10,7 @@
 
 #include "cluster/base/error.h"
 #include "launch/args.h"
+#include "launch/job_launcher.h"
 #include "launch/preemption.h"
 #include "tune/tune_results.h"
 #include "tune/tuner.h"
@@ -40,7 +41,7 @@ int TuneCommand(int argc, char** argv) {
   options.overrides = args.overrides;
   options.max_trials = args.GetInt("trials", 0);
   options.threads = args.GetInt("threads", 1);
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = UsableCores();
   options.parallel = args.GetInt("parallel", std::max(1, cores / std::max(1, options.threads)));
   const std::string timeout = args.Get("trial-timeout-s", "7200");
   char* end = nullptr;

@@ -2,6 +2,7 @@
 // with the experts sharded over the ranks.
 #include "launch/worker_command.h"
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -207,6 +208,9 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
 
 int WorkerCommand(int argc, char** argv) {
   RefuseRanksWithoutMpi();
+  // The collectives' waits sleep in steps of 5-100 us once the cores are shared
+  // (cluster/comm/deadline.h): the kernel's default 50 us timer slack would stretch each.
+  ::prctl(PR_SET_TIMERSLACK, 1000UL);
   MpiSession mpi(&argc, &argv);
   CatchPreemptionSignals();
   AbortSignal abort;

@@ -100,8 +100,20 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
     Communicator* ep = layout_ != nullptr ? layout_->expert_parallel : nullptr;
     Communicator* dp = layout_ != nullptr ? layout_->data_parallel : nullptr;
     ExchangeStats* stats = layout_ != nullptr ? layout_->exchange_stats : nullptr;
+    // The drop order over the capacity is the samples' order (then block, then patch), so
+    // that W workers, each holding the next slice of the global batch, drop what one
+    // process drops.
+    CapacityOptions capacity;
+    capacity.factor = model_.capacity_factor();
+    capacity.group = dp;
+    if (capacity.factor > 0) {
+      capacity.token_priority = at::arange(b * m * patches, at::kLong)
+                                    .view({b, m, patches})
+                                    .permute({1, 0, 2})
+                                    .reshape({-1});
+    }
     MoeOutput out = moe_->Forward(tokens, noise, token_combination, block_of_token, m, training, ep,
-                                  dp, stats, model_.capacity_factor(), &expert_seconds);
+                                  dp, stats, capacity, &expert_seconds);
     dropped_rows_ += out.dropped_rows;
     *aux_loss = out.aux_loss;
     if (routing != nullptr) *routing = out.routing.top_indices;

@@ -27,6 +27,10 @@ inline constexpr char kEnvOmpiLocalRank[] = "OMPI_COMM_WORLD_LOCAL_RANK";
 inline constexpr char kEnvSlurmLocalId[] = "SLURM_LOCALID";
 inline constexpr char kEnvMpichLocalRank[] = "MPI_LOCALRANKID";
 
+// OpenMP's wait policy: every flexmoe process sets PASSIVE when it is unset (and runs itself
+// again, since libgomp reads it at load time); a value the user set is kept.
+inline constexpr char kEnvOmpWaitPolicy[] = "OMP_WAIT_POLICY";
+
 // "redraw": worker 0's output is a terminal (flexmoe train sets it for mpirun when its own
 // is); the progress line is redrawn in place.
 inline constexpr char kEnvProgress[] = "FLEXMOE_PROGRESS";

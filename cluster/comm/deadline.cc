@@ -25,12 +25,17 @@ PollPacer::PollPacer() : start_(Deadline::Clock::now()) {}
 
 void PollPacer::Pause() {
   constexpr auto kYieldPhase = std::chrono::milliseconds(20);
-  constexpr auto kMaxSleep = std::chrono::microseconds(200);
-  if (Deadline::Clock::now() - start_ < kYieldPhase) {
+  constexpr auto kContended = std::chrono::microseconds(30);
+  constexpr auto kMaxSleep = std::chrono::microseconds(100);
+  const auto now = Deadline::Clock::now();
+  if (!contended_ && now - start_ < kYieldPhase) {
     std::this_thread::yield();
+    // A yield that took long gave the core to another runnable thread: the cores are
+    // shared, and this rank's waiting takes them from work (its peers' included).
+    contended_ = Deadline::Clock::now() - now > kContended;
     return;
   }
-  sleep_ = sleep_.count() == 0 ? std::chrono::microseconds(20) : std::min(kMaxSleep, sleep_ * 2);
+  sleep_ = sleep_.count() == 0 ? std::chrono::microseconds(5) : std::min(kMaxSleep, sleep_ * 2);
   std::this_thread::sleep_for(sleep_);
 }
 

@@ -29,10 +29,13 @@ class Deadline {
   Clock::time_point at_;
 };
 
-// Paces a polling loop: yields for the first 20 ms (low latency, and fair to other ranks on an
-// oversubscribed host; MPI progresses only inside MPI_Test, so long pauses would stall large
-// transfers), then sleeps with a growing interval (20 us .. 200 us) to spare the CPU while a
-// late peer is awaited.
+// Paces a polling loop: yields for the first 20 ms (low latency on a quiet machine; MPI
+// progresses only inside MPI_Test, so long pauses would stall large transfers), then sleeps
+// with a growing interval (20 us .. 200 us) to spare the CPU while a late peer is awaited.
+// A yield that takes more than 30 us means another runnable thread got the core (the
+// cores are shared: another job, or more ranks than cores): the loop then sleeps at once,
+// since yielding would keep this rank runnable and take the core from the work it awaits
+// (2 workers beside another job trained at 0.37x of one; docs/benchmarks.md, shared cores).
 class PollPacer {
  public:
   PollPacer();
@@ -41,6 +44,7 @@ class PollPacer {
  private:
   Deadline::Clock::time_point start_;
   std::chrono::microseconds sleep_{0};
+  bool contended_ = false;
 };
 
 // "<op> on group <group> (seq <seq>)": how every error names a call.

@@ -175,7 +175,7 @@ TEST(LocalMoeLayer, CapacityFactorDropsOverflowRowsInTokenOrder) {
     return experts.Forward(rows, counts);
   };
   const MoeOutput out = RunMoe(*layer->router(), local, RouterStatsReducer(), in.x, in.noise,
-                               in.comb, in.blocks, 2, true, /*capacity_factor=*/0.5);
+                               in.comb, in.blocks, 2, true, CapacityOptions{0.5});
   const RouterOutput r = layer->router()->Forward(in.x, in.noise, true);
   const int64_t capacity = static_cast<int64_t>(std::ceil(0.5 * kT * kK / kE));
   std::vector<int64_t> used(kE, 0);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <utility>
 
 #include "cluster/comm/mpi_communicator.h"
 #include "data_loader/prepare.h"
@@ -63,7 +64,9 @@ std::string SharedDir(Communicator& world, const testing::TempDir& mine) {
   return path;
 }
 
-void ExpectEquivalent(const std::vector<std::string>& extra, int ep_degree) {
+// The sharded run's and the one-process run's results go to *results when it is not null.
+void ExpectEquivalent(const std::vector<std::string>& extra, int ep_degree,
+                      std::pair<TrainResult, TrainResult>* results = nullptr) {
   auto world = MakeMpiWorld(testing::kTestTimeout);
   Setup setup(extra);
   testing::TempDir run;
@@ -110,6 +113,7 @@ void ExpectEquivalent(const std::vector<std::string>& extra, int ep_degree) {
   }
   EXPECT_EQ(expert_tensors, 4);
   world->Barrier();  // rank 0's directory outlives the readers
+  if (results != nullptr) *results = {sharded, single};
 }
 
 TEST(DistributedTrainTest, ShardedExpertsGiveTheOneProcessLosses) { ExpectEquivalent({}, 0); }
@@ -125,6 +129,21 @@ TEST(DistributedTrainTest, AwkwardBatchesWithEmptySlices) {
   // 5 samples per global batch over up to 4 workers, and a short last batch: some workers
   // get one sample or none in a step and still take part in every collective.
   ExpectEquivalent({"training.batch_size=5", "training.epochs=1"}, 0);
+}
+
+TEST(DistributedTrainTest, CapacityDropsTheOneProcessRows) {
+  // The capacity comes from the global batch's tokens, shared out in rank order: W workers
+  // drop exactly the rows one process drops (and so train to the same losses).
+  std::pair<TrainResult, TrainResult> results;
+  ExpectEquivalent({"model.capacity_factor=0.6"}, 0, &results);
+  const auto& [sharded, single] = results;
+  ASSERT_EQ(sharded.epochs.size(), single.epochs.size());
+  int64_t dropped = 0;
+  for (size_t i = 0; i < single.epochs.size(); ++i) {
+    EXPECT_EQ(sharded.epochs[i].dropped_rows, single.epochs[i].dropped_rows) << "epoch " << i;
+    dropped += single.epochs[i].dropped_rows;
+  }
+  EXPECT_GT(dropped, 0);  // the capacity did bind
 }
 
 }  // namespace
