@@ -30,27 +30,9 @@ while [ $# -gt 0 ]; do
     *) echo "shared_cores.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-source launch/blas_env.sh
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source bench/bench_lib.sh
 config=configs/quickstart.textproto
-data=(--set "data.input=$out/data/raw" --set "data.prepared_dir=$out/data/prepared")
-mkdir -p "$out"
-build/flexmoe synth --config "$config" "${data[@]}" >/dev/null
-build/flexmoe prepare --config "$config" "${data[@]}" >/dev/null
-
-# Training samples/s of a run directory's step records (epochs >= 1): samples over time.
-rate() {
-  /usr/bin/python3 - "$1/metrics.jsonl" <<'PY'
-import json, sys
-samples = seconds = 0.0
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r.get("event") == "step" and r.get("epoch", 0) >= 1 and r.get("samples_per_s"):
-        samples += r["samples"]
-        seconds += r["samples"] / r["samples_per_s"]
-print("%.1f" % (samples / seconds) if seconds > 0 else "nan")
-PY
-}
+prepare_synthetic "$config" "$out/data"
 
 # One measured run: name, then flexmoe train's arguments.
 measure() {
@@ -62,7 +44,7 @@ measure() {
     --set metrics.log_every_steps=10 "$@" >"$dir.log" 2>&1 ||
     { echo "shared_cores.sh: $name failed (see $dir.log)" >&2; exit 1; }
   local r
-  r=$(rate "$dir")
+  r=$(train_rate "$dir")
   echo "$round,$load,$name,$r" >>"$out/shared_cores.csv"
   printf '  %-22s %8s samples/s\n' "$name" "$r"
 }

@@ -12,7 +12,7 @@
 # DIR/scaling.png (gnuplot). More workers than cores run oversubscribed (mpirun
 # --oversubscribe); the CSV's last column says so, and their figures measure the design's
 # overheads rather than its speed. --quick: fewer points and epochs (a few minutes on 2
-# cores). Run from the repository root after launch/setup.sh.
+# cores). Run from the repository root after launch/setup.sh (FLEXMOE: another binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=""
@@ -25,7 +25,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$out" ] || { echo "scaling.sh: --out DIR is required" >&2; exit 2; }
-[ -x build/flexmoe ] || { echo "scaling.sh: build/flexmoe is missing: run launch/setup.sh" >&2; exit 2; }
+flexmoe=${FLEXMOE:-build/flexmoe}
+[ -x "$flexmoe" ] || { echo "scaling.sh: $flexmoe is missing: run launch/setup.sh (or set FLEXMOE)" >&2; exit 2; }
 source launch/blas_env.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mkdir -p "$out/configs" "$out/runs"
@@ -61,8 +62,8 @@ write_config() {
     echo "metrics { log_every_steps: 5 }"
   } >"$file"
   if [ ! -e "$out/data-m$m/prepared/meta.textproto" ]; then
-    build/flexmoe synth --config "$file" >/dev/null
-    build/flexmoe prepare --config "$file" >/dev/null
+    "$flexmoe" synth --config "$file" >/dev/null
+    "$flexmoe" prepare --config "$file" >/dev/null
   fi
 }
 
@@ -75,7 +76,7 @@ run_point() {
   write_config "$m"
   local dir="$out/runs/w$w-e$e-m$m-d$d"
   rm -rf "$dir"
-  build/flexmoe train --config "$out/configs/m$m.textproto" --workers "$w" --threads 1 \
+  "$flexmoe" train --config "$out/configs/m$m.textproto" --workers "$w" --threads 1 \
     --set "model.num_experts=$e" --set "model.hidden_dim=$d" --set "run.dir=$dir" \
     >"$dir.log" 2>&1 || { echo "scaling.sh: run $key failed (see $dir.log)" >&2; exit 1; }
   /usr/bin/python3 - "$dir/metrics.jsonl" "$w" "$e" "$m" "$d" "$batch" "$patches" "$cores" \
@@ -113,11 +114,26 @@ for e in $sweep_experts; do run_point "$base_workers" "$e" "$base_modalities" "$
 for m in $sweep_modalities; do run_point "$base_workers" "$base_experts" "$m" "$base_width"; done
 for d in $sweep_width; do run_point "$base_workers" "$base_experts" "$base_modalities" "$d"; done
 
-# The figure: samples/s and exchange share along each sweep.
+# The figure: samples/s and exchange share along each sweep (one data file per sweep, the
+# base point in each, sorted by the swept factor).
+/usr/bin/python3 - "$out" "$base_workers" "$base_experts" "$base_modalities" "$base_width" <<'PY'
+import csv, sys
+out, base = sys.argv[1], [int(v) for v in sys.argv[2:6]]
+rows = list(csv.DictReader(open(out + "/scaling.csv")))
+keys = ["workers", "experts", "modalities", "width"]
+for i, name in enumerate(keys):
+    points = []
+    for r in rows:
+        values = [int(r[k]) for k in keys]
+        if all(values[j] == base[j] for j in range(4) if j != i):
+            points.append((values[i], r["samples_per_s"], r["exchange_share"]))
+    with open("%s/sweep-%s.dat" % (out, name), "w") as f:
+        for x, rate, share in sorted(points):
+            f.write("%d %s %s\n" % (x, rate, share))
+PY
 gnuplot <<GP
 set terminal pngcairo size 1200,800 font ",10"
 set output "$out/scaling.png"
-set datafile separator ","
 set multiplot layout 2,2 title "flexmoe train scaling ($cores cores; base: $base_workers workers, $base_experts experts, $base_modalities modalities, width $base_width)"
 set ylabel "samples/s"
 set y2label "exchange share of the step"
@@ -125,17 +141,13 @@ set y2tics
 set ytics nomirror
 set key top left
 set xlabel "workers (same global batch; > $cores oversubscribed)"
-plot "$out/scaling.csv" using (\$2==$base_experts && \$3==$base_modalities && \$4==$base_width ? \$1 : 1/0):6 every ::1 with linespoints title "samples/s", \
-     "" using (\$2==$base_experts && \$3==$base_modalities && \$4==$base_width ? \$1 : 1/0):7 every ::1 axes x1y2 with linespoints title "exchange share"
+plot "$out/sweep-workers.dat" using 1:2 with linespoints title "samples/s", "" using 1:3 axes x1y2 with linespoints title "exchange share"
 set xlabel "experts"
-plot "$out/scaling.csv" using (\$1==$base_workers && \$3==$base_modalities && \$4==$base_width ? \$2 : 1/0):6 every ::1 with linespoints title "samples/s", \
-     "" using (\$1==$base_workers && \$3==$base_modalities && \$4==$base_width ? \$2 : 1/0):7 every ::1 axes x1y2 with linespoints title "exchange share"
+plot "$out/sweep-experts.dat" using 1:2 with linespoints title "samples/s", "" using 1:3 axes x1y2 with linespoints title "exchange share"
 set xlabel "modalities"
-plot "$out/scaling.csv" using (\$1==$base_workers && \$2==$base_experts && \$4==$base_width ? \$3 : 1/0):6 every ::1 with linespoints title "samples/s", \
-     "" using (\$1==$base_workers && \$2==$base_experts && \$4==$base_width ? \$3 : 1/0):7 every ::1 axes x1y2 with linespoints title "exchange share"
+plot "$out/sweep-modalities.dat" using 1:2 with linespoints title "samples/s", "" using 1:3 axes x1y2 with linespoints title "exchange share"
 set xlabel "width D"
-plot "$out/scaling.csv" using (\$1==$base_workers && \$2==$base_experts && \$3==$base_modalities ? \$4 : 1/0):6 every ::1 with linespoints title "samples/s", \
-     "" using (\$1==$base_workers && \$2==$base_experts && \$3==$base_modalities ? \$4 : 1/0):7 every ::1 axes x1y2 with linespoints title "exchange share"
+plot "$out/sweep-width.dat" using 1:2 with linespoints title "samples/s", "" using 1:3 axes x1y2 with linespoints title "exchange share"
 unset multiplot
 GP
 echo "scaling.sh: wrote $out/scaling.csv and $out/scaling.png"

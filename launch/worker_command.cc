@@ -190,7 +190,8 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
   PreemptionHook preemption(coordinator, rank);
   options.hooks.push_back(&preemption);
   if (rank == 0) {
-    std::cout << "BLAS: " << BlasDescription() << "\n"
+    std::cout << "BLAS: " << BlasDescription() << "; OpenMP wait policy "
+              << GetEnv(kEnvOmpWaitPolicy) << "\n"
               << "worker 0 of " << world->size() << ": training on " << config.data().prepared_dir()
               << " (" << prepared.size() << " samples), experts sharded over "
               << (options.expert_parallel_degree > 0 ? options.expert_parallel_degree

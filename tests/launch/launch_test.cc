@@ -118,9 +118,13 @@ testing::TempDir* LaunchTest::dir_ = nullptr;
 
 TEST_F(LaunchTest, OneCommandRunsTheWholeJobAndLeavesTheRunDirectory) {
   const std::string run = dir_->Path("whole");
-  auto r = testing::RunCommand(Train(run, 2, 2), 180, kEnv);
+  // OMP_WAIT_POLICY unset (empty): every process sets PASSIVE itself (launch/wait_policy.h).
+  std::vector<std::string> env = kEnv;
+  env.push_back("OMP_WAIT_POLICY=");
+  auto r = testing::RunCommand(Train(run, 2, 2), 180, env);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("2 workers x 1 thread"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("OpenMP wait policy PASSIVE"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("overall"), std::string::npos) << r.output;  // the results table
   EXPECT_NE(r.output.find("job finished; run directory " + run), std::string::npos) << r.output;
   for (const char* f : {"config.textproto", "job.json", "job.token", "metrics.jsonl",
