@@ -11,6 +11,7 @@
 #
 #   bench/shared_cores.sh [--out DIR] [--epochs N] [--rounds R] [--loads quiet,loaded]
 #                         [--wait-policy ACTIVE|PASSIVE] [--background-threads N]
+# FLEXMOE=PATH measures another binary (both jobs; a build of an earlier commit, say).
 # --background-threads N: the second job's threads (default: one per core). 1 is the case
 # docs/benchmarks.md names as still short: three busy processes on two cores.
 #
@@ -23,6 +24,7 @@ epochs=4
 rounds=1
 loads=quiet,loaded
 background_threads=$(getconf _NPROCESSORS_ONLN)
+flexmoe=${FLEXMOE:-build/flexmoe}  # the binary measured (both jobs)
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
@@ -43,7 +45,7 @@ measure() {
   local name=$1 dir="$out/runs/$round-$load-$1"
   shift
   rm -rf "$dir"
-  build/flexmoe train --config "$config" "${data[@]}" --set "run.dir=$dir" \
+  "$flexmoe" train --config "$config" "${data[@]}" --set "run.dir=$dir" \
     --set "training.epochs=$epochs" --set training.warmup_epochs=1 \
     --set metrics.log_every_steps=10 "$@" >"$dir.log" 2>&1 ||
     { echo "shared_cores.sh: $name failed (see $dir.log)" >&2; exit 1; }
@@ -69,7 +71,7 @@ for round in $(seq 1 "$rounds"); do
   for load in ${loads//,/ }; do
     if [ "$load" = loaded ]; then
       rm -rf "$out/runs/background"
-      build/flexmoe train --config "$config" "${data[@]}" --set "run.dir=$out/runs/background" \
+      "$flexmoe" train --config "$config" "${data[@]}" --set "run.dir=$out/runs/background" \
         --set training.epochs=100000 --set checkpoint.every_epochs=0 --threads "$background_threads" \
         >"$out/runs/background.log" 2>&1 &
       background=$!

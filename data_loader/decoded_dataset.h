@@ -20,6 +20,10 @@ struct DecodedBatch {
   std::vector<int64_t> sample;               // [size], index into the dataset
   // [size]: 1, or 0 for a padding repeat that must not count in the loss. Empty means all 1.
   std::vector<float> weight;
+  // The whole global batch's (every worker's slice) weight per label: entry c sums `weight`
+  // over its samples of label c. The loss denominator, known without a collective. Empty
+  // when the source does not know the global batch.
+  std::vector<double> global_label_weight;
 };
 
 class DecodedDataset {

@@ -1,6 +1,7 @@
 // Encoding and checking loader frames (loader_wire.h).
 #include "data_loader/loader_wire.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "cluster/base/crc32c.h"
@@ -50,6 +51,8 @@ std::string EncodeBatchFrame(uint64_t stream_id, int64_t step, const DecodedBatc
   meta.mutable_label()->Add(batch.label.begin(), batch.label.end());
   meta.mutable_sample()->Add(batch.sample.begin(), batch.sample.end());
   meta.mutable_weight()->Add(batch.weight.begin(), batch.weight.end());
+  meta.mutable_global_label_weight()->Add(batch.global_label_weight.begin(),
+                                          batch.global_label_weight.end());
   size_t raw = 0;
   for (const auto& f : batch.features) raw += f.size() * sizeof(float);
   const size_t meta_length = meta.ByteSizeLong();
@@ -96,6 +99,14 @@ DecodedBatch DecodeBatch(const loader::BatchMeta& meta, std::string_view raw,
   batch.label.assign(meta.label().begin(), meta.label().end());
   batch.sample.assign(meta.sample().begin(), meta.sample().end());
   batch.weight.assign(meta.weight().begin(), meta.weight().end());
+  for (double w : meta.global_label_weight()) {
+    if (!(w >= 0.0) || !std::isfinite(w)) {
+      Fail(ErrorCode::kInvalidArgument, "BATCH frame of step ", meta.step(),
+           ": global_label_weight holds ", w, ", expected a finite value >= 0");
+    }
+  }
+  batch.global_label_weight.assign(meta.global_label_weight().begin(),
+                                   meta.global_label_weight().end());
   return batch;
 }
 

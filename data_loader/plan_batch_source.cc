@@ -30,6 +30,11 @@ DecodedBatch GatherSlice(const DecodedDataset& data, const EpochPlan& plan, int6
   DecodedBatch batch =
       data.Gather(std::vector<uint32_t>(global.begin() + begin, global.begin() + end));
   batch.weight.assign(weights.begin() + begin, weights.begin() + end);
+  for (size_t i = 0; i < global.size(); ++i) {
+    const auto label = static_cast<size_t>(data.label(global[i]));
+    if (label >= batch.global_label_weight.size()) batch.global_label_weight.resize(label + 1, 0.0);
+    batch.global_label_weight[label] += weights[i];
+  }
   return batch;
 }
 

@@ -71,6 +71,26 @@ class AllReduceSumFunction : public torch::autograd::Function<AllReduceSumFuncti
   }
 };
 
+// The sum of AllReduceSumWithGrad for replicated consumers (expert_parallel.h).
+class AllReduceSumReplicatedFunction
+    : public torch::autograd::Function<AllReduceSumReplicatedFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t comm,
+                            int64_t stats) {
+    ExchangeTimer timer(reinterpret_cast<ExchangeStats*>(stats));
+    Communicator* group = reinterpret_cast<Communicator*>(comm);
+    ctx->saved_data["size"] = static_cast<int64_t>(group->size());
+    at::Tensor y = x.detach().clone().contiguous();
+    group->AllReduce(y, ReduceOp::kSum);
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    // Every rank holds the same upstream gradient: their sum is size x this one.
+    const double size = static_cast<double>(ctx->saved_data["size"].toInt());
+    return {grads[0] * size, at::Tensor(), at::Tensor()};
+  }
+};
+
 class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::vector<int64_t> send,
@@ -117,6 +137,11 @@ at::Tensor Inverse(const at::Tensor& index) {
 
 at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm, ExchangeStats* stats) {
   return AllReduceSumFunction::apply(x, Pack(&comm), reinterpret_cast<int64_t>(stats));
+}
+
+at::Tensor AllReduceSumReplicatedGrad(const at::Tensor& x, Communicator& comm,
+                                      ExchangeStats* stats) {
+  return AllReduceSumReplicatedFunction::apply(x, Pack(&comm), reinterpret_cast<int64_t>(stats));
 }
 
 at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
@@ -236,7 +261,9 @@ RouterStatsReducer MakeRouterStatsReducer(Communicator& dp, ExchangeStats* excha
       flat.push_back(p->reshape({-1}));
       sizes.push_back(p->numel());
     }
-    at::Tensor summed = AllReduceSumWithGrad(at::cat(flat), dp, exchange);
+    // Every rank forms the same router loss from these sums (weighted 1/W, NOTE [gradient
+    // scaling rule]), so the backward needs no all-reduce of its own.
+    at::Tensor summed = AllReduceSumReplicatedGrad(at::cat(flat), dp, exchange);
     std::vector<at::Tensor> pieces = summed.split_with_sizes(sizes);
     for (size_t i = 0; i < parts.size(); ++i) *parts[i] = pieces[i].view(parts[i]->sizes());
     return stats;

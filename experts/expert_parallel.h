@@ -31,6 +31,13 @@ struct ExchangeStats;
 at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm,
                                 ExchangeStats* stats = nullptr);
 
+// The same sum where every rank of the group computes the same function of y and its
+// loss takes 1/W of it (the router loss from the summed router statistics): the upstream
+// gradient is then equal on every rank, so their sum is the group's size times the local
+// one, and the backward scales instead of reducing (one collective less per step).
+at::Tensor AllReduceSumReplicatedGrad(const at::Tensor& x, Communicator& comm,
+                                      ExchangeStats* stats = nullptr);
+
 // Rows exchanged as Communicator::AllToAll does; backward sends the gradients back with
 // the splits swapped.
 at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,

@@ -3,26 +3,34 @@
 
 #include <ATen/ATen.h>
 
+#include "cluster/base/error.h"
+
 namespace flexmoe {
 
 GradientSynchronizer::GradientSynchronizer(std::vector<at::Tensor> replicated,
                                            std::vector<at::Tensor> experts, Communicator* world,
-                                           Communicator* expert_replicas, int64_t bucket_bytes) {
-  if (world != nullptr && world->size() > 1) AddBuckets(replicated, world, bucket_bytes);
+                                           Communicator* expert_replicas, int64_t bucket_bytes,
+                                           int64_t rider_capacity)
+    : world_(world), rider_capacity_(rider_capacity) {
+  if (world != nullptr && world->size() > 1) {
+    AddBuckets(replicated, world, bucket_bytes, rider_capacity);
+  }
   if (expert_replicas != nullptr && expert_replicas->size() > 1) {
-    AddBuckets(experts, expert_replicas, bucket_bytes);
+    AddBuckets(experts, expert_replicas, bucket_bytes, 0);
   }
 }
 
 void GradientSynchronizer::AddBuckets(const std::vector<at::Tensor>& parameters, Communicator* comm,
-                                      int64_t bucket_bytes) {
+                                      int64_t bucket_bytes, int64_t rider_capacity) {
   Bucket current;
   int64_t bytes = 0;
   auto close = [&]() {
     if (current.parameters.empty()) return;
     int64_t n = 0;
     for (const auto& p : current.parameters) n += p.numel();
-    current.flat = at::empty({n}, current.parameters.front().options());
+    current.riders = rider_capacity;
+    rider_capacity = 0;  // the first bucket carries them
+    current.flat = at::empty({n + current.riders}, current.parameters.front().options());
     current.comm = comm;
     buckets_.push_back(std::move(current));
     current = Bucket();
@@ -36,7 +44,12 @@ void GradientSynchronizer::AddBuckets(const std::vector<at::Tensor>& parameters,
   close();
 }
 
-void GradientSynchronizer::Synchronize() {
+void GradientSynchronizer::Synchronize(at::Tensor* riders) {
+  const int64_t r = riders != nullptr ? riders->numel() : 0;
+  if (r > rider_capacity_) {
+    Fail(ErrorCode::kInvalidArgument, "gradient sync: ", r, " riders, room for ", rider_capacity_);
+  }
+  bool carried = false;
   for (Bucket& bucket : buckets_) {
     int64_t offset = 0;
     for (at::Tensor& p : bucket.parameters) {
@@ -48,7 +61,17 @@ void GradientSynchronizer::Synchronize() {
       }
       offset += p.numel();
     }
+    const bool carries = r > 0 && bucket.riders > 0;
+    if (bucket.riders > 0) {
+      at::Tensor tail = bucket.flat.narrow(0, offset, bucket.riders);
+      tail.zero_();
+      if (carries) tail.narrow(0, 0, r).copy_(riders->reshape({-1}));
+    }
     bucket.comm->AllReduce(bucket.flat, ReduceOp::kSum);
+    if (carries) {
+      riders->copy_(bucket.flat.narrow(0, offset, r).view(riders->sizes()));
+      carried = true;
+    }
     offset = 0;
     for (at::Tensor& p : bucket.parameters) {
       at::Tensor slice = bucket.flat.narrow(0, offset, p.numel()).view(p.sizes());
@@ -59,6 +82,9 @@ void GradientSynchronizer::Synchronize() {
       }
       offset += p.numel();
     }
+  }
+  if (r > 0 && !carried && world_ != nullptr && world_->size() > 1) {
+    world_->AllReduce(*riders, ReduceOp::kSum);
   }
 }
 

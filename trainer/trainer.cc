@@ -37,6 +37,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Values summed over the workers each step (Step): loss, task loss, router loss, and the
+// checkpoint and stop requests.
+constexpr int64_t kStepValues = 5;
+
 double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -93,6 +97,9 @@ struct Trainer::Impl {
   bool Stopped(TrainResult* result);  // records a stop; false
   // One step: forward, backward, gradient sync, update; the global losses and requests.
   StepRequests Step(const DecodedBatch& batch, EpochClock* clock, TrainResult* result);
+  // The global batch's sum of loss weights (class weight x sample weight): from the batch's
+  // global_label_weight, or by an all-reduce when the source does not provide it.
+  double LossDenominator(const DecodedBatch& batch, const at::Tensor& weight, EpochClock* clock);
   void EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* result);
   void Checkpoint();
   void Finish(TrainResult* result);
@@ -242,8 +249,8 @@ void Trainer::Impl::BuildModel() {
     all.push_back(p.tensor);
     (p.group.is_expert() ? experts : replicated).push_back(p.tensor);
   }
-  sync = std::make_unique<GradientSynchronizer>(replicated, experts, world,
-                                                groups.expert_data_parallel.get());
+  sync = std::make_unique<GradientSynchronizer>(
+      replicated, experts, world, groups.expert_data_parallel.get(), 4 << 20, kStepValues);
   AdamOptions adam{tc.lr()};
   adam.weight_decay = tc.weight_decay();
   optimizer = std::make_unique<FusedAdam>(all, adam);
@@ -447,23 +454,13 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
                                : at::ones({batch.size}, at::TensorOptions(device))) *
       sample_weight;
   at::Tensor nll = at::nll_loss(at::log_softmax(out.logits, -1), t.label, {}, at::Reduction::None);
-  // Host values: the losses' denominator and, below, the losses and requests.
-  at::Tensor total_weight = weight.sum().to(at::kCPU, at::kDouble).reshape({1});
   const double reduce_before = clock->reduce_s;
-  auto reduce_start = Clock::now();
-  if (w > 1) world->AllReduce(total_weight, ReduceOp::kSum);
-  clock->reduce_s += Since(reduce_start);
-  double denominator = total_weight.item<double>();
+  const double denominator = LossDenominator(batch, weight, clock);
   at::Tensor task = (nll * weight).sum() / (denominator > 0 ? denominator : 1.0);
   at::Tensor router = out.aux_loss / static_cast<double>(w);
   at::Tensor loss = task + tc.gate_loss_weight() * router;
   optimizer->ZeroGrad();
   loss.backward();
-  reduce_start = Clock::now();
-  sync->Synchronize();
-  clock->reduce_s += Since(reduce_start);
-  optimizer->Step();
-  state.progress.adam_steps = optimizer->steps();
 
   TrainPosition after = position;
   ++after.step_in_epoch;
@@ -476,14 +473,16 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
     mine.checkpoint = mine.checkpoint || r.checkpoint;
     mine.stop = mine.stop || r.stop;
   });
-  // The losses and every rank's requests in one reduction.
+  // The losses and every rank's requests ride with the gradients' reduction.
   at::Tensor values =
       at::stack({loss.detach(), task.detach(), router.detach()}).to(at::kCPU, at::kDouble);
   values = at::cat(
       {values, at::tensor({mine.checkpoint ? 1.0 : 0.0, mine.stop ? 1.0 : 0.0}, at::kDouble)});
-  reduce_start = Clock::now();
-  if (w > 1) world->AllReduce(values, ReduceOp::kSum);
+  auto reduce_start = Clock::now();
+  sync->Synchronize(&values);
   clock->reduce_s += Since(reduce_start);
+  optimizer->Step();
+  state.progress.adam_steps = optimizer->steps();
   const double step_s = Since(step_start);
   clock->step_s += step_s;
   totals.step_s += step_s;
@@ -507,6 +506,29 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
                     batch.size, &totals};
   ForEachHook([&](TrainHook& h) { h.AfterStep(report); });
   return StepRequests{v[3] > 0, v[4] > 0};
+}
+
+double Trainer::Impl::LossDenominator(const DecodedBatch& batch, const at::Tensor& weight,
+                                      EpochClock* clock) {
+  if (!batch.global_label_weight.empty()) {
+    double total = 0;
+    for (size_t c = 0; c < batch.global_label_weight.size(); ++c) {
+      if (batch.global_label_weight[c] == 0) continue;
+      if (static_cast<int>(c) >= num_classes) {
+        Fail(ErrorCode::kInvalidArgument, "batch of step ", state.progress.position.global_step,
+             ": label ", c, " outside the ", num_classes, " classes");
+      }
+      const double cw = tc.class_weights_size() > 0 ? tc.class_weights(static_cast<int>(c)) : 1.0;
+      total += cw * batch.global_label_weight[c];
+    }
+    return total;
+  }
+  // A source that does not know the global batch: one host all-reduce.
+  at::Tensor total = weight.sum().to(at::kCPU, at::kDouble).reshape({1});
+  auto start = Clock::now();
+  if (w > 1) world->AllReduce(total, ReduceOp::kSum);
+  clock->reduce_s += Since(start);
+  return total.item<double>();
 }
 
 bool Trainer::Impl::Stopped(TrainResult* result) {

@@ -26,7 +26,7 @@ PollPacer::PollPacer() : start_(Deadline::Clock::now()) {}
 void PollPacer::Pause() {
   constexpr auto kYieldPhase = std::chrono::milliseconds(20);
   constexpr auto kContended = std::chrono::microseconds(30);
-  constexpr auto kMaxSleep = std::chrono::microseconds(100);
+  constexpr auto kMaxSleep = std::chrono::microseconds(20);
   const auto now = Deadline::Clock::now();
   if (!contended_ && now - start_ < kYieldPhase) {
     std::this_thread::yield();

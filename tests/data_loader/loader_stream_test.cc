@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -157,6 +158,37 @@ TEST_F(LoaderStreamTest, EpochOverTcpIsIdenticalToTheInProcessPlan) {
   EXPECT_EQ(stats.connections_refused, 0);
   EXPECT_GE(stats.streams_started, 27);
   EXPECT_GT(stats.batches_sent, 27 * 10);
+}
+
+// Every worker's slice carries the whole global batch's loss weight per label (the loss
+// denominator without a collective): the same on every worker, the padding repeats at 0.
+TEST_F(LoaderStreamTest, SlicesCarryTheGlobalBatchLabelWeights) {
+  const PlanOptions plan = Plan(3, TrainingConfig::MIXED, TrainingConfig::PAD);
+  std::vector<PlanBatchSource> sources;
+  for (int w = 0; w < 3; ++w) sources.push_back(Local(w, plan));
+  for (auto& s : sources) s.StartEpoch(2, 0);
+  DecodedBatch batch;
+  for (int64_t step = 0; step < sources[0].steps_in_epoch(); ++step) {
+    std::vector<double> expected;
+    std::vector<std::vector<double>> seen;
+    for (auto& s : sources) {
+      ASSERT_TRUE(s.Next(&batch));
+      for (int i = 0; i < batch.size; ++i) {
+        const auto label = static_cast<size_t>(batch.label[i]);
+        if (label >= expected.size()) expected.resize(label + 1, 0.0);
+        expected[label] += batch.weight[i];
+      }
+      seen.push_back(batch.global_label_weight);
+    }
+    for (size_t w = 0; w < seen.size(); ++w) {
+      // Trailing labels with weight 0 only (padding) may be listed; compare the sums.
+      std::vector<double> got = seen[w];
+      got.resize(std::max(got.size(), expected.size()), 0.0);
+      std::vector<double> want = expected;
+      want.resize(got.size(), 0.0);
+      EXPECT_EQ(got, want) << "step " << step << " worker " << w;
+    }
+  }
 }
 
 TEST_F(LoaderStreamTest, ResumesAtTheSameStepAfterDroppedConnections) {

@@ -72,6 +72,7 @@ std::string DiffBatches(const DecodedBatch& a, const DecodedBatch& b) {
   if (a.label != b.label) return "label differs";
   if (a.sample != b.sample) return "sample differs";
   if (a.weight != b.weight) return "weight differs";
+  if (a.global_label_weight != b.global_label_weight) return "global_label_weight differs";
   return "";
 }
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -38,6 +39,7 @@ DecodedBatch SampleBatch() {
   b.label = {2, 0};
   b.sample = {17, 4};
   b.weight = {1.0f, 0.0f};
+  b.global_label_weight = {3.0, 0.0, 2.5};  // the whole global batch's, per label
   return b;
 }
 
@@ -65,6 +67,16 @@ TEST(LoaderWireTest, BatchRoundTripsWithRawLittleEndianFeatures) {
   EXPECT_EQ(back.label, batch.label);
   EXPECT_EQ(back.sample, batch.sample);
   EXPECT_EQ(back.weight, batch.weight);
+  EXPECT_EQ(back.global_label_weight, batch.global_label_weight);
+  // A negative or non-finite loss weight is refused, naming the field.
+  for (double bad : {-1.0, std::nan("")}) {
+    loader::BatchMeta corrupt = meta;
+    corrupt.set_global_label_weight(1, bad);
+    EXPECT_NE(ErrorOf([&] {
+                DecodeBatch(corrupt, raw, {2, 0, 1});
+              }).find("global_label_weight"),
+              std::string::npos);
+  }
   // Feature sizes that do not match the bytes are refused.
   EXPECT_NE(ErrorOf([&] {
               DecodeBatch(meta, raw, {2, 1, 1});

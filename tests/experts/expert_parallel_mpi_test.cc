@@ -1,7 +1,8 @@
 // Expert parallelism under mpirun (1 to 4 ranks): the exchange with identity experts returns
 // rows and gradients exactly; every rank receives exactly its experts' rows; the sharded MoE
 // layer equals the one-process layer on all ranks' tokens (output, input gradient, expert
-// and router gradients); ranks with zero tokens still take part.
+// and router gradients); ranks with zero tokens still take part; the replicated-consumer sum's
+// scaled backward equals the all-reduced one.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
@@ -32,6 +33,30 @@ ExpertPlacement Scattered(int world) {
   ExpertPlacement p;
   for (int64_t e = 0; e < kE; ++e) p.owner.push_back(static_cast<int>((e * 5 + 1) % world));
   return p;
+}
+
+// A replicated consumer of the sum (every rank computes the same loss of it, weighted 1/W,
+// as the router loss is): the scaled backward equals the all-reduced one.
+TEST(ExpertExchangeTest, ReplicatedSumBackwardEqualsTheAllReducedOne) {
+  auto world = World();
+  const int w = world->size(), me = world->rank();
+  at::manual_seed(40 + me);
+  const at::Tensor part = at::randn({6}, at::kDouble);
+  at::manual_seed(41);  // the same on every rank: a replicated weighting
+  const at::Tensor weighting = at::randn({6}, at::kDouble);
+  auto gradient = [&](bool replicated) {
+    at::Tensor x = part.clone().requires_grad_(true);
+    at::Tensor y =
+        replicated ? AllReduceSumReplicatedGrad(x, *world) : AllReduceSumWithGrad(x, *world);
+    ((y * y * weighting).sum() / static_cast<double>(w)).backward();
+    return std::make_pair(y.detach(), x.grad());
+  };
+  const auto [y_reduced, g_reduced] = gradient(false);
+  const auto [y_scaled, g_scaled] = gradient(true);
+  EXPECT_TRUE(at::equal(y_scaled, y_reduced));
+  EXPECT_TRUE(at::allclose(g_scaled, g_reduced, 1e-14, 1e-14)) << g_scaled << g_reduced;
+  // The gradient of the whole loss with respect to this rank's part: 2 y * weighting.
+  EXPECT_TRUE(at::allclose(g_scaled, 2 * y_reduced * weighting, 1e-14, 1e-14));
 }
 
 TEST(ExpertExchangeTest, IdentityExpertsReturnRowsAndGradientsExactly) {

@@ -131,6 +131,14 @@ TEST(DistributedTrainTest, AwkwardBatchesWithEmptySlices) {
   ExpectEquivalent({"training.batch_size=5", "training.epochs=1"}, 0);
 }
 
+TEST(DistributedTrainTest, ClassWeightedLossesFromTheBatchesLabelWeights) {
+  // The loss denominator comes with each slice (the global batch's weight per label), not
+  // from a collective: with class weights and slices of unequal label mix, W workers still
+  // give one process's losses.
+  ExpectEquivalent(
+      {"training.class_weights=0.25,1,2.5", "training.batch_size=5", "training.epochs=1"}, 0);
+}
+
 TEST(DistributedTrainTest, CapacityDropsTheOneProcessRows) {
   // The capacity comes from the global batch's tokens, shared out in rank order: W workers
   // drop exactly the rows one process drops (and so train to the same losses).
