@@ -124,6 +124,17 @@ at::Tensor GatherIndex(const std::vector<std::pair<int64_t, int64_t>>& blocks, i
   return index;
 }
 
+// True when `blocks` tile [0, total) in order: their gather is the identity.
+bool InOrder(const std::vector<std::pair<int64_t, int64_t>>& blocks) {
+  int64_t next = 0;
+  for (const auto& [begin, length] : blocks) {
+    if (length == 0) continue;
+    if (begin != next) return false;
+    next += length;
+  }
+  return true;
+}
+
 // The inverse permutation of a gather index.
 at::Tensor Inverse(const at::Tensor& index) {
   at::Tensor inverse = at::empty_like(index);
@@ -186,8 +197,11 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
     // Index bookkeeping is done on the CPU; the indices go to the rows' device (CUDA rows
     // with the NCCL backend) before use.
     const at::Device device = rows.device();
-    at::Tensor owner_order = GatherIndex(blocks, offset[e_count]);
-    at::Tensor by_owner = rows.index_select(0, HostIndexTo(owner_order, device));
+    // Experts placed in ascending owner order (CONTIGUOUS) leave the rows where they are:
+    // no gather here and none on the way back (two row copies and their backward saved).
+    const bool in_place = InOrder(blocks);
+    at::Tensor owner_order = in_place ? at::Tensor() : GatherIndex(blocks, offset[e_count]);
+    at::Tensor by_owner = in_place ? rows : rows.index_select(0, HostIndexTo(owner_order, device));
 
     // 2. Counts first: every rank learns how many rows of each expert every rank sends.
     //    They are host values: a group that takes host tensors (MPI, or a routed world's
@@ -245,6 +259,7 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
       stats->rows_sent += offset[e_count];
       stats->rows_received += position;
     }
+    if (in_place) return returned;
     return returned.index_select(0, HostIndexTo(Inverse(owner_order), device));
   };
 }
