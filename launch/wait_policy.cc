@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <climits>
 #include <cstdlib>
 
 #include "cluster/base/env.h"
@@ -15,6 +16,14 @@ namespace flexmoe {
 void EnsurePassiveOpenMpWait(char** argv) {
   if (!GetEnv(kEnvOmpWaitPolicy).empty()) return;
   if (::setenv(kEnvOmpWaitPolicy, "PASSIVE", 1) != 0) return;
+  // The resolved path, not /proc/self/exe itself: the kernel names the process after the
+  // file executed, and `ps`, `top` and `perf` should say flexmoe, not exe.
+  char path[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n > 0) {
+    path[n] = '\0';
+    ::execv(path, argv);
+  }
   ::execv("/proc/self/exe", argv);
   // Only reached when execv failed: carry on with the default policy.
 }
