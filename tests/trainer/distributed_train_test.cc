@@ -139,6 +139,25 @@ TEST(DistributedTrainTest, ClassWeightedLossesFromTheBatchesLabelWeights) {
       {"training.class_weights=0.25,1,2.5", "training.batch_size=5", "training.epochs=1"}, 0);
 }
 
+TEST(DistributedTrainTest, ClassWeightsOfOneScaleLeaveTheLossesAlone) {
+  // The denominator is the class-weighted sum of the batch's label weights: scaling every
+  // class weight by 2.5 scales numerator and denominator alike (a denominator that ignored
+  // the class weights would scale the losses by 2.5).
+  const std::vector<std::string> shape = {"training.batch_size=5", "training.epochs=1"};
+  std::vector<std::string> scaled = shape;
+  scaled.push_back("training.class_weights=2.5,2.5,2.5");
+  flexmoe::Setup plain_setup(shape), scaled_setup(scaled);  // not gtest's Setup
+  testing::TempDir run;
+  TrainResult plain = plain_setup.Run(nullptr, 0, run.Path("plain"));
+  TrainResult weighted = scaled_setup.Run(nullptr, 0, run.Path("weighted"));
+  ASSERT_EQ(plain.step_losses.size(), weighted.step_losses.size());
+  ASSERT_FALSE(plain.step_losses.empty());
+  for (size_t i = 0; i < plain.step_losses.size(); ++i) {
+    EXPECT_NEAR(weighted.step_losses[i], plain.step_losses[i], 1e-5 * plain.step_losses[i])
+        << "step " << i;
+  }
+}
+
 TEST(DistributedTrainTest, CapacityDropsTheOneProcessRows) {
   // The capacity comes from the global batch's tokens, shared out in rank order: W workers
   // drop exactly the rows one process drops (and so train to the same losses).
