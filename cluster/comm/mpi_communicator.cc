@@ -6,6 +6,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <utility>
 
 #include "cluster/base/error.h"
@@ -23,7 +24,7 @@ struct MpiCommunicator::Pending {
   MPI_Request request = MPI_REQUEST_NULL;
   MPI_Status status{};
   std::vector<at::Tensor> buffers;  // everything MPI reads or writes until completion
-  std::vector<int> counts;          // counts and displacements of MPI_Ialltoallv
+  std::vector<int> counts;  // counts and displacements (MPI_Ialltoallv, the all-reduce slices)
 };
 
 namespace {
@@ -73,6 +74,13 @@ at::Tensor CheckedBuffer(const at::Tensor& tensor, const std::string& what, MPI_
   }
   *count = static_cast<int>(tensor.numel());
   return tensor.is_contiguous() ? tensor : tensor.contiguous();
+}
+
+// count elements split into `parts` slices as even as can be (the first ones one longer).
+std::vector<int> SliceCounts(int count, int parts) {
+  std::vector<int> counts(static_cast<size_t>(parts), count / parts);
+  for (int r = 0; r < count % parts; ++r) ++counts[r];
+  return counts;
 }
 
 std::string MpiErrorText(int rc) {
@@ -233,12 +241,32 @@ void MpiCommunicator::AllReduce(at::Tensor& tensor, ReduceOp op, const Collectiv
   auto pending = std::make_unique<Pending>();
   pending->buffers = {buf};
   if (floating && op != ReduceOp::kMax) {
-    // One reduction at rank 0, then a broadcast: the same bits on every rank.
-    CheckMpi(MPI_Ireduce(rank_ == 0 ? MPI_IN_PLACE : data, rank_ == 0 ? data : nullptr, count, type,
-                         mpi_op, 0, handle_->comm, &pending->request),
+    // NOTE [same bits on every rank]: each rank reduces one slice of the buffer (a
+    // reduce-scatter), then every rank gathers the reduced slices (an all-gather). Every
+    // element is summed once, by one rank, and copied to the others, so all ranks hold the
+    // same bits whatever the reduction order inside MPI; and the bytes moved per rank are
+    // 2 (W - 1) / W of the buffer (a reduce to rank 0 and a broadcast moved 3-4x longer
+    // on 2 ranks: docs/benchmarks.md).
+    pending->counts = SliceCounts(count, size_);
+    pending->counts.resize(2 * static_cast<size_t>(size_));  // then the slices' offsets
+    for (int r = 1; r < size_; ++r) {
+      pending->counts[size_ + r] = pending->counts[size_ + r - 1] + pending->counts[r - 1];
+    }
+    const int mine = pending->counts[rank_];
+    const size_t element = buf.element_size();
+    char* slice = static_cast<char*>(data) + element * pending->counts[size_ + rank_];
+    CheckMpi(MPI_Ireduce_scatter(MPI_IN_PLACE, data, pending->counts.data(), type, mpi_op,
+                                 handle_->comm, &pending->request),
              what);
     pending = Complete(std::move(pending), what, deadline);
-    CheckMpi(MPI_Ibcast(data, count, type, 0, handle_->comm, &pending->request), what);
+    // MPI_IN_PLACE leaves this rank's reduced slice at the buffer's start: move it home.
+    if (mine > 0 && pending->counts[size_ + rank_] > 0) {
+      std::memmove(slice, data, element * static_cast<size_t>(mine));
+    }
+    CheckMpi(
+        MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, pending->counts.data(),
+                        pending->counts.data() + size_, type, handle_->comm, &pending->request),
+        what);
   } else {
     CheckMpi(
         MPI_Iallreduce(MPI_IN_PLACE, data, count, type, mpi_op, handle_->comm, &pending->request),

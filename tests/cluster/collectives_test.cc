@@ -105,6 +105,18 @@ TEST_F(CollectivesTest, AllReduceFloatSumIsBitIdenticalAcrossRanks) {
   }
 }
 
+// The sum is formed slice by slice (a reduce-scatter, then an all-gather): buffers with
+// fewer elements than ranks, or none, leave some ranks an empty slice.
+TEST_F(CollectivesTest, AllReduceOfFewerElementsThanRanks) {
+  for (int64_t n : {0, 1, 2, 3, 5}) {
+    at::Tensor t = at::arange(n, at::kFloat) * (rank_ + 1) + 0.25f;
+    at::Tensor expected = at::zeros({n}, at::kFloat);
+    for (int r = 0; r < size_; ++r) expected += at::arange(n, at::kFloat) * (r + 1) + 0.25f;
+    world_->AllReduce(t, ReduceOp::kSum);
+    EXPECT_TRUE(at::equal(t, expected)) << n << " elements";
+  }
+}
+
 TEST_F(CollectivesTest, AllReduceWritesBackIntoANonContiguousView) {
   at::Tensor base = at::arange(15, at::kFloat).reshape({3, 5}) * (rank_ + 1);
   at::Tensor view = base.t();  // [5, 3], not contiguous
