@@ -5,6 +5,7 @@
 #include <torch/autograd.h>
 
 #include "cluster/base/error.h"
+#include "experts/host_index.h"
 
 namespace flexmoe {
 namespace {
@@ -111,7 +112,32 @@ class CombineFunction : public torch::autograd::Function<CombineFunction> {
 
 }  // namespace
 
-DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts) {
+namespace {
+
+// `order` checked as a permutation of [0, num_experts), or ascending ids when empty.
+std::vector<int64_t> ExpertOrder(const std::vector<int64_t>& order, int64_t num_experts) {
+  if (order.empty()) {
+    std::vector<int64_t> ascending(num_experts);
+    for (int64_t e = 0; e < num_experts; ++e) ascending[e] = e;
+    return ascending;
+  }
+  std::vector<bool> seen(num_experts, false);
+  bool valid = static_cast<int64_t>(order.size()) == num_experts;
+  for (size_t i = 0; valid && i < order.size(); ++i) {
+    valid = order[i] >= 0 && order[i] < num_experts && !seen[order[i]];
+    if (valid) seen[order[i]] = true;
+  }
+  if (!valid) {
+    Fail(ErrorCode::kInvalidArgument, "MakeDispatchPlan: the expert order (", order.size(),
+         " entries) is not a permutation of the ", num_experts, " experts");
+  }
+  return order;
+}
+
+}  // namespace
+
+DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts,
+                              const std::vector<int64_t>& expert_order) {
   if (top_indices.dim() != 2 || top_indices.scalar_type() != at::kLong) {
     Fail(ErrorCode::kInvalidArgument, "MakeDispatchPlan: top_indices must be [T, k] int64, got ",
          top_indices.sizes(), " ", top_indices.scalar_type());
@@ -135,8 +161,13 @@ DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts
       }
       ++plan.counts[expert[a]];
     }
-    std::vector<int64_t> next(num_experts, 0);
-    for (int64_t e = 1; e < num_experts; ++e) next[e] = next[e - 1] + plan.counts[e - 1];
+    plan.expert_order = ExpertOrder(expert_order, num_experts);
+    std::vector<int64_t> next(num_experts, 0);  // the next row of each expert's group
+    int64_t start = 0;
+    for (int64_t e : plan.expert_order) {
+      next[e] = start;
+      start += plan.counts[e];
+    }
     plan.sorted_order = at::empty({n}, at::kLong);
     plan.inverse_order = at::empty({n}, at::kLong);
     plan.token_of_row = at::empty({n}, at::kLong);
@@ -151,10 +182,11 @@ DispatchPlan MakeDispatchPlan(const at::Tensor& top_indices, int64_t num_experts
     }
     return plan;
   }
-  return MakeDispatchPlanTensorOps(top_indices, num_experts);
+  return MakeDispatchPlanTensorOps(top_indices, num_experts, expert_order);
 }
 
-DispatchPlan MakeDispatchPlanTensorOps(const at::Tensor& top_indices, int64_t num_experts) {
+DispatchPlan MakeDispatchPlanTensorOps(const at::Tensor& top_indices, int64_t num_experts,
+                                       const std::vector<int64_t>& expert_order) {
   if (top_indices.dim() != 2 || top_indices.scalar_type() != at::kLong || top_indices.size(1) < 1 ||
       num_experts < 1) {
     Fail(ErrorCode::kInvalidArgument, "MakeDispatchPlanTensorOps: top_indices must be [T, k >= 1] ",
@@ -171,8 +203,14 @@ DispatchPlan MakeDispatchPlanTensorOps(const at::Tensor& top_indices, int64_t nu
   const at::Tensor bins = at::where(in_range, flat, at::full_like(flat, num_experts));
   const at::Tensor counts =
       at::zeros({num_experts + 1}, flat.options()).scatter_add_(0, bins, at::ones_like(flat));
-  // A stable sort by expert keeps each expert's rows in assignment (token, slot) order.
-  plan.sorted_order = std::get<1>(at::sort(flat, /*stable=*/true, /*dim=*/0, /*descending=*/false));
+  // A stable sort by the experts' places in the order keeps each expert's rows in assignment
+  // (token, slot) order. Ids out of range are refused below, once the counts are on the host.
+  plan.expert_order = ExpertOrder(expert_order, num_experts);
+  std::vector<int64_t> place(num_experts + 1, num_experts);
+  for (int64_t i = 0; i < num_experts; ++i) place[plan.expert_order[i]] = i;
+  const at::Tensor place_of_bin = HostIndexTo(at::tensor(place, at::kLong), flat.device());
+  const at::Tensor key = place_of_bin.index_select(0, bins);
+  plan.sorted_order = std::get<1>(at::sort(key, /*stable=*/true, /*dim=*/0, /*descending=*/false));
   plan.inverse_order =
       at::empty_like(plan.sorted_order)
           .scatter_(0, plan.sorted_order, at::arange(flat.numel(), plan.sorted_order.options()));

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <numeric>
 #include <string>
@@ -162,28 +163,68 @@ at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& sen
                                  reinterpret_cast<int64_t>(stats));
 }
 
+std::vector<int64_t> OwnerMajorOrder(const ExpertPlacement& placement) {
+  std::vector<int64_t> order(placement.num_experts());
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return placement.owner[a] < placement.owner[b]; });
+  return order;
+}
+
 ExpertStep MakeExpertParallelStep(GroupedExpertsImpl& local, const ExpertPlacement& placement,
-                                  Communicator& ep, ExchangeStats* stats) {
-  return MakeExpertParallelStep(
-      [&local](const at::Tensor& rows, const std::vector<int64_t>& counts) {
-        return local.Forward(rows, counts);
+                                  Communicator& ep, ExchangeStats* stats,
+                                  const std::vector<int64_t>& expert_order) {
+  return MakeExchangeStep(
+      [&local](const at::Tensor& rows, const std::vector<RowBlock>& blocks) {
+        return local.ForwardBlocks(rows, blocks);
       },
-      placement, ep, stats);
+      placement, ep, stats, expert_order);
 }
 
 ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& placement,
-                                  Communicator& ep, ExchangeStats* stats) {
-  return [local_step, &placement, &ep, stats](const at::Tensor& rows,
-                                              const std::vector<int64_t>& counts) {
+                                  Communicator& ep, ExchangeStats* stats,
+                                  const std::vector<int64_t>& expert_order) {
+  // The received rows regrouped expert-major for `local_step`, and its outputs put back.
+  auto regrouped = [local_step](const at::Tensor& rows, const std::vector<RowBlock>& blocks) {
+    int64_t experts = 0;
+    for (const RowBlock& b : blocks) experts = std::max(experts, b.expert + 1);
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> of(experts);
+    for (const RowBlock& b : blocks) of[b.expert].push_back({b.begin, b.rows});
+    std::vector<std::pair<int64_t, int64_t>> grouped;
+    std::vector<int64_t> counts(experts, 0);
+    for (int64_t j = 0; j < experts; ++j) {
+      for (const auto& block : of[j]) {
+        grouped.push_back(block);
+        counts[j] += block.second;
+      }
+    }
+    const at::Device device = rows.device();
+    const at::Tensor order = GatherIndex(grouped, rows.size(0));
+    const at::Tensor y = local_step(rows.index_select(0, HostIndexTo(order, device)), counts);
+    return y.index_select(0, HostIndexTo(Inverse(order), device));
+  };
+  return MakeExchangeStep(regrouped, placement, ep, stats, expert_order);
+}
+
+ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& placement,
+                            Communicator& ep, ExchangeStats* stats,
+                            std::vector<int64_t> expert_order) {
+  return [local, &placement, &ep, stats, expert_order](const at::Tensor& rows,
+                                                       const std::vector<int64_t>& counts) {
     const int world = ep.size(), me = ep.rank();
     const int64_t e_count = placement.num_experts();
     if (static_cast<int64_t>(counts.size()) != e_count) {
       Fail(ErrorCode::kInvalidArgument, "expert step: ", counts.size(), " counts for ", e_count,
            " experts");
     }
-    // 1. Rows sorted by expert -> sorted by (owner, expert); splits per owner.
-    std::vector<int64_t> offset(e_count + 1, 0);
-    for (int64_t e = 0; e < e_count; ++e) offset[e + 1] = offset[e] + counts[e];
+    // 1. Where each expert's rows start in the dispatch order; the blocks each owner gets.
+    std::vector<int64_t> offset(e_count, 0);
+    int64_t total = 0;
+    for (size_t i = 0; i < static_cast<size_t>(e_count); ++i) {
+      const int64_t e = expert_order.empty() ? static_cast<int64_t>(i) : expert_order[i];
+      offset[e] = total;
+      total += counts[e];
+    }
     std::vector<std::vector<int64_t>> experts_of(world);
     for (int64_t e = 0; e < e_count; ++e) experts_of[placement.owner[e]].push_back(e);
     std::vector<std::pair<int64_t, int64_t>> blocks;
@@ -197,10 +238,10 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
     // Index bookkeeping is done on the CPU; the indices go to the rows' device (CUDA rows
     // with the NCCL backend) before use.
     const at::Device device = rows.device();
-    // Experts placed in ascending owner order (CONTIGUOUS) leave the rows where they are:
-    // no gather here and none on the way back (two row copies and their backward saved).
+    // Rows laid out owner by owner (OwnerMajorOrder, what the expert-parallel layer
+    // dispatches in) stay where they are: no gather here and none on the way back.
     const bool in_place = InOrder(blocks);
-    at::Tensor owner_order = in_place ? at::Tensor() : GatherIndex(blocks, offset[e_count]);
+    at::Tensor owner_order = in_place ? at::Tensor() : GatherIndex(blocks, total);
     at::Tensor by_owner = in_place ? rows : rows.index_select(0, HostIndexTo(owner_order, device));
 
     // 2. Counts first: every rank learns how many rows of each expert every rank sends.
@@ -226,37 +267,24 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
       for (int64_t e : mine) recv[s] += all[s * e_count + e];
     }
 
-    // 3. Rows to their owners.
+    // 3. Rows to their owners. They arrive source-major, each source's rows ordered by
+    //    local expert: one block per (source, local expert), run where they lie.
     at::Tensor received = AllToAllWithGrad(by_owner, send, recv, ep, stats);
-
-    // 4. Received rows come source-major, each source's block ordered by local expert;
-    //    regroup them expert-major for the grouped experts.
-    std::vector<std::vector<std::pair<int64_t, int64_t>>> per_expert(mine.size());
+    std::vector<RowBlock> received_blocks;
     int64_t position = 0;
     for (int s = 0; s < world; ++s) {
       for (size_t j = 0; j < mine.size(); ++j) {
-        int64_t n = all[s * e_count + mine[j]];
-        per_expert[j].push_back({position, n});
+        const int64_t n = all[s * e_count + mine[j]];
+        received_blocks.push_back({static_cast<int64_t>(j), position, n});
         position += n;
       }
     }
-    std::vector<std::pair<int64_t, int64_t>> grouped_blocks;
-    std::vector<int64_t> local_counts(mine.size(), 0);
-    for (size_t j = 0; j < mine.size(); ++j) {
-      for (const auto& block : per_expert[j]) {
-        grouped_blocks.push_back(block);
-        local_counts[j] += block.second;
-      }
-    }
-    at::Tensor group_order = GatherIndex(grouped_blocks, position);
-    at::Tensor y =
-        local_step(received.index_select(0, HostIndexTo(group_order, device)), local_counts);
+    at::Tensor y = local(received, received_blocks);
 
-    // 5. Back to source-major order, back to the senders, back to expert order.
-    at::Tensor returned = AllToAllWithGrad(
-        y.index_select(0, HostIndexTo(Inverse(group_order), device)), recv, send, ep, stats);
+    // 4. Back to the senders, and back to the dispatch order.
+    at::Tensor returned = AllToAllWithGrad(y, recv, send, ep, stats);
     if (stats != nullptr) {
-      stats->rows_sent += offset[e_count];
+      stats->rows_sent += total;
       stats->rows_received += position;
     }
     if (in_place) return returned;
@@ -319,9 +347,11 @@ MoeOutput ExpertParallelMoeImpl::Forward(const at::Tensor& x, const at::Tensor& 
   if (dp != nullptr && dp->size() > 1) reducer = MakeRouterStatsReducer(*dp, stats);
   GroupedExpertsImpl& experts = *experts_;
   ExpertStep step;
+  std::vector<int64_t> order;  // the rows' dispatch order: owner by owner when sharded
   if (ep != nullptr && !options_.placement.owner.empty()) {
     options_.placement.Check(ep->size());
-    step = MakeExpertParallelStep(experts, options_.placement, *ep, stats);
+    order = OwnerMajorOrder(options_.placement);
+    step = MakeExpertParallelStep(experts, options_.placement, *ep, stats, order);
   } else {
     step = [&experts](const at::Tensor& rows, const std::vector<int64_t>& counts) {
       return experts.Forward(rows, counts);
@@ -337,7 +367,7 @@ MoeOutput ExpertParallelMoeImpl::Forward(const at::Tensor& x, const at::Tensor& 
     };
   }
   return RunMoe(*router_, step, reducer, x, noise, token_combination, block_of_token, num_blocks,
-                training, capacity);
+                training, capacity, order);
 }
 
 }  // namespace flexmoe

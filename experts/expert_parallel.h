@@ -15,6 +15,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "cluster/base/expert_placement.h"
@@ -56,15 +57,37 @@ struct ExchangeStats {
   std::vector<int64_t> expert_rows;
 };
 
-// The expert step of RunMoe for experts spread over `ep` by `placement`: rows sorted by
-// global expert (counts [E]) go to their owners, run there on `local` (holding this
-// rank's experts, ascending), and come back in the same order.
+// The experts owner by owner (rank 0's, then rank 1's, ...; ascending ids within a rank): the
+// dispatch order (RunMoe's expert_order) in which every owner's rows form one block, so
+// that the exchange sends them where they lie.
+std::vector<int64_t> OwnerMajorOrder(const ExpertPlacement& placement);
+
+// Runs this rank's experts on the rows it received: `blocks` come source-major (each source
+// rank in order, its rows of each local expert by ascending global id; RowBlock::expert is
+// the local index), and the outputs go back in the rows' order.
+using ReceivedRowsStep =
+    std::function<at::Tensor(const at::Tensor& rows, const std::vector<RowBlock>& blocks)>;
+
+// The expert step of RunMoe for experts spread over `ep` by `placement`: rows grouped by
+// expert in `expert_order` (RunMoe's; empty: ascending ids), counts [E] by expert id, go
+// to their owners, run there on `local`, and come back in the same order. Dispatched in
+// OwnerMajorOrder(placement), the rows move without a copy on either side.
+ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& placement,
+                            Communicator& ep, ExchangeStats* stats,
+                            std::vector<int64_t> expert_order = {});
+
+// The exchange step around `local` (holding this rank's experts, ascending), which runs
+// the received blocks where they lie (GroupedExperts::ForwardBlocks).
 ExpertStep MakeExpertParallelStep(GroupedExpertsImpl& local, const ExpertPlacement& placement,
-                                  Communicator& ep, ExchangeStats* stats);
+                                  Communicator& ep, ExchangeStats* stats,
+                                  const std::vector<int64_t>& expert_order = {});
+
 // The same around any local step: `local_step` gets the rows this rank's experts received,
-// grouped by local expert (ascending global id), with one count per local expert.
+// grouped by local expert (ascending global id), with one count per local expert; they are
+// regrouped for it and put back.
 ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& placement,
-                                  Communicator& ep, ExchangeStats* stats);
+                                  Communicator& ep, ExchangeStats* stats,
+                                  const std::vector<int64_t>& expert_order = {});
 
 // A RouterStatsReducer summing the router statistics over `dp` (one all-reduce, timed into
 // `stats` when not null).

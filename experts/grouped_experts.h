@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "experts/grouped_ffn.h"
+
 namespace flexmoe {
 
 struct GroupedExpertsOptions {
@@ -35,8 +37,13 @@ class GroupedExpertsImpl : public torch::nn::Module {
   // expert with zero rows contributes nothing and gets a zero gradient.
   at::Tensor Forward(const at::Tensor& x_sorted, const std::vector<int64_t>& counts);
 
-  // Host float/double tensors run as one fused autograd node (per-expert BLAS calls, see
-  // grouped_experts.cc); other devices and types run ForwardPadded.
+  // x [N, D] in row blocks, each block's rows for one local expert (RowBlock::expert, an
+  // index into global_ids()); the blocks tile [0, N) in order and an expert may have any
+  // number of them. Returns [N, D] in x's order. Forward is this with one block per expert.
+  // Host float/double tensors run as one fused autograd node (GroupedFfn: per-expert BLAS
+  // calls on the blocks where they lie); other devices and types are grouped by expert for
+  // ForwardPadded and put back.
+  at::Tensor ForwardBlocks(const at::Tensor& x, const std::vector<RowBlock>& blocks);
 
   // The same result from two batched GEMMs over the experts' rows padded to the largest
   // count ([n, max count, D]): a fixed number of kernel launches whatever the number of

@@ -5,7 +5,6 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
-
 #include "cluster/base/error.h"
 #include "experts/cpu_blas.h"
 

@@ -56,7 +56,7 @@ std::vector<int64_t> KeptRows(const DispatchPlan& plan, const std::vector<int64_
   }
   std::vector<int64_t> rows;
   int64_t offset = 0;
-  for (size_t e = 0; e < kept.size(); ++e) {
+  for (int64_t e : plan.expert_order) {  // the experts' row groups, in row order
     const int64_t n = plan.counts[e];
     std::vector<int64_t> order(n);
     for (int64_t i = 0; i < n; ++i) order[i] = offset + i;  // token order within the expert
@@ -78,7 +78,7 @@ MoeOutput RunMoe(NoisyTopKRouterImpl& router, const ExpertStep& run_experts,
                  const RouterStatsReducer& reduce_stats, const at::Tensor& x,
                  const at::Tensor& noise, const at::Tensor& token_combination,
                  const at::Tensor& block_of_token, int64_t num_blocks, bool training,
-                 const CapacityOptions& capacity) {
+                 const CapacityOptions& capacity, const std::vector<int64_t>& expert_order) {
   const int64_t e = router.num_experts();
   const int64_t k = router.top_k();
   MoeOutput result;
@@ -88,7 +88,7 @@ MoeOutput RunMoe(NoisyTopKRouterImpl& router, const ExpertStep& run_experts,
   if (reduce_stats) stats = reduce_stats(std::move(stats));
   result.aux_loss = FinishRouterLoss(stats);
 
-  const DispatchPlan plan = MakeDispatchPlan(result.routing.top_indices, e);
+  const DispatchPlan plan = MakeDispatchPlan(result.routing.top_indices, e, expert_order);
   result.expert_counts = plan.counts;
   at::Tensor rows = Permute(x, plan);
   if (capacity.factor <= 0) {

@@ -17,10 +17,11 @@
 
 namespace flexmoe {
 
-// The step between Permute and Combine: rows [R, D] sorted by global expert with counts[e]
-// rows for expert e (size E) in, the experts' outputs for those rows, in the same order,
-// out. The local layer runs its own GroupedExperts; the expert-parallel layer exchanges
-// the rows with the experts' owners (all-to-all) inside this step.
+// The step between Permute and Combine: rows [R, D] grouped by expert, the groups in the
+// dispatch order RunMoe was given (ascending global ids by default), with counts[e] rows for
+// expert e (size E, indexed by expert id) in; the experts' outputs for those rows, in the
+// same order, out. The local layer runs its own GroupedExperts; the expert-parallel layer
+// exchanges the rows with the experts' owners (all-to-all) inside this step.
 using ExpertStep =
     std::function<at::Tensor(const at::Tensor& rows, const std::vector<int64_t>& counts)>;
 
@@ -51,7 +52,9 @@ struct CapacityOptions {
 
 // Routes x [T, D] with `router`, forms the per-block router loss (see RouterLossPerBlock;
 // block_of_token undefined = one block), dispatches the rows to `run_experts` and combines
-// their outputs with the gate weights.
+// their outputs with the gate weights. expert_order: the order of the experts' row groups
+// handed to `run_experts` (a permutation of [0, E); empty: ascending); the result does not
+// depend on it.
 //
 // capacity.factor > 0: each expert keeps the capacity's first rows in the drop order over
 // the whole group (one all-gather of the per-expert counts over capacity.group: every rank
@@ -63,7 +66,8 @@ MoeOutput RunMoe(NoisyTopKRouterImpl& router, const ExpertStep& run_experts,
                  const RouterStatsReducer& reduce_stats, const at::Tensor& x,
                  const at::Tensor& noise, const at::Tensor& token_combination,
                  const at::Tensor& block_of_token, int64_t num_blocks, bool training,
-                 const CapacityOptions& capacity = {});
+                 const CapacityOptions& capacity = {},
+                 const std::vector<int64_t>& expert_order = {});
 
 struct MoeLayerOptions {
   int64_t hidden_dim = 0;   // D

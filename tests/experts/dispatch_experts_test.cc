@@ -41,6 +41,41 @@ TEST(Dispatcher, TensorOpPlanEqualsHostPlan) {
   EXPECT_THROW(MakeDispatchPlanTensorOps(at::zeros({2, 2}), 4), Error);
 }
 
+// Rows grouped in a given expert order (the expert-parallel layer's, owner by owner): each
+// expert's rows are the ascending plan's rows of that expert, moved as one group; counts stay
+// by expert id; the tensor-op plan agrees; the result of permute and combine does not
+// change; an order that is not a permutation is refused.
+TEST(Dispatcher, PlanInAGivenExpertOrder) {
+  at::manual_seed(8);
+  const at::Tensor top = at::randint(0, 6, {40, 3}, at::kLong);
+  const std::vector<int64_t> order = {4, 1, 5, 0, 3, 2};
+  const DispatchPlan ascending = MakeDispatchPlan(top, 6);
+  const DispatchPlan plan = MakeDispatchPlan(top, 6, order);
+  EXPECT_EQ(plan.counts, ascending.counts);
+  EXPECT_EQ(plan.expert_order, order);
+  EXPECT_EQ(ascending.expert_order, (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  std::vector<int64_t> start(6, 0);
+  for (int64_t e = 1; e < 6; ++e) start[e] = start[e - 1] + ascending.counts[e - 1];
+  int64_t row = 0;
+  for (int64_t e : order) {
+    EXPECT_TRUE(at::equal(plan.sorted_order.narrow(0, row, plan.counts[e]),
+                          ascending.sorted_order.narrow(0, start[e], plan.counts[e])))
+        << "expert " << e;
+    row += plan.counts[e];
+  }
+  const DispatchPlan ops = MakeDispatchPlanTensorOps(top, 6, order);
+  EXPECT_TRUE(at::equal(ops.sorted_order, plan.sorted_order));
+  EXPECT_TRUE(at::equal(ops.inverse_order, plan.inverse_order));
+  EXPECT_TRUE(at::equal(ops.token_of_row, plan.token_of_row));
+  EXPECT_EQ(ops.counts, plan.counts);
+  const at::Tensor x = at::randn({40, 5}, at::kDouble), gates = at::rand({40, 3}, at::kDouble);
+  EXPECT_TRUE(at::equal(Combine(Permute(x, plan) * 2, plan, gates, 40),
+                        Combine(Permute(x, ascending) * 2, ascending, gates, 40)));
+  EXPECT_THROW(MakeDispatchPlan(top, 6, {0, 1, 2, 3, 4}), Error);
+  EXPECT_THROW(MakeDispatchPlan(top, 6, {0, 1, 2, 3, 4, 4}), Error);
+  EXPECT_THROW(MakeDispatchPlanTensorOps(top, 6, {0, 1, 2, 3, 4, 6}), Error);
+}
+
 TEST(Dispatcher, PlanOnAHandExample) {
   // Assignments a = t * 2 + j: experts (2, 0 | 1, 2 | 0, 2).
   const DispatchPlan plan = MakeDispatchPlan(Longs({2, 0, 1, 2, 0, 2}).view({3, 2}), 4);
@@ -262,6 +297,43 @@ TEST(GroupedExperts, FusedKernelMatchesPerExpertPath) {
     ASSERT_EQ(fused.size(), 6u);
     EXPECT_EQ(fused[3].select(0, 1).abs().max().item<double>(), 0.0);  // b1 of the empty expert
   }
+}
+
+// Rows in blocks that interleave the experts (several blocks for one expert, empty blocks,
+// an expert with none), as the expert-parallel step hands over received rows: output and
+// gradients equal the per-expert path on the rows regrouped by expert, in float and double.
+TEST(GroupedExperts, BlocksRunWhereTheyLie) {
+  const std::vector<RowBlock> blocks = {{2, 0, 3}, {0, 3, 2},  {2, 5, 0}, {3, 5, 4},
+                                        {0, 9, 1}, {2, 10, 2}, {3, 12, 1}};
+  // The same rows grouped by expert: expert 0's blocks, then 2's, then 3's (1 has none).
+  const std::vector<int64_t> grouped = {3, 4, 9, 0, 1, 2, 10, 11, 5, 6, 7, 8, 12};
+  const std::vector<int64_t> counts = {3, 0, 5, 5};
+  at::Tensor back = at::empty({13}, at::kLong);
+  for (int64_t i = 0; i < 13; ++i) back[grouped[i]] = i;
+  for (at::ScalarType type : {at::kFloat, at::kDouble}) {
+    GroupedExperts experts = TestExperts(type, 13);
+    const at::Tensor order = at::tensor(grouped, at::kLong);
+    // ExpectSameAsPerExpert draws rows in expert order; the blocks see them scattered.
+    const std::vector<at::Tensor> got =
+        ExpectSameAsPerExpert(experts, type, counts, [&](const at::Tensor& x_grouped) {
+          const at::Tensor scattered = x_grouped.index_select(0, back);
+          return experts->ForwardBlocks(scattered, blocks).index_select(0, order);
+        });
+    ASSERT_EQ(got.size(), 6u);
+    EXPECT_EQ(got[2].select(0, 1).abs().max().item<double>(), 0.0);  // w1 of the idle expert
+    EXPECT_EQ(got[5].select(0, 1).abs().max().item<double>(), 0.0);  // b2 of the idle expert
+  }
+}
+
+TEST(GroupedExperts, RejectsBlocksThatDoNotTileTheRows) {
+  GroupedExperts experts(GroupedExpertsOptions{4, 3, {}, -1});
+  const at::Tensor x = at::zeros({5, 4});
+  EXPECT_THROW(experts->ForwardBlocks(x, {{0, 0, 2}, {1, 3, 3}}), Error);  // a gap
+  EXPECT_THROW(experts->ForwardBlocks(x, {{0, 0, 2}, {1, 1, 4}}), Error);  // an overlap
+  EXPECT_THROW(experts->ForwardBlocks(x, {{0, 0, 2}, {3, 2, 3}}), Error);  // no expert 3
+  EXPECT_THROW(experts->ForwardBlocks(x, {{0, 0, 2}, {1, 2, 2}}), Error);  // a row short
+  EXPECT_THROW(experts->ForwardBlocks(x, {{0, 0, 6}, {1, 6, -1}}), Error);
+  EXPECT_EQ(experts->ForwardBlocks(x, {{2, 0, 5}, {0, 5, 0}}).sizes(), x.sizes());
 }
 
 // The float GELU kernel against the exact formula in double, over a grid that covers both

@@ -125,16 +125,28 @@ TEST(ExpertExchangeTest, RowsTaggedWithSourceReachTheirOwners) {
   EXPECT_TRUE(at::equal(back, rows));
 }
 
+// The sharded layer (a scattered placement over `world` ranks) and the one-process layer
+// with the same weights, in double precision.
+struct LayerPair {
+  ExpertParallelMoeOptions options;
+  ExpertParallelMoe sharded{nullptr}, reference{nullptr};
+};
+LayerPair MakeLayers(int64_t seed, int world, int me) {
+  LayerPair pair;
+  pair.options = ExpertParallelMoeOptions{kD, kE, kK, seed, Scattered(world), me};
+  pair.sharded = ExpertParallelMoe(pair.options);
+  pair.sharded->to(at::kDouble);
+  pair.reference = ExpertParallelMoe(ExpertParallelMoeOptions{kD, kE, kK, seed, {}, 0});
+  pair.reference->to(at::kDouble);
+  return pair;
+}
+
 // The sharded layer against the one-process layer on the concatenation of all ranks'
 // tokens, in double precision.
 TEST(ExpertParallelMoeTest, EqualsOneProcessLayer) {
   auto world = World();
   const int w = world->size(), me = world->rank();
-  ExpertParallelMoeOptions options{kD, kE, kK, 42, Scattered(w), me};
-  ExpertParallelMoe sharded(options);
-  sharded->to(at::kDouble);
-  ExpertParallelMoe reference(ExpertParallelMoeOptions{kD, kE, kK, 42, {}, 0});
-  reference->to(at::kDouble);
+  auto [options, sharded, reference] = MakeLayers(42, w, me);
 
   std::vector<at::Tensor> xs, noises, combos, upstreams;
   for (int r = 0; r < w; ++r) {
@@ -179,6 +191,42 @@ TEST(ExpertParallelMoeTest, EqualsOneProcessLayer) {
   at::Tensor noise_grad = sharded->router()->w_noise().grad().clone();
   world->AllReduce(noise_grad, ReduceOp::kSum);
   EXPECT_TRUE(at::allclose(noise_grad, reference->router()->w_noise().grad(), 1e-5, 1e-10));
+}
+
+// Capacity shared over the group with a scattered placement (the rows dispatched owner by
+// owner): the sharded layer drops exactly the rows the one-process layer drops, and its
+// output and input gradient are the same.
+TEST(ExpertParallelMoeTest, CapacityEqualsOneProcessLayer) {
+  auto world = World();
+  const int w = world->size(), me = world->rank();
+  auto [options, sharded, reference] = MakeLayers(43, w, me);
+  std::vector<at::Tensor> xs, noises, combos;
+  for (int r = 0; r < w; ++r) {
+    xs.push_back(TokensFor(r, w, at::kDouble));
+    at::manual_seed(600 + r);
+    noises.push_back(at::randn({TokensOf(r, w), kE}, at::kDouble));
+    combos.push_back(at::randint(kE, {TokensOf(r, w)}, at::kLong) % 4);
+  }
+  CapacityOptions capacity;
+  capacity.factor = 0.6;  // about 60% of an even share per expert: rows are dropped
+  at::Tensor x_all = at::cat(xs).requires_grad_(true);
+  MoeOutput ref = reference->Forward(x_all, at::cat(noises), at::cat(combos), at::Tensor(), 1, true,
+                                     nullptr, nullptr, nullptr, capacity);
+  ref.output.sum().backward();
+  capacity.group = world.get();
+  at::Tensor x = xs[me].clone().requires_grad_(true);
+  MoeOutput out = sharded->Forward(x, noises[me], combos[me], at::Tensor(), 1, true, world.get(),
+                                   world.get(), nullptr, capacity);
+  out.output.sum().backward();
+  at::Tensor dropped = at::tensor({out.dropped_rows}, at::kLong);
+  world->AllReduce(dropped, ReduceOp::kSum);
+  EXPECT_GT(ref.dropped_rows, 0);
+  EXPECT_EQ(dropped.item<int64_t>(), ref.dropped_rows);
+  int64_t offset = 0;
+  for (int r = 0; r < me; ++r) offset += TokensOf(r, w);
+  const int64_t t = TokensOf(me, w);
+  EXPECT_TRUE(at::allclose(out.output, ref.output.narrow(0, offset, t), 1e-5, 1e-10));
+  EXPECT_TRUE(at::allclose(x.grad(), x_all.grad().narrow(0, offset, t), 1e-5, 1e-10));
 }
 
 TEST(ExpertParallelMoeTest, PlacementWithAnEmptyRankIsRefused) {
