@@ -1,5 +1,6 @@
-// GELU and its derivative (gelu.h): a vectorised AVX2/FMA kernel for float, selected at run
-// time, and scalar loops for other CPUs and for double.
+// GELU and its derivative (gelu.h): vectorised AVX-512 and AVX2/FMA kernels for float (the
+// same arithmetic, lane for lane), selected at run time, and scalar loops for other CPUs and
+// for double.
 #include "experts/gelu.h"
 
 #include <cmath>
@@ -85,7 +86,7 @@ __attribute__((target("avx2,fma"))) void GeluAvx2(const float* x, int64_t rows, 
     if (c < cols) {
       // The row's tail through a padded block, so that it gets the same arithmetic.
       float hs[8] = {0}, gs[8], ds[8];
-      for (int64_t j = c; j < cols; ++j) hs[j - c] = xr[j] + (bias == nullptr ? 0.0f : bias[j]);
+      for (int64_t j = c; j < cols; ++j) hs[j - c] = bias == nullptr ? xr[j] : xr[j] + bias[j];
       Gelu8(_mm256_loadu_ps(hs), gs, ds);
       for (int64_t j = c; j < cols; ++j) {
         gr[j] = gs[j - c];
@@ -94,20 +95,99 @@ __attribute__((target("avx2,fma"))) void GeluAvx2(const float* x, int64_t rows, 
     }
   }
 }
+
+// ExpNonPositive and Gelu8 on sixteen lanes: the same operations in the same order, so every
+// value has the same bits as on the AVX2 path.
+__attribute__((target("avx512f"))) inline __m512 ExpNonPositive16(__m512 x) {
+  const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i bits =
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  const __m512 result = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+  return _mm512_maskz_mov_ps(static_cast<__mmask16>(~underflow), result);
+}
+
+// Sixteen values of h (the lanes in `keep`) to g and d.
+__attribute__((target("avx512f"))) inline void Gelu16(__m512 h, __mmask16 keep, float* g,
+                                                      float* d) {
+  const __m512 a = _mm512_abs_ps(h);
+  const __m512 e = ExpNonPositive16(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(h, h)));
+  const __m512 t =
+      _mm512_div_ps(_mm512_set1_ps(1.0f),
+                    _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f * static_cast<float>(kInvSqrt2)), a,
+                                    _mm512_set1_ps(1.0f)));
+  __m512 poly = _mm512_set1_ps(1.061405429f);
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-1.453152027f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(1.421413741f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-0.284496736f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(0.254829592f));
+  const __m512 q = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_mul_ps(t, poly)), e);
+  const __mmask16 negative = _mm512_cmp_ps_mask(h, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 cdf = _mm512_mask_blend_ps(negative, _mm512_sub_ps(_mm512_set1_ps(1.0f), q), q);
+  const __m512 pdf = _mm512_mul_ps(_mm512_set1_ps(static_cast<float>(kInvSqrt2Pi)), e);
+  _mm512_mask_storeu_ps(g, keep, _mm512_mul_ps(h, cdf));
+  _mm512_mask_storeu_ps(d, keep, _mm512_fmadd_ps(h, pdf, cdf));
+}
+
+__attribute__((target("avx512f"))) void GeluAvx512(const float* x, int64_t rows, int64_t cols,
+                                                   const float* bias, float* g, float* d) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float* gr = g + r * cols;
+    float* dr = d + r * cols;
+    for (int64_t c = 0; c < cols; c += 16) {
+      const int64_t left = cols - c;
+      const __mmask16 keep =
+          left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+      __m512 h = _mm512_maskz_loadu_ps(keep, xr + c);
+      if (bias != nullptr) h = _mm512_add_ps(h, _mm512_maskz_loadu_ps(keep, bias + c));
+      Gelu16(h, keep, gr + c, dr + c);
+    }
+  }
+}
 #endif
 
 }  // namespace
 
+GeluKernel BestGeluKernel() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return GeluKernel::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return GeluKernel::kAvx2;
+#endif
+  return GeluKernel::kScalar;
+}
+
+void GeluAndDerivative(GeluKernel kernel, const float* x, int64_t rows, int64_t cols,
+                       const float* bias, float* g, float* d) {
+  switch (kernel) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    case GeluKernel::kAvx512:
+      GeluAvx512(x, rows, cols, bias, g, d);
+      return;
+    case GeluKernel::kAvx2:
+      GeluAvx2(x, rows, cols, bias, g, d);
+      return;
+#endif
+    default:
+      GeluScalar(x, rows, cols, bias, g, d);
+  }
+}
+
 void GeluAndDerivative(const float* x, int64_t rows, int64_t cols, const float* bias, float* g,
                        float* d) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool vector = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (vector) {
-    GeluAvx2(x, rows, cols, bias, g, d);
-    return;
-  }
-#endif
-  GeluScalar(x, rows, cols, bias, g, d);
+  static const GeluKernel kernel = BestGeluKernel();
+  GeluAndDerivative(kernel, x, rows, cols, bias, g, d);
 }
 
 void GeluAndDerivative(const double* x, int64_t rows, int64_t cols, const double* bias, double* g,

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <tuple>
 #include <vector>
@@ -372,6 +373,36 @@ TEST(Gelu, FloatKernelIsAccurateAndDoubleIsExact) {
     EXPECT_TRUE(at::allclose(g2, at::gelu(h), 1e-6, 1e-6));
     EXPECT_TRUE(at::allclose(d2, at::gelu_backward(at::ones_like(h), h), 1e-6, 1e-6));
   }
+}
+
+// The AVX-512 kernel is the AVX2 kernel on sixteen lanes: the same bits for every value,
+// with a bias and without, over row lengths that leave every tail length of both.
+TEST(Gelu, WideKernelGivesTheSameBitsAsTheAvx2Kernel) {
+  if (BestGeluKernel() != GeluKernel::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  at::manual_seed(21);
+  for (int64_t cols : {1, 7, 8, 9, 15, 16, 17, 31, 33, 256}) {
+    const at::Tensor x = at::randn({3, cols}) * 6, bias = at::randn({cols});
+    for (const float* b :
+         {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data_ptr<float>())}) {
+      at::Tensor g1 = at::empty_like(x), d1 = at::empty_like(x);
+      at::Tensor g2 = at::full_like(x, 7), d2 = at::full_like(x, 7);
+      GeluAndDerivative(GeluKernel::kAvx2, x.data_ptr<float>(), 3, cols, b, g1.data_ptr<float>(),
+                        d1.data_ptr<float>());
+      GeluAndDerivative(GeluKernel::kAvx512, x.data_ptr<float>(), 3, cols, b, g2.data_ptr<float>(),
+                        d2.data_ptr<float>());
+      EXPECT_TRUE(at::equal(g1, g2)) << cols << " columns";
+      EXPECT_TRUE(at::equal(d1, d2)) << cols << " columns";
+    }
+  }
+  // The tails of the exponent: underflow to zero below -87 and the far positive side.
+  std::vector<float> v = {-1e4f, -200.0f, -13.2f, -13.19f, 13.19f, 13.2f, 200.0f, 1e4f, -0.0f};
+  std::vector<float> g1(v.size()), d1(v.size()), g2(v.size()), d2(v.size());
+  GeluAndDerivative(GeluKernel::kAvx2, v.data(), 1, static_cast<int64_t>(v.size()), nullptr,
+                    g1.data(), d1.data());
+  GeluAndDerivative(GeluKernel::kAvx512, v.data(), 1, static_cast<int64_t>(v.size()), nullptr,
+                    g2.data(), d2.data());
+  EXPECT_EQ(std::memcmp(g1.data(), g2.data(), 4 * v.size()), 0);
+  EXPECT_EQ(std::memcmp(d1.data(), d2.data(), 4 * v.size()), 0);
 }
 
 TEST(GroupedExperts, RejectsBadCounts) {
