@@ -203,12 +203,109 @@ __attribute__((target("avx2"))) void FillMaskBlocksAvx2(const PhiloxCounter& cou
   }
   FillMaskBlocksScalar(counter, key, first + b, blocks - b, bound, scale, out + 4 * b);
 }
+
+// The AVX2 pass on sixteen lanes (AVX-512F): the same words, so the same masks.
+__attribute__((target("avx512f"))) inline void MulHiLo16(__m512i a, __m512i m, __m512i* hi,
+                                                         __m512i* lo) {
+  const __m512i even = _mm512_mul_epu32(a, m);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+template <int G>
+__attribute__((target("avx512f"))) inline void Philox16x(__m512i (&c)[G][4], const PhiloxKey& key) {
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kPhiloxM0));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kPhiloxM1));
+  uint32_t k0 = key[0], k1 = key[1];
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      k0 += kPhiloxW0;
+      k1 += kPhiloxW1;
+    }
+    const __m512i key0 = _mm512_set1_epi32(static_cast<int>(k0));
+    const __m512i key1 = _mm512_set1_epi32(static_cast<int>(k1));
+    for (int g = 0; g < G; ++g) {
+      __m512i hi0, lo0, hi1, lo1;
+      MulHiLo16(c[g][0], m0, &hi0, &lo0);
+      MulHiLo16(c[g][2], m1, &hi1, &lo1);
+      c[g][0] = _mm512_xor_si512(_mm512_xor_si512(hi1, c[g][1]), key0);
+      c[g][1] = lo1;
+      c[g][2] = _mm512_xor_si512(_mm512_xor_si512(hi0, c[g][3]), key1);
+      c[g][3] = lo0;
+    }
+  }
+}
+
+// Mask values of sixteen blocks' words to out[0..64) in block-major order (StoreMask8's
+// rule): a 4x16 transpose, within 128-bit lanes and then across them.
+__attribute__((target("avx512f"))) inline void StoreMask16(const __m512i (&words)[4], __m512i bound,
+                                                           __m512 scale, float* out) {
+  __m512 v[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m512i odd = _mm512_add_epi32(_mm512_slli_epi32(_mm512_srli_epi32(words[j], 9), 1),
+                                         _mm512_set1_epi32(1));
+    v[j] = _mm512_maskz_mov_ps(_mm512_cmpgt_epi32_mask(bound, odd), scale);
+  }
+  const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+  const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+  // u_i's 128-bit lane l: the four words of block 4 l + i.
+  const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);
+  const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
+  const __m512 a = _mm512_shuffle_f32x4(u0, u1, 0x44), b = _mm512_shuffle_f32x4(u2, u3, 0x44);
+  const __m512 c = _mm512_shuffle_f32x4(u0, u1, 0xEE), d = _mm512_shuffle_f32x4(u2, u3, 0xEE);
+  _mm512_storeu_ps(out, _mm512_shuffle_f32x4(a, b, 0x88));
+  _mm512_storeu_ps(out + 16, _mm512_shuffle_f32x4(a, b, 0xDD));
+  _mm512_storeu_ps(out + 32, _mm512_shuffle_f32x4(c, d, 0x88));
+  _mm512_storeu_ps(out + 48, _mm512_shuffle_f32x4(c, d, 0xDD));
+}
+
+__attribute__((target("avx512f"))) inline void StartCounters16(const PhiloxCounter& counter,
+                                                               uint64_t block, __m512i lanes,
+                                                               __m512i (&c)[4]) {
+  c[0] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(block)), lanes);
+  c[1] = _mm512_set1_epi32(static_cast<int>(counter[1]));
+  c[2] = _mm512_set1_epi32(static_cast<int>(counter[2]));
+  c[3] = _mm512_set1_epi32(static_cast<int>(counter[3]));
+}
+
+// FillMaskBlocksScalar, thirty-two (then sixteen) blocks per pass, the rest through the
+// AVX2 passes.
+__attribute__((target("avx512f"))) void FillMaskBlocksAvx512(const PhiloxCounter& counter,
+                                                             const PhiloxKey& key, uint64_t first,
+                                                             size_t blocks, int32_t bound,
+                                                             float scale, float* out) {
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i bound_v = _mm512_set1_epi32(bound);
+  const __m512 scale_v = _mm512_set1_ps(scale);
+  size_t b = 0;
+  for (; b + 32 <= blocks; b += 32) {
+    __m512i c[2][4];
+    StartCounters16(counter, first + b, lanes, c[0]);
+    StartCounters16(counter, first + b + 16, lanes, c[1]);
+    Philox16x<2>(c, key);
+    StoreMask16(c[0], bound_v, scale_v, out + 4 * b);
+    StoreMask16(c[1], bound_v, scale_v, out + 4 * (b + 16));
+  }
+  for (; b + 16 <= blocks; b += 16) {
+    __m512i c[1][4];
+    StartCounters16(counter, first + b, lanes, c[0]);
+    Philox16x<1>(c, key);
+    StoreMask16(c[0], bound_v, scale_v, out + 4 * b);
+  }
+  FillMaskBlocksAvx2(counter, key, first + b, blocks - b, bound, scale, out + 4 * b);
+}
 #endif
 
 void FillMaskBlocks(const PhiloxCounter& counter, const PhiloxKey& key, uint64_t first,
                     size_t blocks, int32_t bound, float scale, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has_avx512 = __builtin_cpu_supports("avx512f");
   static const bool has_avx2 = __builtin_cpu_supports("avx2");
+  if (has_avx512) {
+    FillMaskBlocksAvx512(counter, key, first, blocks, bound, scale, out);
+    return;
+  }
   if (has_avx2) {
     FillMaskBlocksAvx2(counter, key, first, blocks, bound, scale, out);
     return;
@@ -333,8 +430,8 @@ void KeyedRandom::FillBernoulliMask(float* out, size_t n, float keep_prob, float
   }
   // Uniform() < keep_prob, i.e. (2k + 1) / 2^24 < keep_prob with k the word's top 23 bits.
   // 2k + 1 is an integer, so the comparison is exactly 2k + 1 < ceil(keep_prob * 2^24)
-  // (the product is exact in double); whole Philox blocks at a time, eight blocks per
-  // vector pass where the CPU has AVX2.
+  // (the product is exact in double); whole Philox blocks at a time, sixteen (AVX-512) or
+  // eight (AVX2) blocks per vector pass where the CPU has them.
   const int32_t bound =
       static_cast<int32_t>(std::ceil(static_cast<double>(keep_prob) * 16777216.0));
   auto pick = [bound, scale](uint32_t word) {

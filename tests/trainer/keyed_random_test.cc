@@ -210,11 +210,11 @@ TEST(KeyedShuffleTest, EveryPositionEquallyLikely) {
 }
 
 // The block-wise mask fill draws the same words as per-element Uniform() < keep_prob,
-// whatever the position inside a Philox block when it starts, and across the eight-block
-// vector passes and their scalar tail.
+// whatever the position inside a Philox block when it starts, and across the 32-, 16- and
+// 8-block vector passes and their scalar tail.
 TEST(KeyedRandomTest, BernoulliMaskEqualsPerElementUniformComparison) {
   for (size_t skip : {0, 1, 2, 3, 5}) {
-    for (size_t n : {0, 1, 3, 4, 7, 16, 37, 131, 1000}) {
+    for (size_t n : {0, 1, 3, 4, 7, 16, 37, 64, 131, 200, 1000, 4099}) {
       KeyedRandom a(9, {skip, n}), b(9, {skip, n});
       for (size_t i = 0; i < skip; ++i) {
         a.NextU32();
