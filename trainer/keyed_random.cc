@@ -3,6 +3,7 @@
 // polynomials in plain IEEE double arithmetic, so normals are bit-identical everywhere.
 #include "trainer/keyed_random.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -295,6 +296,107 @@ __attribute__((target("avx512f"))) void FillMaskBlocksAvx512(const PhiloxCounter
   }
   FillMaskBlocksAvx2(counter, key, first + b, blocks - b, bound, scale, out + 4 * b);
 }
+
+// DeterministicLog on eight doubles in (0, 1]: frexp by getexp/getmant (exact), then the
+// same operations in the same order (no contraction: intrinsics), so the same bits.
+__attribute__((target("avx512f"))) inline __m512d DeterministicLog8(__m512d x) {
+  __m512d e = _mm512_add_pd(_mm512_getexp_pd(x), _mm512_set1_pd(1.0));      // frexp's exponent
+  __m512d m = _mm512_getmant_pd(x, _MM_MANT_NORM_p5_1, _MM_MANT_SIGN_src);  // in [0.5, 1)
+  const __mmask8 small = _mm512_cmp_pd_mask(m, _mm512_set1_pd(0.70710678118654752440), _CMP_LT_OQ);
+  m = _mm512_mask_mul_pd(m, small, m, _mm512_set1_pd(2.0));
+  e = _mm512_mask_sub_pd(e, small, e, _mm512_set1_pd(1.0));
+  const __m512d one = _mm512_set1_pd(1.0);
+  const __m512d s = _mm512_div_pd(_mm512_sub_pd(m, one), _mm512_add_pd(m, one));
+  const __m512d z = _mm512_mul_pd(s, s);
+  __m512d series = _mm512_set1_pd(2.0 / 21);
+  for (const double c : {2.0 / 19, 2.0 / 17, 2.0 / 15, 2.0 / 13, 2.0 / 11, 2.0 / 9, 2.0 / 7,
+                         2.0 / 5, 2.0 / 3, 2.0}) {
+    series = _mm512_add_pd(_mm512_set1_pd(c), _mm512_mul_pd(z, series));
+  }
+  return _mm512_add_pd(_mm512_mul_pd(e, _mm512_set1_pd(0.69314718055994530942)),
+                       _mm512_mul_pd(s, series));
+}
+
+// DeterministicSinCos2Pi on eight doubles in (0, 1).
+__attribute__((target("avx512f"))) inline void DeterministicSinCos2Pi8(__m512d u, __m512d* sin_out,
+                                                                       __m512d* cos_out) {
+  const __m512d t = _mm512_mul_pd(_mm512_set1_pd(4.0), u);
+  const __m512d q = _mm512_roundscale_pd(_mm512_add_pd(t, _mm512_set1_pd(0.5)),
+                                         _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m512d x = _mm512_mul_pd(_mm512_sub_pd(t, q), _mm512_set1_pd(1.57079632679489661923));
+  const __m512d z = _mm512_mul_pd(x, x);
+  __m512d sp = _mm512_set1_pd(-1.0 / 1307674368000);
+  for (const double c :
+       {1.0 / 6227020800, -1.0 / 39916800, 1.0 / 362880, -1.0 / 5040, 1.0 / 120, -1.0 / 6}) {
+    sp = _mm512_add_pd(_mm512_set1_pd(c), _mm512_mul_pd(z, sp));
+  }
+  const __m512d sin_x = _mm512_add_pd(x, _mm512_mul_pd(_mm512_mul_pd(x, z), sp));
+  __m512d cp = _mm512_set1_pd(1.0 / 20922789888000);
+  for (const double c : {-1.0 / 87178291200, 1.0 / 479001600, -1.0 / 3628800, 1.0 / 40320,
+                         -1.0 / 720, 1.0 / 24, -1.0 / 2}) {
+    cp = _mm512_add_pd(_mm512_set1_pd(c), _mm512_mul_pd(z, cp));
+  }
+  const __m512d cos_x = _mm512_add_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(z, cp));
+  // Quadrant q & 3 (q in 0..4): 1 swaps with sin negated into cos, 2 negates both, 3 swaps
+  // with the new sin negated.
+  const __m512d neg_sin = _mm512_sub_pd(_mm512_setzero_pd(), sin_x);
+  const __m512d neg_cos = _mm512_sub_pd(_mm512_setzero_pd(), cos_x);
+  const __mmask8 q1 = _mm512_cmp_pd_mask(q, _mm512_set1_pd(1.0), _CMP_EQ_OQ);
+  const __mmask8 q2 = _mm512_cmp_pd_mask(q, _mm512_set1_pd(2.0), _CMP_EQ_OQ);
+  const __mmask8 q3 = _mm512_cmp_pd_mask(q, _mm512_set1_pd(3.0), _CMP_EQ_OQ);
+  __m512d sv = sin_x, cv = cos_x;
+  sv = _mm512_mask_mov_pd(sv, q1, cos_x);
+  cv = _mm512_mask_mov_pd(cv, q1, neg_sin);
+  sv = _mm512_mask_mov_pd(sv, q2, neg_sin);
+  cv = _mm512_mask_mov_pd(cv, q2, neg_cos);
+  sv = _mm512_mask_mov_pd(sv, q3, neg_cos);
+  cv = _mm512_mask_mov_pd(cv, q3, sin_x);
+  *sin_out = sv;
+  *cos_out = cv;
+}
+
+// (2k + 1) / 2^53 for k the top 52 bits of (high << 32 | low), eight 64-bit lanes.
+__attribute__((target("avx512f,avx512dq"))) inline __m512d UniformDouble8(__m256i high,
+                                                                          __m256i low) {
+  const __m512i word = _mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(high), 32),
+                                       _mm512_cvtepu32_epi64(low));
+  const __m512i odd =
+      _mm512_add_epi64(_mm512_slli_epi64(_mm512_srli_epi64(word, 12), 1), _mm512_set1_epi64(1));
+  return _mm512_mul_pd(_mm512_cvtepu64_pd(odd), _mm512_set1_pd(1.0 / 9007199254740992.0));
+}
+
+// Normal pairs of `blocks` whole Philox blocks from block `first` (KeyedRandom::Normal's
+// Box-Muller: words 0-1 give u1, words 2-3 u2; out[2b] = r cos, out[2b + 1] = r sin),
+// sixteen blocks per pass; the rest by the scalar path.
+__attribute__((target("avx512f,avx512dq"))) size_t FillNormalBlocksAvx512(
+    const PhiloxCounter& counter, const PhiloxKey& key, uint64_t first, size_t blocks, float* out) {
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  size_t b = 0;
+  for (; b + 16 <= blocks; b += 16) {
+    __m512i c[1][4];
+    StartCounters16(counter, first + b, lanes, c[0]);
+    Philox16x<1>(c, key);
+    for (int half = 0; half < 2; ++half) {
+      __m256i words[4];  // word w of blocks 8 half .. 8 half + 7
+      for (int w = 0; w < 4; ++w) {
+        words[w] =
+            half == 0 ? _mm512_castsi512_si256(c[0][w]) : _mm512_extracti64x4_epi64(c[0][w], 1);
+      }
+      const __m512d u1 = UniformDouble8(words[0], words[1]);
+      const __m512d u2 = UniformDouble8(words[2], words[3]);
+      const __m512d r = _mm512_sqrt_pd(_mm512_mul_pd(_mm512_set1_pd(-2.0), DeterministicLog8(u1)));
+      __m512d sin_v, cos_v;
+      DeterministicSinCos2Pi8(u2, &sin_v, &cos_v);
+      const __m256 cf = _mm512_cvtpd_ps(_mm512_mul_pd(r, cos_v));
+      const __m256 sf = _mm512_cvtpd_ps(_mm512_mul_pd(r, sin_v));
+      const __m256 lo = _mm256_unpacklo_ps(cf, sf), hi = _mm256_unpackhi_ps(cf, sf);
+      float* o = out + 2 * (b + 8 * half);
+      _mm256_storeu_ps(o, _mm256_permute2f128_ps(lo, hi, 0x20));
+      _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+  }
+  return b;
+}
 #endif
 
 void FillMaskBlocks(const PhiloxCounter& counter, const PhiloxKey& key, uint64_t first,
@@ -420,7 +522,20 @@ void KeyedRandom::FillUniform(float* out, size_t n) {
 }
 
 void KeyedRandom::FillNormal(float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) out[i] = Normal();
+  size_t i = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+  // From a block boundary with no spare value, whole blocks at a time: what Normal() would
+  // draw, pair by pair (the vector kernel computes the same bits).
+  static const bool vector =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  if (vector && !has_spare_normal_ && next_word_ == 4 && n >= 32) {
+    const size_t blocks = std::min<uint64_t>(n / 2, kBlocksPerStream - blocks_used_);
+    const size_t done = FillNormalBlocksAvx512(counter_, key_, blocks_used_, blocks, out);
+    blocks_used_ += done;
+    i = 2 * done;
+  }
+#endif
+  for (; i < n; ++i) out[i] = Normal();
 }
 
 void KeyedRandom::FillBernoulliMask(float* out, size_t n, float keep_prob, float scale) {

@@ -168,11 +168,32 @@ TEST(KeyedRandomTest, BernoulliMask) {
   EXPECT_THROW(rng.FillBernoulliMask(mask.data(), 1, NAN, 1.0f), Error);
 }
 
+// FillNormal (whole Philox blocks at a time, vectorised where the CPU allows) draws exactly
+// what Normal() draws one by one: from a fresh stream, after a spare value, and mid-block,
+// over lengths below, at and past the vector pass; both streams end at the same place.
 TEST(KeyedRandomTest, FillMatchesSingleDraws) {
-  KeyedRandom a(2, {3}), b(2, {3});
-  std::vector<float> filled(7);
-  a.FillNormal(filled.data(), filled.size());
-  for (float x : filled) EXPECT_EQ(x, b.Normal());
+  for (int skip : {0, 1, 2}) {
+    for (size_t n : {7, 31, 32, 33, 64, 101, 1000, 4099}) {
+      KeyedRandom a(2, {3, n}), b(2, {3, n});
+      for (int i = 0; i < skip; ++i) {
+        if (i == 0) {
+          EXPECT_EQ(a.Normal(), b.Normal());  // leaves a spare value
+        } else {
+          EXPECT_EQ(a.NextU32(), b.NextU32());  // then a part-used block
+        }
+      }
+      std::vector<float> filled(n);
+      a.FillNormal(filled.data(), filled.size());
+      for (size_t i = 0; i < n; ++i) {
+        const float x = b.Normal();
+        ASSERT_EQ(std::memcmp(&filled[i], &x, sizeof(float)), 0)
+            << "skip " << skip << ", " << n << " values, value " << i << ": " << filled[i]
+            << " against " << x;
+      }
+      EXPECT_EQ(a.Normal(), b.Normal());
+      EXPECT_EQ(a.NextU32(), b.NextU32());
+    }
+  }
 }
 
 TEST(KeyedShuffleTest, DeterministicPermutation) {
