@@ -66,7 +66,7 @@ stop_background() {
   fi
 }
 trap stop_background EXIT
-echo "shared_cores.sh: OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset (flexmoe sets PASSIVE)}; second job --threads $background_threads; $(getconf _NPROCESSORS_ONLN) cores, commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "shared_cores.sh: OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset (flexmoe sets PASSIVE)}; second job --threads $background_threads; binary $flexmoe; $(getconf _NPROCESSORS_ONLN) cores, checkout at $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')"
 for round in $(seq 1 "$rounds"); do
   for load in ${loads//,/ }; do
     if [ "$load" = loaded ]; then

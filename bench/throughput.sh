@@ -39,7 +39,8 @@ for c in $configs; do
     --set checkpoint.every_epochs=0 >"$dir.log" 2>&1
   train=$(train_rate "$dir")
   steps=$((batch == 8 ? 200 : 30))
-  bench=$(build/bench/train_bench --config "$config" --batch "$batch" --threads "$threads" \
+  bench=$(build/bench/train_bench --config "$config" --set "data.prepared_dir=$out/data/prepared" \
+    --batch "$batch" --threads "$threads" \
     --steps "$steps" 2>&1)
   echo "$bench" >"$out/train_bench-b$batch-t$threads.log"
   row=$(echo "$bench" | /usr/bin/python3 -c '
