@@ -209,6 +209,11 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
 ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& placement,
                             Communicator& ep, ExchangeStats* stats,
                             std::vector<int64_t> expert_order) {
+  if (!expert_order.empty() &&
+      static_cast<int64_t>(expert_order.size()) != placement.num_experts()) {
+    Fail(ErrorCode::kInvalidArgument, "expert step: a dispatch order of ", expert_order.size(),
+         " experts for a placement of ", placement.num_experts());
+  }
   return [local, &placement, &ep, stats, expert_order](const at::Tensor& rows,
                                                        const std::vector<int64_t>& counts) {
     const int world = ep.size(), me = ep.rank();

@@ -229,6 +229,17 @@ TEST(ExpertParallelMoeTest, CapacityEqualsOneProcessLayer) {
   EXPECT_TRUE(at::allclose(x.grad(), x_all.grad().narrow(0, offset, t), 1e-5, 1e-10));
 }
 
+TEST(ExpertExchangeTest, ADispatchOrderOfTheWrongLengthIsRefused) {
+  auto world = World();
+  const ExpertPlacement placement = Scattered(world->size());
+  const ExpertStep identity = [](const at::Tensor& rows, const std::vector<int64_t>&) {
+    return rows;
+  };
+  EXPECT_THROW(MakeExpertParallelStep(identity, placement, *world, nullptr, {0, 1, 2}), Error);
+  EXPECT_NO_THROW(
+      MakeExpertParallelStep(identity, placement, *world, nullptr, OwnerMajorOrder(placement)));
+}
+
 TEST(ExpertParallelMoeTest, PlacementWithAnEmptyRankIsRefused) {
   ExpertPlacement p;
   p.owner = {0, 0, 0};
