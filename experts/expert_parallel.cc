@@ -114,37 +114,6 @@ class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
   }
 };
 
-// Indices that gather `blocks` (each a [begin, begin + length) range) in the given order.
-at::Tensor GatherIndex(const std::vector<std::pair<int64_t, int64_t>>& blocks, int64_t total) {
-  at::Tensor index = at::empty({total}, at::kLong);
-  int64_t* out = index.data_ptr<int64_t>();
-  int64_t n = 0;
-  for (const auto& [begin, length] : blocks) {
-    for (int64_t i = 0; i < length; ++i) out[n++] = begin + i;
-  }
-  return index;
-}
-
-// True when `blocks` tile [0, total) in order: their gather is the identity.
-bool InOrder(const std::vector<std::pair<int64_t, int64_t>>& blocks) {
-  int64_t next = 0;
-  for (const auto& [begin, length] : blocks) {
-    if (length == 0) continue;
-    if (begin != next) return false;
-    next += length;
-  }
-  return true;
-}
-
-// The inverse permutation of a gather index.
-at::Tensor Inverse(const at::Tensor& index) {
-  at::Tensor inverse = at::empty_like(index);
-  const int64_t* in = index.data_ptr<int64_t>();
-  int64_t* out = inverse.data_ptr<int64_t>();
-  for (int64_t i = 0; i < index.numel(); ++i) out[in[i]] = i;
-  return inverse;
-}
-
 }  // namespace
 
 at::Tensor AllReduceSumWithGrad(const at::Tensor& x, Communicator& comm, ExchangeStats* stats) {
@@ -188,20 +157,11 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
   auto regrouped = [local_step](const at::Tensor& rows, const std::vector<RowBlock>& blocks) {
     int64_t experts = 0;
     for (const RowBlock& b : blocks) experts = std::max(experts, b.expert + 1);
-    std::vector<std::vector<std::pair<int64_t, int64_t>>> of(experts);
-    for (const RowBlock& b : blocks) of[b.expert].push_back({b.begin, b.rows});
-    std::vector<std::pair<int64_t, int64_t>> grouped;
-    std::vector<int64_t> counts(experts, 0);
-    for (int64_t j = 0; j < experts; ++j) {
-      for (const auto& block : of[j]) {
-        grouped.push_back(block);
-        counts[j] += block.second;
-      }
-    }
+    std::vector<int64_t> counts;
+    const at::Tensor order = GatherIndex(ExpertMajorRanges(blocks, experts, &counts), rows.size(0));
     const at::Device device = rows.device();
-    const at::Tensor order = GatherIndex(grouped, rows.size(0));
     const at::Tensor y = local_step(rows.index_select(0, HostIndexTo(order, device)), counts);
-    return y.index_select(0, HostIndexTo(Inverse(order), device));
+    return y.index_select(0, HostIndexTo(InverseIndex(order), device));
   };
   return MakeExchangeStep(regrouped, placement, ep, stats, expert_order);
 }
@@ -232,7 +192,7 @@ ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& place
     }
     std::vector<std::vector<int64_t>> experts_of(world);
     for (int64_t e = 0; e < e_count; ++e) experts_of[placement.owner[e]].push_back(e);
-    std::vector<std::pair<int64_t, int64_t>> blocks;
+    RowRanges blocks;
     std::vector<int64_t> send(world, 0);
     for (int r = 0; r < world; ++r) {
       for (int64_t e : experts_of[r]) {
@@ -293,7 +253,7 @@ ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& place
       stats->rows_received += position;
     }
     if (in_place) return returned;
-    return returned.index_select(0, HostIndexTo(Inverse(owner_order), device));
+    return returned.index_select(0, HostIndexTo(InverseIndex(owner_order), device));
   };
 }
 

@@ -97,30 +97,12 @@ at::Tensor GroupedExpertsImpl::ForwardBlocks(const at::Tensor& x,
   if (fused) return GroupedFfn(x, w1_, b1_, w2_, b2_, blocks);
   // Other devices and types: the rows grouped by expert (a gather unless they already are),
   // the padded batched GEMMs, and back to the blocks' order.
-  std::vector<int64_t> counts(num_local_experts(), 0);
-  std::vector<std::vector<const RowBlock*>> of(num_local_experts());
-  for (const RowBlock& b : blocks) {
-    counts[b.expert] += b.rows;
-    of[b.expert].push_back(&b);
-  }
-  at::Tensor order = at::empty({x.size(0)}, at::kLong);
-  int64_t* index = order.data_ptr<int64_t>();
-  int64_t n = 0;
-  bool grouped = true;
-  for (const auto& expert_blocks : of) {
-    for (const RowBlock* b : expert_blocks) {
-      for (int64_t i = 0; i < b->rows; ++i, ++n) {
-        index[n] = b->begin + i;
-        grouped = grouped && index[n] == n;
-      }
-    }
-  }
-  if (grouped) return ForwardPadded(x, counts);
-  at::Tensor inverse = at::empty_like(order);
-  int64_t* back = inverse.data_ptr<int64_t>();
-  for (int64_t i = 0; i < n; ++i) back[index[i]] = i;
+  std::vector<int64_t> counts;
+  const RowRanges ranges = ExpertMajorRanges(blocks, num_local_experts(), &counts);
+  if (InOrder(ranges)) return ForwardPadded(x, counts);
+  const at::Tensor order = GatherIndex(ranges, x.size(0));
   const at::Tensor y = ForwardPadded(x.index_select(0, HostIndexTo(order, x.device())), counts);
-  return y.index_select(0, HostIndexTo(inverse, x.device()));
+  return y.index_select(0, HostIndexTo(InverseIndex(order), x.device()));
 }
 
 namespace {

@@ -168,6 +168,21 @@ std::vector<RowBlock> ContiguousBlocks(const std::vector<int64_t>& counts) {
   return blocks;
 }
 
+std::vector<std::pair<int64_t, int64_t>> ExpertMajorRanges(const std::vector<RowBlock>& blocks,
+                                                           int64_t experts,
+                                                           std::vector<int64_t>* counts) {
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> of(static_cast<size_t>(experts));
+  counts->assign(static_cast<size_t>(experts), 0);
+  for (const RowBlock& b : blocks) {
+    of[b.expert].push_back({b.begin, b.rows});
+    (*counts)[b.expert] += b.rows;
+  }
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (const auto& expert_ranges : of)
+    ranges.insert(ranges.end(), expert_ranges.begin(), expert_ranges.end());
+  return ranges;
+}
+
 void CheckBlocks(const std::vector<RowBlock>& blocks, int64_t rows, int64_t experts,
                  const char* what) {
   int64_t next = 0;

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace flexmoe {
@@ -20,6 +21,12 @@ struct RowBlock {
 // Blocks of `counts[i]` rows for local expert i, one after the other (rows sorted by
 // expert).
 std::vector<RowBlock> ContiguousBlocks(const std::vector<int64_t>& counts);
+
+// The blocks' rows grouped by expert, as {begin, rows} ranges: expert 0's blocks in their
+// order, then expert 1's, ... up to `experts`; counts gets each expert's rows.
+std::vector<std::pair<int64_t, int64_t>> ExpertMajorRanges(const std::vector<RowBlock>& blocks,
+                                                           int64_t experts,
+                                                           std::vector<int64_t>* counts);
 
 // Throws kInvalidArgument unless `blocks` tile [0, rows) in order (each block starting where
 // the previous one ends, no negative sizes) with experts in [0, experts). `what` names the
