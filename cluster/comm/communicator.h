@@ -71,7 +71,8 @@ class Communicator {
                               const std::vector<int64_t>& recv_splits,
                               const CollectiveOptions& options = {}) = 0;
   virtual void Barrier(const CollectiveOptions& options = {}) = 0;
-  // Point to point; the receiver's tensor must have the sender's shape and type.
+  // Point to point; the receiver's tensor must have the sender's shape and type. The MPI
+  // backend keeps its largest tag (MPI_TAG_UB) for its collectives and refuses it here.
   virtual void Send(const at::Tensor& tensor, int peer, int tag,
                     const CollectiveOptions& options = {}) = 0;
   virtual void Recv(at::Tensor& tensor, int peer, int tag,

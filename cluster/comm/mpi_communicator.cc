@@ -23,6 +23,9 @@ struct MpiCommunicator::Handle {
 struct MpiCommunicator::Pending {
   MPI_Request request = MPI_REQUEST_NULL;
   MPI_Status status{};
+  // Point-to-point requests of one collective (the all-reduce's slices), completed together;
+  // `request` stays null when these are used.
+  std::vector<MPI_Request> requests;
   std::vector<at::Tensor> buffers;  // everything MPI reads or writes until completion
   std::vector<int> counts;  // counts and displacements (MPI_Ialltoallv, the all-reduce slices)
 };
@@ -156,8 +159,17 @@ MpiCommunicator::~MpiCommunicator() {
   MPI_Finalized(&finalized);
   bool unfinished = finalized && !parked_.empty();
   for (auto& pending : parked_) {
-    if (finalized || pending->request == MPI_REQUEST_NULL) continue;
+    if (finalized) continue;
     int done = 0;
+    if (!pending->requests.empty()) {
+      if (MPI_Testall(static_cast<int>(pending->requests.size()), pending->requests.data(), &done,
+                      MPI_STATUSES_IGNORE) != MPI_SUCCESS ||
+          !done) {
+        unfinished = true;
+      }
+      continue;
+    }
+    if (pending->request == MPI_REQUEST_NULL) continue;
     if (MPI_Test(&pending->request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || !done) {
       unfinished = true;
     }
@@ -198,7 +210,10 @@ std::unique_ptr<MpiCommunicator::Pending> MpiCommunicator::Complete(
   PollPacer pacer;
   while (true) {
     int done = 0;
-    const int rc = MPI_Test(&pending->request, &done, &pending->status);
+    const int rc = pending->requests.empty()
+                       ? MPI_Test(&pending->request, &done, &pending->status)
+                       : MPI_Testall(static_cast<int>(pending->requests.size()),
+                                     pending->requests.data(), &done, MPI_STATUSES_IGNORE);
     if (rc != MPI_SUCCESS) {
       int error_class = 0;
       MPI_Error_class(rc, &error_class);
@@ -224,6 +239,53 @@ std::unique_ptr<MpiCommunicator::Pending> MpiCommunicator::Complete(
   }
 }
 
+void MpiCommunicator::SliceSum(at::Tensor& buf, const std::string& what, const Deadline& deadline) {
+  MPI_Datatype type = MPI_BYTE;
+  WireType(buf.scalar_type(), &type);
+  const int count = static_cast<int>(buf.numel());
+  const std::vector<int> counts = SliceCounts(count, size_);
+  std::vector<int> offsets(size_, 0);
+  for (int r = 1; r < size_; ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
+  const int tag = handle_->tag_ub;  // the collectives' own (Send and Recv refuse it)
+  const int64_t mine = counts[rank_];
+  char* base = static_cast<char*>(buf.data_ptr());
+  const size_t element = buf.element_size();
+  // 1. Every other rank's part of this rank's slice, one after the other (rank order).
+  at::Tensor parts = at::empty({std::max<int64_t>(0, (size_ - 1) * mine)}, buf.options());
+  auto pending = std::make_unique<Pending>();
+  pending->buffers = {buf, parts};
+  int at = 0;
+  for (int q = 0; q < size_; ++q) {
+    if (q == rank_) continue;
+    pending->requests.emplace_back();
+    CheckMpi(MPI_Irecv(static_cast<char*>(parts.data_ptr()) + element * mine * at, counts[rank_],
+                       type, q, tag, handle_->comm, &pending->requests.back()),
+             what);
+    pending->requests.emplace_back();
+    CheckMpi(MPI_Isend(base + element * offsets[q], counts[q], type, q, tag, handle_->comm,
+                       &pending->requests.back()),
+             what);
+    ++at;
+  }
+  pending = Complete(std::move(pending), what, deadline);
+  at::Tensor slice = buf.view({-1}).narrow(0, offsets[rank_], mine);
+  for (int i = 0; i < size_ - 1; ++i) slice.add_(parts.narrow(0, i * mine, mine));
+  // 2. The summed slices to every rank.
+  pending->requests.clear();
+  for (int q = 0; q < size_; ++q) {
+    if (q == rank_) continue;
+    pending->requests.emplace_back();
+    CheckMpi(MPI_Irecv(base + element * offsets[q], counts[q], type, q, tag, handle_->comm,
+                       &pending->requests.back()),
+             what);
+    pending->requests.emplace_back();
+    CheckMpi(MPI_Isend(base + element * offsets[rank_], counts[rank_], type, q, tag, handle_->comm,
+                       &pending->requests.back()),
+             what);
+  }
+  Complete(std::move(pending), what, deadline);
+}
+
 void MpiCommunicator::AllReduce(at::Tensor& tensor, ReduceOp op, const CollectiveOptions& options) {
   const std::string what = BeginCollective("AllReduce");
   const Deadline deadline(options, default_timeout_);
@@ -238,41 +300,23 @@ void MpiCommunicator::AllReduce(at::Tensor& tensor, ReduceOp op, const Collectiv
   // The sum and the max of bools are both the logical or.
   const MPI_Op mpi_op = is_bool ? MPI_LOR : op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
   void* data = buf.data_ptr();
-  auto pending = std::make_unique<Pending>();
-  pending->buffers = {buf};
   if (floating && op != ReduceOp::kMax) {
-    // NOTE [same bits on every rank]: each rank reduces one slice of the buffer (a
-    // reduce-scatter), then every rank gathers the reduced slices (an all-gather). Every
+    // NOTE [same bits on every rank]: each rank sums one slice of the buffer (a
+    // reduce-scatter), then every rank gathers the summed slices (an all-gather). Every
     // element is summed once, by one rank, and copied to the others, so all ranks hold the
-    // same bits whatever the reduction order inside MPI; and the bytes moved per rank are
-    // 2 (W - 1) / W of the buffer (a reduce to rank 0 and a broadcast moved 3-4x longer
-    // on 2 ranks: docs/benchmarks.md).
-    pending->counts = SliceCounts(count, size_);
-    pending->counts.resize(2 * static_cast<size_t>(size_));  // then the slices' offsets
-    for (int r = 1; r < size_; ++r) {
-      pending->counts[size_ + r] = pending->counts[size_ + r - 1] + pending->counts[r - 1];
-    }
-    const int mine = pending->counts[rank_];
-    const size_t element = buf.element_size();
-    char* slice = static_cast<char*>(data) + element * pending->counts[size_ + rank_];
-    CheckMpi(MPI_Ireduce_scatter(MPI_IN_PLACE, data, pending->counts.data(), type, mpi_op,
-                                 handle_->comm, &pending->request),
-             what);
-    pending = Complete(std::move(pending), what, deadline);
-    // MPI_IN_PLACE leaves this rank's reduced slice at the buffer's start: move it home.
-    if (mine > 0 && pending->counts[size_ + rank_] > 0) {
-      std::memmove(slice, data, element * static_cast<size_t>(mine));
-    }
-    CheckMpi(
-        MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, pending->counts.data(),
-                        pending->counts.data() + size_, type, handle_->comm, &pending->request),
-        what);
+    // same bits; and the bytes moved per rank are 2 (W - 1) / W of the buffer (a reduce to
+    // rank 0 and a broadcast moved 3-4x longer on 2 ranks: docs/benchmarks.md). Both phases
+    // are point-to-point messages on the collectives' own tag, all posted at once: Open
+    // MPI's nonblocking reduce-scatter and all-gather (libnbc) took twice as long.
+    SliceSum(buf, what, deadline);
   } else {
+    auto pending = std::make_unique<Pending>();
+    pending->buffers = {buf};
     CheckMpi(
         MPI_Iallreduce(MPI_IN_PLACE, data, count, type, mpi_op, handle_->comm, &pending->request),
         what);
+    Complete(std::move(pending), what, deadline);
   }
-  Complete(std::move(pending), what, deadline);
   if (op == ReduceOp::kAverage) {
     if (floating) {
       buf.div_(size_);
@@ -405,9 +449,10 @@ void MpiCommunicator::Send(const at::Tensor& tensor, int peer, int tag,
       "Send to rank " + std::to_string(peer) + " (tag " + std::to_string(tag) + ")", name_, seq_);
   CheckUsable(what);
   const Deadline deadline(options, default_timeout_);
-  if (peer < 0 || peer >= size_ || peer == rank_ || tag < 0 || tag > handle_->tag_ub) {
+  if (peer < 0 || peer >= size_ || peer == rank_ || tag < 0 || tag >= handle_->tag_ub) {
     Fail(ErrorCode::kInvalidArgument, what, ": needs another rank of a group of ", size_,
-         " and a tag in [0, ", handle_->tag_ub, "]");
+         " and a tag in [0, ", handle_->tag_ub - 1, "] (", handle_->tag_ub,
+         " is the collectives')");
   }
   MPI_Datatype type;
   int count = 0;
@@ -425,9 +470,10 @@ void MpiCommunicator::Recv(at::Tensor& tensor, int peer, int tag,
       "Recv from rank " + std::to_string(peer) + " (tag " + std::to_string(tag) + ")", name_, seq_);
   CheckUsable(what);
   const Deadline deadline(options, default_timeout_);
-  if (peer < 0 || peer >= size_ || peer == rank_ || tag < 0 || tag > handle_->tag_ub) {
+  if (peer < 0 || peer >= size_ || peer == rank_ || tag < 0 || tag >= handle_->tag_ub) {
     Fail(ErrorCode::kInvalidArgument, what, ": needs another rank of a group of ", size_,
-         " and a tag in [0, ", handle_->tag_ub, "]");
+         " and a tag in [0, ", handle_->tag_ub - 1, "] (", handle_->tag_ub,
+         " is the collectives')");
   }
   MPI_Datatype type;
   int count = 0;

@@ -85,6 +85,9 @@ class MpiCommunicator final : public Communicator {
   // Polls `pending` until it completes and returns it, or parks it and throws at `deadline`.
   std::unique_ptr<Pending> Complete(std::unique_ptr<Pending> pending, const std::string& what,
                                     const Deadline& deadline);
+  // The floating-point sum of AllReduce: buf (contiguous, checked) summed slice by slice,
+  // NOTE [same bits on every rank] in the .cc.
+  void SliceSum(at::Tensor& buf, const std::string& what, const Deadline& deadline);
   // Throws kInternal for an MPI error code and marks the group unusable.
   void CheckMpi(int rc, const std::string& what);
 

@@ -199,6 +199,23 @@ TEST_F(CollectivesTest, SendRecvRing) {
   EXPECT_TRUE(at::equal(in, at::arange(kCount, at::kFloat) + 1e6f * prev));
 }
 
+// The all-reduce's slices travel point to point on a tag of their own: a user message still
+// in flight (sent before, received after) is not taken for one of them.
+TEST_F(CollectivesTest, AUserMessageInFlightDoesNotMixWithTheAllReduce) {
+  if (size_ < 2) GTEST_SKIP() << "needs 2 ranks";
+  constexpr int64_t kCount = 64;  // under the eager limit: Send returns before the Recv
+  if (rank_ == 0) world_->Send(at::full({kCount}, -7.0f), 1, 0);
+  at::Tensor t = at::full({kCount * size_}, static_cast<float>(rank_ + 1));
+  world_->AllReduce(t, ReduceOp::kSum);
+  EXPECT_TRUE(at::equal(t, at::full({kCount * size_}, size_ * (size_ + 1) / 2.0f)));
+  if (rank_ == 1) {
+    at::Tensor in = at::zeros({kCount});
+    world_->Recv(in, 0, 0);
+    EXPECT_TRUE(at::equal(in, at::full({kCount}, -7.0f)));
+  }
+  world_->Barrier();
+}
+
 TEST_F(CollectivesTest, RecvOfTheWrongSizeIsAnInvalidArgument) {
   if (size_ < 2) GTEST_SKIP() << "needs 2 ranks";
   if (rank_ == 0) {
