@@ -121,7 +121,6 @@ int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
       MakeDeviceWorld(*mpi_world, config, local_rank, timeout);
   Communicator* world = device_world ? device_world.get() : mpi_world.get();
   const int rank = world->rank();
-  const bool resume = args.Has("resume");
   // With a coordinator: register, take its run directory and placement, and stop the
   // moment it says so (the communicator's waits watch `abort`).
   std::unique_ptr<CoordinatorClient> coordinator =
