@@ -6,7 +6,6 @@
 
 #include <climits>
 #include <cstdio>
-#include <cstring>
 #include <utility>
 
 #include "cluster/base/error.h"
@@ -27,7 +26,7 @@ struct MpiCommunicator::Pending {
   // `request` stays null when these are used.
   std::vector<MPI_Request> requests;
   std::vector<at::Tensor> buffers;  // everything MPI reads or writes until completion
-  std::vector<int> counts;  // counts and displacements (MPI_Ialltoallv, the all-reduce slices)
+  std::vector<int> counts;          // counts and displacements (MPI_Ialltoallv)
 };
 
 namespace {
