@@ -122,10 +122,5 @@ int Main(int argc, char** argv) {
 }  // namespace flexmoe
 
 int main(int argc, char** argv) {
-  try {
-    return flexmoe::Main(argc, argv);
-  } catch (const flexmoe::Error& e) {
-    std::fprintf(stderr, "allreduce_bench: %s\n", e.what());
-    return flexmoe::ExitStatusFor(e.code());
-  }
+  return flexmoe::RunReportingErrors("allreduce_bench", [&] { return flexmoe::Main(argc, argv); });
 }

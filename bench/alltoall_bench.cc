@@ -305,10 +305,5 @@ int Main(int argc, char** argv) {
 }  // namespace flexmoe
 
 int main(int argc, char** argv) {
-  try {
-    return flexmoe::Main(argc, argv);
-  } catch (const flexmoe::Error& e) {
-    std::fprintf(stderr, "alltoall_bench: %s\n", e.what());
-    return flexmoe::ExitStatusFor(e.code());
-  }
+  return flexmoe::RunReportingErrors("alltoall_bench", [&] { return flexmoe::Main(argc, argv); });
 }

@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -138,10 +137,5 @@ int Main(int argc, char** argv) {
 int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
-  try {
-    return flexmoe::Main(argc, argv);
-  } catch (const flexmoe::Error& e) {
-    std::cerr << "loader_bench: " << e.what() << "\n";
-    return flexmoe::ExitStatusFor(e.code());
-  }
+  return flexmoe::RunReportingErrors("loader_bench", [&] { return flexmoe::Main(argc, argv); });
 }

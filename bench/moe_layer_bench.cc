@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "cluster/base/error.h"
 #include "cluster/comm/mpi_communicator.h"
 #include "cluster/comm/mpi_session.h"
 #include "experts/expert_parallel.h"
@@ -91,4 +92,6 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace flexmoe
 
-int main(int argc, char** argv) { return flexmoe::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return flexmoe::RunReportingErrors("moe_layer_bench", [&] { return flexmoe::Main(argc, argv); });
+}

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "cluster/base/allocator.h"
+#include "cluster/base/error.h"
 #include "data_loader/decoded_dataset.h"
 #include "data_loader/epoch_plan.h"
 #include "experts/cpu_blas.h"
@@ -190,5 +191,5 @@ int Main(int argc, char** argv) {
 int main(int argc, char** argv) {
   flexmoe::KeepLargeAllocationsInTheHeap();  // as `flexmoe train` does (launch/main.cc, for the
                                              // worker)
-  return flexmoe::Main(argc, argv);
+  return flexmoe::RunReportingErrors("train_bench", [&] { return flexmoe::Main(argc, argv); });
 }

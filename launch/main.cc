@@ -101,13 +101,6 @@ int main(int argc, char** argv) {
   // commands have no such loop, and a heap that is never trimmed would only keep what they
   // free.
   if (it->first == "worker") flexmoe::KeepLargeAllocationsInTheHeap();
-  try {
-    return it->second(argc, argv);
-  } catch (const flexmoe::Error& e) {
-    std::cerr << "flexmoe " << argv[1] << ": error: " << e.what() << "\n";
-    return flexmoe::ExitStatusFor(e.code());
-  } catch (const std::exception& e) {
-    std::cerr << "flexmoe " << argv[1] << ": internal error: " << e.what() << "\n";
-    return 1;
-  }
+  return flexmoe::RunReportingErrors(std::string("flexmoe ") + argv[1],
+                                     [&] { return it->second(argc, argv); });
 }

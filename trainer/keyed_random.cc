@@ -10,6 +10,11 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values, which its own
+// -Wmaybe-uninitialized flags wherever they are inlined (GCC bug 105593, fixed in 13).
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 #include "cluster/base/error.h"

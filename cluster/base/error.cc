@@ -48,4 +48,16 @@ void PrintErrorLine(const std::string& line) {
   }
 }
 
+int RunReportingErrors(const std::string& program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    PrintErrorLine(program + ": error: " + e.what());
+    return ExitStatusFor(e.code());
+  } catch (const std::exception& e) {
+    PrintErrorLine(program + ": internal error: " + e.what());
+    return 1;
+  }
+}
+
 }  // namespace flexmoe

@@ -3,6 +3,7 @@
 // field; programmer invariants use glog CHECK. The CLI maps codes to exit statuses.
 #pragma once
 
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -38,6 +39,11 @@ int ExitStatusFor(ErrorCode code);
 // Writes `line` and a newline to stderr in one write, so that the lines of processes
 // sharing a terminal or log (mpirun's ranks) never interleave mid-line.
 void PrintErrorLine(const std::string& line);
+
+// Runs a program's body the way every main() of the project ends: an Error prints
+// "<program>: error: <message>" and returns ExitStatusFor its code; any other exception
+// prints "<program>: internal error: <message>" and returns 1.
+int RunReportingErrors(const std::string& program, const std::function<int()>& body);
 
 namespace detail {
 inline void Append(std::ostringstream&) {}

@@ -101,13 +101,17 @@ std::vector<MetricsItem> RecordJoiner::Add(int rank, Json record) {
     if (rank == 0) order_.push_back({{}, true, key});
     parts[rank] = std::move(record);
   } else {
-    order_.push_back({{std::move(record)}, false, {}});
+    MetricsItem item;
+    item.record = std::move(record);
+    order_.push_back({std::move(item), false, {}});
   }
   return Drain();
 }
 
 std::vector<MetricsItem> RecordJoiner::ContinueAt(int64_t lines) {
-  order_.push_back({{Json(), lines}, false, {}});
+  MetricsItem item;
+  item.continue_at = lines;
+  order_.push_back({std::move(item), false, {}});
   return Drain();
 }
 
@@ -132,7 +136,9 @@ std::vector<MetricsItem> RecordJoiner::Drain() {
       const bool complete = std::all_of(it->second.begin(), it->second.end(),
                                         [](const Json& j) { return !j.is_null(); });
       if (!complete) break;
-      ready.push_back({MergeStepRecords(it->second), -1});
+      MetricsItem item;
+      item.record = MergeStepRecords(it->second);
+      ready.push_back(std::move(item));
       parts_.erase(it);
     } else {
       ready.push_back(std::move(front.item));

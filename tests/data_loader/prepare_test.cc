@@ -189,7 +189,9 @@ TEST(PrepareTest, MissingIndicatorsFollowTheFeaturesThatHadMissingValues) {
     ASSERT_EQ(record.features(0).size(), 3 * sizeof(float));
     const float* f = reinterpret_cast<const float*>(record.features(0).data());
     EXPECT_EQ(f[2], i % 3 == 0 ? 1.0f : 0.0f) << i;
-    if (i % 3 == 0) EXPECT_NEAR(f[1], 0.0f, 1e-6) << "the mean, standardised";
+    if (i % 3 == 0) {
+      EXPECT_NEAR(f[1], 0.0f, 1e-6) << "the mean, standardised";
+    }
   }
   // Off (the default): the input features only.
   config.mutable_data()->set_missing_indicators(false);

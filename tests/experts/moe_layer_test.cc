@@ -174,8 +174,10 @@ TEST(LocalMoeLayer, CapacityFactorDropsOverflowRowsInTokenOrder) {
   ExpertStep local = [&experts](const at::Tensor& rows, const std::vector<int64_t>& counts) {
     return experts.Forward(rows, counts);
   };
+  CapacityOptions capacity_options;
+  capacity_options.factor = 0.5;
   const MoeOutput out = RunMoe(*layer->router(), local, RouterStatsReducer(), in.x, in.noise,
-                               in.comb, in.blocks, 2, true, CapacityOptions{0.5});
+                               in.comb, in.blocks, 2, true, capacity_options);
   const RouterOutput r = layer->router()->Forward(in.x, in.noise, true);
   const int64_t capacity = static_cast<int64_t>(std::ceil(0.5 * kT * kK / kE));
   std::vector<int64_t> used(kE, 0);
