@@ -3,6 +3,10 @@
 
 #include <limits>
 
+#if defined(FLEXMOE_HAVE_DNNL)
+#include <omp.h>
+#endif
+
 #include "cluster/base/error.h"
 
 extern "C" {
@@ -23,6 +27,37 @@ int dnnl_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float 
 
 namespace flexmoe {
 namespace {
+
+#if defined(FLEXMOE_HAVE_DNNL)
+// oneDNN's SGEMM splits every product over all of the intra-op pool's threads. With
+// OMP_WAIT_POLICY=PASSIVE (launch/wait_policy.h) those threads sleep between products, and
+// waking one costs 10-50 us here, far more when another process holds the cores. The
+// attention core's per-(sample, head) products are under a MFLOP each, so below this
+// size the calling thread runs the product alone (docs/benchmarks.md, "Small products on
+// one thread"): 30 MFLOP is about 150 us of one core at 200 GFLOP/s.
+constexpr double kParallelGemmMinFlops = 3e7;
+
+// Runs the products of its scope on the calling thread alone when they are small, and
+// restores the caller's thread count when it ends.
+class SmallGemmThreads {
+ public:
+  SmallGemmThreads(int64_t m, int64_t n, int64_t k)
+      : saved_(2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <
+                       kParallelGemmMinFlops
+                   ? omp_get_max_threads()
+                   : 0) {
+    if (saved_ > 1) omp_set_num_threads(1);
+  }
+  ~SmallGemmThreads() {
+    if (saved_ > 1) omp_set_num_threads(saved_);
+  }
+  SmallGemmThreads(const SmallGemmThreads&) = delete;
+  SmallGemmThreads& operator=(const SmallGemmThreads&) = delete;
+
+ private:
+  const int saved_;  // the caller's thread count when lowered to one, else 0
+};
+#endif
 
 int ToInt(int64_t value, const char* what) {
   if (value < 0 || value > std::numeric_limits<int>::max()) {
@@ -63,6 +98,7 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   // OPENBLAS_CORETYPE on CPUs OpenBLAS does not recognise (docs/benchmarks.md).
   if (m == 0 || n == 0) return;
   if (k == 0) return ScaleRows(m, n, beta, c, ldc);
+  const SmallGemmThreads threads(m, n, k);
   const int status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
                                 lda < 1 ? 1 : lda, b, ldb < 1 ? 1 : ldb, beta, c, ldc);
   if (status != 0) {
