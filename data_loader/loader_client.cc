@@ -18,6 +18,7 @@
 #include "cluster/base/error.h"
 #include "cluster/net/client_connection.h"
 #include "cluster/net/job_token.h"
+#include "cluster/net/local_host.h"
 #include "data_loader/loader_wire.h"
 #include "data_loader/plan_batch_source.h"
 
@@ -55,7 +56,9 @@ LoaderClientOptions LoaderClientOptionsFromConfig(const config::Config& config, 
          "cluster.loader_addresses: no loader configured (HOST:PORT of `flexmoe loader`)");
   }
   LoaderClientOptions options;
-  options.address = cluster.loader_addresses(worker % cluster.loader_addresses_size());
+  // The loader on this worker's node; another one only when the node has none.
+  options.address = PickNodeLocalAddress(
+      {cluster.loader_addresses().begin(), cluster.loader_addresses().end()}, worker);
   options.token = ReadJobToken(cluster);
   options.name = "worker " + std::to_string(worker);
   options.split = split;

@@ -45,8 +45,9 @@ struct LoaderClientOptions {
   uint32_t expected_index_crc32c = 0;
 };
 
-// Options for worker `worker` of `world_size` from the job config: its loader is
-// cluster.loader_addresses[worker % count] (several loaders per job), the token from
+// Options for worker `worker` of `world_size` from the job config: its loader is the one of
+// cluster.loader_addresses on its own host (one loader per node), or, when its host has
+// none, cluster.loader_addresses[worker % count]; the token from
 // cluster.job_token_source, timeouts and frame limit from cluster, plan options from
 // training. Throws kInvalidArgument when no loader address is configured.
 LoaderClientOptions LoaderClientOptionsFromConfig(const config::Config& config, uint32_t split,

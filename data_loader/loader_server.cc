@@ -75,7 +75,7 @@ class LoaderServer::Impl::Stream : public net::Session {
         welcome.set_num_samples(loader_->prepared_.size());
         welcome.set_index_crc32c(loader_->prepared_.meta.index_crc32c());
         c.Send(EncodeFrame(loader::WELCOME, welcome));
-        VLOG(1) << "loader: " << c.Name() << " connected";
+        LOG(INFO) << loader_->options_.name << ": " << c.Name() << " connected";
         return;
       }
       case loader::REQUEST: {

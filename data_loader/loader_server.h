@@ -40,6 +40,7 @@ struct LoaderServerOptions {
   uint32_t max_credits = 1024;      // credits above this are clipped
   int max_connections = 512;
   bool stop_on_signals = false;  // SIGINT and SIGTERM stop Run()
+  std::string name = "loader";   // in its log lines: "loader 1" among several
 };
 
 struct LoaderServerStats {

@@ -54,11 +54,24 @@ const std::map<std::string, std::string>& Texts() {
        "  --restart K           set by the launcher: this is restart K\n"
        "  --restart-reason TEXT set by the launcher: what ended the attempt before\n"},
       {"loader",
-       "usage: flexmoe loader --config FILE [--listen HOST:PORT]\n"
+       "usage: flexmoe loader --config FILE [--listen HOST:PORT] [--rank N]\n"
        "Serves combination-sorted batches of data.prepared_dir to the workers; prints\n"
        "\"listening on HOST:PORT\". With cluster.coordinator it joins the job.\n\n"
        "  --config FILE         the config\n"
-       "  --listen HOST:PORT    where (default cluster.bind_address, a free port)\n"},
+       "  --listen HOST:PORT    where (default cluster.bind_address, a free port)\n"
+       "  --rank N              its index among the job's loaders (default: the task\n"
+       "                        index mpirun or srun gives it, else 0)\n"},
+      {"lease",
+       "usage: flexmoe lease --config FILE [--set PATH=VALUE]... [--what TEXT]\n"
+       "                     [--watch-pid PID]\n"
+       "Holds run.dir's lease (job.lease: one job per run directory, on any host) for a\n"
+       "launch script: prints \"lease held on DIR\", or exits 2 naming the job that\n"
+       "holds it; a lease not renewed for cluster.heartbeat_timeout_s is taken over.\n"
+       "Renews it while PID (default: its parent) lives; releases it when PID ends or\n"
+       "on SIGTERM.\n\n"
+       "  --config FILE         the config (run.dir, cluster.heartbeat_timeout_s)\n"
+       "  --what TEXT           who holds it, for a refused job's message\n"
+       "  --watch-pid PID       the process whose life the lease lasts\n"},
       {"coordinator",
        "usage: flexmoe coordinator --config FILE [--listen HOST:PORT]\n"
        "The job's control plane: membership, heartbeats, the expert placement, the stop\n"
@@ -143,6 +156,8 @@ commands:
   coordinator --config FILE [--listen HOST:PORT]
                               the job's control plane (membership, heartbeats, stop on a
                               member's death, checkpoints, metrics, job.json)
+  lease   --config FILE       hold run.dir's lease for a launch script (one job per run
+                              directory)
   eval    --checkpoint DIR [--split S | --input PATH]
                               metrics per combination, calibration and attribution
   predict --checkpoint DIR --input PATH --out FILE [--calibrated] [--explain]

@@ -24,6 +24,7 @@
 #include "cluster/base/child_process.h"
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
+#include "cluster/base/run_lease.h"
 #include "inference/report.h"
 #include "launch/preemption.h"
 #include "proto/config_loader.h"
@@ -98,6 +99,17 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
   return children;
 }
 
+// The state letter of /proc/PID/stat (R, S, D, T, Z...), or 0 when it cannot be read.
+char ProcessState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const size_t close = stat.rfind(')');
+  char state = 0;
+  if (close != std::string::npos) std::sscanf(stat.c_str() + close + 1, " %c", &state);
+  return state;
+}
+
 // The checkpoints of the run (its seed directories' too), for the restart decision.
 bool HasCheckpoint(const std::string& run_dir) {
   if (!CompleteCheckpoints(run_dir + "/checkpoints").empty()) return true;
@@ -167,6 +179,7 @@ class LocalJob {
   std::unique_ptr<ChildProcess> coordinator_, loader_, workers_;
   pid_t group_ = 0;
   bool preempting_ = false, killed_ = false;
+  std::string coordinator_hung_;  // why the launcher ended a coordinator that had not ended
 };
 
 std::vector<std::string> LocalJob::MemberArgs(const std::string& command) const {
@@ -279,7 +292,20 @@ JobOutcome LocalJob::Wait() {
       grace = std::max(grace, clean ? 10.0 : failure_grace);
     }
     if (all) break;
+    // A coordinator that is stopped (SIGSTOP, a debugger) cannot end the job: the members
+    // that lost it have ended; it is what failed.
+    if (first_end && !coordinator_->Ended() && ProcessState(coordinator_->pid()) == 'T') {
+      coordinator_hung_ =
+          "was stopped (SIGSTOP or a debugger) and stopped answering; the "
+          "workers lost it";
+      EndAll();
+      break;
+    }
     if (first_end && Since(*first_end) > grace) {
+      if (!coordinator_->Ended()) {
+        coordinator_hung_ = "stopped answering (still running " + std::to_string(int(grace)) +
+                            " s after the job ended)";
+      }
       for (ChildProcess* c : children()) {
         if (!c->Ended()) {
           std::cerr << "flexmoe train: the " << c->name() << " still runs " << grace
@@ -315,9 +341,10 @@ JobOutcome LocalJob::Outcome() {
   } catch (const std::exception&) {
   }
   if (out.state == "running" || out.state.empty()) {
-    // The coordinator did not say: it is what died.
+    // The coordinator did not say: it is what died, or what hung.
     out.state = "failed";
-    out.reason = "the coordinator " + coordinator_->Describe();
+    out.reason = "the coordinator " +
+                 (coordinator_hung_.empty() ? coordinator_->Describe() : coordinator_hung_);
   }
   if (out.status != 0 && out.reason.empty()) {
     for (ChildProcess* c : children()) {
@@ -383,6 +410,20 @@ int LaunchJob(const LaunchOptions& options) {
     Fail(ErrorCode::kInvalidArgument, "train: --max-restarts must be at least 0");
   }
   std::filesystem::create_directories(options.run_dir);
+  // One job per run directory: before anything of the job's is written there.
+  RunLease::Options lease_options;
+  lease_options.run_dir = options.run_dir;
+  lease_options.timeout_s = options.config.cluster().heartbeat_timeout_s();
+  lease_options.what = "flexmoe train";
+  lease_options.on_lost = [](const LeaseHolder& by) {
+    PrintErrorLine("flexmoe train: another job (host " + by.host + ", pid " +
+                   std::to_string(by.pid) + ") took over the run directory's lease; " +
+                   "stopping at once");
+    interrupts = 2;
+  };
+  std::string taken_over;
+  const RunLease lease(lease_options, &taken_over);
+  if (!taken_over.empty()) std::cout << "flexmoe train: " << taken_over << std::endl;
   WriteFileAtomically(options.run_dir + "/config.textproto", ConfigToText(options.config));
   WriteToken(options.run_dir + "/job.token", NewToken());
   CatchLauncherSignals();

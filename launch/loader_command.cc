@@ -8,6 +8,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cluster/base/env.h"
 #include "cluster/base/error.h"
 #include "cluster/net/job_token.h"
 #include "data_loader/decoded_dataset.h"
@@ -21,12 +22,15 @@
 namespace flexmoe {
 
 int LoaderCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "listen"});
+  Args args = ParseArgs(argc, argv, {"config", "listen", "rank"});
   std::string path = args.Get("config");
   if (path.empty() && !args.positional.empty()) path = args.positional[0];
   if (path.empty()) Fail(ErrorCode::kInvalidArgument, "loader: --config FILE is required");
   const config::Config config = LoadConfig(path, args.overrides);
   const config::ClusterConfig& cluster = config.cluster();
+  // One loader per node: its rank is its index among the job's loaders (--rank, or the
+  // task index that mpirun or srun gives it).
+  const int rank = args.GetInt("rank", LauncherTaskIndex());
 
   LoaderServerOptions options;
   options.listen = args.Get("listen", cluster.bind_address() + ":0");
@@ -37,6 +41,7 @@ int LoaderCommand(int argc, char** argv) {
   // Without a coordinator SIGINT and SIGTERM stop the loader; with one, SIGTERM and SIGUSR1
   // preempt the job (below).
   options.stop_on_signals = config.cluster().coordinator().empty();
+  options.name = "loader " + std::to_string(rank);
 
   const PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
   const DecodedDataset data(prepared);
@@ -48,7 +53,7 @@ int LoaderCommand(int argc, char** argv) {
   std::atomic<int> status{0};
   const int port = std::stoi(server.address().substr(server.address().rfind(':') + 1));
   std::unique_ptr<CoordinatorClient> coordinator =
-      JoinCoordinator(config, coordinator::LOADER, 0, 0, port,
+      JoinCoordinator(config, coordinator::LOADER, rank, 0, port,
                       [&server, &status](bool finished, const std::string& line, int exit) {
                         if (!finished) PrintErrorLine("flexmoe loader: " + line);
                         status = exit;
@@ -58,9 +63,10 @@ int LoaderCommand(int argc, char** argv) {
   // stop; the coordinator then ends the loader); their handler only sets a flag.
   if (coordinator) {
     CatchPreemptionSignals();
-    std::thread([client = coordinator.get()] {
+    std::thread([client = coordinator.get(), rank] {
       while (PreemptionSignal() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      client->Preempt("loader 0 got signal " + std::to_string(PreemptionSignal()));
+      client->Preempt("loader " + std::to_string(rank) + " got signal " +
+                      std::to_string(PreemptionSignal()));
     }).detach();
   }
   server.Run();

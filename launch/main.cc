@@ -16,6 +16,7 @@
 #include "launch/command_help.h"
 #include "launch/inference_commands.h"
 #include "launch/inspect_command.h"
+#include "launch/lease_command.h"
 #include "launch/loader_command.h"
 #include "launch/membership.h"
 #include "launch/train_command.h"
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
       {"predict", flexmoe::PredictCommand},
       {"report", flexmoe::ReportCommand},
       {"tune", flexmoe::TuneCommand},
+      {"lease", flexmoe::LeaseCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
     std::cout << flexmoe::UsageText();

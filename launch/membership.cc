@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -35,6 +37,22 @@ std::string NewJobId() {
   return id;
 }
 
+// A member that lost the coordinator may be on a host cut off from the job, where the Open
+// MPI daemon that started it (orted; prted in Open MPI 5) would wait for the unreachable
+// mpirun for as long as TCP retries a send: minutes. The job is over for this host, so the
+// daemon is ended too. Its SIGTERM to this member only sets the preemption flag: the member
+// still says why it stops and leaves as it would have.
+void EndOpenMpiDaemonOfThisHost() {
+  const pid_t parent = ::getppid();
+  std::ifstream comm("/proc/" + std::to_string(parent) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  if (name != "orted" && name != "prted") return;
+  PrintErrorLine("flexmoe: the coordinator is lost: ending this host's Open MPI daemon (" + name +
+                 ", pid " + std::to_string(parent) + ")");
+  ::kill(parent, SIGTERM);
+}
+
 }  // namespace
 
 std::unique_ptr<CoordinatorClient> JoinCoordinator(
@@ -55,6 +73,7 @@ std::unique_ptr<CoordinatorClient> JoinCoordinator(
   options.config_text = ConfigToText(config);
   options.connect_timeout_s = cluster.connect_timeout_s();
   options.on_stop = std::move(on_stop);
+  options.on_lost = EndOpenMpiDaemonOfThisHost;
   return std::make_unique<CoordinatorClient>(options);
 }
 

@@ -10,4 +10,12 @@ std::string GetEnv(const char* name) {
   return value != nullptr ? std::string(value) : std::string();
 }
 
+int LauncherTaskIndex() {
+  for (const char* name : {kEnvOmpiWorldRank, kEnvPmixRank, kEnvSlurmProcId}) {
+    const std::string value = GetEnv(name);
+    if (!value.empty()) return std::atoi(value.c_str());
+  }
+  return 0;
+}
+
 }  // namespace flexmoe

@@ -35,7 +35,14 @@ inline constexpr char kEnvOmpWaitPolicy[] = "OMP_WAIT_POLICY";
 // is); the progress line is redrawn in place.
 inline constexpr char kEnvProgress[] = "FLEXMOE_PROGRESS";
 
+// Set in each process that mpirun starts: its index among them.
+inline constexpr char kEnvOmpiWorldRank[] = "OMPI_COMM_WORLD_RANK";
+
 // The variable's value, or "" when it is unset.
 std::string GetEnv(const char* name);
+
+// This process's index among the tasks mpirun or srun started together (the launch scripts'
+// one loader per node): OMPI_COMM_WORLD_RANK, PMIX_RANK or SLURM_PROCID, else 0.
+int LauncherTaskIndex();
 
 }  // namespace flexmoe

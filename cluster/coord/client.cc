@@ -116,6 +116,7 @@ class CoordinatorClient::Impl {
         }
         const double silent = SecondsBetween(last_heard, Clock::now());
         if (silent > timeout) {
+          if (options_.on_lost) options_.on_lost();
           return Stop(false, "lost the coordinator at " + options_.address +
                                  ": nothing heard for " + std::to_string(silent) + " s");
         }
@@ -149,8 +150,10 @@ class CoordinatorClient::Impl {
         }
       }
     } catch (const Error& e) {
-      if (!quit_ && !leave_)
+      if (!quit_ && !leave_) {
+        if (options_.on_lost) options_.on_lost();
         Stop(false, "lost the coordinator at " + options_.address + ": " + e.what());
+      }
     }
   }
 

@@ -31,6 +31,10 @@ struct CoordinatorClientOptions {
   // finished: the job ended normally (loaders exit 0); otherwise `line` names the cause
   // and exit_status is what to exit with (that of the culprit's error, or 1).
   std::function<void(bool finished, const std::string& line, int exit_status)> on_stop;
+  // Called once, before on_stop, when the coordinator is lost (its connection broke, or it
+  // was silent for the heartbeat timeout) rather than heard saying stop: this member may be
+  // on a host cut off from the job.
+  std::function<void()> on_lost;
 };
 
 class CoordinatorClient {

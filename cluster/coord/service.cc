@@ -81,6 +81,9 @@ class CoordinatorService::Impl {
   // `code`: the culprit's ErrorCode, when it said (-1 otherwise).
   void End(bool finished, const std::string& reason, int culprit, int code = -1);
   void WriteJobJson();
+  // A member's state in job.json: running, left, stopped (told to stop as the job ended),
+  // failed (the culprit) or gone (its connection closed).
+  std::string MemberState(int id, const State& s) const;
 
   CoordinatorOptions options_;
   std::unique_ptr<net::FramedServer> server_;
@@ -92,6 +95,7 @@ class CoordinatorService::Impl {
   std::unique_ptr<MetricsWriter> writer_;  // once worker 0 opened a run
   std::string newest_checkpoint_;
   co::Member culprit_;  // the member whose death ended the job
+  int culprit_id_ = -1;
   std::string state_ = "starting", reason_;
   bool ending_ = false, preempting_ = false;
   int exit_code_ = 1;
@@ -219,10 +223,11 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
       Fail(ErrorCode::kInvalidArgument, name, ": rank ", m.rank(), " of world size ",
            request.world_size(), ", but the job has ", world_size_, " workers");
     }
-    for (const auto& [other, state] : members_) {
-      if (state.member.role() == co::WORKER && state.member.rank() == m.rank()) {
-        Fail(ErrorCode::kInvalidArgument, name, ": worker ", m.rank(), " is registered already");
-      }
+  }
+  for (const auto& [other, state] : members_) {
+    if (state.member.role() == m.role() && state.member.rank() == m.rank()) {
+      Fail(ErrorCode::kInvalidArgument, name, ": ", MemberName(state.member),
+           " is registered already with that rank");
     }
   }
   *id = next_id_++;
@@ -407,6 +412,7 @@ void CoordinatorService::Impl::End(bool finished, const std::string& reason, int
   if (culprit >= 0) {
     *stop.mutable_culprit() = members_[culprit].member;
     culprit_ = members_[culprit].member;
+    culprit_id_ = culprit;
   }
   const std::string frame = EncodeCoordinatorFrame(co::STOP, stop);
   for (auto& [id, s] : members_) {
@@ -417,17 +423,23 @@ void CoordinatorService::Impl::End(bool finished, const std::string& reason, int
   server_->After(0.5, [this] { server_->Stop(); });
 }
 
+std::string CoordinatorService::Impl::MemberState(int id, const State& s) const {
+  if (s.left) return "left";
+  if (ending_ && id == culprit_id_) return "failed";
+  if (s.connection == nullptr) return "gone";
+  return ending_ ? "stopped" : "running";  // stopped: told to stop as the job ended
+}
+
 void CoordinatorService::Impl::WriteJobJson() {
   if (options_.run_dir.empty()) return;
   nlohmann::json members = nlohmann::json::array();
   for (const auto& [id, s] : members_) {
-    members.push_back(
-        {{"role", s.member.role() == co::WORKER ? "worker" : "loader"},
-         {"rank", s.member.rank()},
-         {"host", s.member.host()},
-         {"port", s.member.port()},
-         {"pid", s.member.pid()},
-         {"state", s.left ? "left" : (s.connection != nullptr ? "running" : "gone")}});
+    members.push_back({{"role", s.member.role() == co::WORKER ? "worker" : "loader"},
+                       {"rank", s.member.rank()},
+                       {"host", s.member.host()},
+                       {"port", s.member.port()},
+                       {"pid", s.member.pid()},
+                       {"state", MemberState(id, s)}});
   }
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& [layer, p] : placement_.layers) {

@@ -17,84 +17,27 @@ done
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export FLEXMOE  # the batch script runs this binary
 T=$(mktemp -d /tmp/flexmoe-slurm-XXXXXX)
-daemons=()
 cleanup() {
-  for p in "${daemons[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${daemons[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  slurm_down
   [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 fail() {
   echo "slurm_test: FAILED: $*" >&2
   squeue -o "%i %T %r" >&2 || true
-  for f in "$T"/*.out "$T"/slurmctld.log "$T"/slurmd.log; do
+  for f in "$T"/*.out "$T"/slurmctld.log "$T"/slurmd-*.log; do
     [ -f "$f" ] && { echo "--- $f" >&2; tail -30 "$f" >&2; }
   done
   exit 1
 }
 
 # --- a single-node SLURM -------------------------------------------------------------
-host=$(hostname -s)
-port=$((20000 + RANDOM % 20000))
-mkdir -p "$T/state" "$T/spool"
-cat >"$T/slurm.conf" <<CONF
-ClusterName=flexmoetest
-SlurmctldHost=$host
-SlurmctldPort=$port
-SlurmdPort=$((port + 1))
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-StateSaveLocation=$T/state
-SlurmdSpoolDir=$T/spool
-SlurmctldPidFile=$T/slurmctld.pid
-SlurmdPidFile=$T/slurmd.pid
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-MpiDefault=none
-ReturnToService=2
-SchedulerType=sched/builtin
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SlurmctldLogFile=$T/slurmctld.log
-SlurmdLogFile=$T/slurmd.log
-JobCompType=jobcomp/none
-KillWait=10
-# 4 CPUs whatever the machine has (config_overrides): 2 tasks always fit.
-SlurmdParameters=config_overrides
-NodeName=$host CPUs=4 State=UNKNOWN
-PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
-CONF
-export SLURM_CONF=$T/slurm.conf
-if ! munge -n >/dev/null 2>&1; then
-  mkdir -p /run/munge && chown munge:munge /run/munge
-  [ -f /etc/munge/munge.key ] || mungekey --create
-  runuser -u munge -- /usr/sbin/munged
-fi
-slurmctld -D -f "$SLURM_CONF" >"$T/slurmctld.out" 2>&1 &
-daemons+=($!)
-slurmd -D -f "$SLURM_CONF" >"$T/slurmd.out" 2>&1 &
-daemons+=($!)
-for _ in $(seq 1 100); do
-  sinfo -h -o %t 2>/dev/null | grep -q idle && break
-  sleep 0.2
-done
-sinfo -h -o %t | grep -q idle || fail "the SLURM node did not come up"
-echo "slurm_test: SLURM up (controller port $port)"
+source "$(dirname "$0")/slurm_lib.sh"
+slurm_up "$(hostname -s)"
 
 # --- data and a local reference run --------------------------------------------------
 source "$(dirname "$0")/job_test_lib.sh"
 prepare_and_train_locally 3
-
-job_state() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z]*' | cut -d= -f2; }
-wait_job() {  # waits for job $1 to leave the queue; prints its final state
-  for _ in $(seq 1 1500); do
-    state=$(job_state "$1")
-    case "$state" in PENDING|RUNNING|CONFIGURING|COMPLETING|"") sleep 0.2 ;; *) echo "$state"; return ;; esac
-  done
-  echo TIMEOUT
-}
 
 # --- 1. the batch script equals the local run ----------------------------------------
 cd "$T"
@@ -116,7 +59,7 @@ for _ in $(seq 1 600); do
 done
 ls "$T/preempt/checkpoints"/step-*/manifest.json >/dev/null 2>&1 || fail "no checkpoint before the preemption"
 scancel --signal=USR1 "$job"
-state=$(wait_job "$job")
+state=$(slurm_wait_job "$job")
 [ "$state" = COMPLETED ] || fail "the preempted job ended $state, not COMPLETED (exit 0)"
 grep -q '"state": "preempted"' "$T/preempt/job.json" || fail "job.json does not say preempted"
 newest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["newest_checkpoint"])' "$T/preempt/job.json")
