@@ -65,7 +65,9 @@ write_token() {
 addresses_in() {
   local log=$1 count=$2 pid=$3
   for _ in $(seq 1 600); do
-    if [ "$(grep -c '^listening on ' "$log" 2>/dev/null || true)" -ge "$count" ]; then
+    local found
+    found=$(grep -c '^listening on ' "$log" 2>/dev/null || true)
+    if [ "${found:-0}" -ge "$count" ]; then
       grep '^listening on ' "$log" | sed 's/^listening on //' | paste -sd, -
       return 0
     fi
@@ -109,20 +111,33 @@ alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 # The process state letter (T: stopped), or "" when it is gone.
 state_of() { awk '{ sub(/.*\) /, ""); print substr($0, 1, 1) }' "/proc/$1/stat" 2>/dev/null || true; }
 
+# Asks every host of the attempt, all at once, whether it can still be reached (the
+# caller's host_reachable); collected by run_with_restarts. Started as soon as the job has
+# failed, so that the probes overlap the members' grace to end.
+start_probes() {
+  local h
+  probes=()
+  for h in "${hosts[@]}"; do
+    (host_reachable "$h" && touch "$run_dir/.reachable.$$.$h") &
+    probes+=($!)
+  done
+}
+
 # Waits for the attempt started by start_members to end, and ends what is left once the
 # job has ended: the coordinator ends it (finished, preempted, or a member lost); the
 # workers end it when they lose a coordinator that stopped answering. Sets workers_status,
 # coordinator_status and coordinator_hung.
 watch_attempt() {
-  local timeout_ms grace_ms=5000 ended_at="" now limit
+  local timeout_ms grace_ms=3000 ended_at="" now limit
   timeout_ms=$("$FLEXMOE" validate-config "${common[@]}" 2>/dev/null |
     awk '/heartbeat_timeout_s:/ { printf "%d", $2 * 1000 }' || true)
   timeout_ms=${timeout_ms:-4000}
   coordinator_hung=""
   while true; do
     now=$(date +%s%3N)
-    if ! alive "$coordinator_pid" || ! alive "$workers_pid"; then
-      [ -n "$ended_at" ] || ended_at=$now
+    if [ -z "$ended_at" ] && { ! alive "$coordinator_pid" || ! alive "$workers_pid"; }; then
+      ended_at=$now
+      case "$(job_field state)" in finished | preempted) ;; *) start_probes ;; esac
     fi
     if ! alive "$coordinator_pid" && ! alive "$workers_pid" && ! alive "$loaders_pid"; then
       break
@@ -174,11 +189,12 @@ attempt_reason() {
 # Runs the job on `hosts` (an array set by the caller), restarting up to max_restarts times
 # on the hosts still reachable; exits with the job's status.
 run_with_restarts() {
-  local attempt=0 why="" status state lost h kept
+  local attempt=0 why="" status state lost h kept probes
   while true; do
     restart_args=()
     [ "$attempt" -gt 0 ] && restart_args=(--resume --restart "$attempt" --restart-reason "$why")
     write_token
+    probes=()
     start_members "${hosts[@]}"
     watch_attempt
     state=$(job_field state)
@@ -200,9 +216,12 @@ run_with_restarts() {
     [ "$status" -ne 0 ] || status=1
     why=$(attempt_reason)
     # The hosts still reachable; a lost one is named.
+    [ ${#probes[@]} -gt 0 ] || start_probes
+    wait "${probes[@]}"
     lost=() kept=()
     for h in "${hosts[@]}"; do
-      if host_reachable "$h"; then kept+=("$h"); else lost+=("$h"); fi
+      if [ -e "$run_dir/.reachable.$$.$h" ]; then kept+=("$h"); else lost+=("$h"); fi
+      rm -f "$run_dir/.reachable.$$.$h"
     done
     # A lost host is the first cause, whatever member the coordinator missed first.
     for h in "${lost[@]}"; do

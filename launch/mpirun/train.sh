@@ -62,9 +62,9 @@ slots_of() {
          total += n } END { print total + 0 }'
 }
 
-# Whether Open MPI can still start a process on a host (10 s at most).
+# Whether Open MPI can still start a process on a host (4 s at most: the probes run together, within the bound on ending a job).
 host_reachable() {
-  timeout -s KILL 10 mpirun "${root[@]}" --host "$1" -np 1 true >/dev/null 2>&1
+  timeout -s KILL 4 mpirun "${root[@]}" --host "$1" -np 1 true >/dev/null 2>&1
 }
 
 pids=() hostfiles=()

@@ -14,7 +14,8 @@
 #      naming the holder; a stale lease is taken over, and the message says so.
 # Usage: multihost_test.sh FLEXMOE_BINARY SOURCE_DIR [CASE...]   (cases: 1-6, default all)
 set -euo pipefail
-export FLEXMOE=$1
+FLEXMOE=$(readlink -f "$1")
+export FLEXMOE
 SOURCE=$2
 shift 2
 cases=${*:-1 2 3 4 5 6}

@@ -9,7 +9,8 @@
 #      finishes.
 # Usage: slurm_cluster_test.sh FLEXMOE_BINARY SOURCE_DIR [CASE...]   (default: 1 2 3)
 set -euo pipefail
-export FLEXMOE=$1
+FLEXMOE=$(readlink -f "$1")
+export FLEXMOE
 SOURCE=$2
 shift 2
 cases=${*:-1 2 3}

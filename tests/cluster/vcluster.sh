@@ -47,14 +47,22 @@ host_index() {
   echo "$n"
 }
 
-# Runs CMD inside HOST: its network namespace (and /etc/hosts) and its UTS namespace.
+# Runs CMD inside HOST: its network namespace (and /etc/hosts) and its UTS namespace. `ip
+# netns exec` mounts a sysfs of the namespace over /sys, which hides the machine's cgroup
+# file systems (slurmd needs them): they are mounted again inside, as the machine has them.
 enter() {
   local cluster=$1 host=$2
   shift 2
-  local s
+  local s cgroups
   s=$(state_of "$cluster")
   host_index "$cluster" "$host" >/dev/null
-  exec ip netns exec "$(ns_of "$cluster" "$host")" nsenter --uts="$s/uts/$host" -- "$@"
+  cgroups=$(awk '$2 ~ "^/sys/fs/cgroup" && $3 ~ /^(tmpfs|cgroup|cgroup2)$/ { print $3, $2, $4 }' \
+    /proc/self/mounts)
+  exec ip netns exec "$(ns_of "$cluster" "$host")" nsenter --uts="$s/uts/$host" -- \
+    /bin/sh -c 'echo "$0" | while read -r type dir options; do
+        [ -n "$type" ] || continue
+        mkdir -p "$dir" 2>/dev/null; mount -t "$type" -o "$options" "$type" "$dir" 2>/dev/null
+      done; exec "$@"' "$cgroups" "$@"
 }
 
 host_pids() { ip netns pids "$(ns_of "$1" "$2")" 2>/dev/null || true; }

@@ -8,7 +8,7 @@
 #   3. srun of 2 workers without an MPI plugin is refused by name.
 # Usage: slurm_test.sh FLEXMOE_BINARY SOURCE_DIR
 set -euo pipefail
-FLEXMOE=$1
+FLEXMOE=$(readlink -f "$1")
 SOURCE=$2
 [ "$(id -u)" -eq 0 ] || { echo "slurm_test: needs root (slurmd runs jobs as root here)"; exit 1; }
 for tool in munged slurmctld slurmd sbatch; do
