@@ -214,5 +214,60 @@ TEST_F(LaunchTest, WithoutRestartsAKilledWorkerFailsTheJobNamingIt) {
   EXPECT_EQ(LiveMembers(run), std::vector<std::string>{});
 }
 
+// One job per run directory: a second `flexmoe train` (with --resume too) on the directory of
+// a running job is refused with exit 2 naming the holder, and writes nothing there.
+TEST_F(LaunchTest, ASecondJobOnALiveRunDirectoryIsRefused) {
+  const std::string run = dir_->Path("leased");
+  testing::Process first(Train(run, 1, 500), dir_->Path("leased.log"), kEnv);
+  ASSERT_FALSE(first.WaitForLine("epoch 1 done", 120).empty()) << first.Log();
+  const std::string token = ReadFile(run + "/job.token");
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{}, std::vector<std::string>{"--resume"}}) {
+    auto second = testing::RunCommand(Train(run, 1, 1, extra), 60, kEnv);
+    EXPECT_EQ(second.exit_code, 2) << second.output;
+    EXPECT_NE(second.output.find("is in use by a running job (host "), std::string::npos)
+        << second.output;
+    EXPECT_NE(second.output.find("(flexmoe train)"), std::string::npos) << second.output;
+  }
+  EXPECT_EQ(ReadFile(run + "/job.token"), token);
+  first.Signal(SIGINT);
+  EXPECT_EQ(first.Wait(60), 0) << first.Log();
+  EXPECT_FALSE(fs::exists(run + "/job.lease"));
+}
+
+// A coordinator stopped with SIGSTOP: the workers lose it and end; the launcher names the
+// stopped coordinator as the cause (not its own kill of it), well within the heartbeat
+// timeout + 10 s.
+TEST_F(LaunchTest, AStoppedCoordinatorIsNamedAsTheCause) {
+  const std::string run = dir_->Path("stopped-coordinator");
+  testing::Process train(Train(run, 2, 500), dir_->Path("stopped-coordinator.log"), kEnv);
+  ASSERT_GT(WorkerPid(run, 1, 60), 0) << train.Log();
+  // The coordinator's pid (job.json lists the members, not the coordinator): the process
+  // whose command line is this run's coordinator.
+  pid_t pid = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t first = cmdline.find('\0');  // argv[1] is the subcommand
+    if (first != std::string::npos &&
+        cmdline.compare(first + 1, 12, std::string("coordinator\0", 12)) == 0 &&
+        cmdline.find("run.dir=" + run) != std::string::npos) {
+      pid = static_cast<pid_t>(std::stol(name));
+    }
+  }
+  ASSERT_GT(pid, 0) << train.Log();
+  const auto start = Clock::now();
+  ::kill(pid, SIGSTOP);
+  const int status = train.Wait(60);
+  ::kill(pid, SIGCONT);
+  EXPECT_NE(status, 0) << train.Log();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 14) << train.Log();
+  EXPECT_NE(train.Log().find("the job failed (the coordinator was stopped (SIGSTOP"),
+            std::string::npos)
+      << train.Log();
+}
+
 }  // namespace
 }  // namespace flexmoe
