@@ -46,8 +46,8 @@ on vh2 tc qdisc show dev eth0 | grep -q "tbf.*rate 50Mbit" || fail "no tbf on vh
 "$VC" unlimit "$C" vh2
 "$VC" exec "$C" vh2 sleep 600 &
 sleeper=$!
-for _ in $(seq 1 50); do [ -n "$("$VC" pids "$C" vh2)" ] && break; sleep 0.1; done
-[ "$("$VC" pids "$C" vh2)" = "$sleeper" ] || fail "vh2's processes: $("$VC" pids "$C" vh2), not $sleeper"
+for _ in $(seq 1 50); do "$VC" pids "$C" vh2 | grep -qx "$sleeper" && break; sleep 0.1; done
+"$VC" pids "$C" vh2 | grep -qx "$sleeper" || fail "vh2's processes: $("$VC" pids "$C" vh2 | paste -sd' '), not $sleeper"
 "$VC" freeze "$C" vh2
 grep -q '^State:.*T' "/proc/$sleeper/status" || fail "freeze did not stop vh2's process"
 "$VC" thaw "$C" vh2
