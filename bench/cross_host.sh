@@ -83,10 +83,29 @@ fi
 
 if [[ ",$parts," == *,2,* ]]; then
   echo
-  echo "all-to-all between 2 hosts (alltoall_bench, D=256: 64 KB to 2 MB a rank):"
-  on vh1 mpirun --allow-run-as-root --host vh1,vh2 -np 2 build/bench/alltoall_bench \
-    --tokens=64,256,1024,2048 --dims=256 --modes=even --warmup=3 --iters=20 2>&1 |
-    grep -v '^{' | grep -v '^$'
+  # Open MPI's default progress loop spins; flexmoe workers set mpi_yield_when_idle=1
+  # (launch/wait_policy.h) unless the user set it. Both, unless the environment chose one.
+  yields=${OMPI_MCA_mpi_yield_when_idle:-0 1}
+  for yield in $yields; do
+    echo "all-to-all between 2 hosts (alltoall_bench, D=256: 64 KB to 2 MB a rank)," \
+      "mpi_yield_when_idle=$yield:"
+    on vh1 env OMPI_MCA_mpi_yield_when_idle="$yield" mpirun --allow-run-as-root \
+      --host vh1,vh2 -np 2 build/bench/alltoall_bench --tokens=64,256,1024,2048 --dims=256 \
+      --modes=even --warmup=3 --iters=20 >"$out/alltoall-$yield.txt" 2>&1
+    grep -v '^{' "$out/alltoall-$yield.txt" | grep -v '^$'
+    # The link's alpha and beta: least squares of time = alpha + bytes / beta over the sizes
+    # (the medians), for raw MPI and for ours.
+    /usr/bin/python3 - "$out/alltoall-$yield.txt" <<'PY'
+import json, sys
+import numpy as np
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+b = np.array([r["bytes"] for r in rows], float)
+for key in ("raw_us", "ours_us"):
+    t = np.array([r[key] for r in rows]) * 1e-6
+    slope, alpha = np.polyfit(b, t, 1)
+    print("fit %-7s alpha %.1f us, beta %.2f GB/s" % (key[:-3], alpha * 1e6, 1e-9 / slope))
+PY
+  done
 fi
 
 if [[ ",$parts," == *,3,* ]]; then

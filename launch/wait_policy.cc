@@ -28,4 +28,8 @@ void EnsurePassiveOpenMpWait(char** argv) {
   // Only reached when execv failed: carry on with the default policy.
 }
 
+void EnsureMpiYieldsWhenIdle() {
+  if (GetEnv(kEnvOmpiYieldWhenIdle).empty()) ::setenv(kEnvOmpiYieldWhenIdle, "1", 1);
+}
+
 }  // namespace flexmoe

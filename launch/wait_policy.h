@@ -10,4 +10,11 @@ namespace flexmoe {
 // when the re-execution failed (the process then runs with libgomp's spinning default).
 void EnsurePassiveOpenMpWait(char** argv);
 
+// Open MPI's progress loop yields the core (sched_yield) when a poll finds nothing to do,
+// unless the user set OMPI_MCA_mpi_yield_when_idle: call before MPI_Init. Why: a rank that
+// spins without yielding keeps the kernel's network receive work (softirq, run by ksoftirqd
+// on a busy core) off its core until the next timer tick, 4 ms at HZ=250. Between two hosts
+// over TCP a raw MPI_Alltoallv of 64 KB took 7.9 ms instead of 0.09 ms (docs/benchmarks.md).
+void EnsureMpiYieldsWhenIdle();
+
 }  // namespace flexmoe

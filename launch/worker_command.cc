@@ -28,6 +28,7 @@
 #include "launch/preemption.h"
 #include "launch/train_command.h"
 #include "launch/train_job.h"
+#include "launch/wait_policy.h"
 #include "proto/config_loader.h"
 #include "trainer/compute_threads.h"
 #include "trainer/device.h"
@@ -211,6 +212,7 @@ int WorkerCommand(int argc, char** argv) {
   // The collectives' waits sleep in steps of 5-100 us once the cores are shared
   // (cluster/comm/deadline.h): the kernel's default 50 us timer slack would stretch each.
   ::prctl(PR_SET_TIMERSLACK, 1000UL);
+  EnsureMpiYieldsWhenIdle();  // before MPI_Init reads it
   MpiSession mpi(&argc, &argv);
   CatchPreemptionSignals();
   AbortSignal abort;

@@ -31,6 +31,10 @@ inline constexpr char kEnvMpichLocalRank[] = "MPI_LOCALRANKID";
 // again, since libgomp reads it at load time); a value the user set is kept.
 inline constexpr char kEnvOmpWaitPolicy[] = "OMP_WAIT_POLICY";
 
+// Open MPI's progress loop: yield the core when a poll finds nothing (flexmoe workers set 1
+// unless the user set it).
+inline constexpr char kEnvOmpiYieldWhenIdle[] = "OMPI_MCA_mpi_yield_when_idle";
+
 // "redraw": worker 0's output is a terminal (flexmoe train sets it for mpirun when its own
 // is); the progress line is redrawn in place.
 inline constexpr char kEnvProgress[] = "FLEXMOE_PROGRESS";

@@ -172,14 +172,15 @@ cmd_reap() {
 cmd_env() {
   local s
   s=$(state_of "$1")
-  # TCP only, on the cluster's network; the daemons notice a lost mpirun (and mpirun a lost
-  # daemon) within seconds through TCP keepalive instead of waiting forever.
+  # TCP only, on the cluster's network. No binding: the hosts share this machine's cores, and
+  # each host's mpirun or daemon would bind its first rank to core 0, the same core for all.
   cat <<ENV
 export OMPI_MCA_plm_rsh_agent=$s/rsh
 export OMPI_MCA_pml=ob1
 export OMPI_MCA_btl=tcp,self
 export OMPI_MCA_btl_tcp_if_include=$SUBNET.0/24
 export OMPI_MCA_oob_tcp_if_include=$SUBNET.0/24
+export OMPI_MCA_hwloc_base_binding_policy=none
 ENV
 }
 

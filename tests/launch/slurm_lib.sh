@@ -65,11 +65,21 @@ CONF
   echo "slurm: up on ${nodes[*]} (controller port $port)"
 }
 
+# Ends the daemons: those started here (a runner function's subshell may stand between) and
+# those their pid files name.
 slurm_down() {
-  local p
-  for p in "${slurm_daemons[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${slurm_daemons[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  local p pids=("${slurm_daemons[@]}")
+  for p in "$T"/slurmctld.pid "$T"/slurmd-*.pid; do
+    [ -f "$p" ] && pids+=("$(cat "$p")")
+  done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 20); do
+    local left=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+    [ "$left" -eq 0 ] && return 0
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
 
 # The state of job $1 (PENDING, RUNNING, COMPLETED, FAILED...).
