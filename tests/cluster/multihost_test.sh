@@ -19,54 +19,13 @@ export FLEXMOE
 SOURCE=$2
 shift 2
 cases=${*:-1 2 3 4 5 6}
-[ "$(id -u)" -eq 0 ] || { echo "multihost_test: needs root (network namespaces)"; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-VC=$SOURCE/tests/cluster/vcluster.sh
-C=mh$$
-C=${C:0:8}
-T=$(mktemp -d /tmp/flexmoe-multihost-XXXXXX)
-cleanup() {
-  "$VC" down "$C" || true
-  [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-fail() {
-  echo "multihost_test: FAILED: $*" >&2
-  for f in "$T"/*.out "$T"/*/coordinator.log "$T"/*/loaders.log; do
-    [ -f "$f" ] && { echo "--- $f" >&2; tail -25 "$f" >&2; }
-  done
-  exit 1
-}
-say() { echo "multihost_test: $*"; }
-now_ms() { date +%s%3N; }
-
-"$VC" up "$C" 3 --owner $$
-eval "$("$VC" env "$C")"
-on() { local h=$1; shift; "$VC" exec "$C" "$h" "$@"; }
+source "$SOURCE/tests/cluster/cluster_test_lib.sh"
+cluster_test_up multihost_test mh 3
 source "$SOURCE/tests/launch/job_test_lib.sh"
 prepare_and_train_locally 2
 HEARTBEAT=4
 BOUND_MS=$(((HEARTBEAT + 10) * 1000))
 
-# The job's processes left on a host (flexmoe and Open MPI's daemons: pid and command), none
-# when it is clean.
-flexmoe_on() {
-  local p comm
-  for p in $("$VC" pids "$C" "$1"); do
-    comm=$(cat "/proc/$p/comm" 2>/dev/null || true)
-    case "$comm" in flexmoe | orted | mpirun) echo "$p $comm" ;; esac
-  done
-  return 0
-}
-# Waits (until $2 ms since the epoch) for a host to have no flexmoe process.
-wait_clean() {
-  while [ "$(now_ms)" -lt "$2" ]; do
-    [ -z "$(flexmoe_on "$1")" ] && return 0
-    sleep 0.2
-  done
-  [ -z "$(flexmoe_on "$1")" ]
-}
 hostfile() {  # the hosts given, one slot each
   local f=$T/hosts-$(echo "$@" | tr ' ' '-')
   printf '%s slots=1\n' "$@" >"$f"

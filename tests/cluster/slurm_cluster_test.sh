@@ -4,7 +4,8 @@
 # host name, spool directory and pid file, and munge; then launch/slurm/train.sbatch
 #   1. across 3 nodes, one loader per node (ranks 0-2, one per host), finishes;
 #   2. a node that fails mid-run (its processes and slurmd killed, its link cut) ends the job
-#      within heartbeat timeout + 10 s, naming it, without --max-restarts;
+#      within heartbeat timeout + 10 s, naming it, without --max-restarts, with none of the
+#      job's processes left on any node;
 #   3. with --max-restarts 1 and --no-kill, the job restarts on the 2 nodes left and
 #      finishes.
 # Usage: slurm_cluster_test.sh FLEXMOE_BINARY SOURCE_DIR [CASE...]   (default: 1 2 3)
@@ -14,37 +15,17 @@ export FLEXMOE
 SOURCE=$2
 shift 2
 cases=${*:-1 2 3}
-[ "$(id -u)" -eq 0 ] || { echo "slurm_cluster_test: needs root"; exit 1; }
 for tool in munged slurmctld slurmd sbatch; do
   command -v "$tool" >/dev/null || { echo "slurm_cluster_test: $tool missing (launch/setup.sh installs it)"; exit 1; }
 done
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-VC=$SOURCE/tests/cluster/vcluster.sh
-C=sc$$
-C=${C:0:8}
-T=$(mktemp -d /tmp/flexmoe-slurmcluster-XXXXXX)
-cleanup() {
-  slurm_down
-  "$VC" down "$C" || true
-  [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-fail() {
-  echo "slurm_cluster_test: FAILED: $*" >&2
+source "$SOURCE/tests/cluster/cluster_test_lib.sh"
+cluster_test_cleanup() { ! declare -F slurm_down >/dev/null || slurm_down; }
+cluster_test_logs() {
   on vh1 squeue -o "%i %T %r %N" >&2 || true
   on vh1 sinfo -N >&2 || true
-  for f in "$T"/*.out "$T"/*/coordinator.log "$T"/slurmctld.log; do
-    [ -f "$f" ] && { echo "--- $f" >&2; tail -25 "$f" >&2; }
-  done
-  exit 1
+  [ -f "$T/slurmctld.log" ] && { echo "--- $T/slurmctld.log" >&2; tail -25 "$T/slurmctld.log" >&2; }
 }
-say() { echo "slurm_cluster_test: $*"; }
-now_ms() { date +%s%3N; }
-on() { local h=$1; shift; "$VC" exec "$C" "$h" "$@"; }
-
-"$VC" up "$C" 3 --owner $$
-eval "$("$VC" env "$C")"
+cluster_test_up slurm_cluster_test sc 3
 unset OMPI_MCA_plm_rsh_agent  # inside SLURM, mpirun starts its daemons with srun
 source "$SOURCE/tests/launch/slurm_lib.sh"
 slurm_up vh1 vh2 vh3
@@ -110,7 +91,11 @@ PY
         sleep 0.2
       done
       took=$(($(now_ms) - t0))
-      grep "the job failed" "$T/lost.out" | grep -q "vh3" || fail "the failure does not name vh3"
+      grep "the job failed" "$T/lost.out" | grep -q "host vh3 lost (worker 2, loader 2 on it)" ||
+        fail "the failure does not name vh3 and its members"
+      for h in vh1 vh2 vh3; do
+        wait_clean "$h" $((t0 + BOUND_MS)) || fail "processes left on $h: $(flexmoe_on "$h")"
+      done
       state=$(slurm_wait_job "$job")
       [ "$state" = FAILED ] || [ "$state" = NODE_FAIL ] || fail "the job ended $state, not FAILED"
       say "a failed node ended the job in $took ms ($state): $(grep 'the job failed' "$T/lost.out")"
