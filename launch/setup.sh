@@ -19,6 +19,9 @@ PACKAGES=(
   gnuplot-nox python3-sklearn
   # /usr/bin/time measures predict's peak memory in tests/inference/inference_cli_test.cc.
   time
+  # The launch scripts end a job's process trees (pgrep); the virtual cluster of the cluster
+  # tests makes network namespaces, links and qdiscs (ip, tc, ss).
+  procps iproute2
 )
 
 missing=()
