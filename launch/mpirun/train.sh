@@ -105,7 +105,7 @@ start_members() {
   # A restart resumes (restart_args); the first attempt resumes when asked to.
   local extra=("${restart_args[@]}")
   [ ${#extra[@]} -gt 0 ] || [ -z "$resume" ] || extra=(--resume)
-  echo "$NAME: job on $*: coordinator $coordinator, loaders $loaders, $attempt_np workers x" \
+  echo "$NAME: job on $*: coordinator $coordinator, loaders $loaders, $attempt_np worker(s) x" \
     "$threads threads, run directory $run_dir"
   mpirun "${root[@]}" --hostfile "$attempt_hosts" -np "$attempt_np" \
     -x "OMP_NUM_THREADS=$threads" \
