@@ -32,3 +32,20 @@ for line in open(sys.argv[1]):
 print("%.1f" % (samples / seconds) if seconds > 0 else "nan")
 PY
 }
+
+# step_split RUN_DIR [DIGITS]: the slowest worker's mean step split (ms: compute / exchange /
+# reduce / data) over the step records after the first epoch, DIGITS decimals (default 1).
+step_split() {
+  /usr/bin/python3 - "$1/metrics.jsonl" "${2:-1}" <<'PY'
+import json, sys
+sums, n = {}, 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event") == "step" and r.get("epoch", 0) >= 1 and r.get("step_ms"):
+        n += 1
+        for k, v in r["step_ms"].items():
+            sums[k] = sums.get(k, 0) + v
+print(" / ".join("%.*f" % (int(sys.argv[2]), sums.get(k, 0) / max(n, 1)) for k in
+                 ("compute", "exchange", "reduce", "data")))
+PY
+}

@@ -113,29 +113,15 @@ if [[ ",$parts," == *,3,* ]]; then
   echo
   echo "| run | samples/s | step: compute / exchange / reduce / data ms |"
   echo "|---|---|---|"
-  step_split() {
-    /usr/bin/python3 - "$1/metrics.jsonl" <<'PY'
-import json, sys
-sums, n = {}, 0
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r.get("event") == "step" and r.get("epoch", 0) >= 1 and r.get("step_ms"):
-        n += 1
-        for k, v in r["step_ms"].items():
-            sums[k] = sums.get(k, 0) + v
-print(" / ".join("%.2f" % (sums.get(k, 0) / max(n, 1)) for k in
-                 ("compute", "exchange", "reduce", "data")))
-PY
-  }
   sets=(--set "training.batch_size=$batch" --set "training.epochs=$epochs"
         --set training.warmup_epochs=1 --set metrics.log_every_steps=10
         --set checkpoint.every_epochs=0)
   rm -rf "$out/one-host" "$out/two-hosts"
   on vh1 build/flexmoe train --config "$config" "${data[@]}" "${sets[@]}" --workers 2 \
     --threads 1 --set "run.dir=$out/one-host" >"$out/one-host.log" 2>&1
-  echo "| 2 workers, 1 host | $(train_rate "$out/one-host") | $(step_split "$out/one-host") |"
+  echo "| 2 workers, 1 host | $(train_rate "$out/one-host") | $(step_split "$out/one-host" 2) |"
   printf 'vh1 slots=1\nvh2 slots=1\n' >"$out/hosts"
   on vh1 launch/mpirun/train.sh --hostfile "$out/hosts" --config "$config" "${data[@]}" \
     "${sets[@]}" --run-dir "$out/two-hosts" >"$out/two-hosts.log" 2>&1
-  echo "| 1 worker a host, 2 hosts | $(train_rate "$out/two-hosts") | $(step_split "$out/two-hosts") |"
+  echo "| 1 worker a host, 2 hosts | $(train_rate "$out/two-hosts") | $(step_split "$out/two-hosts" 2) |"
 fi

@@ -51,23 +51,6 @@ for line in open(sys.argv[1]):
         break' "$1"
 }
 
-# step_split RUN_DIR: the slowest worker's mean step split (ms) over the step records
-# after the first epoch.
-step_split() {
-  /usr/bin/python3 - "$1/metrics.jsonl" <<'PY'
-import json, sys
-sums, n = {}, 0
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r.get("event") == "step" and r.get("epoch", 0) >= 1 and r.get("step_ms"):
-        n += 1
-        for k, v in r["step_ms"].items():
-            sums[k] = sums.get(k, 0) + v
-print(" / ".join("%.1f" % (sums.get(k, 0) / max(n, 1)) for k in
-                 ("compute", "exchange", "reduce", "data")))
-PY
-}
-
 train() {  # train WORKERS: prints the run's samples/s
   local dir="$out/runs/w$1"
   rm -rf "$dir"

@@ -2,6 +2,8 @@
 #include "launch/command_help.h"
 
 #include <map>
+#include <utility>
+#include <vector>
 
 namespace flexmoe {
 namespace {
@@ -11,8 +13,9 @@ constexpr char kSetHelp[] =
     "                        --set training.epochs=3\n"
     "  --help                this text\n";
 
-const std::map<std::string, std::string>& Texts() {
-  static const std::map<std::string, std::string> texts = {
+// The commands that prepare data and train.
+std::vector<std::pair<std::string, std::string>> DataAndTrainingTexts() {
+  return {
       {"validate-config",
        "usage: flexmoe validate-config FILE | --config FILE [--set PATH=VALUE]...\n"
        "Prints the resolved config (defaults filled in), or the error in it.\n\n"
@@ -53,6 +56,12 @@ const std::map<std::string, std::string>& Texts() {
        "  --resume              continue from the newest complete checkpoint\n"
        "  --restart K           set by the launcher: this is restart K\n"
        "  --restart-reason TEXT set by the launcher: what ended the attempt before\n"},
+  };
+}
+
+// The job's services and the launch scripts' helper.
+std::vector<std::pair<std::string, std::string>> ServiceTexts() {
+  return {
       {"loader",
        "usage: flexmoe loader --config FILE [--listen HOST:PORT] [--rank N]\n"
        "Serves combination-sorted batches of data.prepared_dir to the workers; prints\n"
@@ -81,6 +90,12 @@ const std::map<std::string, std::string>& Texts() {
        "SIGUSR2: checkpoint and go on.\n\n"
        "  --config FILE         the config\n"
        "  --listen HOST:PORT    where (default cluster.bind_address, a free port)\n"},
+  };
+}
+
+// Scoring, figures, search and checkpoint inspection.
+std::vector<std::pair<std::string, std::string>> InferenceAndToolTexts() {
+  return {
       {"eval",
        "usage: flexmoe eval --checkpoint DIR [--split test|validation|training]\n"
        "                    [--input PATH] [--out FILE] [--no-explain] [--threads N]\n"
@@ -132,6 +147,16 @@ const std::map<std::string, std::string>& Texts() {
        "usage: flexmoe inspect-checkpoint DIR\n"
        "Prints a checkpoint's manifest and verifies every file's size and CRC32C.\n"},
   };
+}
+
+const std::map<std::string, std::string>& Texts() {
+  static const std::map<std::string, std::string> texts = [] {
+    std::map<std::string, std::string> all;
+    for (auto group : {DataAndTrainingTexts(), ServiceTexts(), InferenceAndToolTexts()}) {
+      all.insert(group.begin(), group.end());
+    }
+    return all;
+  }();
   return texts;
 }
 

@@ -76,6 +76,22 @@ void WriteToken(const std::string& path, const std::string& token) {
   std::filesystem::rename(staging, path);
 }
 
+// A process's state letter (R, S, D, T, Z...) and parent from /proc/PID/stat; false when it
+// cannot be read. The line is "pid (comm) state ppid ...", and comm may hold spaces, so it
+// is parsed after its last ')'.
+struct ProcStat {
+  char state = 0;
+  long ppid = 0;
+};
+bool ReadProcStat(const std::string& pid, ProcStat* out) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const size_t close = stat.rfind(')');
+  return close != std::string::npos &&
+         std::sscanf(stat.c_str() + close + 1, " %c %ld", &out->state, &out->ppid) == 2;
+}
+
 // The processes whose parent is `parent` (mpirun's ranks, which it puts in process groups
 // of their own).
 std::vector<pid_t> ChildrenOf(pid_t parent) {
@@ -84,30 +100,18 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
   for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = e.path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "stat");
-    std::string stat;
-    std::getline(in, stat);
-    // pid (comm) state ppid ...: comm may hold spaces, so parse after its last ')'.
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    char state = 0;
-    long ppid = 0;
-    if (std::sscanf(stat.c_str() + close + 1, " %c %ld", &state, &ppid) == 2 && ppid == parent) {
+    ProcStat stat;
+    if (ReadProcStat(name, &stat) && stat.ppid == parent) {
       children.push_back(static_cast<pid_t>(std::stol(name)));
     }
   }
   return children;
 }
 
-// The state letter of /proc/PID/stat (R, S, D, T, Z...), or 0 when it cannot be read.
+// The state letter of a process, or 0 when it cannot be read.
 char ProcessState(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  std::getline(in, stat);
-  const size_t close = stat.rfind(')');
-  char state = 0;
-  if (close != std::string::npos) std::sscanf(stat.c_str() + close + 1, " %c", &state);
-  return state;
+  ProcStat stat;
+  return ReadProcStat(std::to_string(pid), &stat) ? stat.state : 0;
 }
 
 // The checkpoints of the run (its seed directories' too), for the restart decision.

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cluster/base/error.h"
+#include "cluster/base/host_name.h"
 #include "cluster/coord/service.h"
 #include "cluster/net/job_token.h"
 #include "launch/args.h"
@@ -23,12 +24,6 @@
 
 namespace flexmoe {
 namespace {
-
-std::string HostName() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof(name) - 1) != 0) return "unknown";
-  return name;
-}
 
 std::string NewJobId() {
   std::random_device random;

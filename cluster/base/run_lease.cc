@@ -14,18 +14,13 @@
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/base/host_name.h"
 
 namespace flexmoe {
 namespace {
 
 double NowUnix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string ThisHost() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof(name) - 1) != 0) return "unknown";
-  return name;
 }
 
 std::string Seconds(double s) {
@@ -56,7 +51,7 @@ bool ReadLease(const std::string& path, LeaseHolder* out) {
 std::string Staleness(const LeaseHolder& h, double timeout_s) {
   const double age = NowUnix() - h.renewed_unix_s;
   if (age > timeout_s) return "not renewed for " + Seconds(age) + " s";
-  if (h.host == ThisHost() && ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH) {
+  if (h.host == HostName() && ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH) {
     return "its process has ended";
   }
   return "";
@@ -106,7 +101,7 @@ LeaseHolder ParseLease(const std::string& text, const std::string& path) {
 
 RunLease::RunLease(Options options, std::string* taken_over)
     : options_(std::move(options)), path_(LeasePath(options_.run_dir)) {
-  self_.host = ThisHost();
+  self_.host = HostName();
   self_.pid = ::getpid();
   self_.what = options_.what;
   Acquire(taken_over);
@@ -159,8 +154,7 @@ void RunLease::Acquire(std::string* taken_over) {
     const bool same = ReadLease(aside, &moved) && moved.pid == held.pid &&
                       moved.host == held.host && moved.renewed_unix_s == held.renewed_unix_s;
     if (!same) {
-      if (::link(aside.c_str(), path_.c_str()) != 0) { /* another lease came: look again */
-      }
+      (void)::link(aside.c_str(), path_.c_str());  // fails if a new lease came: look again
       ::unlink(aside.c_str());
       continue;
     }

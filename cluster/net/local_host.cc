@@ -6,10 +6,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <set>
+
+#include "cluster/base/host_name.h"
 
 namespace flexmoe {
 namespace {
@@ -49,13 +50,10 @@ bool IsLoopback(const sockaddr* address) {
 
 bool IsLocalHost(const std::string& host) {
   if (host.empty()) return false;
-  char name[256] = {};
-  if (::gethostname(name, sizeof(name) - 1) == 0) {
-    const std::string self = name;
-    if (host == self || host == self.substr(0, self.find('.')) ||
-        self == host.substr(0, host.find('.'))) {
-      return true;
-    }
+  const std::string self = HostName();
+  if (host == self || host == self.substr(0, self.find('.')) ||
+      self == host.substr(0, host.find('.'))) {
+    return true;
   }
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;

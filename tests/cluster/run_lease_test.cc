@@ -15,6 +15,7 @@
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/base/host_name.h"
 #include "cluster/net/local_host.h"
 #include "tests/testing/temp_dir.h"
 
@@ -23,12 +24,6 @@ namespace {
 
 double NowUnix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string Host() {
-  char name[256] = {};
-  ::gethostname(name, sizeof(name) - 1);
-  return name;
 }
 
 RunLease::Options Options(const std::string& dir, double timeout_s = 4) {
@@ -47,7 +42,7 @@ TEST(RunLeaseTest, SecondHolderIsRefusedNamingTheFirst) {
     FAIL() << "a second lease was granted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);  // exit 2
-    EXPECT_NE(std::string(e.what()).find("in use by a running job (host " + Host() + ", pid " +
+    EXPECT_NE(std::string(e.what()).find("in use by a running job (host " + HostName() + ", pid " +
                                          std::to_string(::getpid()) + " (test)"),
               std::string::npos)
         << e.what();
@@ -92,7 +87,7 @@ TEST(RunLeaseTest, StaleLeasesAreTakenOverAndSaid) {
   pid_t gone = ::fork();
   if (gone == 0) ::_exit(0);
   ::waitpid(gone, nullptr, 0);
-  WriteFileAtomically(LeasePath(dir.path()), FormatLease({Host(), gone, NowUnix(), "x"}));
+  WriteFileAtomically(LeasePath(dir.path()), FormatLease({HostName(), gone, NowUnix(), "x"}));
   RunLease lease(Options(dir.path()), &taken);
   EXPECT_NE(taken.find("its process has ended"), std::string::npos) << taken;
 }
@@ -123,7 +118,7 @@ TEST(RunLeaseTest, GarbageIsRefusedNamingTheFile) {
 }
 
 TEST(LocalHostTest, PicksTheLoaderOnThisHost) {
-  EXPECT_TRUE(IsLocalHost(Host()));
+  EXPECT_TRUE(IsLocalHost(HostName()));
   EXPECT_TRUE(IsLocalHost("localhost"));
   EXPECT_TRUE(IsLocalHost("127.0.0.1"));
   EXPECT_FALSE(IsLocalHost("203.0.113.71"));  // TEST-NET-3: not this machine

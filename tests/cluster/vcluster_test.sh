@@ -21,7 +21,11 @@ try:
 except OSError:
     pass' "$port" &
   local server=$!
-  sleep 0.3
+  # Until the server listens (5 s at most).
+  for _ in $(seq 1 50); do
+    on "$2" ss -ltnH "sport = :$port" | grep -q LISTEN && break
+    sleep 0.1
+  done
   local got
   got=$(on "$1" timeout 3 python3 -c 'import socket, sys
 c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2); c.sendall(b"ping"); print(c.recv(16).decode())' "$2" "$port" 2>/dev/null || true)
