@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "data_loader/decoded_dataset.h"
+#include "data_loader/decoded_batch.h"
 
 namespace flexmoe {
 

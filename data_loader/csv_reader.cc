@@ -38,6 +38,13 @@ bool CsvReader::Fill() {
   return true;
 }
 
+namespace {
+
+// The bytes that end a run of plain field bytes.
+inline bool IsSpecial(char c) { return c == ',' || c == '"' || c == '\n' || c == '\r'; }
+
+}  // namespace
+
 inline int CsvReader::Peek() {
   if (pos_ == end_ && !Fill()) return -1;
   return static_cast<unsigned char>(buffer_[pos_]);
@@ -56,6 +63,18 @@ bool CsvReader::Next(std::vector<std::string_view>* fields) {
   record_line_ = line_;
   field_offsets_.push_back(0);
   for (;;) {
+    // Plain bytes up to the next comma, quote or line end go over in one piece.
+    if (pos_ == end_ && !Fill()) {
+      field_offsets_.push_back(storage_.size());
+      break;
+    }
+    const char* begin = buffer_.data() + pos_;
+    const char* end = buffer_.data() + end_;
+    const char* p = begin;
+    while (p < end && !IsSpecial(*p)) ++p;
+    storage_.append(begin, p);
+    pos_ += p - begin;
+    if (p == end) continue;
     int c = Get();
     if (c == '"' && storage_.size() == field_offsets_.back()) {
       // Quoted field: read up to the closing quote; "" is a literal quote.
@@ -90,11 +109,11 @@ bool CsvReader::Next(std::vector<std::string_view>* fields) {
     if (c == '\r' && Peek() == '\n') c = Get();
     if (c == '\n' || c == -1) {
       if (c == '\n') ++line_;
+      field_offsets_.push_back(storage_.size());
       break;
     }
     storage_.push_back(static_cast<char>(c));
   }
-  field_offsets_.push_back(storage_.size());
   for (size_t i = 0; i + 1 < field_offsets_.size(); ++i) {
     fields->emplace_back(storage_.data() + field_offsets_[i],
                          field_offsets_[i + 1] - field_offsets_[i]);

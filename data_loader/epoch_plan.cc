@@ -110,10 +110,16 @@ EpochPlan PlanEpoch(const data::DatasetIndex& index, uint32_t split, const PlanO
     }
     modality_count[i] = combinations.Size(static_cast<int>(c));
   }
-  const std::vector<uint32_t> order = EpochOrder(SamplesOfSplit(index, split), modality_count,
-                                                 options.seed, options.epoch, options.phase);
   EpochPlan plan;
   plan.world_size = options.world_size;
+  if (options.evaluation) {
+    PlanOptions keep = options;
+    keep.remainder = config::TrainingConfig::KEEP;
+    CutIntoBatches(SamplesOfSplit(index, split), keep, &plan);
+    return plan;
+  }
+  const std::vector<uint32_t> order = EpochOrder(SamplesOfSplit(index, split), modality_count,
+                                                 options.seed, options.epoch, options.phase);
   if (options.batching != config::TrainingConfig::BY_COMBINATION) {
     CutIntoBatches(order, options, &plan);
     return plan;

@@ -41,6 +41,10 @@ struct PlanOptions {
   // M, needed to count a combination's modalities (the index does not record it). Required
   // (1..8) by the DatasetIndex overload of PlanEpoch; the PreparedDataset overload fills it.
   int num_modalities = 0;
+  // An evaluation pass: the split's samples in index order, cut into batches of
+  // global_batch (the last kept short), every weight 1; seed, epoch, phase, remainder and
+  // batching play no part.
+  bool evaluation = false;
 };
 
 // One epoch of the distributed plan: global batches in step order, and which part of each

@@ -339,6 +339,7 @@ void LoaderClient::Impl::SendRequest() {
   request.set_world_size(options_.plan.world_size);
   request.set_first_step(stream_.next_step);
   request.set_credits(credits);
+  request.set_evaluation(options_.plan.evaluation);
   Send(EncodeFrame(loader::REQUEST, request));
 }
 

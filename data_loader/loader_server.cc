@@ -20,7 +20,9 @@ namespace {
 
 // Frames from clients are small (HELLO, REQUEST, CREDIT); anything larger is refused.
 constexpr uint32_t kMaxClientFrameBytes = 64u << 10;
-constexpr size_t kPlanCacheSize = 8;
+// Plans hold every sample's position (8 bytes a sample): the few in use are kept (the
+// epoch's, the next one's, validation and test).
+constexpr size_t kPlanCacheSize = 4;
 
 // Everything a plan depends on, from a request.
 struct PlanKey {
@@ -32,10 +34,11 @@ struct PlanKey {
   int remainder;
   int batching;
   int world_size;
+  bool evaluation;
   bool operator==(const PlanKey& o) const {
     return split == o.split && seed == o.seed && epoch == o.epoch && warmup == o.warmup &&
            global_batch == o.global_batch && remainder == o.remainder && batching == o.batching &&
-           world_size == o.world_size;
+           world_size == o.world_size && evaluation == o.evaluation;
   }
 };
 
@@ -45,11 +48,11 @@ class LoaderServer::Impl {
  public:
   class Stream;
 
-  Impl(const PreparedDataset& prepared, const DecodedDataset& data, LoaderServerOptions options);
+  Impl(const PreparedDataset& prepared, const Samples& data, LoaderServerOptions options);
   std::shared_ptr<const EpochPlan> Plan(const loader::StreamRequest& request);
 
   const PreparedDataset& prepared_;
-  const DecodedDataset& data_;
+  const Samples& data_;
   const LoaderServerOptions options_;
   std::vector<int> feature_sizes_;
   std::deque<std::pair<PlanKey, std::shared_ptr<const EpochPlan>>> plans_;  // io thread
@@ -174,7 +177,7 @@ class LoaderServer::Impl::Stream : public net::Session {
   uint32_t credits_ = 0;
 };
 
-LoaderServer::Impl::Impl(const PreparedDataset& prepared, const DecodedDataset& data,
+LoaderServer::Impl::Impl(const PreparedDataset& prepared, const Samples& data,
                          LoaderServerOptions options)
     : prepared_(prepared),
       data_(data),
@@ -212,7 +215,7 @@ LoaderServer::Impl::Impl(const PreparedDataset& prepared, const DecodedDataset& 
 std::shared_ptr<const EpochPlan> LoaderServer::Impl::Plan(const loader::StreamRequest& request) {
   const PlanKey key{request.split(),    request.seed(),         request.epoch(),
                     request.warmup(),   request.global_batch(), request.remainder(),
-                    request.batching(), request.world_size()};
+                    request.batching(), request.world_size(),   request.evaluation()};
   for (const auto& [k, plan] : plans_) {
     if (k == key) return plan;
   }
@@ -229,13 +232,14 @@ std::shared_ptr<const EpochPlan> LoaderServer::Impl::Plan(const loader::StreamRe
   options.global_batch = key.global_batch;
   options.remainder = static_cast<config::TrainingConfig::Remainder>(key.remainder);
   options.batching = static_cast<config::TrainingConfig::Batching>(key.batching);
+  options.evaluation = key.evaluation;
   auto plan = std::make_shared<const EpochPlan>(PlanEpoch(prepared_, key.split, options));
   plans_.emplace_back(key, plan);
   if (plans_.size() > kPlanCacheSize) plans_.pop_front();
   return plan;
 }
 
-LoaderServer::LoaderServer(const PreparedDataset& prepared, const DecodedDataset& data,
+LoaderServer::LoaderServer(const PreparedDataset& prepared, const Samples& data,
                            LoaderServerOptions options)
     : impl_(std::make_unique<Impl>(prepared, data, std::move(options))) {}
 

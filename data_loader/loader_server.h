@@ -25,7 +25,7 @@
 #include <memory>
 #include <string>
 
-#include "data_loader/decoded_dataset.h"
+#include "data_loader/samples.h"
 #include "data_loader/shard.h"
 
 namespace flexmoe {
@@ -59,8 +59,7 @@ class LoaderServer {
   // Binds and listens (throws kUnavailable naming the address when it cannot, and
   // kInvalidArgument for a malformed address or an empty token). `prepared` and `data`
   // must outlive the server.
-  LoaderServer(const PreparedDataset& prepared, const DecodedDataset& data,
-               LoaderServerOptions options);
+  LoaderServer(const PreparedDataset& prepared, const Samples& data, LoaderServerOptions options);
   // Call after Run() has returned (Stop() and join the thread that runs it).
   ~LoaderServer();
   LoaderServer(const LoaderServer&) = delete;

@@ -16,14 +16,22 @@ PlanOptions PlanOptionsFromConfig(const config::Config& config, int world_size) 
   return options;
 }
 
+PlanOptions EvaluationPlanOptions(int world_size, int num_modalities) {
+  PlanOptions options;
+  options.evaluation = true;
+  options.world_size = world_size;
+  options.global_batch = kEvaluationBatchPerWorker * world_size;
+  options.num_modalities = num_modalities;
+  return options;
+}
+
 PlanOptions PlanOptionsForEpoch(PlanOptions base, int epoch, int warmup_epochs) {
   base.epoch = epoch;
   base.phase = epoch < warmup_epochs ? EpochPhase::kWarmup : EpochPhase::kShuffled;
   return base;
 }
 
-DecodedBatch GatherSlice(const DecodedDataset& data, const EpochPlan& plan, int64_t step,
-                         int worker) {
+DecodedBatch GatherSlice(const Samples& data, const EpochPlan& plan, int64_t step, int worker) {
   const auto [begin, end] = plan.Slice(step, worker);
   const auto& global = plan.batches[step];
   const auto& weights = plan.weights[step];
@@ -38,7 +46,7 @@ DecodedBatch GatherSlice(const DecodedDataset& data, const EpochPlan& plan, int6
   return batch;
 }
 
-PlanBatchSource::PlanBatchSource(const DecodedDataset& data, const PreparedDataset& prepared,
+PlanBatchSource::PlanBatchSource(const Samples& data, const PreparedDataset& prepared,
                                  uint32_t split, PlanOptions base, int warmup_epochs, int worker)
     : data_(data),
       prepared_(prepared),

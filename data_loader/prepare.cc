@@ -20,6 +20,7 @@
 #include "data_loader/row_source.h"
 #include "data_loader/shard.h"
 #include "data_loader/splits.h"
+#include "proto/config_compare.h"
 
 namespace flexmoe {
 namespace {
@@ -162,6 +163,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
   data::DatasetMeta meta;
   meta.set_format_version(kDatasetFormatVersion);
   meta.set_source(data.input());
+  *meta.mutable_data() = PreparedDataSection(data);
   meta.set_num_classes(data.num_classes());
   for (int c = 0; c < data.num_classes(); ++c) {
     meta.add_class_names(data.class_names_size() > 0 ? data.class_names(c) : std::to_string(c));

@@ -8,6 +8,7 @@
 
 #include "cluster/base/error.h"
 #include "data_loader/csv_reader.h"
+#include "data_loader/modality_rows.h"
 
 namespace flexmoe {
 namespace {
@@ -171,8 +172,8 @@ class WideCsvSource : public RowSource {
   std::vector<std::vector<int>> columns_;
 };
 
-// Layout A: labels.csv gives the samples; each modality's CSV holds the subjects that
-// have it. Modality tables are held in memory (clinical tables are small); labels stream.
+// Layout A: labels.csv gives the samples; each modality's file (CSV, .npy or HDF5) holds the
+// subjects that have it. Labels stream; modality rows are read by id (modality_rows.h).
 class PerModalitySource : public RowSource {
  public:
   PerModalitySource(const config::DataConfig& data, const RowSourceOptions& options)
@@ -193,34 +194,9 @@ class PerModalitySource : public RowSource {
       }
     }
     std::vector<std::vector<std::string>> names;
-    tables_.resize(data.modalities_size());
     for (int m = 0; m < data.modalities_size(); ++m) {
-      std::string path = (std::filesystem::path(data.input()) / data.modalities(m).file()).string();
-      CsvReader csv(path);
-      std::vector<std::string> header = ReadHeader(csv);
-      if (header.size() < 2) {
-        Fail(ErrorCode::kInvalidArgument, path,
-             ":1: expected an id column and at least one feature");
-      }
-      names.emplace_back(header.begin() + 1, header.end());
-      Table& table = tables_[m];
-      table.width = header.size() - 1;
-      std::vector<std::string_view> fields;
-      while (csv.Next(&fields)) {
-        if (IsBlank(fields)) continue;
-        CheckWidth(csv, fields.size(), header.size());
-        std::string id = Trim(fields[0]);
-        if (!labelled.count(id)) {
-          Fail(ErrorCode::kInvalidArgument, csv.Where(), ": id '", id, "' is not in ",
-               LabelsPath());
-        }
-        if (!table.row_of.emplace(id, table.row_of.size()).second) {
-          Fail(ErrorCode::kInvalidArgument, csv.Where(), ": duplicate id '", id, "'");
-        }
-        for (size_t j = 1; j < fields.size(); ++j) {
-          table.values.push_back(ParseValue(csv, fields[j], header[j], data_));
-        }
-      }
+      tables_.push_back(std::make_unique<ModalityRows>(data, m, labelled, LabelsPath()));
+      names.push_back(tables_.back()->names());
     }
     SetFeatureNames(std::move(names));
     Rewind();
@@ -243,12 +219,7 @@ class PerModalitySource : public RowSource {
     row->values.assign(num_values(), kNaN);
     row->mask = 0;
     for (size_t m = 0; m < tables_.size(); ++m) {
-      const Table& table = tables_[m];
-      auto it = table.row_of.find(row->id);
-      if (it == table.row_of.end()) continue;
-      row->mask |= 1u << m;
-      const double* source = &table.values[it->second * table.width];
-      std::copy(source, source + table.width, row->values.begin() + offsets()[m]);
+      if (tables_[m]->Read(row->id, row->values.data() + offsets()[m])) row->mask |= 1u << m;
     }
     return true;
   }
@@ -260,12 +231,6 @@ class PerModalitySource : public RowSource {
   }
 
  private:
-  struct Table {
-    size_t width = 0;
-    std::unordered_map<std::string, size_t> row_of;
-    std::vector<double> values;
-  };
-
   std::string LabelsPath() const {
     return (std::filesystem::path(data_.input()) / "labels.csv").string();
   }
@@ -283,7 +248,7 @@ class PerModalitySource : public RowSource {
   const config::DataConfig& data_;
   RowSourceOptions options_;
   size_t labels_width_ = 2;
-  std::vector<Table> tables_;
+  std::vector<std::unique_ptr<ModalityRows>> tables_;
   std::unique_ptr<CsvReader> labels_;
   std::vector<std::string_view> fields_;
 };

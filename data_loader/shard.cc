@@ -1,10 +1,17 @@
 // Shard record framing and the prepared-dataset directory reader (see shard.h).
 #include "data_loader/shard.h"
 
+#include <fcntl.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/text_format.h>
+#include <google/protobuf/wire_format_lite.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
@@ -112,7 +119,7 @@ void ShardReader::ReadAt(uint64_t offset, data::SampleRecord* record) {
   }
 }
 
-PreparedDataset PreparedDataset::Open(const std::string& dir) {
+PreparedDataset PreparedDataset::OpenMeta(const std::string& dir) {
   PreparedDataset dataset;
   dataset.dir = dir;
   std::string meta_path = dir + "/" + kMetaFile;
@@ -124,22 +131,117 @@ PreparedDataset PreparedDataset::Open(const std::string& dir) {
     Fail(ErrorCode::kDataLoss, meta_path, ": format version ", dataset.meta.format_version(),
          ", this build reads ", kDatasetFormatVersion, "; prepare the dataset again");
   }
+  return dataset;
+}
+
+namespace {
+
+// The index's CRC32C, read in 1 MB pieces.
+uint32_t FileCrc32c(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
+  std::vector<char> buffer(1 << 20);
+  uint32_t crc = 0;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) {
+    crc = Crc32c(buffer.data(), n, crc);
+  }
+  std::fclose(file);
+  return crc;
+}
+
+// Appends one varint value of index field `field` (packed or not) to `index`.
+void AddIndexValue(data::DatasetIndex* index, int field, uint64_t v) {
+  switch (field) {
+    case 2:
+      index->add_split(static_cast<uint32_t>(v));
+      break;
+    case 3:
+      index->add_combination(static_cast<uint32_t>(v));
+      break;
+    case 4:
+      index->add_label(static_cast<int32_t>(v));
+      break;
+    case 5:
+      index->add_shard(static_cast<uint32_t>(v));
+      break;
+    case 6:
+      index->add_offset(v);
+      break;
+    default:
+      break;
+  }
+}
+
+// The index without its ids: the file is streamed field by field, the ids skipped, so that
+// no copy of them is ever held.
+bool ParseIndexWithoutIds(const std::string& path, data::DatasetIndex* index) {
+  namespace io = google::protobuf::io;
+  using google::protobuf::internal::WireFormatLite;
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
+  io::FileInputStream file(fd, 1 << 20);
+  file.SetCloseOnDelete(true);
+  io::CodedInputStream in(&file);
+  in.SetTotalBytesLimit(std::numeric_limits<int>::max());
+  while (const uint32_t tag = in.ReadTag()) {
+    const int field = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    const auto type = WireFormatLite::GetTagWireType(tag);
+    uint64_t v;
+    if (field >= 2 && field <= 6 && type == WireFormatLite::WIRETYPE_VARINT) {
+      if (!in.ReadVarint64(&v)) return false;
+      AddIndexValue(index, field, v);
+    } else if (field >= 2 && field <= 6 && type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      uint32_t length;
+      if (!in.ReadVarint32(&length)) return false;
+      const auto limit = in.PushLimit(static_cast<int>(length));
+      while (in.BytesUntilLimit() > 0) {
+        if (!in.ReadVarint64(&v)) return false;
+        AddIndexValue(index, field, v);
+      }
+      in.PopLimit(limit);
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return in.ConsumedEntireMessage();
+}
+
+PreparedDataset OpenWithIndex(const std::string& dir, bool ids) {
+  PreparedDataset dataset = PreparedDataset::OpenMeta(dir);
   std::string index_path = dir + "/" + kIndexFile;
-  std::string index_bytes = ReadFile(index_path);
-  if (Crc32c(index_bytes.data(), index_bytes.size()) != dataset.meta.index_crc32c()) {
+  if (FileCrc32c(index_path) != dataset.meta.index_crc32c()) {
     Fail(ErrorCode::kDataLoss, index_path, ": checksum mismatch with ", kMetaFile);
   }
-  if (!dataset.index.ParseFromString(index_bytes)) {
-    Fail(ErrorCode::kDataLoss, index_path, ": unreadable index");
-  }
+  const bool parsed = ids ? dataset.index.ParseFromString(ReadFile(index_path))
+                          : ParseIndexWithoutIds(index_path, &dataset.index);
+  if (!parsed) Fail(ErrorCode::kDataLoss, index_path, ": unreadable index");
   const auto& index = dataset.index;
-  int n = index.id_size();
-  if (index.split_size() != n || index.combination_size() != n || index.label_size() != n ||
-      index.shard_size() != n || index.offset_size() != n ||
-      static_cast<uint64_t>(n) != dataset.meta.num_samples()) {
+  const int n = static_cast<int>(dataset.meta.num_samples());
+  if ((ids && index.id_size() != n) || index.split_size() != n || index.combination_size() != n ||
+      index.label_size() != n || index.shard_size() != n || index.offset_size() != n) {
     Fail(ErrorCode::kDataLoss, index_path, ": index arrays disagree in length");
   }
   return dataset;
+}
+
+}  // namespace
+
+PreparedDataset PreparedDataset::Open(const std::string& dir) { return OpenWithIndex(dir, true); }
+
+PreparedDataset PreparedDataset::OpenForServing(const std::string& dir) {
+  return OpenWithIndex(dir, false);
+}
+
+std::vector<int> PreparedDataset::feature_sizes() const {
+  std::vector<int> sizes;
+  for (const auto& modality : meta.modalities()) sizes.push_back(modality.feature_names_size());
+  return sizes;
+}
+
+uint64_t PreparedDataset::split_size(uint32_t split) const {
+  const auto& splits = meta.summary().splits();
+  return split < static_cast<uint32_t>(splits.size()) ? splits[split].samples() : 0;
 }
 
 std::string PreparedDataset::ShardPath(uint32_t shard) const {

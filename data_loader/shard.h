@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cluster/base/atomic_file.h"
 #include "proto/dataset.pb.h"
@@ -62,16 +63,27 @@ class ShardReader {
   std::string payload_;
 };
 
-// A prepared dataset directory opened for reading: its metadata and index are loaded and
-// checked (format version, index checksum, array lengths); features stay on disk.
+// A prepared dataset directory opened for reading: its metadata and (unless OpenMeta) its
+// index are loaded and checked (format version, index checksum, array lengths); features
+// stay on disk.
 struct PreparedDataset {
   std::string dir;
   data::DatasetMeta meta;
-  data::DatasetIndex index;
+  data::DatasetIndex index;  // empty after OpenMeta; without ids after OpenForServing
 
+  // Metadata and the whole index.
   static PreparedDataset Open(const std::string& dir);
+  // Metadata and the index without the sample ids (what planning and serving batches need:
+  // about 24 bytes a sample), read in a stream.
+  static PreparedDataset OpenForServing(const std::string& dir);
+  // Metadata only (what a worker needs: the shapes, the classes and the split sizes).
+  static PreparedDataset OpenMeta(const std::string& dir);
   std::string ShardPath(uint32_t shard) const;
-  size_t size() const { return static_cast<size_t>(index.id_size()); }
+  size_t size() const { return static_cast<size_t>(meta.num_samples()); }
+  // Per modality, the number of features.
+  std::vector<int> feature_sizes() const;
+  // Samples in split s (0 training, 1 validation, 2 testing), from the metadata's summary.
+  uint64_t split_size(uint32_t split) const;
 };
 
 // File names inside a prepared dataset directory.

@@ -10,7 +10,9 @@
 #include "cluster/base/error.h"
 #include "data_loader/epoch_plan.h"
 #include "data_loader/prepare.h"
+#include "data_loader/prepared_check.h"
 #include "data_loader/shard.h"
+#include "data_loader/shard_samples.h"
 #include "inference/prediction_input.h"
 #include "inference/scorer.h"
 #include "trainer/metrics.h"
@@ -62,8 +64,8 @@ DecodedBatch ReadLabelledInput(const LoadedModel& model, const std::string& path
   return all;
 }
 
-void AddAttribution(LoadedModel& model, const DecodedDataset& data,
-                    const std::vector<uint32_t>& samples, EvalReport* report) {
+void AddAttribution(LoadedModel& model, const Samples& data, const std::vector<uint32_t>& samples,
+                    EvalReport* report) {
   const int m_count = model.num_modalities();
   std::vector<std::vector<double>> sum(report->combination_names.size(),
                                        std::vector<double>(m_count, 0));
@@ -116,7 +118,8 @@ EvalReport EvaluateExport(LoadedModel& model, const EvalOptions& options) {
   report.combination_names = model.combination_names();
   const int k_count = model.num_classes();
   const int c_count = static_cast<int>(report.combination_names.size());
-  std::unique_ptr<DecodedDataset> data;
+  std::unique_ptr<Samples> data;
+  PreparedDataset prepared;
   std::vector<uint32_t> samples;
   if (!options.input.empty()) {
     report.source = options.input;
@@ -126,7 +129,10 @@ EvalReport EvaluateExport(LoadedModel& model, const EvalOptions& options) {
   } else {
     const uint32_t split = SplitIndex(options.split);
     const std::string dir = model.config.data().prepared_dir();
-    PreparedDataset prepared = PreparedDataset::Open(dir);
+    prepared = OpenPreparedFor(model.config.data(),
+                               "flexmoe prepare with the checkpoint's config (flexmoe "
+                               "inspect-checkpoint prints it)",
+                               PreparedParts::kServing);
     if (model.dataset.has_index_crc32c() &&
         prepared.meta.index_crc32c() != model.dataset.index_crc32c()) {
       Fail(ErrorCode::kInvalidArgument, dir,
@@ -135,7 +141,8 @@ EvalReport EvaluateExport(LoadedModel& model, const EvalOptions& options) {
            "); pass --input with a labelled file instead");
     }
     report.source = "split " + std::string(SplitName(split)) + " of " + dir;
-    data = std::make_unique<DecodedDataset>(prepared);
+    data = std::make_unique<ShardSamples>(
+        prepared, static_cast<uint64_t>(model.config.data().loader_cache_mb()) << 20);
     samples = SamplesOfSplit(prepared.index, split);
   }
   at::Tensor class_weights;

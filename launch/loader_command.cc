@@ -10,10 +10,12 @@
 
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
+#include "cluster/base/peak_memory.h"
 #include "cluster/net/job_token.h"
-#include "data_loader/decoded_dataset.h"
 #include "data_loader/loader_server.h"
+#include "data_loader/prepared_check.h"
 #include "data_loader/shard.h"
+#include "data_loader/shard_samples.h"
 #include "launch/args.h"
 #include "launch/membership.h"
 #include "launch/preemption.h"
@@ -43,11 +45,12 @@ int LoaderCommand(int argc, char** argv) {
   options.stop_on_signals = config.cluster().coordinator().empty();
   options.name = "loader " + std::to_string(rank);
 
-  const PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
-  const DecodedDataset data(prepared);
+  const PreparedDataset prepared =
+      OpenPreparedFor(config.data(), "flexmoe prepare --config " + path, PreparedParts::kServing);
+  const ShardSamples data(prepared, static_cast<uint64_t>(config.data().loader_cache_mb()) << 20);
   LoaderServer server(prepared, data, options);
-  LOG(INFO) << "loader: serving " << prepared.size() << " samples of " << prepared.dir << " on "
-            << server.address();
+  LOG(INFO) << "loader: serving " << prepared.size() << " samples of " << prepared.dir << " (cache "
+            << config.data().loader_cache_mb() << " MB) on " << server.address();
   std::cout << "listening on " << server.address() << std::endl;
   // With a coordinator: serve until it ends the job (exit 0 when finished, 1 otherwise).
   std::atomic<int> status{0};
@@ -70,6 +73,10 @@ int LoaderCommand(int argc, char** argv) {
     }).detach();
   }
   server.Run();
+  const ShardSamplesStats read = data.stats();
+  LOG(INFO) << "loader " << rank << ": peak resident memory " << PeakResidentMb() << " MB; "
+            << read.records_read << " records read, " << read.cache_hits << " cache hits, cache "
+            << read.peak_cached_bytes / 1e6 << " MB at most";
   return status;
 }
 

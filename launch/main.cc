@@ -2,6 +2,7 @@
 // process-wide set-up (glog) and maps errors to exit statuses (2 for bad input).
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -10,6 +11,7 @@
 
 #include "cluster/base/allocator.h"
 #include "cluster/base/error.h"
+#include "cluster/base/peak_memory.h"
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
 #include "launch/args.h"
@@ -56,7 +58,10 @@ int Prepare(int argc, char** argv) {
   std::string out = args.Get("out", config.data().prepared_dir());
   PrepareResult result = PrepareDataset(config, out, &std::cerr);
   std::cout << FormatSummary(result.meta);
-  std::cout << "wrote " << out << " in " << result.seconds << " s\n";
+  std::cout << "wrote " << out << " in " << result.seconds << " s ("
+            << result.input_bytes / 1e6 / std::max(result.seconds, 1e-9) << " MB/s over "
+            << result.input_bytes / 1e6 << " MB of input, three passes); peak resident memory "
+            << PeakResidentMb() << " MB\n";
   return 0;
 }
 

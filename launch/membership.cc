@@ -92,11 +92,11 @@ int CoordinatorCommand(int argc, char** argv) {
   options.checkpoint_keep_last = config.checkpoint().keep_last();
   options.config_hash = ComputationHash(config);
   options.config_text = ConfigToText(config);
-  // LOAD_AWARE packs by the combination counts of the prepared index.
+  // LOAD_AWARE packs by the training split's combination counts (the prepared summary).
   std::shared_ptr<PreparedDataset> prepared;
   if (cluster.placement() == config::ClusterConfig::LOAD_AWARE) {
     prepared =
-        std::make_shared<PreparedDataset>(PreparedDataset::Open(config.data().prepared_dir()));
+        std::make_shared<PreparedDataset>(PreparedDataset::OpenMeta(config.data().prepared_dir()));
   }
   const int ep_degree = cluster.expert_parallel_degree();
   options.placement = [config, prepared, ep_degree](int world_size) {

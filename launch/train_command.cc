@@ -7,6 +7,8 @@
 #include <iostream>
 
 #include "cluster/base/error.h"
+#include "data_loader/prepare.h"
+#include "data_loader/prepared_check.h"
 #include "launch/args.h"
 #include "launch/job_launcher.h"
 #include "launch/train_job.h"
@@ -14,13 +16,30 @@
 #include "trainer/device.h"
 
 namespace flexmoe {
-PreparedDataset OpenPrepared(const config::Config& config, const std::string& config_path) {
-  const std::string& dir = config.data().prepared_dir();
+PreparedDataset OpenPrepared(const config::Config& config, const std::string& config_path,
+                             PreparedParts parts) {
+  return OpenPreparedFor(config.data(), "flexmoe prepare --config " + config_path, parts);
+}
+
+void PrepareIfStale(const config::Config& config, std::ostream& out) {
+  const config::DataConfig& data = config.data();
+  const std::string& dir = data.prepared_dir();
+  std::string why;
   if (!std::filesystem::exists(dir + "/" + kMetaFile)) {
-    Fail(ErrorCode::kNotFound, dir, ": no prepared dataset (config field data.prepared_dir); ",
-         "run: flexmoe prepare --config ", config_path);
+    why = dir + " holds no prepared dataset";
+  } else {
+    const std::string mismatch = PreparedMismatch(PreparedDataset::OpenMeta(dir).meta, data);
+    if (mismatch.empty()) return;
+    why = dir + " was prepared from another data section (" + mismatch + ")";
   }
-  return PreparedDataset::Open(dir);
+  if (!std::filesystem::exists(data.input())) {
+    Fail(ErrorCode::kNotFound, why, ", and its input ", data.input(),
+         " (config field data.input) is missing, so it cannot be prepared again");
+  }
+  out << "flexmoe train: " << why << ": preparing it from " << data.input() << std::endl;
+  const PrepareResult result = PrepareDataset(config, dir, nullptr);
+  out << "flexmoe train: prepared " << result.meta.num_samples() << " samples in " << result.seconds
+      << " s" << std::endl;
 }
 
 std::string DefaultRunDir() {
@@ -46,7 +65,8 @@ int TrainCommand(int argc, char** argv) {
   options.max_restarts = args.GetInt("max-restarts", 0);
   options.resume = args.Has("resume");
   options.run_dir = RunDirFor(options.config, options.resume);
-  OpenPrepared(options.config, options.config_path);  // missing data: said before anything starts
+  // Missing or stale data: prepared again, and said, before anything starts.
+  PrepareIfStale(options.config, std::cerr);
   return LaunchJob(options);
 }
 

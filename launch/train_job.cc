@@ -93,9 +93,8 @@ std::string RunDirFor(const config::Config& config, bool resume) {
   return DefaultRunDir();
 }
 
-int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
-               const DecodedDataset& data, const std::string& run_dir, bool resume,
-               TrainOptions options, std::ostream* out) {
+int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
+               const std::string& run_dir, bool resume, TrainOptions options, std::ostream* out) {
   std::vector<uint64_t> seeds(config.training().seeds().begin(), config.training().seeds().end());
   if (seeds.empty()) seeds.push_back(config.training().seed());
   const std::string& explicit_resume = config.checkpoint().resume_from();
@@ -140,7 +139,7 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
     options.resume_from = resume_from[i];
     // A seed that left no checkpoint starts over, its log too.
     options.restart_metrics = resume && resume_from[i].empty();
-    options.training_batches = LoaderBatchesFromConfig(config, prepared, seeds[i]);
+    options.batches = LoaderBatchesFromConfig(config, prepared, seeds[i]);
     if (out != nullptr && resume && resume_from[i].empty()) {
       *out << "seed " << seeds[i] << ": no checkpoint in " << options.run_dir
            << "/checkpoints, starting from the beginning\n";

@@ -6,7 +6,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "data_loader/decoded_dataset.h"
+#include "data_loader/samples.h"
 #include "proto/config.pb.h"
 #include "trainer/trainer.h"
 
@@ -21,9 +21,8 @@ CheckpointFault CheckpointFaultFromEnv();
 // one start afresh; at least one must have one); checkpoint.resume_from names one
 // checkpoint for a single-seed run. `out` (rank 0; may be null) gets the per-seed lines
 // and, with several seeds, the mean +- std. Returns the exit status.
-int TrainSeeds(const config::Config& config, const PreparedDataset& prepared,
-               const DecodedDataset& data, const std::string& run_dir, bool resume,
-               TrainOptions options, std::ostream* out);
+int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
+               const std::string& run_dir, bool resume, TrainOptions options, std::ostream* out);
 
 // run.dir, or a new runs/<date-time> (refused with --resume: a run to continue is named).
 std::string RunDirFor(const config::Config& config, bool resume);

@@ -16,13 +16,14 @@
 #include "cluster/base/abort_signal.h"
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
+#include "cluster/base/peak_memory.h"
 #include "cluster/comm/gather_bytes.h"
 #include "cluster/comm/mpi_communicator.h"
 #include "cluster/comm/mpi_session.h"
 #include "cluster/comm/nccl_communicator.h"
 #include "cluster/comm/routed_communicator.h"
 #include "cluster/coord/report_sink.h"
-#include "data_loader/decoded_dataset.h"
+#include "data_loader/shard_samples.h"
 #include "launch/args.h"
 #include "launch/membership.h"
 #include "launch/preemption.h"
@@ -169,8 +170,16 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
     RunOnRankZero(world, [&] { run_dir = RunDirFor(config, resume); });
     BroadcastBytes(*world, &run_dir, 0);
   }
-  PreparedDataset prepared = OpenPrepared(config, path);
-  DecodedDataset data(prepared);
+  // Fed by loaders, a worker holds no samples (the metadata only); without, it reads the
+  // shards on demand within data.loader_cache_mb.
+  const bool fed_by_loaders = config.cluster().loader_addresses_size() > 0;
+  const PreparedDataset prepared =
+      OpenPrepared(config, path, fed_by_loaders ? PreparedParts::kMeta : PreparedParts::kServing);
+  std::unique_ptr<ShardSamples> samples;
+  if (!fed_by_loaders) {
+    samples = std::make_unique<ShardSamples>(
+        prepared, static_cast<uint64_t>(config.data().loader_cache_mb()) << 20);
+  }
   TrainOptions options;
   options.world = world;
   options.expert_parallel_degree = config.cluster().expert_parallel_degree();
@@ -199,9 +208,10 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
               << " ranks, run directory " << run_dir
               << (coordinator ? ", coordinator " + config.cluster().coordinator() : "") << "\n";
   }
-  const int status = TrainSeeds(config, prepared, data, run_dir, resume, options,
+  const int status = TrainSeeds(config, prepared, samples.get(), run_dir, resume, options,
                                 rank == 0 ? &std::cout : nullptr);
   if (coordinator) coordinator->Leave();
+  LOG(INFO) << "worker " << world->rank() << ": peak resident memory " << PeakResidentMb() << " MB";
   return status;
 }
 

@@ -5,6 +5,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "cluster/base/crc32c.h"
@@ -25,9 +26,11 @@ std::vector<const pb::FieldDescriptor*> MayChange() {
           config::TrainingConfig::descriptor()->FindFieldByName("device")};
 }
 
-// Reports the first difference only, as "field PATH: A in the checkpoint, B now".
+// Reports one difference, as "field PREFIX.PATH: A SAVED, B CURRENT".
 class FirstDifference : public pb::util::MessageDifferencer::Reporter {
  public:
+  FirstDifference(std::string prefix, std::string saved, std::string current)
+      : prefix_(std::move(prefix)), saved_(std::move(saved)), current_(std::move(current)) {}
   using SpecificField = pb::util::MessageDifferencer::SpecificField;
   void ReportAdded(const pb::Message&, const pb::Message& current,
                    const std::vector<SpecificField>& path) override {
@@ -39,15 +42,18 @@ class FirstDifference : public pb::util::MessageDifferencer::Reporter {
   }
   void ReportModified(const pb::Message& saved, const pb::Message& current,
                       const std::vector<SpecificField>& path) override {
+    // A message is reported modified besides its modified fields: the fields say what.
+    const pb::FieldDescriptor* last = path.empty() ? nullptr : path.back().field;
+    if (last != nullptr && last->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) return;
     Record(path, Value(saved, path), Value(current, path));
   }
   const std::string& first() const { return first_; }
 
  private:
-  static std::string Path(const std::vector<SpecificField>& path) {
-    std::string out;
+  std::string Path(const std::vector<SpecificField>& path) const {
+    std::string out = prefix_;
     for (const SpecificField& step : path) {
-      if (!out.empty()) out += ".";
+      if (!out.empty()) out += ".";  // after the prefix too
       out += step.field != nullptr ? step.field->name() : "?";
       if (step.field != nullptr && step.field->is_repeated() && step.index >= 0) {
         out += "[" + std::to_string(step.index) + "]";
@@ -74,13 +80,18 @@ class FirstDifference : public pb::util::MessageDifferencer::Reporter {
     }
     return text.empty() ? std::string("(empty)") : text;
   }
+  // Keeps the difference nearest the top (data.scaling before the modalities[0].scaling
+  // it implies), the first of those.
   void Record(const std::vector<SpecificField>& path, const std::string& saved,
               const std::string& current) {
-    if (!first_.empty() || path.empty()) return;
-    first_ = "field " + Path(path) + ": " + saved + " in the checkpoint, " + current + " now";
+    if (path.empty() || (!first_.empty() && path.size() >= depth_)) return;
+    depth_ = path.size();
+    first_ = "field " + Path(path) + ": " + saved + " " + saved_ + ", " + current + " " + current_;
   }
 
+  std::string prefix_, saved_, current_;
   std::string first_;
+  size_t depth_ = 0;
 };
 
 }  // namespace
@@ -105,10 +116,27 @@ uint32_t ComputationHash(const config::Config& config) {
 std::string FirstComputationDifference(const config::Config& saved, const config::Config& current) {
   pb::util::MessageDifferencer differencer;
   for (const pb::FieldDescriptor* field : MayChange()) differencer.IgnoreField(field);
-  FirstDifference reporter;
+  FirstDifference reporter("", "in the checkpoint", "now");
   differencer.ReportDifferencesTo(&reporter);
   if (differencer.Compare(saved, current)) return "";
   return reporter.first().empty() ? std::string("the configs differ") : reporter.first();
+}
+
+config::DataConfig PreparedDataSection(const config::DataConfig& data) {
+  config::DataConfig copy = data;
+  copy.clear_prepared_dir();
+  copy.clear_records_per_shard();
+  copy.clear_loader_cache_mb();
+  return copy;
+}
+
+std::string FirstDataDifference(const config::DataConfig& prepared,
+                                const config::DataConfig& current) {
+  pb::util::MessageDifferencer differencer;
+  FirstDifference reporter("data", "when prepared", "in the config");
+  differencer.ReportDifferencesTo(&reporter);
+  if (differencer.Compare(PreparedDataSection(prepared), PreparedDataSection(current))) return "";
+  return reporter.first().empty() ? std::string("the data sections differ") : reporter.first();
 }
 
 }  // namespace flexmoe

@@ -19,4 +19,14 @@ uint32_t ComputationHash(const config::Config& config);
 // "field training.lr: 0.001 in the checkpoint, 0.002 now" (a field path and both values).
 std::string FirstComputationDifference(const config::Config& saved, const config::Config& current);
 
+// The data section as a prepared dataset records it: without data.prepared_dir (where, not
+// what), data.records_per_shard (the shard size, not the samples) and data.loader_cache_mb
+// (the loader's memory, not the samples).
+config::DataConfig PreparedDataSection(const config::DataConfig& data);
+
+// Empty when data prepared from `prepared` is what `current` asks for; otherwise the first
+// difference as "field data.scaling: STANDARD when prepared, NO_SCALING in the config".
+std::string FirstDataDifference(const config::DataConfig& prepared,
+                                const config::DataConfig& current);
+
 }  // namespace flexmoe

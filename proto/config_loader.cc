@@ -328,6 +328,16 @@ void Validate(Config& c, const Validator& v) {
               "a WIDE_CSV modality needs its columns");
     }
     v.Check(modality.synth_features() >= 0, at + ".synth_features", "must not be negative");
+    const ArrayFormat format = ArrayFormatOf(modality.file());
+    if (format != ArrayFormat::kCsv) {
+      v.Check(data.layout() == config::DataConfig::PER_MODALITY_CSV, at + ".file",
+              "array files (.npy, .h5ad, .h5, .hdf5) are read in layout PER_MODALITY_CSV");
+    }
+    v.Check(modality.ids_file().empty() || format == ArrayFormat::kNpy, at + ".ids_file",
+            "only a .npy modality takes an ids file (its file is '", modality.file(), "')");
+    v.Check((modality.hdf5_matrix().empty() && modality.hdf5_ids().empty()) ||
+                format == ArrayFormat::kHdf5,
+            at + ".hdf5_matrix", "only an HDF5 modality (.h5ad, .h5, .hdf5) takes hdf5_ fields");
     if (modality.encoder() == config::CNN3D && data.missing_indicators()) {
       v.Check(false, "data.missing_indicators",
               "the CNN3D encoder of modality '" + modality.name() +
@@ -350,6 +360,7 @@ void Validate(Config& c, const Validator& v) {
   v.Check(data.num_classes() >= 2, "data.num_classes", "at least two classes, got ",
           data.num_classes());
   v.Check(data.records_per_shard() > 0, "data.records_per_shard", "must be positive");
+  v.Check(data.loader_cache_mb() >= 0, "data.loader_cache_mb", "must not be negative");
   const auto& split = data.split();
   for (double r : {split.training(), split.validation(), split.testing()}) {
     v.Check(r >= 0 && r <= 1, "data.split", "ratios must lie in [0, 1]");
@@ -459,6 +470,16 @@ std::string ConfigToText(const config::Config& config) {
   pb::TextFormat::Printer printer;
   printer.PrintToString(config, &text);
   return text;
+}
+
+ArrayFormat ArrayFormatOf(const std::string& file) {
+  auto ends = [&](const std::string& suffix) {
+    return file.size() >= suffix.size() &&
+           file.compare(file.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends(".npy")) return ArrayFormat::kNpy;
+  if (ends(".h5ad") || ends(".h5") || ends(".hdf5")) return ArrayFormat::kHdf5;
+  return ArrayFormat::kCsv;
 }
 
 }  // namespace flexmoe

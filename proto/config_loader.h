@@ -27,6 +27,10 @@ void ParseTextMessage(const std::string& text, const std::string& name,
 std::string ConfigToText(const config::Config& config);
 
 // Number of non-empty modality combinations, 2^M - 1.
+// How a layout-A modality file is read, from its name: .npy, .h5ad/.h5/.hdf5, else CSV.
+enum class ArrayFormat { kCsv, kNpy, kHdf5 };
+ArrayFormat ArrayFormatOf(const std::string& file);
+
 inline int NumCombinations(int num_modalities) { return (1 << num_modalities) - 1; }
 
 }  // namespace flexmoe

@@ -9,18 +9,40 @@
 #include <cstring>
 
 #include "data_loader/epoch_plan.h"
+#include "data_loader/plan_batch_source.h"
 #include "trainer/calibration.h"
 #include "trainer/model.h"
 
 namespace flexmoe {
 namespace {
 
-// Worker `rank`'s contiguous slice of a global batch of n samples: [n*rank/W, n*(rank+1)/W).
-std::vector<uint32_t> SliceOf(const std::vector<uint32_t>& batch, int rank, int world_size) {
-  size_t n = batch.size();
-  return std::vector<uint32_t>(batch.begin() + n * rank / world_size,
-                               batch.begin() + n * (rank + 1) / world_size);
-}
+// Worker `rank`'s contiguous slices of `samples` in batches of kEvaluationBatchPerWorker * W:
+// the evaluation plan (data_loader/plan_batch_source.h) over a list of samples.
+class SampleListSource : public BatchSource {
+ public:
+  SampleListSource(const Samples& data, const std::vector<uint32_t>& samples, int rank,
+                   int world_size)
+      : data_(data),
+        batches_(Batches(samples, kEvaluationBatchPerWorker * world_size)),
+        rank_(rank),
+        w_(world_size) {}
+  void StartEpoch(int, int64_t first_step) override { step_ = first_step; }
+  bool Next(DecodedBatch* batch) override {
+    if (step_ >= steps_in_epoch()) return false;
+    const std::vector<uint32_t>& global = batches_[step_++];
+    const size_t n = global.size();
+    *batch = data_.Gather(std::vector<uint32_t>(global.begin() + n * rank_ / w_,
+                                                global.begin() + n * (rank_ + 1) / w_));
+    return true;
+  }
+  int64_t steps_in_epoch() const override { return static_cast<int64_t>(batches_.size()); }
+
+ private:
+  const Samples& data_;
+  std::vector<std::vector<uint32_t>> batches_;
+  int rank_, w_;
+  int64_t step_ = 0;
+};
 
 // Every worker's rows [N_r, C] (double), concatenated in rank order, on every worker.
 at::Tensor GatherRows(const at::Tensor& rows, Communicator* world) {
@@ -35,14 +57,22 @@ at::Tensor GatherRows(const at::Tensor& rows, Communicator* world) {
 
 }  // namespace
 
-EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
+EvalResult Evaluate(FlexMoeModelImpl& model, const Samples& data,
                     const std::vector<uint32_t>& samples, int num_classes, int num_combinations,
+                    const at::Tensor& class_weights, Communicator* world) {
+  SampleListSource source(data, samples, world != nullptr ? world->rank() : 0,
+                          world != nullptr ? world->size() : 1);
+  return Evaluate(model, source, data.feature_sizes(), num_classes, num_combinations, class_weights,
+                  world);
+}
+
+EvalResult Evaluate(FlexMoeModelImpl& model, BatchSource& batches,
+                    const std::vector<int>& feature_sizes, int num_classes, int num_combinations,
                     const at::Tensor& class_weights, Communicator* world) {
   torch::NoGradGuard no_grad;
   const c10::Device device = model.device();
   const at::Tensor weights = class_weights.defined() ? class_weights.to(at::kCPU) : class_weights;
   const int w = world != nullptr ? world->size() : 1;
-  const int rank = world != nullptr ? world->rank() : 0;
   const int64_t m_count = model.num_modalities();
   std::vector<at::Tensor> rows;  // per batch: [n, K probs | label | combination | nll]
   at::Tensor routed = at::zeros({2, num_combinations}, at::kLong);
@@ -52,10 +82,11 @@ EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
   at::Tensor activation = at::zeros({l_count, num_combinations * e_count}, at::kLong);
   StepKey key;  // unused in evaluation: no dropout, no noise
   // Every worker runs the same number of batches (its slice may be empty).
-  for (const auto& global : Batches(samples, 256 * w)) {
-    DecodedBatch batch = data.Gather(SliceOf(global, rank, w));
+  batches.StartEpoch(0, 0);
+  DecodedBatch batch;
+  while (batches.Next(&batch)) {
     // The model's input on its device; the results come back to the host.
-    BatchTensors t = ToTensors(batch, data.feature_sizes());
+    BatchTensors t = ToTensors(batch, feature_sizes);
     ModelOutput out = model.Forward(ToDevice(t, device), key, /*training=*/false);
     at::Tensor logp = at::log_softmax(out.logits, -1).to(at::kCPU);
     at::Tensor nll = at::nll_loss(logp, t.label, weights, at::Reduction::None);

@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "cluster/comm/communicator.h"
-#include "data_loader/decoded_dataset.h"
+#include "data_loader/batch_source.h"
+#include "data_loader/samples.h"
 #include "data_loader/shard.h"
 #include "trainer/metrics.h"
 
@@ -41,10 +42,15 @@ BatchTensors ToTensors(const DecodedBatch& batch, const std::vector<int>& featur
 // The same tensors on `device` (themselves on the host).
 BatchTensors ToDevice(BatchTensors batch, const c10::Device& device);
 
-// Scores `samples` with the model in evaluation mode (no dropout, no router noise). With
-// `world`, every worker passes the same samples and scores its slices; the result is the
+// Scores an evaluation pass of `batches` (this worker's slices of an evaluation plan:
+// data_loader/plan_batch_source.h) with the model in evaluation mode (no dropout, no router
+// noise). With `world`, every worker scores its slices of the same pass; the result is the
 // same on every worker. class_weights may be undefined (unweighted task loss).
-EvalResult Evaluate(FlexMoeModelImpl& model, const DecodedDataset& data,
+EvalResult Evaluate(FlexMoeModelImpl& model, BatchSource& batches,
+                    const std::vector<int>& feature_sizes, int num_classes, int num_combinations,
+                    const at::Tensor& class_weights, Communicator* world = nullptr);
+// The same over `samples` of `data` (every worker passes the same list).
+EvalResult Evaluate(FlexMoeModelImpl& model, const Samples& data,
                     const std::vector<uint32_t>& samples, int num_classes, int num_combinations,
                     const at::Tensor& class_weights, Communicator* world = nullptr);
 

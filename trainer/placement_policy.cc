@@ -13,9 +13,13 @@ std::vector<double> ExpectedLoadOf(const config::Config& config, const PreparedD
   const double tokens_per_sample =
       static_cast<double>(config.data().modalities_size()) * model.patches();
   std::vector<double> tokens((1 << config.data().modalities_size()) - 1, 0.0);
-  for (uint32_t i : SamplesOfSplit(prepared.index, 0)) {
-    const uint32_t c = prepared.index.combination(static_cast<int>(i));
-    if (c < tokens.size()) tokens[c] += tokens_per_sample;
+  // The training split's samples per combination, from the prepared summary.
+  const auto& splits = prepared.meta.summary().splits();
+  if (!splits.empty()) {
+    const auto& per_combination = splits[0].per_combination();
+    for (int c = 0; c < per_combination.size() && c < static_cast<int>(tokens.size()); ++c) {
+      tokens[c] += tokens_per_sample * static_cast<double>(per_combination[c]);
+    }
   }
   return ExpectedExpertLoad(tokens, model.num_experts(), model.top_k());
 }

@@ -78,13 +78,14 @@ struct EpochClock {
 }  // namespace
 
 struct Trainer::Impl {
-  Impl(const config::Config& config, const PreparedDataset& prepared, const DecodedDataset& data,
+  Impl(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
        uint64_t seed, const TrainOptions& options);
 
   // Construction steps: process groups and placement (returned; the layout keeps it for
   // W > 1), the batch source, the checkpointer, the metrics and progress logs.
   PlacementMap MakeLayout();
-  std::unique_ptr<BatchSource> MakeSource();
+  // Split 0: this worker's training batches; 1, 2: its evaluation passes.
+  std::unique_ptr<BatchSource> MakeSource(uint32_t split);
   void MakeCheckpointer(const PlacementMap& placement);
   void BuildModel();  // the model, optimizer and gradient sync for the current layout
   // LOAD_AWARE: packs the experts anew from the loads measured this epoch, moving them.
@@ -115,7 +116,8 @@ struct Trainer::Impl {
   config::Config config;
   const config::TrainingConfig& tc;
   const PreparedDataset& prepared;
-  const DecodedDataset& data;
+  const Samples* data;  // null: every batch comes from options.batches
+  std::vector<int> feature_sizes;
   const uint64_t seed;
   TrainOptions options;
   Communicator* world;
@@ -132,8 +134,7 @@ struct Trainer::Impl {
   std::unique_ptr<GradientSynchronizer> sync;
   std::unique_ptr<FusedAdam> optimizer;
   at::Tensor class_weights;
-  std::unique_ptr<BatchSource> source;
-  std::vector<uint32_t> validation, test;
+  std::unique_ptr<BatchSource> source, validation, test;
 
   TrainState state;
   std::unique_ptr<TrainCheckpointer> checkpointer;
@@ -150,15 +151,16 @@ struct Trainer::Impl {
 };
 
 Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prepared_in,
-                    const DecodedDataset& data_in, uint64_t seed_in, const TrainOptions& options_in)
+                    const Samples* data_in, uint64_t seed_in, const TrainOptions& options_in)
     : config(config_in),
       tc(config.training()),
       prepared(prepared_in),
       data(data_in),
+      feature_sizes(prepared_in.feature_sizes()),
       seed(seed_in),
       options(options_in),
       world(options_in.world) {
-  const int m_count = data.num_modalities();
+  const int m_count = static_cast<int>(feature_sizes.size());
   if (m_count != config.data().modalities_size()) {
     Fail(ErrorCode::kInvalidArgument, prepared.dir, ": prepared with ", m_count,
          " modalities, the config names ", config.data().modalities_size(),
@@ -184,12 +186,12 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
     class_weights = at::tensor(cw, at::kFloat).to(device);
   }
 
-  source = MakeSource();
-  validation = SamplesOfSplit(prepared.index, 1);
-  test = SamplesOfSplit(prepared.index, 2);
-  if (SamplesOfSplit(prepared.index, 0).empty()) {
+  if (prepared.split_size(0) == 0) {
     Fail(ErrorCode::kInvalidArgument, prepared.dir, ": no training samples");
   }
+  source = MakeSource(0);
+  validation = MakeSource(1);
+  test = MakeSource(2);
 
   MakeCheckpointer(placement);
   MakeLogs();
@@ -222,21 +224,28 @@ PlacementMap Trainer::Impl::MakeLayout() {
   return placement;
 }
 
-std::unique_ptr<BatchSource> Trainer::Impl::MakeSource() {
-  if (options.training_batches) return options.training_batches(rank, w);
-  PlanOptions base;
-  base.seed = seed;
-  base.world_size = w;
-  base.global_batch = tc.batch_size();
-  base.remainder = tc.remainder();
-  base.batching = tc.batching();
-  base.num_modalities = data.num_modalities();
-  return std::make_unique<PlanBatchSource>(data, prepared, 0, base, tc.warmup_epochs(), rank);
+std::unique_ptr<BatchSource> Trainer::Impl::MakeSource(uint32_t split) {
+  if (options.batches) return options.batches(split, rank, w);
+  if (data == nullptr) {
+    Fail(ErrorCode::kInvalidArgument, "trainer: neither samples nor a batch source");
+  }
+  const int m_count = static_cast<int>(feature_sizes.size());
+  PlanOptions base = EvaluationPlanOptions(w, m_count);
+  if (split == 0) {
+    base = PlanOptions();
+    base.seed = seed;
+    base.world_size = w;
+    base.global_batch = tc.batch_size();
+    base.remainder = tc.remainder();
+    base.batching = tc.batching();
+    base.num_modalities = m_count;
+  }
+  return std::make_unique<PlanBatchSource>(*data, prepared, split, base, tc.warmup_epochs(), rank);
 }
 
 void Trainer::Impl::BuildModel() {
   torch::manual_seed(seed);
-  ModelShape shape{data.feature_sizes(),
+  ModelShape shape{feature_sizes,
                    num_classes,
                    {config.data().modalities().begin(), config.data().modalities().end()}};
   model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
@@ -442,7 +451,7 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
                                  TrainResult* result) {
   TrainPosition& position = state.progress.position;
   auto step_start = Clock::now();
-  BatchTensors t = ToDevice(ToTensors(batch, data.feature_sizes()), device);
+  BatchTensors t = ToDevice(ToTensors(batch, feature_sizes), device);
   at::Tensor sample_weight =
       batch.weight.empty() ? at::ones({batch.size}, at::TensorOptions(device))
                            : at::tensor(batch.weight, at::kFloat).view({batch.size}).to(device);
@@ -602,7 +611,7 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   record.compute_s = clock->step_s / run - record.exchange_s - record.reduce_s;
   model->eval();
   record.validation =
-      Evaluate(*model, data, validation, num_classes, c_count, class_weights, world);
+      Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
   const auto& val = record.validation.metrics.overall;
   double score = val.accuracy;
   if (tc.selection() == config::TrainingConfig::AUC) score = val.auc;
@@ -647,8 +656,8 @@ void Trainer::Impl::Finish(TrainResult* result) {
   model->eval();
   result->best_epoch = state.progress.best.epoch;
   result->best_validation =
-      Evaluate(*model, data, validation, num_classes, c_count, class_weights, world);
-  result->test = Evaluate(*model, data, test, num_classes, c_count, class_weights, world);
+      Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
+  result->test = Evaluate(*model, *test, feature_sizes, num_classes, c_count, class_weights, world);
   result->temperature = FitTemperature(result->best_validation.log_probs,
                                        result->best_validation.labels, num_classes);
   for (const ModelParameter& p : state.parameters) {
@@ -727,8 +736,8 @@ TrainResult Trainer::Impl::Run() {
   return result;
 }
 
-Trainer::Trainer(const config::Config& config, const PreparedDataset& prepared,
-                 const DecodedDataset& data, uint64_t seed, const TrainOptions& options)
+Trainer::Trainer(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
+                 uint64_t seed, const TrainOptions& options)
     : impl_(std::make_unique<Impl>(config, prepared, data, seed, options)) {}
 Trainer::~Trainer() = default;
 void Trainer::Resume(const std::string& dir) { impl_->Resume(dir); }
@@ -737,7 +746,7 @@ const TrainState& Trainer::state() const { return impl_->state; }
 FlexMoeModelImpl& Trainer::model() { return *impl_->model; }
 
 TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
-                  const DecodedDataset& data, uint64_t seed, const TrainOptions& options) {
+                  const Samples* data, uint64_t seed, const TrainOptions& options) {
   Trainer trainer(config, prepared, data, seed, options);
   if (!options.resume_from.empty()) trainer.Resume(options.resume_from);
   return trainer.Run();
@@ -748,9 +757,13 @@ BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config,
   if (config.cluster().loader_addresses_size() == 0) return nullptr;
   const uint64_t samples = prepared.size();
   const uint32_t crc = prepared.meta.index_crc32c();
-  return [config, seed, samples, crc](int rank, int world_size) -> std::unique_ptr<BatchSource> {
-    LoaderClientOptions options = LoaderClientOptionsFromConfig(config, 0, rank, world_size);
+  return [config, seed, samples, crc](uint32_t split, int rank,
+                                      int world_size) -> std::unique_ptr<BatchSource> {
+    LoaderClientOptions options = LoaderClientOptionsFromConfig(config, split, rank, world_size);
     options.plan.seed = seed;
+    if (split != 0) {
+      options.plan = EvaluationPlanOptions(world_size, config.data().modalities_size());
+    }
     options.check_dataset = true;
     options.expected_samples = samples;
     options.expected_index_crc32c = crc;

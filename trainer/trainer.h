@@ -125,9 +125,11 @@ class TrainHook {
   virtual void Resumed(const std::string& dir, const TrainManifest& manifest) {}
 };
 
-// Makes worker `rank`'s batches for one split (training or evaluation). Null in
-// TrainOptions: the in-process plan over the decoded dataset.
-using BatchSourceFactory = std::function<std::unique_ptr<BatchSource>(int rank, int world_size)>;
+// Makes worker `rank`'s batches of one split: split 0 its training batches (the epoch plan),
+// 1 (validation) and 2 (testing) its evaluation passes (PlanOptions.evaluation). Null in
+// TrainOptions: the in-process plans over the trainer's samples.
+using BatchSourceFactory =
+    std::function<std::unique_ptr<BatchSource>(uint32_t split, int rank, int world_size)>;
 
 struct TrainOptions {
   std::string run_dir;           // metrics.jsonl, checkpoints/, checkpoint/ (empty: nothing)
@@ -137,9 +139,9 @@ struct TrainOptions {
   // This worker's index among the workers of its node (launch/ reads it from the MPI
   // launcher or SLURM): with training.device: CUDA it picks the GPU (trainer/device.h).
   int local_rank = 0;
-  Communicator* world = nullptr;        // null: one process
-  int expert_parallel_degree = 0;       // 0: the whole world
-  BatchSourceFactory training_batches;  // null: in-process plan
+  Communicator* world = nullptr;   // null: one process
+  int expert_parallel_degree = 0;  // 0: the whole world
+  BatchSourceFactory batches;      // null: in-process plans over the trainer's samples
   // The expert placement over the expert-parallel group; null: balanced contiguous blocks.
   const PlacementMap* placement = nullptr;
   // A checkpoint directory to continue from (checkpoint.resume_from, or what --resume found).
@@ -162,7 +164,10 @@ class Trainer {
  public:
   // Every worker constructs it with the same config and seed. Throws flexmoe::Error on
   // bad config or data.
-  Trainer(const config::Config& config, const PreparedDataset& prepared, const DecodedDataset& data,
+  // `data`: where in-process batches are gathered from; null when options.batches makes
+  // every batch (a worker fed by a loader holds no samples). `prepared` may hold only the
+  // metadata then (PreparedDataset::OpenMeta).
+  Trainer(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
           uint64_t seed, const TrainOptions& options);
   ~Trainer();
   Trainer(const Trainer&) = delete;
@@ -186,7 +191,7 @@ class Trainer {
 
 // Trains one model with `seed` (resuming when options.resume_from names a checkpoint).
 TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
-                  const DecodedDataset& data, uint64_t seed, const TrainOptions& options);
+                  const Samples* data, uint64_t seed, const TrainOptions& options);
 
 // The batch source of the config: LoaderClient when cluster.loader_addresses names loaders
 // (worker w uses loader w % count), else null (the in-process plan).

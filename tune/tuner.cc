@@ -18,6 +18,7 @@
 #include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
 #include "data_loader/prepare.h"
+#include "data_loader/prepared_check.h"
 #include "data_loader/shard.h"
 #include "proto/config_loader.h"
 #include "trainer/metrics.h"
@@ -45,12 +46,8 @@ std::string RunDir(const TuneOptions& o, const Trial& t, int fold) {
 // training part, as a run on it would).
 void PrepareFolds(const TuneOptions& o, const config::Config& base, int k, uint64_t seed,
                   std::ostream* progress) {
-  const std::string& dir = base.data().prepared_dir();
-  if (!fs::exists(dir + "/" + kMetaFile)) {
-    Fail(ErrorCode::kNotFound, dir, ": no prepared dataset (data.prepared_dir); run: flexmoe ",
-         "prepare --config ", o.config_origin);
-  }
-  const PreparedDataset prepared = PreparedDataset::Open(dir);
+  const PreparedDataset prepared =
+      OpenPreparedFor(base.data(), "flexmoe prepare --config " + o.config_origin);
   const std::vector<int> folds = AssignFolds(prepared.index, k, seed);
   for (int f = 0; f < k; ++f) {
     const std::string fold_dir = FoldDir(o, f);
@@ -61,7 +58,7 @@ void PrepareFolds(const TuneOptions& o, const config::Config& base, int k, uint6
     PrepareDataset(fold_config, fold_dir + "/prepared", nullptr);
   }
   if (progress)
-    *progress << "prepared " << k << " folds of " << dir << " under " << o.out_dir
+    *progress << "prepared " << k << " folds of " << prepared.dir << " under " << o.out_dir
               << "/folds (test samples left out)\n";
 }
 
@@ -91,6 +88,8 @@ std::vector<std::string> TrainArgv(const TuneOptions& o, const Trial& t, int fol
   std::vector<std::string> argv = {o.executable, "train", "--config", o.config_path};
   std::vector<std::string> sets = o.overrides;
   sets.insert(sets.end(), t.overrides.begin(), t.overrides.end());
+  // The fold's data as it was prepared (PrepareFolds): its splits file and directory.
+  sets.push_back("data.splits_file=" + FoldDir(o, fold) + "/splits.json");
   sets.push_back("data.prepared_dir=" + FoldDir(o, fold) + "/prepared");
   sets.push_back("run.dir=" + RunDir(o, t, fold));
   sets.push_back("training.seeds=");  // one seed per trial: training.seed

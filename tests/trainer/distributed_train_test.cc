@@ -47,7 +47,7 @@ struct Setup {
     options.world = world;
     options.expert_parallel_degree = ep_degree;
     options.run_dir = run_dir;
-    return Train(config, *prepared, *data, config.training().seed(), options);
+    return Train(config, *prepared, data.get(), config.training().seed(), options);
   }
 };
 

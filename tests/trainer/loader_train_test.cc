@@ -51,21 +51,31 @@ TEST(LoaderTrainTest, LoaderProcessGivesTheInProcessLosses) {
   DecodedDataset data(prepared);
   TrainOptions in_process;
   in_process.threads = 1;
-  TrainResult expected = Train(config, prepared, data, config.training().seed(), in_process);
+  TrainResult expected = Train(config, prepared, &data, config.training().seed(), in_process);
 
   config::Config remote_config = config;
   remote_config.mutable_cluster()->add_loader_addresses(address);
   TrainOptions remote;
   remote.threads = 1;
-  remote.training_batches =
-      LoaderBatchesFromConfig(remote_config, prepared, config.training().seed());
-  ASSERT_TRUE(remote.training_batches);
-  TrainResult streamed = Train(remote_config, prepared, data, config.training().seed(), remote);
+  // Fed by the loader, the trainer holds no samples: the metadata only, every batch
+  // (training, validation, test) streamed.
+  const PreparedDataset meta_only = PreparedDataset::OpenMeta(config.data().prepared_dir());
+  remote.batches = LoaderBatchesFromConfig(remote_config, meta_only, config.training().seed());
+  ASSERT_TRUE(remote.batches);
+  TrainResult streamed = Train(remote_config, meta_only, nullptr, config.training().seed(), remote);
 
   ASSERT_EQ(streamed.step_losses.size(), expected.step_losses.size());
   for (size_t i = 0; i < expected.step_losses.size(); ++i) {
     EXPECT_EQ(streamed.step_losses[i], expected.step_losses[i]) << "step " << i;
   }
+  // The same validation and test scores, from the loader's evaluation passes.
+  ASSERT_EQ(streamed.epochs.size(), expected.epochs.size());
+  for (size_t e = 0; e < expected.epochs.size(); ++e) {
+    EXPECT_EQ(streamed.epochs[e].validation.loss, expected.epochs[e].validation.loss);
+    EXPECT_EQ(streamed.epochs[e].validation.labels, expected.epochs[e].validation.labels);
+  }
+  EXPECT_EQ(streamed.test.log_probs, expected.test.log_probs);
+  EXPECT_FALSE(streamed.test.labels.empty());
 
   // A worker whose own dataset differs from the one the loader serves refuses the loader.
   config::Config other = remote_config;
@@ -75,7 +85,7 @@ TEST(LoaderTrainTest, LoaderProcessGivesTheInProcessLosses) {
   GenerateSynthetic(other, other.data().input());
   PrepareDataset(other, other.data().prepared_dir(), nullptr);
   PreparedDataset other_prepared = PreparedDataset::Open(other.data().prepared_dir());
-  auto source = LoaderBatchesFromConfig(other, other_prepared, 1)(0, 1);
+  auto source = LoaderBatchesFromConfig(other, other_prepared, 1)(0, 0, 1);
   try {
     source->StartEpoch(0, 0);
     ADD_FAILURE() << "a loader of another dataset was accepted";

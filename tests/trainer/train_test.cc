@@ -51,7 +51,7 @@ class QuickstartTest : public ::testing::Test {
     options.resume_from = resume_from;
     options.hooks = std::move(hooks);
     config::Config config = Config(overrides);
-    return Train(config, *prepared_, *data_, config.training().seed(), options);
+    return Train(config, *prepared_, data_, config.training().seed(), options);
   }
   static testing::TempDir* dir_;
   static PreparedDataset* prepared_;

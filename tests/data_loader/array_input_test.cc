@@ -1,0 +1,109 @@
+// Array modalities as users write them (tests/data_loader/write_arrays.py, numpy, h5py and
+// anndata): a .npy with its ids, an AnnData .h5ad with a CSR matrix and a plain HDF5 dense
+// dataset prepare to exactly what the same values in CSV prepare to; broken files are
+// refused with exit-2 errors naming the file and what is wrong.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "cluster/base/error.h"
+#include "data_loader/decoded_dataset.h"
+#include "data_loader/prepare.h"
+#include "data_loader/shard.h"
+#include "proto/config_loader.h"
+#include "tests/testing/temp_dir.h"
+
+namespace flexmoe {
+namespace {
+
+class ArrayInputTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    const std::string command = "/usr/bin/python3 " FLEXMOE_SOURCE_DIR
+                                "/tests/data_loader/write_arrays.py " +
+                                dir_->Path("in");
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static config::Config Config(const std::string& variant, const std::string& img,
+                               const std::string& gen, const std::string& extra = "") {
+    const std::string text = "data { layout: PER_MODALITY_CSV input: \"" +
+                             dir_->Path("in/" + variant) +
+                             "\" modalities { name: \"img\" file: \"" + img +
+                             "\" } modalities { name: \"gen\" file: \"" + gen + "\" " + extra +
+                             " } } model { num_experts: 4 top_k: 2 }";
+    return ParseConfig(text, variant + ".textproto", {});
+  }
+  // Prepares and decodes every sample.
+  static DecodedBatch Prepared(const config::Config& config, const std::string& name,
+                               data::DatasetMeta* meta) {
+    PrepareDataset(config, dir_->Path("out/" + name), nullptr);
+    const PreparedDataset prepared = PreparedDataset::Open(dir_->Path("out/" + name));
+    *meta = prepared.meta;
+    std::vector<uint32_t> all(prepared.size());
+    for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+    return DecodedDataset(prepared).Gather(all);
+  }
+  static std::string ErrorOf(const config::Config& config) {
+    try {
+      PrepareDataset(config, dir_->Path("out/bad"), nullptr);
+    } catch (const Error& e) {
+      EXPECT_TRUE(e.code() == ErrorCode::kInvalidArgument || e.code() == ErrorCode::kNotFound)
+          << e.what();  // both exit 2
+      return e.what();
+    }
+    return "(accepted)";
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* ArrayInputTest::dir_ = nullptr;
+
+TEST_F(ArrayInputTest, NpyH5adAndHdf5PrepareAsTheirCsv) {
+  data::DatasetMeta csv_meta;
+  const DecodedBatch csv = Prepared(Config("csv", "img.csv", "gen.csv"), "csv", &csv_meta);
+  ASSERT_EQ(csv.size, 6);
+  for (const auto& [variant, gen, extra] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"npy", "gen.npy", ""},
+           {"h5ad", "gen.h5ad", ""},
+           {"dense", "gen.h5", "hdf5_matrix: \"matrix\" hdf5_ids: \"ids\""}}) {
+    SCOPED_TRACE(variant);
+    data::DatasetMeta meta;
+    const DecodedBatch got = Prepared(Config(variant, "img.npy", gen, extra), variant, &meta);
+    EXPECT_EQ(got.features, csv.features);
+    EXPECT_EQ(got.observed, csv.observed);
+    EXPECT_EQ(got.combination, csv.combination);
+    EXPECT_EQ(got.label, csv.label);
+    for (int m = 0; m < 2; ++m) {
+      EXPECT_EQ(meta.modalities(m).feature_names_size(),
+                csv_meta.modalities(m).feature_names_size());
+      EXPECT_EQ(meta.modalities(m).feature_names(0), csv_meta.modalities(m).feature_names(0));
+    }
+  }
+}
+
+TEST_F(ArrayInputTest, BrokenArraysAreRefusedByName) {
+  auto bad = [](const std::string& gen, const std::string& extra = "") {
+    return ErrorOf(Config("bad", "../npy/img.npy", gen, extra));
+  };
+  auto expect = [](const std::string& what, const std::vector<std::string>& parts) {
+    for (const std::string& part : parts) EXPECT_NE(what.find(part), std::string::npos) << what;
+  };
+  expect(bad("int.npy"), {"int.npy", "dtype '<i8'", "float32 or float64"});
+  expect(bad("flat.npy"), {"flat.npy", "shape (15,)", "two dimensions"});
+  expect(bad("fortran.npy"), {"fortran.npy", "Fortran order"});
+  expect(bad("short.npy"), {"short.npy", "truncated"});
+  expect(bad("dup.npy"), {"dup.ids.txt:4", "duplicate id 's2'"});
+  expect(bad("few.npy"), {"few.ids.txt", "3 ids", "5 rows"});
+  expect(bad("cut.h5ad"), {"cut.h5ad"});
+  expect(bad("csc.h5ad"), {"csc.h5ad", "csc_matrix", "only CSR"});
+  expect(bad("dup.h5ad"), {"dup.h5ad", "obs/_index[2]", "duplicate id 's2'"});
+  expect(bad("text.h5", "hdf5_matrix: \"matrix\" hdf5_ids: \"ids\""),
+         {"text.h5", "matrix", "not a numeric dataset"});
+  expect(bad("gen.h5ad"), {"gen.h5ad", "cannot open"});
+}
+
+}  // namespace
+}  // namespace flexmoe
