@@ -104,7 +104,8 @@ int Main(int argc, char** argv) {
       config.model(),
       ModelShape{data.feature_sizes(),
                  classes,
-                 {config.data().modalities().begin(), config.data().modalities().end()}},
+                 {config.data().modalities().begin(), config.data().modalities().end()},
+                 {}},
       1);
   FusedAdam optimizer(model->parameters(), AdamOptions{config.training().lr()});
   std::vector<uint32_t> train = SamplesOfSplit(prepared.index, 0);

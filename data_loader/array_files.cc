@@ -56,6 +56,70 @@ std::string HeaderField(const std::string& header, const std::string& key,
   return header.substr(begin, end - begin);
 }
 
+struct NpyHeader {
+  std::string descr;  // as written, quotes included: '<f4'
+  bool fortran = false;
+  std::vector<uint64_t> shape;
+  std::string shape_text;
+  uint64_t data_offset = 0;
+};
+
+// The header of the .npy file open as `fd` (format 1.0 to 3.0).
+NpyHeader ReadNpyHeader(int fd, const std::string& path) {
+  char start[12];
+  if (::pread(fd, start, sizeof(start), 0) != static_cast<ssize_t>(sizeof(start)) ||
+      std::memcmp(start, "\x93NUMPY", 6) != 0) {
+    Fail(ErrorCode::kInvalidArgument, path, ": not a .npy file (no \\x93NUMPY magic)");
+  }
+  const int major = static_cast<unsigned char>(start[6]);
+  size_t length, header_at;
+  if (major == 1) {
+    length = static_cast<unsigned char>(start[8]) | (static_cast<unsigned char>(start[9]) << 8);
+    header_at = 10;
+  } else if (major == 2 || major == 3) {
+    uint32_t l;
+    std::memcpy(&l, start + 8, 4);
+    length = l;
+    header_at = 12;
+  } else {
+    Fail(ErrorCode::kInvalidArgument, path, ": .npy format version ", major, " (reads 1 to 3)");
+  }
+  if (length > (1u << 20)) Fail(ErrorCode::kInvalidArgument, path, ": .npy header too long");
+  std::string text(length, '\0');
+  if (::pread(fd, text.data(), length, static_cast<off_t>(header_at)) !=
+      static_cast<ssize_t>(length)) {
+    Fail(ErrorCode::kInvalidArgument, path, ": truncated .npy header");
+  }
+  NpyHeader header;
+  header.data_offset = header_at + length;
+  header.descr = HeaderField(text, "descr", path);
+  header.fortran = HeaderField(text, "fortran_order", path) != "False";
+  header.shape_text = HeaderField(text, "shape", path);
+  const std::string& shape = header.shape_text;
+  for (size_t at = 1; at < shape.size();) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(shape.c_str() + at, &end, 10);
+    if (end == shape.c_str() + at) break;
+    header.shape.push_back(v);
+    at = static_cast<size_t>(end - shape.c_str());
+    while (at < shape.size() && (shape[at] == ',' || shape[at] == ' ')) ++at;
+  }
+  return header;
+}
+
+// Refuses a file shorter than its header's shape says.
+void CheckNpySize(int fd, const std::string& path, const NpyHeader& header, size_t item) {
+  uint64_t values = 1;
+  for (uint64_t side : header.shape) values *= side;
+  struct stat st {};
+  ::fstat(fd, &st);
+  const uint64_t need = header.data_offset + values * item;
+  if (static_cast<uint64_t>(st.st_size) < need) {
+    Fail(ErrorCode::kInvalidArgument, path, ": truncated: ", st.st_size, " bytes, shape ",
+         header.shape_text, " needs ", need);
+  }
+}
+
 class NpyMatrix : public ArrayMatrix {
  public:
   NpyMatrix(const std::string& path, const std::string& ids_path, const std::string& prefix) {
@@ -88,61 +152,30 @@ class NpyMatrix : public ArrayMatrix {
 
  private:
   void ReadHeader() {
-    char start[12];
-    if (::pread(fd_, start, sizeof(start), 0) != static_cast<ssize_t>(sizeof(start)) ||
-        std::memcmp(start, "\x93NUMPY", 6) != 0) {
-      Fail(ErrorCode::kInvalidArgument, path_, ": not a .npy file (no \\x93NUMPY magic)");
-    }
-    const int major = static_cast<unsigned char>(start[6]);
-    size_t length, header_at;
-    if (major == 1) {
-      length = static_cast<unsigned char>(start[8]) | (static_cast<unsigned char>(start[9]) << 8);
-      header_at = 10;
-    } else if (major == 2 || major == 3) {
-      uint32_t l;
-      std::memcpy(&l, start + 8, 4);
-      length = l;
-      header_at = 12;
-    } else {
-      Fail(ErrorCode::kInvalidArgument, path_, ": .npy format version ", major, " (reads 1 to 3)");
-    }
-    if (length > (1u << 20)) Fail(ErrorCode::kInvalidArgument, path_, ": .npy header too long");
-    std::string header(length, '\0');
-    if (::pread(fd_, header.data(), length, static_cast<off_t>(header_at)) !=
-        static_cast<ssize_t>(length)) {
-      Fail(ErrorCode::kInvalidArgument, path_, ": truncated .npy header");
-    }
-    data_offset_ = header_at + length;
-    const std::string descr = HeaderField(header, "descr", path_);
-    if (descr == "'<f4'" || descr == "'=f4'") {
+    const NpyHeader header = ReadNpyHeader(fd_, path_);
+    data_offset_ = header.data_offset;
+    if (header.descr == "'<f4'" || header.descr == "'=f4'") {
       item_ = 4;
-    } else if (descr == "'<f8'" || descr == "'=f8'") {
+    } else if (header.descr == "'<f8'" || header.descr == "'=f8'") {
       item_ = 8;
     } else {
-      Fail(ErrorCode::kInvalidArgument, path_, ": dtype ", descr,
+      Fail(ErrorCode::kInvalidArgument, path_, ": dtype ", header.descr,
            ": expected float32 or float64, little-endian ('<f4' or '<f8')");
     }
-    if (HeaderField(header, "fortran_order", path_) != "False") {
+    if (header.fortran) {
       Fail(ErrorCode::kInvalidArgument, path_,
            ": Fortran order; write it in C order (numpy.ascontiguousarray)");
     }
-    const std::string shape = HeaderField(header, "shape", path_);
-    unsigned long long r = 0, c = 0;
-    char close = 0;
-    if (std::sscanf(shape.c_str(), "(%llu, %llu%c", &r, &c, &close) != 3 || close != ')') {
-      Fail(ErrorCode::kInvalidArgument, path_, ": shape ", shape,
+    if (header.shape.size() != 2) {
+      Fail(ErrorCode::kInvalidArgument, path_, ": shape ", header.shape_text,
            ": expected two dimensions (subjects, features)");
     }
-    if (c == 0) Fail(ErrorCode::kInvalidArgument, path_, ": shape ", shape, ": no features");
-    rows_ = r;
-    cols_ = c;
-    struct stat st {};
-    ::fstat(fd_, &st);
-    const uint64_t need = data_offset_ + rows_ * cols_ * item_;
-    if (static_cast<uint64_t>(st.st_size) < need) {
-      Fail(ErrorCode::kInvalidArgument, path_, ": truncated: ", st.st_size, " bytes, shape ", shape,
-           " needs ", need);
+    if (header.shape[1] == 0) {
+      Fail(ErrorCode::kInvalidArgument, path_, ": shape ", header.shape_text, ": no features");
     }
+    rows_ = header.shape[0];
+    cols_ = header.shape[1];
+    CheckNpySize(fd_, path_, header, item_);
   }
 
   void ReadIds(const std::string& ids_path) {
@@ -439,6 +472,43 @@ class Hdf5Matrix : public ArrayMatrix {
 std::unique_ptr<ArrayMatrix> OpenNpyMatrix(const std::string& path, const std::string& ids_path,
                                            const std::string& prefix) {
   return std::make_unique<NpyMatrix>(path, ids_path, prefix);
+}
+
+std::vector<int64_t> ReadVolumeMask(const std::string& path, const std::vector<int64_t>& shape) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  const NpyHeader header = ReadNpyHeader(fd, path);
+  const std::vector<uint64_t> want(shape.begin(), shape.end());
+  if (header.shape != want || header.fortran) {
+    Fail(ErrorCode::kInvalidArgument, path, ": shape ", header.shape_text,
+         header.fortran ? " in Fortran order" : "", ": the mask must have volume_shape, C order");
+  }
+  size_t item = 0;
+  if (header.descr == "'|b1'" || header.descr == "'|u1'" || header.descr == "'|i1'") item = 1;
+  if (header.descr == "'<i4'" || header.descr == "'<f4'") item = 4;
+  if (header.descr == "'<i8'" || header.descr == "'<f8'") item = 8;
+  if (item == 0) {
+    Fail(ErrorCode::kInvalidArgument, path, ": dtype ", header.descr,
+         ": expected bool, uint8, int32, int64, float32 or float64");
+  }
+  CheckNpySize(fd, path, header, item);
+  const uint64_t n = static_cast<uint64_t>(shape[0] * shape[1] * shape[2]);
+  std::vector<unsigned char> bytes(n * item);
+  if (::pread(fd, bytes.data(), bytes.size(), static_cast<off_t>(header.data_offset)) !=
+      static_cast<ssize_t>(bytes.size())) {
+    Fail(ErrorCode::kInvalidArgument, path, ": short read");
+  }
+  std::vector<int64_t> voxels;
+  for (uint64_t v = 0; v < n; ++v) {
+    bool any = false;
+    for (size_t b = 0; b < item; ++b) any = any || bytes[v * item + b] != 0;
+    if (any) voxels.push_back(static_cast<int64_t>(v));
+  }
+  return voxels;
 }
 
 std::unique_ptr<ArrayMatrix> OpenHdf5Matrix(const std::string& path, const std::string& matrix,

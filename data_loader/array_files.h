@@ -44,4 +44,8 @@ std::unique_ptr<ArrayMatrix> OpenNpyMatrix(const std::string& path, const std::s
 std::unique_ptr<ArrayMatrix> OpenHdf5Matrix(const std::string& path, const std::string& matrix,
                                             const std::string& ids, const std::string& prefix);
 
+// The flat C-order positions of the non-zero entries of a .npy mask of `shape` (bool, uint8,
+// int or float): a CNN3D modality's voxels (config field volume_mask).
+std::vector<int64_t> ReadVolumeMask(const std::string& path, const std::vector<int64_t>& shape);
+
 }  // namespace flexmoe

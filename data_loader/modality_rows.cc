@@ -114,6 +114,8 @@ ModalityRows::ModalityRows(const config::DataConfig& data, int m,
       break;
     }
   }
+  std::error_code ec;
+  file_bytes_ = std::filesystem::file_size(path, ec);
   const std::vector<std::string>& ids = matrix_->ids();
   for (size_t r = 0; r < ids.size(); ++r) {
     if (ids[r].empty()) Fail(ErrorCode::kInvalidArgument, where(r), ": empty id");

@@ -25,10 +25,14 @@ class ModalityRows {
   size_t width() const { return matrix_->cols(); }
   // Copies the row of `id` into out[0, width()); false when the modality has none for it.
   bool Read(const std::string& id, double* out);
+  bool Has(const std::string& id) const { return row_of_.count(id) > 0; }
+  // Bytes of the modality's file.
+  uint64_t file_bytes() const { return file_bytes_; }
 
  private:
   std::unique_ptr<ArrayMatrix> matrix_;
   std::unordered_map<std::string, size_t> row_of_;
+  uint64_t file_bytes_ = 0;
 };
 
 }  // namespace flexmoe

@@ -15,6 +15,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
+#include "data_loader/array_files.h"
 #include "data_loader/combinations.h"
 #include "data_loader/feature_stats.h"
 #include "data_loader/row_source.h"
@@ -33,6 +34,21 @@ void AddDropped(data::Summary* summary, const std::string& reason, uint64_t coun
   auto* entry = summary->add_dropped();
   entry->set_name(reason);
   entry->set_count(count);
+}
+
+// A CNN3D modality's volume_mask: the positions its features fill, one per feature.
+void AddVolumeVoxels(const config::DataConfig& data, int m, data::ModalityMeta* modality) {
+  const config::Modality& config = data.modalities(m);
+  if (config.volume_mask().empty()) return;
+  const std::string path = (std::filesystem::path(data.input()) / config.volume_mask()).string();
+  const std::vector<int64_t> voxels = ReadVolumeMask(
+      path, std::vector<int64_t>(config.volume_shape().begin(), config.volume_shape().end()));
+  if (static_cast<int>(voxels.size()) != modality->feature_names_size()) {
+    Fail(ErrorCode::kInvalidArgument, path, ": ", voxels.size(), " voxels, but modality '",
+         config.name(), "' has ", modality->feature_names_size(),
+         " features (config field data.modalities[", m, "].volume_mask)");
+  }
+  modality->mutable_volume_voxels()->Add(voxels.begin(), voxels.end());
 }
 
 }  // namespace
@@ -83,7 +99,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
   uint64_t dropped_empty = 0;
   std::vector<std::string> dropped_ids;  // known to a splits file, but without any modality
   RawRow row;
-  while (source->Next(&row)) {
+  while (source->NextWithoutValues(&row)) {
     ++rows_read;
     int32_t label = ParseLabel(row, data);
     if (row.mask == 0) {
@@ -174,6 +190,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
     for (const auto& name : source->feature_names()[m]) modality->add_feature_names(name);
     FitModality(data.modalities(m), stats[m], modality);
     if (data.missing_indicators()) AddMissingIndicators(stats[m], observed[m], modality);
+    AddVolumeVoxels(data, m, modality);
   }
   if (progress) *progress << "pass 2: statistics fitted on the training split\n";
 

@@ -207,24 +207,15 @@ class PerModalitySource : public RowSource {
     labels_width_ = ReadLabelsHeader(*labels_);
   }
 
-  bool Next(RawRow* row) override {
-    for (;;) {
-      if (!labels_->Next(&fields_)) return false;
-      if (!IsBlank(fields_)) break;
-    }
-    row->where = labels_->Where();
-    CheckWidth(*labels_, fields_.size(), labels_width_);
-    row->id = Trim(fields_[0]);
-    row->label = labels_width_ > 1 ? Trim(fields_[1]) : "";
-    row->values.assign(num_values(), kNaN);
-    row->mask = 0;
-    for (size_t m = 0; m < tables_.size(); ++m) {
-      if (tables_[m]->Read(row->id, row->values.data() + offsets()[m])) row->mask |= 1u << m;
-    }
-    return true;
-  }
+  bool Next(RawRow* row) override { return NextRow(row, true); }
+  bool NextWithoutValues(RawRow* row) override { return NextRow(row, false); }
 
-  uint64_t bytes_read() const override { return labels_->bytes_read(); }
+  // labels.csv's bytes read so far, and every modality file's (each is read once).
+  uint64_t bytes_read() const override {
+    uint64_t bytes = labels_->bytes_read();
+    for (const auto& table : tables_) bytes += table->file_bytes();
+    return bytes;
+  }
 
   std::string DefaultSplitsFile() const override {
     return (std::filesystem::path(data_.input()) / "splits.json").string();
@@ -233,6 +224,25 @@ class PerModalitySource : public RowSource {
  private:
   std::string LabelsPath() const {
     return (std::filesystem::path(data_.input()) / "labels.csv").string();
+  }
+
+  bool NextRow(RawRow* row, bool values) {
+    for (;;) {
+      if (!labels_->Next(&fields_)) return false;
+      if (!IsBlank(fields_)) break;
+    }
+    row->where = labels_->Where();
+    CheckWidth(*labels_, fields_.size(), labels_width_);
+    row->id = Trim(fields_[0]);
+    row->label = labels_width_ > 1 ? Trim(fields_[1]) : "";
+    row->mask = 0;
+    if (values) row->values.assign(num_values(), kNaN);
+    for (size_t m = 0; m < tables_.size(); ++m) {
+      const bool has = values ? tables_[m]->Read(row->id, row->values.data() + offsets()[m])
+                              : tables_[m]->Has(row->id);
+      if (has) row->mask |= 1u << m;
+    }
+    return true;
   }
 
   // The header's width: 2 ("id,label"), or 1 ("id") where labels are optional.

@@ -30,6 +30,9 @@ class RowSource {
   // Starts again from the first row (each preparation pass reads the input once).
   virtual void Rewind() = 0;
   virtual bool Next(RawRow* row) = 0;
+  // The same row without its values where the source can tell the mask without them
+  // (preparation's first pass needs ids, labels and masks only); values are then unset.
+  virtual bool NextWithoutValues(RawRow* row) { return Next(row); }
   // Input bytes read in the current pass.
   virtual uint64_t bytes_read() const = 0;
   // Feature names per modality, in the order of RawRow::values.

@@ -141,8 +141,9 @@ EvalReport EvaluateExport(LoadedModel& model, const EvalOptions& options) {
            "); pass --input with a labelled file instead");
     }
     report.source = "split " + std::string(SplitName(split)) + " of " + dir;
-    data = std::make_unique<ShardSamples>(
-        prepared, static_cast<uint64_t>(model.config.data().loader_cache_mb()) << 20);
+    // No cache: each pass reads a sample once (the page cache keeps the shards), and cached
+    // entries between the passes' large tensors would fragment the heap.
+    data = std::make_unique<ShardSamples>(prepared, 0);
     samples = SamplesOfSplit(prepared.index, split);
   }
   at::Tensor class_weights;

@@ -58,7 +58,7 @@ LoadedModel LoadModel(const std::string& dir) {
   if (!loaded.info.dataset_text.empty()) {
     loaded.dataset = ParseDatasetMetaText(loaded.info.dataset_text, manifest);
   } else {
-    loaded.dataset = PreparedDataset::Open(loaded.config.data().prepared_dir()).meta;
+    loaded.dataset = PreparedDataset::OpenMeta(loaded.config.data().prepared_dir()).meta;
   }
   if (loaded.dataset.modalities_size() != loaded.config.data().modalities_size()) {
     Fail(ErrorCode::kDataLoss, manifest, ": the dataset has ", loaded.dataset.modalities_size(),
@@ -67,7 +67,8 @@ LoadedModel LoadModel(const std::string& dir) {
   ModelShape shape{
       loaded.feature_sizes(),
       loaded.num_classes(),
-      {loaded.config.data().modalities().begin(), loaded.config.data().modalities().end()}};
+      {loaded.config.data().modalities().begin(), loaded.config.data().modalities().end()},
+      VolumeVoxels(loaded.dataset)};
   torch::manual_seed(static_cast<int64_t>(loaded.info.seed));
   loaded.model = FlexMoeModel(loaded.config.model(), shape, static_cast<int64_t>(loaded.info.seed));
   LoadCheckpoint(*loaded.model, dir);

@@ -210,8 +210,9 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
   }
   const int status = TrainSeeds(config, prepared, samples.get(), run_dir, resume, options,
                                 rank == 0 ? &std::cout : nullptr);
-  if (coordinator) coordinator->Leave();
+  // Said before leaving: the job may end this process as soon as its last member has left.
   LOG(INFO) << "worker " << world->rank() << ": peak resident memory " << PeakResidentMb() << " MB";
+  if (coordinator) coordinator->Leave();
   return status;
 }
 

@@ -133,6 +133,9 @@ config::DataConfig PreparedDataSection(const config::DataConfig& data) {
 std::string FirstDataDifference(const config::DataConfig& prepared,
                                 const config::DataConfig& current) {
   pb::util::MessageDifferencer differencer;
+  // A field unset in the record equals its default: data prepared before a field existed
+  // was prepared with its default.
+  differencer.set_message_field_comparison(pb::util::MessageDifferencer::EQUIVALENT);
   FirstDifference reporter("data", "when prepared", "in the config");
   differencer.ReportDifferencesTo(&reporter);
   if (differencer.Compare(PreparedDataSection(prepared), PreparedDataSection(current))) return "";

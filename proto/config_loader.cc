@@ -343,6 +343,8 @@ void Validate(Config& c, const Validator& v) {
               "the CNN3D encoder of modality '" + modality.name() +
                   "' takes a whole volume: indicators would change its shape");
     }
+    v.Check(modality.volume_mask().empty() || modality.encoder() == config::CNN3D,
+            at + ".volume_mask", "only a CNN3D modality takes a volume mask");
     if (modality.encoder() == config::CNN3D) {
       v.Check(modality.volume_shape_size() == 3, at + ".volume_shape",
               "the CNN3D encoder needs the volume's three sides");

@@ -44,8 +44,9 @@ at::Tensor FeatureTokensImpl::forward(const at::Tensor& x) {
 }
 
 Cnn3dEncoderImpl::Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim,
-                                   int64_t modality)
+                                   int64_t modality, std::vector<int64_t> voxels)
     : shape_(std::move(volume_shape)), modality_(modality) {
+  if (!voxels.empty()) voxels_ = at::tensor(voxels, at::kLong);
   const int64_t channels[][2] = {{1, 32},  {32, 32},  {32, 64},
                                  {64, 64}, {64, 128}, {128, hidden_dim}};
   for (int i = 0; i < 6; ++i) {
@@ -60,7 +61,12 @@ Cnn3dEncoderImpl::Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patche
 }
 
 at::Tensor Cnn3dEncoderImpl::Encode(const at::Tensor& x, const StepKey& key, bool training) {
-  at::Tensor h = x.view({x.size(0), 1, shape_[0], shape_[1], shape_[2]});
+  at::Tensor h = x;
+  if (voxels_.defined()) {  // the features into their voxels of a zero volume
+    h = at::zeros({x.size(0), shape_[0] * shape_[1] * shape_[2]}, x.options())
+            .index_copy(1, voxels_.to(x.device()), x);
+  }
+  h = h.view({x.size(0), 1, shape_[0], shape_[1], shape_[2]});
   const int64_t pools[] = {2, 3, 4};
   for (int stage = 0; stage < 3; ++stage) {
     h = at::relu(convs_[2 * stage]->forward(h));
@@ -76,16 +82,26 @@ at::Tensor Cnn3dEncoderImpl::Encode(const at::Tensor& x, const StepKey& key, boo
 }
 
 std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality, int features,
-                                             const config::ModelConfig& model, int64_t index) {
+                                             const config::ModelConfig& model, int64_t index,
+                                             const std::vector<int64_t>& voxels) {
   if (modality.encoder() == config::CNN3D) {
     std::vector<int64_t> shape(modality.volume_shape().begin(), modality.volume_shape().end());
-    int64_t voxels = shape.size() == 3 ? shape[0] * shape[1] * shape[2] : -1;
-    if (voxels != features) {
+    const int64_t volume = shape.size() == 3 ? shape[0] * shape[1] * shape[2] : -1;
+    const int64_t filled = voxels.empty() ? volume : static_cast<int64_t>(voxels.size());
+    if (filled != features) {
       Fail(ErrorCode::kInvalidArgument, "config field data.modalities[", index,
-           "].volume_shape: ", voxels, " voxels, but the prepared modality '", modality.name(),
-           "' has ", features, " features");
+           voxels.empty() ? "].volume_shape: " : "].volume_mask: ", filled,
+           " voxels, but the prepared modality '", modality.name(), "' has ", features,
+           " features");
     }
-    return std::make_shared<Cnn3dEncoderImpl>(shape, model.patches(), model.hidden_dim(), index);
+    for (int64_t v : voxels) {
+      if (v < 0 || v >= volume) {
+        Fail(ErrorCode::kInvalidArgument, "modality '", modality.name(), "': voxel ", v,
+             " outside its volume of ", volume);
+      }
+    }
+    return std::make_shared<Cnn3dEncoderImpl>(shape, model.patches(), model.hidden_dim(), index,
+                                              voxels);
   }
   if (modality.encoder() == config::FEATURE_TOKENS) {
     return std::make_shared<FeatureTokensImpl>(features, model.patches(), model.hidden_dim());

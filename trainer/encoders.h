@@ -61,22 +61,26 @@ TORCH_MODULE(FeatureTokens);
 // a patch embedding of that D-vector. Input rows are volumes flattened row-major.
 class Cnn3dEncoderImpl : public ModalityEncoder {
  public:
-  Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim,
-                   int64_t modality);
+  // `voxels`: where feature j goes in the flat volume; empty: the features are the volume.
+  Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim, int64_t modality,
+                   std::vector<int64_t> voxels = {});
   at::Tensor Encode(const at::Tensor& x, const StepKey& key, bool training) override;
 
  private:
   std::vector<int64_t> shape_;
   int64_t modality_;
+  at::Tensor voxels_;  // [F] int64, or undefined
   std::vector<torch::nn::Conv3d> convs_;
   torch::nn::Linear fc_{nullptr};
   PatchEmbedding patches_{nullptr};
 };
 TORCH_MODULE(Cnn3dEncoder);
 
-// The encoder a modality's config asks for, for `features` input features. Throws
-// kInvalidArgument when a CNN3D volume shape does not match the feature count.
+// The encoder a modality's config asks for, for `features` input features (a CNN3D
+// modality's features fill `voxels` of its volume when given). Throws kInvalidArgument when a
+// CNN3D volume shape does not match the feature count.
 std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality, int features,
-                                             const config::ModelConfig& model, int64_t index);
+                                             const config::ModelConfig& model, int64_t index,
+                                             const std::vector<int64_t>& voxels = {});
 
 }  // namespace flexmoe

@@ -33,6 +33,14 @@ struct EvalResult {
   std::vector<int> groups;
   // Class probabilities [N, K] (float), as the metrics were computed from.
   std::vector<float> probs;
+
+  // Frees the per-sample vectors (log_probs, labels, groups, probs); the metrics stay.
+  void DropPerSample() {
+    std::vector<double>().swap(log_probs);
+    std::vector<int>().swap(labels);
+    std::vector<int>().swap(groups);
+    std::vector<float>().swap(probs);
+  }
 };
 
 class FlexMoeModelImpl;

@@ -148,8 +148,11 @@ FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const Model
   for (int m = 0; m < m_count; ++m) {
     config::Modality modality;
     if (m < static_cast<int>(shape.modalities.size())) modality = shape.modalities[m];
-    encoders_.push_back(register_module("encoder" + std::to_string(m),
-                                        MakeEncoder(modality, shape.feature_sizes[m], model, m)));
+    encoders_.push_back(register_module(
+        "encoder" + std::to_string(m),
+        MakeEncoder(modality, shape.feature_sizes[m], model, m,
+                    m < static_cast<int>(shape.volume_voxels.size()) ? shape.volume_voxels[m]
+                                                                     : std::vector<int64_t>())));
   }
   pos_embed_ = register_parameter("pos_embed", at::zeros({1, m_count * p, d}));
   const std::vector<int> sparse_layers = SparseLayers(model);
@@ -274,6 +277,14 @@ ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& 
   }
   out.logits = h;
   return out;
+}
+
+std::vector<std::vector<int64_t>> VolumeVoxels(const data::DatasetMeta& meta) {
+  std::vector<std::vector<int64_t>> voxels;
+  for (const auto& modality : meta.modalities()) {
+    voxels.emplace_back(modality.volume_voxels().begin(), modality.volume_voxels().end());
+  }
+  return voxels;
 }
 
 }  // namespace flexmoe

@@ -16,6 +16,7 @@
 #include "experts/expert_parallel.h"
 #include "experts/moe_layer.h"
 #include "proto/config.pb.h"
+#include "proto/dataset.pb.h"
 #include "trainer/encoders.h"
 #include "trainer/keyed_tensors.h"
 #include "trainer/parameter_groups.h"
@@ -28,7 +29,13 @@ struct ModelShape {
   int num_classes = 2;
   // Per modality its config (encoder kind, volume shape); empty: patch embeddings.
   std::vector<config::Modality> modalities;
+  // Per modality: a CNN3D modality's voxel positions (ModalityMeta.volume_voxels), empty
+  // when its features are the whole volume.
+  std::vector<std::vector<int64_t>> volume_voxels;
 };
+
+// Per modality of `meta`, its CNN3D voxel positions (ModalityMeta.volume_voxels).
+std::vector<std::vector<int64_t>> VolumeVoxels(const data::DatasetMeta& meta);
 
 // One batch as tensors: features per modality [B, F_m] (zeros where missing), observed
 // [B, M] bool, combination [B] int64, label [B] int64.

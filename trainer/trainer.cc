@@ -247,7 +247,8 @@ void Trainer::Impl::BuildModel() {
   torch::manual_seed(seed);
   ModelShape shape{feature_sizes,
                    num_classes,
-                   {config.data().modalities().begin(), config.data().modalities().end()}};
+                   {config.data().modalities().begin(), config.data().modalities().end()},
+                   VolumeVoxels(prepared.meta)};
   model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
   // Initialised on the host (the same values on every device), then moved.
   model->to(device);
@@ -629,6 +630,9 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   ++position.epoch;
   position.step_in_epoch = 0;
   ForEachHook([&](TrainHook& h) { h.AfterEpoch(record, state); });
+  // The epoch's record keeps the validation metrics, not its per-sample scores: kept for
+  // every epoch, those would grow with epochs x validation samples.
+  record.validation.DropPerSample();
   const int every = config.checkpoint().every_epochs();
   const bool scheduled =
       (every > 0 && position.epoch % every == 0) || position.epoch == tc.epochs() || EarlyStopped();

@@ -79,7 +79,8 @@ class InferenceTest : public ::testing::Test {
     torch::manual_seed(static_cast<int64_t>(seed));
     ModelShape shape{data_->feature_sizes(),
                      prepared_->meta.num_classes(),
-                     {config_->data().modalities().begin(), config_->data().modalities().end()}};
+                     {config_->data().modalities().begin(), config_->data().modalities().end()},
+                     {}};
     FlexMoeModel model(config_->model(), shape, static_cast<int64_t>(seed));
     CheckpointInfo info;
     info.seed = seed;
@@ -203,7 +204,8 @@ TEST_F(InferenceTest, PredictComputesTheMissingIndicatorsAsPreparationDid) {
   torch::manual_seed(4);
   ModelShape shape{data.feature_sizes(),
                    prepared.meta.num_classes(),
-                   {config.data().modalities().begin(), config.data().modalities().end()}};
+                   {config.data().modalities().begin(), config.data().modalities().end()},
+                   {}};
   FlexMoeModel model(config.model(), shape, 4);
   CheckpointInfo info;
   info.config_text = ConfigToText(config);

@@ -95,7 +95,7 @@ TEST(FeatureTokensTest, EachPatchIsTheMeanOfItsFeaturesTokens) {
 
 TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
   torch::manual_seed(1);
-  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, {}}, 1);
+  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, {}, {}}, 1);
   BatchTensors batch = TinyBatch(at::kFloat);
   at::Tensor tokens = model->Embed(batch).view({4, 2, 2, 8});
   at::Tensor bank = model->bank();
@@ -121,7 +121,7 @@ TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
 TEST(FlexMoeModelTest, ZeroBankModeFillsZeros) {
   config::ModelConfig m = TinyModel(0.0);
   m.set_bank_mode(config::ModelConfig::ZERO);
-  FlexMoeModel model(m, ModelShape{{3, 5}, 2, {}}, 1);
+  FlexMoeModel model(m, ModelShape{{3, 5}, 2, {}, {}}, 1);
   at::Tensor tokens = model->Embed(TinyBatch(at::kFloat)).view({4, 2, 2, 8});
   EXPECT_TRUE(at::equal(tokens[1][1], at::zeros({2, 8})));
   EXPECT_TRUE(at::equal(tokens[2][0], at::zeros({2, 8})));
@@ -147,7 +147,7 @@ TEST(KeyedDropoutTest, MasksDependOnTheSampleNotItsPosition) {
 // through the task loss plus the router loss with fixed dropout masks and router noise.
 TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfEveryParameterGroup) {
   torch::manual_seed(3);
-  FlexMoeModel model(TinyModel(0.2), ModelShape{{3, 5}, 2, {}}, 3);
+  FlexMoeModel model(TinyModel(0.2), ModelShape{{3, 5}, 2, {}, {}}, 3);
   model->to(at::kDouble);
   BatchTensors batch = TinyBatch(at::kDouble);
   StepKey key{11, 0, 0, {0, 1, 2, 3}};
@@ -199,7 +199,7 @@ TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfFeatureTokens) {
   torch::manual_seed(4);
   std::vector<config::Modality> modalities(2);
   modalities[1].set_encoder(config::FEATURE_TOKENS);
-  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, modalities}, 3);
+  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, modalities, {}}, 3);
   model->to(at::kDouble);
   BatchTensors batch = TinyBatch(at::kDouble);
   StepKey key{11, 0, 0, {0, 1, 2, 3}};

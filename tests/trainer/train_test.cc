@@ -132,7 +132,7 @@ TEST_F(QuickstartTest, CheckpointReproducesTheTestMetrics) {
   TrainResult a = Run({"training.epochs=2", "training.warmup_epochs=1"}, dir_->Path("run-ckpt"));
   config::Config config = Config({});
   torch::manual_seed(99);  // a different initialisation, overwritten by the load
-  FlexMoeModel model(config.model(), ModelShape{data_->feature_sizes(), 3, {}}, 99);
+  FlexMoeModel model(config.model(), ModelShape{data_->feature_sizes(), 3, {}, {}}, 99);
   CheckpointInfo info = LoadCheckpoint(*model, a.checkpoint_dir);
   EXPECT_EQ(info.epoch, a.best_epoch);
   EXPECT_EQ(info.seed, 1u);
