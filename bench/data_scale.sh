@@ -31,7 +31,7 @@ for line in open(sys.argv[1]):
     if r.get("event") == "step" and r.get("step", 0) >= int(sys.argv[2]) and r.get("samples_per_s"):
         samples += r["samples"]
         seconds += r["samples"] / r["samples_per_s"]
-print("%.0f" % (samples / seconds) if seconds > 0 else "nan")
+print("%.3g" % (samples / seconds) if seconds > 0 else "nan")
 PY
 }
 

@@ -105,5 +105,23 @@ TEST_F(ArrayInputTest, BrokenArraysAreRefusedByName) {
   expect(bad("gen.h5ad"), {"gen.h5ad", "cannot open"});
 }
 
+TEST_F(ArrayInputTest, AVolumeMaskPlacesTheFeaturesInTheVolume) {
+  auto config = [](const std::string& mask) {
+    return ParseConfig("data { layout: PER_MODALITY_CSV input: \"" + dir_->Path("in/npy") +
+                           "\" modalities { name: \"img\" file: \"img.npy\" encoder: CNN3D "
+                           "volume_shape: [24, 24, 24] volume_mask: \"" +
+                           mask + "\" } modalities { name: \"gen\" file: \"gen.npy\" } }",
+                       "mask.textproto", {});
+  };
+  data::DatasetMeta meta;
+  Prepared(config("mask.npy"), "mask", &meta);
+  EXPECT_EQ(std::vector<int64_t>(meta.modalities(0).volume_voxels().begin(),
+                                 meta.modalities(0).volume_voxels().end()),
+            (std::vector<int64_t>{3, 100, 2000, 5000, 13000}));
+  const std::string what = ErrorOf(config("../bad/mask4.npy"));
+  EXPECT_NE(what.find("mask4.npy: 4 voxels, but modality 'img' has 5 features"), std::string::npos)
+      << what;
+}
+
 }  // namespace
 }  // namespace flexmoe

@@ -7,6 +7,7 @@ The same 6 subjects (s0..s5, labels 0,1,0,1,0,1) in layout A, each modality thre
   h5ad/   labels.csv, img.npy as above, gen.h5ad (AnnData, CSR sparse X)
   dense/  labels.csv, img.npy as above, gen.h5 (plain HDF5: /matrix dense, /ids)
   bad/    broken files, one per case
+  npy/mask.npy: a CNN3D volume mask (24x24x24, 5 voxels); bad/mask4.npy: 4 voxels
 Usage: write_arrays.py DIR
 """
 import os
@@ -81,6 +82,12 @@ csc.write_h5ad(f"{bad}/csc.h5ad")
 dup = anndata.AnnData(X=gen.astype(np.float32))
 dup.obs_names = ["s1", "s2", "s2", "s4", "s5"]
 dup.write_h5ad(f"{bad}/dup.h5ad")
+# CNN3D masks of a 24x24x24 volume: 5 voxels (img's 5 features), and 4.
+mask = np.zeros((24, 24, 24), dtype=bool)
+mask.reshape(-1)[[3, 100, 2000, 5000, 13000]] = True
+np.save(f"{out}/npy/mask.npy", mask)
+mask.reshape(-1)[13000] = False
+np.save(f"{bad}/mask4.npy", mask)
 with h5py.File(f"{bad}/text.h5", "w") as f:
     f["matrix"] = np.array([["a", "b"]] * 5, dtype="S")
     f["ids"] = np.array(gen_ids, dtype="S")

@@ -256,5 +256,24 @@ TEST(Cnn3dEncoderTest, ShapesKeyedChannelDropoutAndGradients) {
   EXPECT_THROW(MakeEncoder(image, 1000, m, 0), Error);
 }
 
+TEST(Cnn3dEncoderTest, MaskedFeaturesEncodeAsTheirZeroFilledVolume) {
+  config::Modality image;
+  image.set_encoder(config::CNN3D);
+  for (int side : {24, 24, 25}) image.add_volume_shape(side);
+  config::ModelConfig m = TinyModel(0.0);
+  const std::vector<int64_t> voxels = {0, 17, 5000, 9999, 24 * 24 * 25 - 1};
+  torch::manual_seed(5);
+  auto masked = MakeEncoder(image, 5, m, 0, voxels);
+  torch::manual_seed(5);
+  auto whole = MakeEncoder(image, 24 * 24 * 25, m, 0);
+  at::Tensor x = at::randn({2, 5});
+  at::Tensor volume = at::zeros({2, 24 * 24 * 25});
+  volume.index_copy_(1, at::tensor(voxels, at::kLong), x);
+  EXPECT_TRUE(at::allclose(masked->Encode(x, {}, false), whole->Encode(volume, {}, false)));
+  // As many voxels as features, each inside the volume.
+  EXPECT_THROW(MakeEncoder(image, 4, m, 0, voxels), Error);
+  EXPECT_THROW(MakeEncoder(image, 1, m, 0, {24 * 24 * 25}), Error);
+}
+
 }  // namespace
 }  // namespace flexmoe
