@@ -175,7 +175,13 @@ void AddIndexValue(data::DatasetIndex* index, int field, uint64_t v) {
 
 // The index without its ids: the file is streamed field by field, the ids skipped, so that
 // no copy of them is ever held.
-bool ParseIndexWithoutIds(const std::string& path, data::DatasetIndex* index) {
+bool ParseIndexWithoutIds(const std::string& path, int samples, data::DatasetIndex* index) {
+  // Exactly the capacity the metadata says: growing by doubling would hold up to twice it.
+  index->mutable_split()->Reserve(samples);
+  index->mutable_combination()->Reserve(samples);
+  index->mutable_label()->Reserve(samples);
+  index->mutable_shard()->Reserve(samples);
+  index->mutable_offset()->Reserve(samples);
   namespace io = google::protobuf::io;
   using google::protobuf::internal::WireFormatLite;
   const int fd = ::open(path.c_str(), O_RDONLY);
@@ -214,7 +220,9 @@ PreparedDataset OpenWithIndex(const std::string& dir, bool ids) {
     Fail(ErrorCode::kDataLoss, index_path, ": checksum mismatch with ", kMetaFile);
   }
   const bool parsed = ids ? dataset.index.ParseFromString(ReadFile(index_path))
-                          : ParseIndexWithoutIds(index_path, &dataset.index);
+                          : ParseIndexWithoutIds(
+                                index_path, static_cast<int>(dataset.meta.num_samples()),
+                                &dataset.index);
   if (!parsed) Fail(ErrorCode::kDataLoss, index_path, ": unreadable index");
   const auto& index = dataset.index;
   const int n = static_cast<int>(dataset.meta.num_samples());
