@@ -56,6 +56,47 @@ at::Tensor GatherRows(const at::Tensor& rows, Communicator* world) {
   return world->AllToAll(at::cat(copies, 0), send, recv);
 }
 
+// Adds a batch's routing to `routed` (per combination: tokens routed top-1 to the
+// combination's own expert, and all its tokens) and `activation` (per sparse layer, the
+// tokens of combination c among whose top-k experts is e, at c * E + e).
+void TallyRouting(const std::vector<at::Tensor>& routing, const at::Tensor& combination,
+                  int64_t m_count, int64_t e_count, at::Tensor* routed, at::Tensor* activation) {
+  const int64_t b = combination.size(0);
+  const int64_t cells = activation->size(1);
+  // Tokens in (block, sample, patch) order; top-1 is the first column.
+  at::Tensor top = routing[0].select(1, 0).reshape({m_count, b, -1});
+  at::Tensor own = top.eq(combination.view({1, -1, 1}));  // [M, B, P]
+  at::Tensor per_sample = own.sum(at::IntArrayRef{0, 2});
+  (*routed)[0].index_add_(0, combination, per_sample);
+  (*routed)[1].index_add_(0, combination, at::full({b}, own.size(0) * own.size(2), at::kLong));
+  const int64_t p = top.size(2);
+  at::Tensor token_combination =
+      combination.view({1, -1, 1, 1}).expand({m_count, b, p, 1}).reshape({-1, 1});
+  for (int64_t l = 0; l < activation->size(0); ++l) {
+    at::Tensor cell = token_combination * e_count + routing[l].to(at::kLong);
+    (*activation)[l] += at::bincount(cell.reshape({-1}), {}, cells);
+  }
+}
+
+// Every worker's rows [N, K log probs | label | combination | nll | weight] into the
+// result's per-sample vectors and its weighted mean loss.
+void UnpackRows(const at::Tensor& all, int num_classes, EvalResult* result) {
+  const int64_t cols = num_classes + 4;
+  double loss_sum = 0, weight_sum = 0;
+  const double* r = all.data_ptr<double>();
+  for (int64_t i = 0; i < all.size(0); ++i, r += cols) {
+    for (int k = 0; k < num_classes; ++k) {
+      result->log_probs.push_back(r[k]);
+      result->probs.push_back(static_cast<float>(std::exp(r[k])));
+    }
+    result->labels.push_back(static_cast<int>(r[num_classes]));
+    result->groups.push_back(static_cast<int>(r[num_classes + 1]));
+    loss_sum += r[num_classes + 2];
+    weight_sum += r[num_classes + 3];
+  }
+  result->loss = weight_sum > 0 ? loss_sum / weight_sum : 0;
+}
+
 }  // namespace
 
 EvalResult Evaluate(FlexMoeModelImpl& model, const Samples& data,
@@ -112,20 +153,7 @@ EvalResult Evaluate(FlexMoeModelImpl& model, BatchSource& batches,
     rows.insert(rows.end(), piece.data_ptr<double>(), piece.data_ptr<double>() + piece.numel());
     for (at::Tensor& r : out.routing) r = r.to(at::kCPU);
     if (!out.routing.empty() && batch.size > 0) {
-      // Tokens in (block, sample, patch) order; top-1 is the first column.
-      at::Tensor top = out.routing[0].select(1, 0).reshape({m_count, batch.size, -1});
-      at::Tensor own = top.eq(t.combination.view({1, -1, 1}));  // [M, B, P]
-      at::Tensor per_sample = own.sum(at::IntArrayRef{0, 2});
-      routed[0].index_add_(0, t.combination, per_sample);
-      routed[1].index_add_(0, t.combination,
-                           at::full({batch.size}, own.size(0) * own.size(2), at::kLong));
-      const int64_t p = top.size(2);
-      at::Tensor token_combination =
-          t.combination.view({1, -1, 1, 1}).expand({m_count, batch.size, p, 1}).reshape({-1, 1});
-      for (int64_t l = 0; l < l_count; ++l) {
-        at::Tensor cell = token_combination * e_count + out.routing[l].to(at::kLong);
-        activation[l] += at::bincount(cell.reshape({-1}), {}, num_combinations * e_count);
-      }
+      TallyRouting(out.routing, t.combination, m_count, e_count, &routed, &activation);
     }
   }
   at::Tensor all =
@@ -138,22 +166,10 @@ EvalResult Evaluate(FlexMoeModelImpl& model, BatchSource& batches,
     world->AllReduce(activation, ReduceOp::kSum);
   }
   EvalResult result;
+  UnpackRows(all, num_classes, &result);
   std::vector<int>& labels = result.labels;
-  std::vector<int>& groups = result.groups;
   std::vector<float>& probs = result.probs;
-  double loss_sum = 0, weight_sum = 0;
-  const double* r = all.data_ptr<double>();
-  for (int64_t i = 0; i < all.size(0); ++i, r += cols) {
-    for (int k = 0; k < num_classes; ++k) {
-      result.log_probs.push_back(r[k]);
-      probs.push_back(static_cast<float>(std::exp(r[k])));
-    }
-    labels.push_back(static_cast<int>(r[num_classes]));
-    groups.push_back(static_cast<int>(r[num_classes + 1]));
-    loss_sum += r[num_classes + 2];
-    weight_sum += r[num_classes + 3];
-  }
-  result.loss = weight_sum > 0 ? loss_sum / weight_sum : 0;
+  std::vector<int>& groups = result.groups;
   result.metrics = ComputeGroupedMetrics(labels, probs, num_classes, groups, num_combinations);
   result.ece = labels.empty() ? 0 : ComputeReliability(labels, probs, num_classes).ece;
   result.routed_to_own_expert.assign(routed[0].data_ptr<int64_t>(),

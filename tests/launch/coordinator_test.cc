@@ -444,12 +444,12 @@ TEST_F(CoordinatorTest, GarbageOnThePortsChangesNothing) {
   Job noisy(dir_->Path("noisy"), Common("noisy", 6));
   ASSERT_FALSE(noisy.coordinator_address.empty());
   // A member with the wrong token is refused and the job goes on.
-  auto wrong =
-      testing::RunCommand({kBinary, "loader", "--config", kSource + "/configs/quickstart.textproto",
-                           "--set", "data.prepared_dir=" + dir_->Path("prepared"), "--set",
-                           "cluster.job_token_source=env:WRONG_TOKEN", "--set",
-                           "cluster.coordinator=" + noisy.coordinator_address},
-                          60, {"WRONG_TOKEN=not-the-token"});
+  auto wrong = testing::RunCommand(
+      {kBinary, "loader", "--config", kSource + "/configs/quickstart.textproto", "--set",
+       "data.input=" + dir_->Path("raw"), "--set", "data.prepared_dir=" + dir_->Path("prepared"),
+       "--set", "cluster.job_token_source=env:WRONG_TOKEN", "--set",
+       "cluster.coordinator=" + noisy.coordinator_address},
+      60, {"WRONG_TOKEN=not-the-token"});
   EXPECT_NE(wrong.exit_code, 0) << wrong.output;
   EXPECT_NE(wrong.output.find("wrong job token"), std::string::npos) << wrong.output;
   const int silent_coordinator = Garbage(noisy.coordinator_address);
