@@ -93,6 +93,16 @@ void AddAttribution(LoadedModel& model, const Samples& data, const std::vector<u
   }
 }
 
+// Every k-th of `samples`, k the smallest that leaves at most `most` (0: all).
+std::vector<uint32_t> Strided(const std::vector<uint32_t>& samples, int64_t most) {
+  const int64_t n = static_cast<int64_t>(samples.size());
+  if (most <= 0 || n <= most) return samples;
+  const int64_t k = (n + most - 1) / most;
+  std::vector<uint32_t> out;
+  for (int64_t i = 0; i < n; i += k) out.push_back(samples[i]);
+  return out;
+}
+
 std::string Percent(double v) {
   if (!std::isfinite(v)) return "-";
   std::ostringstream out;
@@ -161,7 +171,8 @@ EvalReport EvaluateExport(LoadedModel& model, const EvalOptions& options) {
   report.per_combination = ComputeGroupedReliability(r.labels, r.probs, k_count, r.groups, c_count);
   report.calibrated_per_combination =
       ComputeGroupedReliability(r.labels, calibrated, k_count, r.groups, c_count);
-  if (options.explain) AddAttribution(model, *data, samples, &report);
+  if (options.explain)
+    AddAttribution(model, *data, Strided(samples, options.max_explained), &report);
   return report;
 }
 

@@ -239,11 +239,16 @@ void ReliabilityDiagram(const json& eval, FigureWriter& out) {
   out.Draw("reliability", data.str(), gp.str());
 }
 
+// The report's attribution: a strided sample of the test split at most this large.
+constexpr int64_t kReportExplained = 20000;
+
 json ReadOrWriteEval(const fs::path& seed_dir, const std::string& export_dir, std::ostream* log) {
   const fs::path path = seed_dir / "eval" / "test.json";
   if (!fs::exists(path)) {
     LoadedModel model = LoadModel(export_dir);
-    EvalReport report = EvaluateExport(model, EvalOptions());
+    EvalOptions options;
+    options.max_explained = kReportExplained;
+    EvalReport report = EvaluateExport(model, options);
     fs::create_directories(path.parent_path());
     WriteFileAtomically(path.string(), EvalReportJson(report).dump(1) + "\n");
     if (log != nullptr)
