@@ -83,6 +83,83 @@ const char* SplitName(uint32_t split) {
   return split < kNumSplits ? kNames[split] : "none";
 }
 
+namespace {
+
+// Samples per split, combination and class; combination names.
+void FillSummary(const data::DatasetIndex& kept, const config::DataConfig& data,
+                 const Combinations& combinations, uint64_t rows_read, data::Summary* summary) {
+  summary->set_rows_read(rows_read);
+  summary->set_samples(kept.id_size());
+  std::vector<std::string> modality_names;
+  for (const auto& m : data.modalities()) modality_names.push_back(m.name());
+  for (int c = 0; c < combinations.size(); ++c) {
+    summary->add_combination_names(combinations.Name(c, modality_names));
+  }
+  for (uint32_t s = 0; s < kNumSplits; ++s) {
+    auto* per_split = summary->add_splits();
+    per_split->set_split(SplitName(s));
+    per_split->mutable_per_combination()->Resize(combinations.size(), 0);
+    per_split->mutable_per_class()->Resize(data.num_classes(), 0);
+  }
+  for (int i = 0; i < kept.id_size(); ++i) {
+    auto* per_split = summary->mutable_splits(kept.split(i));
+    per_split->set_samples(per_split->samples() + 1);
+    per_split->set_per_combination(kept.combination(i),
+                                   per_split->per_combination(kept.combination(i)) + 1);
+    per_split->set_per_class(kept.label(i), per_split->per_class(kept.label(i)) + 1);
+  }
+}
+
+// summary.json: the summary, and what a tool outside flexmoe needs to read the same samples
+// from the source (bench/baselines.py): its layout, columns and every modality's features
+// in order (`feature_names`: the input's, without indicators).
+std::string SummaryJson(const data::DatasetMeta& meta, const config::DataConfig& data,
+                        const std::vector<std::vector<std::string>>& feature_names) {
+  const data::Summary& summary = meta.summary();
+  nlohmann::json json;
+  json["source"] = data.input();
+  json["rows_read"] = summary.rows_read();
+  json["samples"] = summary.samples();
+  for (const auto& s : summary.splits()) {
+    nlohmann::json split_json;
+    split_json["samples"] = s.samples();
+    for (int c = 0; c < summary.combination_names_size(); ++c) {
+      if (s.per_combination(c) > 0)
+        split_json["per_combination"][summary.combination_names(c)] = s.per_combination(c);
+    }
+    for (int k = 0; k < data.num_classes(); ++k)
+      split_json["per_class"][meta.class_names(k)] = s.per_class(k);
+    json["splits"][s.split()] = split_json;
+  }
+  json["dropped"] = nlohmann::json::object();
+  for (const auto& d : summary.dropped()) json["dropped"][d.name()] = d.count();
+  json["layout"] = config::DataConfig::Layout_Name(data.layout());
+  json["id_column"] = data.id_column();
+  json["label_column"] = data.label_column();
+  json["missing_values"] =
+      std::vector<std::string>(data.missing_values().begin(), data.missing_values().end());
+  json["class_names"] =
+      std::vector<std::string>(meta.class_names().begin(), meta.class_names().end());
+  json["modalities"] = nlohmann::json::array();
+  for (int m = 0; m < data.modalities_size(); ++m) {
+    json["modalities"].push_back({{"name", data.modalities(m).name()},
+                                  {"file", data.modalities(m).file()},
+                                  {"features", feature_names[m]}});
+  }
+  return json.dump(2) + "\n";
+}
+
+// The split of every sample, in the splits-file format (a later prepare can take it).
+std::string SplitsJson(const data::DatasetIndex& kept) {
+  nlohmann::json splits_json;
+  for (uint32_t s = 0; s < kNumSplits; ++s) splits_json[SplitName(s)] = nlohmann::json::array();
+  for (int i = 0; i < kept.id_size(); ++i)
+    splits_json[SplitName(kept.split(i))].push_back(kept.id(i));
+  return splits_json.dump() + "\n";
+}
+
+}  // namespace
+
 PrepareResult PrepareDataset(const config::Config& config, const std::string& out_dir,
                              std::ostream* progress) {
   auto start = std::chrono::steady_clock::now();
@@ -244,26 +321,7 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
   meta.set_num_samples(kept.id_size());
 
   data::Summary* summary = meta.mutable_summary();
-  summary->set_rows_read(rows_read);
-  summary->set_samples(kept.id_size());
-  std::vector<std::string> modality_names;
-  for (const auto& m : data.modalities()) modality_names.push_back(m.name());
-  for (int c = 0; c < combinations.size(); ++c) {
-    summary->add_combination_names(combinations.Name(c, modality_names));
-  }
-  for (uint32_t s = 0; s < kNumSplits; ++s) {
-    auto* per_split = summary->add_splits();
-    per_split->set_split(SplitName(s));
-    per_split->mutable_per_combination()->Resize(combinations.size(), 0);
-    per_split->mutable_per_class()->Resize(data.num_classes(), 0);
-  }
-  for (int i = 0; i < kept.id_size(); ++i) {
-    auto* per_split = summary->mutable_splits(kept.split(i));
-    per_split->set_samples(per_split->samples() + 1);
-    per_split->set_per_combination(kept.combination(i),
-                                   per_split->per_combination(kept.combination(i)) + 1);
-    per_split->set_per_class(kept.label(i), per_split->per_class(kept.label(i)) + 1);
-  }
+  FillSummary(kept, data, combinations, rows_read, summary);
   AddDropped(summary, kDroppedNoModality, dropped_empty);
   AddDropped(summary, kDroppedNoSplit, dropped_no_split);
 
@@ -271,47 +329,9 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
   google::protobuf::TextFormat::PrintToString(meta, &meta_text);
   WriteFileAtomically(out.StagingPath(kMetaFile), meta_text);
 
-  nlohmann::json json;
-  json["source"] = data.input();
-  json["rows_read"] = rows_read;
-  json["samples"] = kept.id_size();
-  for (const auto& s : summary->splits()) {
-    nlohmann::json split_json;
-    split_json["samples"] = s.samples();
-    for (int c = 0; c < combinations.size(); ++c) {
-      if (s.per_combination(c) > 0)
-        split_json["per_combination"][summary->combination_names(c)] = s.per_combination(c);
-    }
-    for (int k = 0; k < data.num_classes(); ++k)
-      split_json["per_class"][meta.class_names(k)] = s.per_class(k);
-    json["splits"][s.split()] = split_json;
-  }
-  json["dropped"] = nlohmann::json::object();
-  for (const auto& d : summary->dropped()) json["dropped"][d.name()] = d.count();
-  // What a tool outside flexmoe needs to read the same samples from the source
-  // (bench/baselines.py): its layout, columns and every modality's features in order.
-  json["layout"] = config::DataConfig::Layout_Name(data.layout());
-  json["id_column"] = data.id_column();
-  json["label_column"] = data.label_column();
-  json["missing_values"] =
-      std::vector<std::string>(data.missing_values().begin(), data.missing_values().end());
-  json["class_names"] =
-      std::vector<std::string>(meta.class_names().begin(), meta.class_names().end());
-  json["modalities"] = nlohmann::json::array();
-  for (int m = 0; m < num_modalities; ++m) {
-    const auto& names = source->feature_names()[m];  // the input's, without indicators
-    json["modalities"].push_back(
-        {{"name", data.modalities(m).name()},
-         {"file", data.modalities(m).file()},
-         {"features", std::vector<std::string>(names.begin(), names.end())}});
-  }
-  WriteFileAtomically(out.StagingPath(kSummaryFile), json.dump(2) + "\n");
-  // The split of every sample, in the splits-file format (a later prepare can take it).
-  nlohmann::json splits_json;
-  for (uint32_t s = 0; s < kNumSplits; ++s) splits_json[SplitName(s)] = nlohmann::json::array();
-  for (int i = 0; i < kept.id_size(); ++i)
-    splits_json[SplitName(kept.split(i))].push_back(kept.id(i));
-  WriteFileAtomically(out.StagingPath(kSplitsFile), splits_json.dump() + "\n");
+  WriteFileAtomically(out.StagingPath(kSummaryFile),
+                      SummaryJson(meta, data, source->feature_names()));
+  WriteFileAtomically(out.StagingPath(kSplitsFile), SplitsJson(kept));
   out.Commit();
 
   PrepareResult result;

@@ -219,10 +219,10 @@ PreparedDataset OpenWithIndex(const std::string& dir, bool ids) {
   if (FileCrc32c(index_path) != dataset.meta.index_crc32c()) {
     Fail(ErrorCode::kDataLoss, index_path, ": checksum mismatch with ", kMetaFile);
   }
-  const bool parsed = ids ? dataset.index.ParseFromString(ReadFile(index_path))
-                          : ParseIndexWithoutIds(
-                                index_path, static_cast<int>(dataset.meta.num_samples()),
-                                &dataset.index);
+  const bool parsed =
+      ids ? dataset.index.ParseFromString(ReadFile(index_path))
+          : ParseIndexWithoutIds(index_path, static_cast<int>(dataset.meta.num_samples()),
+                                 &dataset.index);
   if (!parsed) Fail(ErrorCode::kDataLoss, index_path, ": unreadable index");
   const auto& index = dataset.index;
   const int n = static_cast<int>(dataset.meta.num_samples());

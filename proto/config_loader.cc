@@ -307,6 +307,47 @@ class Validator {
   const FieldLines& lines_;
 };
 
+// Modality i of `data`: its checks, and its defaults made explicit.
+void ValidateModality(config::DataConfig& data, int i, std::set<std::string>* names,
+                      const Validator& v) {
+  auto& modality = *data.mutable_modalities(i);
+  const std::string at = "data.modalities[" + std::to_string(i) + "]";
+  v.Check(!modality.name().empty(), at + ".name", "every modality needs a name");
+  v.Check(names->insert(modality.name()).second, at + ".name", "duplicate modality name '",
+          modality.name(), "'");
+  if (modality.file().empty()) modality.set_file(modality.name() + ".csv");
+  if (modality.scaling() == config::SCALING_DEFAULT) modality.set_scaling(data.scaling());
+  if (modality.fill() == config::FILL_DEFAULT) modality.set_fill(config::AUTO);
+  if (data.layout() == config::DataConfig::WIDE_CSV) {
+    v.Check(modality.columns_size() > 0, at + ".columns", "a WIDE_CSV modality needs its columns");
+  }
+  v.Check(modality.synth_features() >= 0, at + ".synth_features", "must not be negative");
+  const ArrayFormat format = ArrayFormatOf(modality.file());
+  if (format != ArrayFormat::kCsv) {
+    v.Check(data.layout() == config::DataConfig::PER_MODALITY_CSV, at + ".file",
+            "array files (.npy, .h5ad, .h5, .hdf5) are read in layout PER_MODALITY_CSV");
+  }
+  v.Check(modality.ids_file().empty() || format == ArrayFormat::kNpy, at + ".ids_file",
+          "only a .npy modality takes an ids file (its file is '", modality.file(), "')");
+  v.Check((modality.hdf5_matrix().empty() && modality.hdf5_ids().empty()) ||
+              format == ArrayFormat::kHdf5,
+          at + ".hdf5_matrix", "only an HDF5 modality (.h5ad, .h5, .hdf5) takes hdf5_ fields");
+  if (modality.encoder() == config::CNN3D && data.missing_indicators()) {
+    v.Check(false, "data.missing_indicators",
+            "the CNN3D encoder of modality '" + modality.name() +
+                "' takes a whole volume: indicators would change its shape");
+  }
+  v.Check(modality.volume_mask().empty() || modality.encoder() == config::CNN3D,
+          at + ".volume_mask", "only a CNN3D modality takes a volume mask");
+  if (modality.encoder() == config::CNN3D) {
+    v.Check(modality.volume_shape_size() == 3, at + ".volume_shape",
+            "the CNN3D encoder needs the volume's three sides");
+    for (int side : modality.volume_shape()) {
+      v.Check(side >= 24, at + ".volume_shape", "each side must be at least 24, got ", side);
+    }
+  }
+}
+
 void Validate(Config& c, const Validator& v) {
   auto& data = *c.mutable_data();
   v.Check(data.layout() != config::DataConfig::LAYOUT_UNSPECIFIED, "data.layout",
@@ -314,45 +355,7 @@ void Validate(Config& c, const Validator& v) {
   int m = data.modalities_size();
   v.Check(m >= 1 && m <= 8, "data.modalities", "between 1 and 8 modalities are supported, got ", m);
   std::set<std::string> names;
-  for (int i = 0; i < m; ++i) {
-    auto& modality = *data.mutable_modalities(i);
-    std::string at = "data.modalities[" + std::to_string(i) + "]";
-    v.Check(!modality.name().empty(), at + ".name", "every modality needs a name");
-    v.Check(names.insert(modality.name()).second, at + ".name", "duplicate modality name '",
-            modality.name(), "'");
-    if (modality.file().empty()) modality.set_file(modality.name() + ".csv");
-    if (modality.scaling() == config::SCALING_DEFAULT) modality.set_scaling(data.scaling());
-    if (modality.fill() == config::FILL_DEFAULT) modality.set_fill(config::AUTO);
-    if (data.layout() == config::DataConfig::WIDE_CSV) {
-      v.Check(modality.columns_size() > 0, at + ".columns",
-              "a WIDE_CSV modality needs its columns");
-    }
-    v.Check(modality.synth_features() >= 0, at + ".synth_features", "must not be negative");
-    const ArrayFormat format = ArrayFormatOf(modality.file());
-    if (format != ArrayFormat::kCsv) {
-      v.Check(data.layout() == config::DataConfig::PER_MODALITY_CSV, at + ".file",
-              "array files (.npy, .h5ad, .h5, .hdf5) are read in layout PER_MODALITY_CSV");
-    }
-    v.Check(modality.ids_file().empty() || format == ArrayFormat::kNpy, at + ".ids_file",
-            "only a .npy modality takes an ids file (its file is '", modality.file(), "')");
-    v.Check((modality.hdf5_matrix().empty() && modality.hdf5_ids().empty()) ||
-                format == ArrayFormat::kHdf5,
-            at + ".hdf5_matrix", "only an HDF5 modality (.h5ad, .h5, .hdf5) takes hdf5_ fields");
-    if (modality.encoder() == config::CNN3D && data.missing_indicators()) {
-      v.Check(false, "data.missing_indicators",
-              "the CNN3D encoder of modality '" + modality.name() +
-                  "' takes a whole volume: indicators would change its shape");
-    }
-    v.Check(modality.volume_mask().empty() || modality.encoder() == config::CNN3D,
-            at + ".volume_mask", "only a CNN3D modality takes a volume mask");
-    if (modality.encoder() == config::CNN3D) {
-      v.Check(modality.volume_shape_size() == 3, at + ".volume_shape",
-              "the CNN3D encoder needs the volume's three sides");
-      for (int side : modality.volume_shape()) {
-        v.Check(side >= 24, at + ".volume_shape", "each side must be at least 24, got ", side);
-      }
-    }
-  }
+  for (int i = 0; i < m; ++i) ValidateModality(data, i, &names, v);
   v.Check(data.scaling() != config::SCALING_DEFAULT, "data.scaling",
           "choose STANDARD, MINMAX or NO_SCALING");
   if (data.class_names_size() > 0) {
