@@ -405,15 +405,13 @@ __attribute__((target("avx512f,avx512dq"))) size_t FillNormalBlocksAvx512(
 #endif
 
 void FillMaskBlocks(const PhiloxCounter& counter, const PhiloxKey& key, uint64_t first,
-                    size_t blocks, int32_t bound, float scale, float* out) {
+                    size_t blocks, int32_t bound, float scale, float* out, CpuIsa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool has_avx512 = __builtin_cpu_supports("avx512f");
-  static const bool has_avx2 = __builtin_cpu_supports("avx2");
-  if (has_avx512) {
+  if (isa >= CpuIsa::kAvx512) {
     FillMaskBlocksAvx512(counter, key, first, blocks, bound, scale, out);
     return;
   }
-  if (has_avx2) {
+  if (isa >= CpuIsa::kAvx2) {
     FillMaskBlocksAvx2(counter, key, first, blocks, bound, scale, out);
     return;
   }
@@ -531,9 +529,7 @@ void KeyedRandom::FillNormal(float* out, size_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
   // From a block boundary with no spare value, whole blocks at a time: what Normal() would
   // draw, pair by pair (the vector kernel computes the same bits).
-  static const bool vector =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  if (vector && !has_spare_normal_ && next_word_ == 4 && n >= 32) {
+  if (isa_ >= CpuIsa::kAvx512 && !has_spare_normal_ && next_word_ == 4 && n >= 32) {
     const size_t blocks = std::min<uint64_t>(n / 2, kBlocksPerStream - blocks_used_);
     const size_t done = FillNormalBlocksAvx512(counter_, key_, blocks_used_, blocks, out);
     blocks_used_ += done;
@@ -565,7 +561,7 @@ void KeyedRandom::FillBernoulliMask(float* out, size_t n, float keep_prob, float
       Fail(ErrorCode::kFailedPrecondition, "KeyedRandom: more than 2^34 numbers drawn from one ",
            "keyed stream; key the draws more finely");
     }
-    FillMaskBlocks(counter_, key_, blocks_used_, whole_blocks, bound, scale, out + i);
+    FillMaskBlocks(counter_, key_, blocks_used_, whole_blocks, bound, scale, out + i, isa_);
     blocks_used_ += whole_blocks;
     i += 4 * whole_blocks;
     next_word_ = 4;

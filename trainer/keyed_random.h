@@ -20,6 +20,8 @@
 #include <initializer_list>
 #include <vector>
 
+#include "cluster/base/cpu_isa.h"
+
 namespace flexmoe {
 
 using PhiloxCounter = std::array<uint32_t, 4>;
@@ -62,6 +64,10 @@ class KeyedRandom {
   // keep_prob must lie in [0, 1] (kInvalidArgument otherwise).
   void FillBernoulliMask(float* out, size_t n, float keep_prob, float scale);
 
+  // The widest vector path the Fill calls may take (default: the host's; capped by it). All
+  // paths give the same bits; tests force each one.
+  void LimitIsa(CpuIsa isa) { isa_ = UsableIsa(isa); }
+
  private:
   void Init(uint64_t seed, const uint64_t* ids, size_t count);
   void Refill();
@@ -73,6 +79,7 @@ class KeyedRandom {
   int next_word_ = 4;  // index into block_; 4 = exhausted
   bool has_spare_normal_ = false;
   float spare_normal_ = 0;
+  CpuIsa isa_ = HostIsa();
 };
 
 // Fisher-Yates shuffle driven by KeyedRandom(seed, ids): a deterministic permutation of

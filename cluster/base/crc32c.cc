@@ -47,17 +47,15 @@ __attribute__((target("sse4.2"))) uint32_t Hardware(const uint8_t* p, size_t n, 
   }
   return c32;
 }
-
-bool HasSse42() { return __builtin_cpu_supports("sse4.2"); }
 #endif
 
 }  // namespace
 
-uint32_t Crc32c(const void* data, size_t size, uint32_t crc) {
+uint32_t Crc32c(const void* data, size_t size, uint32_t crc, CpuIsa isa) {
   const auto* p = static_cast<const uint8_t*>(data);
   crc = ~crc;
 #if defined(__x86_64__)
-  static const bool hardware = HasSse42();
+  const bool hardware = UsableIsa(isa) >= CpuIsa::kSse42;
   crc = hardware ? Hardware(p, size, crc) : Portable(p, size, crc);
 #else
   crc = Portable(p, size, crc);

@@ -38,7 +38,7 @@ class Deadline {
 // (2 workers beside another job trained at 0.37x of one; docs/benchmarks.md, shared cores).
 // The sleep stays short because a nonblocking collective advances one protocol round per
 // MPI_Test on each side: with 100 us sleeps the gradient all-reduce of the ADNI-like model
-// (0.8 MB, then a reduce and a broadcast) took 11-12 ms a step, with 20 us 6-6.6 ms.
+// (0.8 MB, then a reduce to rank 0 and a broadcast) took 11-12 ms a step, with 20 us 6-6.6 ms.
 class PollPacer {
  public:
   PollPacer();

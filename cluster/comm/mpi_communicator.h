@@ -22,13 +22,14 @@ class Deadline;
 // total or a row size) above INT_MAX elements is rejected with kInvalidArgument.
 //
 // Waiting: every call starts non-blocking MPI operations and polls them with MPI_Test until
-// they finish or the deadline passes (PollPacer: yielding, then sleeping <= 200 us). After a
+// they finish or the deadline passes (PollPacer: yielding, then sleeping 5-20 us). After a
 // timeout the pending request and its buffers are parked in the communicator (MPI may still
 // write into them) and every later call throws kFailedPrecondition; the caller aborts the job.
 //
-// AllReduce is bit-identical on every rank: floating-point sums are a reduction to rank 0
-// followed by a broadcast (MPI_Iallreduce does not promise the same rounding on every rank);
-// max and integer sums use MPI_Iallreduce, which is exact. kAverage divides the sum by size()
+// AllReduce is bit-identical on every rank: floating-point sums are a reduce-scatter of
+// slices followed by an all-gather, in point-to-point messages (NOTE [same bits on every
+// rank]; MPI_Iallreduce does not promise the same rounding on every rank); max and integer
+// sums use MPI_Iallreduce, which is exact. kAverage divides the sum by size()
 // on every rank (integers: truncating division; bool: kInvalidArgument).
 //
 // AllToAll: NOTE [split validation] via split_check.h (one MPI_Iallgather of the split

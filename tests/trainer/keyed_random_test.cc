@@ -1,5 +1,7 @@
 // Tests of trainer/keyed_random: Philox4x32-10 known answers, determinism per key,
-// statistics of uniforms, normals and masks, and the keyed shuffle.
+// statistics of uniforms, normals and masks, and the keyed shuffle. The Fill calls' vector
+// passes are forced one by one (KeyedRandom::LimitIsa), so each path the host can run is
+// checked against the scalar draws.
 #include "trainer/keyed_random.h"
 
 #include <gtest/gtest.h>
@@ -7,12 +9,26 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <numeric>
 
 #include "cluster/base/error.h"
 
 namespace flexmoe {
 namespace {
+
+// The Fill paths this CPU can run: scalar, AVX2, AVX-512 (up to the host's).
+std::vector<CpuIsa> TestableIsas() {
+  std::vector<CpuIsa> isas;
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    if (UsableIsa(isa) == isa) isas.push_back(isa);
+  }
+  return isas;
+}
+
+// Fill calls on the path `isa` against the single draws they stand for.
+void FillMatchesSingleDraws(CpuIsa isa);
+void MaskMatchesSingleDraws(CpuIsa isa);
 
 TEST(PhiloxTest, KnownAnswers) {
   // Random123's kat_vectors for philox4x32_10: counter, key -> output.
@@ -172,9 +188,45 @@ TEST(KeyedRandomTest, BernoulliMask) {
 // what Normal() draws one by one: from a fresh stream, after a spare value, and mid-block,
 // over lengths below, at and past the vector pass; both streams end at the same place.
 TEST(KeyedRandomTest, FillMatchesSingleDraws) {
+  for (CpuIsa isa : TestableIsas()) {
+    SCOPED_TRACE(IsaName(isa));
+    FillMatchesSingleDraws(isa);
+  }
+}
+
+TEST(KeyedRandomTest, BernoulliMaskEqualsPerElementUniformComparison) {
+  for (CpuIsa isa : TestableIsas()) {
+    SCOPED_TRACE(IsaName(isa));
+    MaskMatchesSingleDraws(isa);
+  }
+}
+
+TEST(KeyedRandomTest, EveryIsaGivesTheSameBits) {
+  std::vector<float> mask0, normal0;
+  for (CpuIsa isa : TestableIsas()) {
+    KeyedRandom rng(77, {1, 2, 3});
+    rng.LimitIsa(isa);
+    std::vector<float> mask(5003), normal(4097);
+    rng.FillBernoulliMask(mask.data(), mask.size(), 0.9f, 1.0f / 0.9f);
+    rng.FillNormal(normal.data(), normal.size());
+    if (isa == CpuIsa::kScalar) {
+      mask0 = mask;
+      normal0 = normal;
+      continue;
+    }
+    EXPECT_EQ(std::memcmp(mask.data(), mask0.data(), mask.size() * sizeof(float)), 0)
+        << IsaName(isa);
+    EXPECT_EQ(std::memcmp(normal.data(), normal0.data(), normal.size() * sizeof(float)), 0)
+        << IsaName(isa);
+  }
+  std::cout << "keyed random paths tested up to " << IsaName(HostIsa()) << "\n";
+}
+
+void FillMatchesSingleDraws(CpuIsa isa) {
   for (int skip : {0, 1, 2}) {
     for (size_t n : {7, 31, 32, 33, 64, 101, 1000, 4099}) {
       KeyedRandom a(2, {3, n}), b(2, {3, n});
+      a.LimitIsa(isa);
       for (int i = 0; i < skip; ++i) {
         if (i == 0) {
           EXPECT_EQ(a.Normal(), b.Normal());  // leaves a spare value
@@ -233,10 +285,11 @@ TEST(KeyedShuffleTest, EveryPositionEquallyLikely) {
 // The block-wise mask fill draws the same words as per-element Uniform() < keep_prob,
 // whatever the position inside a Philox block when it starts, and across the 32-, 16- and
 // 8-block vector passes and their scalar tail.
-TEST(KeyedRandomTest, BernoulliMaskEqualsPerElementUniformComparison) {
+void MaskMatchesSingleDraws(CpuIsa isa) {
   for (size_t skip : {0, 1, 2, 3, 5}) {
     for (size_t n : {0, 1, 3, 4, 7, 16, 37, 64, 131, 200, 1000, 4099}) {
       KeyedRandom a(9, {skip, n}), b(9, {skip, n});
+      a.LimitIsa(isa);
       for (size_t i = 0; i < skip; ++i) {
         a.NextU32();
         b.NextU32();
