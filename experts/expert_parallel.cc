@@ -213,7 +213,7 @@ ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& place
     //    They are host values: a group that takes host tensors (MPI, or a routed world's
     //    host side) gets them as they are; a pure NCCL group gets them on the device.
     at::Tensor my_counts = at::tensor(counts, at::kLong);
-    if (std::string(ep.backend()) == "nccl") my_counts = my_counts.to(device);
+    if (!ep.capabilities().host_tensors) my_counts = my_counts.to(device);
     at::Tensor all_counts;
     {
       ExchangeTimer timer(stats);

@@ -33,6 +33,12 @@ namespace flexmoe {
 
 enum class ReduceOp { kSum, kAverage, kMax };
 
+// Where the tensors a group's calls take may live: ask this, not the backend's name.
+struct CommCapabilities {
+  bool host_tensors = false;    // CPU tensors (MPI, the single-rank group, a routed group)
+  bool device_tensors = false;  // CUDA tensors (NCCL, a routed group)
+};
+
 struct CollectiveOptions {
   // Unset (negative) means the communicator's default timeout.
   std::chrono::milliseconds timeout{-1};
@@ -52,8 +58,9 @@ class Communicator {
   virtual int size() const = 0;
   // The group's name for messages ("world", "ep0", "dp1", ...).
   virtual const std::string& name() const = 0;
-  // The backend ("mpi", "nccl").
+  // The backend ("mpi", "nccl"), for messages and logs.
   virtual const char* backend() const = 0;
+  virtual CommCapabilities capabilities() const = 0;
   // Sequence number of the last collective issued on this group (0 before the first).
   virtual uint64_t sequence() const = 0;
 

@@ -92,12 +92,6 @@ std::string MpiErrorText(int rc) {
   return std::string(text, length);
 }
 
-uint64_t Fnv1a(uint64_t hash, const void* data, size_t bytes) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
-  return hash;
-}
-
 // The plan of an AllToAll whose splits the caller guarantees to agree across ranks
 // (CollectiveOptions::splits_agreed): only this rank's own checks, no exchange.
 AllToAllPlan LocalSplitPlan(const at::Tensor& input, const std::vector<int64_t>& send,
@@ -369,17 +363,16 @@ at::Tensor MpiCommunicator::AllToAll(const at::Tensor& input,
   const Deadline deadline(options, default_timeout_);
   // Phase 1 (NOTE [split validation]): problems this rank finds are reported in its record so
   // that every rank fails together.
+  const ClassifiedInput classified = ClassifyAllToAllInput(
+      input, [](const at::Tensor& t, int) { return t.device().is_cpu(); }, 0,
+      [](at::ScalarType dtype) {
+        MPI_Datatype unused;
+        return WireType(dtype, &unused);
+      });
+  const SplitProblem problem = classified.problem;
+  const at::Tensor& described = classified.described;
   MPI_Datatype type = MPI_BYTE;
-  SplitProblem problem = SplitProblem::kNone;
-  at::Tensor described = input;
-  if (!input.defined()) {
-    problem = SplitProblem::kUndefined;
-    described = at::empty({0});
-  } else if (!input.device().is_cpu()) {
-    problem = SplitProblem::kWrongDevice;
-  } else if (!WireType(input.scalar_type(), &type)) {
-    problem = SplitProblem::kUnsupportedDtype;
-  }
+  if (problem == SplitProblem::kNone) WireType(input.scalar_type(), &type);
   AllToAllPlan plan;
   if (options.splits_agreed) {
     plan = LocalSplitPlan(input, send_splits, recv_splits, size_, problem, what);
@@ -495,47 +488,21 @@ std::unique_ptr<Communicator> MpiCommunicator::Split(const std::vector<int>& ran
                                                      const std::string& name) {
   const std::string what = BeginCollective("Split");
   const Deadline deadline(default_timeout_);
-  std::string invalid;
-  int key = -1;
-  std::vector<bool> seen(size_);
-  for (size_t i = 0; i < ranks.size() && invalid.empty(); ++i) {
-    if (ranks[i] < 0 || ranks[i] >= size_) {
-      invalid =
-          "rank " + std::to_string(ranks[i]) + " is not in a group of " + std::to_string(size_);
-    } else if (seen[ranks[i]]) {
-      invalid = "rank " + std::to_string(ranks[i]) + " is listed twice";
-    } else {
-      seen[ranks[i]] = true;
-      if (ranks[i] == rank_) key = static_cast<int>(i);
-    }
-  }
-  // Rendezvous: every rank must be here, with the same arguments, before MPI_Comm_split
-  // (which has no non-blocking form) is called.
-  constexpr uint64_t kFnvBasis = 14695981039346656037ull;
-  const int64_t fingerprint[2] = {
-      static_cast<int64_t>(Fnv1a(kFnvBasis, ranks.data(), ranks.size() * sizeof(int))),
-      static_cast<int64_t>(Fnv1a(kFnvBasis, name.data(), name.size()))};
+  // NOTE [split rendezvous]: every rank must be here, with the same arguments, before
+  // MPI_Comm_split (which has no non-blocking form) is called.
+  const SplitMembership membership = CheckSplitRanks(ranks, size_, rank_);
+  const int key = membership.key;
+  const std::vector<int64_t> fingerprint = SplitFingerprint(ranks, name);
   auto pending = std::make_unique<Pending>();
   at::Tensor mine = at::empty({2}, at::kLong);
-  std::copy(fingerprint, fingerprint + 2, mine.data_ptr<int64_t>());
+  std::copy(fingerprint.begin(), fingerprint.end(), mine.data_ptr<int64_t>());
   at::Tensor all = at::empty({2 * int64_t{size_}}, at::kLong);
   pending->buffers = {mine, all};
   CheckMpi(MPI_Iallgather(mine.data_ptr(), 2, MPI_INT64_T, all.data_ptr(), 2, MPI_INT64_T,
                           handle_->comm, &pending->request),
            what);
   Complete(std::move(pending), what, deadline);
-  const int64_t* prints = all.data_ptr<int64_t>();
-  std::string differing;
-  for (int p = 1; p < size_; ++p) {
-    if (prints[2 * p] != prints[0] || prints[2 * p + 1] != prints[1]) {
-      differing += (differing.empty() ? "" : ", ") + std::to_string(p);
-    }
-  }
-  if (!differing.empty()) {
-    Fail(ErrorCode::kInvalidArgument, what, ": ranks ", differing,
-         " passed other ranks or another name than rank 0");
-  }
-  if (!invalid.empty()) Fail(ErrorCode::kInvalidArgument, what, ": ", invalid);
+  CheckSplitAgreement(all.data_ptr<int64_t>(), size_, membership, what);
   auto handle = std::make_unique<Handle>();
   CheckMpi(MPI_Comm_split(handle_->comm, key >= 0 ? 0 : MPI_UNDEFINED, key, &handle->comm), what);
   if (handle->comm == MPI_COMM_NULL) return nullptr;

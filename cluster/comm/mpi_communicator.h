@@ -51,6 +51,7 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
   const std::string& name() const override { return name_; }
   const char* backend() const override { return "mpi"; }
+  CommCapabilities capabilities() const override { return {true, false}; }
   uint64_t sequence() const override { return seq_; }
 
   void AllReduce(at::Tensor& tensor, ReduceOp op, const CollectiveOptions& options = {}) override;

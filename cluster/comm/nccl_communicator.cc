@@ -101,12 +101,6 @@ ncclConfig_t NonBlockingConfig() {
   return config;
 }
 
-uint64_t Fnv1a(uint64_t hash, const void* data, size_t bytes) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
-  return hash;
-}
-
 }  // namespace
 
 struct NcclCommunicator::State {
@@ -427,20 +421,20 @@ at::Tensor NcclCommunicator::AllToAll(const at::Tensor& input,
   const std::string what = DescribeCall("AllToAll", name_, ++seq_);
   state_->CheckUsable(what);
   const Deadline deadline(options, default_timeout_);
-  ncclDataType_t type = ncclUint8;
-  SplitProblem problem = SplitProblem::kNone;
-  at::Tensor described = input;
-  if (!input.defined()) {
-    problem = SplitProblem::kUndefined;
-    described = at::empty({0});
-  } else if (!input.device().is_cuda() || input.device().index() != state_->device) {
-    problem = SplitProblem::kWrongDevice;
-  } else if (!NcclType(input.scalar_type(), &type)) {
-    problem = SplitProblem::kUnsupportedDtype;
-  }
+  const ClassifiedInput classified = ClassifyAllToAllInput(
+      input,
+      [](const at::Tensor& t, int device) {
+        return t.device().is_cuda() && t.device().index() == device;
+      },
+      state_->device,
+      [](at::ScalarType dtype) {
+        ncclDataType_t unused;
+        return NcclType(dtype, &unused);
+      });
   DeviceGuard guard(state_->device);
   const std::vector<int64_t> records = state_->GatherInt64(
-      MakeSplitRecord(described, send_splits, recv_splits, size_, problem), size_, what, deadline);
+      MakeSplitRecord(classified.described, send_splits, recv_splits, size_, classified.problem),
+      size_, what, deadline);
   const AllToAllPlan plan = CheckSplitRecords(records, size_, rank_, INT64_MAX, what);
 
   at::Tensor in = input.is_contiguous() ? input : input.contiguous();
@@ -528,37 +522,13 @@ std::unique_ptr<Communicator> NcclCommunicator::Split(const std::vector<int>& ra
   const std::string what = DescribeCall("Split", name_, ++seq_);
   state_->CheckUsable(what);
   const Deadline deadline(default_timeout_);
-  std::string invalid;
-  int key = -1;
-  std::vector<bool> seen(size_);
-  for (size_t i = 0; i < ranks.size() && invalid.empty(); ++i) {
-    if (ranks[i] < 0 || ranks[i] >= size_) {
-      invalid =
-          "rank " + std::to_string(ranks[i]) + " is not in a group of " + std::to_string(size_);
-    } else if (seen[ranks[i]]) {
-      invalid = "rank " + std::to_string(ranks[i]) + " is listed twice";
-    } else {
-      seen[ranks[i]] = true;
-      if (ranks[i] == rank_) key = static_cast<int>(i);
-    }
-  }
-  constexpr uint64_t kFnvBasis = 14695981039346656037ull;
+  // NOTE [split rendezvous]
+  const SplitMembership membership = CheckSplitRanks(ranks, size_, rank_);
+  const int key = membership.key;
   DeviceGuard guard(state_->device);
-  const std::vector<int64_t> prints = state_->GatherInt64(
-      {static_cast<int64_t>(Fnv1a(kFnvBasis, ranks.data(), ranks.size() * sizeof(int))),
-       static_cast<int64_t>(Fnv1a(kFnvBasis, name.data(), name.size()))},
-      size_, what, deadline);
-  std::string differing;
-  for (int p = 1; p < size_; ++p) {
-    if (prints[2 * p] != prints[0] || prints[2 * p + 1] != prints[1]) {
-      differing += (differing.empty() ? "" : ", ") + std::to_string(p);
-    }
-  }
-  if (!differing.empty()) {
-    Fail(ErrorCode::kInvalidArgument, what, ": ranks ", differing,
-         " passed other ranks or another name than rank 0");
-  }
-  if (!invalid.empty()) Fail(ErrorCode::kInvalidArgument, what, ": ", invalid);
+  const std::vector<int64_t> prints =
+      state_->GatherInt64(SplitFingerprint(ranks, name), size_, what, deadline);
+  CheckSplitAgreement(prints.data(), size_, membership, what);
   // The subgroup is a new communicator initialised from a unique id that its first rank
   // draws and that reaches the members through an all-gather on this group. (Not
   // ncclCommSplit: with non-blocking communicators its child handle appears only after

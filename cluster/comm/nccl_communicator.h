@@ -57,6 +57,7 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return size_; }
   const std::string& name() const override { return name_; }
   const char* backend() const override { return "nccl"; }
+  CommCapabilities capabilities() const override { return {false, true}; }
   uint64_t sequence() const override { return seq_; }
   int device() const;
 

@@ -27,6 +27,8 @@ class RoutedCommunicator final : public Communicator {
   const std::string& name() const override { return host_->name(); }
   // "mpi+nccl", or "mpi+staged" without a device group.
   const char* backend() const override { return backend_.c_str(); }
+  // Host tensors over the host group; CUDA tensors over the device group or staged.
+  CommCapabilities capabilities() const override { return {true, true}; }
   uint64_t sequence() const override;
 
   void AllReduce(at::Tensor& tensor, ReduceOp op, const CollectiveOptions& options = {}) override;

@@ -22,6 +22,8 @@ class SelfCommunicator final : public Communicator {
   int size() const override { return 1; }
   const std::string& name() const override { return name_; }
   const char* backend() const override { return "self"; }
+  // One rank moves nothing: any tensor is its own result.
+  CommCapabilities capabilities() const override { return {true, true}; }
   uint64_t sequence() const override { return seq_; }
 
   void AllReduce(at::Tensor& tensor, ReduceOp op, const CollectiveOptions& options = {}) override;

@@ -1,6 +1,7 @@
 // The AllToAll split record and the verdict every rank computes from the gathered records.
 #include "cluster/comm/split_check.h"
 
+#include <ATen/ops/empty.h>
 #include <c10/core/ScalarType.h>
 
 #include <algorithm>
@@ -224,6 +225,70 @@ AllToAllPlan CheckSplitRecords(const std::vector<int64_t>& records, int group_si
     plan.recv_total += mine.recv(p);
   }
   return plan;
+}
+
+ClassifiedInput ClassifyAllToAllInput(const at::Tensor& input,
+                                      bool (*on_backend)(const at::Tensor&, int), int device,
+                                      bool (*has_wire_type)(at::ScalarType)) {
+  ClassifiedInput c{input, SplitProblem::kNone};
+  if (!input.defined()) {
+    c.problem = SplitProblem::kUndefined;
+    c.described = at::empty({0});
+  } else if (!on_backend(input, device)) {
+    c.problem = SplitProblem::kWrongDevice;
+  } else if (!has_wire_type(input.scalar_type())) {
+    c.problem = SplitProblem::kUnsupportedDtype;
+  }
+  return c;
+}
+
+SplitMembership CheckSplitRanks(const std::vector<int>& ranks, int group_size, int rank) {
+  SplitMembership m;
+  std::vector<bool> seen(group_size);
+  for (size_t i = 0; i < ranks.size() && m.invalid.empty(); ++i) {
+    if (ranks[i] < 0 || ranks[i] >= group_size) {
+      m.invalid = "rank " + std::to_string(ranks[i]) + " is not in a group of " +
+                  std::to_string(group_size);
+    } else if (seen[ranks[i]]) {
+      m.invalid = "rank " + std::to_string(ranks[i]) + " is listed twice";
+    } else {
+      seen[ranks[i]] = true;
+      if (ranks[i] == rank) m.key = static_cast<int>(i);
+    }
+  }
+  return m;
+}
+
+namespace {
+
+uint64_t Fnv1a(const void* data, size_t bytes) {
+  uint64_t hash = 14695981039346656037ull;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ull;
+  return hash;
+}
+
+}  // namespace
+
+std::vector<int64_t> SplitFingerprint(const std::vector<int>& ranks, const std::string& name) {
+  return {static_cast<int64_t>(Fnv1a(ranks.data(), ranks.size() * sizeof(int))),
+          static_cast<int64_t>(Fnv1a(name.data(), name.size()))};
+}
+
+void CheckSplitAgreement(const int64_t* prints, int group_size, const SplitMembership& membership,
+                         const std::string& what) {
+  std::string differing;
+  for (int p = 1; p < group_size; ++p) {
+    if (prints[2 * p] != prints[0] || prints[2 * p + 1] != prints[1]) {
+      differing += (differing.empty() ? "" : ", ") + std::to_string(p);
+    }
+  }
+  if (!differing.empty()) {
+    Fail(ErrorCode::kInvalidArgument, what, ": ranks ", differing,
+         " passed other ranks or another name than rank 0");
+  }
+  if (!membership.invalid.empty())
+    Fail(ErrorCode::kInvalidArgument, what, ": ", membership.invalid);
 }
 
 }  // namespace flexmoe

@@ -56,4 +56,30 @@ struct AllToAllPlan {
 AllToAllPlan CheckSplitRecords(const std::vector<int64_t>& records, int group_size, int rank,
                                int64_t max_count, const std::string& what);
 
+// What every backend does with an AllToAll's input before the record: an undefined tensor
+// is described as an empty one; one that is not where the backend works (`on_backend`) or has
+// no wire type (`has_wire_type`) is reported, never thrown alone.
+struct ClassifiedInput {
+  at::Tensor described;
+  SplitProblem problem = SplitProblem::kNone;
+};
+ClassifiedInput ClassifyAllToAllInput(const at::Tensor& input,
+                                      bool (*on_backend)(const at::Tensor&, int), int device,
+                                      bool (*has_wire_type)(at::ScalarType));
+
+// NOTE [split rendezvous]: Communicator::Split on every backend. Each rank checks the ranks
+// it was given (CheckSplitRanks), all-gathers the two-word fingerprint of (ranks, name)
+// (SplitFingerprint), and CheckSplitAgreement fails every rank when any rank passed other
+// arguments than rank 0 (naming them) or when the ranks are invalid; only then is the
+// backend's subgroup made.
+struct SplitMembership {
+  int key = -1;         // this rank's index in `ranks`; -1: not a member
+  std::string invalid;  // why `ranks` is not a valid list ("" when it is)
+};
+SplitMembership CheckSplitRanks(const std::vector<int>& ranks, int group_size, int rank);
+std::vector<int64_t> SplitFingerprint(const std::vector<int>& ranks, const std::string& name);
+// `prints`: group_size fingerprints of two words each, in rank order.
+void CheckSplitAgreement(const int64_t* prints, int group_size, const SplitMembership& membership,
+                         const std::string& what);
+
 }  // namespace flexmoe

@@ -1,7 +1,8 @@
 // cluster/net ClientConnection against raw loopback sockets: frames arrive whole; a refused
 // port and a silent peer are drops (the latter after the read deadline, unless the owner
 // says silence is expected); an oversize header is refused before its body is read; and
-// after a drop the owner's retry connects again.
+// after a drop the owner's retry connects again. Every wait is for a condition, with a
+// deadline (RunUntil), never a fixed window.
 #include "cluster/net/client_connection.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "proto/coordinator.pb.h"
@@ -49,6 +51,7 @@ class Listener {
 
 struct Seen {
   int connected = 0, frames = 0, lost = 0, failed = 0;
+  int quiet_asked = 0;  // read deadlines that passed while the owner expected silence
   bool timeout = false;
   ErrorCode code = ErrorCode::kInternal;
   std::string body, reason;
@@ -71,13 +74,32 @@ ClientConnectionEvents Record(Seen* seen, bool* quiet = nullptr) {
     seen->code = code;
     seen->reason = message;
   };
-  events.quiet = [quiet] { return quiet != nullptr && *quiet; };
+  events.quiet = [seen, quiet] {
+    const bool is_quiet = quiet != nullptr && *quiet;
+    if (is_quiet) ++seen->quiet_asked;
+    return is_quiet;
+  };
   return events;
 }
 
-void RunFor(boost::asio::io_context& io, double seconds) {
+// Runs the handlers until `done` holds; false after 10 s (the test then fails).
+bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   io.restart();
-  io.run_for(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    io.run_one_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+// Blocks until the peer closes `fd` (read returns 0 or an error), at most 10 s.
+void AwaitClose(int fd) {
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  char byte;
+  while (::read(fd, &byte, 1) > 0) {
+  }
 }
 
 TEST(ClientConnection, ReceivesWholeFramesAndConnectsAgainAfterADrop) {
@@ -99,7 +121,7 @@ TEST(ClientConnection, ReceivesWholeFramesAndConnectsAgainAfterADrop) {
               static_cast<ssize_t>(frame.size() - 7));
     ::close(fd);  // a drop
   });
-  RunFor(io, 0.5);
+  ASSERT_TRUE(RunUntil(io, [&] { return seen.lost == 1; }));
   peer.join();
   EXPECT_EQ(seen.connected, 1);
   ASSERT_EQ(seen.frames, 1);
@@ -109,7 +131,7 @@ TEST(ClientConnection, ReceivesWholeFramesAndConnectsAgainAfterADrop) {
   // The owner's retry, after the backoff.
   std::thread again([&] { ::close(listener.Accept()); });
   link.AfterBackoff(1, [&] { link.Connect(5); });
-  RunFor(io, 0.5);
+  ASSERT_TRUE(RunUntil(io, [&] { return seen.connected == 2; }));
   again.join();
   EXPECT_EQ(seen.connected, 2);
   EXPECT_EQ(link.connections(), 2);
@@ -125,7 +147,7 @@ TEST(ClientConnection, RefusedPortIsADropAndSilenceCountsOnlyWhenFramesAreExpect
   }  // nothing listens there now
   ClientConnection nowhere(io, TestProtocol(), options, Record(&refused));
   nowhere.Connect(5);
-  RunFor(io, 0.5);
+  ASSERT_TRUE(RunUntil(io, [&] { return refused.lost == 1; }));
   EXPECT_EQ(refused.lost, 1);
   EXPECT_FALSE(refused.timeout);
 
@@ -138,13 +160,13 @@ TEST(ClientConnection, RefusedPortIsADropAndSilenceCountsOnlyWhenFramesAreExpect
   link.Connect(5);
   int fd = -1;
   std::thread peer([&] { fd = listener.Accept(); });
-  RunFor(io, 0.5);  // quiet: no drop
+  // Quiet: two read deadlines pass (the owner is asked each time) and nothing is dropped.
+  ASSERT_TRUE(RunUntil(io, [&] { return silent.quiet_asked >= 2 || silent.lost > 0; }));
   peer.join();
   EXPECT_EQ(silent.connected, 1);
   EXPECT_EQ(silent.lost, 0);
   quiet = false;
-  RunFor(io, 0.5);
-  EXPECT_EQ(silent.lost, 1);
+  ASSERT_TRUE(RunUntil(io, [&] { return silent.lost == 1; }));
   EXPECT_TRUE(silent.timeout);
   EXPECT_NE(silent.reason.find("no data from the test peer"), std::string::npos) << silent.reason;
   ::close(fd);
@@ -164,10 +186,10 @@ TEST(ClientConnection, OversizeHeaderIsRefusedBeforeItsBody) {
     coordinator::Stop meta;
     std::string frame = EncodeFrame(TestProtocol(), 1, meta, std::string(4096, 'x'));
     ::write(fd, frame.data(), kFrameHeaderSize);  // the header only: 4 KiB announced
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    AwaitClose(fd);  // the client refuses it and hangs up without waiting for the body
     ::close(fd);
   });
-  RunFor(io, 0.5);
+  ASSERT_TRUE(RunUntil(io, [&] { return seen.failed == 1; }));
   peer.join();
   EXPECT_EQ(seen.failed, 1);
   EXPECT_EQ(seen.code, ErrorCode::kInvalidArgument);

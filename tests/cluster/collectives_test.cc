@@ -174,6 +174,8 @@ TEST_F(CollectivesTest, SequenceNumbersCountCollectivesOnly) {
   world_->AllReduce(t, ReduceOp::kSum);
   EXPECT_EQ(world_->sequence(), 2u);
   EXPECT_STREQ(world_->backend(), "mpi");
+  EXPECT_TRUE(world_->capabilities().host_tensors);
+  EXPECT_FALSE(world_->capabilities().device_tensors);
   EXPECT_EQ(world_->name(), "world");
 }
 

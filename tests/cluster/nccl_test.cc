@@ -39,6 +39,8 @@ class NcclTest : public ::testing::Test {
 
 TEST_F(NcclTest, AllReduceBroadcastAllGatherBarrier) {
   EXPECT_STREQ(nccl_->backend(), "nccl");
+  EXPECT_FALSE(nccl_->capabilities().host_tensors);
+  EXPECT_TRUE(nccl_->capabilities().device_tensors);
   EXPECT_EQ(nccl_->name(), "world");
   EXPECT_EQ(nccl_->size(), 1);
   for (at::ScalarType dtype : {at::kFloat, at::kDouble, at::kLong, at::kInt, at::kHalf}) {

@@ -125,6 +125,8 @@ TEST_F(ProcessGroupsTest, DegreesThatDoNotDivideTheWorldAreRejected) {
 TEST_F(ProcessGroupsTest, RoutedWorldOverMpiMatchesMpi) {
   RoutedCommunicator routed(*world_, nullptr);
   EXPECT_STREQ(routed.backend(), "mpi+staged");
+  EXPECT_TRUE(routed.capabilities().host_tensors);
+  EXPECT_TRUE(routed.capabilities().device_tensors);  // staged through host memory
   EXPECT_EQ(routed.rank(), rank_);
   EXPECT_EQ(routed.size(), size_);
   const uint64_t before = world_->sequence();

@@ -14,6 +14,8 @@ using testing::ExpectError;
 
 TEST(SelfCommunicatorTest, CollectivesOverOneRank) {
   SelfCommunicator self;
+  EXPECT_TRUE(self.capabilities().host_tensors);
+  EXPECT_TRUE(self.capabilities().device_tensors);
   at::Tensor t = at::arange(6, at::kFloat);
   self.AllReduce(t, ReduceOp::kAverage);
   EXPECT_TRUE(at::equal(t, at::arange(6, at::kFloat)));

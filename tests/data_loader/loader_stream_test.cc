@@ -203,8 +203,14 @@ TEST_F(LoaderStreamTest, ResumesAtTheSameStepAfterDroppedConnections) {
   DecodedBatch a, b;
   for (int64_t step = 0;; ++step) {
     if (step == 4 || step == 9) {
+      const int64_t before = client.reconnects();
       server.server().DropConnectionsForTest();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      // The client's thread has noticed the drop and connected again before it reads on.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (client.reconnects() == before) {
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no reconnect at step " << step;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
     }
     const bool more = local.Next(&a);
     ASSERT_EQ(client.Next(&b), more) << "step " << step;

@@ -154,7 +154,8 @@ class CoordinatorTest : public ::testing::Test {
       victim = job.Pid(role, role == "worker" ? 1 : 0);
     }
     ASSERT_GT(victim, 0) << job.coordinator->Log();
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // training is under way
+    // Training is under way: an epoch has ended.
+    ASSERT_FALSE(job.workers->WaitForLine("epoch 1 done", 60).empty()) << job.workers->Log();
     const auto start = Clock::now();
     ::kill(victim, signal);
     std::vector<int> status = job.WaitAll(kHeartbeatTimeout + 5);
@@ -220,7 +221,7 @@ TEST_F(CoordinatorTest, PreemptionSignalsCheckpointAndStopWithZero) {
                                          {"usr1-mpirun", "mpirun", SIGUSR1}}) {
     Job job(dir_->Path(c.name), Common(c.name, 500));
     ASSERT_GT(job.Pid("worker", 1), 0) << job.coordinator->Log();
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ASSERT_FALSE(job.workers->WaitForLine("epoch 1 done", 60).empty()) << job.workers->Log();
     testing::Process* target = c.target == "coordinator" ? job.coordinator.get()
                                : c.target == "loader"    ? job.loader.get()
                                                          : job.workers.get();
