@@ -50,6 +50,9 @@ class StepReporter : public TrainHook {
   void AfterCheckpoint(const std::string& dir, const TrainState&) override {
     if (rank_ == 0) sink_->Checkpointed(dir);
   }
+  void PlacementChanged(const PlacementMap& placement, const TrainPosition& after) override {
+    if (rank_ == 0) client_->ReportPlacement(placement, after.global_step);
+  }
 
  private:
   CoordinatorClient* client_;

@@ -117,7 +117,7 @@ void TrainCheckpointer::WriteManifest(const TrainState& state, const std::string
   manifest.config_hash = context_.config_hash;
   manifest.dataset_index_crc32c = context_.dataset_index_crc32c;
   manifest.dataset_samples = context_.dataset_samples;
-  manifest.placement = context_.placement;
+  manifest.placement = *context_.placement;
   manifest.progress = state.progress;
   manifest.files = std::move(files);
   WriteFileAtomically(staging + "/" + kManifestFile, ManifestToJsonText(manifest));
@@ -229,7 +229,7 @@ int TrainCheckpointer::SetAsideLaterThan(int64_t step) {
 TrainManifest TrainCheckpointer::Load(const std::string& dir, TrainState* state) {
   TrainManifest manifest = ReadTrainManifest(dir);
   const std::string source = dir + "/" + kManifestFile;
-  for (const auto& [layer, placement] : context_.placement.layers) {
+  for (const auto& [layer, placement] : context_.placement->layers) {
     auto it = manifest.placement.layers.find(layer);
     if (it == manifest.placement.layers.end() ||
         it->second.num_experts() != placement.num_experts()) {

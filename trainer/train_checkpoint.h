@@ -35,7 +35,9 @@ struct CheckpointContext {
   int expert_rank = 0;            // this rank in its expert-parallel group
   bool saves_experts = true;      // this rank is in expert-parallel group 0
   int expert_parallel_degree = 1;
-  PlacementMap placement;   // the current placement (over the expert-parallel group)
+  // The current placement (over the expert-parallel group), owned by the trainer's layout:
+  // a re-pack changes it there, and later saves and loads follow.
+  const PlacementMap* placement = nullptr;
   std::string config_text;  // the resolved config, saved as config.textproto
   uint32_t config_hash = 0;
   uint32_t dataset_index_crc32c = 0;
@@ -64,8 +66,6 @@ class TrainCheckpointer {
   TrainManifest Load(const std::string& dir, TrainState* state);
 
   const std::string& checkpoints_dir() const { return dir_; }
-  // The placement recorded in later manifests (after a re-pack).
-  void set_placement(const PlacementMap& placement) { context_.placement = placement; }
 
  private:
   int rank() const;

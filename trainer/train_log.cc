@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cluster/base/error.h"
+#include "cluster/base/placement_json.h"
 #include "cluster/comm/gather_bytes.h"
 #include "cluster/metrics/step_records.h"
 
@@ -90,7 +91,7 @@ void MetricsLog::AfterEpoch(const EpochRecord& record, const TrainState& state) 
   if (record.repacked) {
     repacked = {{"imbalance_before", record.imbalance_before},
                 {"imbalance_after", record.imbalance_after},
-                {"owner", record.repacked_owner}};
+                {"placement", PlacementToJson(record.repacked_placement)}};
   }
   sink_->RunRecord({{"event", "epoch"},
                     {"seed", seed_},

@@ -7,16 +7,13 @@
 #include <regex>
 
 #include "cluster/base/error.h"
+#include "cluster/base/placement_json.h"
 
 namespace flexmoe {
 
 using Json = nlohmann::json;
 
 std::string ManifestToJsonText(const TrainManifest& m) {
-  Json layers = Json::array();
-  for (const auto& [layer, placement] : m.placement.layers) {
-    layers.push_back({{"layer", layer}, {"owner", placement.owner}});
-  }
   Json files = Json::array();
   for (const FileEntry& f : m.files) files.push_back(FileEntryToJson(f));
   const TrainProgress& p = m.progress;
@@ -32,7 +29,7 @@ std::string ManifestToJsonText(const TrainManifest& m) {
       {"config_hash", m.config_hash},
       {"config_file", kCheckpointConfigFile},
       {"dataset", {{"index_crc32c", m.dataset_index_crc32c}, {"samples", m.dataset_samples}}},
-      {"placement", {{"ranks", m.placement.ranks}, {"layers", layers}}},
+      {"placement", PlacementToJson(m.placement)},
       {"trainer",
        {{"adam_steps", p.adam_steps},
         {"epoch_sums",
@@ -68,11 +65,7 @@ TrainManifest ManifestFromJson(const Json& json, const std::string& source) {
     m.config_hash = json.at("config_hash").get<uint32_t>();
     m.dataset_index_crc32c = json.at("dataset").at("index_crc32c").get<uint32_t>();
     m.dataset_samples = json.at("dataset").at("samples").get<uint64_t>();
-    m.placement.ranks = json.at("placement").at("ranks").get<int>();
-    for (const Json& layer : json.at("placement").at("layers")) {
-      m.placement.layers[layer.at("layer").get<int>()].owner =
-          layer.at("owner").get<std::vector<int>>();
-    }
+    m.placement = PlacementFromJson(json.at("placement"), source);
     const Json& t = json.at("trainer");
     p.adam_steps = t.at("adam_steps").get<int64_t>();
     p.epoch.loss = t.at("epoch_sums").at("loss").get<double>();
@@ -88,13 +81,8 @@ TrainManifest ManifestFromJson(const Json& json, const std::string& source) {
   } catch (const Json::exception& e) {
     Fail(ErrorCode::kDataLoss, source, ": ", e.what());
   }
-  if (m.world_size < 1 || m.placement.ranks < 1 || m.progress.position.global_step < 0) {
-    Fail(ErrorCode::kDataLoss, source, ": bad world size, placement or step");
-  }
-  try {
-    m.placement.Check();
-  } catch (const Error& e) {
-    Fail(ErrorCode::kDataLoss, source, ": ", e.what());
+  if (m.world_size < 1 || m.progress.position.global_step < 0) {
+    Fail(ErrorCode::kDataLoss, source, ": bad world size or step");
   }
   return m;
 }

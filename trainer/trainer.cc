@@ -72,7 +72,7 @@ struct EpochClock {
   double data_s = 0, reduce_s = 0, step_s = 0, exchange_before = 0;
   int64_t samples = 0, steps = 0;
   int64_t rows_before = 0;  // rows this rank's experts had processed when the epoch began
-  std::vector<int64_t> expert_rows_before;  // ExchangeStats::expert_rows then
+  std::vector<std::vector<int64_t>> tokens_before;  // StepTotals::tokens then
 };
 
 }  // namespace
@@ -81,15 +81,18 @@ struct Trainer::Impl {
   Impl(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
        uint64_t seed, const TrainOptions& options);
 
-  // Construction steps: process groups and placement (returned; the layout keeps it for
-  // W > 1), the batch source, the checkpointer, the metrics and progress logs.
-  PlacementMap MakeLayout();
+  // Construction steps: process groups and the placement (layout.placement, the worker's
+  // one copy: the model is built from it, the checkpointers read it), the batch source, the
+  // checkpointer, the metrics and progress logs.
+  void MakeLayout();
   // Split 0: this worker's training batches; 1, 2: its evaluation passes.
   std::unique_ptr<BatchSource> MakeSource(uint32_t split);
-  void MakeCheckpointer(const PlacementMap& placement);
+  void MakeCheckpointer();
+  CheckpointContext CheckpointContextFor(int keep_last) const;
   void BuildModel();  // the model, optimizer and gradient sync for the current layout
   // LOAD_AWARE: packs the experts anew from the loads measured this epoch, moving them.
   void Repack(EpochClock* clock, EpochRecord* record);
+  std::map<int, std::vector<double>> EpochLoads(const EpochClock& clock);
   void MakeLogs();
 
   void Resume(const std::string& dir);
@@ -178,7 +181,7 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
   num_classes = prepared.meta.num_classes();
   c_count = Combinations(m_count).size();
 
-  PlacementMap placement = MakeLayout();
+  MakeLayout();
   state.seed = seed;
   BuildModel();
   if (tc.class_weights_size() > 0) {
@@ -193,18 +196,18 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
   validation = MakeSource(1);
   test = MakeSource(2);
 
-  MakeCheckpointer(placement);
+  MakeCheckpointer();
   MakeLogs();
 }
 
-PlacementMap Trainer::Impl::MakeLayout() {
+void Trainer::Impl::MakeLayout() {
   // Process groups and the expert placement (W > 1 only; one process runs unsharded).
   const std::vector<int> sparse_layers = FlexMoeModelImpl::SparseLayers(config.model());
-  PlacementMap placement = PlacementMap::Balanced(sparse_layers, config.model().num_experts(), 1);
+  layout.placement = PlacementMap::Balanced(sparse_layers, config.model().num_experts(), 1);
   if (world != nullptr && w > 1) {
     groups = MakeProcessGroups(*world, options.expert_parallel_degree);
     const int ep = groups.expert_parallel->size();
-    placement =
+    PlacementMap placement =
         options.placement != nullptr ? *options.placement : MakePlacement(config, prepared, ep);
     if (placement.ranks != ep) {
       Fail(ErrorCode::kInvalidArgument, "expert placement over ", placement.ranks,
@@ -221,7 +224,6 @@ PlacementMap Trainer::Impl::MakeLayout() {
     layout.exchange_stats = &exchange;
     layout_ptr = &layout;
   }
-  return placement;
 }
 
 std::unique_ptr<BatchSource> Trainer::Impl::MakeSource(uint32_t split) {
@@ -268,76 +270,84 @@ void Trainer::Impl::BuildModel() {
   state.exp_avg_sq = optimizer->exp_avg_sq();
 }
 
+// Each sparse layer's tokens per expert this epoch, summed over the workers (exact: every
+// rank decides alike), keyed by the layer's fusion-layer index.
+std::map<int, std::vector<double>> Trainer::Impl::EpochLoads(const EpochClock& clock) {
+  const std::vector<int> sparse = FlexMoeModelImpl::SparseLayers(config.model());
+  const int64_t e_count = config.model().num_experts();
+  const int64_t cells = totals.tokens.empty() ? 0 : static_cast<int64_t>(totals.tokens[0].size());
+  const int64_t c_count = cells / e_count;
+  at::Tensor tokens = at::zeros({static_cast<int64_t>(sparse.size()), e_count}, at::kLong);
+  for (size_t l = 0; l < sparse.size() && l < totals.tokens.size(); ++l) {
+    for (int64_t i = 0; i < cells; ++i) {
+      const int64_t before =
+          l < clock.tokens_before.size() && i < static_cast<int64_t>(clock.tokens_before[l].size())
+              ? clock.tokens_before[l][i]
+              : 0;
+      tokens[static_cast<int64_t>(l)][i / c_count] += totals.tokens[l][i] - before;
+    }
+  }
+  world->AllReduce(tokens, ReduceOp::kSum);
+  std::map<int, std::vector<double>> loads;
+  for (size_t l = 0; l < sparse.size(); ++l) {
+    const int64_t* row = tokens[static_cast<int64_t>(l)].data_ptr<int64_t>();
+    loads[sparse[l]].assign(row, row + e_count);
+  }
+  return loads;
+}
+
 void Trainer::Impl::Repack(EpochClock* clock, EpochRecord* record) {
   if (layout_ptr == nullptr || config.cluster().placement() != config::ClusterConfig::LOAD_AWARE ||
       options.run_dir.empty()) {
     return;
   }
-  // The rows each expert received this epoch (every rank of a group counts the same).
-  const int64_t e_count = config.model().num_experts();
-  std::vector<int64_t> rows(e_count, 0);
-  for (int64_t e = 0; e < e_count && e < static_cast<int64_t>(exchange.expert_rows.size()); ++e) {
-    rows[e] = exchange.expert_rows[e] - (e < static_cast<int64_t>(clock->expert_rows_before.size())
-                                             ? clock->expert_rows_before[e]
-                                             : 0);
-  }
-  at::Tensor total = at::tensor(rows, at::kLong);
-  world->AllReduce(total, ReduceOp::kSum);  // exact: every rank decides alike
-  std::vector<double> load(total.data_ptr<int64_t>(), total.data_ptr<int64_t>() + e_count);
-  const int ranks = layout.placement.ranks;
-  const ExpertPlacement& current = layout.placement.layers.begin()->second;
-  const ExpertPlacement next = ExpertPlacement::LoadAware(load, ranks);
-  const double before = current.Imbalance(load, ranks), after = next.Imbalance(load, ranks);
-  if (!(after < 0.98 * before)) return;  // not worth moving experts
-  PlacementMap placement = layout.placement;
-  for (auto& [layer, p] : placement.layers) p = next;
+  const Repacked repacked = RepackByLoad(layout.placement, EpochLoads(*clock));
+  if (repacked.moved.empty()) return;  // no layer worth moving experts
   // The experts, their moments and best values move to their new owners through a
-  // checkpoint of the state: written by the old owners, read by the new ones.
-  CheckpointContext context;
-  context.world = world;
-  context.expert_rank = layout.expert_rank;
-  context.saves_experts = rank < groups.ep_degree;
-  context.expert_parallel_degree = groups.ep_degree;
-  context.placement = layout.placement;
-  context.config_text = ConfigToText(config);
-  context.config_hash = ComputationHash(config);
-  context.dataset_index_crc32c = prepared.meta.index_crc32c();
-  context.dataset_samples = prepared.size();
-  context.keep_last = 1;
-  TrainCheckpointer move(context, options.run_dir + "/.repack");
+  // checkpoint of the state: written by the old owners under the current placement, read
+  // by the new ones under the new (the checkpointers read the layout's placement).
+  TrainCheckpointer move(CheckpointContextFor(1), options.run_dir + "/.repack");
   state.progress.dropped_rows = GlobalDroppedRows();
   const std::string dir = move.Save(state);
-  layout.placement = placement;
+  layout.placement = repacked.placement;
   BuildModel();
   move.Load(dir, &state);
   optimizer->set_steps(state.progress.adam_steps);
   dropped_offset = state.progress.dropped_rows;
-  checkpointer->set_placement(placement);
   // Every rank has read its experts before rank 0 removes the files.
   world->Barrier();
   RunOnRankZero(world, [&] { std::filesystem::remove_all(options.run_dir + "/.repack"); });
   record->repacked = true;
-  record->repacked_owner = next.owner;
-  record->imbalance_before = before;
-  record->imbalance_after = after;
+  record->repacked_placement = layout.placement;
+  record->imbalance_before = repacked.imbalance_before;
+  record->imbalance_after = repacked.imbalance_after;
+  for (TrainHook* hook : options.hooks) {
+    hook->PlacementChanged(layout.placement, state.progress.position);
+  }
   if (log != nullptr) {
-    *log << "expert placement re-packed from the measured loads: imbalance " << before << " -> "
-         << after << "\n";
+    *log << "expert placement re-packed from the measured loads (" << repacked.moved.size()
+         << " of " << layout.placement.layers.size() << " layers): imbalance "
+         << repacked.imbalance_before << " -> " << repacked.imbalance_after << "\n";
   }
 }
 
-void Trainer::Impl::MakeCheckpointer(const PlacementMap& placement) {
+CheckpointContext Trainer::Impl::CheckpointContextFor(int keep_last) const {
   CheckpointContext context;
   context.world = world;
   context.expert_rank = layout_ptr != nullptr ? layout.expert_rank : 0;
   context.saves_experts = layout_ptr == nullptr || rank < groups.ep_degree;
   context.expert_parallel_degree = layout_ptr != nullptr ? groups.ep_degree : 1;
-  context.placement = placement;
+  context.placement = &layout.placement;
   context.config_text = ConfigToText(config);
   context.config_hash = ComputationHash(config);
   context.dataset_index_crc32c = prepared.meta.index_crc32c();
   context.dataset_samples = prepared.size();
-  context.keep_last = config.checkpoint().keep_last();
+  context.keep_last = keep_last;
+  return context;
+}
+
+void Trainer::Impl::MakeCheckpointer() {
+  CheckpointContext context = CheckpointContextFor(config.checkpoint().keep_last());
   context.fault = options.fault;
   const std::string run_dir = options.run_dir;
   checkpointer = std::make_unique<TrainCheckpointer>(
@@ -559,7 +569,7 @@ bool Trainer::Impl::RunEpoch(TrainResult* result) {
   EpochClock clock;
   clock.exchange_before = exchange.seconds;
   clock.rows_before = exchange.rows_received;
-  clock.expert_rows_before = exchange.expert_rows;
+  clock.tokens_before = totals.tokens;
   bool checkpoint_at_end = false, stop_at_end = false;
   DecodedBatch batch;
   auto wait_start = Clock::now();

@@ -54,8 +54,9 @@ struct EpochRecord {
   // LOAD_AWARE: the experts were re-packed after this epoch's steps, from the measured
   // loads (imbalance under the old and the new placement).
   bool repacked = false;
+  // The largest imbalance over the sparse layers, under the old and the new placement.
   double imbalance_before = 0, imbalance_after = 0;
-  std::vector<int> repacked_owner;  // the new owner of each expert (every sparse layer)
+  PlacementMap repacked_placement;  // every sparse layer's new placement
   bool warmup = false;
   EvalResult validation;
 };
@@ -123,6 +124,8 @@ class TrainHook {
   virtual void AfterTraining(const TrainResult& result) {}
   // A run continued from `dir` (before its first step).
   virtual void Resumed(const std::string& dir, const TrainManifest& manifest) {}
+  // LOAD_AWARE: the experts moved to `placement` at the end of an epoch (at `after`).
+  virtual void PlacementChanged(const PlacementMap& placement, const TrainPosition& after) {}
 };
 
 // Makes worker `rank`'s batches of one split: split 0 its training batches (the epoch plan),

@@ -110,4 +110,25 @@ void PlacementMap::Check() const {
   }
 }
 
+Repacked RepackByLoad(const PlacementMap& current,
+                      const std::map<int, std::vector<double>>& loads) {
+  Repacked out;
+  out.placement = current;
+  for (auto& [layer, placement] : out.placement.layers) {
+    auto it = loads.find(layer);
+    if (it == loads.end()) continue;
+    const std::vector<double>& load = it->second;
+    const ExpertPlacement next = ExpertPlacement::LoadAware(load, current.ranks);
+    const double before = placement.Imbalance(load, current.ranks);
+    const double after = next.Imbalance(load, current.ranks);
+    out.imbalance_before = std::max(out.imbalance_before, before);
+    if (after < 0.98 * before) {
+      placement = next;
+      out.moved.push_back(layer);
+    }
+    out.imbalance_after = std::max(out.imbalance_after, placement.Imbalance(load, current.ranks));
+  }
+  return out;
+}
+
 }  // namespace flexmoe

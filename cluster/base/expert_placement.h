@@ -55,4 +55,16 @@ struct PlacementMap {
   }
 };
 
+// A LOAD_AWARE re-pack (cluster.placement): each sparse layer is packed from its own measured
+// loads (`loads[layer][e]`; the S-Router and each layer's router send different tokens to
+// each expert, so layers may need different placements), and a layer moves only when its
+// new imbalance is below 0.98 of its current one (moving experts costs a checkpoint round).
+struct Repacked {
+  PlacementMap placement;  // the current placement with the moved layers replaced
+  std::vector<int> moved;  // the layers that moved
+  // The largest imbalance over the layers, under the current and the new placement.
+  double imbalance_before = 1, imbalance_after = 1;
+};
+Repacked RepackByLoad(const PlacementMap& current, const std::map<int, std::vector<double>>& loads);
+
 }  // namespace flexmoe

@@ -158,14 +158,12 @@ class CoordinatorClient::Impl {
   }
 
   void SendReports(double timeout) {
-    std::deque<co::Report> reports;
+    std::deque<std::string> frames;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      reports.swap(reports_);
+      frames.swap(outgoing_);
     }
-    for (const co::Report& r : reports) {
-      channel_.Send(EncodeCoordinatorFrame(co::REPORT, r), timeout);
-    }
+    for (const std::string& frame : frames) channel_.Send(frame, timeout);
   }
 
   void Stop(bool finished, const std::string& line, int exit_status = 1) {
@@ -185,7 +183,7 @@ class CoordinatorClient::Impl {
       checkpoint_requested_{false};
   std::mutex mu_;
   std::string preempt_reason_;
-  std::deque<co::Report> reports_;
+  std::deque<std::string> outgoing_;  // REPORT and PLACEMENT frames, in order
   co::Leave leave_message_;
   int64_t flushed_ = 0;
   bool ended_ = false;  // the thread stopped: no FLUSHED will come
@@ -204,7 +202,7 @@ void CoordinatorClient::LeaveWithError(int code, const std::string& message) {
 }
 void CoordinatorClient::Report(coordinator::Report report) {
   std::lock_guard<std::mutex> lock(impl_->mu_);
-  impl_->reports_.push_back(std::move(report));
+  impl_->outgoing_.push_back(EncodeCoordinatorFrame(co::REPORT, report));
 }
 bool CoordinatorClient::stop_requested() const { return impl_->stop_requested_; }
 bool CoordinatorClient::TakeCheckpointRequest() {
@@ -233,12 +231,14 @@ void CoordinatorClient::WaitForFlush(int64_t number, double timeout_s) {
 }
 
 PlacementMap CoordinatorClient::placement() const {
-  PlacementMap map;
-  map.ranks = impl_->accepted_.placement_ranks();
-  for (const auto& layer : impl_->accepted_.placement()) {
-    map.layers[layer.layer()].owner.assign(layer.owner().begin(), layer.owner().end());
-  }
-  return map;
+  return PlacementFromProto(impl_->accepted_.placement());
+}
+
+void CoordinatorClient::ReportPlacement(const PlacementMap& placement, int64_t global_step) {
+  coordinator::Placement message = PlacementToProto(placement);
+  message.set_global_step(global_step);
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  impl_->outgoing_.push_back(EncodeCoordinatorFrame(co::PLACEMENT, message));
 }
 
 }  // namespace flexmoe

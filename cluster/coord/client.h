@@ -62,6 +62,9 @@ class CoordinatorClient {
   // Queues a report (metrics records, checkpoints) for the coordinator; they go out in
   // order, before a later Leave's LEAVE.
   void Report(coordinator::Report report);
+  // Queues PLACEMENT (worker 0, after a re-pack moved experts after `global_step`), in order
+  // with the reports.
+  void ReportPlacement(const PlacementMap& placement, int64_t global_step);
   // Waits until the coordinator answered FLUSHED for flush `number` (a Report's flush):
   // kDeadlineExceeded after timeout_s, kUnavailable once the coordinator is lost.
   void WaitForFlush(int64_t number, double timeout_s);

@@ -33,4 +33,25 @@ std::string MemberName(const coordinator::Member& member) {
          std::to_string(member.pid()) + ")";
 }
 
+coordinator::Placement PlacementToProto(const PlacementMap& placement) {
+  coordinator::Placement out;
+  out.set_ranks(placement.ranks);
+  for (const auto& [layer, p] : placement.layers) {
+    coordinator::LayerPlacement* l = out.add_layers();
+    l->set_layer(layer);
+    for (int owner : p.owner) l->add_owner(owner);
+  }
+  return out;
+}
+
+PlacementMap PlacementFromProto(const coordinator::Placement& placement) {
+  PlacementMap map;
+  map.ranks = placement.ranks();
+  for (const coordinator::LayerPlacement& l : placement.layers()) {
+    map.layers[l.layer()].owner.assign(l.owner().begin(), l.owner().end());
+  }
+  map.Check();
+  return map;
+}
+
 }  // namespace flexmoe

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "cluster/base/expert_placement.h"
 #include "cluster/net/frame.h"
 #include "proto/coordinator.pb.h"
 
@@ -20,6 +21,10 @@ std::string EncodeCoordinatorFrame(coordinator::MessageType type,
 // Parses a frame's message (kDataLoss / kInvalidArgument when it does not).
 void ParseCoordinatorFrame(const net::FrameHeader& header, const std::string& body,
                            google::protobuf::MessageLite* message);
+
+// A placement in the protocol and back (PlacementFromProto checks it: kInvalidArgument).
+coordinator::Placement PlacementToProto(const PlacementMap& placement);
+PlacementMap PlacementFromProto(const coordinator::Placement& placement);
 
 // "worker 1 (host node3, pid 4242)".
 std::string MemberName(const coordinator::Member& member);

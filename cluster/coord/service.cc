@@ -11,6 +11,7 @@
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/base/placement_json.h"
 #include "cluster/coord/protocol.h"
 #include "cluster/metrics/metrics_writer.h"
 #include "cluster/metrics/step_records.h"
@@ -70,6 +71,8 @@ class CoordinatorService::Impl {
   // A worker's REPORT: metrics records (merged and written in worker 0's order) and
   // checkpoints. A bad one ends the job, naming the worker.
   void Reported(int id, const co::Report& report);
+  // PLACEMENT: worker 0 re-packed the experts; job.json shows where they are now.
+  void Moved(int id, const co::Placement& placement);
   void Apply(std::vector<MetricsItem> items);
   void Closed(int id, const std::string& why);
   void Beat();
@@ -133,6 +136,12 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
         co::Report report;
         ParseCoordinatorFrame(header, body, &report);
         service_->Reported(id_, report);
+        return;
+      }
+      case co::PLACEMENT: {
+        co::Placement placement;
+        ParseCoordinatorFrame(header, body, &placement);
+        service_->Moved(id_, placement);
         return;
       }
       case co::LEAVE: {
@@ -247,12 +256,7 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
   accepted.set_checkpoint_every_epochs(options_.checkpoint_every_epochs);
   accepted.set_checkpoint_keep_last(options_.checkpoint_keep_last);
   if (m.role() == co::WORKER) {
-    accepted.set_placement_ranks(placement_.ranks);
-    for (const auto& [layer, p] : placement_.layers) {
-      co::LayerPlacement* out = accepted.add_placement();
-      out->set_layer(layer);
-      for (int owner : p.owner) out->add_owner(owner);
-    }
+    *accepted.mutable_placement() = PlacementToProto(placement_);
   }
   return accepted;
 }
@@ -309,6 +313,34 @@ void CoordinatorService::Impl::Reported(int id, const co::Report& report) {
   }
 }
 
+void CoordinatorService::Impl::Moved(int id, const co::Placement& message) {
+  const co::Member& m = members_[id].member;
+  try {
+    if (m.role() != co::WORKER || m.rank() != 0) {
+      Fail(ErrorCode::kInvalidArgument, "only worker 0 reports placements");
+    }
+    PlacementMap placement = PlacementFromProto(message);
+    if (placement.ranks != placement_.ranks ||
+        placement.layers.size() != placement_.layers.size()) {
+      Fail(ErrorCode::kInvalidArgument, "a placement over ", placement.ranks, " ranks and ",
+           placement.layers.size(), " layers for a job of ", placement_.ranks, " and ",
+           placement_.layers.size());
+    }
+    for (const auto& [layer, p] : placement_.layers) {
+      auto it = placement.layers.find(layer);
+      if (it == placement.layers.end() || it->second.num_experts() != p.num_experts()) {
+        Fail(ErrorCode::kInvalidArgument, "a placement without layer ", layer, "'s ",
+             p.num_experts(), " experts");
+      }
+    }
+    placement_ = std::move(placement);
+    LOG(INFO) << "experts re-packed after step " << message.global_step();
+    WriteJobJson();
+  } catch (const Error& e) {
+    End(false, MemberName(m) + " sent a bad placement: " + e.what(), id);
+  }
+}
+
 void CoordinatorService::Impl::Apply(std::vector<MetricsItem> items) {
   for (MetricsItem& item : items) {
     if (item.flush > 0) {
@@ -330,13 +362,6 @@ void CoordinatorService::Impl::Apply(std::vector<MetricsItem> items) {
       writer_->ContinueAt(item.continue_at);
     } else {
       writer_->Write(item.record);
-      // A LOAD_AWARE re-pack moved experts: job.json shows where they are now.
-      const nlohmann::json& repacked = item.record.value("repacked", nlohmann::json());
-      if (repacked.is_object() && repacked.contains("owner")) {
-        const std::vector<int> owner = repacked["owner"].get<std::vector<int>>();
-        for (auto& [layer, p] : placement_.layers) p.owner = owner;
-        WriteJobJson();
-      }
     }
   }
 }
@@ -441,17 +466,13 @@ void CoordinatorService::Impl::WriteJobJson() {
                        {"pid", s.member.pid()},
                        {"state", MemberState(id, s)}});
   }
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& [layer, p] : placement_.layers) {
-    layers.push_back({{"layer", layer}, {"owner", p.owner}});
-  }
   nlohmann::json job = {
       {"job_id", options_.job_id},
       {"state", state_},
       {"coordinator", server_ ? server_->address() : ""},
       {"workers", world_size_},
       {"members", members},
-      {"placement", {{"ranks", placement_.ranks}, {"layers", layers}}},
+      {"placement", PlacementToJson(placement_)},
       {"newest_checkpoint",
        newest_checkpoint_.empty() ? NewestCheckpoint(options_.run_dir) : newest_checkpoint_},
       {"reason", reason_},

@@ -325,9 +325,17 @@ TEST_F(CoordinatorTest, LoadAwarePlacementLowersImbalanceWithEqualResults) {
     std::vector<Json> lines;
     std::ifstream in(dir + "/metrics.jsonl");
     std::string line;
+    Json last_placement;
     while (std::getline(in, line)) {
       Json j = Json::parse(line);
-      if (j["event"] == "epoch") lines.push_back(j);
+      if (j["event"] != "epoch") continue;
+      lines.push_back(j);
+      if (!j["repacked"].is_null()) last_placement = j["repacked"]["placement"];
+    }
+    // The coordinator learnt of each re-pack (PLACEMENT): job.json shows the last one.
+    if (!last_placement.is_null()) {
+      const Json job = Json::parse(ReadFile(dir + "/job.json"));
+      EXPECT_EQ(job["placement"], last_placement) << job.dump();
     }
     return lines;
   };
