@@ -158,92 +158,105 @@ std::string SplitsJson(const data::DatasetIndex& kept) {
   return splits_json.dump() + "\n";
 }
 
-}  // namespace
-
-PrepareResult PrepareDataset(const config::Config& config, const std::string& out_dir,
-                             std::ostream* progress) {
-  auto start = std::chrono::steady_clock::now();
-  const config::DataConfig& data = config.data();
-  const int num_modalities = data.modalities_size();
-  Combinations combinations(num_modalities);
-  std::unique_ptr<RowSource> source = MakeRowSource(data);
-
-  // Pass 1: ids, labels, combinations; duplicate ids; rows without any modality.
+// Pass 1's result: the rows' ids, labels and combinations, in input order.
+struct IndexPass {
   data::DatasetIndex index;
-  std::unordered_map<std::string, uint32_t> position_of;
+  std::unordered_map<std::string, uint32_t> position_of;  // id -> position in `index`
   std::vector<int32_t> labels;
-  uint64_t rows_read = 0;
-  uint64_t dropped_empty = 0;
+  uint64_t rows_read = 0, dropped_empty = 0;
   std::vector<std::string> dropped_ids;  // known to a splits file, but without any modality
+};
+
+// The samples that have a split; their positions are the final sample numbers.
+struct KeptSamples {
+  data::DatasetIndex kept;
+  std::vector<int64_t> final_of;  // position in IndexPass::index -> sample number, or -1
+  uint64_t dropped_no_split = 0;
+
+  // The sample number of `row`, or -1 (no modality, or in no split).
+  int64_t Of(const RawRow& row, const IndexPass& pass) const {
+    return row.mask == 0 ? -1 : final_of[pass.position_of.at(row.id)];
+  }
+};
+
+// Pass 1: ids, labels, combinations; duplicate ids; rows without any modality.
+IndexPass ReadIndex(RowSource& source, const config::DataConfig& data,
+                    const Combinations& combinations) {
+  IndexPass pass;
   RawRow row;
-  while (source->NextWithoutValues(&row)) {
-    ++rows_read;
+  while (source.NextWithoutValues(&row)) {
+    ++pass.rows_read;
     int32_t label = ParseLabel(row, data);
     if (row.mask == 0) {
-      ++dropped_empty;
-      dropped_ids.push_back(row.id);
+      ++pass.dropped_empty;
+      pass.dropped_ids.push_back(row.id);
       continue;
     }
-    auto [it, fresh] = position_of.emplace(row.id, index.id_size());
+    auto [it, fresh] = pass.position_of.emplace(row.id, pass.index.id_size());
     if (!fresh) Fail(ErrorCode::kInvalidArgument, row.where, ": duplicate id '", row.id, "'");
-    index.add_id(row.id);
-    index.add_label(label);
-    index.add_combination(combinations.Index(row.mask));
-    labels.push_back(label);
+    pass.index.add_id(row.id);
+    pass.index.add_label(label);
+    pass.index.add_combination(combinations.Index(row.mask));
+    pass.labels.push_back(label);
   }
-  uint64_t input_bytes = source->bytes_read();
-  if (progress)
-    *progress << "pass 1: " << rows_read << " rows, " << index.id_size() << " samples\n";
+  return pass;
+}
 
-  // Splits: a file when there is one, else the seeded stratified split.
+// Splits: a file when there is one, else the seeded stratified split. Samples in no split
+// are dropped.
+KeptSamples AssignSplits(IndexPass& pass, const RowSource& source, const config::DataConfig& data) {
+  const data::DatasetIndex& index = pass.index;
   std::string splits_path = data.splits_file();
-  if (splits_path.empty() && std::filesystem::exists(source->DefaultSplitsFile())) {
-    splits_path = source->DefaultSplitsFile();
+  if (splits_path.empty() && std::filesystem::exists(source.DefaultSplitsFile())) {
+    splits_path = source.DefaultSplitsFile();
   }
   std::vector<uint32_t> split(index.id_size(), kNoSplit);
   if (!splits_path.empty()) {
-    std::unordered_map<std::string, uint32_t> known = position_of;
-    for (const auto& id : dropped_ids) known.emplace(id, kNoSplit);
+    std::unordered_map<std::string, uint32_t> known = pass.position_of;
+    for (const auto& id : pass.dropped_ids) known.emplace(id, kNoSplit);
     auto split_of = ReadSplitsFile(splits_path, known);
     for (int i = 0; i < index.id_size(); ++i) {
       auto it = split_of.find(index.id(i));
       if (it != split_of.end()) split[i] = it->second;
     }
   } else {
-    split = StratifiedSplit(labels, data.num_classes(), data.split());
+    split = StratifiedSplit(pass.labels, data.num_classes(), data.split());
   }
-  // Keep only samples with a split; the kept positions are the final sample numbers.
-  std::vector<int64_t> final_of(index.id_size(), -1);
-  data::DatasetIndex kept;
-  uint64_t dropped_no_split = 0;
+  KeptSamples out;
+  out.final_of.assign(index.id_size(), -1);
   for (int i = 0; i < index.id_size(); ++i) {
     if (split[i] == kNoSplit) {
-      ++dropped_no_split;
+      ++out.dropped_no_split;
       continue;
     }
-    final_of[i] = kept.id_size();
-    kept.add_id(index.id(i));
-    kept.add_label(index.label(i));
-    kept.add_combination(index.combination(i));
-    kept.add_split(split[i]);
+    out.final_of[i] = out.kept.id_size();
+    out.kept.add_id(index.id(i));
+    out.kept.add_label(index.label(i));
+    out.kept.add_combination(index.combination(i));
+    out.kept.add_split(split[i]);
   }
-  index.Clear();
-  if (kept.id_size() == 0) {
-    Fail(ErrorCode::kInvalidArgument, data.input(), ": no usable samples (", rows_read,
-         " rows read, ", dropped_empty, " without any modality, ", dropped_no_split,
+  pass.index.Clear();
+  if (out.kept.id_size() == 0) {
+    Fail(ErrorCode::kInvalidArgument, data.input(), ": no usable samples (", pass.rows_read,
+         " rows read, ", pass.dropped_empty, " without any modality, ", out.dropped_no_split,
          " in no split)");
   }
+  return out;
+}
 
-  // Pass 2: statistics of observed values over the training split.
+// Pass 2: statistics of observed values over the training split, fitted into the metadata.
+data::DatasetMeta FitStatistics(RowSource& source, const config::DataConfig& data,
+                                const IndexPass& pass, const KeptSamples& samples) {
+  const int num_modalities = data.modalities_size();
   std::vector<std::vector<FeatureAccumulator>> stats(num_modalities);
-  for (int m = 0; m < num_modalities; ++m) stats[m].resize(source->feature_names()[m].size());
+  for (int m = 0; m < num_modalities; ++m) stats[m].resize(source.feature_names()[m].size());
   std::vector<uint64_t> observed(num_modalities, 0);  // training rows with the modality
-  const auto& offsets = source->offsets();
-  source->Rewind();
-  while (source->Next(&row)) {
-    if (row.mask == 0) continue;
-    int64_t n = final_of[position_of.at(row.id)];
-    if (n < 0 || kept.split(n) != 0) continue;
+  const auto& offsets = source.offsets();
+  RawRow row;
+  source.Rewind();
+  while (source.Next(&row)) {
+    const int64_t n = samples.Of(row, pass);
+    if (n < 0 || samples.kept.split(n) != 0) continue;
     for (int m = 0; m < num_modalities; ++m) {
       if (!(row.mask & (1u << m))) continue;
       ++observed[m];
@@ -264,15 +277,37 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
   for (int m = 0; m < num_modalities; ++m) {
     auto* modality = meta.add_modalities();
     modality->set_name(data.modalities(m).name());
-    for (const auto& name : source->feature_names()[m]) modality->add_feature_names(name);
+    for (const auto& name : source.feature_names()[m]) modality->add_feature_names(name);
     FitModality(data.modalities(m), stats[m], modality);
     if (data.missing_indicators()) AddMissingIndicators(stats[m], observed[m], modality);
     AddVolumeVoxels(data, m, modality);
   }
-  if (progress) *progress << "pass 2: statistics fitted on the training split\n";
+  return meta;
+}
 
-  // Pass 3: transformed features into shards, in input order.
-  AtomicDirectory out(out_dir);
+// One shard record: the row's modalities transformed as the metadata says.
+void FillRecord(const RawRow& row, int64_t n, const KeptSamples& samples,
+                const data::DatasetMeta& meta, const std::vector<size_t>& offsets,
+                data::SampleRecord* record, std::vector<float>* packed) {
+  record->Clear();
+  record->set_id(row.id);
+  record->set_label(samples.kept.label(n));
+  record->set_combination(samples.kept.combination(n));
+  record->set_split(samples.kept.split(n));
+  for (int m = 0; m < meta.modalities_size(); ++m) {
+    std::string* bytes = record->add_features();
+    if (!(row.mask & (1u << m))) continue;
+    packed->resize(meta.modalities(m).feature_names_size());
+    PreprocessModality(meta.modalities(m), &row.values[offsets[m]], packed->data());
+    bytes->assign(reinterpret_cast<const char*>(packed->data()), packed->size() * sizeof(float));
+  }
+}
+
+// Pass 3: transformed features into shards, in input order; each sample's shard and offset
+// into the index. Returns the number of shards.
+uint32_t WriteShards(RowSource& source, const config::DataConfig& data, const IndexPass& pass,
+                     KeptSamples* samples, data::DatasetMeta* meta, AtomicDirectory& out) {
+  data::DatasetIndex& kept = samples->kept;
   std::unique_ptr<ShardWriter> writer;
   uint32_t shard = 0;
   int in_shard = 0;
@@ -280,58 +315,75 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
   kept.mutable_offset()->Resize(kept.id_size(), 0);
   data::SampleRecord record;
   std::vector<float> packed;
-  source->Rewind();
-  while (source->Next(&row)) {
-    if (row.mask == 0) continue;
-    int64_t n = final_of[position_of.at(row.id)];
+  RawRow row;
+  source.Rewind();
+  while (source.Next(&row)) {
+    const int64_t n = samples->Of(row, pass);
     if (n < 0) continue;
     if (!writer || in_shard == data.records_per_shard()) {
       if (writer) {
         writer->Commit();
         ++shard;
       }
-      meta.add_shard_files(ShardFileName(shard));
+      meta->add_shard_files(ShardFileName(shard));
       writer = std::make_unique<ShardWriter>(out.StagingPath(ShardFileName(shard)));
       in_shard = 0;
     }
-    record.Clear();
-    record.set_id(row.id);
-    record.set_label(kept.label(n));
-    record.set_combination(kept.combination(n));
-    record.set_split(kept.split(n));
-    for (int m = 0; m < num_modalities; ++m) {
-      std::string* bytes = record.add_features();
-      if (!(row.mask & (1u << m))) continue;
-      packed.resize(meta.modalities(m).feature_names_size());
-      PreprocessModality(meta.modalities(m), &row.values[offsets[m]], packed.data());
-      bytes->assign(reinterpret_cast<const char*>(packed.data()), packed.size() * sizeof(float));
-    }
+    FillRecord(row, n, *samples, *meta, source.offsets(), &record, &packed);
     kept.set_shard(n, shard);
     kept.set_offset(n, writer->Append(record));
     ++in_shard;
   }
   if (writer) writer->Commit();
-  if (progress)
-    *progress << "pass 3: " << kept.id_size() << " records in " << shard + 1 << " shards\n";
+  return shard + 1;
+}
 
-  // Index, summary and metadata, then the atomic rename.
+// The index, metadata (with the summary), summary.json and splits.json, staged in `out`.
+void WriteOutputs(const config::DataConfig& data, const RowSource& source, const IndexPass& pass,
+                  const KeptSamples& samples, data::DatasetMeta* meta, AtomicDirectory& out) {
+  const data::DatasetIndex& kept = samples.kept;
   std::string index_bytes = kept.SerializeAsString();
   WriteFileAtomically(out.StagingPath(kIndexFile), index_bytes);
-  meta.set_index_crc32c(Crc32c(index_bytes.data(), index_bytes.size()));
-  meta.set_num_samples(kept.id_size());
+  meta->set_index_crc32c(Crc32c(index_bytes.data(), index_bytes.size()));
+  meta->set_num_samples(kept.id_size());
 
-  data::Summary* summary = meta.mutable_summary();
-  FillSummary(kept, data, combinations, rows_read, summary);
-  AddDropped(summary, kDroppedNoModality, dropped_empty);
-  AddDropped(summary, kDroppedNoSplit, dropped_no_split);
+  data::Summary* summary = meta->mutable_summary();
+  FillSummary(kept, data, Combinations(data.modalities_size()), pass.rows_read, summary);
+  AddDropped(summary, kDroppedNoModality, pass.dropped_empty);
+  AddDropped(summary, kDroppedNoSplit, samples.dropped_no_split);
 
   std::string meta_text;
-  google::protobuf::TextFormat::PrintToString(meta, &meta_text);
+  google::protobuf::TextFormat::PrintToString(*meta, &meta_text);
   WriteFileAtomically(out.StagingPath(kMetaFile), meta_text);
-
   WriteFileAtomically(out.StagingPath(kSummaryFile),
-                      SummaryJson(meta, data, source->feature_names()));
+                      SummaryJson(*meta, data, source.feature_names()));
   WriteFileAtomically(out.StagingPath(kSplitsFile), SplitsJson(kept));
+}
+
+}  // namespace
+
+PrepareResult PrepareDataset(const config::Config& config, const std::string& out_dir,
+                             std::ostream* progress) {
+  auto start = std::chrono::steady_clock::now();
+  const config::DataConfig& data = config.data();
+  std::unique_ptr<RowSource> source = MakeRowSource(data);
+
+  IndexPass pass = ReadIndex(*source, data, Combinations(data.modalities_size()));
+  const uint64_t input_bytes = source->bytes_read();
+  if (progress) {
+    *progress << "pass 1: " << pass.rows_read << " rows, " << pass.index.id_size() << " samples\n";
+  }
+  KeptSamples samples = AssignSplits(pass, *source, data);
+
+  data::DatasetMeta meta = FitStatistics(*source, data, pass, samples);
+  if (progress) *progress << "pass 2: statistics fitted on the training split\n";
+
+  AtomicDirectory out(out_dir);
+  const uint32_t shards = WriteShards(*source, data, pass, &samples, &meta, out);
+  if (progress) {
+    *progress << "pass 3: " << samples.kept.id_size() << " records in " << shards << " shards\n";
+  }
+  WriteOutputs(data, *source, pass, samples, &meta, out);
   out.Commit();
 
   PrepareResult result;

@@ -96,6 +96,90 @@ std::vector<int> CombinationCounts(const config::SynthConfig& synth, int num_mod
   return counts;
 }
 
+namespace {
+
+// The generating model: class prototypes per modality ([K * F_m]) and two interaction
+// directions per modality ([F_m]).
+struct GeneratingModel {
+  std::vector<std::vector<double>> prototype, direction_a, direction_b;
+};
+
+GeneratingModel MakeGeneratingModel(const config::DataConfig& data,
+                                    const config::SynthConfig& synth, SeededRng& rng) {
+  const int m_count = data.modalities_size();
+  GeneratingModel g;
+  g.prototype.resize(m_count);
+  g.direction_a.resize(m_count);
+  g.direction_b.resize(m_count);
+  for (int m = 0; m < m_count; ++m) {
+    const int f = data.modalities(m).synth_features();
+    for (int i = 0; i < data.num_classes() * f; ++i) {
+      g.prototype[m].push_back(rng.Normal() * synth.marginal_signal());
+    }
+    for (int i = 0; i < f; ++i) g.direction_a[m].push_back(rng.Normal());
+    for (int i = 0; i < f; ++i) g.direction_b[m].push_back(rng.Normal());
+  }
+  return g;
+}
+
+// One CSV file per modality, with its header written.
+std::vector<std::unique_ptr<AtomicFile>> OpenModalityFiles(const config::DataConfig& data,
+                                                           AtomicDirectory& out) {
+  std::vector<std::unique_ptr<AtomicFile>> files;
+  for (int m = 0; m < data.modalities_size(); ++m) {
+    files.push_back(std::make_unique<AtomicFile>(out.StagingPath(data.modalities(m).file())));
+    std::string header = "id";
+    for (int j = 0; j < data.modalities(m).synth_features(); ++j) {
+      header += "," + data.modalities(m).name() + "_" + std::to_string(j);
+    }
+    files[m]->Write(header + "\n");
+  }
+  return files;
+}
+
+// Sample `id`'s row of modality m (class y): its prototype, noise and, with two or more
+// modalities, the interaction terms (`sign`: one random sign per modality; alone each side
+// looks like noise, the product of adjacent sides tells the class parity).
+std::string ModalityLine(const std::string& id, int m, int y, const std::vector<double>& sign,
+                         const GeneratingModel& g, const config::Config& config, SeededRng& rng) {
+  const config::SynthConfig& synth = config.synth();
+  const auto& modality = config.data().modalities(m);
+  const int m_count = config.data().modalities_size();
+  const int f = modality.synth_features();
+  const int prev = (m + m_count - 1) % m_count;
+  const double parity = (y % 2 == 0) ? 1.0 : -1.0;
+  std::string line = id;
+  for (int j = 0; j < f; ++j) {
+    double x = g.prototype[m][y * f + j] + synth.noise() * rng.Normal();
+    if (m_count >= 2) {
+      x += synth.interaction_signal() * sign[m] * g.direction_a[m][j];
+      x += synth.interaction_signal() * sign[prev] * parity * g.direction_b[m][j];
+    }
+    bool missing = rng.Uniform() < synth.missing_value_rate();
+    line += ",";
+    if (missing) continue;
+    if (modality.synth_integer_coded()) {
+      line += x < -0.5 ? "0" : (x < 0.5 ? "1" : "2");
+    } else {
+      line += FormatValue(x);
+    }
+  }
+  return line + "\n";
+}
+
+void WriteSplits(const std::vector<int32_t>& labels, const std::vector<std::string>& ids,
+                 const config::DataConfig& data, AtomicDirectory& out) {
+  std::vector<uint32_t> split = StratifiedSplit(labels, data.num_classes(), data.split());
+  nlohmann::json splits = {{"training", nlohmann::json::array()},
+                           {"validation", nlohmann::json::array()},
+                           {"testing", nlohmann::json::array()}};
+  static const char* kNames[] = {"training", "validation", "testing"};
+  for (size_t i = 0; i < ids.size(); ++i) splits[kNames[split[i]]].push_back(ids[i]);
+  WriteFileAtomically(out.StagingPath("splits.json"), splits.dump() + "\n");
+}
+
+}  // namespace
+
 SynthResult GenerateSynthetic(const config::Config& config, const std::string& out_dir) {
   const config::DataConfig& data = config.data();
   const config::SynthConfig& synth = config.synth();
@@ -106,91 +190,43 @@ SynthResult GenerateSynthetic(const config::Config& config, const std::string& o
            "].synth_features: the generator needs a positive feature count");
     }
   }
-  const int k_count = data.num_classes();
   const int n = synth.num_samples();
   Combinations combinations(m_count);
   SeededRng rng(synth.seed());
-
-  // The generating model: class prototypes per modality and interaction directions.
-  std::vector<std::vector<double>> prototype(m_count);  // [K * F_m]
-  std::vector<std::vector<double>> direction_a(m_count), direction_b(m_count);
-  for (int m = 0; m < m_count; ++m) {
-    int f = data.modalities(m).synth_features();
-    for (int i = 0; i < k_count * f; ++i)
-      prototype[m].push_back(rng.Normal() * synth.marginal_signal());
-    for (int i = 0; i < f; ++i) direction_a[m].push_back(rng.Normal());
-    for (int i = 0; i < f; ++i) direction_b[m].push_back(rng.Normal());
-  }
+  const GeneratingModel model = MakeGeneratingModel(data, synth, rng);
 
   std::vector<int> counts = CombinationCounts(synth, m_count);
   std::vector<int> combination_of;
-  for (int c = 0; c < combinations.size(); ++c)
+  for (int c = 0; c < combinations.size(); ++c) {
     combination_of.insert(combination_of.end(), counts[c], c);
-  for (size_t i = combination_of.size(); i > 1; --i)
+  }
+  for (size_t i = combination_of.size(); i > 1; --i) {
     std::swap(combination_of[i - 1], combination_of[rng.Below(i)]);
-
+  }
   std::vector<int32_t> labels(n);
-  for (int i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(rng.Below(k_count));
+  for (int i = 0; i < n; ++i) labels[i] = static_cast<int32_t>(rng.Below(data.num_classes()));
 
   AtomicDirectory out(out_dir);
-  std::vector<std::unique_ptr<AtomicFile>> files;
-  for (int m = 0; m < m_count; ++m) {
-    files.push_back(std::make_unique<AtomicFile>(out.StagingPath(data.modalities(m).file())));
-    std::string header = "id";
-    for (int j = 0; j < data.modalities(m).synth_features(); ++j) {
-      header += "," + data.modalities(m).name() + "_" + std::to_string(j);
-    }
-    files[m]->Write(header + "\n");
-  }
+  std::vector<std::unique_ptr<AtomicFile>> files = OpenModalityFiles(data, out);
   AtomicFile label_file(out.StagingPath("labels.csv"));
   label_file.Write("id,label\n");
   std::vector<std::string> ids;
-  std::string line;
+  std::vector<double> sign(m_count);
   for (int i = 0; i < n; ++i) {
     char id[32];
     std::snprintf(id, sizeof(id), "S%06d", i + 1);
     ids.push_back(id);
-    int y = labels[i];
+    const int y = labels[i];
     label_file.Write(std::string(id) + "," +
                      (data.class_names_size() > 0 ? data.class_names(y) : std::to_string(y)) +
                      "\n");
-    uint32_t mask = combinations.Mask(combination_of[i]);
-    // One random sign per adjacent modality pair: alone each side looks like noise; the
-    // product of the two sides tells the class parity.
-    std::vector<double> sign(m_count);
+    const uint32_t mask = combinations.Mask(combination_of[i]);
     for (int m = 0; m < m_count; ++m) sign[m] = rng.Uniform() < 0.5 ? -1.0 : 1.0;
-    double parity = (y % 2 == 0) ? 1.0 : -1.0;
     for (int m = 0; m < m_count; ++m) {
-      if (!(mask & (1u << m))) continue;
-      const auto& modality = data.modalities(m);
-      int f = modality.synth_features();
-      int prev = (m + m_count - 1) % m_count;
-      line = id;
-      for (int j = 0; j < f; ++j) {
-        double x = prototype[m][y * f + j] + synth.noise() * rng.Normal();
-        if (m_count >= 2) {
-          x += synth.interaction_signal() * sign[m] * direction_a[m][j];
-          x += synth.interaction_signal() * sign[prev] * parity * direction_b[m][j];
-        }
-        bool missing = rng.Uniform() < synth.missing_value_rate();
-        line += ",";
-        if (missing) continue;
-        if (modality.synth_integer_coded()) {
-          line += x < -0.5 ? "0" : (x < 0.5 ? "1" : "2");
-        } else {
-          line += FormatValue(x);
-        }
-      }
-      files[m]->Write(line + "\n");
+      if (mask & (1u << m)) files[m]->Write(ModalityLine(id, m, y, sign, model, config, rng));
     }
   }
-  std::vector<uint32_t> split = StratifiedSplit(labels, k_count, data.split());
-  nlohmann::json splits = {{"training", nlohmann::json::array()},
-                           {"validation", nlohmann::json::array()},
-                           {"testing", nlohmann::json::array()}};
-  static const char* kNames[] = {"training", "validation", "testing"};
-  for (int i = 0; i < n; ++i) splits[kNames[split[i]]].push_back(ids[i]);
-  WriteFileAtomically(out.StagingPath("splits.json"), splits.dump() + "\n");
+  WriteSplits(labels, ids, data, out);
   label_file.Commit();
   for (auto& file : files) file->Commit();
   out.Commit();

@@ -166,6 +166,81 @@ ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& 
   return MakeExchangeStep(regrouped, placement, ep, stats, expert_order);
 }
 
+namespace {
+
+// Phase 1 of an exchange: where each expert's rows start in the dispatch order, and the
+// blocks (and rows) each owner gets.
+struct SendPlan {
+  std::vector<std::vector<int64_t>> experts_of;  // per rank: its experts, ascending
+  RowRanges blocks;                              // owner-major
+  std::vector<int64_t> send;                     // rows per rank
+  int64_t total = 0;
+};
+
+SendPlan PlanSends(const ExpertPlacement& placement, const std::vector<int64_t>& counts,
+                   const std::vector<int64_t>& expert_order, int world) {
+  const int64_t e_count = placement.num_experts();
+  std::vector<int64_t> offset(e_count, 0);
+  SendPlan plan;
+  for (size_t i = 0; i < static_cast<size_t>(e_count); ++i) {
+    const int64_t e = expert_order.empty() ? static_cast<int64_t>(i) : expert_order[i];
+    offset[e] = plan.total;
+    plan.total += counts[e];
+  }
+  plan.experts_of.resize(world);
+  for (int64_t e = 0; e < e_count; ++e) plan.experts_of[placement.owner[e]].push_back(e);
+  plan.send.assign(world, 0);
+  for (int r = 0; r < world; ++r) {
+    for (int64_t e : plan.experts_of[r]) {
+      plan.blocks.push_back({offset[e], counts[e]});
+      plan.send[r] += counts[e];
+    }
+  }
+  return plan;
+}
+
+// Phase 2: every rank's rows per expert, [world, E] on the host. The counts are host values:
+// a group that takes host tensors (MPI, or a routed world's host side) gets them as they
+// are; a group that takes only device tensors (NCCL) gets them on the rows' device.
+at::Tensor GatherCounts(const std::vector<int64_t>& counts, Communicator& ep, at::Device device,
+                        ExchangeStats* stats) {
+  at::Tensor my_counts = at::tensor(counts, at::kLong);
+  if (!ep.capabilities().host_tensors) my_counts = my_counts.to(device);
+  at::Tensor all_counts;
+  {
+    ExchangeTimer timer(stats);
+    all_counts = ep.AllGather(my_counts).to(at::kCPU).contiguous();
+  }
+  if (stats != nullptr) {
+    const int64_t e_count = static_cast<int64_t>(counts.size());
+    const int64_t* all = all_counts.data_ptr<int64_t>();
+    stats->expert_rows.resize(e_count, 0);
+    for (int64_t s = 0; s < all_counts.size(0); ++s) {
+      for (int64_t e = 0; e < e_count; ++e) stats->expert_rows[e] += all[s * e_count + e];
+    }
+  }
+  return all_counts;
+}
+
+// Phase 3: the received rows arrive source-major, each source's rows ordered by local
+// expert: one block per (source, local expert). `*rows`: their total.
+std::vector<RowBlock> ReceivedBlocks(const int64_t* all, int64_t e_count, int world,
+                                     const std::vector<int64_t>& mine, int64_t* rows) {
+  std::vector<RowBlock> blocks;
+  int64_t position = 0;
+  for (int s = 0; s < world; ++s) {
+    for (size_t j = 0; j < mine.size(); ++j) {
+      const int64_t n = all[s * e_count + mine[j]];
+      blocks.push_back({static_cast<int64_t>(j), position, n});
+      position += n;
+    }
+  }
+  *rows = position;
+  return blocks;
+}
+
+}  // namespace
+
 ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& placement,
                             Communicator& ep, ExchangeStats* stats,
                             std::vector<int64_t> expert_order) {
@@ -182,75 +257,31 @@ ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& place
       Fail(ErrorCode::kInvalidArgument, "expert step: ", counts.size(), " counts for ", e_count,
            " experts");
     }
-    // 1. Where each expert's rows start in the dispatch order; the blocks each owner gets.
-    std::vector<int64_t> offset(e_count, 0);
-    int64_t total = 0;
-    for (size_t i = 0; i < static_cast<size_t>(e_count); ++i) {
-      const int64_t e = expert_order.empty() ? static_cast<int64_t>(i) : expert_order[i];
-      offset[e] = total;
-      total += counts[e];
-    }
-    std::vector<std::vector<int64_t>> experts_of(world);
-    for (int64_t e = 0; e < e_count; ++e) experts_of[placement.owner[e]].push_back(e);
-    RowRanges blocks;
-    std::vector<int64_t> send(world, 0);
-    for (int r = 0; r < world; ++r) {
-      for (int64_t e : experts_of[r]) {
-        blocks.push_back({offset[e], counts[e]});
-        send[r] += counts[e];
-      }
-    }
+    const SendPlan plan = PlanSends(placement, counts, expert_order, world);
     // Index bookkeeping is done on the CPU; the indices go to the rows' device (CUDA rows
-    // with the NCCL backend) before use.
+    // with the NCCL backend) before use. Rows laid out owner by owner (OwnerMajorOrder, what
+    // the expert-parallel layer dispatches in) stay where they are: no gather here and none
+    // on the way back.
     const at::Device device = rows.device();
-    // Rows laid out owner by owner (OwnerMajorOrder, what the expert-parallel layer
-    // dispatches in) stay where they are: no gather here and none on the way back.
-    const bool in_place = InOrder(blocks);
-    at::Tensor owner_order = in_place ? at::Tensor() : GatherIndex(blocks, total);
+    const bool in_place = InOrder(plan.blocks);
+    at::Tensor owner_order = in_place ? at::Tensor() : GatherIndex(plan.blocks, plan.total);
     at::Tensor by_owner = in_place ? rows : rows.index_select(0, HostIndexTo(owner_order, device));
 
-    // 2. Counts first: every rank learns how many rows of each expert every rank sends.
-    //    They are host values: a group that takes host tensors (MPI, or a routed world's
-    //    host side) gets them as they are; a pure NCCL group gets them on the device.
-    at::Tensor my_counts = at::tensor(counts, at::kLong);
-    if (!ep.capabilities().host_tensors) my_counts = my_counts.to(device);
-    at::Tensor all_counts;
-    {
-      ExchangeTimer timer(stats);
-      all_counts = ep.AllGather(my_counts).to(at::kCPU).contiguous();  // [world, E]
-    }
+    const at::Tensor all_counts = GatherCounts(counts, ep, device, stats);
     const int64_t* all = all_counts.data_ptr<int64_t>();
-    if (stats != nullptr) {
-      stats->expert_rows.resize(e_count, 0);
-      for (int s = 0; s < world; ++s) {
-        for (int64_t e = 0; e < e_count; ++e) stats->expert_rows[e] += all[s * e_count + e];
-      }
-    }
-    const std::vector<int64_t>& mine = experts_of[me];
+    const std::vector<int64_t>& mine = plan.experts_of[me];
     std::vector<int64_t> recv(world, 0);
     for (int s = 0; s < world; ++s) {
       for (int64_t e : mine) recv[s] += all[s * e_count + e];
     }
-
-    // 3. Rows to their owners. They arrive source-major, each source's rows ordered by
-    //    local expert: one block per (source, local expert), run where they lie.
-    at::Tensor received = AllToAllWithGrad(by_owner, send, recv, ep, stats);
-    std::vector<RowBlock> received_blocks;
-    int64_t position = 0;
-    for (int s = 0; s < world; ++s) {
-      for (size_t j = 0; j < mine.size(); ++j) {
-        const int64_t n = all[s * e_count + mine[j]];
-        received_blocks.push_back({static_cast<int64_t>(j), position, n});
-        position += n;
-      }
-    }
-    at::Tensor y = local(received, received_blocks);
-
-    // 4. Back to the senders, and back to the dispatch order.
-    at::Tensor returned = AllToAllWithGrad(y, recv, send, ep, stats);
+    // Rows to their owners, run where they lie, back to the senders and to the dispatch order.
+    at::Tensor received = AllToAllWithGrad(by_owner, plan.send, recv, ep, stats);
+    int64_t received_rows = 0;
+    at::Tensor y = local(received, ReceivedBlocks(all, e_count, world, mine, &received_rows));
+    at::Tensor returned = AllToAllWithGrad(y, recv, plan.send, ep, stats);
     if (stats != nullptr) {
-      stats->rows_sent += total;
-      stats->rows_received += position;
+      stats->rows_sent += plan.total;
+      stats->rows_received += received_rows;
     }
     if (in_place) return returned;
     return returned.index_select(0, HostIndexTo(InverseIndex(owner_order), device));

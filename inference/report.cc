@@ -15,6 +15,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/child_process.h"
 #include "cluster/base/error.h"
+#include "cluster/metrics/run_records.h"
 #include "inference/evaluation.h"
 #include "inference/loaded_model.h"
 
@@ -154,13 +155,12 @@ void Curves(const fs::path& metrics, FigureWriter& out) {
   std::string line;
   int epochs = 0;
   while (std::getline(in, line)) {
-    json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!record.is_object() || record.value("event", "") != "epoch") continue;
-    const json& v = record.contains("validation") ? record["validation"] : json::object();
-    data << record.value("epoch", 0) + 1 << " " << Cell(Value(record.value("train_loss", json())))
-         << " " << Cell(Value(record.value("task_loss", json()))) << " "
-         << Cell(Value(v.value("acc", json()))) << " " << Cell(Value(v.value("auc", json()))) << " "
-         << Cell(Value(v.value("f1", json()))) << "\n";
+    const std::optional<EpochLine> e =
+        EpochLineFrom(json::parse(line, nullptr, /*allow_exceptions=*/false));
+    if (!e) continue;
+    data << e->epoch + 1 << " " << Cell(e->train_loss) << " " << Cell(e->task_loss) << " "
+         << Cell(e->validation.acc) << " " << Cell(e->validation.auc) << " "
+         << Cell(e->validation.f1) << "\n";
     ++epochs;
   }
   if (epochs == 0) return out.Skip("curves", "no epoch record in " + metrics.string());

@@ -25,6 +25,7 @@
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
 #include "cluster/base/run_lease.h"
+#include "cluster/coord/job_record.h"
 #include "inference/report.h"
 #include "launch/preemption.h"
 #include "proto/config_loader.h"
@@ -334,15 +335,13 @@ JobOutcome LocalJob::Outcome() {
     }
   }
   try {
-    const nlohmann::json job = nlohmann::json::parse(ReadFile(options_.run_dir + "/job.json"));
-    out.state = job.value("state", "");
-    out.reason = job.value("reason", "");
-    out.newest_checkpoint = job.value("newest_checkpoint", "");
-    const nlohmann::json culprit = job.value("culprit", nlohmann::json());
-    if (culprit.is_object() && culprit.value("role", "") == "worker") {
-      out.dead_workers.push_back(culprit.value("rank", -1));
-    }
-  } catch (const std::exception&) {
+    const JobRecord job = ReadJobRecord(options_.run_dir);
+    out.state = job.state;
+    out.reason = job.reason;
+    out.newest_checkpoint = job.newest_checkpoint;
+    if (job.culprit && job.culprit->role == "worker") out.dead_workers.push_back(job.culprit->rank);
+  } catch (const Error&) {
+    // No job.json (the coordinator died first) or a torn one: the coordinator did not say.
   }
   if (out.state == "running" || out.state.empty()) {
     // The coordinator did not say: it is what died, or what hung.

@@ -12,6 +12,7 @@
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
 #include "cluster/comm/gather_bytes.h"
+#include "launch/loader_batches.h"
 #include "launch/train_command.h"
 #include "trainer/evaluate.h"
 #include "trainer/metrics.h"

@@ -93,6 +93,99 @@ int RepeatedSize(const Config& config, const std::string& prefix, const std::str
   return 0;
 }
 
+// A repeated scalar named without an index: replaced by the comma-separated list `value`.
+void SetRepeatedList(pb::Message* message, const pb::FieldDescriptor* field,
+                     const std::string& path, const std::string& value) {
+  message->GetReflection()->ClearField(message, field);
+  std::string text;
+  size_t from = 0;
+  while (from <= value.size() && !value.empty()) {
+    size_t comma = value.find(',', from);
+    std::string item = value.substr(from, comma == std::string::npos ? comma : comma - from);
+    text +=
+        field->name() + ": " +
+        (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING ? "\"" + pb::CEscape(item) + "\""
+                                                                  : item) +
+        "\n";
+    if (comma == std::string::npos) break;
+    from = comma + 1;
+  }
+  CollectErrors errors("--set " + path);
+  pb::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  parser.AllowPartialMessage(true);
+  if (!parser.MergeFromString(text, message)) Fail(ErrorCode::kInvalidArgument, errors.first());
+}
+
+// Element `index` of a repeated scalar set to `value` (the list rebuilt through text).
+void SetRepeatedElement(pb::Message* message, const pb::FieldDescriptor* field, int index,
+                        const std::string& path, const std::string& value) {
+  const pb::Reflection* reflection = message->GetReflection();
+  const int size = reflection->FieldSize(*message, field);
+  if (index == size) Fail(ErrorCode::kInvalidArgument, "--set ", path, ": index out of range");
+  std::vector<std::string> items;
+  for (int j = 0; j < size; ++j) {
+    std::string item;
+    pb::TextFormat::PrintFieldValueToString(*message, field, j, &item);
+    items.push_back(j == index ? value : item);
+  }
+  reflection->ClearField(message, field);
+  for (const std::string& item : items) {
+    std::string text = field->name() + ": " + item;
+    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING && !item.empty() &&
+        item.front() != '"') {
+      text = field->name() + ": \"" + pb::CEscape(item) + "\"";
+    }
+    if (!pb::TextFormat::MergeFromString(text, message)) {
+      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": cannot parse '", value, "'");
+    }
+  }
+}
+
+// A singular scalar set to `value` (strings may be given without quotes).
+void SetScalar(pb::Message* message, const pb::FieldDescriptor* field, const std::string& path,
+               const std::string& value) {
+  std::string text = value;
+  if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING &&
+      (text.empty() || text.front() != '"')) {
+    text = "\"" + pb::CEscape(value) + "\"";
+  }
+  if (!pb::TextFormat::ParseFieldValueFromString(text, field, message)) {
+    Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", value, "' is not a valid ",
+         field->type_name(), " value");
+  }
+}
+
+// One step of a --set path through a repeated field: the element message to go on in, or
+// null once the value was set (a repeated scalar).
+pb::Message* RepeatedStep(pb::Message* message, const pb::FieldDescriptor* field,
+                          const PathStep& step, bool last, const std::string& path,
+                          const std::string& value) {
+  const pb::Reflection* reflection = message->GetReflection();
+  const bool is_message = field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE;
+  if (step.index < 0) {
+    if (!last || is_message) {
+      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name,
+           "' is repeated; name an element as ", step.name, "[i]");
+    }
+    SetRepeatedList(message, field, path, value);
+    return nullptr;
+  }
+  const int size = reflection->FieldSize(*message, field);
+  if (step.index > size) {
+    Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name, "' has ", size,
+         " elements; index ", step.index, " is out of range");
+  }
+  if (is_message) {
+    if (last) Fail(ErrorCode::kInvalidArgument, "--set ", path, ": names a message, not a value");
+    return step.index == size ? reflection->AddMessage(message, field)
+                              : reflection->MutableRepeatedMessage(message, field, step.index);
+  }
+  if (!last) Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name, "' has no fields");
+  SetRepeatedElement(message, field, step.index, path, value);
+  return nullptr;
+}
+
 void ApplyOverride(Config* config, const std::string& assignment) {
   size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -113,101 +206,27 @@ void ApplyOverride(Config* config, const std::string& assignment) {
   }
   std::vector<PathStep> steps = SplitPath(path);
   pb::Message* message = config;
-  for (size_t i = 0; i < steps.size(); ++i) {
+  for (size_t i = 0; i < steps.size() && message != nullptr; ++i) {
     const PathStep& step = steps[i];
     const pb::Descriptor* descriptor = message->GetDescriptor();
-    const pb::Reflection* reflection = message->GetReflection();
     const pb::FieldDescriptor* field = descriptor->FindFieldByName(step.name);
     if (field == nullptr) {
       Fail(ErrorCode::kInvalidArgument, "--set ", path, ": ", descriptor->name(), " has no field '",
            step.name, "'");
     }
-    bool last = i + 1 == steps.size();
+    const bool last = i + 1 == steps.size();
     if (field->is_repeated()) {
-      if (step.index < 0) {
-        if (last && field->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
-          // A repeated scalar without index: replaced by the comma-separated list.
-          reflection->ClearField(message, field);
-          std::string text;
-          size_t from = 0;
-          while (from <= value.size() && !value.empty()) {
-            size_t comma = value.find(',', from);
-            std::string item =
-                value.substr(from, comma == std::string::npos ? comma : comma - from);
-            text += field->name() + ": " +
-                    (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING
-                         ? "\"" + pb::CEscape(item) + "\""
-                         : item) +
-                    "\n";
-            if (comma == std::string::npos) break;
-            from = comma + 1;
-          }
-          CollectErrors errors("--set " + path);
-          pb::TextFormat::Parser parser;
-          parser.RecordErrorsTo(&errors);
-          parser.AllowPartialMessage(true);
-          if (!parser.MergeFromString(text, message)) {
-            Fail(ErrorCode::kInvalidArgument, errors.first());
-          }
-          return;
-        }
-        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name,
-             "' is repeated; name an element as ", step.name, "[i]");
-      }
-      int size = reflection->FieldSize(*message, field);
-      if (step.index > size) {
-        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name, "' has ", size,
-             " elements; index ", step.index, " is out of range");
-      }
-      if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
-        message = step.index == size
-                      ? reflection->AddMessage(message, field)
-                      : reflection->MutableRepeatedMessage(message, field, step.index);
-        if (last)
-          Fail(ErrorCode::kInvalidArgument, "--set ", path, ": names a message, not a value");
-        continue;
-      }
-      if (!last)
+      message = RepeatedStep(message, field, step, last, path, value);
+    } else if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (last) Fail(ErrorCode::kInvalidArgument, "--set ", path, ": names a message, not a value");
+      message = message->GetReflection()->MutableMessage(message, field);
+    } else {
+      if (!last) {
         Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name, "' has no fields");
-      if (step.index == size)
-        Fail(ErrorCode::kInvalidArgument, "--set ", path, ": index out of range");
-      // Replace one element: rebuild the list through text.
-      std::vector<std::string> items;
-      for (int j = 0; j < size; ++j) {
-        std::string item;
-        pb::TextFormat::PrintFieldValueToString(*message, field, j, &item);
-        items.push_back(j == step.index ? value : item);
       }
-      reflection->ClearField(message, field);
-      for (const std::string& item : items) {
-        std::string text = field->name() + ": " + item;
-        if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING && !item.empty() &&
-            item.front() != '"') {
-          text = field->name() + ": \"" + pb::CEscape(item) + "\"";
-        }
-        if (!pb::TextFormat::MergeFromString(text, message)) {
-          Fail(ErrorCode::kInvalidArgument, "--set ", path, ": cannot parse '", value, "'");
-        }
-      }
+      SetScalar(message, field, path, value);
       return;
     }
-    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
-      if (last) Fail(ErrorCode::kInvalidArgument, "--set ", path, ": names a message, not a value");
-      message = reflection->MutableMessage(message, field);
-      continue;
-    }
-    if (!last)
-      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", step.name, "' has no fields");
-    std::string text = value;
-    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING &&
-        (text.empty() || text.front() != '"')) {
-      text = "\"" + pb::CEscape(value) + "\"";
-    }
-    if (!pb::TextFormat::ParseFieldValueFromString(text, field, message)) {
-      Fail(ErrorCode::kInvalidArgument, "--set ", path, ": '", value, "' is not a valid ",
-           field->type_name(), " value");
-    }
-    return;
   }
 }
 
@@ -348,11 +367,16 @@ void ValidateModality(config::DataConfig& data, int i, std::set<std::string>* na
   }
 }
 
-void Validate(Config& c, const Validator& v) {
+// Fields that follow from others: num_classes from class_names.
+void ResolveDerivedFields(Config& c) {
   auto& data = *c.mutable_data();
+  if (data.class_names_size() > 0) data.set_num_classes(data.class_names_size());
+}
+
+void ValidateData(config::DataConfig& data, const Validator& v) {
   v.Check(data.layout() != config::DataConfig::LAYOUT_UNSPECIFIED, "data.layout",
           "set PER_MODALITY_CSV or WIDE_CSV");
-  int m = data.modalities_size();
+  const int m = data.modalities_size();
   v.Check(m >= 1 && m <= 8, "data.modalities", "between 1 and 8 modalities are supported, got ", m);
   std::set<std::string> names;
   for (int i = 0; i < m; ++i) ValidateModality(data, i, &names, v);
@@ -360,7 +384,6 @@ void Validate(Config& c, const Validator& v) {
           "choose STANDARD, MINMAX or NO_SCALING");
   if (data.class_names_size() > 0) {
     v.Check(data.class_names_size() >= 2, "data.class_names", "at least two classes");
-    data.set_num_classes(data.class_names_size());
   }
   v.Check(data.num_classes() >= 2, "data.num_classes", "at least two classes, got ",
           data.num_classes());
@@ -372,9 +395,10 @@ void Validate(Config& c, const Validator& v) {
   }
   v.Check(std::fabs(split.training() + split.validation() + split.testing() - 1.0) < 1e-6,
           "data.split", "training + validation + testing must be 1");
+}
 
-  const auto& model = c.model();
-  int combos = NumCombinations(m);
+void ValidateModel(const config::ModelConfig& model, int m, const Validator& v) {
+  const int combos = NumCombinations(m);
   v.Check(model.patches() > 0, "model.patches", "must be positive");
   v.Check(model.hidden_dim() > 0, "model.hidden_dim", "must be positive");
   v.Check(model.num_heads() > 0 && model.hidden_dim() % model.num_heads() == 0, "model.num_heads",
@@ -388,8 +412,9 @@ void Validate(Config& c, const Validator& v) {
           "must lie in [1, num_experts]");
   v.Check(model.dropout() >= 0 && model.dropout() < 1, "model.dropout", "must lie in [0, 1)");
   v.Check(model.capacity_factor() >= 0, "model.capacity_factor", "must not be negative");
+}
 
-  const auto& t = c.training();
+void ValidateTraining(const config::TrainingConfig& t, int num_classes, const Validator& v) {
   v.Check(t.epochs() >= 1, "training.epochs", "at least one epoch");
   v.Check(t.warmup_epochs() >= 0 && t.warmup_epochs() <= t.epochs(), "training.warmup_epochs",
           "must lie in [0, epochs]");
@@ -400,10 +425,12 @@ void Validate(Config& c, const Validator& v) {
           "must lie in [0, 1 / lr)");
   v.Check(t.early_stopping_patience() >= 0, "training.early_stopping_patience",
           "must not be negative");
-  v.Check(t.class_weights_size() == 0 || t.class_weights_size() == data.num_classes(),
-          "training.class_weights", "one weight per class (", data.num_classes(), ")");
+  v.Check(t.class_weights_size() == 0 || t.class_weights_size() == num_classes,
+          "training.class_weights", "one weight per class (", num_classes, ")");
+}
 
-  const auto& cl = c.cluster();
+void ValidateCluster(const config::ClusterConfig& cl, const config::TrainingConfig& t,
+                     const Validator& v) {
   v.Check(cl.workers() >= 1, "cluster.workers", "at least one worker");
   v.Check(cl.expert_parallel_degree() >= 0 &&
               (cl.expert_parallel_degree() == 0 || cl.workers() % cl.expert_parallel_degree() == 0),
@@ -416,14 +443,10 @@ void Validate(Config& c, const Validator& v) {
   v.Check(cl.max_frame_bytes() >= 1024, "cluster.max_frame_bytes", "at least 1024");
   v.Check(cl.backend() != config::ClusterConfig::NCCL || t.device() == config::TrainingConfig::CUDA,
           "cluster.backend", "NCCL carries CUDA tensors: it needs training.device: CUDA");
+}
 
-  const auto& ck = c.checkpoint();
-  v.Check(ck.every_epochs() >= 0, "checkpoint.every_epochs", "must not be negative");
-  v.Check(ck.every_steps() >= 0, "checkpoint.every_steps", "must not be negative");
-  v.Check(ck.keep_last() >= 0, "checkpoint.keep_last", "must not be negative (0 keeps all)");
-  v.Check(c.metrics().log_every_steps() >= 0, "metrics.log_every_steps", "must not be negative");
-
-  const auto& s = c.synth();
+void ValidateSynth(const config::SynthConfig& s, int m, const Validator& v) {
+  const int combos = NumCombinations(m);
   v.Check(s.num_samples() > 0, "synth.num_samples", "must be positive");
   v.Check(s.combination_weights_size() == 0 || s.combination_weights_size() == combos,
           "synth.combination_weights", "one weight per combination (", combos, ")");
@@ -439,6 +462,22 @@ void Validate(Config& c, const Validator& v) {
           " of ", s.num_samples(), " samples");
   v.Check(s.missing_value_rate() >= 0 && s.missing_value_rate() < 1, "synth.missing_value_rate",
           "must lie in [0, 1)");
+}
+
+void Validate(Config& c, const Validator& v) {
+  ResolveDerivedFields(c);
+  ValidateData(*c.mutable_data(), v);
+  const int m = c.data().modalities_size();
+  ValidateModel(c.model(), m, v);
+  ValidateTraining(c.training(), c.data().num_classes(), v);
+  ValidateCluster(c.cluster(), c.training(), v);
+  const auto& ck = c.checkpoint();
+  v.Check(ck.every_epochs() >= 0, "checkpoint.every_epochs", "must not be negative");
+  v.Check(ck.every_steps() >= 0, "checkpoint.every_steps", "must not be negative");
+  v.Check(ck.keep_last() >= 0, "checkpoint.keep_last", "must not be negative (0 keeps all)");
+  v.Check(c.metrics().log_every_steps() >= 0, "metrics.log_every_steps", "must not be negative");
+
+  ValidateSynth(c.synth(), m, v);
 }
 
 }  // namespace

@@ -91,6 +91,94 @@ struct Span {
   const std::string* name;
 };
 
+// The "__metadata__" entry: string keys to string values.
+std::map<std::string, std::string> ParseMetadata(const Json& value, const std::string& source) {
+  if (!value.is_object()) Fail(ErrorCode::kDataLoss, source, ": __metadata__ is not a JSON object");
+  std::map<std::string, std::string> metadata;
+  for (const auto& [key, text] : value.items()) {
+    if (!text.is_string()) {
+      Fail(ErrorCode::kDataLoss, source, ": __metadata__ value of '", key, "' is not a string");
+    }
+    metadata[key] = text.get<std::string>();
+  }
+  return metadata;
+}
+
+// One tensor's header entry, checked against itself and the data buffer's size; its
+// data_offsets into `*begin` and `*end`.
+SafetensorsTensor ParseTensorEntry(const std::string& name, const Json& value, uint64_t buffer_size,
+                                   const std::string& source, uint64_t* begin, uint64_t* end) {
+  auto bad = [&](const auto&... parts) {
+    Fail(ErrorCode::kDataLoss, source, ": tensor '", name, "': ", parts...);
+  };
+  if (!value.is_object()) bad("header entry is not a JSON object");
+  SafetensorsTensor tensor;
+  tensor.name = name;
+  const auto dtype = value.find("dtype");
+  if (dtype == value.end() || !dtype->is_string()) bad("missing or non-string \"dtype\"");
+  if (!ParseSafetensorsDtype(dtype->get<std::string>(), &tensor.dtype)) {
+    bad("unsupported dtype \"", dtype->get<std::string>(),
+        "\" (expected F32, F64, I64, I32 or U8)");
+  }
+  const auto shape = value.find("shape");
+  if (shape == value.end() || !shape->is_array()) bad("missing or non-array \"shape\"");
+  for (const Json& d : *shape) {
+    if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t{1} << 62) {
+      bad("shape ", shape->dump(), " is not a list of non-negative integers");
+    }
+    tensor.shape.push_back(d.get<int64_t>());
+  }
+  const auto offsets = value.find("data_offsets");
+  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
+      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
+    bad("\"data_offsets\" is not a pair of non-negative integers");
+  }
+  *begin = (*offsets)[0].get<uint64_t>();
+  *end = (*offsets)[1].get<uint64_t>();
+  if (*begin > *end) bad("data_offsets [", *begin, ", ", *end, "] end before they begin");
+  if (*end > buffer_size) {
+    bad("data_offsets [", *begin, ", ", *end, "] lie outside the ", buffer_size,
+        "-byte data buffer");
+  }
+  int64_t elements = 0;
+  const uint64_t element_size = SafetensorsDtypeSize(tensor.dtype);
+  if (!ShapeProduct(tensor.shape, &elements) ||
+      static_cast<uint64_t>(elements) > std::numeric_limits<uint64_t>::max() / element_size ||
+      static_cast<uint64_t>(elements) * element_size != *end - *begin) {
+    bad("shape ", ShapeString(tensor.shape), " of ", dtype->get<std::string>(), " needs ",
+        "a different size than the ", *end - *begin, " bytes of data_offsets [", *begin, ", ", *end,
+        "]");
+  }
+  tensor.byte_size = *end - *begin;
+  return tensor;
+}
+
+// The tensors must tile the data buffer exactly: no overlap, no gap, nothing left over.
+void CheckTiling(std::vector<Span>& spans, uint64_t buffer_size, const std::string& source) {
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t covered = 0;
+  const std::string* previous = nullptr;
+  for (const Span& span : spans) {
+    if (span.begin < covered) {
+      Fail(ErrorCode::kDataLoss, source, ": tensor '", *span.name, "' at [", span.begin, ", ",
+           span.end, ") overlaps tensor '", *previous, "' which ends at ", covered);
+    }
+    if (span.begin > covered) {
+      Fail(ErrorCode::kDataLoss, source, ": bytes [", covered, ", ", span.begin,
+           ") of the data buffer before tensor '", *span.name, "' belong to no tensor");
+    }
+    covered = span.end;
+    previous = span.name;
+  }
+  if (covered != buffer_size) {
+    Fail(ErrorCode::kDataLoss, source, ": the tensors cover ", covered, " bytes of the ",
+         buffer_size, "-byte data buffer",
+         previous != nullptr ? " (last tensor '" + *previous + "')" : std::string());
+  }
+}
+
 }  // namespace
 
 const char* SafetensorsDtypeName(SafetensorsDtype dtype) {
@@ -239,86 +327,15 @@ SafetensorsFile SafetensorsFile::Parse(std::string bytes, const std::string& sou
   std::vector<Span> spans;
   for (const auto& [name, value] : header.items()) {
     if (name == kMetadataKey) {
-      if (!value.is_object()) {
-        Fail(ErrorCode::kDataLoss, source, ": __metadata__ is not a JSON object");
-      }
-      for (const auto& [key, text] : value.items()) {
-        if (!text.is_string()) {
-          Fail(ErrorCode::kDataLoss, source, ": __metadata__ value of '", key, "' is not a string");
-        }
-        file.metadata_[key] = text.get<std::string>();
-      }
+      file.metadata_ = ParseMetadata(value, source);
       continue;
     }
-    auto bad = [&](const auto&... parts) {
-      Fail(ErrorCode::kDataLoss, source, ": tensor '", name, "': ", parts...);
-    };
-    if (!value.is_object()) bad("header entry is not a JSON object");
-    SafetensorsTensor tensor;
-    tensor.name = name;
-    const auto dtype = value.find("dtype");
-    if (dtype == value.end() || !dtype->is_string()) bad("missing or non-string \"dtype\"");
-    if (!ParseSafetensorsDtype(dtype->get<std::string>(), &tensor.dtype)) {
-      bad("unsupported dtype \"", dtype->get<std::string>(),
-          "\" (expected F32, F64, I64, I32 or U8)");
-    }
-    const auto shape = value.find("shape");
-    if (shape == value.end() || !shape->is_array()) bad("missing or non-array \"shape\"");
-    for (const Json& d : *shape) {
-      if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t{1} << 62) {
-        bad("shape ", shape->dump(), " is not a list of non-negative integers");
-      }
-      tensor.shape.push_back(d.get<int64_t>());
-    }
-    const auto offsets = value.find("data_offsets");
-    if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
-        !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
-      bad("\"data_offsets\" is not a pair of non-negative integers");
-    }
-    const uint64_t begin = (*offsets)[0].get<uint64_t>();
-    const uint64_t end = (*offsets)[1].get<uint64_t>();
-    if (begin > end) bad("data_offsets [", begin, ", ", end, "] end before they begin");
-    if (end > buffer_size) {
-      bad("data_offsets [", begin, ", ", end, "] lie outside the ", buffer_size,
-          "-byte data buffer");
-    }
-    int64_t elements = 0;
-    const uint64_t element_size = SafetensorsDtypeSize(tensor.dtype);
-    if (!ShapeProduct(tensor.shape, &elements) ||
-        static_cast<uint64_t>(elements) > std::numeric_limits<uint64_t>::max() / element_size ||
-        static_cast<uint64_t>(elements) * element_size != end - begin) {
-      bad("shape ", ShapeString(tensor.shape), " of ", dtype->get<std::string>(), " needs ",
-          "a different size than the ", end - begin, " bytes of data_offsets [", begin, ", ", end,
-          "]");
-    }
-    tensor.byte_size = end - begin;
+    uint64_t begin = 0, end = 0;
+    SafetensorsTensor tensor = ParseTensorEntry(name, value, buffer_size, source, &begin, &end);
     auto inserted = file.tensors_.emplace(name, std::move(tensor));
     spans.push_back({begin, end, &inserted.first->first});
   }
-
-  // The tensors must tile the data buffer exactly: no overlap, no gap, nothing left over.
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
-  uint64_t covered = 0;
-  const std::string* previous = nullptr;
-  for (const Span& span : spans) {
-    if (span.begin < covered) {
-      Fail(ErrorCode::kDataLoss, source, ": tensor '", *span.name, "' at [", span.begin, ", ",
-           span.end, ") overlaps tensor '", *previous, "' which ends at ", covered);
-    }
-    if (span.begin > covered) {
-      Fail(ErrorCode::kDataLoss, source, ": bytes [", covered, ", ", span.begin,
-           ") of the data buffer before tensor '", *span.name, "' belong to no tensor");
-    }
-    covered = span.end;
-    previous = span.name;
-  }
-  if (covered != buffer_size) {
-    Fail(ErrorCode::kDataLoss, source, ": the tensors cover ", covered, " bytes of the ",
-         buffer_size, "-byte data buffer",
-         previous != nullptr ? " (last tensor '" + *previous + "')" : std::string());
-  }
+  CheckTiling(spans, buffer_size, source);
 
   auto shared = std::make_shared<const std::string>(std::move(bytes));
   const uint8_t* data = reinterpret_cast<const uint8_t*>(shared->data()) + data_start;

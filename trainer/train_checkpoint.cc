@@ -13,6 +13,8 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/comm/gather_bytes.h"
+#include "proto/config_compare.h"
+#include "proto/config_loader.h"
 #include "trainer/tensor_files.h"
 
 namespace flexmoe {
@@ -268,6 +270,41 @@ TrainManifest TrainCheckpointer::Load(const std::string& dir, TrainState* state)
   state->seed = manifest.seed;
   state->progress = manifest.progress;
   return manifest;
+}
+
+void CheckResumable(const std::string& dir, const TrainManifest& manifest,
+                    const ResumeTarget& target) {
+  const config::Config& config = *target.config;
+  const std::string config_path = dir + "/" + kCheckpointConfigFile;
+  config::Config saved = ParseConfig(ReadFile(config_path), config_path, {});
+  std::string difference = FirstComputationDifference(saved, config);
+  if (!difference.empty()) {
+    Fail(ErrorCode::kInvalidArgument, dir,
+         ": the config changed since this checkpoint: ", difference,
+         " (only training.epochs and the checkpoint, metrics, run, cluster and ",
+         "synth settings may change)");
+  }
+  if (manifest.config_hash != ComputationHash(saved)) {
+    Fail(ErrorCode::kDataLoss, dir, "/", kManifestFile, ": config hash ", manifest.config_hash,
+         " does not match ", config_path);
+  }
+  if (manifest.dataset_index_crc32c != target.dataset_index_crc32c ||
+      manifest.dataset_samples != target.dataset_samples) {
+    Fail(ErrorCode::kInvalidArgument, dir, ": written for another dataset (",
+         manifest.dataset_samples, " samples, index CRC32C ", manifest.dataset_index_crc32c,
+         ") than ", target.prepared_dir, " (", target.dataset_samples, " samples, index CRC32C ",
+         target.dataset_index_crc32c, ")");
+  }
+  if (manifest.seed != target.seed) {
+    Fail(ErrorCode::kInvalidArgument, dir, ": written by the run of seed ", manifest.seed,
+         ", not seed ", target.seed);
+  }
+  const TrainPosition& at = manifest.progress.position;
+  const int epochs = config.training().epochs();
+  if (at.epoch > epochs || (at.epoch == epochs && at.step_in_epoch > 0)) {
+    Fail(ErrorCode::kInvalidArgument, dir, ": taken in epoch ", at.epoch + 1, " (step ",
+         at.step_in_epoch, "), beyond training.epochs (", epochs, ")");
+  }
 }
 
 }  // namespace flexmoe

@@ -17,6 +17,7 @@
 
 #include "cluster/base/expert_placement.h"
 #include "cluster/comm/communicator.h"
+#include "proto/config.pb.h"
 #include "trainer/train_manifest.h"
 #include "trainer/train_state.h"
 
@@ -45,6 +46,22 @@ struct CheckpointContext {
   int keep_last = 0;  // 0 keeps all
   CheckpointFault fault;
 };
+
+// What a run resuming from a checkpoint must match.
+struct ResumeTarget {
+  const config::Config* config = nullptr;  // the run's resolved config
+  std::string prepared_dir;                // for messages
+  uint32_t dataset_index_crc32c = 0;
+  uint64_t dataset_samples = 0;
+  uint64_t seed = 0;
+};
+
+// Checks a verified checkpoint `dir` (its manifest and saved config) against the run that
+// resumes from it: kInvalidArgument naming what differs (a field of the computation, the
+// dataset, the seed, a position beyond training.epochs); kDataLoss when the saved config
+// does not match the manifest's hash.
+void CheckResumable(const std::string& dir, const TrainManifest& manifest,
+                    const ResumeTarget& target);
 
 // Not thread-safe. One per run; every rank constructs it with the same directory.
 class TrainCheckpointer {

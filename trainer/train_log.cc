@@ -9,19 +9,17 @@
 #include <sstream>
 
 #include "cluster/base/error.h"
-#include "cluster/base/placement_json.h"
 #include "cluster/comm/gather_bytes.h"
+#include "cluster/metrics/run_records.h"
 #include "cluster/metrics/step_records.h"
 
 namespace flexmoe {
+ScoreRecord ScoreOf(const ClassificationMetrics& m) {
+  return {m.count, m.accuracy, m.macro_f1, m.auc};
+}
+
 nlohmann::json MetricsRecordJson(const ClassificationMetrics& m) {
-  auto number = [](double v) {
-    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
-  };
-  return {{"n", m.count},
-          {"acc", number(m.accuracy)},
-          {"f1", number(m.macro_f1)},
-          {"auc", number(m.auc)}};
+  return ScoreRecordJson(ScoreOf(m));
 }
 
 std::string FormatDuration(double seconds) {
@@ -87,58 +85,55 @@ void MetricsLog::AfterStep(const StepReport& r) {
 
 void MetricsLog::AfterEpoch(const EpochRecord& record, const TrainState& state) {
   if (rank_ != 0) return;
-  nlohmann::json repacked = nullptr;
+  EpochLine line;
+  line.seed = seed_;
+  line.epoch = record.epoch;
+  line.global_step = state.progress.position.global_step;
+  line.workers = workers_;
+  line.warmup = record.warmup;
+  line.train_loss = record.train_loss;
+  line.task_loss = record.task_loss;
+  line.router_loss = record.router_loss;
+  line.samples_per_s = record.samples_per_s;
+  line.dropped_rows = record.dropped_rows;
+  line.expert_imbalance = record.expert_imbalance;
   if (record.repacked) {
-    repacked = {{"imbalance_before", record.imbalance_before},
-                {"imbalance_after", record.imbalance_after},
-                {"placement", PlacementToJson(record.repacked_placement)}};
+    line.repacked =
+        RepackRecord{record.imbalance_before, record.imbalance_after, record.repacked_placement};
   }
-  sink_->RunRecord({{"event", "epoch"},
-                    {"seed", seed_},
-                    {"epoch", record.epoch},
-                    {"global_step", state.progress.position.global_step},
-                    {"workers", workers_},
-                    {"phase", record.warmup ? "warmup" : "shuffled"},
-                    {"train_loss", record.train_loss},
-                    {"task_loss", record.task_loss},
-                    {"router_loss", record.router_loss},
-                    {"samples_per_s", record.samples_per_s},
-                    {"dropped_rows", record.dropped_rows},
-                    {"expert_imbalance", record.expert_imbalance},
-                    {"repacked", repacked},
-                    {"step_ms",
-                     {{"compute", 1e3 * record.compute_s},
-                      {"exchange", 1e3 * record.exchange_s},
-                      {"reduce", 1e3 * record.reduce_s},
-                      {"data", 1e3 * record.data_s}}},
-                    {"validation", MetricsRecordJson(record.validation.metrics.overall)},
-                    {"best_epoch", state.progress.best.epoch}});
+  line.step_ms = {1e3 * record.compute_s, 1e3 * record.exchange_s, 1e3 * record.reduce_s,
+                  1e3 * record.data_s};
+  line.validation = ScoreOf(record.validation.metrics.overall);
+  line.best_epoch = state.progress.best.epoch;
+  sink_->RunRecord(ToJson(line));
 }
 
 void MetricsLog::AfterTraining(const TrainResult& result) {
   if (rank_ != 0) return;
-  sink_->RunRecord({{"event", "test"},
-                    {"seed", seed_},
-                    {"workers", workers_},
-                    {"best_epoch", result.best_epoch},
-                    {"validation", MetricsRecordJson(result.best_validation.metrics.overall)},
-                    {"test", MetricsRecordJson(result.test.metrics.overall)},
-                    {"temperature", result.temperature},
-                    {"epochs_run", result.epochs_run},
-                    {"early_stopped", result.early_stopped},
-                    {"test_ece", result.test.ece}});
+  TestLine line;
+  line.seed = seed_;
+  line.workers = workers_;
+  line.best_epoch = result.best_epoch;
+  line.validation = ScoreOf(result.best_validation.metrics.overall);
+  line.test = ScoreOf(result.test.metrics.overall);
+  line.temperature = result.temperature;
+  line.epochs_run = result.epochs_run;
+  line.early_stopped = result.early_stopped;
+  line.test_ece = result.test.ece;
+  sink_->RunRecord(ToJson(line));
 }
 
 void MetricsLog::Resumed(const std::string& dir, const TrainManifest& manifest) {
   if (rank_ != 0) return;
-  sink_->RunRecord({{"event", "resume"},
-                    {"seed", seed_},
-                    {"from", dir},
-                    {"global_step", manifest.step()},
-                    {"epoch", manifest.progress.position.epoch},
-                    {"step", manifest.progress.position.step_in_epoch},
-                    {"saved_workers", manifest.world_size},
-                    {"workers", workers_}});
+  ResumeLine line;
+  line.seed = seed_;
+  line.from = dir;
+  line.global_step = manifest.step();
+  line.epoch = manifest.progress.position.epoch;
+  line.step = manifest.progress.position.step_in_epoch;
+  line.saved_workers = manifest.world_size;
+  line.workers = workers_;
+  sink_->RunRecord(ToJson(line));
 }
 
 LocalMetricsSink::LocalMetricsSink(Communicator* world, bool tensorboard)

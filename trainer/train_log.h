@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cluster/metrics/run_records.h"
 #include "cluster/metrics/metrics_sink.h"
 #include "cluster/metrics/metrics_writer.h"
 #include "trainer/redraw_stream.h"
@@ -19,6 +20,8 @@
 namespace flexmoe {
 
 // Metrics as metrics.jsonl writes them: {"n", "acc", "f1", "auc"}, null where undefined.
+// A split's overall scores as a metrics record's (cluster/metrics/run_records.h).
+ScoreRecord ScoreOf(const ClassificationMetrics& m);
 nlohmann::json MetricsRecordJson(const ClassificationMetrics& m);
 
 // The metrics records of a run, from every worker, into a MetricsSink: at every

@@ -18,7 +18,6 @@
 #include "cluster/comm/gather_bytes.h"
 #include "data_loader/combinations.h"
 #include "data_loader/epoch_plan.h"
-#include "data_loader/loader_client.h"
 #include "data_loader/plan_batch_source.h"
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
@@ -379,35 +378,13 @@ void Trainer::Impl::MakeLogs() {
 
 void Trainer::Impl::Resume(const std::string& dir) {
   TrainManifest manifest = checkpointer->Verify(dir);
-  const std::string config_path = dir + "/" + kCheckpointConfigFile;
-  config::Config saved = ParseConfig(ReadFile(config_path), config_path, {});
-  std::string difference = FirstComputationDifference(saved, config);
-  if (!difference.empty()) {
-    Fail(ErrorCode::kInvalidArgument, dir,
-         ": the config changed since this checkpoint: ", difference,
-         " (only training.epochs and the checkpoint, metrics, run, cluster and ",
-         "synth settings may change)");
-  }
-  if (manifest.config_hash != ComputationHash(saved)) {
-    Fail(ErrorCode::kDataLoss, dir, "/", kManifestFile, ": config hash ", manifest.config_hash,
-         " does not match ", config_path);
-  }
-  if (manifest.dataset_index_crc32c != prepared.meta.index_crc32c() ||
-      manifest.dataset_samples != prepared.size()) {
-    Fail(ErrorCode::kInvalidArgument, dir, ": written for another dataset (",
-         manifest.dataset_samples, " samples, index CRC32C ", manifest.dataset_index_crc32c,
-         ") than ", prepared.dir, " (", prepared.size(), " samples, index CRC32C ",
-         prepared.meta.index_crc32c(), ")");
-  }
-  if (manifest.seed != seed) {
-    Fail(ErrorCode::kInvalidArgument, dir, ": written by the run of seed ", manifest.seed,
-         ", not seed ", seed);
-  }
-  const TrainPosition& at = manifest.progress.position;
-  if (at.epoch > tc.epochs() || (at.epoch == tc.epochs() && at.step_in_epoch > 0)) {
-    Fail(ErrorCode::kInvalidArgument, dir, ": taken in epoch ", at.epoch + 1, " (step ",
-         at.step_in_epoch, "), beyond training.epochs (", tc.epochs(), ")");
-  }
+  ResumeTarget target;
+  target.config = &config;
+  target.prepared_dir = prepared.dir;
+  target.dataset_index_crc32c = prepared.meta.index_crc32c();
+  target.dataset_samples = prepared.size();
+  target.seed = seed;
+  CheckResumable(dir, manifest, target);
   checkpointer->Load(dir, &state);
   optimizer->set_steps(state.progress.adam_steps);
   dropped_offset = state.progress.dropped_rows;
@@ -764,25 +741,6 @@ TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
   Trainer trainer(config, prepared, data, seed, options);
   if (!options.resume_from.empty()) trainer.Resume(options.resume_from);
   return trainer.Run();
-}
-
-BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config,
-                                           const PreparedDataset& prepared, uint64_t seed) {
-  if (config.cluster().loader_addresses_size() == 0) return nullptr;
-  const uint64_t samples = prepared.size();
-  const uint32_t crc = prepared.meta.index_crc32c();
-  return [config, seed, samples, crc](uint32_t split, int rank,
-                                      int world_size) -> std::unique_ptr<BatchSource> {
-    LoaderClientOptions options = LoaderClientOptionsFromConfig(config, split, rank, world_size);
-    options.plan.seed = seed;
-    if (split != 0) {
-      options.plan = EvaluationPlanOptions(world_size, config.data().modalities_size());
-    }
-    options.check_dataset = true;
-    options.expected_samples = samples;
-    options.expected_index_crc32c = crc;
-    return std::make_unique<LoaderClient>(options);
-  };
 }
 
 }  // namespace flexmoe

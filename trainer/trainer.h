@@ -196,10 +196,4 @@ class Trainer {
 TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
                   const Samples* data, uint64_t seed, const TrainOptions& options);
 
-// The batch source of the config: LoaderClient when cluster.loader_addresses names loaders
-// (worker w uses loader w % count), else null (the in-process plan).
-// The loader must serve `prepared` (its WELCOME is checked against it).
-BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config,
-                                           const PreparedDataset& prepared, uint64_t seed);
-
 }  // namespace flexmoe

@@ -17,6 +17,7 @@
 #include "cluster/base/child_process.h"
 #include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
+#include "cluster/metrics/run_records.h"
 #include "data_loader/prepare.h"
 #include "data_loader/prepared_check.h"
 #include "data_loader/shard.h"
@@ -75,11 +76,12 @@ double ReadScore(const std::string& run_dir, const std::string& key) {
   std::string line;
   double score = kNaN;
   while (std::getline(in, line)) {
-    if (line.find("\"event\":\"test\"") == std::string::npos) continue;
-    const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.contains("validation")) continue;
-    const nlohmann::json& v = record["validation"][key];
-    score = v.is_number() ? v.get<double>() : kNaN;
+    const std::optional<TestLine> test = TestLineFrom(nlohmann::json::parse(line, nullptr, false));
+    if (!test) continue;
+    score = key == "acc"   ? test->validation.acc
+            : key == "f1"  ? test->validation.f1
+            : key == "auc" ? test->validation.auc
+                           : kNaN;
   }
   return score;
 }

@@ -12,6 +12,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/base/placement_json.h"
+#include "cluster/coord/job_record.h"
 #include "cluster/coord/protocol.h"
 #include "cluster/metrics/metrics_writer.h"
 #include "cluster/metrics/step_records.h"
@@ -455,36 +456,38 @@ std::string CoordinatorService::Impl::MemberState(int id, const State& s) const 
   return ending_ ? "stopped" : "running";  // stopped: told to stop as the job ended
 }
 
+namespace {
+
+JobMemberRecord MemberRecord(const co::Member& m) {
+  JobMemberRecord r;
+  r.role = m.role() == co::WORKER ? "worker" : "loader";
+  r.rank = m.rank();
+  r.host = m.host();
+  r.port = m.port();
+  r.pid = m.pid();
+  return r;
+}
+
+}  // namespace
+
 void CoordinatorService::Impl::WriteJobJson() {
   if (options_.run_dir.empty()) return;
-  nlohmann::json members = nlohmann::json::array();
+  JobRecord job;
+  job.job_id = options_.job_id;
+  job.state = state_;
+  job.coordinator = server_ ? server_->address() : "";
+  job.workers = world_size_;
   for (const auto& [id, s] : members_) {
-    members.push_back({{"role", s.member.role() == co::WORKER ? "worker" : "loader"},
-                       {"rank", s.member.rank()},
-                       {"host", s.member.host()},
-                       {"port", s.member.port()},
-                       {"pid", s.member.pid()},
-                       {"state", MemberState(id, s)}});
+    job.members.push_back(MemberRecord(s.member));
+    job.members.back().state = MemberState(id, s);
   }
-  nlohmann::json job = {
-      {"job_id", options_.job_id},
-      {"state", state_},
-      {"coordinator", server_ ? server_->address() : ""},
-      {"workers", world_size_},
-      {"members", members},
-      {"placement", PlacementToJson(placement_)},
-      {"newest_checkpoint",
-       newest_checkpoint_.empty() ? NewestCheckpoint(options_.run_dir) : newest_checkpoint_},
-      {"reason", reason_},
-      {"culprit", nullptr}};
-  if (culprit_.has_role()) {
-    job["culprit"] = {{"role", culprit_.role() == co::WORKER ? "worker" : "loader"},
-                      {"rank", culprit_.rank()},
-                      {"host", culprit_.host()},
-                      {"pid", culprit_.pid()}};
-  }
+  job.placement = placement_;
+  job.newest_checkpoint =
+      newest_checkpoint_.empty() ? NewestCheckpoint(options_.run_dir) : newest_checkpoint_;
+  job.reason = reason_;
+  if (culprit_.has_role()) job.culprit = MemberRecord(culprit_);
   try {
-    WriteFileAtomically(options_.run_dir + "/job.json", job.dump(2) + "\n");
+    WriteFileAtomically(options_.run_dir + "/job.json", JobRecordToJson(job).dump(2) + "\n");
   } catch (const Error& e) {
     LOG(WARNING) << "coordinator: " << e.what();
   }

@@ -1,11 +1,13 @@
 // metrics.jsonl and the TensorBoard scalars of its records (metrics_writer.h).
 #include "cluster/metrics/metrics_writer.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "cluster/base/error.h"
+#include "cluster/metrics/run_records.h"
 
 namespace flexmoe {
 namespace {
@@ -15,6 +17,11 @@ using Json = nlohmann::json;
 void Add(std::vector<TensorBoardScalar>* out, const std::string& tag, int64_t step,
          const Json& value) {
   if (value.is_number()) out->push_back({tag, step, value.get<double>()});
+}
+
+// A record's number; NaN (an undefined score, or absent) is no scalar.
+void Add(std::vector<TensorBoardScalar>* out, const std::string& tag, int64_t step, double value) {
+  if (!std::isnan(value)) out->push_back({tag, step, value});
 }
 
 std::string Two(int64_t v) {
@@ -63,23 +70,21 @@ std::vector<TensorBoardScalar> TensorBoardScalarsOf(const Json& record) {
       }
     }
     if (record.contains("tokens")) TokenScalars(record["tokens"], step, &out);
-  } else if (event == "epoch") {
-    const int64_t step = record.value("global_step", int64_t{0});
-    for (const char* k : {"train_loss", "task_loss", "router_loss"}) {
-      Add(&out, std::string("epoch/") + k, step, record.value(k, Json()));
-    }
-    const Json validation = record.value("validation", Json::object());
-    Add(&out, "validation/accuracy", step, validation.value("acc", Json()));
-    Add(&out, "validation/macro_f1", step, validation.value("f1", Json()));
-    Add(&out, "validation/auc", step, validation.value("auc", Json()));
-    Add(&out, "throughput/samples_per_s", step, record.value("samples_per_s", Json()));
-    Add(&out, "experts/imbalance", step, record.value("expert_imbalance", Json()));
-  } else if (event == "test") {
-    const int64_t step = record.value("best_epoch", int64_t{0});
-    const Json test = record.value("test", Json::object());
-    Add(&out, "test/accuracy", step, test.value("acc", Json()));
-    Add(&out, "test/macro_f1", step, test.value("f1", Json()));
-    Add(&out, "test/auc", step, test.value("auc", Json()));
+  } else if (const std::optional<EpochLine> epoch = EpochLineFrom(record)) {
+    const int64_t step = epoch->global_step;
+    Add(&out, "epoch/train_loss", step, epoch->train_loss);
+    Add(&out, "epoch/task_loss", step, epoch->task_loss);
+    Add(&out, "epoch/router_loss", step, epoch->router_loss);
+    Add(&out, "validation/accuracy", step, epoch->validation.acc);
+    Add(&out, "validation/macro_f1", step, epoch->validation.f1);
+    Add(&out, "validation/auc", step, epoch->validation.auc);
+    Add(&out, "throughput/samples_per_s", step, epoch->samples_per_s);
+    Add(&out, "experts/imbalance", step, epoch->expert_imbalance);
+  } else if (const std::optional<TestLine> test = TestLineFrom(record)) {
+    const int64_t step = test->best_epoch;
+    Add(&out, "test/accuracy", step, test->test.acc);
+    Add(&out, "test/macro_f1", step, test->test.f1);
+    Add(&out, "test/auc", step, test->test.auc);
   }
   return out;
 }

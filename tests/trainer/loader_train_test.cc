@@ -8,6 +8,7 @@
 #include "cluster/base/error.h"
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
+#include "launch/loader_batches.h"
 #include "proto/config_loader.h"
 #include "tests/data_loader/loader_test_util.h"
 #include "tests/testing/temp_dir.h"

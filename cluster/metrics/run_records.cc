@@ -1,0 +1,153 @@
+// The run records to and from JSON (run_records.h).
+#include "cluster/metrics/run_records.h"
+
+#include <cmath>
+
+#include "cluster/base/error.h"
+#include "cluster/base/placement_json.h"
+
+namespace flexmoe {
+namespace {
+
+using Json = nlohmann::json;
+
+Json Number(double v) { return std::isnan(v) ? Json(nullptr) : Json(v); }
+
+// `record[key]` as a double; null (or absent) reads as `absent`.
+double Double(const Json& record, const char* key, double absent) {
+  auto it = record.find(key);
+  return it == record.end() || it->is_null() ? absent : it->get<double>();
+}
+
+template <typename T>
+T Get(const Json& record, const char* key, T absent) {
+  auto it = record.find(key);
+  return it == record.end() || it->is_null() ? absent : it->get<T>();
+}
+
+ScoreRecord ScoreFrom(const Json& json) {
+  ScoreRecord s;
+  if (!json.is_object()) return s;
+  s.n = Get<int64_t>(json, "n", 0);
+  s.acc = Double(json, "acc", kNoScore);
+  s.f1 = Double(json, "f1", kNoScore);
+  s.auc = Double(json, "auc", kNoScore);
+  return s;
+}
+
+bool IsEvent(const Json& record, const char* event) {
+  return record.is_object() && record.value("event", "") == event;
+}
+
+template <typename F>
+auto Checked(const Json& record, F parse) {
+  try {
+    return parse();
+  } catch (const Json::exception& e) {
+    Fail(ErrorCode::kDataLoss, "metrics record ", record.dump().substr(0, 80), ": ", e.what());
+  }
+}
+
+}  // namespace
+
+Json ScoreRecordJson(const ScoreRecord& s) {
+  return {{"n", s.n}, {"acc", Number(s.acc)}, {"f1", Number(s.f1)}, {"auc", Number(s.auc)}};
+}
+
+Json ToJson(const EpochLine& l) {
+  Json repacked = nullptr;
+  if (l.repacked) {
+    repacked = {{"imbalance_before", l.repacked->imbalance_before},
+                {"imbalance_after", l.repacked->imbalance_after},
+                {"placement", PlacementToJson(l.repacked->placement)}};
+  }
+  return {{"event", "epoch"},
+          {"seed", l.seed},
+          {"epoch", l.epoch},
+          {"global_step", l.global_step},
+          {"workers", l.workers},
+          {"phase", l.warmup ? "warmup" : "shuffled"},
+          {"train_loss", l.train_loss},
+          {"task_loss", l.task_loss},
+          {"router_loss", l.router_loss},
+          {"samples_per_s", l.samples_per_s},
+          {"dropped_rows", l.dropped_rows},
+          {"expert_imbalance", l.expert_imbalance},
+          {"repacked", repacked},
+          {"step_ms",
+           {{"compute", l.step_ms.compute},
+            {"exchange", l.step_ms.exchange},
+            {"reduce", l.step_ms.reduce},
+            {"data", l.step_ms.data}}},
+          {"validation", ScoreRecordJson(l.validation)},
+          {"best_epoch", l.best_epoch}};
+}
+
+Json ToJson(const TestLine& l) {
+  return {{"event", "test"},
+          {"seed", l.seed},
+          {"workers", l.workers},
+          {"best_epoch", l.best_epoch},
+          {"validation", ScoreRecordJson(l.validation)},
+          {"test", ScoreRecordJson(l.test)},
+          {"temperature", l.temperature},
+          {"epochs_run", l.epochs_run},
+          {"early_stopped", l.early_stopped},
+          {"test_ece", Number(l.test_ece)}};
+}
+
+Json ToJson(const ResumeLine& l) {
+  return {{"event", "resume"},       {"seed", l.seed},
+          {"from", l.from},          {"global_step", l.global_step},
+          {"epoch", l.epoch},        {"step", l.step},
+          {"saved_workers", l.saved_workers}, {"workers", l.workers}};
+}
+
+std::optional<EpochLine> EpochLineFrom(const Json& r) {
+  if (!IsEvent(r, "epoch")) return std::nullopt;
+  return Checked(r, [&] {
+    EpochLine l;
+    l.seed = Get<uint64_t>(r, "seed", 0);
+    l.epoch = Get<int>(r, "epoch", 0);
+    l.global_step = Get<int64_t>(r, "global_step", 0);
+    l.workers = Get<int>(r, "workers", 1);
+    l.warmup = r.value("phase", "") == "warmup";
+    l.train_loss = Double(r, "train_loss", kNoScore);
+    l.task_loss = Double(r, "task_loss", kNoScore);
+    l.router_loss = Double(r, "router_loss", kNoScore);
+    l.samples_per_s = Double(r, "samples_per_s", 0);
+    l.dropped_rows = Get<int64_t>(r, "dropped_rows", 0);
+    l.expert_imbalance = Double(r, "expert_imbalance", 1);
+    const Json& repacked = r.value("repacked", Json());
+    if (repacked.is_object() && repacked.contains("placement")) {
+      l.repacked = RepackRecord{Double(repacked, "imbalance_before", 0),
+                                Double(repacked, "imbalance_after", 0),
+                                PlacementFromJson(repacked["placement"], "metrics record")};
+    }
+    const Json ms = r.value("step_ms", Json::object());
+    l.step_ms = {Double(ms, "compute", 0), Double(ms, "exchange", 0), Double(ms, "reduce", 0),
+                 Double(ms, "data", 0)};
+    l.validation = ScoreFrom(r.value("validation", Json()));
+    l.best_epoch = Get<int>(r, "best_epoch", 0);
+    return std::optional<EpochLine>(l);
+  });
+}
+
+std::optional<TestLine> TestLineFrom(const Json& r) {
+  if (!IsEvent(r, "test")) return std::nullopt;
+  return Checked(r, [&] {
+    TestLine l;
+    l.seed = Get<uint64_t>(r, "seed", 0);
+    l.workers = Get<int>(r, "workers", 1);
+    l.best_epoch = Get<int>(r, "best_epoch", 0);
+    l.validation = ScoreFrom(r.value("validation", Json()));
+    l.test = ScoreFrom(r.value("test", Json()));
+    l.temperature = Double(r, "temperature", 1);
+    l.epochs_run = Get<int>(r, "epochs_run", 0);
+    l.early_stopped = Get<bool>(r, "early_stopped", false);
+    l.test_ece = Double(r, "test_ece", kNoScore);
+    return std::optional<TestLine>(l);
+  });
+}
+
+}  // namespace flexmoe

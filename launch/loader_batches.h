@@ -1,0 +1,20 @@
+// The batch source a worker uses when the job has loaders: a LoaderClient per split, to the
+// loader cluster.loader_addresses names for its rank. Built here, in launch/, because the
+// network clients are a launch decision; the trainer only takes a BatchSourceFactory.
+#pragma once
+
+#include <cstdint>
+
+#include "data_loader/shard.h"
+#include "proto/config.pb.h"
+#include "trainer/trainer.h"
+
+namespace flexmoe {
+
+// LoaderClient when cluster.loader_addresses names loaders (worker w uses loader
+// w % count), else null (the in-process plan). The loader must serve `prepared` (its
+// WELCOME is checked against it).
+BatchSourceFactory LoaderBatchesFromConfig(const config::Config& config,
+                                           const PreparedDataset& prepared, uint64_t seed);
+
+}  // namespace flexmoe
