@@ -46,39 +46,32 @@ void MetricsLog::AfterStep(const StepReport& r) {
   const int64_t steps = now.steps - last_.steps;
   const double per_step = steps > 0 ? 1e3 / steps : 0;
   const double exchange = now.exchange_s - last_.exchange_s, reduce = now.reduce_s - last_.reduce_s;
-  nlohmann::json counts = nlohmann::json::array();
+  WorkerStepLine line;
+  line.at = {seed_,
+             r.position.epoch,
+             r.position.step_in_epoch - 1,
+             r.position.global_step - 1,
+             workers_,
+             r.loss,
+             r.task_loss,
+             r.router_loss};
+  line.worker = rank_;
+  line.steps = steps;
+  line.samples = now.samples - last_.samples;
+  line.seconds = (now.step_s - last_.step_s) + (now.data_s - last_.data_s);
+  line.step_ms = {per_step * ((now.step_s - last_.step_s) - exchange - reduce), per_step * exchange,
+                  per_step * reduce, per_step * (now.data_s - last_.data_s)};
   for (size_t l = 0; l < now.tokens.size(); ++l) {
     std::vector<int64_t> window = now.tokens[l];
     if (l < last_.tokens.size()) {
       for (size_t i = 0; i < window.size(); ++i) window[i] -= last_.tokens[l][i];
     }
-    counts.push_back(window);
+    line.tokens.counts.push_back(std::move(window));
   }
-  nlohmann::json record = {
-      {"event", "step"},
-      {"seed", seed_},
-      {"epoch", r.position.epoch},
-      {"step", r.position.step_in_epoch - 1},
-      {"global_step", r.position.global_step - 1},
-      {"workers", workers_},
-      {"loss", r.loss},
-      {"task_loss", r.task_loss},
-      {"router_loss", r.router_loss},
-      {"worker", rank_},
-      {"steps", steps},
-      {"samples", now.samples - last_.samples},
-      {"seconds", (now.step_s - last_.step_s) + (now.data_s - last_.data_s)},
-      {"step_ms",
-       {{"compute", per_step * ((now.step_s - last_.step_s) - exchange - reduce)},
-        {"exchange", per_step * exchange},
-        {"reduce", per_step * reduce},
-        {"data", per_step * (now.data_s - last_.data_s)}}}};
-  if (!counts.empty()) {
-    record["tokens"] = {{"layers", shape_.sparse_layers},
-                        {"experts", shape_.experts},
-                        {"combinations", shape_.combinations},
-                        {"counts", counts}};
-  }
+  line.tokens.layers = shape_.sparse_layers;
+  line.tokens.experts = shape_.experts;
+  line.tokens.combinations = shape_.combinations;
+  const nlohmann::json record = ToJson(line);
   last_ = now;
   sink_->WorkerStep(rank_, record);
 }

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "cluster/metrics/run_records.h"
 #include "cluster/metrics/metrics_sink.h"
 #include "cluster/metrics/metrics_writer.h"
+#include "cluster/metrics/run_records.h"
 #include "trainer/redraw_stream.h"
 #include "trainer/trainer.h"
 

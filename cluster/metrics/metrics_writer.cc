@@ -14,11 +14,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-void Add(std::vector<TensorBoardScalar>* out, const std::string& tag, int64_t step,
-         const Json& value) {
-  if (value.is_number()) out->push_back({tag, step, value.get<double>()});
-}
-
 // A record's number; NaN (an undefined score, or absent) is no scalar.
 void Add(std::vector<TensorBoardScalar>* out, const std::string& tag, int64_t step, double value) {
   if (!std::isnan(value)) out->push_back({tag, step, value});
@@ -32,17 +27,13 @@ std::string Two(int64_t v) {
 
 // experts/layerL/expertE: the tokens expert E of layer L received in the window; and
 // expert_load/layerL/cC/expertE: those of combination C (non-zero entries).
-void TokenScalars(const Json& tokens, int64_t step, std::vector<TensorBoardScalar>* out) {
-  if (!tokens.is_object()) return;
-  const int64_t e_count = tokens.value("experts", 0), c_count = tokens.value("combinations", 0);
-  const Json& layers = tokens["layers"];
-  const Json& counts = tokens["counts"];
-  for (size_t l = 0; l < layers.size() && l < counts.size(); ++l) {
-    const std::string layer = "layer" + std::to_string(layers[l].get<int>());
-    for (int64_t e = 0; e < e_count; ++e) {
+void TokenScalars(const TokenCounts& tokens, int64_t step, std::vector<TensorBoardScalar>* out) {
+  for (size_t l = 0; l < tokens.layers.size() && l < tokens.counts.size(); ++l) {
+    const std::string layer = "layer" + std::to_string(tokens.layers[l]);
+    for (int64_t e = 0; e < tokens.experts; ++e) {
       double total = 0;
-      for (int64_t c = 0; c < c_count; ++c) {
-        const double n = counts[l][e * c_count + c].get<double>();
+      for (int64_t c = 0; c < tokens.combinations; ++c) {
+        const double n = static_cast<double>(tokens.counts[l][e * tokens.combinations + c]);
         total += n;
         if (n > 0) {
           out->push_back({"expert_load/" + layer + "/c" + Two(c) + "/expert" + Two(e), step, n});
@@ -57,19 +48,17 @@ void TokenScalars(const Json& tokens, int64_t step, std::vector<TensorBoardScala
 
 std::vector<TensorBoardScalar> TensorBoardScalarsOf(const Json& record) {
   std::vector<TensorBoardScalar> out;
-  const std::string event = record.value("event", "");
-  if (event == "step") {
-    const int64_t step = record.value("global_step", int64_t{0}) + 1;
-    for (const char* k : {"loss", "task_loss", "router_loss"}) {
-      Add(&out, std::string("step/") + k, step, record.value(k, Json()));
-    }
-    Add(&out, "throughput/step_samples_per_s", step, record.value("samples_per_s", Json()));
-    if (record.contains("step_ms")) {
-      for (const auto& [phase, ms] : record["step_ms"].items()) {
-        Add(&out, "step_ms/" + phase, step, ms);
-      }
-    }
-    if (record.contains("tokens")) TokenScalars(record["tokens"], step, &out);
+  if (const std::optional<StepLine> line = StepLineFrom(record)) {
+    const int64_t step = line->at.global_step + 1;
+    Add(&out, "step/loss", step, line->at.loss);
+    Add(&out, "step/task_loss", step, line->at.task_loss);
+    Add(&out, "step/router_loss", step, line->at.router_loss);
+    Add(&out, "throughput/step_samples_per_s", step, line->samples_per_s);
+    Add(&out, "step_ms/compute", step, line->step_ms.compute);
+    Add(&out, "step_ms/exchange", step, line->step_ms.exchange);
+    Add(&out, "step_ms/reduce", step, line->step_ms.reduce);
+    Add(&out, "step_ms/data", step, line->step_ms.data);
+    TokenScalars(line->tokens, step, &out);
   } else if (const std::optional<EpochLine> epoch = EpochLineFrom(record)) {
     const int64_t step = epoch->global_step;
     Add(&out, "epoch/train_loss", step, epoch->train_loss);

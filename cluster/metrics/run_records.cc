@@ -35,6 +35,59 @@ ScoreRecord ScoreFrom(const Json& json) {
   return s;
 }
 
+Json PhaseJson(const PhaseMsRecord& p) {
+  return {{"compute", p.compute}, {"exchange", p.exchange}, {"reduce", p.reduce}, {"data", p.data}};
+}
+
+PhaseMsRecord PhaseFrom(const Json& json) {
+  if (!json.is_object()) return {};
+  return {Double(json, "compute", 0), Double(json, "exchange", 0), Double(json, "reduce", 0),
+          Double(json, "data", 0)};
+}
+
+Json PositionJson(const StepPosition& p) {
+  return {{"event", "step"},
+          {"seed", p.seed},
+          {"epoch", p.epoch},
+          {"step", p.step},
+          {"global_step", p.global_step},
+          {"workers", p.workers},
+          {"loss", p.loss},
+          {"task_loss", p.task_loss},
+          {"router_loss", p.router_loss}};
+}
+
+StepPosition PositionFrom(const Json& r) {
+  StepPosition p;
+  p.seed = Get<uint64_t>(r, "seed", 0);
+  p.epoch = Get<int>(r, "epoch", 0);
+  p.step = Get<int64_t>(r, "step", 0);
+  p.global_step = Get<int64_t>(r, "global_step", -1);
+  p.workers = Get<int>(r, "workers", 1);
+  p.loss = Double(r, "loss", kNoScore);
+  p.task_loss = Double(r, "task_loss", kNoScore);
+  p.router_loss = Double(r, "router_loss", kNoScore);
+  return p;
+}
+
+void AddTokensJson(const TokenCounts& t, Json* record) {
+  if (t.counts.empty()) return;
+  (*record)["tokens"] = {{"layers", t.layers},
+                         {"experts", t.experts},
+                         {"combinations", t.combinations},
+                         {"counts", t.counts}};
+}
+
+TokenCounts TokensFrom(const Json& json) {
+  TokenCounts t;
+  if (!json.is_object()) return t;
+  t.layers = json.at("layers").get<std::vector<int>>();
+  t.experts = json.at("experts").get<int64_t>();
+  t.combinations = json.at("combinations").get<int64_t>();
+  t.counts = json.at("counts").get<std::vector<std::vector<int64_t>>>();
+  return t;
+}
+
 bool IsEvent(const Json& record, const char* event) {
   return record.is_object() && record.value("event", "") == event;
 }
@@ -52,6 +105,29 @@ auto Checked(const Json& record, F parse) {
 
 Json ScoreRecordJson(const ScoreRecord& s) {
   return {{"n", s.n}, {"acc", Number(s.acc)}, {"f1", Number(s.f1)}, {"auc", Number(s.auc)}};
+}
+
+Json ToJson(const WorkerStepLine& l) {
+  Json json = PositionJson(l.at);
+  json["worker"] = l.worker;
+  json["steps"] = l.steps;
+  json["samples"] = l.samples;
+  json["seconds"] = l.seconds;
+  json["step_ms"] = PhaseJson(l.step_ms);
+  AddTokensJson(l.tokens, &json);
+  return json;
+}
+
+Json ToJson(const StepLine& l) {
+  Json json = PositionJson(l.at);
+  json["steps"] = l.steps;
+  json["samples"] = l.samples;
+  json["samples_per_s"] = l.samples_per_s;
+  json["step_ms"] = PhaseJson(l.step_ms);
+  json["worker_step_ms"] = Json::array();
+  for (const PhaseMsRecord& p : l.worker_step_ms) json["worker_step_ms"].push_back(PhaseJson(p));
+  AddTokensJson(l.tokens, &json);
+  return json;
 }
 
 Json ToJson(const EpochLine& l) {
@@ -74,11 +150,7 @@ Json ToJson(const EpochLine& l) {
           {"dropped_rows", l.dropped_rows},
           {"expert_imbalance", l.expert_imbalance},
           {"repacked", repacked},
-          {"step_ms",
-           {{"compute", l.step_ms.compute},
-            {"exchange", l.step_ms.exchange},
-            {"reduce", l.step_ms.reduce},
-            {"data", l.step_ms.data}}},
+          {"step_ms", PhaseJson(l.step_ms)},
           {"validation", ScoreRecordJson(l.validation)},
           {"best_epoch", l.best_epoch}};
 }
@@ -97,10 +169,14 @@ Json ToJson(const TestLine& l) {
 }
 
 Json ToJson(const ResumeLine& l) {
-  return {{"event", "resume"},       {"seed", l.seed},
-          {"from", l.from},          {"global_step", l.global_step},
-          {"epoch", l.epoch},        {"step", l.step},
-          {"saved_workers", l.saved_workers}, {"workers", l.workers}};
+  return {{"event", "resume"},
+          {"seed", l.seed},
+          {"from", l.from},
+          {"global_step", l.global_step},
+          {"epoch", l.epoch},
+          {"step", l.step},
+          {"saved_workers", l.saved_workers},
+          {"workers", l.workers}};
 }
 
 std::optional<EpochLine> EpochLineFrom(const Json& r) {
@@ -124,9 +200,7 @@ std::optional<EpochLine> EpochLineFrom(const Json& r) {
                                 Double(repacked, "imbalance_after", 0),
                                 PlacementFromJson(repacked["placement"], "metrics record")};
     }
-    const Json ms = r.value("step_ms", Json::object());
-    l.step_ms = {Double(ms, "compute", 0), Double(ms, "exchange", 0), Double(ms, "reduce", 0),
-                 Double(ms, "data", 0)};
+    l.step_ms = PhaseFrom(r.value("step_ms", Json()));
     l.validation = ScoreFrom(r.value("validation", Json()));
     l.best_epoch = Get<int>(r, "best_epoch", 0);
     return std::optional<EpochLine>(l);
@@ -148,6 +222,42 @@ std::optional<TestLine> TestLineFrom(const Json& r) {
     l.test_ece = Double(r, "test_ece", kNoScore);
     return std::optional<TestLine>(l);
   });
+}
+
+std::optional<StepLine> StepLineFrom(const Json& r) {
+  if (!IsEvent(r, "step")) return std::nullopt;
+  return Checked(r, [&] {
+    StepLine l;
+    l.at = PositionFrom(r);
+    l.steps = Get<int64_t>(r, "steps", 0);
+    l.samples = Get<int64_t>(r, "samples", 0);
+    l.samples_per_s = Double(r, "samples_per_s", 0);
+    l.step_ms = PhaseFrom(r.value("step_ms", Json()));
+    for (const Json& p : r.value("worker_step_ms", Json::array())) {
+      l.worker_step_ms.push_back(PhaseFrom(p));
+    }
+    l.tokens = TokensFrom(r.value("tokens", Json()));
+    return std::optional<StepLine>(l);
+  });
+}
+
+WorkerStepLine WorkerStepLineFrom(const Json& r, int rank) {
+  if (!IsEvent(r, "step")) {
+    Fail(ErrorCode::kInvalidArgument, "worker ", rank, " sent a step part that is not one");
+  }
+  try {
+    WorkerStepLine l;
+    l.at = PositionFrom(r);
+    l.worker = Get<int>(r, "worker", rank);
+    l.steps = Get<int64_t>(r, "steps", 0);
+    l.samples = Get<int64_t>(r, "samples", 0);
+    l.seconds = Double(r, "seconds", 0);
+    l.step_ms = PhaseFrom(r.value("step_ms", Json()));
+    l.tokens = TokensFrom(r.value("tokens", Json()));
+    return l;
+  } catch (const Json::exception& e) {
+    Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank, ": ", e.what());
+  }
 }
 
 }  // namespace flexmoe

@@ -1,8 +1,8 @@
 // The run records of metrics.jsonl (docs/metrics.md) as typed values, each with one
 // to-JSON and one from-JSON: the trainer writes them (trainer/train_log.cc), and the
 // TensorBoard scalars (metrics_writer.cc), the report's curves (inference/report.cc) and
-// tune's scores (tune/tuner.cc) read them. Step records, merged over the workers, are
-// step_records.h's.
+// tune's scores (tune/tuner.cc) read them. Each worker's part of a logged step
+// (WorkerStepLine) is merged into the job's step line (StepLine) by step_records.h.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cluster/base/expert_placement.h"
 
@@ -74,7 +75,48 @@ struct ResumeLine {
   int workers = 1;
 };
 
+// Tokens routed per sparse layer to (expert e, combination c), at e * combinations + c.
+struct TokenCounts {
+  std::vector<int> layers;  // fusion-layer index of each sparse layer
+  int64_t experts = 0, combinations = 0;
+  std::vector<std::vector<int64_t>> counts;  // [layer][e * combinations + c]
+};
+
+// The fields a worker's part and the job's step line share: worker 0's position and the
+// step's global losses.
+struct StepPosition {
+  uint64_t seed = 0;
+  int epoch = 0;
+  int64_t step = 0, global_step = 0;
+  int workers = 1;
+  double loss = 0, task_loss = 0, router_loss = 0;
+};
+
+// "event": "step" from one worker: its window since the last logged step.
+struct WorkerStepLine {
+  StepPosition at;
+  int worker = 0;
+  int64_t steps = 0, samples = 0;
+  double seconds = 0;  // the window's wall time (steps and waiting for data)
+  PhaseMsRecord step_ms;
+  TokenCounts tokens;  // empty when the model counts none
+};
+
+// "event": "step" as metrics.jsonl has it: samples and tokens summed over the workers,
+// samples_per_s over the slowest worker's window, step_ms the slowest worker's per phase and
+// worker_step_ms every worker's.
+struct StepLine {
+  StepPosition at;
+  int64_t steps = 0, samples = 0;
+  double samples_per_s = 0;
+  PhaseMsRecord step_ms;
+  std::vector<PhaseMsRecord> worker_step_ms;
+  TokenCounts tokens;
+};
+
 nlohmann::json ScoreRecordJson(const ScoreRecord& score);
+nlohmann::json ToJson(const WorkerStepLine& line);
+nlohmann::json ToJson(const StepLine& line);
 nlohmann::json ToJson(const EpochLine& line);
 nlohmann::json ToJson(const TestLine& line);
 nlohmann::json ToJson(const ResumeLine& line);
@@ -83,5 +125,9 @@ nlohmann::json ToJson(const ResumeLine& line);
 // written by an older flexmoe) keep their defaults; a field of the wrong type is kDataLoss.
 std::optional<EpochLine> EpochLineFrom(const nlohmann::json& record);
 std::optional<TestLine> TestLineFrom(const nlohmann::json& record);
+std::optional<StepLine> StepLineFrom(const nlohmann::json& record);
+// A worker's step record as it arrives at the coordinator: kInvalidArgument naming the
+// worker when it is not one.
+WorkerStepLine WorkerStepLineFrom(const nlohmann::json& record, int rank);
 
 }  // namespace flexmoe

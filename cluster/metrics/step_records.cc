@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "cluster/base/error.h"
+#include "cluster/metrics/run_records.h"
 
 namespace flexmoe {
 namespace {
@@ -14,66 +15,54 @@ using Json = nlohmann::json;
 // ends with a reduction over all workers).
 constexpr size_t kMaxPendingSteps = 4096;
 
-void AddTokens(const Json& from, int rank, Json* sum) {
-  if (!from.is_object()) return;
-  if (sum->is_null()) {
+void AddTokens(const TokenCounts& from, int rank, TokenCounts* sum) {
+  if (from.counts.empty()) return;
+  if (sum->counts.empty()) {
     *sum = from;
     return;
   }
-  if (from["layers"] != (*sum)["layers"] || from["experts"] != (*sum)["experts"] ||
-      from["combinations"] != (*sum)["combinations"]) {
+  if (from.layers != sum->layers || from.experts != sum->experts ||
+      from.combinations != sum->combinations || from.counts.size() != sum->counts.size()) {
     Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank,
          ": token counts of another shape than worker 0's");
   }
-  Json& counts = (*sum)["counts"];
-  for (size_t l = 0; l < counts.size(); ++l) {
-    if (from["counts"][l].size() != counts[l].size()) {
-      Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank, ": ",
-           from["counts"][l].size(), " token counts in layer ", l, ", worker 0 sent ",
-           counts[l].size());
+  for (size_t l = 0; l < sum->counts.size(); ++l) {
+    if (from.counts[l].size() != sum->counts[l].size()) {
+      Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank, ": ", from.counts[l].size(),
+           " token counts in layer ", l, ", worker 0 sent ", sum->counts[l].size());
     }
-    for (size_t i = 0; i < counts[l].size(); ++i) {
-      counts[l][i] = counts[l][i].get<int64_t>() + from["counts"][l][i].get<int64_t>();
-    }
+    for (size_t i = 0; i < sum->counts[l].size(); ++i) sum->counts[l][i] += from.counts[l][i];
   }
+}
+
+PhaseMsRecord Slowest(const PhaseMsRecord& a, const PhaseMsRecord& b) {
+  return {std::max(a.compute, b.compute), std::max(a.exchange, b.exchange),
+          std::max(a.reduce, b.reduce), std::max(a.data, b.data)};
 }
 
 }  // namespace
 
 Json MergeStepRecords(const std::vector<Json>& workers) {
   if (workers.empty()) Fail(ErrorCode::kInvalidArgument, "no step records to merge");
-  const Json& first = workers[0];
-  Json line = {{"event", "step"}};
-  for (const char* k :
-       {"seed", "epoch", "step", "global_step", "workers", "loss", "task_loss", "router_loss"}) {
-    if (first.contains(k)) line[k] = first[k];
-  }
-  int64_t samples = 0;
+  const WorkerStepLine first = WorkerStepLineFrom(workers[0], 0);
+  StepLine line;
+  line.at = first.at;
+  line.steps = first.steps;
   double seconds = 0;
-  Json slowest = Json::object(), each = Json::array(), tokens;
   for (size_t r = 0; r < workers.size(); ++r) {
-    const Json& w = workers[r];
-    if (w.value("global_step", int64_t{-1}) != first.value("global_step", int64_t{-1})) {
+    const WorkerStepLine w = r == 0 ? first : WorkerStepLineFrom(workers[r], static_cast<int>(r));
+    if (w.at.global_step != first.at.global_step) {
       Fail(ErrorCode::kInvalidArgument, "step record of worker ", r, " is of global step ",
-           w.value("global_step", int64_t{-1}), ", worker 0's of ",
-           first.value("global_step", int64_t{-1}));
+           w.at.global_step, ", worker 0's of ", first.at.global_step);
     }
-    samples += w.value("samples", int64_t{0});
-    seconds = std::max(seconds, w.value("seconds", 0.0));
-    const Json ms = w.value("step_ms", Json::object());
-    for (const auto& [phase, value] : ms.items()) {
-      slowest[phase] = std::max(slowest.value(phase, 0.0), value.get<double>());
-    }
-    each.push_back(ms);
-    AddTokens(w.value("tokens", Json()), static_cast<int>(r), &tokens);
+    line.samples += w.samples;
+    seconds = std::max(seconds, w.seconds);
+    line.step_ms = Slowest(line.step_ms, w.step_ms);
+    line.worker_step_ms.push_back(w.step_ms);
+    AddTokens(w.tokens, static_cast<int>(r), &line.tokens);
   }
-  line["steps"] = first.value("steps", int64_t{0});
-  line["samples"] = samples;
-  line["samples_per_s"] = seconds > 0 ? samples / seconds : 0.0;
-  line["step_ms"] = slowest;
-  line["worker_step_ms"] = each;
-  if (!tokens.is_null()) line["tokens"] = tokens;
-  return line;
+  line.samples_per_s = seconds > 0 ? line.samples / seconds : 0.0;
+  return ToJson(line);
 }
 
 std::vector<MetricsItem> RecordJoiner::Add(int rank, Json record) {
