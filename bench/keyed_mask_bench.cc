@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "trainer/keyed_tensors.h"
+#include "trainer/model/keyed_tensors.h"
 
 int main(int argc, char** argv) {
   int steps = 20;

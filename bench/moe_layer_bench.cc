@@ -15,7 +15,7 @@
 #include "cluster/comm/mpi_communicator.h"
 #include "cluster/comm/mpi_session.h"
 #include "experts/expert_parallel.h"
-#include "trainer/compute_threads.h"
+#include "trainer/train/compute_threads.h"
 
 namespace flexmoe {
 namespace {

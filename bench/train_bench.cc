@@ -20,11 +20,11 @@
 #include "data_loader/epoch_plan.h"
 #include "experts/cpu_blas.h"
 #include "proto/config_loader.h"
-#include "trainer/adam.h"
-#include "trainer/compute_threads.h"
-#include "trainer/model.h"
-#include "trainer/phase_times.h"
-#include "trainer/trainer.h"
+#include "trainer/train/adam.h"
+#include "trainer/train/compute_threads.h"
+#include "trainer/model/model.h"
+#include "trainer/model/phase_times.h"
+#include "trainer/train/trainer.h"
 
 namespace flexmoe {
 namespace {

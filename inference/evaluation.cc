@@ -15,7 +15,7 @@
 #include "data_loader/shard_samples.h"
 #include "inference/prediction_input.h"
 #include "inference/scorer.h"
-#include "trainer/metrics.h"
+#include "trainer/train/metrics.h"
 
 namespace flexmoe {
 namespace {

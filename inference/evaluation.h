@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "inference/loaded_model.h"
-#include "trainer/calibration.h"
-#include "trainer/evaluate.h"
+#include "trainer/train/calibration.h"
+#include "trainer/train/evaluate.h"
 
 namespace flexmoe {
 

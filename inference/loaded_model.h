@@ -1,4 +1,4 @@
-// A best-parameters export (run.dir/checkpoint/, trainer/checkpoint.h) loaded for scoring:
+// A best-parameters export (run.dir/checkpoint/, trainer/checkpoint/best_export.h) loaded for scoring:
 // its config, the dataset metadata it was trained on (feature layout, the preprocessing
 // fitted at preparation, class and combination names), the model in evaluation mode and
 // the temperature fitted on the validation split.
@@ -9,8 +9,8 @@
 
 #include "proto/config.pb.h"
 #include "proto/dataset.pb.h"
-#include "trainer/checkpoint.h"
-#include "trainer/model.h"
+#include "trainer/checkpoint/best_export.h"
+#include "trainer/model/model.h"
 
 namespace flexmoe {
 
@@ -32,7 +32,7 @@ struct LoadedModel {
   bool trained_on(int combination) const;
 };
 
-// Loads the export in `dir` (its files verified, trainer/checkpoint.h). The dataset
+// Loads the export in `dir` (its files verified, trainer/checkpoint/best_export.h). The dataset
 // metadata comes from the export, or, for exports written before it was stored there,
 // from the config's data.prepared_dir. kNotFound / kDataLoss / kInvalidArgument naming the
 // file.

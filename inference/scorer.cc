@@ -9,7 +9,7 @@
 
 #include "cluster/base/error.h"
 #include "data_loader/combinations.h"
-#include "trainer/evaluate.h"
+#include "trainer/train/evaluate.h"
 
 namespace flexmoe {
 namespace {

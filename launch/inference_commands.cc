@@ -12,7 +12,7 @@
 #include "inference/predict.h"
 #include "inference/report.h"
 #include "launch/args.h"
-#include "trainer/compute_threads.h"
+#include "trainer/train/compute_threads.h"
 
 namespace flexmoe {
 namespace {

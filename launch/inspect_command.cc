@@ -7,9 +7,9 @@
 
 #include "cluster/base/error.h"
 #include "launch/args.h"
-#include "trainer/checkpoint.h"
-#include "trainer/checkpoint_files.h"
-#include "trainer/train_manifest.h"
+#include "trainer/checkpoint/best_export.h"
+#include "trainer/checkpoint/checkpoint_files.h"
+#include "trainer/checkpoint/resumable_manifest.h"
 
 namespace flexmoe {
 namespace {

@@ -29,7 +29,7 @@
 #include "inference/report.h"
 #include "launch/preemption.h"
 #include "proto/config_loader.h"
-#include "trainer/train_manifest.h"
+#include "trainer/checkpoint/resumable_manifest.h"
 
 namespace flexmoe {
 namespace {

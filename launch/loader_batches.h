@@ -7,7 +7,7 @@
 
 #include "data_loader/shard.h"
 #include "proto/config.pb.h"
-#include "trainer/trainer.h"
+#include "trainer/train/trainer.h"
 
 namespace flexmoe {
 

@@ -20,7 +20,7 @@
 #include "launch/train_job.h"
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
-#include "trainer/placement_policy.h"
+#include "trainer/model/placement_policy.h"
 
 namespace flexmoe {
 namespace {

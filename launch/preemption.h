@@ -8,7 +8,7 @@
 #include <initializer_list>
 
 #include "cluster/coord/client.h"
-#include "trainer/trainer.h"
+#include "trainer/train/trainer.h"
 
 namespace flexmoe {
 

@@ -13,7 +13,7 @@
 #include "launch/job_launcher.h"
 #include "launch/train_job.h"
 #include "proto/config_loader.h"
-#include "trainer/device.h"
+#include "trainer/train/device.h"
 
 namespace flexmoe {
 PreparedDataset OpenPrepared(const config::Config& config, const std::string& config_path,

@@ -8,7 +8,7 @@
 
 #include "data_loader/samples.h"
 #include "proto/config.pb.h"
-#include "trainer/trainer.h"
+#include "trainer/train/trainer.h"
 
 namespace flexmoe {
 

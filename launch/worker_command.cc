@@ -31,9 +31,9 @@
 #include "launch/train_job.h"
 #include "launch/wait_policy.h"
 #include "proto/config_loader.h"
-#include "trainer/compute_threads.h"
-#include "trainer/device.h"
-#include "trainer/trainer.h"
+#include "trainer/train/compute_threads.h"
+#include "trainer/train/device.h"
+#include "trainer/train/trainer.h"
 
 namespace flexmoe {
 

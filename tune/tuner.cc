@@ -22,7 +22,7 @@
 #include "data_loader/prepared_check.h"
 #include "data_loader/shard.h"
 #include "proto/config_loader.h"
-#include "trainer/metrics.h"
+#include "trainer/train/metrics.h"
 #include "tune/folds.h"
 #include "tune/tune_results.h"
 

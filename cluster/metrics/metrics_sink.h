@@ -1,7 +1,7 @@
 // MetricsSink: where a worker's metrics records go. Without a coordinator, worker 0 writes
 // them (the others' step records gathered to it); with one, every worker sends its records
 // to the coordinator, the job's one writer (cluster/coord/report_sink.h). The trainer
-// calls it from every worker at the same steps (MetricsLog, trainer/train_log.h).
+// calls it from every worker at the same steps (MetricsLog, trainer/train/train_log.h).
 #pragma once
 
 #include <cstdint>

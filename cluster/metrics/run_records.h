@@ -1,5 +1,5 @@
 // The run records of metrics.jsonl (docs/metrics.md) as typed values, each with one
-// to-JSON and one from-JSON: the trainer writes them (trainer/train_log.cc), and the
+// to-JSON and one from-JSON: the trainer writes them (trainer/train/train_log.cc), and the
 // TensorBoard scalars (metrics_writer.cc), the report's curves (inference/report.cc) and
 // tune's scores (tune/tuner.cc) read them. Each worker's part of a logged step
 // (WorkerStepLine) is merged into the job's step line (StepLine) by step_records.h.

@@ -26,9 +26,9 @@
 #include "inference/scorer.h"
 #include "proto/config_loader.h"
 #include "tests/testing/temp_dir.h"
-#include "trainer/checkpoint.h"
-#include "trainer/evaluate.h"
-#include "trainer/model.h"
+#include "trainer/checkpoint/best_export.h"
+#include "trainer/train/evaluate.h"
+#include "trainer/model/model.h"
 
 namespace flexmoe {
 namespace {

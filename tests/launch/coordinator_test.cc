@@ -27,7 +27,7 @@
 #include "tests/testing/process.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
-#include "trainer/train_manifest.h"
+#include "trainer/checkpoint/resumable_manifest.h"
 
 namespace flexmoe {
 namespace {

@@ -1,5 +1,5 @@
 // FusedAdam against LibTorch's Adam: the same parameters after several steps.
-#include "trainer/adam.h"
+#include "trainer/train/adam.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // The fused host attention core against the same maths in plain ATen ops (the reference
 // path): outputs and the gradients of q and kv, with and without a dropout mask on the
 // weights, in float and double; and its input checks.
-#include "trainer/attention_kernel.h"
+#include "trainer/model/attention_kernel.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// Temperature scaling and the expected calibration error (trainer/calibration.h).
-#include "trainer/calibration.h"
+// Temperature scaling and the expected calibration error (trainer/train/calibration.h).
+#include "trainer/train/calibration.h"
 
 #include <gtest/gtest.h>
 

@@ -11,7 +11,7 @@
 #include "experts/dispatcher.h"
 #include "experts/expert_parallel.h"
 #include "experts/grouped_experts.h"
-#include "trainer/adam.h"
+#include "trainer/train/adam.h"
 
 namespace flexmoe {
 namespace {

@@ -13,8 +13,8 @@
 #include "proto/config_loader.h"
 #include "tests/cluster/comm_test_util.h"
 #include "tests/testing/temp_dir.h"
-#include "trainer/safetensors.h"
-#include "trainer/trainer.h"
+#include "trainer/checkpoint/safetensors.h"
+#include "trainer/train/trainer.h"
 
 namespace flexmoe {
 namespace {

@@ -1,6 +1,6 @@
 // FillMissing's fused host node against the same selection written with ATen ops: the
 // output and the gradients of the encoder outputs, the bank and the position embedding.
-#include "trainer/fill_missing.h"
+#include "trainer/model/fill_missing.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // GradientSynchronizer under mpirun (1-3 ranks): gradients summed over the world, riders
 // summed with them (one collective for both), the fallback without a replicated bucket, and
 // the rider capacity enforced.
-#include "trainer/grad_sync.h"
+#include "trainer/train/grad_sync.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

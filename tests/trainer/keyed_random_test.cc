@@ -2,7 +2,7 @@
 // statistics of uniforms, normals and masks, and the keyed shuffle. The Fill calls' vector
 // passes are forced one by one (KeyedRandom::LimitIsa), so each path the host can run is
 // checked against the scalar draws.
-#include "trainer/keyed_random.h"
+#include "trainer/model/keyed_random.h"
 
 #include <gtest/gtest.h>
 

@@ -12,7 +12,7 @@
 #include "proto/config_loader.h"
 #include "tests/data_loader/loader_test_util.h"
 #include "tests/testing/temp_dir.h"
-#include "trainer/trainer.h"
+#include "trainer/train/trainer.h"
 
 namespace flexmoe {
 namespace {

@@ -1,6 +1,6 @@
 // Tests of trainer/metrics: hand-computed accuracy, macro-F1 and AUC values (the same
 // numbers sklearn's accuracy_score, f1_score(average='macro') and roc_auc_score give).
-#include "trainer/metrics.h"
+#include "trainer/train/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The Flex-MoE model: patch-embedding layout, the bank filling exactly the missing
 // (sample, modality) pairs, keyed dropout, and a finite-difference gradient check in double
 // precision over every parameter group.
-#include "trainer/model.h"
+#include "trainer/model/model.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // RedrawStream: redrawn lines replace each other; other output starts on a new line below
 // the last one.
-#include "trainer/redraw_stream.h"
+#include "trainer/train/redraw_stream.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Tests of trainer/safetensors: round trip, the byte layout of the standard format, and
 // refusal of each kind of malformed file with an error naming the file (and tensor).
-#include "trainer/safetensors.h"
+#include "trainer/checkpoint/safetensors.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

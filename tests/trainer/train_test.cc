@@ -14,10 +14,10 @@
 #include "data_loader/synth.h"
 #include "proto/config_loader.h"
 #include "tests/testing/temp_dir.h"
-#include "trainer/checkpoint.h"
-#include "trainer/model.h"
-#include "trainer/train_manifest.h"
-#include "trainer/trainer.h"
+#include "trainer/checkpoint/best_export.h"
+#include "trainer/model/model.h"
+#include "trainer/checkpoint/resumable_manifest.h"
+#include "trainer/train/trainer.h"
 
 namespace flexmoe {
 namespace {

@@ -1,0 +1,112 @@
+// Patch-embedding and 3D CNN encoders (encoders.h).
+#include "trainer/model/encoders.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cluster/base/error.h"
+#include "experts/linear.h"
+
+namespace flexmoe {
+
+PatchEmbeddingImpl::PatchEmbeddingImpl(int features, int patches, int hidden_dim)
+    : features_(features), patches_(patches), patch_size_((features + patches - 1) / patches) {
+  proj_ = register_module("proj", torch::nn::Linear(patch_size_, hidden_dim));
+}
+
+at::Tensor PatchEmbeddingImpl::forward(const at::Tensor& x) {
+  int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
+  at::Tensor padded = pad > 0 ? at::constant_pad_nd(x, {0, pad}) : x;
+  return FusedLinear(padded.view({x.size(0), patches_, patch_size_}), proj_->weight, proj_->bias);
+}
+
+FeatureTokensImpl::FeatureTokensImpl(int features, int patches, int hidden_dim)
+    : features_(features), patches_(patches), patch_size_((features + patches - 1) / patches) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(hidden_dim));
+  weight_ = register_parameter("weight", at::empty({features, hidden_dim}).uniform_(-bound, bound));
+  bias_ = register_parameter("bias", at::empty({features, hidden_dim}).uniform_(-bound, bound));
+  at::Tensor inverse = at::zeros({patches, 1});
+  for (int p = 0; p < patches; ++p) {
+    const int n = std::max(0, std::min(features - p * patch_size_, patch_size_));
+    if (n > 0) inverse[p][0] = 1.0 / n;
+  }
+  inverse_count_ = register_buffer("inverse_count", inverse);
+}
+
+at::Tensor FeatureTokensImpl::forward(const at::Tensor& x) {
+  const int64_t b = x.size(0), d = weight_.size(1);
+  at::Tensor tokens = at::gelu(x.unsqueeze(2) * weight_ + bias_);  // [B, F, D]
+  const int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
+  if (pad > 0) tokens = at::constant_pad_nd(tokens, {0, 0, 0, pad});
+  return tokens.view({b, patches_, patch_size_, d}).sum(2) * inverse_count_.to(tokens.dtype());
+}
+
+Cnn3dEncoderImpl::Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim,
+                                   int64_t modality, std::vector<int64_t> voxels)
+    : shape_(std::move(volume_shape)), modality_(modality) {
+  if (!voxels.empty()) voxels_ = at::tensor(voxels, at::kLong);
+  const int64_t channels[][2] = {{1, 32},  {32, 32},  {32, 64},
+                                 {64, 64}, {64, 128}, {128, hidden_dim}};
+  for (int i = 0; i < 6; ++i) {
+    convs_.push_back(register_module(
+        "conv" + std::to_string(i),
+        torch::nn::Conv3d(torch::nn::Conv3dOptions(channels[i][0], channels[i][1], 3).padding(1))));
+  }
+  int64_t pooled = 1;
+  for (int64_t side : shape_) pooled *= side / 2 / 3 / 4;
+  fc_ = register_module("fc", torch::nn::Linear(hidden_dim * pooled, hidden_dim));
+  patches_ = register_module("patches", PatchEmbedding(hidden_dim, patches, hidden_dim));
+}
+
+at::Tensor Cnn3dEncoderImpl::Encode(const at::Tensor& x, const StepKey& key, bool training) {
+  at::Tensor h = x;
+  if (voxels_.defined()) {  // the features into their voxels of a zero volume
+    h = at::zeros({x.size(0), shape_[0] * shape_[1] * shape_[2]}, x.options())
+            .index_copy(1, voxels_.to(x.device()), x);
+  }
+  h = h.view({x.size(0), 1, shape_[0], shape_[1], shape_[2]});
+  const int64_t pools[] = {2, 3, 4};
+  for (int stage = 0; stage < 3; ++stage) {
+    h = at::relu(convs_[2 * stage]->forward(h));
+    h = at::relu(convs_[2 * stage + 1]->forward(h));
+    h = at::max_pool3d(h, {pools[stage], pools[stage], pools[stage]});
+    if (training) {  // Dropout3d: whole channels, per sample
+      at::Tensor mask = KeyedTensor(key, RandomSite::kEncoder, modality_ * 16 + stage,
+                                    {h.size(1), 1, 1, 1}, KeyedKind::kMask, 0.2);
+      h = h * mask.to(h.device(), h.scalar_type());
+    }
+  }
+  return patches_->forward(FusedLinear(h.flatten(1), fc_->weight, fc_->bias));
+}
+
+std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality, int features,
+                                             const config::ModelConfig& model, int64_t index,
+                                             const std::vector<int64_t>& voxels) {
+  if (modality.encoder() == config::CNN3D) {
+    std::vector<int64_t> shape(modality.volume_shape().begin(), modality.volume_shape().end());
+    const int64_t volume = shape.size() == 3 ? shape[0] * shape[1] * shape[2] : -1;
+    const int64_t filled = voxels.empty() ? volume : static_cast<int64_t>(voxels.size());
+    if (filled != features) {
+      Fail(ErrorCode::kInvalidArgument, "config field data.modalities[", index,
+           voxels.empty() ? "].volume_shape: " : "].volume_mask: ", filled,
+           " voxels, but the prepared modality '", modality.name(), "' has ", features,
+           " features");
+    }
+    for (int64_t v : voxels) {
+      if (v < 0 || v >= volume) {
+        Fail(ErrorCode::kInvalidArgument, "modality '", modality.name(), "': voxel ", v,
+             " outside its volume of ", volume);
+      }
+    }
+    return std::make_shared<Cnn3dEncoderImpl>(shape, model.patches(), model.hidden_dim(), index,
+                                              voxels);
+  }
+  if (modality.encoder() == config::FEATURE_TOKENS) {
+    return std::make_shared<FeatureTokensImpl>(features, model.patches(), model.hidden_dim());
+  }
+  return std::make_shared<PatchEmbeddingImpl>(features, model.patches(), model.hidden_dim());
+}
+
+}  // namespace flexmoe

@@ -1,0 +1,746 @@
+// The Trainer: construction of the model, optimizer and groups; the epoch and step loop;
+// best selection; checkpoints and resume; the test evaluation and export (trainer.h).
+#include "trainer/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <glog/logging.h>
+#include <torch/autograd.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <ostream>
+
+#include "cluster/base/atomic_file.h"
+#include "cluster/base/crc32c.h"
+#include "cluster/base/error.h"
+#include "cluster/comm/gather_bytes.h"
+#include "data_loader/combinations.h"
+#include "data_loader/epoch_plan.h"
+#include "data_loader/plan_batch_source.h"
+#include "proto/config_compare.h"
+#include "proto/config_loader.h"
+#include "trainer/train/adam.h"
+#include "trainer/train/calibration.h"
+#include "trainer/checkpoint/best_export.h"
+#include "trainer/train/compute_threads.h"
+#include "trainer/train/device.h"
+#include "trainer/train/grad_sync.h"
+#include "trainer/model/model.h"
+#include "trainer/model/placement_policy.h"
+#include "trainer/train/train_log.h"
+
+namespace flexmoe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Values summed over the workers each step (Step): loss, task loss, router loss, and the
+// checkpoint and stop requests.
+constexpr int64_t kStepValues = 5;
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Full expert tensors ([E, ...], global order) on the expert-parallel group's rank 0, from
+// each owner's rows; other ranks get undefined tensors. Every rank of the group calls it.
+at::Tensor GatherExperts(const at::Tensor& local, const ExpertPlacement& placement,
+                         Communicator& ep) {
+  const int w = ep.size();
+  std::vector<int64_t> send(w, 0), recv(w, 0);
+  send[0] = local.size(0);
+  if (ep.rank() == 0) {
+    for (int r = 0; r < w; ++r) recv[r] = static_cast<int64_t>(placement.LocalExperts(r).size());
+  }
+  at::Tensor rows = ep.AllToAll(local.detach().contiguous(), send, recv);
+  if (ep.rank() != 0) return at::Tensor();
+  std::vector<int64_t> position;  // received row i holds global expert position[i]
+  for (int r = 0; r < w; ++r) {
+    for (int64_t e : placement.LocalExperts(r)) position.push_back(e);
+  }
+  at::Tensor full = at::empty_like(rows);
+  full.index_copy_(0, at::tensor(position, at::kLong).to(rows.device()), rows);
+  return full;
+}
+
+// Time and samples of the epoch in progress (this process's part of it).
+struct EpochClock {
+  Clock::time_point start = Clock::now();
+  double data_s = 0, reduce_s = 0, step_s = 0, exchange_before = 0;
+  int64_t samples = 0, steps = 0;
+  int64_t rows_before = 0;  // rows this rank's experts had processed when the epoch began
+  std::vector<std::vector<int64_t>> tokens_before;  // StepTotals::tokens then
+};
+
+}  // namespace
+
+struct Trainer::Impl {
+  Impl(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
+       uint64_t seed, const TrainOptions& options);
+
+  // Construction steps: process groups and the placement (layout.placement, the worker's
+  // one copy: the model is built from it, the checkpointers read it), the batch source, the
+  // checkpointer, the metrics and progress logs.
+  void MakeLayout();
+  // Split 0: this worker's training batches; 1, 2: its evaluation passes.
+  std::unique_ptr<BatchSource> MakeSource(uint32_t split);
+  void MakeCheckpointer();
+  CheckpointContext CheckpointContextFor(int keep_last) const;
+  void BuildModel();  // the model, optimizer and gradient sync for the current layout
+  // LOAD_AWARE: packs the experts anew from the loads measured this epoch, moving them.
+  void Repack(EpochClock* clock, EpochRecord* record);
+  std::map<int, std::vector<double>> EpochLoads(const EpochClock& clock);
+  void MakeLogs();
+
+  void Resume(const std::string& dir);
+  TrainResult Run();
+  bool RunEpoch(TrainResult* result);
+  bool Stopped(TrainResult* result);  // records a stop; false
+  // One step: forward, backward, gradient sync, update; the global losses and requests.
+  StepRequests Step(const DecodedBatch& batch, EpochClock* clock, TrainResult* result);
+  // The global batch's sum of loss weights (class weight x sample weight): from the batch's
+  // global_label_weight, or by an all-reduce when the source does not provide it.
+  double LossDenominator(const DecodedBatch& batch, const at::Tensor& weight, EpochClock* clock);
+  void EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* result);
+  void Checkpoint();
+  void Finish(TrainResult* result);
+  void Export(TrainResult* result);
+  // training.early_stopping_patience epochs after warm-up without a better validation score.
+  bool EarlyStopped() const;
+  int64_t GlobalDroppedRows();
+  template <typename F>
+  void ForEachHook(F f) {
+    for (TrainHook* hook : hooks) f(*hook);
+  }
+
+  config::Config config;
+  const config::TrainingConfig& tc;
+  const PreparedDataset& prepared;
+  const Samples* data;  // null: every batch comes from options.batches
+  std::vector<int> feature_sizes;
+  const uint64_t seed;
+  TrainOptions options;
+  Communicator* world;
+  c10::Device device{c10::kCPU};  // training.device (trainer/train/device.h)
+  int w = 1, rank = 0;
+  std::ostream* log;
+  int num_classes, c_count;
+
+  ProcessGroups groups;
+  ParallelLayout layout;
+  const ParallelLayout* layout_ptr = nullptr;
+  ExchangeStats exchange;
+  FlexMoeModel model{nullptr};
+  std::unique_ptr<GradientSynchronizer> sync;
+  std::unique_ptr<FusedAdam> optimizer;
+  at::Tensor class_weights;
+  std::unique_ptr<BatchSource> source, validation, test;
+
+  TrainState state;
+  std::unique_ptr<TrainCheckpointer> checkpointer;
+  bool checkpoints_enabled = false;
+  std::unique_ptr<LocalMetricsSink> own_sink;  // when TrainOptions::metrics_sink is null
+  MetricsSink* sink = nullptr;
+  std::unique_ptr<MetricsLog> metrics;
+  std::unique_ptr<ProgressLog> progress;
+  std::unique_ptr<RedrawStream> redraw;  // rank 0 with redraw_progress
+  StepTotals totals;
+  std::vector<TrainHook*> hooks;
+  int64_t dropped_offset = 0;  // rows dropped before this process started (resumed runs)
+  std::string last_checkpoint;
+};
+
+Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prepared_in,
+                    const Samples* data_in, uint64_t seed_in, const TrainOptions& options_in)
+    : config(config_in),
+      tc(config.training()),
+      prepared(prepared_in),
+      data(data_in),
+      feature_sizes(prepared_in.feature_sizes()),
+      seed(seed_in),
+      options(options_in),
+      world(options_in.world) {
+  const int m_count = static_cast<int>(feature_sizes.size());
+  if (m_count != config.data().modalities_size()) {
+    Fail(ErrorCode::kInvalidArgument, prepared.dir, ": prepared with ", m_count,
+         " modalities, the config names ", config.data().modalities_size(),
+         "; prepare the dataset again");
+  }
+  if (options.threads > 0) SetComputeThreads(options.threads);
+  w = world != nullptr ? world->size() : 1;
+  rank = world != nullptr ? world->rank() : 0;
+  device = TrainingDevice(tc.device(), options.local_rank);
+  log = rank == 0 ? options.log : nullptr;
+  if (log != nullptr && options.redraw_progress) {
+    redraw = std::make_unique<RedrawStream>(*log);
+    log = &redraw->stream();
+  }
+  num_classes = prepared.meta.num_classes();
+  c_count = Combinations(m_count).size();
+
+  MakeLayout();
+  state.seed = seed;
+  BuildModel();
+  if (tc.class_weights_size() > 0) {
+    std::vector<float> cw(tc.class_weights().begin(), tc.class_weights().end());
+    class_weights = at::tensor(cw, at::kFloat).to(device);
+  }
+
+  if (prepared.split_size(0) == 0) {
+    Fail(ErrorCode::kInvalidArgument, prepared.dir, ": no training samples");
+  }
+  source = MakeSource(0);
+  validation = MakeSource(1);
+  test = MakeSource(2);
+
+  MakeCheckpointer();
+  MakeLogs();
+}
+
+void Trainer::Impl::MakeLayout() {
+  // Process groups and the expert placement (W > 1 only; one process runs unsharded).
+  const std::vector<int> sparse_layers = FlexMoeModelImpl::SparseLayers(config.model());
+  layout.placement = PlacementMap::Balanced(sparse_layers, config.model().num_experts(), 1);
+  if (world != nullptr && w > 1) {
+    groups = MakeProcessGroups(*world, options.expert_parallel_degree);
+    const int ep = groups.expert_parallel->size();
+    PlacementMap placement =
+        options.placement != nullptr ? *options.placement : MakePlacement(config, prepared, ep);
+    if (placement.ranks != ep) {
+      Fail(ErrorCode::kInvalidArgument, "expert placement over ", placement.ranks,
+           " ranks for an expert-parallel group of ", ep);
+    }
+    placement.Check();
+    if (log != nullptr) {
+      *log << "expert placement " << DescribePlacement(config, prepared, placement) << "\n";
+    }
+    layout.placement = placement;
+    layout.expert_rank = groups.expert_parallel->rank();
+    layout.expert_parallel = groups.expert_parallel.get();
+    layout.data_parallel = world;
+    layout.exchange_stats = &exchange;
+    layout_ptr = &layout;
+  }
+}
+
+std::unique_ptr<BatchSource> Trainer::Impl::MakeSource(uint32_t split) {
+  if (options.batches) return options.batches(split, rank, w);
+  if (data == nullptr) {
+    Fail(ErrorCode::kInvalidArgument, "trainer: neither samples nor a batch source");
+  }
+  const int m_count = static_cast<int>(feature_sizes.size());
+  PlanOptions base = EvaluationPlanOptions(w, m_count);
+  if (split == 0) {
+    base = PlanOptions();
+    base.seed = seed;
+    base.world_size = w;
+    base.global_batch = tc.batch_size();
+    base.remainder = tc.remainder();
+    base.batching = tc.batching();
+    base.num_modalities = m_count;
+  }
+  return std::make_unique<PlanBatchSource>(*data, prepared, split, base, tc.warmup_epochs(), rank);
+}
+
+void Trainer::Impl::BuildModel() {
+  torch::manual_seed(seed);
+  ModelShape shape{feature_sizes,
+                   num_classes,
+                   {config.data().modalities().begin(), config.data().modalities().end()},
+                   VolumeVoxels(prepared.meta)};
+  model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
+  // Initialised on the host (the same values on every device), then moved.
+  model->to(device);
+  model->CountTokensInto(&totals.tokens);  // kept across a re-pack's rebuild
+  state.parameters = model->Parameters();
+  std::vector<at::Tensor> all, replicated, experts;
+  for (const ModelParameter& p : state.parameters) {
+    all.push_back(p.tensor);
+    (p.group.is_expert() ? experts : replicated).push_back(p.tensor);
+  }
+  sync = std::make_unique<GradientSynchronizer>(
+      replicated, experts, world, groups.expert_data_parallel.get(), 4 << 20, kStepValues);
+  AdamOptions adam{tc.lr()};
+  adam.weight_decay = tc.weight_decay();
+  optimizer = std::make_unique<FusedAdam>(all, adam);
+  state.exp_avg = optimizer->exp_avg();
+  state.exp_avg_sq = optimizer->exp_avg_sq();
+}
+
+// Each sparse layer's tokens per expert this epoch, summed over the workers (exact: every
+// rank decides alike), keyed by the layer's fusion-layer index.
+std::map<int, std::vector<double>> Trainer::Impl::EpochLoads(const EpochClock& clock) {
+  const std::vector<int> sparse = FlexMoeModelImpl::SparseLayers(config.model());
+  const int64_t e_count = config.model().num_experts();
+  const int64_t cells = totals.tokens.empty() ? 0 : static_cast<int64_t>(totals.tokens[0].size());
+  const int64_t c_count = cells / e_count;
+  at::Tensor tokens = at::zeros({static_cast<int64_t>(sparse.size()), e_count}, at::kLong);
+  for (size_t l = 0; l < sparse.size() && l < totals.tokens.size(); ++l) {
+    for (int64_t i = 0; i < cells; ++i) {
+      const int64_t before =
+          l < clock.tokens_before.size() && i < static_cast<int64_t>(clock.tokens_before[l].size())
+              ? clock.tokens_before[l][i]
+              : 0;
+      tokens[static_cast<int64_t>(l)][i / c_count] += totals.tokens[l][i] - before;
+    }
+  }
+  world->AllReduce(tokens, ReduceOp::kSum);
+  std::map<int, std::vector<double>> loads;
+  for (size_t l = 0; l < sparse.size(); ++l) {
+    const int64_t* row = tokens[static_cast<int64_t>(l)].data_ptr<int64_t>();
+    loads[sparse[l]].assign(row, row + e_count);
+  }
+  return loads;
+}
+
+void Trainer::Impl::Repack(EpochClock* clock, EpochRecord* record) {
+  if (layout_ptr == nullptr || config.cluster().placement() != config::ClusterConfig::LOAD_AWARE ||
+      options.run_dir.empty()) {
+    return;
+  }
+  const Repacked repacked = RepackByLoad(layout.placement, EpochLoads(*clock));
+  if (repacked.moved.empty()) return;  // no layer worth moving experts
+  // The experts, their moments and best values move to their new owners through a
+  // checkpoint of the state: written by the old owners under the current placement, read
+  // by the new ones under the new (the checkpointers read the layout's placement).
+  TrainCheckpointer move(CheckpointContextFor(1), options.run_dir + "/.repack");
+  state.progress.dropped_rows = GlobalDroppedRows();
+  const std::string dir = move.Save(state);
+  layout.placement = repacked.placement;
+  BuildModel();
+  move.Load(dir, &state);
+  optimizer->set_steps(state.progress.adam_steps);
+  dropped_offset = state.progress.dropped_rows;
+  // Every rank has read its experts before rank 0 removes the files.
+  world->Barrier();
+  RunOnRankZero(world, [&] { std::filesystem::remove_all(options.run_dir + "/.repack"); });
+  record->repacked = true;
+  record->repacked_placement = layout.placement;
+  record->imbalance_before = repacked.imbalance_before;
+  record->imbalance_after = repacked.imbalance_after;
+  for (TrainHook* hook : options.hooks) {
+    hook->PlacementChanged(layout.placement, state.progress.position);
+  }
+  if (log != nullptr) {
+    *log << "expert placement re-packed from the measured loads (" << repacked.moved.size()
+         << " of " << layout.placement.layers.size() << " layers): imbalance "
+         << repacked.imbalance_before << " -> " << repacked.imbalance_after << "\n";
+  }
+}
+
+CheckpointContext Trainer::Impl::CheckpointContextFor(int keep_last) const {
+  CheckpointContext context;
+  context.world = world;
+  context.expert_rank = layout_ptr != nullptr ? layout.expert_rank : 0;
+  context.saves_experts = layout_ptr == nullptr || rank < groups.ep_degree;
+  context.expert_parallel_degree = layout_ptr != nullptr ? groups.ep_degree : 1;
+  context.placement = &layout.placement;
+  context.config_text = ConfigToText(config);
+  context.config_hash = ComputationHash(config);
+  context.dataset_index_crc32c = prepared.meta.index_crc32c();
+  context.dataset_samples = prepared.size();
+  context.keep_last = keep_last;
+  return context;
+}
+
+void Trainer::Impl::MakeCheckpointer() {
+  CheckpointContext context = CheckpointContextFor(config.checkpoint().keep_last());
+  context.fault = options.fault;
+  const std::string run_dir = options.run_dir;
+  checkpointer = std::make_unique<TrainCheckpointer>(
+      context, run_dir.empty() ? std::string() : run_dir + "/checkpoints");
+  checkpoints_enabled = !run_dir.empty() && (config.checkpoint().every_epochs() > 0 ||
+                                             config.checkpoint().every_steps() > 0);
+}
+
+void Trainer::Impl::MakeLogs() {
+  const std::string& run_dir = options.run_dir;
+  sink = options.metrics_sink;
+  if (sink == nullptr) {
+    own_sink = std::make_unique<LocalMetricsSink>(world, config.metrics().tensorboard());
+    sink = own_sink.get();
+  }
+  RunOnRankZero(world, [&] {
+    if (run_dir.empty()) return;
+    sink->Open(run_dir);
+    if (options.restart_metrics) sink->ContinueAt(0);
+  });
+  const int every = config.metrics().log_every_steps();
+  MetricsLog::Shape shape{FlexMoeModelImpl::SparseLayers(config.model()),
+                          config.model().num_experts(), c_count};
+  metrics = std::make_unique<MetricsLog>(sink, rank, seed, w, every, std::move(shape));
+  progress = std::make_unique<ProgressLog>(log, every, w, redraw.get());
+  hooks = {metrics.get(), progress.get()};
+  hooks.insert(hooks.end(), options.hooks.begin(), options.hooks.end());
+}
+
+void Trainer::Impl::Resume(const std::string& dir) {
+  TrainManifest manifest = checkpointer->Verify(dir);
+  ResumeTarget target;
+  target.config = &config;
+  target.prepared_dir = prepared.dir;
+  target.dataset_index_crc32c = prepared.meta.index_crc32c();
+  target.dataset_samples = prepared.size();
+  target.seed = seed;
+  CheckResumable(dir, manifest, target);
+  checkpointer->Load(dir, &state);
+  optimizer->set_steps(state.progress.adam_steps);
+  dropped_offset = state.progress.dropped_rows;
+  // A checkpoint of this run: the later ones are an abandoned continuation, and the log
+  // goes on from where the checkpoint was taken. A checkpoint of another run starts this
+  // run's log with the resume line.
+  namespace fs = std::filesystem;
+  bool own = false;
+  if (!options.run_dir.empty()) {
+    fs::path checkpoint = fs::weakly_canonical(dir);
+    if (!checkpoint.has_filename()) checkpoint = checkpoint.parent_path();  // "DIR/"
+    own = checkpoint.parent_path() == fs::weakly_canonical(checkpointer->checkpoints_dir());
+  }
+  if (own) checkpointer->SetAsideLaterThan(manifest.step());
+  RunOnRankZero(world, [&] {
+    if (own) sink->ContinueAt(state.progress.metrics_lines);
+    metrics->Resumed(dir, manifest);
+  });
+  for (TrainHook* hook : hooks) {
+    if (hook != metrics.get()) hook->Resumed(dir, manifest);
+  }
+}
+
+int64_t Trainer::Impl::GlobalDroppedRows() {
+  at::Tensor dropped = at::tensor({model->dropped_rows()}, at::kLong);
+  if (w > 1) world->AllReduce(dropped, ReduceOp::kSum);
+  return dropped_offset + dropped[0].item<int64_t>();
+}
+
+void Trainer::Impl::Checkpoint() {
+  state.progress.adam_steps = optimizer->steps();
+  state.progress.dropped_rows = GlobalDroppedRows();
+  state.progress.metrics_lines = sink->lines();
+  // The lines the checkpoint counts are written before it is.
+  RunOnRankZero(world, [&] { sink->Flush(); });
+  const auto start = Clock::now();
+  last_checkpoint = checkpointer->Save(state);
+  if (log != nullptr) {
+    uintmax_t bytes = 0;
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(last_checkpoint, ec)) {
+      bytes += f.file_size(ec);
+    }
+    *log << "checkpoint " << last_checkpoint << ": " << bytes / 1e6 << " MB in " << Since(start)
+         << " s\n"
+         << std::flush;
+  }
+  ForEachHook([&](TrainHook& h) { h.AfterCheckpoint(last_checkpoint, state); });
+}
+
+StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
+                                 TrainResult* result) {
+  TrainPosition& position = state.progress.position;
+  auto step_start = Clock::now();
+  BatchTensors t = ToDevice(ToTensors(batch, feature_sizes), device);
+  at::Tensor sample_weight =
+      batch.weight.empty() ? at::ones({batch.size}, at::TensorOptions(device))
+                           : at::tensor(batch.weight, at::kFloat).view({batch.size}).to(device);
+  StepKey key{seed, position.epoch, position.global_step, batch.sample};
+  ModelOutput out = model->Forward(t, key, /*training=*/true);
+  // This worker's share of the global loss (NOTE [gradient scaling rule], grad_sync.h).
+  at::Tensor weight =
+      (class_weights.defined() ? class_weights.index_select(0, t.label)
+                               : at::ones({batch.size}, at::TensorOptions(device))) *
+      sample_weight;
+  at::Tensor nll = at::nll_loss(at::log_softmax(out.logits, -1), t.label, {}, at::Reduction::None);
+  const double reduce_before = clock->reduce_s;
+  const double denominator = LossDenominator(batch, weight, clock);
+  at::Tensor task = (nll * weight).sum() / (denominator > 0 ? denominator : 1.0);
+  at::Tensor router = out.aux_loss / static_cast<double>(w);
+  at::Tensor loss = task + tc.gate_loss_weight() * router;
+  optimizer->ZeroGrad();
+  loss.backward();
+
+  TrainPosition after = position;
+  ++after.step_in_epoch;
+  ++after.global_step;
+  StepRequests mine;
+  const int every_steps = config.checkpoint().every_steps();
+  mine.checkpoint = checkpoints_enabled && every_steps > 0 && after.global_step % every_steps == 0;
+  ForEachHook([&](TrainHook& h) {
+    StepRequests r = h.Request(after);
+    mine.checkpoint = mine.checkpoint || r.checkpoint;
+    mine.stop = mine.stop || r.stop;
+  });
+  // The losses and every rank's requests ride with the gradients' reduction.
+  at::Tensor values =
+      at::stack({loss.detach(), task.detach(), router.detach()}).to(at::kCPU, at::kDouble);
+  values = at::cat(
+      {values, at::tensor({mine.checkpoint ? 1.0 : 0.0, mine.stop ? 1.0 : 0.0}, at::kDouble)});
+  auto reduce_start = Clock::now();
+  sync->Synchronize(&values);
+  clock->reduce_s += Since(reduce_start);
+  optimizer->Step();
+  state.progress.adam_steps = optimizer->steps();
+  const double step_s = Since(step_start);
+  clock->step_s += step_s;
+  totals.step_s += step_s;
+  totals.reduce_s += clock->reduce_s - reduce_before;
+  const double* v = values.data_ptr<double>();
+  if (!std::isfinite(v[0])) {
+    Fail(ErrorCode::kFailedPrecondition, "epoch ", position.epoch, " step ", position.step_in_epoch,
+         ": the loss is not finite (", v[0], "); lower training.lr");
+  }
+  result->step_losses.push_back(v[0]);
+  state.progress.epoch.loss += v[0];
+  state.progress.epoch.task_loss += v[1];
+  state.progress.epoch.router_loss += v[2];
+  position = after;
+  clock->samples += batch.size;
+  ++clock->steps;
+  totals.samples += batch.size;
+  ++totals.steps;
+  totals.exchange_s = exchange.seconds;
+  StepReport report{position,   tc.epochs(), source->steps_in_epoch(), v[0], v[1], v[2],
+                    batch.size, &totals};
+  ForEachHook([&](TrainHook& h) { h.AfterStep(report); });
+  return StepRequests{v[3] > 0, v[4] > 0};
+}
+
+double Trainer::Impl::LossDenominator(const DecodedBatch& batch, const at::Tensor& weight,
+                                      EpochClock* clock) {
+  if (!batch.global_label_weight.empty()) {
+    double total = 0;
+    for (size_t c = 0; c < batch.global_label_weight.size(); ++c) {
+      if (batch.global_label_weight[c] == 0) continue;
+      if (static_cast<int>(c) >= num_classes) {
+        Fail(ErrorCode::kInvalidArgument, "batch of step ", state.progress.position.global_step,
+             ": label ", c, " outside the ", num_classes, " classes");
+      }
+      const double cw = tc.class_weights_size() > 0 ? tc.class_weights(static_cast<int>(c)) : 1.0;
+      total += cw * batch.global_label_weight[c];
+    }
+    return total;
+  }
+  // A source that does not know the global batch: one host all-reduce.
+  at::Tensor total = weight.sum().to(at::kCPU, at::kDouble).reshape({1});
+  auto start = Clock::now();
+  if (w > 1) world->AllReduce(total, ReduceOp::kSum);
+  clock->reduce_s += Since(start);
+  return total.item<double>();
+}
+
+bool Trainer::Impl::Stopped(TrainResult* result) {
+  result->last_checkpoint = last_checkpoint;
+  result->stopped = true;
+  return false;
+}
+
+bool Trainer::Impl::RunEpoch(TrainResult* result) {
+  TrainPosition& position = state.progress.position;
+  model->train();
+  source->StartEpoch(position.epoch, position.step_in_epoch);
+  const int64_t steps = source->steps_in_epoch();
+  if (position.step_in_epoch == 0) {
+    state.progress.epoch = EpochSums{};
+    state.progress.epoch.dropped_rows_at_start = GlobalDroppedRows();
+  }
+  EpochClock clock;
+  clock.exchange_before = exchange.seconds;
+  clock.rows_before = exchange.rows_received;
+  clock.tokens_before = totals.tokens;
+  bool checkpoint_at_end = false, stop_at_end = false;
+  DecodedBatch batch;
+  auto wait_start = Clock::now();
+  while (source->Next(&batch)) {
+    const double waited = Since(wait_start);
+    clock.data_s += waited;
+    totals.data_s += waited;
+    StepRequests requests = Step(batch, &clock, result);
+    // At the epoch's last step, checkpoints (and stops) wait for its validation.
+    const bool last = position.step_in_epoch == steps;
+    const bool now = (requests.checkpoint || requests.stop) && !last;
+    if (now && checkpoints_enabled) Checkpoint();
+    if (requests.stop && !last) return Stopped(result);
+    checkpoint_at_end = checkpoint_at_end || (last && (requests.checkpoint || requests.stop));
+    stop_at_end = stop_at_end || (last && requests.stop);
+    wait_start = Clock::now();
+  }
+  EndEpoch(&clock, checkpoint_at_end, result);
+  return stop_at_end ? Stopped(result) : true;
+}
+
+void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* result) {
+  TrainPosition& position = state.progress.position;
+  const int64_t steps = source->steps_in_epoch();
+  EpochRecord record;
+  record.epoch = position.epoch;
+  record.warmup = position.epoch < tc.warmup_epochs();
+  at::Tensor seen = at::tensor({clock->samples}, at::kLong);
+  if (w > 1) world->AllReduce(seen, ReduceOp::kSum);
+  record.samples_per_s = seen[0].item<int64_t>() / Since(clock->start);
+  if (w > 1) {
+    // The rows each rank's experts processed this epoch: the most loaded over the mean.
+    at::Tensor rows =
+        world->AllGather(at::tensor({exchange.rows_received - clock->rows_before}, at::kLong))
+            .to(at::kDouble);
+    const double mean = rows.mean().item<double>();
+    record.expert_imbalance = mean > 0 ? rows.max().item<double>() / mean : 1.0;
+  }
+  Repack(clock, &record);
+  const int64_t dropped = GlobalDroppedRows();
+  record.dropped_rows = dropped - state.progress.epoch.dropped_rows_at_start;
+  state.progress.dropped_rows = dropped;
+  record.train_loss = state.progress.epoch.loss / steps;
+  record.task_loss = state.progress.epoch.task_loss / steps;
+  record.router_loss = state.progress.epoch.router_loss / steps;
+  const double run = std::max<int64_t>(clock->steps, 1);
+  record.exchange_s = (exchange.seconds - clock->exchange_before) / run;
+  record.reduce_s = clock->reduce_s / run;
+  record.data_s = clock->data_s / run;
+  record.compute_s = clock->step_s / run - record.exchange_s - record.reduce_s;
+  model->eval();
+  record.validation =
+      Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
+  const auto& val = record.validation.metrics.overall;
+  double score = val.accuracy;
+  if (tc.selection() == config::TrainingConfig::AUC) score = val.auc;
+  if (tc.selection() == config::TrainingConfig::MACRO_F1) score = val.macro_f1;
+  if (std::isnan(score)) score = -1;
+  BestScore& best = state.progress.best;
+  if (score > best.score) {  // strictly higher, as the authors' code
+    best.score = score;
+    best.epoch = position.epoch;
+    best.step = position.global_step;
+    state.best.clear();
+    for (const ModelParameter& p : state.parameters)
+      state.best.push_back(p.tensor.detach().clone());
+  }
+  ++position.epoch;
+  position.step_in_epoch = 0;
+  ForEachHook([&](TrainHook& h) { h.AfterEpoch(record, state); });
+  // The epoch's record keeps the validation metrics, not its per-sample scores: kept for
+  // every epoch, those would grow with epochs x validation samples.
+  record.validation.DropPerSample();
+  const int every = config.checkpoint().every_epochs();
+  const bool scheduled =
+      (every > 0 && position.epoch % every == 0) || position.epoch == tc.epochs() || EarlyStopped();
+  if (checkpoints_enabled && (scheduled || checkpoint)) Checkpoint();
+  result->epochs.push_back(std::move(record));
+}
+
+bool Trainer::Impl::EarlyStopped() const {
+  const int patience = tc.early_stopping_patience();
+  const TrainProgress& p = state.progress;
+  if (patience == 0 || p.best.epoch < 0) return false;
+  // Epochs since the best one, warm-up epochs not counted.
+  const int since = p.position.epoch - 1 - std::max(p.best.epoch, tc.warmup_epochs() - 1);
+  return since >= patience;
+}
+
+void Trainer::Impl::Finish(TrainResult* result) {
+  CHECK(!state.best.empty()) << "no epoch was validated";
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < state.parameters.size(); ++i) {
+      state.parameters[i].tensor.copy_(state.best[i]);
+    }
+  }
+  model->eval();
+  result->best_epoch = state.progress.best.epoch;
+  result->best_validation =
+      Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
+  result->test = Evaluate(*model, *test, feature_sizes, num_classes, c_count, class_weights, world);
+  result->temperature = FitTemperature(result->best_validation.log_probs,
+                                       result->best_validation.labels, num_classes);
+  for (const ModelParameter& p : state.parameters) {
+    if (p.group.is_expert()) continue;
+    at::Tensor bytes = p.tensor.detach().contiguous();
+    result->replicated_crc =
+        Crc32c(bytes.data_ptr(), bytes.numel() * bytes.element_size(), result->replicated_crc);
+  }
+  result->last_checkpoint = last_checkpoint;
+  ForEachHook([&](TrainHook& h) { h.AfterTraining(*result); });
+  if (!options.run_dir.empty()) Export(result);
+  if (log != nullptr) {
+    *log << "\nseed " << seed << ": best validation "
+         << config::TrainingConfig::Selection_Name(tc.selection()) << " "
+         << state.progress.best.score << " at epoch " << result->best_epoch + 1
+         << "; test split, per modality combination:\n"
+         << FormatGroupTable(result->test.metrics, CombinationNames(prepared));
+  }
+}
+
+void Trainer::Impl::Export(TrainResult* result) {
+  // Every expert, gathered from its owner, in the one-process layout: it loads at any
+  // worker count.
+  std::vector<ModelParameter> tensors;
+  for (const ModelParameter& p : state.parameters) {
+    ModelParameter out = p;
+    out.tensor = p.tensor.detach();
+    if (layout_ptr != nullptr && p.group.is_expert()) {
+      out.tensor =
+          GatherExperts(out.tensor, layout.placement.Layer(p.group.layer), *layout.expert_parallel);
+    }
+    tensors.push_back(std::move(out));
+  }
+  result->checkpoint_dir = options.run_dir + "/checkpoint";
+  RunOnRankZero(world, [&] {
+    CheckpointInfo info;
+    info.epoch = result->best_epoch;
+    info.step = state.progress.best.step;
+    info.seed = seed;
+    info.config_text = ConfigToText(config);
+    info.validation_accuracy = result->best_validation.metrics.overall.accuracy;
+    info.workers = w;
+    info.temperature = result->temperature;
+    info.dataset_text = DatasetMetaText(prepared.meta);
+    SaveCheckpoint(tensors, info, result->checkpoint_dir);
+  });
+}
+
+TrainResult Trainer::Impl::Run() {
+  TrainResult result;
+  result.seed = seed;
+  if (options.restart > 0) {
+    RunOnRankZero(world, [&] {
+      sink->RunRecord({{"event", "restart"},
+                       {"seed", seed},
+                       {"attempt", options.restart},
+                       {"reason", options.restart_reason},
+                       {"workers", w},
+                       {"from", options.resume_from.empty() ? nlohmann::json(nullptr)
+                                                            : nlohmann::json(options.resume_from)},
+                       {"global_step", state.progress.position.global_step}});
+    });
+  }
+  while (state.progress.position.epoch < tc.epochs() && !EarlyStopped()) {
+    if (!RunEpoch(&result)) return result;
+  }
+  result.epochs_run = state.progress.position.epoch;
+  result.early_stopped = state.progress.position.epoch < tc.epochs();
+  if (result.early_stopped && log != nullptr) {
+    *log << "early stop after epoch " << result.epochs_run << ": " << tc.early_stopping_patience()
+         << " epochs without a better validation "
+         << config::TrainingConfig::Selection_Name(tc.selection()) << " than epoch "
+         << state.progress.best.epoch + 1 << "\n";
+  }
+  Finish(&result);
+  return result;
+}
+
+Trainer::Trainer(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
+                 uint64_t seed, const TrainOptions& options)
+    : impl_(std::make_unique<Impl>(config, prepared, data, seed, options)) {}
+Trainer::~Trainer() = default;
+void Trainer::Resume(const std::string& dir) { impl_->Resume(dir); }
+TrainResult Trainer::Run() { return impl_->Run(); }
+const TrainState& Trainer::state() const { return impl_->state; }
+FlexMoeModelImpl& Trainer::model() { return *impl_->model; }
+
+TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
+                  const Samples* data, uint64_t seed, const TrainOptions& options) {
+  Trainer trainer(config, prepared, data, seed, options);
+  if (!options.resume_from.empty()) trainer.Resume(options.resume_from);
+  return trainer.Run();
+}
+
+}  // namespace flexmoe
