@@ -89,7 +89,9 @@ TokenCounts TokensFrom(const Json& json) {
 }
 
 bool IsEvent(const Json& record, const char* event) {
-  return record.is_object() && record.value("event", "") == event;
+  if (!record.is_object()) return false;
+  auto it = record.find("event");
+  return it != record.end() && it->is_string() && it->get_ref<const std::string&>() == event;
 }
 
 template <typename F>

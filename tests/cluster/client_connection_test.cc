@@ -43,6 +43,9 @@ class Listener {
   ~Listener() { ::close(fd_); }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   int Accept() { return ::accept(fd_, nullptr, nullptr); }
+  // Wakes a thread blocked in Accept (which then returns -1), so that a failed wait can
+  // join it instead of leaving it joinable.
+  void Unblock() { ::shutdown(fd_, SHUT_RDWR); }
 
  private:
   int fd_ = -1;
@@ -121,8 +124,10 @@ TEST(ClientConnection, ReceivesWholeFramesAndConnectsAgainAfterADrop) {
               static_cast<ssize_t>(frame.size() - 7));
     ::close(fd);  // a drop
   });
-  ASSERT_TRUE(RunUntil(io, [&] { return seen.lost == 1; }));
+  const bool peer_done = RunUntil(io, [&] { return seen.lost == 1; });
+  if (!peer_done) listener.Unblock();
   peer.join();
+  ASSERT_TRUE(peer_done);
   EXPECT_EQ(seen.connected, 1);
   ASSERT_EQ(seen.frames, 1);
   EXPECT_NE(seen.body.find("raw"), std::string::npos);
@@ -131,8 +136,10 @@ TEST(ClientConnection, ReceivesWholeFramesAndConnectsAgainAfterADrop) {
   // The owner's retry, after the backoff.
   std::thread again([&] { ::close(listener.Accept()); });
   link.AfterBackoff(1, [&] { link.Connect(5); });
-  ASSERT_TRUE(RunUntil(io, [&] { return seen.connected == 2; }));
+  const bool again_done = RunUntil(io, [&] { return seen.connected == 2; });
+  if (!again_done) listener.Unblock();
   again.join();
+  ASSERT_TRUE(again_done);
   EXPECT_EQ(seen.connected, 2);
   EXPECT_EQ(link.connections(), 2);
 }
@@ -161,8 +168,10 @@ TEST(ClientConnection, RefusedPortIsADropAndSilenceCountsOnlyWhenFramesAreExpect
   int fd = -1;
   std::thread peer([&] { fd = listener.Accept(); });
   // Quiet: two read deadlines pass (the owner is asked each time) and nothing is dropped.
-  ASSERT_TRUE(RunUntil(io, [&] { return silent.quiet_asked >= 2 || silent.lost > 0; }));
+  const bool peer_done = RunUntil(io, [&] { return silent.quiet_asked >= 2 || silent.lost > 0; });
+  if (!peer_done) listener.Unblock();
   peer.join();
+  ASSERT_TRUE(peer_done);
   EXPECT_EQ(silent.connected, 1);
   EXPECT_EQ(silent.lost, 0);
   quiet = false;
@@ -189,8 +198,10 @@ TEST(ClientConnection, OversizeHeaderIsRefusedBeforeItsBody) {
     AwaitClose(fd);  // the client refuses it and hangs up without waiting for the body
     ::close(fd);
   });
-  ASSERT_TRUE(RunUntil(io, [&] { return seen.failed == 1; }));
+  const bool peer_done = RunUntil(io, [&] { return seen.failed == 1; });
+  if (!peer_done) listener.Unblock();
   peer.join();
+  ASSERT_TRUE(peer_done);
   EXPECT_EQ(seen.failed, 1);
   EXPECT_EQ(seen.code, ErrorCode::kInvalidArgument);
   EXPECT_NE(seen.reason.find("sent a bad frame"), std::string::npos) << seen.reason;

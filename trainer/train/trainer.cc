@@ -21,14 +21,14 @@
 #include "data_loader/plan_batch_source.h"
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
+#include "trainer/checkpoint/best_export.h"
+#include "trainer/model/model.h"
+#include "trainer/model/placement_policy.h"
 #include "trainer/train/adam.h"
 #include "trainer/train/calibration.h"
-#include "trainer/checkpoint/best_export.h"
 #include "trainer/train/compute_threads.h"
 #include "trainer/train/device.h"
 #include "trainer/train/grad_sync.h"
-#include "trainer/model/model.h"
-#include "trainer/model/placement_policy.h"
 #include "trainer/train/train_log.h"
 
 namespace flexmoe {
@@ -197,6 +197,13 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
 
   MakeCheckpointer();
   MakeLogs();
+  // The job's record shows the placement this run trains with (each seed's run starts from
+  // the job's placement, whatever an earlier seed re-packed).
+  if (layout_ptr != nullptr) {
+    for (TrainHook* hook : options.hooks) {
+      hook->PlacementChanged(layout.placement, state.progress.position);
+    }
+  }
 }
 
 void Trainer::Impl::MakeLayout() {
@@ -302,6 +309,9 @@ void Trainer::Impl::Repack(EpochClock* clock, EpochRecord* record) {
   }
   const Repacked repacked = RepackByLoad(layout.placement, EpochLoads(*clock));
   if (repacked.moved.empty()) return;  // no layer worth moving experts
+  // A move a crashed run left behind would be taken for this one (Save keeps a complete
+  // checkpoint of the same step): gone first.
+  RunOnRankZero(world, [&] { std::filesystem::remove_all(options.run_dir + "/.repack"); });
   // The experts, their moments and best values move to their new owners through a
   // checkpoint of the state: written by the old owners under the current placement, read
   // by the new ones under the new (the checkpointers read the layout's placement).

@@ -30,10 +30,10 @@
 #include "data_loader/batch_source.h"
 #include "data_loader/decoded_dataset.h"
 #include "proto/config.pb.h"
-#include "trainer/train/evaluate.h"
-#include "trainer/train/metrics.h"
 #include "trainer/checkpoint/resumable_checkpoint.h"
 #include "trainer/checkpoint/train_state.h"
+#include "trainer/train/evaluate.h"
+#include "trainer/train/metrics.h"
 
 namespace flexmoe {
 
@@ -124,7 +124,8 @@ class TrainHook {
   virtual void AfterTraining(const TrainResult& result) {}
   // A run continued from `dir` (before its first step).
   virtual void Resumed(const std::string& dir, const TrainManifest& manifest) {}
-  // LOAD_AWARE: the experts moved to `placement` at the end of an epoch (at `after`).
+  // The expert placement this run trains with: once when the Trainer is made (W > 1), and
+  // again whenever a LOAD_AWARE re-pack moves the experts at the end of an epoch (at `after`).
   virtual void PlacementChanged(const PlacementMap& placement, const TrainPosition& after) {}
 };
 
