@@ -20,10 +20,10 @@
 #include "data_loader/epoch_plan.h"
 #include "experts/cpu_blas.h"
 #include "proto/config_loader.h"
-#include "trainer/train/adam.h"
-#include "trainer/train/compute_threads.h"
 #include "trainer/model/model.h"
 #include "trainer/model/phase_times.h"
+#include "trainer/train/adam.h"
+#include "trainer/train/compute_threads.h"
 #include "trainer/train/trainer.h"
 
 namespace flexmoe {

@@ -1,5 +1,5 @@
-// A best-parameters export (run.dir/checkpoint/, trainer/checkpoint/best_export.h) loaded for scoring:
-// its config, the dataset metadata it was trained on (feature layout, the preprocessing
+// A best-parameters export (run.dir/checkpoint/, trainer/checkpoint/best_export.h) loaded for
+// scoring: its config, the dataset metadata it was trained on (feature layout, the preprocessing
 // fitted at preparation, class and combination names), the model in evaluation mode and
 // the temperature fitted on the validation split.
 #pragma once

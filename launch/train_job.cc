@@ -14,10 +14,10 @@
 #include "cluster/comm/gather_bytes.h"
 #include "launch/loader_batches.h"
 #include "launch/train_command.h"
+#include "trainer/checkpoint/resumable_manifest.h"
 #include "trainer/train/evaluate.h"
 #include "trainer/train/metrics.h"
 #include "trainer/train/train_log.h"
-#include "trainer/checkpoint/resumable_manifest.h"
 
 namespace flexmoe {
 namespace {

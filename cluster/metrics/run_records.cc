@@ -13,12 +13,7 @@ using Json = nlohmann::json;
 
 Json Number(double v) { return std::isnan(v) ? Json(nullptr) : Json(v); }
 
-// `record[key]` as a double; null (or absent) reads as `absent`.
-double Double(const Json& record, const char* key, double absent) {
-  auto it = record.find(key);
-  return it == record.end() || it->is_null() ? absent : it->get<double>();
-}
-
+// `record[key]` as a T; null (or absent) reads as `absent`.
 template <typename T>
 T Get(const Json& record, const char* key, T absent) {
   auto it = record.find(key);
@@ -29,9 +24,9 @@ ScoreRecord ScoreFrom(const Json& json) {
   ScoreRecord s;
   if (!json.is_object()) return s;
   s.n = Get<int64_t>(json, "n", 0);
-  s.acc = Double(json, "acc", kNoScore);
-  s.f1 = Double(json, "f1", kNoScore);
-  s.auc = Double(json, "auc", kNoScore);
+  s.acc = Get<double>(json, "acc", kNoScore);
+  s.f1 = Get<double>(json, "f1", kNoScore);
+  s.auc = Get<double>(json, "auc", kNoScore);
   return s;
 }
 
@@ -41,8 +36,8 @@ Json PhaseJson(const PhaseMsRecord& p) {
 
 PhaseMsRecord PhaseFrom(const Json& json) {
   if (!json.is_object()) return {};
-  return {Double(json, "compute", 0), Double(json, "exchange", 0), Double(json, "reduce", 0),
-          Double(json, "data", 0)};
+  return {Get<double>(json, "compute", 0), Get<double>(json, "exchange", 0),
+          Get<double>(json, "reduce", 0), Get<double>(json, "data", 0)};
 }
 
 Json PositionJson(const StepPosition& p) {
@@ -64,9 +59,9 @@ StepPosition PositionFrom(const Json& r) {
   p.step = Get<int64_t>(r, "step", 0);
   p.global_step = Get<int64_t>(r, "global_step", -1);
   p.workers = Get<int>(r, "workers", 1);
-  p.loss = Double(r, "loss", kNoScore);
-  p.task_loss = Double(r, "task_loss", kNoScore);
-  p.router_loss = Double(r, "router_loss", kNoScore);
+  p.loss = Get<double>(r, "loss", kNoScore);
+  p.task_loss = Get<double>(r, "task_loss", kNoScore);
+  p.router_loss = Get<double>(r, "router_loss", kNoScore);
   return p;
 }
 
@@ -190,16 +185,16 @@ std::optional<EpochLine> EpochLineFrom(const Json& r) {
     l.global_step = Get<int64_t>(r, "global_step", 0);
     l.workers = Get<int>(r, "workers", 1);
     l.warmup = r.value("phase", "") == "warmup";
-    l.train_loss = Double(r, "train_loss", kNoScore);
-    l.task_loss = Double(r, "task_loss", kNoScore);
-    l.router_loss = Double(r, "router_loss", kNoScore);
-    l.samples_per_s = Double(r, "samples_per_s", 0);
+    l.train_loss = Get<double>(r, "train_loss", kNoScore);
+    l.task_loss = Get<double>(r, "task_loss", kNoScore);
+    l.router_loss = Get<double>(r, "router_loss", kNoScore);
+    l.samples_per_s = Get<double>(r, "samples_per_s", 0);
     l.dropped_rows = Get<int64_t>(r, "dropped_rows", 0);
-    l.expert_imbalance = Double(r, "expert_imbalance", 1);
+    l.expert_imbalance = Get<double>(r, "expert_imbalance", 1);
     const Json& repacked = r.value("repacked", Json());
     if (repacked.is_object() && repacked.contains("placement")) {
-      l.repacked = RepackRecord{Double(repacked, "imbalance_before", 0),
-                                Double(repacked, "imbalance_after", 0),
+      l.repacked = RepackRecord{Get<double>(repacked, "imbalance_before", 0),
+                                Get<double>(repacked, "imbalance_after", 0),
                                 PlacementFromJson(repacked["placement"], "metrics record")};
     }
     l.step_ms = PhaseFrom(r.value("step_ms", Json()));
@@ -218,10 +213,10 @@ std::optional<TestLine> TestLineFrom(const Json& r) {
     l.best_epoch = Get<int>(r, "best_epoch", 0);
     l.validation = ScoreFrom(r.value("validation", Json()));
     l.test = ScoreFrom(r.value("test", Json()));
-    l.temperature = Double(r, "temperature", 1);
+    l.temperature = Get<double>(r, "temperature", 1);
     l.epochs_run = Get<int>(r, "epochs_run", 0);
     l.early_stopped = Get<bool>(r, "early_stopped", false);
-    l.test_ece = Double(r, "test_ece", kNoScore);
+    l.test_ece = Get<double>(r, "test_ece", kNoScore);
     return std::optional<TestLine>(l);
   });
 }
@@ -233,7 +228,7 @@ std::optional<StepLine> StepLineFrom(const Json& r) {
     l.at = PositionFrom(r);
     l.steps = Get<int64_t>(r, "steps", 0);
     l.samples = Get<int64_t>(r, "samples", 0);
-    l.samples_per_s = Double(r, "samples_per_s", 0);
+    l.samples_per_s = Get<double>(r, "samples_per_s", 0);
     l.step_ms = PhaseFrom(r.value("step_ms", Json()));
     for (const Json& p : r.value("worker_step_ms", Json::array())) {
       l.worker_step_ms.push_back(PhaseFrom(p));
@@ -253,7 +248,7 @@ WorkerStepLine WorkerStepLineFrom(const Json& r, int rank) {
     l.worker = Get<int>(r, "worker", rank);
     l.steps = Get<int64_t>(r, "steps", 0);
     l.samples = Get<int64_t>(r, "samples", 0);
-    l.seconds = Double(r, "seconds", 0);
+    l.seconds = Get<double>(r, "seconds", 0);
     l.step_ms = PhaseFrom(r.value("step_ms", Json()));
     l.tokens = TokensFrom(r.value("tokens", Json()));
     return l;

@@ -209,7 +209,7 @@ TEST_F(LoaderStreamTest, ResumesAtTheSameStepAfterDroppedConnections) {
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       while (client.reconnects() == before) {
         ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no reconnect at step " << step;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::this_thread::yield();
       }
     }
     const bool more = local.Next(&a);

@@ -27,8 +27,8 @@
 #include "proto/config_loader.h"
 #include "tests/testing/temp_dir.h"
 #include "trainer/checkpoint/best_export.h"
-#include "trainer/train/evaluate.h"
 #include "trainer/model/model.h"
+#include "trainer/train/evaluate.h"
 
 namespace flexmoe {
 namespace {

@@ -15,8 +15,8 @@
 #include "cluster/base/atomic_file.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
-#include "trainer/checkpoint/safetensors.h"
 #include "trainer/checkpoint/resumable_manifest.h"
+#include "trainer/checkpoint/safetensors.h"
 
 namespace flexmoe {
 namespace {
