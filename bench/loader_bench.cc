@@ -63,11 +63,21 @@ void Print(const std::string& what, int workers, const Rate& rate, int64_t steps
 }
 
 int Main(int argc, char** argv) {
-  // ParseArgs expects `PROGRAM COMMAND FLAGS...`.
+  const CommandSpec spec = {"loader_bench",
+                            "",
+                            "Loader throughput over loopback.",
+                            "",
+                            "",
+                            false,
+                            true,
+                            {{"config", "FILE", "the config"},
+                             {"seconds", "S", "how long to measure (default 5)"},
+                             {"batch", "N", "samples per batch (default training.batch_size)"},
+                             {"prefetch", "N", "batches in flight per client (default 8)"}}};
+  // ParseArgs reads `PROGRAM COMMAND FLAGS...`.
   std::vector<char*> argv_with_command = {argv[0], const_cast<char*>("loader_bench")};
   argv_with_command.insert(argv_with_command.end(), argv + 1, argv + argc);
-  Args args = ParseArgs(static_cast<int>(argv_with_command.size()), argv_with_command.data(),
-                        {"config", "seconds", "batch", "prefetch"});
+  Args args = ParseArgs(spec, static_cast<int>(argv_with_command.size()), argv_with_command.data());
   config::Config config = LoadConfig(args.Get("config"), args.overrides);
   const double seconds = args.GetInt("seconds", 5);
   const int batch = args.GetInt("batch", config.training().batch_size());

@@ -38,8 +38,7 @@ void SetThreads(const Args& args) { SetComputeThreads(args.GetInt("threads", 1))
 }  // namespace
 
 int EvalCommand(int argc, char** argv) {
-  Args args =
-      ParseArgs(argc, argv, {"checkpoint", "split", "input", "out", "threads"}, {"no-explain"});
+  Args args = ParseArgs(argc, argv);
   SetThreads(args);
   EvalOptions options;
   options.split = args.Get("split", "test");
@@ -65,8 +64,7 @@ int EvalCommand(int argc, char** argv) {
 }
 
 int PredictCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"checkpoint", "input", "out", "threads", "batch"},
-                        {"calibrated", "explain", "ensemble"});
+  Args args = ParseArgs(argc, argv);
   SetThreads(args);
   PredictOptions options;
   options.input = args.Get("input");
@@ -74,14 +72,11 @@ int PredictCommand(int argc, char** argv) {
   options.batch_rows = args.GetInt("batch", 256);
   options.score.calibrated = args.Has("calibrated");
   options.score.explain = args.Has("explain");
-  if (options.input.empty() || options.out.empty()) {
-    Fail(ErrorCode::kInvalidArgument, "predict: --input PATH and --out FILE are required");
-  }
   if (options.batch_rows < 1) Fail(ErrorCode::kInvalidArgument, "predict: --batch must be >= 1");
   std::vector<std::string> dirs;
   if (args.Has("ensemble")) {
     if (args.Has("checkpoint")) dirs = FindExports(args.Get("checkpoint"));
-    for (const std::string& p : args.positional) {
+    for (const std::string& p : args.GetList("ensemble")) {
       for (const std::string& d : FindExports(p)) dirs.push_back(d);
     }
     if (dirs.empty()) {
@@ -90,10 +85,6 @@ int PredictCommand(int argc, char** argv) {
            "--ensemble runs/x/seed-1/checkpoint runs/x/seed-2/checkpoint");
     }
   } else {
-    if (!args.positional.empty()) {
-      Fail(ErrorCode::kInvalidArgument, "predict: unexpected argument '", args.positional[0],
-           "' (several checkpoints need --ensemble)");
-    }
     dirs.push_back(OneExport(args));
   }
   std::vector<LoadedModel> models;
@@ -124,7 +115,7 @@ int PredictCommand(int argc, char** argv) {
 }
 
 int ReportCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"run", "threads"});
+  Args args = ParseArgs(argc, argv);
   SetThreads(args);
   std::string run = args.Get("run");
   if (run.empty() && !args.positional.empty()) run = args.positional[0];

@@ -74,7 +74,7 @@ void InspectParameters(const std::string& dir) {
 }  // namespace
 
 int InspectCheckpointCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {});
+  Args args = ParseArgs(argc, argv);
   if (args.positional.size() != 1) {
     Fail(ErrorCode::kInvalidArgument, "inspect-checkpoint: usage: flexmoe inspect-checkpoint DIR");
   }

@@ -25,9 +25,8 @@ extern "C" void OnLeaseSignal(int signal) { lease_signal = signal; }
 }  // namespace
 
 int LeaseCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "what", "watch-pid"});
+  Args args = ParseArgs(argc, argv);
   const std::string path = args.Get("config");
-  if (path.empty()) Fail(ErrorCode::kInvalidArgument, "lease: --config FILE is required");
   const config::Config config = LoadConfig(path, args.overrides);
   if (config.run().dir().empty()) {
     Fail(ErrorCode::kInvalidArgument, "lease: the config names no run.dir (--set run.dir=DIR)");

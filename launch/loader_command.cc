@@ -24,10 +24,8 @@
 namespace flexmoe {
 
 int LoaderCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "listen", "rank"});
+  Args args = ParseArgs(argc, argv);
   std::string path = args.Get("config");
-  if (path.empty() && !args.positional.empty()) path = args.positional[0];
-  if (path.empty()) Fail(ErrorCode::kInvalidArgument, "loader: --config FILE is required");
   const config::Config config = LoadConfig(path, args.overrides);
   const config::ClusterConfig& cluster = config.cluster();
   // One loader per node: its rank is its index among the job's loaders (--rank, or the

@@ -15,7 +15,7 @@
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
 #include "launch/args.h"
-#include "launch/command_help.h"
+#include "launch/command_spec.h"
 #include "launch/inference_commands.h"
 #include "launch/inspect_command.h"
 #include "launch/lease_command.h"
@@ -38,13 +38,13 @@ config::Config LoadFromArgs(const Args& args) {
 }
 
 int ValidateConfig(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config"});
+  Args args = ParseArgs(argc, argv);
   std::cout << ConfigToText(LoadFromArgs(args));
   return 0;
 }
 
 int Synth(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "out"});
+  Args args = ParseArgs(argc, argv);
   config::Config config = LoadFromArgs(args);
   std::string out = args.Get("out", config.data().input());
   SynthResult result = GenerateSynthetic(config, out);
@@ -53,7 +53,7 @@ int Synth(int argc, char** argv) {
 }
 
 int Prepare(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "out"});
+  Args args = ParseArgs(argc, argv);
   config::Config config = LoadFromArgs(args);
   std::string out = args.Get("out", config.data().prepared_dir());
   PrepareResult result = PrepareDataset(config, out, &std::cerr);
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
   // COMMAND --help: its flags, before anything starts (MPI for a worker).
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      std::cout << flexmoe::CommandHelpText(argv[1]);
+      std::cout << flexmoe::CommandHelp(*flexmoe::FindCommandSpec(argv[1]));
       return 0;
     }
   }

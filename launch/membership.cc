@@ -73,9 +73,8 @@ std::unique_ptr<CoordinatorClient> JoinCoordinator(
 }
 
 int CoordinatorCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "listen", "launcher-pid"});
+  Args args = ParseArgs(argc, argv);
   std::string path = args.Get("config");
-  if (path.empty()) Fail(ErrorCode::kInvalidArgument, "coordinator: --config FILE is required");
   const config::Config config = LoadConfig(path, args.overrides);
   const config::ClusterConfig& cluster = config.cluster();
   CoordinatorOptions options;

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang-format
+  # Every command's flags and --help: CLI11 (header-only).
+  libcli11-dev
   libtorch-dev libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   libboost-dev libboost-system-dev

@@ -50,12 +50,9 @@ std::string DefaultRunDir() {
 }
 
 int TrainCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "workers", "threads", "max-restarts"}, {"resume"});
+  Args args = ParseArgs(argc, argv);
   LaunchOptions options;
   options.config_path = args.Get("config");
-  if (options.config_path.empty()) {
-    Fail(ErrorCode::kInvalidArgument, "train: --config FILE is required");
-  }
   options.overrides = args.overrides;
   options.config = LoadConfig(options.config_path, args.overrides);
   // A CUDA or NCCL job this build or machine cannot run: said before anything starts.

@@ -27,17 +27,11 @@ void CatchTuneSignals() { CatchSignals(OnTuneSignal, {SIGINT, SIGTERM}); }
 }  // namespace
 
 int TuneCommand(int argc, char** argv) {
-  Args args = ParseArgs(
-      argc, argv, {"config", "space", "trials", "out", "parallel", "threads", "trial-timeout-s"});
+  Args args = ParseArgs(argc, argv);
   TuneOptions options;
   options.config_path = args.Get("config");
   options.space_path = args.Get("space");
   options.out_dir = args.Get("out");
-  if (options.config_path.empty() || options.space_path.empty() || options.out_dir.empty() ||
-      !args.Has("trials")) {
-    Fail(ErrorCode::kInvalidArgument,
-         "tune: --config FILE, --space FILE, --trials N and --out DIR are required");
-  }
   options.overrides = args.overrides;
   options.max_trials = args.GetInt("trials", 0);
   options.threads = args.GetInt("threads", 1);

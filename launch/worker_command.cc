@@ -114,9 +114,8 @@ std::unique_ptr<Communicator> MakeDeviceWorld(Communicator& mpi, const config::C
 }
 
 int RunWorker(MpiSession& mpi, AbortSignal& abort, int argc, char** argv) {
-  Args args = ParseArgs(argc, argv, {"config", "threads", "restart", "restart-reason"}, {"resume"});
+  Args args = ParseArgs(argc, argv);
   std::string path = args.Get("config");
-  if (path.empty()) Fail(ErrorCode::kInvalidArgument, "worker: --config FILE is required");
   config::Config config = LoadConfig(path, args.overrides);
   auto timeout = std::chrono::milliseconds(
       static_cast<int64_t>(config.cluster().collective_timeout_s() * 1000));
