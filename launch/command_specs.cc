@@ -205,6 +205,18 @@ void AddInferenceAndTools(std::vector<CommandSpec>& out) {
         Value("parallel", "P", "trials at once (default: cores / threads)"),
         Threads("compute threads per trial (default 1)"),
         Value("trial-timeout-s", "S", "a fold's run past S seconds is stopped (default 7200)")}});
+  out.push_back({"serve",
+                 "the live page and /metrics of a finished, failed or running run",
+                 "Serves the page a job's coordinator serves (members, step times, curves, the\n"
+                 "expert heatmap, checkpoints, the culprit of a failed job) and /metrics, from a\n"
+                 "run directory's job.json and metrics.jsonl, re-read as they change. Prints the\n"
+                 "URL; with the run's job.token a request must carry it. Ctrl-C stops it.",
+                 "RUN_DIR",
+                 "the run directory (run.dir)",
+                 true,
+                 false,
+                 {Value("listen", "HOST:PORT", "where (default 127.0.0.1:0, a free port)"),
+                  Switch("no-token", "serve anyone who can reach the address")}});
   out.push_back({"inspect-checkpoint",
                  "print a checkpoint and verify every file's size and CRC32C",
                  "Prints a checkpoint's manifest and verifies every file's size and CRC32C.",

@@ -25,7 +25,8 @@
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
 #include "cluster/base/run_lease.h"
-#include "cluster/coord/job_record.h"
+#include "cluster/metrics/job_record.h"
+#include "cluster/net/job_token.h"
 #include "inference/report.h"
 #include "launch/preemption.h"
 #include "proto/config_loader.h"
@@ -162,6 +163,8 @@ class LocalJob {
  private:
   std::vector<std::string> MemberArgs(const std::string& command) const;
   void Start();
+  // The coordinator's live page, with the token when one is required.
+  void PrintLivePage(double ready_s);
   JobOutcome Wait();
   // Forwards the launcher's signals: the first SIGINT, SIGTERM or SIGUSR1 preempts the job
   // (checkpoint at the next step, stop); a second SIGINT ends it at once.
@@ -202,6 +205,19 @@ std::vector<std::string> LocalJob::MemberArgs(const std::string& command) const 
   return argv;
 }
 
+void LocalJob::PrintLivePage(double ready_s) {
+  const config::ClusterConfig& cluster = options_.config.cluster();
+  if (cluster.http_listen().empty()) return;
+  std::string url = coordinator_->WaitForLogLine("live page on ", ready_s);
+  if (cluster.http_require_token()) {
+    // The token once, in a URL that sets the page's cookie (then leaves the address bar).
+    config::ClusterConfig source;
+    source.set_job_token_source("file:" + options_.run_dir + "/job.token");
+    url += "?token=" + ReadJobToken(source);
+  }
+  std::cout << "live page: " << url << std::endl;
+}
+
 void LocalJob::Start() {
   const std::string& run = options_.run_dir;
   const double ready_s = options_.config.cluster().connect_timeout_s();
@@ -212,6 +228,7 @@ void LocalJob::Start() {
       std::make_unique<ChildProcess>(ChildSpec{"coordinator", argv, run + "/coordinator.log", 0});
   group_ = coordinator_->pid();
   const std::string coordinator = coordinator_->WaitForLogLine("listening on ", ready_s);
+  PrintLivePage(ready_s);
 
   argv = MemberArgs("loader");
   argv.insert(argv.end(), {"--set", "cluster.coordinator=" + coordinator});

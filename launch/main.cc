@@ -21,6 +21,7 @@
 #include "launch/lease_command.h"
 #include "launch/loader_command.h"
 #include "launch/membership.h"
+#include "launch/serve_command.h"
 #include "launch/train_command.h"
 #include "launch/tune_command.h"
 #include "launch/wait_policy.h"
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
       {"report", flexmoe::ReportCommand},
       {"tune", flexmoe::TuneCommand},
       {"lease", flexmoe::LeaseCommand},
+      {"serve", flexmoe::ServeCommand},
   };
   if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0) {
     std::cout << flexmoe::UsageText();

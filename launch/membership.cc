@@ -72,6 +72,22 @@ std::unique_ptr<CoordinatorClient> JoinCoordinator(
   return std::make_unique<CoordinatorClient>(options);
 }
 
+namespace {
+
+// The heatmap's row names: the prepared dataset's combinations, or none before it is
+// prepared (the page then numbers them).
+std::vector<std::string> CombinationNamesOf(const config::Config& config) {
+  try {
+    const PreparedDataset meta = PreparedDataset::OpenMeta(config.data().prepared_dir());
+    const auto& names = meta.meta.summary().combination_names();
+    return std::vector<std::string>(names.begin(), names.end());
+  } catch (const Error&) {
+    return {};
+  }
+}
+
+}  // namespace
+
 int CoordinatorCommand(int argc, char** argv) {
   Args args = ParseArgs(argc, argv);
   std::string path = args.Get("config");
@@ -97,6 +113,9 @@ int CoordinatorCommand(int argc, char** argv) {
     prepared =
         std::make_shared<PreparedDataset>(PreparedDataset::OpenMeta(config.data().prepared_dir()));
   }
+  options.http_listen = cluster.http_listen();
+  options.http_require_token = cluster.http_require_token();
+  options.combination_names = CombinationNamesOf(config);
   const int ep_degree = cluster.expert_parallel_degree();
   options.placement = [config, prepared, ep_degree](int world_size) {
     const int ranks = world_size == 1 ? 1 : (ep_degree > 0 ? ep_degree : world_size);
@@ -130,7 +149,11 @@ int CoordinatorCommand(int argc, char** argv) {
     service.Preempt("the coordinator got signal " + std::to_string(PreemptionSignal()));
   }).detach();
   std::cout << "listening on " << service.address() << "\nrun directory " << options.run_dir
-            << "\njob " << options.job_id << std::endl;
+            << "\njob " << options.job_id << "\n";
+  if (!service.http_address().empty()) {
+    std::cout << "live page on http://" << service.http_address() << "/\n";
+  }
+  std::cout << std::flush;
   return service.Run();
 }
 

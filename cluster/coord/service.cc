@@ -12,11 +12,14 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/base/placement_json.h"
-#include "cluster/coord/job_record.h"
 #include "cluster/coord/protocol.h"
+#include "cluster/metrics/job_record.h"
 #include "cluster/metrics/metrics_writer.h"
 #include "cluster/metrics/step_records.h"
 #include "cluster/net/server.h"
+#include "cluster/web/http_server.h"
+#include "cluster/web/job_view.h"
+#include "cluster/web/routes.h"
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
 
@@ -65,8 +68,10 @@ class CoordinatorService::Impl {
   explicit Impl(CoordinatorOptions options);
   co::Accepted Register(net::Connection& c, const co::Register& request, int* id);
   void Heard(int id, int64_t step) {
-    members_[id].last_heard = Clock::now();
-    members_[id].step = step;
+    State& s = members_[id];
+    s.last_heard = Clock::now();
+    s.step = step;
+    view_.Heard(s.member.role() == co::WORKER ? "worker" : "loader", s.member.rank(), s.last_heard);
   }
   void Left(int id, const co::Leave& leave);
   // A worker's REPORT: metrics records (merged and written in worker 0's order) and
@@ -90,6 +95,8 @@ class CoordinatorService::Impl {
   std::string MemberState(int id, const State& s) const;
 
   CoordinatorOptions options_;
+  JobView view_;                      // what the live page shows
+  std::unique_ptr<HttpServer> http_;  // serves view_ on a thread of its own
   std::unique_ptr<net::FramedServer> server_;
   std::map<int, State> members_;
   int next_id_ = 0;
@@ -171,7 +178,8 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
   int id_ = -1;
 };
 
-CoordinatorService::Impl::Impl(CoordinatorOptions options) : options_(std::move(options)) {
+CoordinatorService::Impl::Impl(CoordinatorOptions options)
+    : options_(std::move(options)), view_(options_.heartbeat_timeout_s) {
   net::ServerProtocol protocol;
   protocol.frame = CoordinatorProtocol();
   protocol.hello_type = co::REGISTER;
@@ -197,6 +205,13 @@ CoordinatorService::Impl::Impl(CoordinatorOptions options) : options_(std::move(
   server_ = std::make_unique<net::FramedServer>(
       std::move(protocol), server,
       [this](net::Connection&) { return std::make_unique<MemberSession>(this); });
+  if (!options_.http_listen.empty()) {
+    HttpServerOptions http;
+    http.listen = options_.http_listen;
+    http.what = "cluster.http_listen";
+    http.token = options_.http_require_token ? options_.token : "";
+    http_ = std::make_unique<HttpServer>(http, ViewRoutes([this] { return view_.Snapshot(); }));
+  }
   server_->Every(options_.heartbeat_interval_s, [this] { Beat(); });
   server_->Every(options_.heartbeat_interval_s / 4, [this] { CheckDeadlines(); });
   std::error_code ec;
@@ -244,6 +259,7 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
   State& state = members_[*id];
   state.member = m;
   state.connection = &c;
+  Heard(*id, 0);
   state_ = "running";
   LOG(INFO) << "coordinator: " << name << " registered";
   WriteJobJson();
@@ -357,12 +373,11 @@ void CoordinatorService::Impl::Apply(std::vector<MetricsItem> items) {
       const std::string dir =
           item.open.empty() ? options_.run_dir : options_.run_dir + "/" + item.open;
       writer_ = std::make_unique<MetricsWriter>(dir, options_.tensorboard);
-    } else if (writer_ == nullptr) {
-      continue;  // a run without a directory
     } else if (item.continue_at >= 0) {
-      writer_->ContinueAt(item.continue_at);
+      if (writer_ != nullptr) writer_->ContinueAt(item.continue_at);
     } else {
-      writer_->Write(item.record);
+      view_.AddRecord(item.record);
+      if (writer_ != nullptr) writer_->Write(item.record);  // none: a run without a directory
     }
   }
 }
@@ -471,7 +486,6 @@ JobMemberRecord MemberRecord(const co::Member& m) {
 }  // namespace
 
 void CoordinatorService::Impl::WriteJobJson() {
-  if (options_.run_dir.empty()) return;
   JobRecord job;
   job.job_id = options_.job_id;
   job.state = state_;
@@ -486,6 +500,9 @@ void CoordinatorService::Impl::WriteJobJson() {
       newest_checkpoint_.empty() ? NewestCheckpoint(options_.run_dir) : newest_checkpoint_;
   job.reason = reason_;
   if (culprit_.has_role()) job.culprit = MemberRecord(culprit_);
+  job.combinations = options_.combination_names;
+  view_.SetJob(job);
+  if (options_.run_dir.empty()) return;
   try {
     WriteFileAtomically(options_.run_dir + "/job.json", JobRecordToJson(job).dump(2) + "\n");
   } catch (const Error& e) {
@@ -497,6 +514,9 @@ CoordinatorService::CoordinatorService(CoordinatorOptions options)
     : impl_(std::make_unique<Impl>(std::move(options))) {}
 CoordinatorService::~CoordinatorService() = default;
 std::string CoordinatorService::address() const { return impl_->server_->address(); }
+std::string CoordinatorService::http_address() const {
+  return impl_->http_ ? impl_->http_->address() : "";
+}
 
 int CoordinatorService::Run() {
   impl_->WriteJobJson();

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cluster/base/expert_placement.h"
 
@@ -39,6 +40,11 @@ struct CoordinatorOptions {
   int checkpoint_every_steps = 0, checkpoint_every_epochs = 0, checkpoint_keep_last = 0;
   // The expert placement for a job of `world_size` workers.
   std::function<PlacementMap(int world_size)> placement;
+  // The live page, /api/job and /metrics (cluster/web): HOST:PORT, "" for none; with
+  // http_require_token a request must carry `token`. combination_names label the heatmap.
+  std::string http_listen;
+  bool http_require_token = true;
+  std::vector<std::string> combination_names;
 };
 
 class CoordinatorService {
@@ -50,6 +56,8 @@ class CoordinatorService {
   CoordinatorService& operator=(const CoordinatorService&) = delete;
 
   std::string address() const;
+  // The live view's HOST:PORT, or "" when cluster.http_listen is empty.
+  std::string http_address() const;
   // Serves until the job ends. 0: every worker left after finishing; 1: a member died or
   // Stop() was called (the reason is logged, and sent to every member).
   int Run();

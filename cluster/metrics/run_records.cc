@@ -176,6 +176,42 @@ Json ToJson(const ResumeLine& l) {
           {"workers", l.workers}};
 }
 
+Json ToJson(const RestartLine& l) {
+  return {{"event", "restart"},          {"seed", l.seed},
+          {"attempt", l.attempt},        {"reason", l.reason},
+          {"workers", l.workers},        {"from", l.from.empty() ? Json(nullptr) : Json(l.from)},
+          {"global_step", l.global_step}};
+}
+
+std::optional<ResumeLine> ResumeLineFrom(const Json& r) {
+  if (!IsEvent(r, "resume")) return std::nullopt;
+  return Checked(r, [&] {
+    ResumeLine l;
+    l.seed = Get<uint64_t>(r, "seed", 0);
+    l.from = Get<std::string>(r, "from", "");
+    l.global_step = Get<int64_t>(r, "global_step", 0);
+    l.epoch = Get<int>(r, "epoch", 0);
+    l.step = Get<int64_t>(r, "step", 0);
+    l.saved_workers = Get<int>(r, "saved_workers", 1);
+    l.workers = Get<int>(r, "workers", 1);
+    return std::optional<ResumeLine>(l);
+  });
+}
+
+std::optional<RestartLine> RestartLineFrom(const Json& r) {
+  if (!IsEvent(r, "restart")) return std::nullopt;
+  return Checked(r, [&] {
+    RestartLine l;
+    l.seed = Get<uint64_t>(r, "seed", 0);
+    l.attempt = Get<int>(r, "attempt", 0);
+    l.reason = Get<std::string>(r, "reason", "");
+    l.workers = Get<int>(r, "workers", 1);
+    l.from = Get<std::string>(r, "from", "");
+    l.global_step = Get<int64_t>(r, "global_step", 0);
+    return std::optional<RestartLine>(l);
+  });
+}
+
 std::optional<EpochLine> EpochLineFrom(const Json& r) {
   if (!IsEvent(r, "epoch")) return std::nullopt;
   return Checked(r, [&] {

@@ -75,6 +75,16 @@ struct ResumeLine {
   int workers = 1;
 };
 
+// "event": "restart", when the launcher starts a job again after a member died.
+struct RestartLine {
+  uint64_t seed = 0;
+  int attempt = 0;     // 1 for the first restart
+  std::string reason;  // what ended the attempt before
+  int workers = 1;     // this attempt's
+  std::string from;    // the checkpoint it continues from; "" from the start
+  int64_t global_step = 0;
+};
+
 // Tokens routed per sparse layer to (expert e, combination c), at e * combinations + c.
 struct TokenCounts {
   std::vector<int> layers;  // fusion-layer index of each sparse layer
@@ -120,12 +130,15 @@ nlohmann::json ToJson(const StepLine& line);
 nlohmann::json ToJson(const EpochLine& line);
 nlohmann::json ToJson(const TestLine& line);
 nlohmann::json ToJson(const ResumeLine& line);
+nlohmann::json ToJson(const RestartLine& line);
 
 // The record as its type, or nothing when it is another event. Fields a record lacks (a run
 // written by an older flexmoe) keep their defaults; a field of the wrong type is kDataLoss.
 std::optional<EpochLine> EpochLineFrom(const nlohmann::json& record);
 std::optional<TestLine> TestLineFrom(const nlohmann::json& record);
 std::optional<StepLine> StepLineFrom(const nlohmann::json& record);
+std::optional<ResumeLine> ResumeLineFrom(const nlohmann::json& record);
+std::optional<RestartLine> RestartLineFrom(const nlohmann::json& record);
 // A worker's step record as it arrives at the coordinator: kInvalidArgument naming the
 // worker when it is not one.
 WorkerStepLine WorkerStepLineFrom(const nlohmann::json& record, int rank);

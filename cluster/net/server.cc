@@ -12,17 +12,12 @@
 #include <set>
 #include <sstream>
 
+#include "cluster/net/acceptor.h"
 #include "cluster/net/asio_names.h"
 #include "cluster/net/job_token.h"
 
 namespace flexmoe::net {
 namespace {
-
-std::string EndpointName(const tcp::endpoint& endpoint) {
-  const std::string host = endpoint.address().to_string();
-  const std::string port = std::to_string(endpoint.port());
-  return endpoint.address().is_v6() ? "[" + host + "]:" + port : host + ":" + port;
-}
 
 std::string FormatSeconds(double s) {
   std::ostringstream out;
@@ -256,23 +251,7 @@ FramedServer::Impl::Impl(ServerProtocol protocol, ServerOptions options, Session
   if (options_.token.empty()) {
     Fail(ErrorCode::kInvalidArgument, name, ": a job token is required (cluster.job_token_source)");
   }
-  std::string host, port;
-  SplitHostPort(options_.listen, name + " --listen", &host, &port);
-  error_code ec;
-  tcp::resolver resolver(io_);
-  auto endpoints = resolver.resolve(host, port, tcp::resolver::passive, ec);
-  if (ec || endpoints.empty()) {
-    Fail(ErrorCode::kInvalidArgument, name, ": cannot resolve --listen ", options_.listen, ": ",
-         ec.message());
-  }
-  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    Fail(ErrorCode::kUnavailable, name, ": cannot listen on ", options_.listen, ": ", ec.message());
-  }
+  OpenAcceptor(acceptor_, options_.listen, name + " --listen");
   address_ = EndpointName(acceptor_.local_endpoint());
   if (options_.stop_on_signals) {
     signals_.emplace(io_, SIGINT, SIGTERM);

@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "cluster/base/error.h"
-#include "cluster/coord/job_record.h"
+#include "cluster/metrics/job_record.h"
 #include "cluster/metrics/run_records.h"
 #include "tests/testing/temp_dir.h"
 

@@ -16,6 +16,7 @@
 #include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
 #include "cluster/comm/gather_bytes.h"
+#include "cluster/metrics/run_records.h"
 #include "data_loader/combinations.h"
 #include "data_loader/epoch_plan.h"
 #include "data_loader/plan_batch_source.h"
@@ -712,14 +713,14 @@ TrainResult Trainer::Impl::Run() {
   result.seed = seed;
   if (options.restart > 0) {
     RunOnRankZero(world, [&] {
-      sink->RunRecord({{"event", "restart"},
-                       {"seed", seed},
-                       {"attempt", options.restart},
-                       {"reason", options.restart_reason},
-                       {"workers", w},
-                       {"from", options.resume_from.empty() ? nlohmann::json(nullptr)
-                                                            : nlohmann::json(options.resume_from)},
-                       {"global_step", state.progress.position.global_step}});
+      RestartLine line;
+      line.seed = seed;
+      line.attempt = options.restart;
+      line.reason = options.restart_reason;
+      line.workers = w;
+      line.from = options.resume_from;
+      line.global_step = state.progress.position.global_step;
+      sink->RunRecord(ToJson(line));
     });
   }
   while (state.progress.position.epoch < tc.epochs() && !EarlyStopped()) {

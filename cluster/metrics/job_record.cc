@@ -1,5 +1,5 @@
 // job.json to and from JSON (job_record.h).
-#include "cluster/coord/job_record.h"
+#include "cluster/metrics/job_record.h"
 
 #include <filesystem>
 
@@ -45,7 +45,8 @@ Json JobRecordToJson(const JobRecord& job) {
           {"placement", PlacementToJson(job.placement)},
           {"newest_checkpoint", job.newest_checkpoint},
           {"reason", job.reason},
-          {"culprit", job.culprit ? MemberJson(*job.culprit, false) : Json()}};
+          {"culprit", job.culprit ? MemberJson(*job.culprit, false) : Json()},
+          {"combinations", job.combinations}};
 }
 
 JobRecord JobRecordFromJson(const Json& json, const std::string& source) {
@@ -59,6 +60,8 @@ JobRecord JobRecordFromJson(const Json& json, const std::string& source) {
     job.newest_checkpoint = json.at("newest_checkpoint").get<std::string>();
     job.reason = json.at("reason").get<std::string>();
     if (!json.at("culprit").is_null()) job.culprit = MemberFromJson(json.at("culprit"));
+    // Absent from the job.json of an older flexmoe.
+    job.combinations = json.value("combinations", std::vector<std::string>());
     // Before the first worker registers the placement is empty (no ranks yet).
     const Json& placement = json.at("placement");
     if (!placement.at("layers").empty()) job.placement = PlacementFromJson(placement, source);

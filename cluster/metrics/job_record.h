@@ -34,6 +34,9 @@ struct JobRecord {
   std::string newest_checkpoint;
   std::string reason;                      // why it ended, when it did not finish
   std::optional<JobMemberRecord> culprit;  // the member whose death ended the job
+  // The prepared dataset's modality combinations by index (the expert heatmap's rows); empty
+  // when the coordinator could not read them.
+  std::vector<std::string> combinations;
 };
 
 nlohmann::json JobRecordToJson(const JobRecord& job);

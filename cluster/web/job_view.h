@@ -1,0 +1,81 @@
+// What the live page and /metrics show of a job (docs/coordinator.md, "Live view"): a value,
+// JobViewState, built from job.json's record, the run records of metrics.jsonl and the
+// members' heartbeats. JobView holds the state of a running job: the coordinator updates it
+// from its one thread, the HTTP thread copies it (Snapshot) under a mutex held only for the
+// copy, so a request never waits on the control plane, nor the control plane on a request.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cluster/metrics/job_record.h"
+#include "cluster/metrics/run_records.h"
+
+namespace flexmoe {
+
+struct MemberView {
+  JobMemberRecord member;
+  std::optional<double> heartbeat_age_s;  // none in a run directory, or before the first
+};
+
+// Tokens of one sparse layer routed to (expert e, combination c), at e * combinations + c.
+struct LayerTokens {
+  int layer = 0;
+  int64_t experts = 0, combinations = 0;
+  std::vector<int64_t> counts;
+};
+
+struct JobViewState {
+  std::string source = "live";  // "live" (the coordinator) or "run_dir" (flexmoe serve)
+  JobRecord job;
+  std::vector<MemberView> members;
+  double heartbeat_timeout_s = 0;
+  uint64_t seed = 0;  // the seed being trained (the last one seen)
+  std::optional<StepLine> last_step;
+  std::vector<EpochLine> epochs;  // the seed's, in order
+  std::optional<TestLine> test;
+  std::vector<RestartLine> restarts;
+  std::vector<ResumeLine> resumes;
+  int tokens_epoch = 0;                   // the epoch `epoch_tokens` counts
+  std::vector<LayerTokens> epoch_tokens;  // summed over that epoch's logged steps
+  std::vector<LayerTokens> total_tokens;  // over the whole job
+  int64_t samples_total = 0;              // over the logged steps
+  int64_t newest_checkpoint_step = -1;    // from the newest checkpoint's name
+};
+
+// Folds one metrics.jsonl record into `state` (other events are ignored). A record of a new
+// seed starts that seed's curves and heatmap afresh.
+void AddRunRecord(JobViewState& state, const nlohmann::json& record);
+
+// The global step in a checkpoint path ".../step-00000120", or -1.
+int64_t CheckpointStep(const std::string& path);
+
+class JobView {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit JobView(double heartbeat_timeout_s);
+  JobView(const JobView&) = delete;
+  JobView& operator=(const JobView&) = delete;
+
+  void SetJob(const JobRecord& job);
+  // A member (by role and rank) was heard from at `when`.
+  void Heard(const std::string& role, int rank, Clock::time_point when);
+  void AddRecord(const nlohmann::json& record);
+  // A copy with the members' heartbeat ages as of now.
+  JobViewState Snapshot() const;
+
+ private:
+  mutable std::mutex mutex_;
+  JobViewState state_;
+  std::map<std::pair<std::string, int>, Clock::time_point> heard_;
+};
+
+}  // namespace flexmoe

@@ -1,0 +1,364 @@
+// The live view (cluster/web): run records folded into the view, /api/job's JSON, the
+// Prometheus text parsed back (and checked by promtool), the HTTP server's token, limits and
+// deadlines, a run directory's view, and the coordinator's heartbeats on time while 200
+// connections hold its HTTP port.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "cluster/base/error.h"
+#include "cluster/coord/client.h"
+#include "cluster/coord/service.h"
+#include "cluster/web/http_server.h"
+#include "cluster/web/job_view.h"
+#include "cluster/web/routes.h"
+#include "cluster/web/run_dir_view.h"
+#include "cluster/web/view_json.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/web/http_client.h"
+
+namespace flexmoe {
+namespace {
+
+using Json = nlohmann::json;
+using testing::HttpGet;
+
+StepLine Step(uint64_t seed, int epoch, int64_t global_step, std::vector<PhaseMsRecord> workers) {
+  StepLine s;
+  s.at.seed = seed;
+  s.at.epoch = epoch;
+  s.at.global_step = global_step;
+  s.at.loss = 0.5 + epoch;
+  s.steps = 10;
+  s.samples = 160;
+  s.samples_per_s = 1000 + global_step;
+  s.worker_step_ms = std::move(workers);
+  s.step_ms = s.worker_step_ms.back();
+  s.tokens.layers = {1};
+  s.tokens.experts = 2;
+  s.tokens.combinations = 3;
+  // [e * combinations + c]: expert 0 gets combination c's c + 1 tokens, expert 1 10 * (c + 1).
+  s.tokens.counts = {{1, 2, 3, 10, 20, 30}};
+  return s;
+}
+
+EpochLine Epoch(uint64_t seed, int epoch, double acc) {
+  EpochLine e;
+  e.seed = seed;
+  e.epoch = epoch;
+  e.train_loss = 1.0 / (epoch + 1);
+  e.expert_imbalance = 1.25;
+  e.validation = {100, acc, acc - 0.1, kNoScore};
+  return e;
+}
+
+// Two epochs of seed 7 on 2 workers, rank 1 the straggler, and a restart.
+JobViewState TwoEpochs() {
+  JobViewState state;
+  state.job.job_id = "j1";
+  state.job.state = "running";
+  state.job.workers = 2;
+  state.job.combinations = {"a+b", "a", "b"};
+  state.job.newest_checkpoint = "/r/checkpoints/step-00000020";
+  state.newest_checkpoint_step = CheckpointStep(state.job.newest_checkpoint);
+  AddRunRecord(state, ToJson(Step(7, 0, 9, {{10, 1, 1, 0}, {10, 1, 1, 0}})));
+  AddRunRecord(state, ToJson(Epoch(7, 0, 0.6)));
+  AddRunRecord(state, ToJson(Step(7, 1, 19, {{10, 1, 1, 0}, {20, 1, 1, 0}})));
+  AddRunRecord(state, ToJson(Epoch(7, 1, 0.7)));
+  RestartLine restart;
+  restart.attempt = 1;
+  restart.reason = "worker 1 died";
+  restart.workers = 1;
+  AddRunRecord(state, ToJson(restart));
+  AddRunRecord(state, {{"event", "something-else"}});
+  return state;
+}
+
+TEST(JobViewTest, RecordsFoldIntoTheView) {
+  const JobViewState state = TwoEpochs();
+  EXPECT_EQ(state.seed, 7u);
+  ASSERT_EQ(state.epochs.size(), 2u);
+  EXPECT_EQ(state.samples_total, 320);
+  EXPECT_EQ(state.newest_checkpoint_step, 20);
+  const Json j = JobViewJson(state);
+  EXPECT_EQ(j["epochs"][1]["epoch"], 2);  // from 1, as the launcher prints
+  EXPECT_DOUBLE_EQ(j["epochs"][1]["validation"]["acc"].get<double>(), 0.7);
+  EXPECT_TRUE(j["epochs"][1]["validation"]["auc"].is_null());
+  EXPECT_EQ(j["step"]["global_step"], 19);
+  EXPECT_FALSE(j["step"]["workers"][0]["straggler"].get<bool>());
+  EXPECT_TRUE(j["step"]["workers"][1]["straggler"].get<bool>());
+  // The heatmap counts the current epoch only: rows are combinations, columns experts.
+  ASSERT_EQ(j["heatmaps"].size(), 1u);
+  EXPECT_EQ(j["heatmaps"][0]["epoch"], 2);
+  EXPECT_EQ(j["heatmaps"][0]["layer"], 1);
+  EXPECT_EQ(j["heatmaps"][0]["combinations"], Json({"a+b", "a", "b"}));
+  EXPECT_EQ(j["heatmaps"][0]["tokens"], Json({{1, 10}, {2, 20}, {3, 30}}));
+  EXPECT_EQ(j["restarts"][0]["reason"], "worker 1 died");
+  EXPECT_EQ(j["checkpoints"]["newest_step"], 20);
+  // A new seed starts its curves afresh.
+  JobViewState next = state;
+  AddRunRecord(next, ToJson(Epoch(8, 0, 0.5)));
+  EXPECT_EQ(next.seed, 8u);
+  EXPECT_EQ(next.epochs.size(), 1u);
+  EXPECT_FALSE(next.last_step.has_value());
+  EXPECT_EQ(CheckpointStep("/x/step-00000120/"), 120);
+  EXPECT_EQ(CheckpointStep(""), -1);
+}
+
+// name{labels} -> value, for every sample line of a Prometheus text.
+std::map<std::string, double> ParseSamples(const std::string& text) {
+  std::map<std::string, double> samples;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return samples;
+}
+
+TEST(PrometheusTest, TextParsesBackAndPassesPromtool) {
+  JobViewState state = TwoEpochs();
+  state.members = {{{"worker", 0, "h\"1", 0, 42, "running"}, 0.25},
+                   {{"loader", 0, "h1", 5, 43, "running"}, std::nullopt}};
+  const std::string text = PrometheusText(state);
+  const auto samples = ParseSamples(text);
+  EXPECT_EQ(samples.at("flexmoe_samples_total"), 320);
+  EXPECT_EQ(samples.at("flexmoe_samples_per_second"), 1019);
+  EXPECT_EQ(samples.at("flexmoe_epoch"), 2);
+  EXPECT_EQ(samples.at("flexmoe_global_step"), 19);
+  EXPECT_EQ(samples.at("flexmoe_step_phase_seconds{worker=\"1\",phase=\"compute\"}"), 0.02);
+  EXPECT_EQ(samples.at("flexmoe_heartbeat_age_seconds{role=\"worker\",rank=\"0\",host=\"h\\\"1\"}"),
+            0.25);
+  EXPECT_EQ(samples.count("flexmoe_heartbeat_age_seconds{role=\"loader\",rank=\"0\",host=\"h1\"}"),
+            0u);
+  // Both epochs' tokens: expert 0 got 2 * (1 + 2 + 3), expert 1 2 * (10 + 20 + 30).
+  EXPECT_EQ(samples.at("flexmoe_expert_tokens_total{layer=\"1\",expert=\"0\"}"), 12);
+  EXPECT_EQ(samples.at("flexmoe_expert_tokens_total{layer=\"1\",expert=\"1\"}"), 120);
+  EXPECT_EQ(samples.at("flexmoe_expert_imbalance"), 1.25);
+  EXPECT_EQ(samples.at("flexmoe_validation_score{metric=\"acc\"}"), 0.7);
+  EXPECT_EQ(samples.count("flexmoe_validation_score{metric=\"auc\"}"), 0u);  // undefined
+  EXPECT_EQ(samples.at("flexmoe_checkpoint_newest_step"), 20);
+  EXPECT_EQ(samples.at("flexmoe_restarts_total"), 1);
+  EXPECT_EQ(samples.at("flexmoe_job_info{job_id=\"j1\",state=\"running\"}"), 1);
+  // Debian's prometheus package's linter.
+  testing::TempDir dir;
+  const std::string path = dir.Write("metrics.txt", text);
+  auto r = testing::RunCommand({"bash", "-c", "promtool check metrics < " + path});
+  EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << text;
+  EXPECT_EQ(r.output, "") << r.output;  // no lint warnings either
+}
+
+HttpServerOptions Options(const std::string& token) {
+  HttpServerOptions options;
+  options.token = token;
+  options.request_timeout_s = 0.5;
+  options.max_connections = 8;
+  return options;
+}
+
+HttpHandler Hello() {
+  return [](const std::string& path) -> std::optional<HttpReply> {
+    if (path != "/hello") return std::nullopt;
+    return HttpReply{200, "text/plain", "hi"};
+  };
+}
+
+TEST(HttpServerTest, TheTokenIsRequired) {
+  HttpServer server(Options("s3cret"), Hello());
+  const std::string a = server.address();
+  EXPECT_EQ(a.rfind("127.0.0.1:", 0), 0u) << a;  // loopback by default
+  EXPECT_EQ(HttpGet(a, "/hello").status, 401);
+  EXPECT_EQ(HttpGet(a, "/hello", "Authorization: Bearer wrong\r\n").status, 401);
+  EXPECT_EQ(HttpGet(a, "/hello?token=wrong").status, 401);
+  auto ok = HttpGet(a, "/hello", "Authorization: Bearer s3cret\r\n");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "hi");
+  // The printed URL sets the cookie and sends the browser on without the token.
+  auto redirect = HttpGet(a, "/?token=s3cret");
+  EXPECT_EQ(redirect.status, 303);
+  EXPECT_EQ(testing::HeaderValue(redirect.head, "Location"), "/");
+  const std::string cookie = testing::HeaderValue(redirect.head, "Set-Cookie");
+  EXPECT_NE(cookie.find("HttpOnly"), std::string::npos) << cookie;
+  const std::string pair = cookie.substr(0, cookie.find(';'));
+  EXPECT_EQ(HttpGet(a, "/hello", "Cookie: other=1; " + pair + "\r\n").status, 200);
+  EXPECT_EQ(HttpGet(a, "/hello", "Cookie: " + pair + "x\r\n").status, 401);
+  EXPECT_EQ(HttpGet(a, "/nothing", "Authorization: Bearer s3cret\r\n").status, 404);
+  // Read-only.
+  auto post = testing::Exchange(testing::ConnectTo(a),
+                                "POST /hello HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n"
+                                "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_GE(server.stats().unauthorized, 4);
+  // Without a token (cluster.http_require_token: false) anyone is served.
+  HttpServer open(Options(""), Hello());
+  EXPECT_EQ(HttpGet(open.address(), "/hello").status, 200);
+}
+
+TEST(HttpServerTest, OversizedAndSlowRequestsAreRefused) {
+  HttpServer server(Options(""), Hello());
+  const std::string a = server.address();
+  auto big = HttpGet(a, "/hello", "X-Big: " + std::string(20000, 'x') + "\r\n");
+  EXPECT_EQ(big.status, 431);
+  // A body on a read-only endpoint.
+  auto body = testing::Exchange(testing::ConnectTo(a),
+                                "GET /hello HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789");
+  EXPECT_EQ(body.status, 413);
+  // A request that never ends is cut at the request deadline (0.5 s), well before the
+  // client's own 5 s.
+  const auto start = std::chrono::steady_clock::now();
+  auto slow = testing::Exchange(testing::ConnectTo(a), "GET /hello HTTP/1.1\r\nX-Slow: 1");
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(slow.status, 0);
+  EXPECT_LT(waited, 4.0);
+  // The server counts it once its handler ran (the socket closes first).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (server.stats().timed_out == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(server.stats().timed_out, 1);
+  EXPECT_EQ(HttpGet(a, "/hello").status, 200);
+}
+
+TEST(HttpServerTest, ConnectionsBeyondTheLimitAreRefused) {
+  HttpServer server(Options(""), Hello());  // 8 at once
+  const std::string a = server.address();
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) idle.push_back(testing::ConnectTo(a));
+  // Wait until the server has all 8 (accepts are asynchronous).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (server.stats().open_connections < 8 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(server.stats().open_connections, 8);
+  auto refused = HttpGet(a, "/hello");
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(server.stats().refused_connections, 1);
+  for (int fd : idle) ::close(fd);
+  // Once they are gone (closed by us, or by the request deadline) it serves again.
+  testing::HttpResponse again;
+  while (again.status != 200 &&
+         std::chrono::steady_clock::now() < deadline + std::chrono::seconds(5)) {
+    again = HttpGet(a, "/hello");
+  }
+  EXPECT_EQ(again.status, 200);
+}
+
+TEST(RunDirViewTest, ReadsJobJsonAndMetricsSkippingATornLine) {
+  testing::TempDir dir;
+  JobRecord job;
+  job.job_id = "j2";
+  job.state = "failed";
+  job.reason = "worker 1 was killed";
+  job.culprit = JobMemberRecord{"worker", 1, "h", 0, 99, ""};
+  dir.Write("job.json", JobRecordToJson(job).dump());
+  dir.Write("metrics.jsonl", ToJson(Epoch(1, 0, 0.5)).dump() + "\n" +
+                                 ToJson(Epoch(1, 1, 0.6)).dump() + "\n{\"event\":\"ep");
+  const JobViewState state = ReadRunDirView(dir.path());
+  EXPECT_EQ(state.source, "run_dir");
+  EXPECT_EQ(state.epochs.size(), 2u);
+  const Json j = JobViewJson(state);
+  EXPECT_EQ(j["culprit"]["rank"], 1);
+  EXPECT_EQ(j["reason"], "worker 1 was killed");
+  // Seed directories follow the run's own file, in seed order.
+  dir.Write("seed-2/metrics.jsonl", ToJson(Epoch(2, 0, 0.9)).dump() + "\n");
+  RunDirView view(dir.path());
+  EXPECT_EQ(view.Snapshot().seed, 2u);
+  dir.Write("seed-2/metrics.jsonl", "{\"event\":\"epoch\",\"seed\":2,\"epoch\":\"one\"}\n");
+  try {
+    view.Snapshot();
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
+    EXPECT_NE(std::string(e.what()).find("seed-2/metrics.jsonl:1"), std::string::npos) << e.what();
+  }
+  testing::TempDir empty;
+  try {
+    ReadRunDirView(empty.path());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound) << e.what();
+  }
+}
+
+// The coordinator's heartbeats stay on time while 200 connections hold its HTTP port
+// (idle ones, ones that never finish their request) and a client polls /api/job and
+// /metrics as fast as it can: the member's heartbeat timeout (0.6 s) never passes, and the
+// page shows its heartbeat as fresh.
+TEST(CoordinatorLiveViewTest, HeartbeatsStayOnTimeUnder200Connections) {
+  testing::TempDir dir;
+  CoordinatorOptions options;
+  options.token = "tok";
+  options.heartbeat_interval_s = 0.1;
+  options.heartbeat_timeout_s = 0.6;
+  options.run_dir = dir.Path("run");
+  options.job_id = "live";
+  options.http_listen = "127.0.0.1:0";
+  options.placement = [](int) { return PlacementMap(); };
+  CoordinatorService service(options);
+  std::thread serving([&] { service.Run(); });
+  // Joined however the test ends.
+  struct Joiner {
+    CoordinatorService& service;
+    std::thread& thread;
+    ~Joiner() {
+      service.Stop("test over");
+      thread.join();
+    }
+  } joiner{service, serving};
+  CoordinatorClientOptions member;
+  member.address = service.address();
+  member.token = "tok";
+  member.member.set_role(coordinator::LOADER);
+  member.member.set_host("h");
+  std::atomic<int> stops{0};
+  std::string stop_line;
+  member.on_stop = [&](bool, const std::string& line, int) {
+    stop_line = line;
+    ++stops;
+  };
+  auto client = std::make_unique<CoordinatorClient>(member);
+  const std::string http = service.http_address();
+  std::vector<int> held;
+  for (int i = 0; i < 200; ++i) {
+    const int fd = testing::ConnectTo(http);
+    if (i % 2 == 1 && fd >= 0) (void)!::send(fd, "GET / HTTP/1.1\r\nX-", 18, MSG_NOSIGNAL);
+    held.push_back(fd);
+  }
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  double oldest_age = 0;
+  int served = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    const std::string path = served % 2 ? "/metrics" : "/api/job";
+    auto r = HttpGet(http, path, "Authorization: Bearer tok\r\n");
+    ASSERT_EQ(r.status, 200) << r.head;
+    ++served;
+    if (path == "/metrics") continue;
+    const Json j = Json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.body;
+    for (const Json& m : j["members"]) {
+      if (!m["heartbeat_age_s"].is_null()) {
+        oldest_age = std::max(oldest_age, m["heartbeat_age_s"].get<double>());
+      }
+    }
+  }
+  EXPECT_EQ(stops.load(), 0) << stop_line;
+  EXPECT_GT(served, 10);
+  EXPECT_LT(oldest_age, 0.6);
+  for (int fd : held) ::close(fd);
+  client->Leave();
+  client.reset();
+}
+
+}  // namespace
+}  // namespace flexmoe
