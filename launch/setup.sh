@@ -24,6 +24,9 @@ PACKAGES=(
   # The launch scripts end a job's process trees (pgrep); the virtual cluster of the cluster
   # tests makes network namespaces, links and qdiscs (ip, tc, ss).
   procps iproute2
+  # The live page's test loads it in headless Chromium; promtool (Debian's prometheus)
+  # checks the /metrics text.
+  chromium prometheus
   # Array modalities: HDF5 and AnnData (.h5ad) input; the tests and docs/data.md write them
   # from Python with h5py and anndata.
   libhdf5-dev python3-h5py python3-anndata
