@@ -60,6 +60,15 @@ write_token() {
   mv "$run_dir/job.token.new" "$run_dir/job.token"
 }
 
+# Prints the coordinator's live page (its "live page on URL" line, when cluster.http_listen
+# is not empty) with the job token that sets the page's cookie.
+print_live_page() {
+  local url
+  url=$(grep -m1 '^live page on ' "$1" 2>/dev/null | sed 's/^live page on //') || true
+  [ -n "$url" ] && echo "$NAME: live page: $url?token=$(cat "$run_dir/job.token")"
+  return 0
+}
+
 # The "listening on ADDR" lines of a log once it has `count` of them (60 s at most), joined
 # by commas.
 addresses_in() {

@@ -90,6 +90,7 @@ start_members() {
   coordinator_pid=$!
   pids+=("$coordinator_pid")
   coordinator=$(addresses_in "$run_dir/coordinator.log" 1 "$coordinator_pid")
+  print_live_page "$run_dir/coordinator.log"
   trap 'kill -USR1 "$coordinator_pid" 2>/dev/null || true' INT TERM USR1
 
   local hostlist

@@ -189,6 +189,34 @@ def serve_finished(run):
         serve.wait(timeout=30)
 
 
+def serve_failed(run, t):
+    """A failed run's page names the culprit and the reason (job.json as a coordinator
+    writes it for a job whose worker died)."""
+    failed = os.path.join(t, "failed")
+    os.makedirs(failed)
+    job = json.load(open(os.path.join(run, "job.json")))
+    job.update(state="failed", reason="worker 1 (host vm, pid 4242) died: killed by signal 9",
+               culprit={"role": "worker", "rank": 1, "host": "vm", "port": 0, "pid": 4242})
+    json.dump(job, open(os.path.join(failed, "job.json"), "w"))
+    subprocess.run(["cp", os.path.join(run, "metrics.jsonl"), failed], check=True)
+    out_path = failed + ".serve.out"
+    with open(out_path, "w") as out:
+        serve = subprocess.Popen([FLEXMOE, "serve", failed, "--no-token"], stdout=out,
+                                 stderr=subprocess.STDOUT)
+    try:
+        url = wait_for("serve's URL", lambda: re.search(r"on (http://\S+)", open(out_path).read()),
+                       60).group(1)
+        dom = chromium(url)
+        section = re.search(r'<section id="failure"[^>]*>', dom)
+        if not section or "hidden" in section.group(0):
+            fail("a failed run's page hides the failure: %s" % (section and section.group(0)))
+        if "worker 1 on vm (pid 4242)" not in dom or "killed by signal 9" not in dom:
+            fail("a failed run's page does not name the culprit and the reason")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=30)
+
+
 def main():
     with tempfile.TemporaryDirectory() as t:
         common = ["--config", os.path.join(SOURCE, "configs/quickstart.textproto"),
@@ -199,6 +227,7 @@ def main():
             subprocess.run([FLEXMOE, command] + common, check=True, capture_output=True, env=ENV)
         run = live_job(t, common)
         serve_finished(run)
+        serve_failed(run, t)
     print("live view: all checks passed; screenshot " + SCREENSHOT)
 
 
