@@ -44,8 +44,9 @@ TEST(CliTest, BadConfigExitsTwoNamingLine) {
 }
 
 TEST(CliTest, EveryCommandHasHelpAndUnknownFlagsNameTheClosest) {
-  for (const char* command : {"validate-config", "synth", "prepare", "train", "worker", "loader",
-                              "coordinator", "inspect-checkpoint", "eval", "predict", "report", "serve"}) {
+  for (const char* command :
+       {"validate-config", "synth", "prepare", "train", "worker", "loader", "coordinator",
+        "inspect-checkpoint", "eval", "predict", "report", "serve"}) {
     auto r = RunCommand({kBinary, command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << command << ": " << r.output;
     EXPECT_NE(r.output.find(std::string("usage: flexmoe ") + command), std::string::npos)
