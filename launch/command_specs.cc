@@ -132,8 +132,8 @@ void AddServices(std::vector<CommandSpec>& out) {
                   Value("watch-pid", "PID", "the process whose life the lease lasts")}});
 }
 
-// Scoring, figures, search and checkpoint inspection.
-void AddInferenceAndTools(std::vector<CommandSpec>& out) {
+// Scoring new data and the test split.
+void AddInference(std::vector<CommandSpec>& out) {
   const FlagSpec checkpoint =
       Value("checkpoint", "DIR", "an export (run.dir/checkpoint) or its run directory");
   out.push_back(
@@ -173,6 +173,10 @@ void AddInferenceAndTools(std::vector<CommandSpec>& out) {
              "directory stands for all its seeds)"),
         Value("batch", "N", "rows per forward (default 256)"),
         Threads("compute threads (default 1)")}});
+}
+
+// Figures, search, the live page of a run and checkpoint inspection.
+void AddTools(std::vector<CommandSpec>& out) {
   out.push_back(
       {"report",
        "the run's figures (gnuplot PNGs) in <run>/report/",
@@ -231,7 +235,8 @@ std::vector<CommandSpec> AllCommands() {
   std::vector<CommandSpec> all;
   AddDataAndTraining(all);
   AddServices(all);
-  AddInferenceAndTools(all);
+  AddInference(all);
+  AddTools(all);
   return all;
 }
 
