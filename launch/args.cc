@@ -134,8 +134,14 @@ class SpecApp {
     }
     args.overrides = overrides_;
     if (!positional_.empty()) args.positional.push_back(positional_);
-    for (const std::string& extra : app_.remaining()) RefuseExtra(spec, extra);
+    RefuseExtras(spec);
     return args;
+  }
+
+  // An argument nothing declared is an error naming it (and the closest flag); checked
+  // before CLI11's own errors too, so `--conifg` is not reported as a missing --config.
+  void RefuseExtras(const CommandSpec& spec) {
+    for (const std::string& extra : app_.remaining()) RefuseExtra(spec, extra);
   }
 
  private:
@@ -199,6 +205,7 @@ Args ParseArgs(const CommandSpec& spec, int argc, char** argv) {
   try {
     parser.app().parse(rest);
   } catch (const CLI::ParseError& e) {
+    parser.RefuseExtras(spec);
     FailParse(spec, e);
   }
   return parser.Collect(spec);

@@ -61,12 +61,17 @@ write_token() {
 }
 
 # Prints the coordinator's live page (its "live page on URL" line, when cluster.http_listen
-# is not empty) with the job token that sets the page's cookie.
+# is not empty) and where its token is: the page's own (RUN/web.token, mode 0600), never the
+# job token, and not printed into a batch log other users may read.
 print_live_page() {
   local url
   url=$(grep -m1 '^live page on ' "$1" 2>/dev/null | sed 's/^live page on //') || true
-  [ -n "$url" ] && echo "$NAME: live page: $url?token=$(cat "$run_dir/job.token")"
-  return 0
+  [ -z "$url" ] && return 0
+  if [ -f "$run_dir/web.token" ]; then
+    echo "$NAME: live page: $url (open ${url}?token=TOKEN once, TOKEN from $run_dir/web.token)"
+  else
+    echo "$NAME: live page: $url"
+  fi
 }
 
 # The "listening on ADDR" lines of a log once it has `count` of them (60 s at most), joined

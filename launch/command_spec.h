@@ -14,7 +14,7 @@ struct FlagSpec {
   enum class Kind {
     kValue,   // --name VALUE (the last one given counts)
     kSwitch,  // --name, no value
-    kList,    // --name VALUE..., one or more values up to the next flag
+    kList,    // --name [VALUE...]: the values up to the next flag, none too
   };
   std::string name;        // without "--"
   std::string value_name;  // FILE, N, DIR...; "" for a switch
@@ -25,16 +25,12 @@ struct FlagSpec {
 
 struct CommandSpec {
   std::string name;
-  // `LEAD COMMAND --config FILE [--workers N] ...`: required flags bare, the others in
-  // brackets, wrapped at 80 columns under the first flag; ends with a newline.
-  std::string Synopsis(const std::string& lead, const CommandSpec& spec);
-
   // `flexmoe help`: the line under the command's synopsis.
   std::string summary;
   // `flexmoe COMMAND --help`: the paragraph under the synopsis.
   std::string description;
-  // The positional argument (e.g. FILE), "" when the command takes none, and whether it may
-  // be given instead of --config.
+  // The positional argument (e.g. FILE, at most one), "" when the command takes none, and
+  // whether it is required.
   std::string positional;
   std::string positional_help;
   bool positional_required = false;

@@ -115,7 +115,8 @@ void AddServices(std::vector<CommandSpec>& out) {
        false,
        true,
        {Config(), Value("listen", "HOST:PORT", "where (default cluster.bind_address, a free port)"),
-        Value("launcher-pid", "PID", "set by the launcher: stop the job when PID ends")}});
+        Value("launcher-pid", "PID", "set by the launcher: stop the job when PID ends"),
+        Value("restart", "K", "set by the launcher: this is restart K")}});
   out.push_back({"lease",
                  "hold run.dir's lease for a launch script (one job per run directory)",
                  "Holds run.dir's lease (job.lease: one job per run directory, on any host) for a\n"
@@ -214,13 +215,14 @@ void AddTools(std::vector<CommandSpec>& out) {
                  "Serves the page a job's coordinator serves (members, step times, curves, the\n"
                  "expert heatmap, checkpoints, the culprit of a failed job) and /metrics, from a\n"
                  "run directory's job.json and metrics.jsonl, re-read as they change. Prints the\n"
-                 "URL; with the run's job.token a request must carry it. Ctrl-C stops it.",
+                 "URL with a token of its own that every request must carry (the URL sets it as\n"
+                 "a cookie; a scraper sends Authorization: Bearer TOKEN). Ctrl-C stops it.",
                  "RUN_DIR",
                  "the run directory (run.dir)",
                  true,
                  false,
                  {Value("listen", "HOST:PORT", "where (default 127.0.0.1:0, a free port)"),
-                  Switch("no-token", "serve anyone who can reach the address")}});
+                  Switch("no-token", "no token: serve anyone who can reach the address")}});
   out.push_back({"inspect-checkpoint",
                  "print a checkpoint and verify every file's size and CRC32C",
                  "Prints a checkpoint's manifest and verifies every file's size and CRC32C.",

@@ -54,30 +54,6 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-std::string NewToken() {
-  std::random_device random;
-  std::string token;
-  char part[9];
-  for (int i = 0; i < 4; ++i) {
-    std::snprintf(part, sizeof(part), "%08x", random());
-    token += part;
-  }
-  return token;
-}
-
-// The token file, mode 0600 from its creation (written beside, then renamed).
-void WriteToken(const std::string& path, const std::string& token) {
-  const std::string staging = path + ".new";
-  const int fd = ::open(staging.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) Fail(ErrorCode::kNotFound, "cannot create ", staging);
-  ::fchmod(fd, 0600);
-  const std::string text = token + "\n";
-  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (!written) Fail(ErrorCode::kInternal, "cannot write ", staging);
-  std::filesystem::rename(staging, path);
-}
-
 // A process's state letter (R, S, D, T, Z...) and parent from /proc/PID/stat; false when it
 // cannot be read. The line is "pid (comm) state ppid ...", and comm may hold spaces, so it
 // is parsed after its last ')'.
@@ -210,10 +186,9 @@ void LocalJob::PrintLivePage(double ready_s) {
   if (cluster.http_listen().empty()) return;
   std::string url = coordinator_->WaitForLogLine("live page on ", ready_s);
   if (cluster.http_require_token()) {
-    // The token once, in a URL that sets the page's cookie (then leaves the address bar).
-    config::ClusterConfig source;
-    source.set_job_token_source("file:" + options_.run_dir + "/job.token");
-    url += "?token=" + ReadJobToken(source);
+    // The page's own token (not the job's), in a URL that sets the page's cookie and then
+    // leaves the address bar.
+    url += "?token=" + ReadTokenFile(options_.run_dir + "/web.token");
   }
   std::cout << "live page: " << url << std::endl;
 }
@@ -222,8 +197,9 @@ void LocalJob::Start() {
   const std::string& run = options_.run_dir;
   const double ready_s = options_.config.cluster().connect_timeout_s();
   std::vector<std::string> argv = MemberArgs("coordinator");
-  argv.insert(argv.end(), {"--listen", options_.config.cluster().bind_address() + ":0",
-                           "--launcher-pid", std::to_string(::getpid())});
+  argv.insert(argv.end(),
+              {"--listen", options_.config.cluster().bind_address() + ":0", "--launcher-pid",
+               std::to_string(::getpid()), "--restart", std::to_string(attempt_.number)});
   coordinator_ =
       std::make_unique<ChildProcess>(ChildSpec{"coordinator", argv, run + "/coordinator.log", 0});
   group_ = coordinator_->pid();
@@ -445,7 +421,7 @@ int LaunchJob(const LaunchOptions& options) {
   const RunLease lease(lease_options, &taken_over);
   if (!taken_over.empty()) std::cout << "flexmoe train: " << taken_over << std::endl;
   WriteFileAtomically(options.run_dir + "/config.textproto", ConfigToText(options.config));
-  WriteToken(options.run_dir + "/job.token", NewToken());
+  WriteTokenFile(options.run_dir + "/job.token", NewToken());
   CatchLauncherSignals();
   Attempt attempt{0, options.workers, options.resume, ""};
   while (true) {

@@ -115,6 +115,7 @@ int CoordinatorCommand(int argc, char** argv) {
   }
   options.http_listen = cluster.http_listen();
   options.http_require_token = cluster.http_require_token();
+  options.restart = args.GetInt("restart", 0);
   options.combination_names = CombinationNamesOf(config);
   const int ep_degree = cluster.expert_parallel_degree();
   options.placement = [config, prepared, ep_degree](int world_size) {

@@ -16,6 +16,7 @@
 #include "cluster/metrics/job_record.h"
 #include "cluster/metrics/metrics_writer.h"
 #include "cluster/metrics/step_records.h"
+#include "cluster/net/job_token.h"
 #include "cluster/net/server.h"
 #include "cluster/web/http_server.h"
 #include "cluster/web/job_view.h"
@@ -80,6 +81,7 @@ class CoordinatorService::Impl {
   // PLACEMENT: worker 0 re-packed the experts; job.json shows where they are now.
   void Moved(int id, const co::Placement& placement);
   void Apply(std::vector<MetricsItem> items);
+  void AddToView(const nlohmann::json& record);
   void Closed(int id, const std::string& why);
   void Beat();
   void CheckDeadlines();
@@ -90,6 +92,8 @@ class CoordinatorService::Impl {
   // `code`: the culprit's ErrorCode, when it said (-1 otherwise).
   void End(bool finished, const std::string& reason, int culprit, int code = -1);
   void WriteJobJson();
+  // The live view's server (cluster.http_listen), with a token of its own in RUN/web.token.
+  void StartHttp();
   // A member's state in job.json: running, left, stopped (told to stop as the job ended),
   // failed (the culprit) or gone (its connection closed).
   std::string MemberState(int id, const State& s) const;
@@ -97,6 +101,7 @@ class CoordinatorService::Impl {
   CoordinatorOptions options_;
   JobView view_;                      // what the live page shows
   std::unique_ptr<HttpServer> http_;  // serves view_ on a thread of its own
+  std::string http_token_;
   std::unique_ptr<net::FramedServer> server_;
   std::map<int, State> members_;
   int next_id_ = 0;
@@ -179,7 +184,7 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
 };
 
 CoordinatorService::Impl::Impl(CoordinatorOptions options)
-    : options_(std::move(options)), view_(options_.heartbeat_timeout_s) {
+    : options_(std::move(options)), view_(options_.heartbeat_timeout_s, options_.restart) {
   net::ServerProtocol protocol;
   protocol.frame = CoordinatorProtocol();
   protocol.hello_type = co::REGISTER;
@@ -205,18 +210,27 @@ CoordinatorService::Impl::Impl(CoordinatorOptions options)
   server_ = std::make_unique<net::FramedServer>(
       std::move(protocol), server,
       [this](net::Connection&) { return std::make_unique<MemberSession>(this); });
-  if (!options_.http_listen.empty()) {
-    HttpServerOptions http;
-    http.listen = options_.http_listen;
-    http.what = "cluster.http_listen";
-    http.token = options_.http_require_token ? options_.token : "";
-    http_ = std::make_unique<HttpServer>(http, ViewRoutes([this] { return view_.Snapshot(); }));
-  }
   server_->Every(options_.heartbeat_interval_s, [this] { Beat(); });
   server_->Every(options_.heartbeat_interval_s / 4, [this] { CheckDeadlines(); });
   std::error_code ec;
   if (!options_.run_dir.empty()) std::filesystem::create_directories(options_.run_dir, ec);
+  StartHttp();
   WriteJobJson();
+}
+
+void CoordinatorService::Impl::StartHttp() {
+  if (options_.http_listen.empty()) return;
+  HttpServerOptions http;
+  http.listen = options_.http_listen;
+  http.what = "cluster.http_listen";
+  if (options_.http_require_token) {
+    // A token of its own: the page's URL and cookie never carry the job token (which lets a
+    // member join the job).
+    http.token = NewToken();
+    if (!options_.run_dir.empty()) WriteTokenFile(options_.run_dir + "/web.token", http.token);
+  }
+  http_token_ = http.token;
+  http_ = std::make_unique<HttpServer>(http, ViewRoutes([this] { return view_.Snapshot(); }));
 }
 
 co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Register& request,
@@ -376,9 +390,18 @@ void CoordinatorService::Impl::Apply(std::vector<MetricsItem> items) {
     } else if (item.continue_at >= 0) {
       if (writer_ != nullptr) writer_->ContinueAt(item.continue_at);
     } else {
-      view_.AddRecord(item.record);
       if (writer_ != nullptr) writer_->Write(item.record);  // none: a run without a directory
+      AddToView(item.record);
     }
+  }
+}
+
+void CoordinatorService::Impl::AddToView(const nlohmann::json& record) {
+  try {
+    view_.AddRecord(record);
+  } catch (const std::exception& e) {
+    // The live view never ends a job: the record is in metrics.jsonl all the same.
+    LOG(WARNING) << "coordinator: the live view skips a record: " << e.what();
   }
 }
 
@@ -517,6 +540,7 @@ std::string CoordinatorService::address() const { return impl_->server_->address
 std::string CoordinatorService::http_address() const {
   return impl_->http_ ? impl_->http_->address() : "";
 }
+std::string CoordinatorService::http_token() const { return impl_->http_token_; }
 
 int CoordinatorService::Run() {
   impl_->WriteJobJson();

@@ -41,10 +41,12 @@ struct CoordinatorOptions {
   // The expert placement for a job of `world_size` workers.
   std::function<PlacementMap(int world_size)> placement;
   // The live page, /api/job and /metrics (cluster/web): HOST:PORT, "" for none; with
-  // http_require_token a request must carry `token`. combination_names label the heatmap.
+  // http_require_token a request must carry a token of its own (http_token(), written to
+  // RUN/web.token). combination_names label the heatmap; restart is the launcher's attempt.
   std::string http_listen;
   bool http_require_token = true;
   std::vector<std::string> combination_names;
+  int restart = 0;
 };
 
 class CoordinatorService {
@@ -58,6 +60,8 @@ class CoordinatorService {
   std::string address() const;
   // The live view's HOST:PORT, or "" when cluster.http_listen is empty.
   std::string http_address() const;
+  // The token its requests must carry (also in RUN/web.token), or "" when none is required.
+  std::string http_token() const;
   // Serves until the job ends. 0: every worker left after finishing; 1: a member died or
   // Stop() was called (the reason is logged, and sent to every member).
   int Run();

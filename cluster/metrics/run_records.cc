@@ -80,6 +80,15 @@ TokenCounts TokensFrom(const Json& json) {
   t.experts = json.at("experts").get<int64_t>();
   t.combinations = json.at("combinations").get<int64_t>();
   t.counts = json.at("counts").get<std::vector<std::vector<int64_t>>>();
+  // The readers index counts[layer][e * combinations + c]: the shape must hold.
+  bool shaped = t.experts >= 0 && t.combinations >= 0 && t.counts.size() == t.layers.size();
+  for (const auto& layer : t.counts) {
+    shaped = shaped && static_cast<int64_t>(layer.size()) == t.experts * t.combinations;
+  }
+  if (!shaped) {
+    Fail(ErrorCode::kDataLoss, "tokens: ", t.counts.size(), " count lists for ", t.layers.size(),
+         " layers of ", t.experts, " experts x ", t.combinations, " combinations");
+  }
   return t;
 }
 

@@ -1,8 +1,15 @@
 // Reading the job token from the environment or a file (job_token.h).
 #include "cluster/net/job_token.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "cluster/base/error.h"
@@ -17,7 +24,45 @@ std::string Trim(const std::string& s) {
   return s.substr(first, s.find_last_not_of(space) - first + 1);
 }
 
+// The file's contents, trimmed; kNotFound with `what` and the path when it cannot be read.
+std::string ReadFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fail(ErrorCode::kNotFound, what, path, "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return Trim(text.str());
+}
+
 }  // namespace
+
+std::string NewToken() {
+  std::random_device random;
+  std::string token;
+  char part[9];
+  for (int i = 0; i < 4; ++i) {
+    std::snprintf(part, sizeof(part), "%08x", random());
+    token += part;
+  }
+  return token;
+}
+
+void WriteTokenFile(const std::string& path, const std::string& token) {
+  const std::string staging = path + ".new";
+  const int fd = ::open(staging.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) Fail(ErrorCode::kNotFound, "cannot create ", staging);
+  ::fchmod(fd, 0600);
+  const std::string text = token + "\n";
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!written) Fail(ErrorCode::kInternal, "cannot write ", staging);
+  std::filesystem::rename(staging, path);
+}
+
+std::string ReadTokenFile(const std::string& path) {
+  const std::string token = ReadFile(path, "cannot read token file '");
+  if (token.empty()) Fail(ErrorCode::kInvalidArgument, path, ": the token is empty");
+  return token;
+}
 
 std::string ReadJobToken(const config::ClusterConfig& cluster) {
   const std::string& source = cluster.job_token_source();
@@ -36,14 +81,7 @@ std::string ReadJobToken(const config::ClusterConfig& cluster) {
     }
     token = Trim(value);
   } else if (source.rfind("file:", 0) == 0) {
-    const std::string path = source.substr(5);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      Fail(ErrorCode::kNotFound, "cluster.job_token_source: cannot read token file '", path, "'");
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    token = Trim(text.str());
+    token = ReadFile(source.substr(5), "cluster.job_token_source: cannot read token file '");
   } else {
     Fail(ErrorCode::kInvalidArgument, "cluster.job_token_source: '", source,
          "' is neither \"env:NAME\" nor \"file:PATH\"");

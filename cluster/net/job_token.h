@@ -17,4 +17,12 @@ std::string ReadJobToken(const config::ClusterConfig& cluster);
 // Compares in time independent of where the strings first differ.
 bool TokensEqual(const std::string& a, const std::string& b);
 
+// A fresh random token: 32 hex digits (128 bits from std::random_device).
+std::string NewToken();
+// Writes `token` to `path`, mode 0600 from its creation (written beside, then renamed).
+void WriteTokenFile(const std::string& path, const std::string& token);
+// The token in `path`, whitespace trimmed; kNotFound when it cannot be read,
+// kInvalidArgument when it is empty.
+std::string ReadTokenFile(const std::string& path);
+
 }  // namespace flexmoe

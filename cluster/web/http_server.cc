@@ -1,6 +1,8 @@
 // The live view's HTTP server (http_server.h).
 #include "cluster/web/http_server.h"
 
+#include <glog/logging.h>
+
 #include <atomic>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -62,7 +64,7 @@ class HttpServer::Impl {
     address_ = net::EndpointName(acceptor_.local_endpoint());
     cookie_ = CookieName(acceptor_.local_endpoint().port());
     Accept();
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([this] { Serve(); });
   }
 
   ~Impl() {
@@ -74,7 +76,20 @@ class HttpServer::Impl {
     thread_.join();
   }
 
+  // Runs io_ until it is stopped; a handler's exception is logged, never the process's end.
+  void Serve() {
+    while (true) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& e) {
+        LOG(ERROR) << options_.what << ": " << e.what();
+      }
+    }
+  }
   void Accept();
+  // A new connection: a session, or 503 over the connection limit.
+  void Accepted(tcp::socket socket);
   // The reply to a parsed request: the token check, then the handler.
   http::response<http::string_body> Respond(const http::request<http::empty_body>& request);
   void Count(int64_t HttpStats::*field, int64_t by = 1) {
@@ -89,6 +104,7 @@ class HttpServer::Impl {
   HttpStats stats_;
   net::asio::io_context io_;
   tcp::acceptor acceptor_;
+  net::asio::steady_timer accept_retry_{io_};
   std::string address_, cookie_;
   std::thread thread_;
 };
@@ -152,27 +168,36 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 void HttpServer::Impl::Accept() {
   acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
     if (!acceptor_.is_open()) return;
-    if (!ec) {
-      int64_t open = 0;
-      {
-        std::lock_guard<std::mutex> lock(stats_mutex_);
-        open = stats_.open_connections;
-      }
-      if (open >= options_.max_connections) {
-        // Over the limit: a best-effort 503 that never blocks this thread, then close.
-        Count(&HttpStats::refused_connections);
-        error_code ignored;
-        socket.non_blocking(true, ignored);
-        static const char kBusy[] =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        socket.write_some(net::asio::buffer(kBusy, sizeof(kBusy) - 1), ignored);
-        socket.close(ignored);
-      } else {
-        std::make_shared<Session>(this, std::move(socket))->Read();
-      }
+    if (ec) {
+      // Out of descriptors (EMFILE) and the like: try again shortly, not in a busy loop.
+      LOG(WARNING) << options_.what << ": accept: " << ec.message();
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this](error_code) { Accept(); });
+      return;
     }
+    Accepted(std::move(socket));
     Accept();
   });
+}
+
+void HttpServer::Impl::Accepted(tcp::socket socket) {
+  int64_t open = 0;
+  {
+    std::lock_guard<std::mutex> lock(stats_mutex_);
+    open = stats_.open_connections;
+  }
+  if (open < options_.max_connections) {
+    std::make_shared<Session>(this, std::move(socket))->Read();
+    return;
+  }
+  // Over the limit: a best-effort 503 that never blocks this thread, then close.
+  Count(&HttpStats::refused_connections);
+  error_code ignored;
+  socket.non_blocking(true, ignored);
+  static const char kBusy[] =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  socket.write_some(net::asio::buffer(kBusy, sizeof(kBusy) - 1), ignored);
+  socket.close(ignored);
 }
 
 http::response<http::string_body> HttpServer::Impl::Respond(
@@ -202,7 +227,7 @@ http::response<http::string_body> HttpServer::Impl::Respond(
     if (!asked.empty() && TokensEqual(asked, options_.token)) {
       r.set(http::field::set_cookie,
             cookie_ + "=" + options_.token + "; Path=/; HttpOnly; SameSite=Strict");
-      r.set(http::field::location, path.empty() ? "/" : path);
+      r.set(http::field::location, "/");
       return finish(http::status::see_other, "text/plain", "");
     }
     std::string bearer(request[http::field::authorization]);

@@ -3,7 +3,8 @@
 // threads (the coordinator's heartbeats). Requests are bounded in size (headers) and time
 // (the whole request and its reply), connections in number; only GET and HEAD are served.
 // With a token, a request must carry it: `Authorization: Bearer TOKEN`, or the cookie that
-// `/?token=TOKEN` sets (then redirects to `/`, so the token leaves the address bar).
+// `?token=TOKEN` sets (then redirects to `/`, so the token leaves the address bar). Tokens are
+// hex (NewToken), so they need no escaping in a URL or a cookie.
 #pragma once
 
 #include <cstdint>

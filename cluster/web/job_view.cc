@@ -1,6 +1,7 @@
 // The job's view for the live page and /metrics (job_view.h).
 #include "cluster/web/job_view.h"
 
+#include <algorithm>
 #include <regex>
 
 namespace flexmoe {
@@ -48,7 +49,7 @@ void AddStep(JobViewState& state, StepLine step) {
 int64_t CheckpointStep(const std::string& path) {
   static const std::regex pattern("step-0*([0-9]+)/?$");
   std::smatch match;
-  if (!std::regex_search(path, match, pattern)) return -1;
+  if (!std::regex_search(path, match, pattern) || match[1].length() > 18) return -1;
   return std::stoll(match[1].str());
 }
 
@@ -64,11 +65,18 @@ void AddRunRecord(JobViewState& state, const nlohmann::json& record) {
     state.test = std::move(*test);
     return;
   }
-  if (auto restart = RestartLineFrom(record)) return state.restarts.push_back(std::move(*restart));
+  if (auto restart = RestartLineFrom(record)) {
+    state.restart_count = std::max(state.restart_count, restart->attempt);
+    state.restarts.push_back(std::move(*restart));
+    return;
+  }
   if (auto resume = ResumeLineFrom(record)) state.resumes.push_back(std::move(*resume));
 }
 
-JobView::JobView(double heartbeat_timeout_s) { state_.heartbeat_timeout_s = heartbeat_timeout_s; }
+JobView::JobView(double heartbeat_timeout_s, int restart) {
+  state_.heartbeat_timeout_s = heartbeat_timeout_s;
+  state_.restart_count = restart;
+}
 
 void JobView::SetJob(const JobRecord& job) {
   std::lock_guard<std::mutex> lock(mutex_);

@@ -41,7 +41,8 @@ struct JobViewState {
   std::optional<StepLine> last_step;
   std::vector<EpochLine> epochs;  // the seed's, in order
   std::optional<TestLine> test;
-  std::vector<RestartLine> restarts;
+  std::vector<RestartLine> restarts;  // the records seen (this attempt's, live)
+  int restart_count = 0;  // restarts so far: the launcher's attempt, or the largest recorded
   std::vector<ResumeLine> resumes;
   int tokens_epoch = 0;                   // the epoch `epoch_tokens` counts
   std::vector<LayerTokens> epoch_tokens;  // summed over that epoch's logged steps
@@ -61,7 +62,8 @@ class JobView {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit JobView(double heartbeat_timeout_s);
+  // `restart`: the launcher's attempt number (0: the first).
+  JobView(double heartbeat_timeout_s, int restart);
   JobView(const JobView&) = delete;
   JobView& operator=(const JobView&) = delete;
 

@@ -69,8 +69,9 @@ void JobFamilies(std::ostringstream& out, const JobViewState& state) {
                                     {"rank", std::to_string(m.member.rank)},
                                     {"host", m.member.host}});
   }
-  Family(out, "flexmoe_restarts_total", "counter", "Restarts of the job after a member died.")
-      .Sample(static_cast<double>(state.restarts.size()));
+  Family(out, "flexmoe_restarts", "gauge",
+         "Restarts of the job so far after a member died (flexmoe train --max-restarts).")
+      .Sample(state.restart_count);
   Family checkpoint(out, "flexmoe_checkpoint_newest_step", "gauge",
                     "The global step of the newest complete checkpoint.");
   if (state.newest_checkpoint_step >= 0) checkpoint.Sample(state.newest_checkpoint_step);

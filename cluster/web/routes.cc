@@ -1,7 +1,6 @@
 // The live view's routes (routes.h).
 #include "cluster/web/routes.h"
 
-#include "cluster/base/error.h"
 #include "cluster/web/view_json.h"
 
 namespace flexmoe {
@@ -20,7 +19,7 @@ HttpHandler ViewRoutes(std::function<JobViewState()> snapshot) {
             JobViewJson(state).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
       }
       return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", PrometheusText(state)};
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       // A run directory being written, or bad: the page keeps its last data and says so.
       return HttpReply{500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
     }

@@ -123,6 +123,7 @@ Json JobViewJson(const JobViewState& state) {
             {"newest_step", state.newest_checkpoint_step >= 0 ? Json(state.newest_checkpoint_step)
                                                               : Json(nullptr)}}},
           {"restarts", RestartsJson(state)},
+          {"restart_count", state.restart_count},
           {"test", state.test ? Scores(state.test->test) : Json(nullptr)}};
 }
 

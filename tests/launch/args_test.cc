@@ -98,8 +98,16 @@ TEST(ArgsTest, WhatIsNotDeclaredIsRefusedByName) {
   EXPECT_NE(ParseError("tune", {"--config", "c", "--space", "s", "--out", "o"})
                 .find("--trials is required"),
             std::string::npos);
-  EXPECT_NE(ParseError("train", {"--config"}).find("--config"), std::string::npos);
-  EXPECT_NE(ParseError("train", {"--config", "c", "--resume=1"}).find("resume"), std::string::npos);
+  EXPECT_NE(ParseError("train", {"--config"}).find("train: --config: 1 required FILE missing"),
+            std::string::npos);
+  EXPECT_NE(ParseError("train", {"--config", "c", "--resume=1"})
+                .find("train: resume was given a disallowed flag override"),
+            std::string::npos);
+  // A misspelt required flag is named as unknown, not reported as missing.
+  EXPECT_NE(
+      ParseError("train", {"--conifg", "c"}).find("unknown flag --conifg (did you mean --config?)"),
+      std::string::npos);
+  EXPECT_NE(ParseError("inspect-checkpoint", {"--x"}).find("unknown flag --x"), std::string::npos);
   EXPECT_NE(ParseError("inspect-checkpoint", {"a", "b"}).find("unexpected argument 'b'"),
             std::string::npos);
   EXPECT_NE(ParseError("inspect-checkpoint", {}).find("DIR is required"), std::string::npos);

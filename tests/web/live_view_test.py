@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The live page end to end: `flexmoe train --workers 2` prints its URL; the page, loaded in
 headless Chromium during the job, shows the members, the heatmap and the curves, and a curve
-point appears after a new epoch; /api/job and /metrics refuse requests without the job
-token; /metrics passes promtool. Then `flexmoe serve` on the finished run: its /metrics
-values equal those computed from metrics.jsonl and job.json, and its page loads.
+point appears after a new epoch; /api/job and /metrics refuse requests without the page's
+token; /metrics passes promtool. The job is then stopped at a checkpoint (SIGTERM), and
+`flexmoe serve` on its run directory: its /metrics values equal those computed from
+metrics.jsonl and job.json, its page loads, and a failed run's page names the culprit.
 
 usage: live_view_test.py FLEXMOE SOURCE_DIR SCREENSHOT.png
 """
@@ -48,6 +49,8 @@ def get(url, token=None):
             return response.status, response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError) as e:
+        fail("GET %s: %s" % (url, e))
 
 
 def chromium(url, screenshot=None):
@@ -92,7 +95,7 @@ def live_job(t, common):
     out_path = os.path.join(t, "train.out")
     with open(out_path, "w") as out:
         job = subprocess.Popen([FLEXMOE, "train", "--workers", "2", "--threads", "1"] + common +
-                               ["--set", "training.epochs=14", "--set", "run.dir=" + run],
+                               ["--set", "training.epochs=200", "--set", "run.dir=" + run],
                                stdout=out, stderr=subprocess.STDOUT, env=ENV,
                                start_new_session=True)
     try:
@@ -125,8 +128,10 @@ def live_job(t, common):
         if status != 200:
             fail("/metrics: %d" % status)
         check_promtool(text)
-        if job.wait(timeout=600) != 0:
-            fail("the job failed:\n" + open(out_path).read()[-3000:])
+        # Done with the live job: stop it at a checkpoint (what Ctrl-C does), exit 0.
+        job.send_signal(signal.SIGTERM)
+        if job.wait(timeout=300) != 0:
+            fail("the job did not stop cleanly:\n" + open(out_path).read()[-3000:])
     finally:
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
@@ -159,9 +164,9 @@ def expected_metrics(run):
     want["flexmoe_expert_imbalance"] = epochs[-1]["expert_imbalance"]
     want['flexmoe_validation_score{metric="acc"}'] = epochs[-1]["validation"]["acc"]
     want["flexmoe_checkpoint_newest_step"] = int(job["newest_checkpoint"].rsplit("-", 1)[1])
-    want["flexmoe_restarts_total"] = 0
-    want['flexmoe_job_info{job_id="%s",state="finished"}' % job["job_id"]] = 1
-    return want
+    want["flexmoe_restarts"] = 0
+    want['flexmoe_job_info{job_id="%s",state="preempted"}' % job["job_id"]] = 1
+    return want, len(epochs)
 
 
 def serve_finished(run):
@@ -177,12 +182,13 @@ def serve_finished(run):
         status, text = get(base + "metrics", token)
         check_promtool(text)
         have = metrics_samples(text)
-        for name, value in expected_metrics(run).items():
+        want, epochs = expected_metrics(run)
+        for name, value in want.items():
             if name not in have or abs(have[name] - value) > 1e-9 * max(1.0, abs(value)):
                 fail("serve /metrics %s = %s, metrics.jsonl says %s" % (name, have.get(name), value))
         counts = page_counts(chromium(url))
         print("page of the finished run:", counts, flush=True)
-        if counts["members"] != 3 or counts["loss_points"] != 14 or counts["cells"] == 0:
+        if counts["members"] != 3 or counts["loss_points"] != epochs or counts["cells"] == 0:
             fail("serve's page: %s" % counts)
     finally:
         serve.send_signal(signal.SIGTERM)

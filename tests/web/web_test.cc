@@ -4,6 +4,7 @@
 // connections hold its HTTP port.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -112,6 +114,21 @@ TEST(JobViewTest, RecordsFoldIntoTheView) {
   EXPECT_FALSE(next.last_step.has_value());
   EXPECT_EQ(CheckpointStep("/x/step-00000120/"), 120);
   EXPECT_EQ(CheckpointStep(""), -1);
+  EXPECT_EQ(CheckpointStep("/x/step-99999999999999999999999"), -1);
+  // The launcher's attempt number counts as restarts before any record says so.
+  JobView view(4, 2);
+  EXPECT_EQ(view.Snapshot().restart_count, 2);
+  EXPECT_EQ(JobViewJson(view.Snapshot())["restart_count"], 2);
+  // Token counts of the wrong shape are refused, not indexed out of bounds.
+  Json bad = ToJson(Step(7, 0, 9, {{10, 1, 1, 0}}));
+  bad["tokens"]["counts"][0].erase(0);
+  JobViewState s;
+  try {
+    AddRunRecord(s, bad);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kDataLoss) << e.what();
+  }
 }
 
 // name{labels} -> value, for every sample line of a Prometheus text.
@@ -148,7 +165,7 @@ TEST(PrometheusTest, TextParsesBackAndPassesPromtool) {
   EXPECT_EQ(samples.at("flexmoe_validation_score{metric=\"acc\"}"), 0.7);
   EXPECT_EQ(samples.count("flexmoe_validation_score{metric=\"auc\"}"), 0u);  // undefined
   EXPECT_EQ(samples.at("flexmoe_checkpoint_newest_step"), 20);
-  EXPECT_EQ(samples.at("flexmoe_restarts_total"), 1);
+  EXPECT_EQ(samples.at("flexmoe_restarts"), 1);  // the restart record's attempt
   EXPECT_EQ(samples.at("flexmoe_job_info{job_id=\"j1\",state=\"running\"}"), 1);
   // Debian's prometheus package's linter.
   testing::TempDir dir;
@@ -231,7 +248,9 @@ TEST(HttpServerTest, OversizedAndSlowRequestsAreRefused) {
 }
 
 TEST(HttpServerTest, ConnectionsBeyondTheLimitAreRefused) {
-  HttpServer server(Options(""), Hello());  // 8 at once
+  HttpServerOptions options = Options("");  // 8 at once
+  options.request_timeout_s = 60;           // the idle ones stay until closed
+  HttpServer server(options, Hello());
   const std::string a = server.address();
   std::vector<int> idle;
   for (int i = 0; i < 8; ++i) idle.push_back(testing::ConnectTo(a));
@@ -321,14 +340,22 @@ TEST(CoordinatorLiveViewTest, HeartbeatsStayOnTimeUnder200Connections) {
   member.token = "tok";
   member.member.set_role(coordinator::LOADER);
   member.member.set_host("h");
-  std::atomic<int> stops{0};
+  std::mutex stop_mutex;
   std::string stop_line;
   member.on_stop = [&](bool, const std::string& line, int) {
-    stop_line = line;
-    ++stops;
+    std::lock_guard<std::mutex> lock(stop_mutex);
+    stop_line += line + "\n";
   };
   auto client = std::make_unique<CoordinatorClient>(member);
   const std::string http = service.http_address();
+  // The page has a token of its own, in RUN/web.token (mode 0600), not the job's.
+  const std::string token = service.http_token();
+  EXPECT_EQ(token.size(), 32u);
+  EXPECT_NE(token, "tok");
+  struct stat st {};
+  ASSERT_EQ(::stat((options.run_dir + "/web.token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  EXPECT_EQ(HttpGet(http, "/api/job", "Authorization: Bearer tok\r\n").status, 401);
   std::vector<int> held;
   for (int i = 0; i < 200; ++i) {
     const int fd = testing::ConnectTo(http);
@@ -337,10 +364,10 @@ TEST(CoordinatorLiveViewTest, HeartbeatsStayOnTimeUnder200Connections) {
   }
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   double oldest_age = 0;
-  int served = 0;
+  int served = 0, ages = 0;
   while (std::chrono::steady_clock::now() < end) {
     const std::string path = served % 2 ? "/metrics" : "/api/job";
-    auto r = HttpGet(http, path, "Authorization: Bearer tok\r\n");
+    auto r = HttpGet(http, path, "Authorization: Bearer " + token + "\r\n");
     ASSERT_EQ(r.status, 200) << r.head;
     ++served;
     if (path == "/metrics") continue;
@@ -348,12 +375,17 @@ TEST(CoordinatorLiveViewTest, HeartbeatsStayOnTimeUnder200Connections) {
     ASSERT_TRUE(j.is_object()) << r.body;
     for (const Json& m : j["members"]) {
       if (!m["heartbeat_age_s"].is_null()) {
+        ++ages;
         oldest_age = std::max(oldest_age, m["heartbeat_age_s"].get<double>());
       }
     }
   }
-  EXPECT_EQ(stops.load(), 0) << stop_line;
+  {
+    std::lock_guard<std::mutex> lock(stop_mutex);
+    EXPECT_EQ(stop_line, "");
+  }
   EXPECT_GT(served, 10);
+  EXPECT_GT(ages, 5);
   EXPECT_LT(oldest_age, 0.6);
   for (int fd : held) ::close(fd);
   client->Leave();
