@@ -429,6 +429,15 @@ void ValidateTraining(const config::TrainingConfig& t, int num_classes, const Va
           "training.class_weights", "one weight per class (", num_classes, ")");
 }
 
+// HOST:PORT with a port of at most 65535 (port 0: a free one).
+bool IsHostPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  const std::string port = address.substr(colon + 1);
+  return !port.empty() && port.size() <= 5 &&
+         port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) <= 65535;
+}
+
 void ValidateCluster(const config::ClusterConfig& cl, const config::TrainingConfig& t,
                      const Validator& v) {
   v.Check(cl.workers() >= 1, "cluster.workers", "at least one worker");
@@ -441,6 +450,8 @@ void ValidateCluster(const config::ClusterConfig& cl, const config::TrainingConf
   v.Check(cl.heartbeat_timeout_s() >= 2 * cl.heartbeat_interval_s(), "cluster.heartbeat_timeout_s",
           "at least twice heartbeat_interval_s (", cl.heartbeat_interval_s(), ")");
   v.Check(cl.max_frame_bytes() >= 1024, "cluster.max_frame_bytes", "at least 1024");
+  v.Check(cl.http_listen().empty() || IsHostPort(cl.http_listen()), "cluster.http_listen", "'",
+          cl.http_listen(), "' is not HOST:PORT (port 0: a free one; empty: off)");
   v.Check(cl.backend() != config::ClusterConfig::NCCL || t.device() == config::TrainingConfig::CUDA,
           "cluster.backend", "NCCL carries CUDA tensors: it needs training.device: CUDA");
 }

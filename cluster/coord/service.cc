@@ -519,8 +519,9 @@ void CoordinatorService::Impl::WriteJobJson() {
     job.members.back().state = MemberState(id, s);
   }
   job.placement = placement_;
-  job.newest_checkpoint =
-      newest_checkpoint_.empty() ? NewestCheckpoint(options_.run_dir) : newest_checkpoint_;
+  job.newest_checkpoint = newest_checkpoint_.empty() && !options_.run_dir.empty()
+                              ? NewestCheckpoint(options_.run_dir)
+                              : newest_checkpoint_;
   job.reason = reason_;
   if (culprit_.has_role()) job.culprit = MemberRecord(culprit_);
   job.combinations = options_.combination_names;

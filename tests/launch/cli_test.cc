@@ -95,6 +95,20 @@ TEST(CliTest, FieldsThatWouldDoNothingAreRefusedByName) {
   EXPECT_NE(r.output.find("checkpoint.every_steps"), std::string::npos) << r.output;
 }
 
+// The live page's address is checked with the config, before any process starts.
+TEST(CliTest, HttpListenIsHostPort) {
+  const std::string config = kSource + "/configs/quickstart.textproto";
+  for (const char* bad : {"cluster.http_listen=localhost", "cluster.http_listen=:80",
+                          "cluster.http_listen=h:99999", "cluster.http_listen=h:x1"}) {
+    auto r = RunCommand({kBinary, "validate-config", config, "--set", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.output;
+    EXPECT_NE(r.output.find("cluster.http_listen"), std::string::npos) << r.output;
+  }
+  for (const char* good : {"cluster.http_listen=", "cluster.http_listen=0.0.0.0:8080"}) {
+    EXPECT_EQ(RunCommand({kBinary, "validate-config", config, "--set", good}).exit_code, 0) << good;
+  }
+}
+
 // training.device: CUDA and cluster.backend: NCCL where they cannot run are refused before
 // any process starts, naming the field and what to do.
 TEST(CliTest, DeviceAndBackendThisBuildCannotRunAreRefused) {
