@@ -15,8 +15,8 @@
 #include "proto/config_loader.h"
 #include "tests/testing/temp_dir.h"
 #include "trainer/checkpoint/best_export.h"
-#include "trainer/model/model.h"
 #include "trainer/checkpoint/resumable_manifest.h"
+#include "trainer/model/model.h"
 #include "trainer/train/trainer.h"
 
 namespace flexmoe {

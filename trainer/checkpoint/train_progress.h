@@ -1,5 +1,5 @@
-// The torch-free parts of a run's training state (trainer/checkpoint/train_state.h): where it stands,
-// the sums of the epoch in progress, and the best-selection scalars. Saved in every
+// The torch-free parts of a run's training state (trainer/checkpoint/train_state.h): where it
+// stands, the sums of the epoch in progress, and the best-selection scalars. Saved in every
 // checkpoint manifest.
 #pragma once
 

@@ -1,8 +1,8 @@
 // TrainState: the whole state of a training run as one value (ARCHITECTURE.md "Formats"):
 // the parameters with their groups and Adam's moments (live tensors shared with the model
 // and the optimizer, in one order), the best epoch's parameters, the position and the
-// trainer's scalars. Saved and restored by trainer/checkpoint/resumable_checkpoint.h. Randomness is keyed
-// by (seed, epoch, step, sample), so no random stream is part of it.
+// trainer's scalars. Saved and restored by trainer/checkpoint/resumable_checkpoint.h. Randomness is
+// keyed by (seed, epoch, step, sample), so no random stream is part of it.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "trainer/model/parameter_groups.h"
 #include "trainer/checkpoint/train_progress.h"
+#include "trainer/model/parameter_groups.h"
 
 namespace flexmoe {
 

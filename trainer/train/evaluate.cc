@@ -11,8 +11,8 @@
 
 #include "data_loader/epoch_plan.h"
 #include "data_loader/plan_batch_source.h"
-#include "trainer/train/calibration.h"
 #include "trainer/model/model.h"
+#include "trainer/train/calibration.h"
 
 namespace flexmoe {
 namespace {
