@@ -21,6 +21,7 @@
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
 #include "trainer/model/placement_policy.h"
+#include "trainer/train/evaluate.h"
 
 namespace flexmoe {
 namespace {
@@ -78,9 +79,7 @@ namespace {
 // prepared (the page then numbers them).
 std::vector<std::string> CombinationNamesOf(const config::Config& config) {
   try {
-    const PreparedDataset meta = PreparedDataset::OpenMeta(config.data().prepared_dir());
-    const auto& names = meta.meta.summary().combination_names();
-    return std::vector<std::string>(names.begin(), names.end());
+    return CombinationNames(PreparedDataset::OpenMeta(config.data().prepared_dir()));
   } catch (const Error&) {
     return {};
   }

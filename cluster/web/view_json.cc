@@ -2,18 +2,12 @@
 // them (metrics.jsonl counts from 0).
 #include "cluster/web/view_json.h"
 
-#include <cmath>
+#include <algorithm>
 
 namespace flexmoe {
 namespace {
 
 using Json = nlohmann::json;
-
-Json Number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
-
-Json Scores(const ScoreRecord& s) {
-  return {{"acc", Number(s.acc)}, {"f1", Number(s.f1)}, {"auc", Number(s.auc)}};
-}
 
 Json Member(const JobMemberRecord& m) {
   return {{"role", m.role}, {"rank", m.rank}, {"host", m.host}, {"pid", m.pid}};
@@ -53,7 +47,7 @@ Json EpochJson(const EpochLine& e) {
           {"train_loss", e.train_loss},
           {"samples_per_s", e.samples_per_s},
           {"expert_imbalance", e.expert_imbalance},
-          {"validation", Scores(e.validation)}};
+          {"validation", ScoreRecordJson(e.validation)}};
 }
 
 // One heatmap per sparse layer: rows are combinations, columns experts.
@@ -124,7 +118,7 @@ Json JobViewJson(const JobViewState& state) {
                                                               : Json(nullptr)}}},
           {"restarts", RestartsJson(state)},
           {"restart_count", state.restart_count},
-          {"test", state.test ? Scores(state.test->test) : Json(nullptr)}};
+          {"test", state.test ? ScoreRecordJson(state.test->test) : Json(nullptr)}};
 }
 
 }  // namespace flexmoe

@@ -11,8 +11,10 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -33,6 +35,21 @@ namespace {
 
 using Json = nlohmann::json;
 using testing::HttpGet;
+
+struct Failure {
+  std::optional<ErrorCode> code;  // none: `body` did not throw
+  std::string what;
+};
+
+// The flexmoe::Error `body` throws.
+Failure ErrorOf(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    return {e.code(), e.what()};
+  }
+  return {};
+}
 
 StepLine Step(uint64_t seed, int epoch, int64_t global_step, std::vector<PhaseMsRecord> workers) {
   StepLine s;
@@ -123,12 +140,7 @@ TEST(JobViewTest, RecordsFoldIntoTheView) {
   Json bad = ToJson(Step(7, 0, 9, {{10, 1, 1, 0}}));
   bad["tokens"]["counts"][0].erase(0);
   JobViewState s;
-  try {
-    AddRunRecord(s, bad);
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kDataLoss) << e.what();
-  }
+  EXPECT_EQ(ErrorOf([&] { AddRunRecord(s, bad); }).code, ErrorCode::kDataLoss);
 }
 
 // name{labels} -> value, for every sample line of a Prometheus text.
@@ -294,20 +306,11 @@ TEST(RunDirViewTest, ReadsJobJsonAndMetricsSkippingATornLine) {
   RunDirView view(dir.path());
   EXPECT_EQ(view.Snapshot().seed, 2u);
   dir.Write("seed-2/metrics.jsonl", "{\"event\":\"epoch\",\"seed\":2,\"epoch\":\"one\"}\n");
-  try {
-    view.Snapshot();
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
-    EXPECT_NE(std::string(e.what()).find("seed-2/metrics.jsonl:1"), std::string::npos) << e.what();
-  }
+  const Failure bad = ErrorOf([&] { view.Snapshot(); });
+  EXPECT_EQ(bad.code, ErrorCode::kDataLoss);
+  EXPECT_NE(bad.what.find("seed-2/metrics.jsonl:1"), std::string::npos) << bad.what;
   testing::TempDir empty;
-  try {
-    ReadRunDirView(empty.path());
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kNotFound) << e.what();
-  }
+  EXPECT_EQ(ErrorOf([&] { ReadRunDirView(empty.path()); }).code, ErrorCode::kNotFound);
 }
 
 // The coordinator's heartbeats stay on time while 200 connections hold its HTTP port
