@@ -1,6 +1,7 @@
 // Welford accumulation, mode tracking and the fit of fill values and scaling.
 #include "data_loader/feature_stats.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -83,6 +84,51 @@ void AddMissingIndicators(const std::vector<FeatureAccumulator>& stats, uint64_t
     meta->add_offset(0);
     meta->add_scale(1);
     meta->add_integer_coded(true);
+  }
+}
+
+void QuantileSample::Add(double x) {
+  ++seen_;
+  if (values_.size() < kCapacity) {
+    values_.push_back(x);
+    return;
+  }
+  // splitmix64: a uniform slot in [0, seen_); the value replaces it when it is in the sample.
+  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  const uint64_t slot = z % seen_;
+  if (slot < kCapacity) values_[slot] = x;
+}
+
+std::vector<double> QuantileSample::Edges(int bins) const {
+  if (values_.empty()) return {};
+  std::vector<double> sorted = values_;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> edges;
+  const size_t n = sorted.size();
+  for (int q = 0; q <= bins; ++q) {
+    // The lower empirical quantile: the value at rank floor(q (n - 1) / bins).
+    const double e = sorted[static_cast<size_t>(q) * (n - 1) / static_cast<size_t>(bins)];
+    if (edges.empty() || e > edges.back()) edges.push_back(e);
+  }
+  edges.resize(bins + 1, edges.back());
+  return edges;
+}
+
+void AddBinEdges(const std::vector<QuantileSample>& samples, int bins, data::ModalityMeta* meta) {
+  const int n = InputFeatures(*meta);
+  for (int j = 0; j < n; ++j) {
+    std::vector<double> edges = samples[j].Edges(bins);
+    if (edges.empty()) edges.assign(bins + 1, meta->fill(j));  // never observed: one point
+    for (double e : edges) {
+      meta->add_bin_edges(static_cast<float>((e - meta->offset(j)) * meta->scale(j)));
+    }
+  }
+  for (int k = 0; k < meta->indicator_of_size(); ++k) {
+    meta->add_bin_edges(0.0f);
+    for (int t = 0; t < bins; ++t) meta->add_bin_edges(1.0f);
   }
 }
 

@@ -37,6 +37,23 @@ class FeatureAccumulator {
   std::unordered_map<int64_t, uint64_t> histogram_;
 };
 
+// A bounded uniform sample of one feature's observed training values (reservoir sampling
+// with a fixed seed: the same input gives the same sample), for its quantiles.
+class QuantileSample {
+ public:
+  static constexpr size_t kCapacity = 1 << 16;
+  explicit QuantileSample(uint64_t seed = 0) : state_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  void Add(double x);
+  // The `bins` + 1 edges at the quantiles q / bins of the sample, deduplicated and padded
+  // with the last edge to bins + 1 entries; empty when no value was added.
+  std::vector<double> Edges(int bins) const;
+
+ private:
+  uint64_t seen_ = 0;
+  uint64_t state_;
+  std::vector<double> values_;
+};
+
 // Fills in `meta`'s fill/offset/scale for one modality from its features' accumulators.
 void FitModality(const config::Modality& modality, const std::vector<FeatureAccumulator>& stats,
                  data::ModalityMeta* meta);
@@ -46,6 +63,11 @@ void FitModality(const config::Modality& modality, const std::vector<FeatureAccu
 // modality (stats[j].count() < observed).
 void AddMissingIndicators(const std::vector<FeatureAccumulator>& stats, uint64_t observed,
                           data::ModalityMeta* meta);
+
+// Appends every feature's quantile bin edges (ModalityMeta.bin_edges) to a fitted modality
+// (after its indicators): samples[j] holds input feature j's observed training values; the
+// edges are mapped into the prepared space by the feature's offset and scale.
+void AddBinEdges(const std::vector<QuantileSample>& samples, int bins, data::ModalityMeta* meta);
 
 // The input features of a prepared modality (its features without the indicators).
 inline int InputFeatures(const data::ModalityMeta& fit) {

@@ -249,7 +249,14 @@ data::DatasetMeta FitStatistics(RowSource& source, const config::DataConfig& dat
                                 const IndexPass& pass, const KeptSamples& samples) {
   const int num_modalities = data.modalities_size();
   std::vector<std::vector<FeatureAccumulator>> stats(num_modalities);
-  for (int m = 0; m < num_modalities; ++m) stats[m].resize(source.feature_names()[m].size());
+  // PIECEWISE_LINEAR modalities: a bounded sample of each feature's values, for its bins.
+  std::vector<std::vector<QuantileSample>> samples_of(num_modalities);
+  for (int m = 0; m < num_modalities; ++m) {
+    const size_t features = source.feature_names()[m].size();
+    stats[m].resize(features);
+    if (data.modalities(m).encoder() != config::PIECEWISE_LINEAR) continue;
+    for (size_t j = 0; j < features; ++j) samples_of[m].emplace_back(j);
+  }
   std::vector<uint64_t> observed(num_modalities, 0);  // training rows with the modality
   const auto& offsets = source.offsets();
   RawRow row;
@@ -262,7 +269,9 @@ data::DatasetMeta FitStatistics(RowSource& source, const config::DataConfig& dat
       ++observed[m];
       for (size_t j = 0; j < stats[m].size(); ++j) {
         double v = row.values[offsets[m] + j];
-        if (!std::isnan(v)) stats[m][j].Add(v);
+        if (std::isnan(v)) continue;
+        stats[m][j].Add(v);
+        if (!samples_of[m].empty()) samples_of[m][j].Add(v);
       }
     }
   }
@@ -280,6 +289,7 @@ data::DatasetMeta FitStatistics(RowSource& source, const config::DataConfig& dat
     for (const auto& name : source.feature_names()[m]) modality->add_feature_names(name);
     FitModality(data.modalities(m), stats[m], modality);
     if (data.missing_indicators()) AddMissingIndicators(stats[m], observed[m], modality);
+    if (!samples_of[m].empty()) AddBinEdges(samples_of[m], data.quantile_bins(), modality);
     AddVolumeVoxels(data, m, modality);
   }
   return meta;

@@ -28,7 +28,9 @@ nlohmann::json MetricsJson(const ClassificationMetrics& m) {
   return {{"count", m.count},
           {"accuracy", Num(m.accuracy)},
           {"macro_f1", Num(m.macro_f1)},
-          {"auc", Num(m.auc)}};
+          {"auc", Num(m.auc)},
+          {"log_loss", Num(m.log_loss)},
+          {"brier", Num(m.brier)}};
 }
 
 nlohmann::json BinsJson(const Reliability& r) {
@@ -122,7 +124,8 @@ uint32_t SplitIndex(const std::string& name) {
 EvalReport EvaluateExport(LoadedModel& model, const EvalOptions& options) {
   EvalReport report;
   report.checkpoint = model.dir;
-  report.temperature = model.info.temperature;
+  report.calibration.temperature = model.info.temperature;
+  report.calibration.bias = model.info.calibration_bias;
   report.class_names = model.class_names();
   report.modality_names = model.modality_names();
   report.combination_names = model.combination_names();
@@ -164,8 +167,8 @@ EvalReport EvaluateExport(LoadedModel& model, const EvalOptions& options) {
   }
   report.result = Evaluate(*model.model, *data, samples, k_count, c_count, class_weights);
   const EvalResult& r = report.result;
-  const std::vector<float> calibrated =
-      SoftmaxWithTemperature(r.log_probs, k_count, report.temperature);
+  const std::vector<float> calibrated = Calibrate(r.log_probs, k_count, report.calibration);
+  report.calibrated_metrics = ComputeMetrics(r.labels, calibrated, k_count);
   report.reliability = ComputeReliability(r.labels, r.probs, k_count);
   report.calibrated_reliability = ComputeReliability(r.labels, calibrated, k_count);
   report.per_combination = ComputeGroupedReliability(r.labels, r.probs, k_count, r.groups, c_count);
@@ -185,9 +188,17 @@ std::string FormatEvalReport(const EvalReport& report) {
     out << " (" << report.without_modality << " rows without any modality not scored)";
   }
   out << "\n" << FormatGroupTable(r.metrics, report.combination_names);
-  out << "\ncalibration (expected calibration error, 15 bins, %): "
-      << Percent(report.reliability.ece) << "; at the stored temperature " << std::setprecision(4)
-      << report.temperature << ": " << Percent(report.calibrated_reliability.ece) << "\n";
+  const ClassificationMetrics& o = r.metrics.overall;
+  const ClassificationMetrics& c = report.calibrated_metrics;
+  out << "\nlog-loss " << std::setprecision(4) << o.log_loss << ", Brier " << o.brier
+      << "; calibrated (temperature " << report.calibration.temperature;
+  if (!report.calibration.bias.empty()) {
+    out << ", biases";
+    for (double b : report.calibration.bias) out << " " << b;
+  }
+  out << "): log-loss " << c.log_loss << ", Brier " << c.brier << "\n";
+  out << "calibration (expected calibration error, 15 bins, %): " << Percent(report.reliability.ece)
+      << "; calibrated: " << Percent(report.calibrated_reliability.ece) << "\n";
   const bool explained = !report.attribution.empty();
   out << std::left << std::setw(34) << "combination" << std::right << std::setw(8) << "ECE"
       << std::setw(10) << "ECE(T)";
@@ -227,8 +238,10 @@ nlohmann::json EvalReportJson(const EvalReport& report) {
   json["classes"] = report.class_names;
   json["modalities"] = report.modality_names;
   json["loss"] = Num(r.loss);
-  json["temperature"] = report.temperature;
+  json["temperature"] = report.calibration.temperature;
+  json["calibration_bias"] = report.calibration.bias;
   json["overall"] = MetricsJson(r.metrics.overall);
+  json["overall_calibrated"] = MetricsJson(report.calibrated_metrics);
   json["overall"]["ece"] = Num(report.reliability.ece);
   json["overall"]["ece_calibrated"] = Num(report.calibrated_reliability.ece);
   json["reliability"] = BinsJson(report.reliability);

@@ -1,7 +1,8 @@
 // `flexmoe eval`: an export scored on a split of the prepared dataset it was trained on
 // (the same code as training's test evaluation, so the table is training's) or on a
-// labelled input file; with the calibration (expected calibration error before and after
-// the stored temperature, overall and per combination, and the reliability bins) and the
+// labelled input file; with the calibration (expected calibration error, log-loss and Brier
+// score before and after the stored calibration, overall and per combination, and the
+// reliability bins) and the
 // mean absolute modality attribution per combination; as a text table and as JSON.
 #pragma once
 
@@ -30,9 +31,12 @@ struct EvalReport {
   std::string source;  // "split test of DIR" or the input path
   EvalResult result;
   int64_t without_modality = 0;  // input rows that could not be scored
-  double temperature = 1;
+  Calibration calibration;  // the export's (temperature and biases)
+  // The metrics of the calibrated probabilities (result.metrics: uncalibrated, with the
+  // prior-shift correction of the class weights).
+  ClassificationMetrics calibrated_metrics;
   Reliability reliability;             // uncalibrated
-  Reliability calibrated_reliability;  // probabilities at the stored temperature
+  Reliability calibrated_reliability;  // probabilities under the stored calibration
   std::vector<Reliability> per_combination;
   std::vector<Reliability> calibrated_per_combination;
   // [C][M]: mean |attribution| of modality m over the samples of combination c that have

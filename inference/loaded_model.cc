@@ -10,6 +10,7 @@
 #include "data_loader/combinations.h"
 #include "data_loader/shard.h"
 #include "proto/config_loader.h"
+#include "trainer/train/calibration.h"
 
 namespace flexmoe {
 
@@ -68,10 +69,13 @@ LoadedModel LoadModel(const std::string& dir) {
       loaded.feature_sizes(),
       loaded.num_classes(),
       {loaded.config.data().modalities().begin(), loaded.config.data().modalities().end()},
-      VolumeVoxels(loaded.dataset)};
+      VolumeVoxels(loaded.dataset),
+                   BinEdges(loaded.dataset)};
   torch::manual_seed(static_cast<int64_t>(loaded.info.seed));
   loaded.model = FlexMoeModel(loaded.config.model(), shape, static_cast<int64_t>(loaded.info.seed));
   LoadCheckpoint(*loaded.model, dir);
+  const auto& weights = loaded.config.training().class_weights();
+  loaded.logit_offset = PriorCorrection({weights.begin(), weights.end()});
   loaded.model->eval();
   return loaded;
 }

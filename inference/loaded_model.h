@@ -1,7 +1,7 @@
 // A best-parameters export (run.dir/checkpoint/, trainer/checkpoint/best_export.h) loaded for
 // scoring: its config, the dataset metadata it was trained on (feature layout, the preprocessing
 // fitted at preparation, class and combination names), the model in evaluation mode and
-// the temperature fitted on the validation split.
+// the calibration fitted on the validation split.
 #pragma once
 
 #include <string>
@@ -20,6 +20,9 @@ struct LoadedModel {
   data::DatasetMeta dataset;
   CheckpointInfo info;
   FlexMoeModel model{nullptr};
+  // Added to the model's logits before any scoring: the correction of the prior shift of
+  // the class weights it was trained with (empty without them; trainer/train/calibration.h).
+  std::vector<double> logit_offset;
 
   int num_classes() const { return dataset.num_classes(); }
   int num_modalities() const { return dataset.modalities_size(); }

@@ -20,9 +20,17 @@ at::Tensor MeanProbabilities(const std::vector<LoadedModel*>& members, const Bat
   at::Tensor sum;
   StepKey key;  // evaluation: no dropout, no noise
   for (LoadedModel* member : members) {
-    at::Tensor logits = member->model->Forward(t, key, /*training=*/false).logits;
-    if (calibrated) logits = logits / member->info.temperature;
-    at::Tensor p = at::softmax(logits.to(at::kDouble), -1);
+    at::Tensor logits = member->model->Forward(t, key, /*training=*/false).logits.to(at::kDouble);
+    if (!member->logit_offset.empty()) {
+      logits = logits + at::tensor(member->logit_offset, at::kDouble);
+    }
+    if (calibrated) {
+      logits = logits / member->info.temperature;
+      if (!member->info.calibration_bias.empty()) {
+        logits = logits + at::tensor(member->info.calibration_bias, at::kDouble);
+      }
+    }
+    at::Tensor p = at::softmax(logits, -1);
     sum = sum.defined() ? sum + p : p;
   }
   return (sum / static_cast<double>(members.size())).to(at::kFloat).contiguous();

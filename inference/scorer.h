@@ -1,5 +1,6 @@
 // Scoring batches with one model or an ensemble: class probabilities averaged over the
-// members (each optionally softened by its validation-fitted temperature), and the
+// members (each corrected for the prior shift of its class weights, and optionally calibrated
+// by its validation-fitted temperature and biases), and the
 // modality attribution: per sample and observed modality, the change in the probability
 // of the class of interest when that modality is replaced by the bank's entry for the
 // combination without it (the model's own "as if missing").
@@ -13,7 +14,7 @@
 namespace flexmoe {
 
 struct ScoreOptions {
-  bool calibrated = false;  // divide each member's logits by its temperature
+  bool calibrated = false;  // each member's calibration (temperature and biases) applied
   bool explain = false;     // compute the attribution
 };
 

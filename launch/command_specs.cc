@@ -26,6 +26,29 @@ FlagSpec Threads(std::string help) { return Value("threads", "N", std::move(help
 
 // The commands that prepare data and train.
 void AddDataAndTraining(std::vector<CommandSpec>& out) {
+  out.push_back(
+      {"init",
+       "write a commented config for a wide CSV from a grouping of its columns",
+       "Writes a commented config (layout WIDE_CSV) for a wide CSV: its modalities from a\n"
+       "modalities.json ({\"modality\": [\"column\", ...]}) or from column-name prefixes,\n"
+       "the id and label columns, the classes found, and every other column excluded.\n"
+       "The model and training sections are left to the default recipe (docs/recipe.md).\n"
+       "The config is validated before it is written.",
+       "",
+       "",
+       false,
+       false,
+       {Value("input", "CSV", "the wide CSV (plain or gzip)", true),
+        Value("out", "FILE", "where to write the config", true),
+        Value("modalities", "JSON", "{\"modality\": [\"column\", ...]} in the modalities' order"),
+        List("group", "NAME=PREFIX[,PREFIX...]",
+             "modality NAME holds the columns starting with a prefix\n(instead of --modalities)"),
+        Value("id", "COLUMN", "the id column (default id)"),
+        Value("label", "COLUMN", "the label column (default label)"),
+        List("exclude", "COLUMN", "columns never used as features (leaks, other ids)"),
+        Value("splits", "FILE", "data.splits_file (default: a seeded stratified split)"),
+        Value("prepared-dir", "DIR", "data.prepared_dir (default data/prepared)"),
+        Switch("force", "replace FILE when it exists")}});
   out.push_back({"validate-config",
                  "print the resolved config, or the error in it",
                  "Prints the resolved config (defaults filled in), or the error in it.",

@@ -17,6 +17,7 @@
 #include "launch/args.h"
 #include "launch/command_spec.h"
 #include "launch/inference_commands.h"
+#include "launch/init_command.h"
 #include "launch/inspect_command.h"
 #include "launch/lease_command.h"
 #include "launch/loader_command.h"
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   using Command = std::function<int(int, char**)>;
   const std::map<std::string, Command> commands = {
+      {"init", flexmoe::InitCommand},
       {"validate-config", flexmoe::ValidateConfig},
       {"synth", flexmoe::Synth},
       {"prepare", flexmoe::Prepare},

@@ -5,6 +5,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <set>
@@ -367,10 +368,15 @@ void ValidateModality(config::DataConfig& data, int i, std::set<std::string>* na
   }
 }
 
-// Fields that follow from others: num_classes from class_names.
+// Fields that follow from others: num_classes from class_names; model.num_experts 0 from
+// the modalities (one expert per combination, at least top_k).
 void ResolveDerivedFields(Config& c) {
   auto& data = *c.mutable_data();
   if (data.class_names_size() > 0) data.set_num_classes(data.class_names_size());
+  auto& model = *c.mutable_model();
+  if (model.num_experts() == 0 && data.modalities_size() >= 1 && data.modalities_size() <= 8) {
+    model.set_num_experts(std::max(NumCombinations(data.modalities_size()), model.top_k()));
+  }
 }
 
 void ValidateData(config::DataConfig& data, const Validator& v) {
@@ -389,6 +395,8 @@ void ValidateData(config::DataConfig& data, const Validator& v) {
           data.num_classes());
   v.Check(data.records_per_shard() > 0, "data.records_per_shard", "must be positive");
   v.Check(data.loader_cache_mb() >= 0, "data.loader_cache_mb", "must not be negative");
+  v.Check(data.quantile_bins() >= 1 && data.quantile_bins() <= 256, "data.quantile_bins",
+          "must lie in [1, 256]");
   const auto& split = data.split();
   for (double r : {split.training(), split.validation(), split.testing()}) {
     v.Check(r >= 0 && r <= 1, "data.split", "ratios must lie in [0, 1]");
@@ -412,6 +420,8 @@ void ValidateModel(const config::ModelConfig& model, int m, const Validator& v) 
           "must lie in [1, num_experts]");
   v.Check(model.dropout() >= 0 && model.dropout() < 1, "model.dropout", "must lie in [0, 1)");
   v.Check(model.capacity_factor() >= 0, "model.capacity_factor", "must not be negative");
+  v.Check(model.periodic_frequencies() >= 1, "model.periodic_frequencies", "must be positive");
+  v.Check(model.periodic_sigma() > 0, "model.periodic_sigma", "must be positive");
 }
 
 void ValidateTraining(const config::TrainingConfig& t, int num_classes, const Validator& v) {

@@ -27,6 +27,8 @@ ScoreRecord ScoreFrom(const Json& json) {
   s.acc = Get<double>(json, "acc", kNoScore);
   s.f1 = Get<double>(json, "f1", kNoScore);
   s.auc = Get<double>(json, "auc", kNoScore);
+  s.log_loss = Get<double>(json, "log_loss", kNoScore);
+  s.brier = Get<double>(json, "brier", kNoScore);
   return s;
 }
 
@@ -110,7 +112,12 @@ auto Checked(const Json& record, F parse) {
 }  // namespace
 
 Json ScoreRecordJson(const ScoreRecord& s) {
-  return {{"n", s.n}, {"acc", Number(s.acc)}, {"f1", Number(s.f1)}, {"auc", Number(s.auc)}};
+  return {{"n", s.n},
+          {"acc", Number(s.acc)},
+          {"f1", Number(s.f1)},
+          {"auc", Number(s.auc)},
+          {"log_loss", Number(s.log_loss)},
+          {"brier", Number(s.brier)}};
 }
 
 Json ToJson(const WorkerStepLine& l) {

@@ -22,6 +22,7 @@ inline constexpr double kNoScore = std::numeric_limits<double>::quiet_NaN();
 struct ScoreRecord {
   int64_t n = 0;
   double acc = kNoScore, f1 = kNoScore, auc = kNoScore;
+  double log_loss = kNoScore, brier = kNoScore;  // unweighted, of the prior-corrected probabilities
 };
 
 // Mean milliseconds a step spent per phase.

@@ -1,7 +1,9 @@
-// Temperature scaling and the expected calibration error (trainer/train/calibration.h).
+// Calibration (prior correction, temperature and biases) and the expected calibration error (trainer/train/calibration.h).
 #include "trainer/train/calibration.h"
 
 #include <gtest/gtest.h>
+
+#include "cluster/base/error.h"
 
 #include <cmath>
 #include <random>
@@ -9,48 +11,101 @@
 namespace flexmoe {
 namespace {
 
-TEST(CalibrationTest, FitTemperatureRecoversTheTemperatureThatMadeTheLabels) {
-  // Labels drawn from softmax(z / 2): the fitted temperature of the logits z is close to 2.
+// Rows of K = 3 logits z ~ N(0, 3) with labels drawn from softmax(z / t + bias).
+void DrawRows(double t, const std::vector<double>& bias, int n, std::vector<double>* logits,
+              std::vector<int>* labels) {
   std::mt19937 rng(5);
   std::normal_distribution<double> normal(0, 3);
   std::uniform_real_distribution<double> uniform(0, 1);
-  const int n = 20000, k = 3;
-  std::vector<double> logits;
-  std::vector<int> labels;
+  const int k = static_cast<int>(bias.size());
   for (int i = 0; i < n; ++i) {
-    double z[k], sum = 0;
-    for (double& v : z) {
-      v = normal(rng);
-      sum += std::exp(v / 2);
+    std::vector<double> z(k), e(k);
+    double sum = 0;
+    for (int c = 0; c < k; ++c) {
+      z[c] = normal(rng);
+      e[c] = std::exp(z[c] / t + bias[c]);
+      sum += e[c];
     }
     double u = uniform(rng) * sum;
     int label = k - 1;
     for (int c = 0; c < k; ++c) {
-      u -= std::exp(z[c] / 2);
+      u -= e[c];
       if (u <= 0) {
         label = c;
         break;
       }
     }
-    logits.insert(logits.end(), z, z + k);
-    labels.push_back(label);
+    logits->insert(logits->end(), z.begin(), z.end());
+    labels->push_back(label);
   }
-  const double t = FitTemperature(logits, labels, k);
-  EXPECT_NEAR(t, 2.0, 0.1);
-  EXPECT_LT(TemperatureNll(logits, labels, k, t), TemperatureNll(logits, labels, k, 1.0));
-  EXPECT_LE(TemperatureNll(logits, labels, k, t), TemperatureNll(logits, labels, k, t * 1.05));
-  EXPECT_LE(TemperatureNll(logits, labels, k, t), TemperatureNll(logits, labels, k, t / 1.05));
-  EXPECT_DOUBLE_EQ(FitTemperature({}, {}, k), 1.0);
 }
 
-TEST(CalibrationTest, SoftmaxWithTemperatureRowsSumToOne) {
+TEST(CalibrationTest, FitRecoversTheTemperatureAndBiasesThatMadeTheLabels) {
+  std::vector<double> logits;
+  std::vector<int> labels;
+  DrawRows(2.0, {0, -1.0, 0.5}, 20000, &logits, &labels);
+  const Calibration fit = FitCalibration(logits, labels, 3);
+  EXPECT_NEAR(fit.temperature, 2.0, 0.1);
+  ASSERT_EQ(fit.bias.size(), 3u);
+  EXPECT_EQ(fit.bias[0], 0.0);
+  EXPECT_NEAR(fit.bias[1], -1.0, 0.1);
+  EXPECT_NEAR(fit.bias[2], 0.5, 0.1);
+  // A minimum: every one-parameter move makes the NLL worse.
+  const double best = CalibrationNll(logits, labels, 3, fit);
+  EXPECT_LT(best, CalibrationNll(logits, labels, 3, Calibration{}));
+  for (double factor : {1.05, 1 / 1.05}) {
+    Calibration moved = fit;
+    moved.temperature *= factor;
+    EXPECT_LE(best, CalibrationNll(logits, labels, 3, moved));
+  }
+  for (int c = 1; c < 3; ++c) {
+    for (double step : {0.05, -0.05}) {
+      Calibration moved = fit;
+      moved.bias[c] += step;
+      EXPECT_LE(best, CalibrationNll(logits, labels, 3, moved));
+    }
+  }
+  const Calibration none = FitCalibration({}, {}, 3);
+  EXPECT_DOUBLE_EQ(none.temperature, 1.0);
+  EXPECT_TRUE(none.bias.empty());
+}
+
+TEST(CalibrationTest, TheBiasMovesTheMeanProbabilityToThePrevalence) {
+  // A binary model whose logits carry a prior shift (class weights 0.25 / 0.75 put
+  // log 3 into class 1's logit): a temperature alone cannot bring its mean probability to
+  // the prevalence; the fitted bias does, on the rows it was fitted on.
+  std::vector<double> logits;
+  std::vector<int> labels;
+  DrawRows(1.0, {0, -2.0}, 5000, &logits, &labels);
+  for (size_t i = 0; i < labels.size(); ++i) logits[2 * i + 1] += std::log(3.0);
+  double prevalence = 0;
+  for (int y : labels) prevalence += y;
+  prevalence /= labels.size();
+  auto mean_p1 = [&](const std::vector<float>& p) {
+    double sum = 0;
+    for (size_t i = 0; i < labels.size(); ++i) sum += p[2 * i + 1];
+    return sum / labels.size();
+  };
+  EXPECT_GT(mean_p1(Calibrate(logits, 2, Calibration{})), prevalence + 0.05);
+  const Calibration fit = FitCalibration(logits, labels, 2);
+  EXPECT_NEAR(mean_p1(Calibrate(logits, 2, fit)), prevalence, 1e-6);
+  EXPECT_NEAR(fit.bias[1], -std::log(3.0), 0.15);
+  // Undoing the weights by their log-ratio gives the same correction.
+  const std::vector<double> offset = PriorCorrection({0.25, 0.75});
+  EXPECT_NEAR(offset[1] - offset[0], -std::log(3.0), 1e-12);
+  EXPECT_THROW(PriorCorrection({1.0, 0.0}), Error);
+}
+
+TEST(CalibrationTest, CalibratedRowsSumToOne) {
   const std::vector<double> logp = {std::log(0.7), std::log(0.2), std::log(0.1)};
-  std::vector<float> p1 = SoftmaxWithTemperature(logp, 3, 1.0);
+  std::vector<float> p1 = Calibrate(logp, 3, Calibration{});
   EXPECT_NEAR(p1[0], 0.7, 1e-6);
-  std::vector<float> p2 = SoftmaxWithTemperature(logp, 3, 2.0);
+  std::vector<float> p2 = Calibrate(logp, 3, Calibration{2.0, {}});
   EXPECT_NEAR(p2[0] + p2[1] + p2[2], 1.0, 1e-6);
   EXPECT_LT(p2[0], 0.7);  // softer
   EXPECT_NEAR(p2[0] / p2[1], std::sqrt(0.7 / 0.2), 1e-5);
+  std::vector<float> p3 = Calibrate(logp, 3, Calibration{1.0, {0, std::log(2.0), 0}});
+  EXPECT_NEAR(p3[1] / p3[0], 2 * 0.2 / 0.7, 1e-5);
 }
 
 TEST(CalibrationTest, ExpectedCalibrationErrorByHand) {

@@ -69,7 +69,7 @@ TEST(FeatureTokensTest, EachPatchIsTheMeanOfItsFeaturesTokens) {
   m.set_patches(3);
   m.set_hidden_dim(4);
   torch::manual_seed(1);
-  auto encoder = MakeEncoder(modality, 5, m, 0);
+  auto encoder = MakeEncoder(modality, {5}, m, 0);
   auto params = encoder->named_parameters();
   const at::Tensor w = params["weight"], b = params["bias"];
   ASSERT_EQ(w.sizes(), (std::vector<int64_t>{5, 4}));
@@ -85,12 +85,71 @@ TEST(FeatureTokensTest, EachPatchIsTheMeanOfItsFeaturesTokens) {
   }
   // More patches than features: the empty patches are zeros.
   m.set_patches(8);
-  auto wide = MakeEncoder(modality, 5, m, 0);
+  auto wide = MakeEncoder(modality, {5}, m, 0);
   at::Tensor sparse = wide->Encode(x, {}, false);
   ASSERT_EQ(sparse.sizes(), (std::vector<int64_t>{2, 8, 4}));
   EXPECT_TRUE(at::equal(sparse.slice(1, 5), at::zeros({2, 3, 4})));
   out.sum().backward();
   for (const auto& p : encoder->parameters()) ASSERT_TRUE(p.grad().defined());
+}
+
+TEST(PiecewiseLinearTokensTest, BinCoordinatesOfTheQuantileEdges) {
+  // Feature 0: bins [0, 1], [1, 2], [2, 4]; feature 1 (binary): one bin [0, 1], two empty.
+  config::Modality modality;
+  modality.set_encoder(config::PIECEWISE_LINEAR);
+  config::ModelConfig m = TinyModel(0.0);
+  m.set_patches(2);  // one feature per patch
+  m.set_hidden_dim(4);
+  torch::manual_seed(1);
+  EncoderData data{2, {}, {0, 1, 2, 4, 0, 1, 1, 1}};
+  auto encoder = MakeEncoder(modality, data, m, 0);
+  auto params = encoder->named_parameters();
+  const at::Tensor w = params["weight"], b = params["bias"];
+  ASSERT_EQ(w.sizes(), (std::vector<int64_t>{2, 3, 4}));
+  at::Tensor x = at::tensor({1.5f, 1.0f, -1.0f, 0.0f, 10.0f, 3.0f}).view({3, 2});
+  at::Tensor out = encoder->Encode(x, {}, false);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{3, 2, 4}));
+  // Below the first bin and above the last the coordinates are not clamped.
+  const float e0[3][3] = {{1, 0.5f, 0}, {-1, 0, 0}, {1, 1, 4}};
+  const float e1[3][3] = {{1, 0, 0}, {0, 0, 0}, {3, 0, 0}};
+  for (int i = 0; i < 3; ++i) {
+    at::Tensor token0 = at::relu(at::matmul(at::tensor(std::vector<float>(e0[i], e0[i] + 3)), w[0]) + b[0]);
+    at::Tensor token1 = at::relu(at::matmul(at::tensor(std::vector<float>(e1[i], e1[i] + 3)), w[1]) + b[1]);
+    EXPECT_TRUE(at::allclose(out[i][0], token0)) << i;
+    EXPECT_TRUE(at::allclose(out[i][1], token1)) << i;
+  }
+  out.sum().backward();
+  for (const auto& p : encoder->parameters()) ASSERT_TRUE(p.grad().defined());
+  // Edges that do not match the features are refused (data prepared without them).
+  EXPECT_THROW(MakeEncoder(modality, {3, {}, {0, 1, 2, 4}}, m, 0), Error);
+  EXPECT_THROW(MakeEncoder(modality, {2, {}, {}}, m, 0), Error);
+}
+
+TEST(PeriodicTokensTest, SinesAndCosinesOfLearnedFrequencies) {
+  config::Modality modality;
+  modality.set_encoder(config::PERIODIC);
+  config::ModelConfig m = TinyModel(0.0);
+  m.set_patches(3);
+  m.set_hidden_dim(4);
+  m.set_periodic_frequencies(5);
+  m.set_periodic_sigma(0.5);
+  torch::manual_seed(1);
+  auto encoder = MakeEncoder(modality, {3}, m, 0);
+  auto params = encoder->named_parameters();
+  const at::Tensor c = params["frequency"], w = params["weight"], b = params["bias"];
+  ASSERT_EQ(c.sizes(), (std::vector<int64_t>{3, 5}));
+  ASSERT_EQ(w.sizes(), (std::vector<int64_t>{3, 10, 4}));
+  at::Tensor x = at::randn({2, 3});
+  at::Tensor out = encoder->Encode(x, {}, false);
+  for (int i = 0; i < 2; ++i) {
+    for (int f = 0; f < 3; ++f) {
+      at::Tensor v = c[f] * x[i][f] * (2 * M_PI);
+      at::Tensor token = at::relu(at::matmul(at::cat({at::sin(v), at::cos(v)}), w[f]) + b[f]);
+      EXPECT_TRUE(at::allclose(out[i][f], token, 1e-5, 1e-6)) << i << " " << f;
+    }
+  }
+  out.sum().backward();
+  ASSERT_TRUE(c.grad().defined());
 }
 
 TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
@@ -240,7 +299,7 @@ TEST(Cnn3dEncoderTest, ShapesKeyedChannelDropoutAndGradients) {
   for (int side : {24, 24, 25}) image.add_volume_shape(side);
   config::ModelConfig m = TinyModel(0.0);
   torch::manual_seed(0);
-  auto encoder = MakeEncoder(image, 24 * 24 * 25, m, 0);
+  auto encoder = MakeEncoder(image, {24 * 24 * 25}, m, 0);
   at::Tensor x = at::randn({2, 24 * 24 * 25});
   at::Tensor eval = encoder->Encode(x, {}, false);
   ASSERT_EQ(eval.sizes(), (std::vector<int64_t>{2, 2, 8}));
@@ -253,7 +312,7 @@ TEST(Cnn3dEncoderTest, ShapesKeyedChannelDropoutAndGradients) {
     ASSERT_TRUE(p.grad().defined());
   }
   // A volume that does not match the prepared feature count is refused.
-  EXPECT_THROW(MakeEncoder(image, 1000, m, 0), Error);
+  EXPECT_THROW(MakeEncoder(image, {1000}, m, 0), Error);
 }
 
 TEST(Cnn3dEncoderTest, MaskedFeaturesEncodeAsTheirZeroFilledVolume) {
@@ -263,16 +322,16 @@ TEST(Cnn3dEncoderTest, MaskedFeaturesEncodeAsTheirZeroFilledVolume) {
   config::ModelConfig m = TinyModel(0.0);
   const std::vector<int64_t> voxels = {0, 17, 5000, 9999, 24 * 24 * 25 - 1};
   torch::manual_seed(5);
-  auto masked = MakeEncoder(image, 5, m, 0, voxels);
+  auto masked = MakeEncoder(image, {5, voxels}, m, 0);
   torch::manual_seed(5);
-  auto whole = MakeEncoder(image, 24 * 24 * 25, m, 0);
+  auto whole = MakeEncoder(image, {24 * 24 * 25}, m, 0);
   at::Tensor x = at::randn({2, 5});
   at::Tensor volume = at::zeros({2, 24 * 24 * 25});
   volume.index_copy_(1, at::tensor(voxels, at::kLong), x);
   EXPECT_TRUE(at::allclose(masked->Encode(x, {}, false), whole->Encode(volume, {}, false)));
   // As many voxels as features, each inside the volume.
-  EXPECT_THROW(MakeEncoder(image, 4, m, 0, voxels), Error);
-  EXPECT_THROW(MakeEncoder(image, 1, m, 0, {24 * 24 * 25}), Error);
+  EXPECT_THROW(MakeEncoder(image, {4, voxels}, m, 0), Error);
+  EXPECT_THROW(MakeEncoder(image, {1, {24 * 24 * 25}}, m, 0), Error);
 }
 
 }  // namespace

@@ -29,8 +29,11 @@ struct CheckpointInfo {
   double validation_accuracy = 0;
   int workers = 1;  // the worker count that wrote it (any count can load it)
   std::string config_text;
-  // Softmax temperature fitted on the validation split (1: none fitted).
+  // The calibration fitted on the validation split (trainer/train/calibration.h): softmax of
+  // the prior-corrected log-probabilities / temperature + calibration_bias (1 and empty:
+  // none fitted).
   double temperature = 1;
+  std::vector<double> calibration_bias;
   // The prepared dataset's metadata (text format): the feature layout, the preprocessing
   // fitted at preparation and the class and combination names, so that predict needs
   // nothing but the export. Empty in exports written before it was added.

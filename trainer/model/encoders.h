@@ -38,23 +38,71 @@ class PatchEmbeddingImpl : public ModalityEncoder {
 };
 TORCH_MODULE(PatchEmbedding);
 
-// Per-feature tokens (EncoderKind FEATURE_TOKENS): feature f of a row becomes the token
-// GELU(x_f * weight[f] + bias[f]) (weight, bias [F, D], uniform in +-1/sqrt(D)), and patch
-// p's token is the mean of its features' tokens (features p*ps .. p*ps+ps-1 as in the
-// patch embedding; a patch without features gives zeros). The fusion layers, the bank and
-// the routers see [B, P, D] as with the patch embedding.
-class FeatureTokensImpl : public ModalityEncoder {
+// Per-feature tokens: each feature f of a row becomes a token [D] (how: the subclasses), and
+// patch p's token is the mean of its features' tokens (features p*ps .. p*ps+ps-1 as in
+// the patch embedding; a patch without features gives zeros). The fusion layers, the bank
+// and the routers see [B, P, D] as with the patch embedding.
+class PerFeatureTokens : public ModalityEncoder {
  public:
-  FeatureTokensImpl(int features, int patches, int hidden_dim);
+  PerFeatureTokens(int features, int patches);
   at::Tensor forward(const at::Tensor& x);  // [B, F] -> [B, P, D]
   at::Tensor Encode(const at::Tensor& x, const StepKey&, bool) override { return forward(x); }
 
+ protected:
+  virtual at::Tensor Tokens(const at::Tensor& x) = 0;  // [B, F] -> [B, F, D]
+  int features_;
+
  private:
-  int features_, patches_, patch_size_;
-  at::Tensor weight_, bias_;
+  int patches_, patch_size_;
   at::Tensor inverse_count_;  // [P, 1]: 1 / the features in patch p (0 for none)
 };
+
+// EncoderKind FEATURE_TOKENS: GELU(x_f * weight[f] + bias[f]) (weight, bias [F, D], uniform
+// in +-1/sqrt(D)): FT-Transformer's numerical embedding, made non-linear.
+class FeatureTokensImpl : public PerFeatureTokens {
+ public:
+  FeatureTokensImpl(int features, int patches, int hidden_dim);
+
+ protected:
+  at::Tensor Tokens(const at::Tensor& x) override;
+
+ private:
+  at::Tensor weight_, bias_;
+};
 TORCH_MODULE(FeatureTokens);
+
+// EncoderKind PIECEWISE_LINEAR: ReLU(sum_t e_t(x_f) weight[f, t] + bias[f]) over the T bin
+// coordinates e_t of x_f in its quantile bins (proto/config.proto; edges from
+// ModalityMeta.bin_edges, [F, T + 1] row-major): e_t = (x - b_t-1) / (b_t - b_t-1), clamped
+// to [0, 1] except below the first non-empty bin and above the last; 0 for an empty bin.
+class PiecewiseLinearTokensImpl : public PerFeatureTokens {
+ public:
+  PiecewiseLinearTokensImpl(int features, int patches, int hidden_dim,
+                            const std::vector<float>& edges);
+
+ protected:
+  at::Tensor Tokens(const at::Tensor& x) override;
+
+ private:
+  at::Tensor lower_, inverse_width_, floor_, ceiling_;  // [F, T] buffers
+  at::Tensor weight_, bias_;                            // [F, T, D], [F, D]
+};
+TORCH_MODULE(PiecewiseLinearTokens);
+
+// EncoderKind PERIODIC: ReLU([sin(2 pi c_f x_f), cos(2 pi c_f x_f)] weight[f] + bias[f]),
+// c_f [K] learned, drawn from N(0, sigma^2).
+class PeriodicTokensImpl : public PerFeatureTokens {
+ public:
+  PeriodicTokensImpl(int features, int patches, int hidden_dim, int frequencies, double sigma);
+
+ protected:
+  at::Tensor Tokens(const at::Tensor& x) override;
+
+ private:
+  at::Tensor frequency_;      // [F, K]
+  at::Tensor weight_, bias_;  // [F, 2K, D], [F, D]
+};
+TORCH_MODULE(PeriodicTokens);
 
 // The 3D CNN (REFERENCE.md 1.1): three stages of two 3x3x3 convolutions with ReLU, max
 // pooling by 2, 3 and 4, and channel dropout 0.2 (keyed per sample); then Linear to D and
@@ -76,11 +124,19 @@ class Cnn3dEncoderImpl : public ModalityEncoder {
 };
 TORCH_MODULE(Cnn3dEncoder);
 
-// The encoder a modality's config asks for, for `features` input features (a CNN3D
-// modality's features fill `voxels` of its volume when given). Throws kInvalidArgument when a
-// CNN3D volume shape does not match the feature count.
-std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality, int features,
-                                             const config::ModelConfig& model, int64_t index,
-                                             const std::vector<int64_t>& voxels = {});
+// What a modality's encoder is built from besides its config: the prepared data's CNN3D
+// voxel positions and PIECEWISE_LINEAR bin edges (ModalityMeta), empty when it has none.
+struct EncoderData {
+  int features = 0;
+  std::vector<int64_t> voxels;
+  std::vector<float> bin_edges;
+};
+
+// The encoder a modality's config asks for (a CNN3D modality's features fill `voxels` of its
+// volume when given). Throws kInvalidArgument when a CNN3D volume shape does not match the
+// feature count, or a PIECEWISE_LINEAR modality has no bin edges for its features.
+std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality,
+                                             const EncoderData& data,
+                                             const config::ModelConfig& model, int64_t index);
 
 }  // namespace flexmoe

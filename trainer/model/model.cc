@@ -148,11 +148,12 @@ FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const Model
   for (int m = 0; m < m_count; ++m) {
     config::Modality modality;
     if (m < static_cast<int>(shape.modalities.size())) modality = shape.modalities[m];
-    encoders_.push_back(register_module(
-        "encoder" + std::to_string(m),
-        MakeEncoder(modality, shape.feature_sizes[m], model, m,
-                    m < static_cast<int>(shape.volume_voxels.size()) ? shape.volume_voxels[m]
-                                                                     : std::vector<int64_t>())));
+    EncoderData data;
+    data.features = shape.feature_sizes[m];
+    if (m < static_cast<int>(shape.volume_voxels.size())) data.voxels = shape.volume_voxels[m];
+    if (m < static_cast<int>(shape.bin_edges.size())) data.bin_edges = shape.bin_edges[m];
+    encoders_.push_back(
+        register_module("encoder" + std::to_string(m), MakeEncoder(modality, data, model, m)));
   }
   pos_embed_ = register_parameter("pos_embed", at::zeros({1, m_count * p, d}));
   const std::vector<int> sparse_layers = SparseLayers(model);
@@ -285,6 +286,14 @@ std::vector<std::vector<int64_t>> VolumeVoxels(const data::DatasetMeta& meta) {
     voxels.emplace_back(modality.volume_voxels().begin(), modality.volume_voxels().end());
   }
   return voxels;
+}
+
+std::vector<std::vector<float>> BinEdges(const data::DatasetMeta& meta) {
+  std::vector<std::vector<float>> edges;
+  for (const auto& modality : meta.modalities()) {
+    edges.emplace_back(modality.bin_edges().begin(), modality.bin_edges().end());
+  }
+  return edges;
 }
 
 }  // namespace flexmoe

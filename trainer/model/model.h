@@ -32,10 +32,14 @@ struct ModelShape {
   // Per modality: a CNN3D modality's voxel positions (ModalityMeta.volume_voxels), empty
   // when its features are the whole volume.
   std::vector<std::vector<int64_t>> volume_voxels;
+  // Per modality: a PIECEWISE_LINEAR modality's bin edges (ModalityMeta.bin_edges).
+  std::vector<std::vector<float>> bin_edges;
 };
 
 // Per modality of `meta`, its CNN3D voxel positions (ModalityMeta.volume_voxels).
 std::vector<std::vector<int64_t>> VolumeVoxels(const data::DatasetMeta& meta);
+// Per modality of `meta`, its PIECEWISE_LINEAR bin edges (ModalityMeta.bin_edges).
+std::vector<std::vector<float>> BinEdges(const data::DatasetMeta& meta);
 
 // One batch as tensors: features per modality [B, F_m] (zeros where missing), observed
 // [B, M] bool, combination [B] int64, label [B] int64.

@@ -20,59 +20,180 @@ void CheckShape(size_t values, size_t rows, int num_classes, const char* what) {
 
 }  // namespace
 
-std::vector<float> SoftmaxWithTemperature(const std::vector<double>& log_probs, int num_classes,
-                                          double temperature) {
-  CheckShape(log_probs.size(), log_probs.size() / std::max(num_classes, 1), num_classes,
-             "SoftmaxWithTemperature");
-  std::vector<float> probs(log_probs.size());
-  for (size_t row = 0; row < log_probs.size(); row += num_classes) {
-    double top = -std::numeric_limits<double>::infinity();
-    for (int k = 0; k < num_classes; ++k) top = std::max(top, log_probs[row + k] / temperature);
-    double sum = 0;
-    for (int k = 0; k < num_classes; ++k) sum += std::exp(log_probs[row + k] / temperature - top);
-    for (int k = 0; k < num_classes; ++k) {
-      probs[row + k] = static_cast<float>(std::exp(log_probs[row + k] / temperature - top) / sum);
+std::vector<double> PriorCorrection(const std::vector<double>& class_weights) {
+  std::vector<double> offsets;
+  for (double w : class_weights) {
+    if (!(w > 0)) Fail(ErrorCode::kInvalidArgument, "class weight ", w, " is not positive");
+    offsets.push_back(-std::log(w));
+  }
+  return offsets;
+}
+
+namespace {
+
+// Row i's calibrated scores a * z_k + b_k into `s`; returns log sum exp.
+double Scores(const double* z, int k_count, double a, const std::vector<double>& b, double* s) {
+  double top = -std::numeric_limits<double>::infinity();
+  for (int k = 0; k < k_count; ++k) {
+    s[k] = a * z[k] + (b.empty() ? 0.0 : b[k]);
+    top = std::max(top, s[k]);
+  }
+  double sum = 0;
+  for (int k = 0; k < k_count; ++k) sum += std::exp(s[k] - top);
+  return top + std::log(sum);
+}
+
+// Solves H x = g (n x n, symmetric positive semi-definite, row-major) by Gaussian
+// elimination with partial pivoting and a small ridge; returns x.
+std::vector<double> Solve(std::vector<double> h, std::vector<double> g, int n) {
+  for (int i = 0; i < n; ++i) h[i * n + i] += 1e-9 * (1 + std::fabs(h[i * n + i]));
+  for (int col = 0; col < n; ++col) {
+    int pivot = col;
+    for (int r = col + 1; r < n; ++r) {
+      if (std::fabs(h[r * n + col]) > std::fabs(h[pivot * n + col])) pivot = r;
     }
+    for (int c = 0; c < n; ++c) std::swap(h[col * n + c], h[pivot * n + c]);
+    std::swap(g[col], g[pivot]);
+    const double d = h[col * n + col];
+    if (std::fabs(d) < 1e-300) continue;
+    for (int r = col + 1; r < n; ++r) {
+      const double f = h[r * n + col] / d;
+      for (int c = col; c < n; ++c) h[r * n + c] -= f * h[col * n + c];
+      g[r] -= f * g[col];
+    }
+  }
+  std::vector<double> x(n, 0);
+  for (int r = n - 1; r >= 0; --r) {
+    double v = g[r];
+    for (int c = r + 1; c < n; ++c) v -= h[r * n + c] * x[c];
+    x[r] = std::fabs(h[r * n + r]) < 1e-300 ? 0 : v / h[r * n + r];
+  }
+  return x;
+}
+
+// Newton's method on the mean NLL over (a, b_1..b_K-1), b_0 = 0; with `fixed_a`, over the
+// biases only. Returns (a, b).
+std::pair<double, std::vector<double>> Newton(const std::vector<double>& z,
+                                              const std::vector<int>& labels, int k_count,
+                                              double a, bool fixed_a) {
+  std::vector<double> b(k_count, 0.0);
+  const int first = fixed_a ? 1 : 0;  // parameter 0 is a
+  const int n = k_count - first;      // parameters solved for
+  const size_t rows = labels.size();
+  auto nll = [&](double a_, const std::vector<double>& b_) {
+    std::vector<double> s(k_count);
+    double total = 0;
+    for (size_t i = 0; i < rows; ++i) {
+      total += Scores(&z[i * k_count], k_count, a_, b_, s.data()) - s[labels[i]];
+    }
+    return total / static_cast<double>(rows);
+  };
+  double current = nll(a, b);
+  std::vector<double> s(k_count), p(k_count), x(static_cast<size_t>(k_count) * k_count);
+  for (int iteration = 0; iteration < 100; ++iteration) {
+    std::vector<double> g(k_count, 0.0), h(static_cast<size_t>(k_count) * k_count, 0.0);
+    for (size_t i = 0; i < rows; ++i) {
+      const double* zi = &z[i * k_count];
+      const double lse = Scores(zi, k_count, a, b, s.data());
+      // Parameter features of class k: (z_k, e_k) over (a, b_1..b_K-1).
+      std::vector<double> mean(k_count, 0.0);
+      for (int k = 0; k < k_count; ++k) {
+        p[k] = std::exp(s[k] - lse);
+        mean[0] += p[k] * zi[k];
+        if (k > 0) mean[k] += p[k];
+      }
+      for (int k = 0; k < k_count; ++k) {
+        const double y = labels[i] == k ? 1.0 : 0.0;
+        g[0] += (p[k] - y) * zi[k];
+        if (k > 0) g[k] += p[k] - y;
+        // sum_k p_k x_k x_k^T
+        h[0] += p[k] * zi[k] * zi[k];
+        if (k > 0) {
+          h[k] += p[k] * zi[k];
+          h[k * k_count] += p[k] * zi[k];
+          h[k * k_count + k] += p[k];
+        }
+      }
+      for (int r = 0; r < k_count; ++r) {
+        for (int c = 0; c < k_count; ++c) h[r * k_count + c] -= mean[r] * mean[c];
+      }
+    }
+    // The solved block (without a when it is fixed).
+    std::vector<double> hs(static_cast<size_t>(n) * n), gs(n);
+    for (int r = 0; r < n; ++r) {
+      gs[r] = g[r + first];
+      for (int c = 0; c < n; ++c) hs[r * n + c] = h[(r + first) * k_count + c + first];
+    }
+    const std::vector<double> step = Solve(hs, gs, n);
+    double scale = 1;
+    bool improved = false;
+    for (int halving = 0; halving < 40; ++halving, scale /= 2) {
+      double a_try = a;
+      std::vector<double> b_try = b;
+      for (int r = 0; r < n; ++r) {
+        const int param = r + first;
+        if (param == 0) {
+          a_try -= scale * step[r];
+        } else {
+          b_try[param] -= scale * step[r];
+        }
+      }
+      const double value = nll(a_try, b_try);
+      if (value <= current) {
+        improved = current - value > 1e-13;
+        a = a_try, b = b_try, current = value;
+        break;
+      }
+    }
+    if (!improved) break;
+  }
+  return {a, b};
+}
+
+}  // namespace
+
+std::vector<float> Calibrate(const std::vector<double>& log_probs, int num_classes,
+                             const Calibration& calibration) {
+  CheckShape(log_probs.size(), log_probs.size() / std::max(num_classes, 1), num_classes,
+             "Calibrate");
+  std::vector<float> probs(log_probs.size());
+  std::vector<double> s(num_classes);
+  for (size_t row = 0; row < log_probs.size(); row += num_classes) {
+    const double lse = Scores(&log_probs[row], num_classes, 1.0 / calibration.temperature,
+                              calibration.bias, s.data());
+    for (int k = 0; k < num_classes; ++k) probs[row + k] = static_cast<float>(std::exp(s[k] - lse));
   }
   return probs;
 }
 
-double TemperatureNll(const std::vector<double>& log_probs, const std::vector<int>& labels,
-                      int num_classes, double temperature) {
-  CheckShape(log_probs.size(), labels.size(), num_classes, "TemperatureNll");
+double CalibrationNll(const std::vector<double>& log_probs, const std::vector<int>& labels,
+                      int num_classes, const Calibration& calibration) {
+  CheckShape(log_probs.size(), labels.size(), num_classes, "CalibrationNll");
   if (labels.empty()) return 0;
+  std::vector<double> s(num_classes);
   double total = 0;
   for (size_t i = 0; i < labels.size(); ++i) {
-    const double* row = &log_probs[i * num_classes];
-    double top = -std::numeric_limits<double>::infinity();
-    for (int k = 0; k < num_classes; ++k) top = std::max(top, row[k] / temperature);
-    double sum = 0;
-    for (int k = 0; k < num_classes; ++k) sum += std::exp(row[k] / temperature - top);
-    total += top + std::log(sum) - row[labels[i]] / temperature;
+    total += Scores(&log_probs[i * num_classes], num_classes, 1.0 / calibration.temperature,
+                    calibration.bias, s.data()) -
+             s[labels[i]];
   }
   return total / static_cast<double>(labels.size());
 }
 
-double FitTemperature(const std::vector<double>& log_probs, const std::vector<int>& labels,
-                      int num_classes) {
-  if (labels.empty()) return 1.0;
-  auto nll = [&](double log_t) {
-    return TemperatureNll(log_probs, labels, num_classes, std::exp(log_t));
-  };
-  const double ratio = (std::sqrt(5.0) - 1) / 2;
-  double a = std::log(0.05), b = std::log(20.0);
-  double c = b - ratio * (b - a), d = a + ratio * (b - a);
-  double fc = nll(c), fd = nll(d);
-  for (int i = 0; i < 80 && b - a > 1e-7; ++i) {
-    if (fc < fd) {
-      b = d, d = c, fd = fc;
-      c = b - ratio * (b - a), fc = nll(c);
-    } else {
-      a = c, c = d, fc = fd;
-      d = a + ratio * (b - a), fd = nll(d);
-    }
+Calibration FitCalibration(const std::vector<double>& log_probs, const std::vector<int>& labels,
+                           int num_classes) {
+  CheckShape(log_probs.size(), labels.size(), num_classes, "FitCalibration");
+  Calibration calibration;
+  if (labels.empty() || num_classes < 2) return calibration;
+  auto [a, b] = Newton(log_probs, labels, num_classes, 1.0, false);
+  const double clamped = std::clamp(a, 1.0 / 20, 1.0 / 0.05);
+  if (clamped != a || !std::isfinite(a)) {
+    a = std::isfinite(a) ? clamped : 1.0;
+    b = Newton(log_probs, labels, num_classes, a, true).second;
   }
-  return std::exp((a + b) / 2);
+  calibration.temperature = 1.0 / a;
+  calibration.bias = b;
+  return calibration;
 }
 
 Reliability ComputeReliability(const std::vector<int>& labels, const std::vector<float>& probs,

@@ -1,5 +1,6 @@
-// Calibration: temperature scaling fitted on held-out log-probabilities, the expected
-// calibration error and the reliability bins it is computed from. Torch-free.
+// Calibration of class probabilities: the correction of the prior shift that class weights
+// put into a model's logits, a temperature and per-class biases fitted on held-out rows, the
+// expected calibration error and the reliability bins it is computed from. Torch-free.
 #pragma once
 
 #include <cstdint>
@@ -8,20 +9,34 @@
 namespace flexmoe {
 
 // Inputs shared below: log_probs is row-major [N, K] log class probabilities (or logits:
-// temperature scaling is unchanged by a per-row constant); labels N class ids in [0, K).
+// everything here is unchanged by a per-row constant); labels N class ids in [0, K).
 
-// Probabilities softmax(log_probs / temperature), row-major [N, K].
-std::vector<float> SoftmaxWithTemperature(const std::vector<double>& log_probs, int num_classes,
-                                          double temperature);
+// The per-class logit offsets that undo class weights (training.class_weights): a model
+// trained with a loss weighted by w_c learns p(c | x) w_c / Z, so log w_c is subtracted from
+// its logits. Empty weights: no offsets (empty result).
+std::vector<double> PriorCorrection(const std::vector<double>& class_weights);
 
-// Mean negative log-likelihood of the labels under softmax(log_probs / temperature).
-double TemperatureNll(const std::vector<double>& log_probs, const std::vector<int>& labels,
-                      int num_classes, double temperature);
+// softmax(log_probs / temperature + bias): the temperature rescales every logit, the bias
+// (one per class, bias[0] = 0; empty means none) moves the classes' prior.
+struct Calibration {
+  double temperature = 1;
+  std::vector<double> bias;
+};
 
-// The temperature in [0.05, 20] that minimises TemperatureNll (golden-section search over
-// log T; the NLL is convex in 1/T). 1 when there are no rows.
-double FitTemperature(const std::vector<double>& log_probs, const std::vector<int>& labels,
-                      int num_classes);
+// Probabilities under `calibration`, row-major [N, K].
+std::vector<float> Calibrate(const std::vector<double>& log_probs, int num_classes,
+                             const Calibration& calibration);
+
+// Mean negative log-likelihood of the labels under `calibration`.
+double CalibrationNll(const std::vector<double>& log_probs, const std::vector<int>& labels,
+                      int num_classes, const Calibration& calibration);
+
+// The temperature and biases that minimise CalibrationNll (a multinomial logistic regression
+// on the log-probabilities with one shared slope 1 / temperature: convex, solved by Newton's
+// method with a line search). The temperature is kept in [0.05, 20] (the biases refitted at
+// the bound). The identity when there are no rows.
+Calibration FitCalibration(const std::vector<double>& log_probs, const std::vector<int>& labels,
+                           int num_classes);
 
 struct ReliabilityBin {
   double lower = 0, upper = 0;  // confidence range [lower, upper), the last bin closed

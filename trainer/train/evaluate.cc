@@ -140,8 +140,12 @@ EvalResult Evaluate(FlexMoeModelImpl& model, BatchSource& batches,
     // The model's input on its device; the results come back to the host.
     BatchTensors t = ToTensors(batch, feature_sizes);
     ModelOutput out = model.Forward(ToDevice(t, device), key, /*training=*/false);
-    at::Tensor logp = at::log_softmax(out.logits, -1).to(at::kCPU);
+    const at::Tensor logits = out.logits.to(at::kCPU);
+    at::Tensor logp = at::log_softmax(logits, -1);
     at::Tensor nll = at::nll_loss(logp, t.label, weights, at::Reduction::None);
+    // The probabilities without the prior shift the class weights trained into the logits
+    // (trainer/train/calibration.h, PriorCorrection).
+    if (weights.defined()) logp = at::log_softmax(logits - weights.log(), -1);
     at::Tensor weight =
         weights.defined() ? weights.index_select(0, t.label) : at::ones({batch.size});
     const at::Tensor piece =

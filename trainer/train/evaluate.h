@@ -27,7 +27,8 @@ struct EvalResult {
   // Per sparse layer, [C * E]: the tokens of combination c among whose top-k experts is e,
   // at (c * E + e) (the expert activation of the paper's Figure 4).
   std::vector<std::vector<int64_t>> routed;
-  // Per sample, in the order of `samples`: log class probabilities [N, K], label, combination.
+  // Per sample, in the order of `samples`: log class probabilities [N, K] (with class weights,
+  // corrected for their prior shift: log_softmax(logits - log w)), label, combination.
   std::vector<double> log_probs;
   std::vector<int> labels;
   std::vector<int> groups;
@@ -53,7 +54,8 @@ BatchTensors ToDevice(BatchTensors batch, const c10::Device& device);
 // Scores an evaluation pass of `batches` (this worker's slices of an evaluation plan:
 // data_loader/plan_batch_source.h) with the model in evaluation mode (no dropout, no router
 // noise). With `world`, every worker scores its slices of the same pass; the result is the
-// same on every worker. class_weights may be undefined (unweighted task loss).
+// same on every worker. class_weights may be undefined (unweighted task loss); defined, they
+// weight the loss and are taken out of the probabilities (EvalResult::log_probs).
 EvalResult Evaluate(FlexMoeModelImpl& model, BatchSource& batches,
                     const std::vector<int>& feature_sizes, int num_classes, int num_combinations,
                     const at::Tensor& class_weights, Communicator* world = nullptr);

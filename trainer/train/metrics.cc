@@ -115,6 +115,18 @@ ClassificationMetrics MetricsChecked(const std::vector<int>& labels,
   m.accuracy = AccuracyOf(labels, predictions);
   m.macro_f1 = MacroF1Of(labels, predictions, k);
   m.auc = RocAucChecked(labels, probs, k);
+  double nll = 0, brier = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const float* p = &probs[i * k];
+    nll -= std::log(std::clamp(static_cast<double>(p[labels[i]]), 1e-15, 1.0));
+    for (int c = k == 2 ? 1 : 0; c < k; ++c) {
+      const double d = p[c] - (c == labels[i] ? 1.0 : 0.0);
+      brier += d * d;
+    }
+  }
+  const double n = static_cast<double>(labels.size());
+  m.log_loss = labels.empty() ? kNaN : nll / n;
+  m.brier = labels.empty() ? kNaN : brier / n;
   return m;
 }
 

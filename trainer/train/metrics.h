@@ -44,6 +44,12 @@ struct ClassificationMetrics {
   double accuracy = 0;
   double macro_f1 = 0;
   double auc = 0;
+  // Mean negative log-likelihood of the labels (unweighted, probabilities clipped to
+  // [1e-15, 1] as sklearn's log_loss) and the Brier score: for two classes the mean of
+  // (p1 - y)^2 (sklearn's brier_score_loss), for more the mean over rows of the squared
+  // distance between the probability vector and the one-hot label. NaN when N == 0.
+  double log_loss = 0;
+  double brier = 0;
 };
 
 // All three metrics at once.

@@ -15,7 +15,7 @@
 
 namespace flexmoe {
 ScoreRecord ScoreOf(const ClassificationMetrics& m) {
-  return {m.count, m.accuracy, m.macro_f1, m.auc};
+  return {m.count, m.accuracy, m.macro_f1, m.auc, m.log_loss, m.brier};
 }
 
 nlohmann::json MetricsRecordJson(const ClassificationMetrics& m) {
@@ -109,7 +109,7 @@ void MetricsLog::AfterTraining(const TrainResult& result) {
   line.best_epoch = result.best_epoch;
   line.validation = ScoreOf(result.best_validation.metrics.overall);
   line.test = ScoreOf(result.test.metrics.overall);
-  line.temperature = result.temperature;
+  line.temperature = result.calibration.temperature;
   line.epochs_run = result.epochs_run;
   line.early_stopped = result.early_stopped;
   line.test_ece = result.test.ece;

@@ -257,7 +257,8 @@ void Trainer::Impl::BuildModel() {
   ModelShape shape{feature_sizes,
                    num_classes,
                    {config.data().modalities().begin(), config.data().modalities().end()},
-                   VolumeVoxels(prepared.meta)};
+                   VolumeVoxels(prepared.meta),
+                   BinEdges(prepared.meta)};
   model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
   // Initialised on the host (the same values on every device), then moved.
   model->to(device);
@@ -660,7 +661,7 @@ void Trainer::Impl::Finish(TrainResult* result) {
   result->best_validation =
       Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
   result->test = Evaluate(*model, *test, feature_sizes, num_classes, c_count, class_weights, world);
-  result->temperature = FitTemperature(result->best_validation.log_probs,
+  result->calibration = FitCalibration(result->best_validation.log_probs,
                                        result->best_validation.labels, num_classes);
   for (const ModelParameter& p : state.parameters) {
     if (p.group.is_expert()) continue;
@@ -702,7 +703,8 @@ void Trainer::Impl::Export(TrainResult* result) {
     info.config_text = ConfigToText(config);
     info.validation_accuracy = result->best_validation.metrics.overall.accuracy;
     info.workers = w;
-    info.temperature = result->temperature;
+    info.temperature = result->calibration.temperature;
+    info.calibration_bias = result->calibration.bias;
     info.dataset_text = DatasetMetaText(prepared.meta);
     SaveCheckpoint(tensors, info, result->checkpoint_dir);
   });

@@ -32,6 +32,7 @@
 #include "proto/config.pb.h"
 #include "trainer/checkpoint/resumable_checkpoint.h"
 #include "trainer/checkpoint/train_state.h"
+#include "trainer/train/calibration.h"
 #include "trainer/train/evaluate.h"
 #include "trainer/train/metrics.h"
 
@@ -70,9 +71,9 @@ struct TrainResult {
   int best_epoch = -1;
   EvalResult best_validation;  // the best parameters scored on the validation split again
   EvalResult test;
-  // The temperature fitted on best_validation's log-probabilities (trainer/train/calibration.h),
-  // stored with the export for `flexmoe predict --calibrated`.
-  double temperature = 1;
+  // The calibration fitted on best_validation's (prior-corrected) log-probabilities
+  // (trainer/train/calibration.h), stored with the export for `flexmoe predict --calibrated`.
+  Calibration calibration;
   int epochs_run = 0;           // epochs completed (fewer than training.epochs on early stop)
   bool early_stopped = false;   // training.early_stopping_patience ended the run
   std::string checkpoint_dir;   // the best-parameters export
