@@ -137,9 +137,9 @@ def read_labels(csv_path, id_col, label_col):
         return {row[id_col].strip(): int(float(row[label_col])) for row in reader}
 
 
-def single_models(run_dir):
-    """Each seed's test AUC from the run's metrics (its "test" records)."""
-    aucs = []
+def single_records(run_dir):
+    """Each seed's "test" record (validation and test scores of its best epoch)."""
+    records = []
     for root, _, files in os.walk(run_dir):
         if "metrics.jsonl" not in files:
             continue
@@ -147,8 +147,13 @@ def single_models(run_dir):
             for line in f:
                 r = json.loads(line)
                 if r.get("event") == "test":
-                    aucs.append(r["test"]["auc"])
-    return aucs
+                    records.append(r)
+    return records
+
+
+def single_models(run_dir):
+    """Each seed's test AUC."""
+    return [r["test"]["auc"] for r in single_records(run_dir)]
 
 
 def score_seed(args, name, seed, folder, labels):
@@ -164,7 +169,14 @@ def score_seed(args, name, seed, folder, labels):
             f.write("%s,%.9g\n" % (i, v))
     train_y = np.array([labels[str(i)] for i in splits["training"]])
     singles = single_models(os.path.join(folder, "run"))
+    ensemble = os.path.join(folder, "run", "ensemble.json")
+    if os.path.exists(ensemble):
+        with open(ensemble) as f:
+            validation = json.load(f)["validation"]
+    else:  # one seed: its own record
+        validation = single_records(os.path.join(folder, "run"))[0]["validation"]
     return {"auc": roc_auc_score(y, p), "log_loss": log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)),
+            "val_auc": validation["auc"], "val_log_loss": validation.get("log_loss", float("nan")),
             "mean_p": float(p.mean()), "prevalence": float(train_y.mean()),
             "single_auc": float(np.mean(singles)) if singles else float("nan")}
 
@@ -211,6 +223,8 @@ def main():
         d_mean, d_se = mean_se(diff)
         ll_base = min(np.mean([r["test_ll"] for r in lr]), np.mean([r["test_ll"] for r in hgb]))
         d = {"auc": float(np.mean([s["auc"] for s in scores])),
+             "val_auc": float(np.mean([s["val_auc"] for s in scores])),
+             "val_log_loss": float(np.mean([s["val_log_loss"] for s in scores])),
              "single_auc": float(np.mean([s["single_auc"] for s in scores])),
              "better": better, "better_auc": float(max(lr_auc, hgb_auc)),
              "diff": d_mean, "diff_se": d_se, "ahead": int(sum(x > 0 for x in diff)),
@@ -224,30 +238,31 @@ def main():
         rows.append(n)
 
     print("\nsuite: split seeds %s, overrides %s\n" % (args.split_seeds, args.overrides or "none"))
-    print("| dataset | flexmoe AUC | single models | better baseline | paired difference "
+    print("| dataset | validation AUC | flexmoe AUC | single models | better baseline | paired difference "
           "(SE, seeds ahead) | log-loss flexmoe / best baseline | mean p / prevalence "
           "| train+predict s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in rows:
         d = summary["datasets"][n]
-        print("| %s | %.3f | %.3f | %s %.3f | %+.3f (%.3f, %d of %d) | %.3f / %.3f | %.3f / %.3f | %.0f |"
-              % (n, d["auc"], d["single_auc"], d["better"], d["better_auc"], d["diff"],
+        print("| %s | %.3f | %.3f | %.3f | %s %.3f | %+.3f (%.3f, %d of %d) | %.3f / %.3f | %.3f / %.3f | %.0f |"
+              % (n, d["val_auc"], d["auc"], d["single_auc"], d["better"], d["better_auc"], d["diff"],
                  d["diff_se"], d["ahead"], len(seeds), d["log_loss"], d["baseline_log_loss"],
                  d["mean_p"], d["prevalence"], d["seconds"]))
     ds = summary["datasets"].values()
     summary.update({
         "mean_auc": float(np.mean([d["auc"] for d in ds])),
+        "mean_val_auc": float(np.mean([d["val_auc"] for d in ds])),
         "mean_better_auc": float(np.mean([d["better_auc"] for d in ds])),
         "mean_diff": float(np.mean([d["diff"] for d in ds])),
         "worst_diff": float(min(d["diff"] for d in ds)),
         "log_loss_at_or_below": int(sum(d["log_loss"] <= d["baseline_log_loss"] for d in ds)),
         "wall_s": wall, "split_seeds": seeds, "overrides": args.overrides})
-    print("| **mean** | **%.3f** | | %.3f | **%+.3f** (worst %+.3f) | at or below on %d of %d | | wall %.0f s |"
-          % (summary["mean_auc"], summary["mean_better_auc"], summary["mean_diff"],
+    print("| **mean** | %.3f | **%.3f** | | %.3f | **%+.3f** (worst %+.3f) | at or below on %d of %d | | wall %.0f s |"
+          % (summary["mean_val_auc"], summary["mean_auc"], summary["mean_better_auc"], summary["mean_diff"],
              summary["worst_diff"], summary["log_loss_at_or_below"], len(rows), wall))
     with open(os.path.join(args.out, "suite.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    print(json.dumps({k: summary[k] for k in ("mean_auc", "mean_better_auc", "mean_diff",
+    print(json.dumps({k: summary[k] for k in ("mean_val_auc", "mean_auc", "mean_better_auc", "mean_diff",
                                               "worst_diff", "log_loss_at_or_below", "wall_s")}))
 
 

@@ -267,9 +267,9 @@ InitResult InitConfig(const InitOptions& options) {
   }
 
   std::ostringstream out;
-  out << "# Written by `flexmoe init` from " << options.input << " (" << scan.rows << " rows, "
+  out << "# Written by `flexmoe init` from " << options.input << ":\n# " << scan.rows << " rows, "
       << header.size() << " columns, " << listed.size() << " features in " << groups.size()
-      << " modalities).\n"
+      << " modalities.\n"
       << "# The model and training sections are left out: the default recipe applies\n"
       << "# (docs/recipe.md). Add model { } or training { } fields to change it.\n"
       << "data {\n"

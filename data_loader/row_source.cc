@@ -125,12 +125,25 @@ class WideCsvSource : public RowSource {
         }
       }
     }
-    if (options_.refuse_unknown_columns) {
-      for (size_t i = 0; i < header_.size(); ++i) {
-        if (reserved.count(static_cast<int>(i)) || owner.count(static_cast<int>(i))) continue;
-        Fail(ErrorCode::kInvalidArgument, data_.input(), ":1: column '", header_[i],
-             "' is not a feature of the trained model (nor the id, the label or excluded)");
+    // One rule for preparation and prediction: every column is a feature, the id, the
+    // label or excluded; a column no modality lists is never dropped silently.
+    std::vector<std::string> unknown;
+    for (size_t i = 0; i < header_.size(); ++i) {
+      if (reserved.count(static_cast<int>(i)) || owner.count(static_cast<int>(i))) continue;
+      if (static_cast<int>(i) == label_column_ || header_[i] == data_.label_column()) continue;
+      unknown.push_back(header_[i]);
+    }
+    if (!unknown.empty()) {
+      std::string names;
+      for (size_t i = 0; i < unknown.size() && i < 8; ++i) {
+        names += (i ? ", '" : "'") + unknown[i] + "'";
       }
+      if (unknown.size() > 8) names += ", ...";
+      Fail(ErrorCode::kInvalidArgument, data_.input(), ":1: ", unknown.size(),
+           unknown.size() == 1 ? " column is" : " columns are",
+           " in no modality and not excluded (", names,
+           "): list them in data.exclude_columns or in a modality's columns (flexmoe init "
+           "writes both)");
     }
     SetFeatureNames(std::move(names));
   }

@@ -54,9 +54,6 @@ struct RowSourceOptions {
   // Labels may be absent (prediction input): layout B without the label column, layout A
   // with a labels.csv of ids only (header "id"). RawRow::label is then "".
   bool labels_optional = false;
-  // Layout B: a header column that is neither the id, the label, an excluded column nor a
-  // feature is refused (input scored by a trained model must have its layout).
-  bool refuse_unknown_columns = false;
 };
 
 // Builds the source for data.layout.

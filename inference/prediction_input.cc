@@ -30,7 +30,6 @@ PredictionInput::PredictionInput(const LoadedModel& model, const std::string& pa
   }
   RowSourceOptions options;
   options.labels_optional = !labels_required;
-  options.refuse_unknown_columns = true;
   source_ = MakeRowSource(data_, options);
   CheckLayout();
   Combinations combinations(model.num_modalities());

@@ -57,7 +57,7 @@ write_config() {
     echo "}"
     echo "synth { num_samples: $samples seed: 5 min_per_combination: 10 }"
     echo "model { patches: $patches hidden_dim: 64 num_heads: 4 num_layers_fus: 1 num_experts: 16 top_k: 4 dropout: 0.1 }"
-    echo "training { epochs: $epochs warmup_epochs: 1 batch_size: $batch lr: 1e-3 }"
+    echo "training { epochs: $epochs warmup_epochs: 1 batch_size: $batch lr: 1e-3 ensemble_size: 1 early_stopping_patience: 0 }"
     echo "checkpoint { every_epochs: 0 }"
     echo "metrics { log_every_steps: 5 }"
   } >"$file"

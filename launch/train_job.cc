@@ -15,6 +15,7 @@
 #include "launch/loader_batches.h"
 #include "launch/train_command.h"
 #include "trainer/checkpoint/resumable_manifest.h"
+#include "trainer/train/calibration.h"
 #include "trainer/train/evaluate.h"
 #include "trainer/train/metrics.h"
 #include "trainer/train/train_log.h"
@@ -23,14 +24,18 @@ namespace flexmoe {
 namespace {
 
 // The seeds' mean class probabilities on one split, scored as one predictor (what
-// `flexmoe predict --ensemble RUN_DIR` gives): every member scored the same samples in the
-// same order.
-GroupedMetrics EnsembleMetrics(const std::vector<const EvalResult*>& members, int num_classes,
-                               int num_groups) {
+// `flexmoe predict --ensemble RUN_DIR` gives, each member calibrated with --calibrated):
+// every member scored the same samples in the same order.
+GroupedMetrics EnsembleMetrics(const std::vector<const EvalResult*>& members,
+                               const std::vector<const Calibration*>& calibrations,
+                               int num_classes, int num_groups) {
   std::vector<float> mean(members[0]->probs.size(), 0.0f);
-  for (const EvalResult* m : members) {
+  for (size_t j = 0; j < members.size(); ++j) {
+    const EvalResult* m = members[j];
     CHECK_EQ(m->probs.size(), mean.size());
-    for (size_t i = 0; i < mean.size(); ++i) mean[i] += m->probs[i] / members.size();
+    const std::vector<float> probs =
+        calibrations.empty() ? m->probs : Calibrate(m->log_probs, num_classes, *calibrations[j]);
+    for (size_t i = 0; i < mean.size(); ++i) mean[i] += probs[i] / members.size();
   }
   return ComputeGroupedMetrics(members[0]->labels, mean, num_classes, members[0]->groups,
                                num_groups);
@@ -43,12 +48,17 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
   const int k = prepared.meta.num_classes();
   const int c_count = static_cast<int>(CombinationNames(prepared).size());
   std::vector<const EvalResult*> validation, test;
+  std::vector<const Calibration*> calibrations;
   for (const TrainResult& r : results) {
     validation.push_back(&r.best_validation);
     test.push_back(&r.test);
+    calibrations.push_back(&r.calibration);
   }
-  const GroupedMetrics v = EnsembleMetrics(validation, k, c_count);
-  const GroupedMetrics t = EnsembleMetrics(test, k, c_count);
+  const GroupedMetrics v = EnsembleMetrics(validation, {}, k, c_count);
+  const GroupedMetrics t = EnsembleMetrics(test, {}, k, c_count);
+  // With each member's calibration (fitted on the validation split: in-sample there).
+  const GroupedMetrics vc = EnsembleMetrics(validation, calibrations, k, c_count);
+  const GroupedMetrics tc = EnsembleMetrics(test, calibrations, k, c_count);
   nlohmann::json per_combination = nlohmann::json::object();
   const std::vector<std::string> names = CombinationNames(prepared);
   for (int c = 0; c < c_count; ++c) {
@@ -57,6 +67,8 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
   const nlohmann::json json = {{"seeds", seeds},
                                {"validation", MetricsRecordJson(v.overall)},
                                {"test", MetricsRecordJson(t.overall)},
+                               {"validation_calibrated", MetricsRecordJson(vc.overall)},
+                               {"test_calibrated", MetricsRecordJson(tc.overall)},
                                {"test_per_combination", per_combination}};
   RunOnRankZero(world,
                 [&] { WriteFileAtomically(run_dir + "/ensemble.json", json.dump(1) + "\n"); });
@@ -69,7 +81,8 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
   *out << "the " << seeds.size() << "-seed ensemble (mean probabilities, flexmoe predict "
        << "--ensemble " << run_dir << "): validation AUC " << pct(v.overall.auc)
        << "; test (%) ACC " << pct(t.overall.accuracy) << ", F1 " << pct(t.overall.macro_f1)
-       << ", AUC " << pct(t.overall.auc) << " (" << run_dir << "/ensemble.json)\n";
+       << ", AUC " << pct(t.overall.auc) << ", log-loss " << t.overall.log_loss
+       << " (calibrated " << tc.overall.log_loss << ") (" << run_dir << "/ensemble.json)\n";
 }
 
 }  // namespace

@@ -96,13 +96,20 @@ int RepeatedSize(const Config& config, const std::string& prefix, const std::str
 
 // A repeated scalar named without an index: replaced by the comma-separated list `value`.
 void SetRepeatedList(pb::Message* message, const pb::FieldDescriptor* field,
-                     const std::string& path, const std::string& value) {
+                     const std::string& path, const std::string& list) {
   message->GetReflection()->ClearField(message, field);
+  // "a,b,c", or the text format's "[a, b, c]".
+  std::string value = list;
+  if (value.size() >= 2 && value.front() == '[' && value.back() == ']') {
+    value = value.substr(1, value.size() - 2);
+  }
   std::string text;
   size_t from = 0;
   while (from <= value.size() && !value.empty()) {
     size_t comma = value.find(',', from);
     std::string item = value.substr(from, comma == std::string::npos ? comma : comma - from);
+    const size_t first = item.find_first_not_of(' '), last = item.find_last_not_of(' ');
+    item = first == std::string::npos ? std::string() : item.substr(first, last - first + 1);
     text +=
         field->name() + ": " +
         (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING ? "\"" + pb::CEscape(item) + "\""
@@ -369,7 +376,8 @@ void ValidateModality(config::DataConfig& data, int i, std::set<std::string>* na
 }
 
 // Fields that follow from others: num_classes from class_names; model.num_experts 0 from
-// the modalities (one expert per combination, at least top_k).
+// the modalities (one expert per combination, at least top_k); training.seeds, when empty,
+// from seed and ensemble_size, and ensemble_size from the seeds.
 void ResolveDerivedFields(Config& c) {
   auto& data = *c.mutable_data();
   if (data.class_names_size() > 0) data.set_num_classes(data.class_names_size());
@@ -377,6 +385,11 @@ void ResolveDerivedFields(Config& c) {
   if (model.num_experts() == 0 && data.modalities_size() >= 1 && data.modalities_size() <= 8) {
     model.set_num_experts(std::max(NumCombinations(data.modalities_size()), model.top_k()));
   }
+  auto& training = *c.mutable_training();
+  if (training.seeds_size() == 0 && training.ensemble_size() >= 1) {
+    for (int i = 0; i < training.ensemble_size(); ++i) training.add_seeds(training.seed() + i);
+  }
+  if (training.seeds_size() > 0) training.set_ensemble_size(training.seeds_size());
 }
 
 void ValidateData(config::DataConfig& data, const Validator& v) {
@@ -426,6 +439,9 @@ void ValidateModel(const config::ModelConfig& model, int m, const Validator& v) 
 
 void ValidateTraining(const config::TrainingConfig& t, int num_classes, const Validator& v) {
   v.Check(t.epochs() >= 1, "training.epochs", "at least one epoch");
+  v.Check(t.ensemble_size() >= 1, "training.ensemble_size", "at least one model");
+  v.Check(t.modality_dropout() >= 0 && t.modality_dropout() < 1, "training.modality_dropout",
+          "must lie in [0, 1)");
   v.Check(t.warmup_epochs() >= 0 && t.warmup_epochs() <= t.epochs(), "training.warmup_epochs",
           "must lie in [0, epochs]");
   v.Check(t.batch_size() >= 1, "training.batch_size", "must be positive");

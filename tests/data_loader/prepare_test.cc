@@ -155,6 +155,49 @@ TEST(PrepareTest, WideCsvGzipWithStratifiedSplitAndExclusions) {
   EXPECT_EQ(summary["class_names"], nlohmann::json::array({"0", "1"}));
 }
 
+TEST(QuantileSampleTest, EdgesAtTheQuantilesDeduplicatedAndPadded) {
+  QuantileSample ramp;
+  for (int v = 1; v <= 100; ++v) ramp.Add(v);
+  EXPECT_EQ(ramp.Edges(4), (std::vector<double>{1, 25, 50, 75, 100}));
+  QuantileSample binary;
+  for (int i = 0; i < 50; ++i) binary.Add(i % 3 == 0 ? 1 : 0);
+  EXPECT_EQ(binary.Edges(4), (std::vector<double>{0, 1, 1, 1, 1}));  // one bin, three empty
+  EXPECT_TRUE(QuantileSample().Edges(4).empty());
+  // More values than the sample holds: bounded, the same every time, near the quantiles.
+  QuantileSample a(3), b(3);
+  for (int v = 0; v < 300000; ++v) {
+    a.Add(v);
+    b.Add(v);
+  }
+  const std::vector<double> edges = a.Edges(4);
+  EXPECT_EQ(edges, b.Edges(4));
+  EXPECT_NEAR(edges[2], 150000, 3000);
+  EXPECT_NEAR(edges[1], 75000, 3000);
+}
+
+TEST(PrepareTest, PiecewiseLinearModalitiesGetBinEdgesInThePreparedSpace) {
+  Fixture f;
+  config::Config config =
+      f.Write("missing_indicators: true quantile_bins: 2");
+  config.mutable_data()->mutable_modalities(0)->set_encoder(config::PIECEWISE_LINEAR);
+  const data::DatasetMeta meta = PrepareDataset(config, f.Out(), nullptr).meta;
+  const auto& m1 = meta.modalities(0);
+  // x1, x2 and x2's indicator (b lacks x2): 3 features of 3 edges each.
+  ASSERT_EQ(m1.feature_names_size(), 3);
+  ASSERT_EQ(m1.bin_edges_size(), 9);
+  // x1 over the training split (a, b, c, e: 1, 3, 5 where observed; e lacks m1): the
+  // edges 1, 3, 5, standardised with x1's mean and std.
+  for (int k = 0; k < 3; ++k) {
+    const double raw[] = {1, 3, 5};
+    EXPECT_NEAR(m1.bin_edges(k), (raw[k] - m1.offset(0)) * m1.scale(0), 1e-5) << k;
+  }
+  for (int k = 3; k < 5; ++k) EXPECT_LE(m1.bin_edges(k), m1.bin_edges(k + 1));
+  EXPECT_EQ(m1.bin_edges(6), 0.0f);  // the indicator: one bin [0, 1]
+  EXPECT_EQ(m1.bin_edges(7), 1.0f);
+  EXPECT_EQ(m1.bin_edges(8), 1.0f);
+  EXPECT_EQ(meta.modalities(1).bin_edges_size(), 0);  // m2 keeps its patch embedding
+}
+
 TEST(PrepareTest, MissingIndicatorsFollowTheFeaturesThatHadMissingValues) {
   // hr always present, bp missing in every third row of an observed modality, lact absent
   // or present as a whole (its modality is then missing, not a missing value).

@@ -313,7 +313,7 @@ TEST_F(InferenceTest, BadInputIsRefusedNamingFileLineAndColumnWithoutOutput) {
   ExpectRefused(dir_->Write("renamed.csv", renamed + "\n" + row("a", "1")),
                 "renamed.csv:1: column '" + first_feature + "'");
   ExpectRefused(dir_->Write("extra.csv", header + ",surprise\n" + row("a", "1,2")),
-                "extra.csv:1: column 'surprise' is not a feature of the trained model");
+                "extra.csv:1: 1 column is in no modality and not excluded ('surprise')");
   // A layout that differs from training: layout A with a modality's columns swapped.
   const std::string raw = config_->data().input();
   const std::string swapped = dir_->Path("swapped");

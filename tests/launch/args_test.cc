@@ -34,7 +34,7 @@ std::string ParseError(const std::string& command, const std::vector<std::string
 }
 
 TEST(ArgsTest, EveryDeclaredFlagIsInTheHelpAndParses) {
-  ASSERT_EQ(CommandSpecs().size(), 14u);
+  ASSERT_EQ(CommandSpecs().size(), 15u);
   for (const CommandSpec& spec : CommandSpecs()) {
     const std::string help = CommandHelp(spec);
     EXPECT_EQ(help.rfind("usage: flexmoe " + spec.name, 0), 0u) << help;

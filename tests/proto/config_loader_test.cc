@@ -33,17 +33,51 @@ std::string ErrorOf(const std::string& text, const std::vector<std::string>& ove
 
 TEST(ConfigLoaderTest, DefaultsAreFilledAndDerived) {
   config::Config c = ParseConfig(kBase, "c.textproto", {});
-  EXPECT_EQ(c.model().patches(), 16);
-  EXPECT_EQ(c.model().hidden_dim(), 128);
-  EXPECT_DOUBLE_EQ(c.training().lr(), 1e-4);
-  EXPECT_EQ(c.training().warmup_epochs(), 5);
+  // The default recipe (docs/recipe.md).
+  EXPECT_EQ(c.model().patches(), 4);
+  EXPECT_EQ(c.model().hidden_dim(), 64);
+  EXPECT_TRUE(c.model().wide());
+  EXPECT_DOUBLE_EQ(c.training().lr(), 5e-4);
+  EXPECT_EQ(c.training().warmup_epochs(), 3);
+  EXPECT_EQ(c.training().selection(), config::TrainingConfig::AUC);
+  EXPECT_EQ(c.training().early_stopping_patience(), 6);
+  // Derived: the seeds from seed and ensemble_size.
+  EXPECT_EQ(std::vector<uint64_t>(c.training().seeds().begin(), c.training().seeds().end()),
+            (std::vector<uint64_t>{1, 2, 3, 4, 5}));
   EXPECT_EQ(c.data().modalities(0).file(), "a.csv");
   EXPECT_EQ(c.data().modalities(0).scaling(), config::STANDARD);
   EXPECT_EQ(c.data().modalities(1).scaling(), config::MINMAX);
   EXPECT_EQ(c.data().modalities(0).fill(), config::AUTO);
   std::string text = ConfigToText(c);
-  EXPECT_NE(text.find("gate_loss_weight: 0.01"), std::string::npos) << text;
+  EXPECT_NE(text.find("gate_loss_weight: 0.001"), std::string::npos) << text;
   EXPECT_NE(text.find("collective_timeout_s: 300"), std::string::npos) << text;
+}
+
+TEST(ConfigLoaderTest, ExpertsAndSeedsFollowFromOtherFields) {
+  // num_experts 0: one per combination (2 modalities: 3), at least top_k.
+  const char kDerived[] = R"(data {
+  layout: PER_MODALITY_CSV
+  input: "in"
+  modalities { name: "a" }
+  modalities { name: "b" }
+  modalities { name: "c" }
+}
+training { seed: 7 ensemble_size: 2 }
+)";
+  config::Config c = ParseConfig(kDerived, "c.textproto", {});
+  EXPECT_EQ(c.model().num_experts(), 7);
+  EXPECT_EQ(std::vector<uint64_t>(c.training().seeds().begin(), c.training().seeds().end()),
+            (std::vector<uint64_t>{7, 8}));
+  c = ParseConfig(kDerived, "c.textproto", {"model.top_k=9"});
+  EXPECT_EQ(c.model().num_experts(), 9);
+  // Seeds given: ensemble_size is their number; a resolved config parses to itself.
+  c = ParseConfig(kDerived, "c.textproto", {"training.seeds=[3, 4, 5]"});
+  EXPECT_EQ(c.training().ensemble_size(), 3);
+  const config::Config again = ParseConfig(ConfigToText(c), "resolved.textproto", {});
+  EXPECT_EQ(ConfigToText(again), ConfigToText(c));
+  EXPECT_NE(ErrorOf(kDerived, {"training.ensemble_size=0", "training.seeds="}).find(
+                "training.ensemble_size"),
+            std::string::npos);
 }
 
 TEST(ConfigLoaderTest, OverridesSetScalarsEnumsAndRepeatedElements) {

@@ -76,7 +76,7 @@ TEST(CalibrationTest, TheBiasMovesTheMeanProbabilityToThePrevalence) {
   // the prevalence; the fitted bias does, on the rows it was fitted on.
   std::vector<double> logits;
   std::vector<int> labels;
-  DrawRows(1.0, {0, -2.0}, 5000, &logits, &labels);
+  DrawRows(1.0, {0, -2.0}, 40000, &logits, &labels);
   for (size_t i = 0; i < labels.size(); ++i) logits[2 * i + 1] += std::log(3.0);
   double prevalence = 0;
   for (int y : labels) prevalence += y;
@@ -88,8 +88,15 @@ TEST(CalibrationTest, TheBiasMovesTheMeanProbabilityToThePrevalence) {
   };
   EXPECT_GT(mean_p1(Calibrate(logits, 2, Calibration{})), prevalence + 0.05);
   const Calibration fit = FitCalibration(logits, labels, 2);
-  EXPECT_NEAR(mean_p1(Calibrate(logits, 2, fit)), prevalence, 1e-6);
-  EXPECT_NEAR(fit.bias[1], -std::log(3.0), 0.15);
+  // The bias's score equation: sum(p - y) + prior * b = 0, so the mean probability is the
+  // prevalence less prior * b / N.
+  const double n = static_cast<double>(labels.size());
+  EXPECT_NEAR(mean_p1(Calibrate(logits, 2, fit)), prevalence - kCalibrationPrior * fit.bias[1] / n,
+              1e-6);
+  EXPECT_NEAR(mean_p1(Calibrate(logits, 2, fit)), prevalence, 0.01);
+  // The labels came from softmax(z + (0, -2)): the fit undoes the shift and the prior.
+  EXPECT_NEAR(fit.temperature, 1.0, 0.05);
+  EXPECT_NEAR(fit.bias[1], -2 - std::log(3.0), 0.15);
   // Undoing the weights by their log-ratio gives the same correction.
   const std::vector<double> offset = PriorCorrection({0.25, 0.75});
   EXPECT_NEAR(offset[1] - offset[0], -std::log(3.0), 1e-12);

@@ -152,6 +152,42 @@ TEST(PeriodicTokensTest, SinesAndCosinesOfLearnedFrequencies) {
   ASSERT_TRUE(c.grad().defined());
 }
 
+TEST(FlexMoeModelTest, TheWidePartStartsAtZeroAndSeesTheObservedFeatures) {
+  // The same seed: every other parameter drawn as without it, and the wide part at zero,
+  // so the first logits are the same.
+  config::ModelConfig plain = TinyModel(0.0), wide = TinyModel(0.0);
+  wide.set_wide(true);
+  torch::manual_seed(1);
+  FlexMoeModel a(plain, ModelShape{{3, 5}, 2, {}, {}}, 1);
+  torch::manual_seed(1);
+  FlexMoeModel b(wide, ModelShape{{3, 5}, 2, {}, {}}, 1);
+  a->eval();
+  b->eval();
+  BatchTensors batch = TinyBatch(at::kFloat);
+  EXPECT_TRUE(at::equal(a->Forward(batch, {}, false).logits, b->Forward(batch, {}, false).logits));
+  auto params = b->named_parameters();
+  ASSERT_TRUE(params.contains("wide.weight"));
+  EXPECT_EQ(params["wide.weight"].sizes(), (std::vector<int64_t>{2, 3 + 5 + 2}));
+  // Its input: the features (zeros where missing, whatever the batch holds there) and the
+  // observed flags.
+  {
+    torch::NoGradGuard no_grad;
+    params["wide.weight"].fill_(1);
+  }
+  BatchTensors dirty = batch;
+  dirty.features = {batch.features[0].clone(), batch.features[1].clone()};
+  dirty.features[0][2].fill_(100);  // sample 2 lacks modality 0
+  const at::Tensor clean_logits = b->Forward(batch, {}, false).logits;
+  EXPECT_TRUE(at::allclose(b->Forward(dirty, {}, false).logits, clean_logits));
+  const at::Tensor shift = clean_logits - a->Forward(batch, {}, false).logits;
+  for (int i = 0; i < 4; ++i) {
+    const double expected = batch.features[0][i].sum().item<double>() +
+                            batch.features[1][i].sum().item<double>() +
+                            batch.observed[i].sum().item<double>();
+    EXPECT_NEAR(shift[i][0].item<double>(), expected, 1e-4) << i;
+  }
+}
+
 TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
   torch::manual_seed(1);
   FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, {}, {}}, 1);

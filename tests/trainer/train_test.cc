@@ -1,6 +1,7 @@
 // Training end to end on configs/quickstart.textproto: the test accuracy it reaches and the
 // ZERO-bank ablation does not, routing of combination c's tokens to expert c, and
 // bit-identical losses for the same seed.
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
@@ -281,6 +282,70 @@ TEST_F(QuickstartTest, WeightDecayOffLeavesTheLossesBitIdentical) {
   decayed.push_back("training.weight_decay=0.1");
   EXPECT_EQ(Run(zero).step_losses, plain.step_losses);
   EXPECT_NE(Run(decayed).step_losses, plain.step_losses);
+}
+
+TEST_F(QuickstartTest, CosineScheduleChangesTheStepsAndResumesBitForBit) {
+  const std::vector<std::string> config = {"training.epochs=3", "training.warmup_epochs=1",
+                                           "training.lr_schedule=COSINE"};
+  TrainResult cosine = Run(config, dir_->Path("run-cosine"));
+  TrainResult constant = Run({"training.epochs=3", "training.warmup_epochs=1"});
+  // The first step takes lr itself; the later ones smaller steps.
+  EXPECT_EQ(cosine.step_losses[0], constant.step_losses[0]);
+  EXPECT_NE(cosine.step_losses.back(), constant.step_losses.back());
+  // The rate is a function of the step: a stop in the middle resumes to the same losses.
+  const int64_t stop = static_cast<int64_t>(cosine.step_losses.size()) / 3 + 5;
+  StopAt hook(stop);
+  TrainResult stopped = Run(config, dir_->Path("run-cosine-stopped"), "", {&hook});
+  ASSERT_TRUE(stopped.stopped);
+  TrainResult resumed = Run(config, dir_->Path("run-cosine-stopped"), stopped.last_checkpoint);
+  ExpectSameContinuation(cosine, resumed, stop);
+}
+
+TEST_F(QuickstartTest, TheBestEpochIsChosenAfterWarmUp) {
+  // Four epochs, three of them warm-up: only the last is a candidate.
+  TrainResult after = Run({"training.epochs=4", "training.warmup_epochs=3",
+                           "training.selection=AUC", "training.select_after_warmup=true"});
+  EXPECT_EQ(after.best_epoch, 3);
+  TrainResult any = Run({"training.epochs=4", "training.warmup_epochs=3", "training.selection=AUC",
+                         "training.select_after_warmup=false"});
+  double best = -1;
+  int best_epoch = -1;
+  for (const EpochRecord& e : any.epochs) {
+    if (e.validation.metrics.overall.auc > best) {
+      best = e.validation.metrics.overall.auc;
+      best_epoch = e.epoch;
+    }
+  }
+  EXPECT_EQ(any.best_epoch, best_epoch);
+}
+
+TEST_F(QuickstartTest, ClassWeightsAreTakenOutOfTheProbabilities) {
+  // The same parameters scored with and without the weights: the weighted evaluation's
+  // probabilities are the unweighted ones divided by the class weights, renormalised; the
+  // weighted loss is what training minimised.
+  config::Config config = Config({"training.epochs=1", "training.warmup_epochs=1",
+                                  "training.class_weights=[0.5, 1, 2]"});
+  TrainOptions options;
+  options.threads = 1;
+  Trainer trainer(config, *prepared_, data_, 1, options);
+  trainer.Run();
+  std::vector<uint32_t> validation = SamplesOfSplit(prepared_->index, 1);
+  const int c_count = static_cast<int>(CombinationNames(*prepared_).size());
+  const at::Tensor weights = at::tensor({0.5f, 1.0f, 2.0f});
+  EvalResult weighted = Evaluate(trainer.model(), *data_, validation, 3, c_count, weights);
+  EvalResult plain = Evaluate(trainer.model(), *data_, validation, 3, c_count, at::Tensor());
+  ASSERT_EQ(weighted.log_probs.size(), plain.log_probs.size());
+  const double w[] = {0.5, 1, 2};
+  for (size_t i = 0; i < plain.log_probs.size(); i += 3) {
+    double z = 0;
+    for (int c = 0; c < 3; ++c) z += std::exp(plain.log_probs[i + c]) / w[c];
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_NEAR(weighted.log_probs[i + c], plain.log_probs[i + c] - std::log(w[c]) - std::log(z),
+                  1e-5);
+    }
+  }
+  EXPECT_NE(weighted.loss, plain.loss);
+  EXPECT_NEAR(plain.metrics.overall.log_loss, plain.loss, 1e-5);  // unweighted: the same
 }
 
 }  // namespace

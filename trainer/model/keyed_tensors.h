@@ -20,6 +20,7 @@ enum class RandomSite : uint64_t {
   kHead = 6,
   kDenseFfn = 7,
   kEncoder = 8,
+  kModalityDropout = 9,
 };
 
 // The key of one training step. `samples` are the global sample indices of the batch rows.

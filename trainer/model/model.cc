@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>
@@ -176,6 +177,14 @@ FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const Model
   if (model.bank_mode() == config::ModelConfig::LEARNED) {
     bank_ = register_parameter("bank", at::randn({combinations, m_count, p, d}));
   }
+  if (model.wide()) {
+    int64_t features = m_count;  // the observed flags
+    for (int f : shape.feature_sizes) features += f;
+    wide_ = register_module("wide", torch::nn::Linear(features, shape.num_classes));
+    torch::NoGradGuard no_grad;
+    wide_->weight.zero_();
+    wide_->bias.zero_();
+  }
 }
 
 std::vector<int> FlexMoeModelImpl::SparseLayers(const config::ModelConfig& model) {
@@ -275,6 +284,15 @@ ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& 
     if (l + 1 < head_.size()) {
       h = KeyedDropout(at::relu(h), 0.5, training, key, RandomSite::kHead, static_cast<int64_t>(l));
     }
+  }
+  if (wide_) {
+    const at::Tensor observed = batch.observed.to(h.scalar_type());
+    std::vector<at::Tensor> inputs;
+    for (int m = 0; m < m_count; ++m) {
+      inputs.push_back(batch.features[m] * observed.select(1, m).unsqueeze(1));
+    }
+    inputs.push_back(observed);
+    h = h + Affine(wide_, at::cat(inputs, 1));
   }
   out.logits = h;
   return out;

@@ -150,6 +150,7 @@ class FlexMoeModelImpl : public torch::nn::Module {
   at::Tensor pos_embed_;  // [1, M*P, D]
   std::vector<FusionLayer> layers_;
   std::vector<torch::nn::Linear> head_;
+  torch::nn::Linear wide_{nullptr};  // model.wide
   PhaseTimes* times_ = nullptr;
 };
 TORCH_MODULE(FlexMoeModel);

@@ -41,6 +41,9 @@ class FusedAdam {
   std::vector<at::Tensor>& exp_avg_sq() { return exp_avg_sq_; }
   const std::vector<at::Tensor>& parameters() const { return parameters_; }
   void set_steps(int64_t steps) { steps_ = steps; }
+  // The learning rate of the next steps (training.lr_schedule).
+  void set_lr(double lr) { options_.lr = lr; }
+  double lr() const { return options_.lr; }
 
  private:
   std::vector<at::Tensor> parameters_;

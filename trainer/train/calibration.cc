@@ -71,8 +71,9 @@ std::vector<double> Solve(std::vector<double> h, std::vector<double> g, int n) {
   return x;
 }
 
-// Newton's method on the mean NLL over (a, b_1..b_K-1), b_0 = 0; with `fixed_a`, over the
-// biases only. Returns (a, b).
+// Newton's method on the summed NLL plus the prior kCalibrationPrior / 2 ((a - 1)^2 +
+// sum_k b_k^2) over (a, b_1..b_K-1), b_0 = 0; with `fixed_a`, over the biases only.
+// Returns (a, b).
 std::pair<double, std::vector<double>> Newton(const std::vector<double>& z,
                                               const std::vector<int>& labels, int k_count,
                                               double a, bool fixed_a) {
@@ -86,7 +87,9 @@ std::pair<double, std::vector<double>> Newton(const std::vector<double>& z,
     for (size_t i = 0; i < rows; ++i) {
       total += Scores(&z[i * k_count], k_count, a_, b_, s.data()) - s[labels[i]];
     }
-    return total / static_cast<double>(rows);
+    double prior = fixed_a ? 0 : (a_ - 1) * (a_ - 1);
+    for (int k = 1; k < k_count; ++k) prior += b_[k] * b_[k];
+    return total + kCalibrationPrior / 2 * prior;
   };
   double current = nll(a, b);
   std::vector<double> s(k_count), p(k_count), x(static_cast<size_t>(k_count) * k_count);
@@ -118,6 +121,13 @@ std::pair<double, std::vector<double>> Newton(const std::vector<double>& z,
         for (int c = 0; c < k_count; ++c) h[r * k_count + c] -= mean[r] * mean[c];
       }
     }
+    // The prior's gradient and curvature.
+    g[0] += kCalibrationPrior * (a - 1);
+    h[0] += kCalibrationPrior;
+    for (int k = 1; k < k_count; ++k) {
+      g[k] += kCalibrationPrior * b[k];
+      h[k * k_count + k] += kCalibrationPrior;
+    }
     // The solved block (without a when it is fixed).
     std::vector<double> hs(static_cast<size_t>(n) * n), gs(n);
     for (int r = 0; r < n; ++r) {
@@ -140,7 +150,7 @@ std::pair<double, std::vector<double>> Newton(const std::vector<double>& z,
       }
       const double value = nll(a_try, b_try);
       if (value <= current) {
-        improved = current - value > 1e-13;
+        improved = current - value > 1e-12 * (1 + std::fabs(current));
         a = a_try, b = b_try, current = value;
         break;
       }

@@ -31,10 +31,17 @@ std::vector<float> Calibrate(const std::vector<double>& log_probs, int num_class
 double CalibrationNll(const std::vector<double>& log_probs, const std::vector<int>& labels,
                       int num_classes, const Calibration& calibration);
 
-// The temperature and biases that minimise CalibrationNll (a multinomial logistic regression
-// on the log-probabilities with one shared slope 1 / temperature: convex, solved by Newton's
-// method with a line search). The temperature is kept in [0.05, 20] (the biases refitted at
-// the bound). The identity when there are no rows.
+// The weight of the prior that holds the calibration near the identity: a Gaussian of
+// precision kCalibrationPrior on 1 / temperature - 1 and on every bias, worth about that
+// many validation rows. On the suite's small tables (45-116 validation rows) it keeps the fit
+// from chasing noise (docs/recipe.md); on 600 rows it changes the log-loss by under 1e-4.
+inline constexpr double kCalibrationPrior = 10;
+
+// The temperature and biases that minimise the summed negative log-likelihood (CalibrationNll
+// times the rows) plus that prior: a multinomial logistic regression on the
+// log-probabilities with one shared slope 1 / temperature, convex, solved by Newton's method
+// with a line search. The temperature is kept in [0.05, 20] (the biases refitted at the
+// bound). The identity when there are no rows.
 Calibration FitCalibration(const std::vector<double>& log_probs, const std::vector<int>& labels,
                            int num_classes);
 

@@ -30,6 +30,7 @@
 #include "trainer/train/compute_threads.h"
 #include "trainer/train/device.h"
 #include "trainer/train/grad_sync.h"
+#include "trainer/train/modality_dropout.h"
 #include "trainer/train/train_log.h"
 
 namespace flexmoe {
@@ -43,6 +44,14 @@ constexpr int64_t kStepValues = 5;
 
 double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// training.lr at step `step` of an epoch of `steps` (training.lr_schedule).
+double ScheduledLr(const config::TrainingConfig& tc, int epoch, int64_t step, int64_t steps) {
+  if (tc.lr_schedule() == config::TrainingConfig::CONSTANT) return tc.lr();
+  const double t =
+      (epoch + static_cast<double>(step) / std::max<int64_t>(steps, 1)) / tc.epochs();
+  return tc.lr() * 0.5 * (1 + std::cos(M_PI * std::min(t, 1.0)));
 }
 
 // Full expert tensors ([E, ...], global order) on the expert-parallel group's rank 0, from
@@ -451,11 +460,13 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
                                  TrainResult* result) {
   TrainPosition& position = state.progress.position;
   auto step_start = Clock::now();
-  BatchTensors t = ToDevice(ToTensors(batch, feature_sizes), device);
+  StepKey key{seed, position.epoch, position.global_step, batch.sample};
+  BatchTensors host = ToTensors(batch, feature_sizes);
+  HideModalities(tc.modality_dropout(), key, &host);
+  BatchTensors t = ToDevice(std::move(host), device);
   at::Tensor sample_weight =
       batch.weight.empty() ? at::ones({batch.size}, at::TensorOptions(device))
                            : at::tensor(batch.weight, at::kFloat).view({batch.size}).to(device);
-  StepKey key{seed, position.epoch, position.global_step, batch.sample};
   ModelOutput out = model->Forward(t, key, /*training=*/true);
   // This worker's share of the global loss (NOTE [gradient scaling rule], grad_sync.h).
   at::Tensor weight =
@@ -490,6 +501,8 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   auto reduce_start = Clock::now();
   sync->Synchronize(&values);
   clock->reduce_s += Since(reduce_start);
+  optimizer->set_lr(ScheduledLr(tc, position.epoch, position.step_in_epoch,
+                                source->steps_in_epoch()));
   optimizer->Step();
   state.progress.adam_steps = optimizer->steps();
   const double step_s = Since(step_start);
@@ -616,9 +629,15 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   double score = val.accuracy;
   if (tc.selection() == config::TrainingConfig::AUC) score = val.auc;
   if (tc.selection() == config::TrainingConfig::MACRO_F1) score = val.macro_f1;
+  // A score in (0, 1] that falls as the log-loss grows (BestScore's -2 stays below it).
+  if (tc.selection() == config::TrainingConfig::LOG_LOSS) score = 1 / (1 + val.log_loss);
   if (std::isnan(score)) score = -1;
   BestScore& best = state.progress.best;
-  if (score > best.score) {  // strictly higher, as the authors' code
+  // training.select_after_warmup: the warm-up epochs are not candidates (but for the last
+  // epoch of a run that has no other).
+  const bool candidate = !tc.select_after_warmup() ||
+                         position.epoch >= std::min(tc.warmup_epochs(), tc.epochs() - 1);
+  if (candidate && score > best.score) {  // strictly higher, as the authors' code
     best.score = score;
     best.epoch = position.epoch;
     best.step = position.global_step;
@@ -675,7 +694,9 @@ void Trainer::Impl::Finish(TrainResult* result) {
   if (log != nullptr) {
     *log << "\nseed " << seed << ": best validation "
          << config::TrainingConfig::Selection_Name(tc.selection()) << " "
-         << state.progress.best.score << " at epoch " << result->best_epoch + 1
+         << (tc.selection() == config::TrainingConfig::LOG_LOSS ? 1 / state.progress.best.score - 1
+                                                                : state.progress.best.score)
+         << " at epoch " << result->best_epoch + 1
          << "; test split, per modality combination:\n"
          << FormatGroupTable(result->test.metrics, CombinationNames(prepared));
   }
