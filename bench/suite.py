@@ -152,8 +152,10 @@ def single_records(run_dir):
 
 
 def single_models(run_dir):
-    """Each seed's test AUC."""
-    return [r["test"]["auc"] for r in single_records(run_dir)]
+    """Each seed's test AUC and log-loss (prior-corrected, uncalibrated)."""
+    records = single_records(run_dir)
+    return ([r["test"]["auc"] for r in records],
+            [r["test"].get("log_loss", float("nan")) for r in records])
 
 
 def score_seed(args, name, seed, folder, labels):
@@ -168,7 +170,7 @@ def score_seed(args, name, seed, folder, labels):
         for i, v in zip(test, p):
             f.write("%s,%.9g\n" % (i, v))
     train_y = np.array([labels[str(i)] for i in splits["training"]])
-    singles = single_models(os.path.join(folder, "run"))
+    single_auc, single_ll = single_models(os.path.join(folder, "run"))
     ensemble = os.path.join(folder, "run", "ensemble.json")
     if os.path.exists(ensemble):
         with open(ensemble) as f:
@@ -178,7 +180,8 @@ def score_seed(args, name, seed, folder, labels):
     return {"auc": roc_auc_score(y, p), "log_loss": log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)),
             "val_auc": validation["auc"], "val_log_loss": validation.get("log_loss", float("nan")),
             "mean_p": float(p.mean()), "prevalence": float(train_y.mean()),
-            "single_auc": float(np.mean(singles)) if singles else float("nan")}
+            "single_auc": float(np.mean(single_auc)) if single_auc else float("nan"),
+            "single_log_loss": float(np.mean(single_ll)) if single_ll else float("nan")}
 
 
 def mean_se(values):
@@ -226,6 +229,8 @@ def main():
              "val_auc": float(np.mean([s["val_auc"] for s in scores])),
              "val_log_loss": float(np.mean([s["val_log_loss"] for s in scores])),
              "single_auc": float(np.mean([s["single_auc"] for s in scores])),
+             "single_log_loss": float(np.mean([s["single_log_loss"] for s in scores])),
+             "lr_auc": float(lr_auc), "hgb_auc": float(hgb_auc),
              "better": better, "better_auc": float(max(lr_auc, hgb_auc)),
              "diff": d_mean, "diff_se": d_se, "ahead": int(sum(x > 0 for x in diff)),
              "log_loss": float(np.mean([s["log_loss"] for s in scores])),
@@ -238,16 +243,18 @@ def main():
         rows.append(n)
 
     print("\nsuite: split seeds %s, overrides %s\n" % (args.split_seeds, args.overrides or "none"))
-    print("| dataset | validation AUC | flexmoe AUC | single models | better baseline | paired difference "
-          "(SE, seeds ahead) | log-loss flexmoe / best baseline | mean p / prevalence "
-          "| train+predict s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| dataset | validation AUC | flexmoe AUC (single models) | LR / HGB AUC | paired "
+          "difference to the better (SE, seeds ahead) | log-loss flexmoe (single) / best "
+          "baseline | mean p / prevalence (worst seed's gap) | train+predict s |")
+    print("|---|---|---|---|---|---|---|---|")
     for n in rows:
         d = summary["datasets"][n]
-        print("| %s | %.3f | %.3f | %.3f | %s %.3f | %+.3f (%.3f, %d of %d) | %.3f / %.3f | %.3f / %.3f | %.0f |"
-              % (n, d["val_auc"], d["auc"], d["single_auc"], d["better"], d["better_auc"], d["diff"],
-                 d["diff_se"], d["ahead"], len(seeds), d["log_loss"], d["baseline_log_loss"],
-                 d["mean_p"], d["prevalence"], d["seconds"]))
+        print("| %s | %.3f | %.3f (%.3f) | %.3f / %.3f | %+.3f (%.3f, %d of %d) | %.3f (%.3f) / %.3f "
+              "| %.3f / %.3f (%.3f) | %.0f |"
+              % (n, d["val_auc"], d["auc"], d["single_auc"], d["lr_auc"], d["hgb_auc"], d["diff"],
+                 d["diff_se"], d["ahead"], len(seeds), d["log_loss"], d["single_log_loss"],
+                 d["baseline_log_loss"], d["mean_p"], d["prevalence"], d["max_prevalence_gap"],
+                 d["seconds"]))
     ds = summary["datasets"].values()
     summary.update({
         "mean_auc": float(np.mean([d["auc"] for d in ds])),
@@ -257,7 +264,7 @@ def main():
         "worst_diff": float(min(d["diff"] for d in ds)),
         "log_loss_at_or_below": int(sum(d["log_loss"] <= d["baseline_log_loss"] for d in ds)),
         "wall_s": wall, "split_seeds": seeds, "overrides": args.overrides})
-    print("| **mean** | %.3f | **%.3f** | | %.3f | **%+.3f** (worst %+.3f) | at or below on %d of %d | | wall %.0f s |"
+    print("| **mean** | %.3f | **%.3f** | better %.3f | **%+.3f** (worst %+.3f) | at or below on %d of %d | | wall %.0f s |"
           % (summary["mean_val_auc"], summary["mean_auc"], summary["mean_better_auc"], summary["mean_diff"],
              summary["worst_diff"], summary["log_loss_at_or_below"], len(rows), wall))
     with open(os.path.join(args.out, "suite.json"), "w") as f:

@@ -105,6 +105,7 @@ int Main(int argc, char** argv) {
       ModelShape{data.feature_sizes(),
                  classes,
                  {config.data().modalities().begin(), config.data().modalities().end()},
+                 {},
                  {}},
       1);
   FusedAdam optimizer(model->parameters(), AdamOptions{config.training().lr()});

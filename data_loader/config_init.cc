@@ -22,9 +22,9 @@ constexpr int kMaxClasses = 64;
 
 struct Group {
   std::string name;
-  std::vector<std::string> specs;    // what the config lists (names, or prefixes with '*')
-  std::vector<int> columns;          // header positions
-  int64_t observed = 0;              // rows with a non-empty value in one of the columns
+  std::vector<std::string> specs;  // what the config lists (names, or prefixes with '*')
+  std::vector<int> columns;        // header positions
+  int64_t observed = 0;            // rows with a non-empty value in one of the columns
 };
 
 std::string Trimmed(std::string_view s) {
@@ -138,8 +138,8 @@ Scan ScanRows(CsvReader& csv, size_t width, int id, int label, std::vector<Group
   while (csv.Next(&fields)) {
     if (fields.size() == 1 && Trimmed(fields[0]).empty()) continue;  // a blank line
     if (fields.size() != width) {
-      Fail(ErrorCode::kInvalidArgument, csv.Where(), ": ", fields.size(), " fields, the header has ",
-           width);
+      Fail(ErrorCode::kInvalidArgument, csv.Where(), ": ", fields.size(),
+           " fields, the header has ", width);
     }
     if (Trimmed(fields[id]).empty()) Fail(ErrorCode::kInvalidArgument, csv.Where(), ": empty id");
     const std::string value = Trimmed(fields[label]);
@@ -220,72 +220,64 @@ std::string Percent(int64_t part, int64_t whole) {
 
 }  // namespace
 
-InitResult InitConfig(const InitOptions& options) {
-  if (options.modalities_json.empty() == options.groups.empty()) {
-    Fail(ErrorCode::kInvalidArgument,
-         "init: group the columns with --modalities FILE or with --group NAME=PREFIX (one of them)");
-  }
-  std::vector<Group> groups = options.modalities_json.empty()
-                                  ? GroupsFromPrefixes(options.groups)
-                                  : GroupsFromJson(options.modalities_json);
+namespace {
+
+// What init read: the header, the columns never features, the modalities and the rows.
+struct Table {
+  std::vector<std::string> header;
+  std::set<int> reserved;  // the id, the label and --exclude
+  std::vector<Group> groups;
+  Scan scan;
+};
+
+Table ReadTable(const InitOptions& options) {
+  Table table;
+  table.groups = options.modalities_json.empty() ? GroupsFromPrefixes(options.groups)
+                                                 : GroupsFromJson(options.modalities_json);
   CsvReader csv(options.input);
   std::vector<std::string_view> fields;
   if (!csv.Next(&fields)) Fail(ErrorCode::kInvalidArgument, options.input, ": empty file");
-  std::vector<std::string> header;
-  for (std::string_view f : fields) header.push_back(Trimmed(f));
+  for (std::string_view f : fields) table.header.push_back(Trimmed(f));
   auto column = [&](const std::string& name, const char* flag) {
-    auto it = std::find(header.begin(), header.end(), name);
-    if (it == header.end()) {
+    auto it = std::find(table.header.begin(), table.header.end(), name);
+    if (it == table.header.end()) {
       Fail(ErrorCode::kInvalidArgument, options.input, ":1: the ", flag, " column '", name,
            "' is not in the header");
     }
-    return static_cast<int>(it - header.begin());
+    return static_cast<int>(it - table.header.begin());
   };
   const int id = column(options.id_column, "id (--id)");
   const int label = column(options.label_column, "label (--label)");
-  std::set<int> reserved = {id, label};
-  for (const std::string& name : options.exclude) reserved.insert(column(name, "--exclude"));
-  ResolveColumns(header, reserved, options.input, &groups);
-  const Scan scan = ScanRows(csv, header.size(), id, label, &groups);
-  if (scan.rows == 0) Fail(ErrorCode::kInvalidArgument, options.input, ": no rows");
-  for (const Group& group : groups) {
+  table.reserved = {id, label};
+  for (const std::string& name : options.exclude) table.reserved.insert(column(name, "--exclude"));
+  ResolveColumns(table.header, table.reserved, options.input, &table.groups);
+  table.scan = ScanRows(csv, table.header.size(), id, label, &table.groups);
+  if (table.scan.rows == 0) Fail(ErrorCode::kInvalidArgument, options.input, ": no rows");
+  for (const Group& group : table.groups) {
     if (group.observed == 0) {
       Fail(ErrorCode::kInvalidArgument, options.input, ": modality '", group.name,
            "' is empty in every row");
     }
   }
+  return table;
+}
 
-  InitResult result;
-  result.rows = scan.rows;
-  std::set<int> listed;
-  for (const Group& group : groups) listed.insert(group.columns.begin(), group.columns.end());
-  std::vector<std::string> excluded = options.exclude;
-  for (size_t i = 0; i < header.size(); ++i) {
-    if (reserved.count(static_cast<int>(i)) || listed.count(static_cast<int>(i))) continue;
-    result.unlisted.push_back(header[i]);
-    excluded.push_back(header[i]);
-  }
-
-  std::ostringstream out;
-  out << "# Written by `flexmoe init` from " << options.input << ":\n# " << scan.rows << " rows, "
-      << header.size() << " columns, " << listed.size() << " features in " << groups.size()
-      << " modalities.\n"
-      << "# The model and training sections are left out: the default recipe applies\n"
-      << "# (docs/recipe.md). Add model { } or training { } fields to change it.\n"
-      << "data {\n"
-      << "  layout: WIDE_CSV\n"
+// The data section's lines up to the modalities: input, columns, classes, exclusions, splits.
+void WriteDataHead(const InitOptions& options, const Table& table,
+                   const std::vector<std::string>& unlisted, std::ostream& out) {
+  out << "  layout: WIDE_CSV\n"
       << "  input: " << std::quoted(options.input) << "\n";
   if (!options.prepared_dir.empty()) {
     out << "  prepared_dir: " << std::quoted(options.prepared_dir) << "\n";
   }
   out << "  id_column: " << std::quoted(options.id_column) << "\n"
       << "  label_column: " << std::quoted(options.label_column) << "\n";
-  WriteClasses(scan, out);
+  WriteClasses(table.scan, out);
+  std::vector<std::string> excluded = options.exclude;
+  excluded.insert(excluded.end(), unlisted.begin(), unlisted.end());
   if (!excluded.empty()) {
     out << "  # Never features: " << options.exclude.size() << " named by --exclude";
-    if (!result.unlisted.empty()) {
-      out << ", and " << result.unlisted.size() << " that no modality lists";
-    }
+    if (!unlisted.empty()) out << ", and " << unlisted.size() << " that no modality lists";
     out << ". prepare, train and predict refuse a\n"
         << "  # column that is neither a feature nor excluded.\n";
     WriteList("  ", "exclude_columns", excluded, out);
@@ -299,10 +291,37 @@ InitResult InitConfig(const InitOptions& options) {
   }
   out << "  # A 0/1 indicator per feature with missing values inside an observed modality.\n"
       << "  missing_indicators: " << (options.missing_indicators ? "true" : "false") << "\n";
-  for (const Group& group : groups) {
+}
+
+}  // namespace
+
+InitResult InitConfig(const InitOptions& options) {
+  if (options.modalities_json.empty() == options.groups.empty()) {
+    Fail(
+        ErrorCode::kInvalidArgument,
+        "init: group the columns with --modalities FILE or with --group NAME=PREFIX (one of them)");
+  }
+  const Table table = ReadTable(options);
+  InitResult result;
+  result.rows = table.scan.rows;
+  std::set<int> listed;
+  for (const Group& group : table.groups) listed.insert(group.columns.begin(), group.columns.end());
+  for (size_t i = 0; i < table.header.size(); ++i) {
+    const int c = static_cast<int>(i);
+    if (!table.reserved.count(c) && !listed.count(c)) result.unlisted.push_back(table.header[i]);
+  }
+  std::ostringstream out;
+  out << "# Written by `flexmoe init` from " << options.input << ":\n# " << table.scan.rows
+      << " rows, " << table.header.size() << " columns, " << listed.size() << " features in "
+      << table.groups.size() << " modalities.\n"
+      << "# The model and training sections are left out: the default recipe applies\n"
+      << "# (docs/recipe.md). Add model { } or training { } fields to change it.\n"
+      << "data {\n";
+  WriteDataHead(options, table, result.unlisted, out);
+  for (const Group& group : table.groups) {
     out << "  modalities {\n"
         << "    # " << group.columns.size() << " columns, observed in " << group.observed << " of "
-        << scan.rows << " rows (" << Percent(group.observed, scan.rows) << ")\n"
+        << table.scan.rows << " rows (" << Percent(group.observed, table.scan.rows) << ")\n"
         << "    name: " << std::quoted(group.name) << "\n";
     WriteList("    ", "columns", group.specs, out);
     out << "    encoder: " << config::EncoderKind_Name(options.encoder) << "\n"

@@ -25,12 +25,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 nlohmann::json Num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 
 nlohmann::json MetricsJson(const ClassificationMetrics& m) {
-  return {{"count", m.count},
-          {"accuracy", Num(m.accuracy)},
-          {"macro_f1", Num(m.macro_f1)},
-          {"auc", Num(m.auc)},
-          {"log_loss", Num(m.log_loss)},
-          {"brier", Num(m.brier)}};
+  return {{"count", m.count},  {"accuracy", Num(m.accuracy)}, {"macro_f1", Num(m.macro_f1)},
+          {"auc", Num(m.auc)}, {"log_loss", Num(m.log_loss)}, {"brier", Num(m.brier)}};
 }
 
 nlohmann::json BinsJson(const Reliability& r) {

@@ -31,7 +31,7 @@ struct EvalReport {
   std::string source;  // "split test of DIR" or the input path
   EvalResult result;
   int64_t without_modality = 0;  // input rows that could not be scored
-  Calibration calibration;  // the export's (temperature and biases)
+  Calibration calibration;       // the export's (temperature and biases)
   // The metrics of the calibrated probabilities (result.metrics: uncalibrated, with the
   // prior-shift correction of the class weights).
   ClassificationMetrics calibrated_metrics;

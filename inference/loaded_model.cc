@@ -70,7 +70,7 @@ LoadedModel LoadModel(const std::string& dir) {
       loaded.num_classes(),
       {loaded.config.data().modalities().begin(), loaded.config.data().modalities().end()},
       VolumeVoxels(loaded.dataset),
-                   BinEdges(loaded.dataset)};
+      BinEdges(loaded.dataset)};
   torch::manual_seed(static_cast<int64_t>(loaded.info.seed));
   loaded.model = FlexMoeModel(loaded.config.model(), shape, static_cast<int64_t>(loaded.info.seed));
   LoadCheckpoint(*loaded.model, dir);

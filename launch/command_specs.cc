@@ -24,8 +24,8 @@ FlagSpec Config(std::string help = "the config (textproto)") {
 }
 FlagSpec Threads(std::string help) { return Value("threads", "N", std::move(help)); }
 
-// The commands that prepare data and train.
-void AddDataAndTraining(std::vector<CommandSpec>& out) {
+// `flexmoe init`: a config for a wide CSV.
+void AddInit(std::vector<CommandSpec>& out) {
   out.push_back(
       {"init",
        "write a commented config for a wide CSV from a grouping of its columns",
@@ -49,6 +49,10 @@ void AddDataAndTraining(std::vector<CommandSpec>& out) {
         Value("splits", "FILE", "data.splits_file (default: a seeded stratified split)"),
         Value("prepared-dir", "DIR", "data.prepared_dir (default data/prepared)"),
         Switch("force", "replace FILE when it exists")}});
+}
+
+// The commands that prepare data and train.
+void AddDataAndTraining(std::vector<CommandSpec>& out) {
   out.push_back({"validate-config",
                  "print the resolved config, or the error in it",
                  "Prints the resolved config (defaults filled in), or the error in it.",
@@ -258,6 +262,7 @@ void AddTools(std::vector<CommandSpec>& out) {
 
 std::vector<CommandSpec> AllCommands() {
   std::vector<CommandSpec> all;
+  AddInit(all);
   AddDataAndTraining(all);
   AddServices(all);
   AddInference(all);

@@ -29,8 +29,8 @@ int InitCommand(int argc, char** argv) {
   }
   const InitResult result = InitConfig(options);
   WriteFileAtomically(out, result.text);
-  std::cout << "wrote " << out << ": " << result.config.data().modalities_size()
-            << " modalities, " << result.rows << " rows";
+  std::cout << "wrote " << out << ": " << result.config.data().modalities_size() << " modalities, "
+            << result.rows << " rows";
   if (!result.unlisted.empty()) {
     std::cout << "; " << result.unlisted.size() << " columns in no modality excluded (";
     for (size_t i = 0; i < result.unlisted.size() && i < 8; ++i) {

@@ -27,8 +27,8 @@ namespace {
 // `flexmoe predict --ensemble RUN_DIR` gives, each member calibrated with --calibrated):
 // every member scored the same samples in the same order.
 GroupedMetrics EnsembleMetrics(const std::vector<const EvalResult*>& members,
-                               const std::vector<const Calibration*>& calibrations,
-                               int num_classes, int num_groups) {
+                               const std::vector<const Calibration*>& calibrations, int num_classes,
+                               int num_groups) {
   std::vector<float> mean(members[0]->probs.size(), 0.0f);
   for (size_t j = 0; j < members.size(); ++j) {
     const EvalResult* m = members[j];
@@ -81,8 +81,8 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
   *out << "the " << seeds.size() << "-seed ensemble (mean probabilities, flexmoe predict "
        << "--ensemble " << run_dir << "): validation AUC " << pct(v.overall.auc)
        << "; test (%) ACC " << pct(t.overall.accuracy) << ", F1 " << pct(t.overall.macro_f1)
-       << ", AUC " << pct(t.overall.auc) << ", log-loss " << t.overall.log_loss
-       << " (calibrated " << tc.overall.log_loss << ") (" << run_dir << "/ensemble.json)\n";
+       << ", AUC " << pct(t.overall.auc) << ", log-loss " << t.overall.log_loss << " (calibrated "
+       << tc.overall.log_loss << ") (" << run_dir << "/ensemble.json)\n";
 }
 
 }  // namespace

@@ -133,14 +133,16 @@ TEST(ConfigInitTest, BadInputIsNamed) {
   }
   {
     Files f;
-    f.options.input = f.dir.Write("empty_label.csv", "pid,age,sex,hr_min,hr_max,lact,dead\n"
-                                                     "1,70,1,60,90,2.1,1\n2,55,0,70,95,,\n");
+    f.options.input = f.dir.Write("empty_label.csv",
+                                  "pid,age,sex,hr_min,hr_max,lact,dead\n"
+                                  "1,70,1,60,90,2.1,1\n2,55,0,70,95,,\n");
     EXPECT_NE(ErrorOf(f.options).find("empty_label.csv:3: empty label"), std::string::npos);
   }
   {
     Files f;
-    f.options.input = f.dir.Write("no_lab.csv", "pid,age,sex,hr_min,hr_max,lact,dead\n"
-                                                "1,70,1,60,90,,1\n2,55,0,70,95,,0\n");
+    f.options.input = f.dir.Write("no_lab.csv",
+                                  "pid,age,sex,hr_min,hr_max,lact,dead\n"
+                                  "1,70,1,60,90,,1\n2,55,0,70,95,,0\n");
     EXPECT_NE(ErrorOf(f.options).find("modality 'lab' is empty in every row"), std::string::npos);
   }
 }

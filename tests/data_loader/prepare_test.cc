@@ -177,8 +177,7 @@ TEST(QuantileSampleTest, EdgesAtTheQuantilesDeduplicatedAndPadded) {
 
 TEST(PrepareTest, PiecewiseLinearModalitiesGetBinEdgesInThePreparedSpace) {
   Fixture f;
-  config::Config config =
-      f.Write("missing_indicators: true quantile_bins: 2");
+  config::Config config = f.Write("missing_indicators: true quantile_bins: 2");
   config.mutable_data()->mutable_modalities(0)->set_encoder(config::PIECEWISE_LINEAR);
   const data::DatasetMeta meta = PrepareDataset(config, f.Out(), nullptr).meta;
   const auto& m1 = meta.modalities(0);

@@ -75,8 +75,8 @@ training { seed: 7 ensemble_size: 2 }
   EXPECT_EQ(c.training().ensemble_size(), 3);
   const config::Config again = ParseConfig(ConfigToText(c), "resolved.textproto", {});
   EXPECT_EQ(ConfigToText(again), ConfigToText(c));
-  EXPECT_NE(ErrorOf(kDerived, {"training.ensemble_size=0", "training.seeds="}).find(
-                "training.ensemble_size"),
+  EXPECT_NE(ErrorOf(kDerived, {"training.ensemble_size=0", "training.seeds="})
+                .find("training.ensemble_size"),
             std::string::npos);
 }
 

@@ -1,12 +1,13 @@
-// Calibration (prior correction, temperature and biases) and the expected calibration error (trainer/train/calibration.h).
+// Calibration (prior correction, temperature and biases) and the expected calibration error
+// (trainer/train/calibration.h).
 #include "trainer/train/calibration.h"
 
 #include <gtest/gtest.h>
 
-#include "cluster/base/error.h"
-
 #include <cmath>
 #include <random>
+
+#include "cluster/base/error.h"
 
 namespace flexmoe {
 namespace {

@@ -43,7 +43,8 @@ TEST(ModalityDropoutTest, HidesOneObservedModalityOfAboutPOfTheSamples) {
   HideModalities(0.3, Key(n, 1), &b);
   int64_t eligible = 0, hidden = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t before = combinations.Mask(static_cast<int>(original.combination[i].item<int64_t>()));
+    const uint32_t before =
+        combinations.Mask(static_cast<int>(original.combination[i].item<int64_t>()));
     const uint32_t after = combinations.Mask(static_cast<int>(b.combination[i].item<int64_t>()));
     for (int m = 0; m < 3; ++m) {
       // The flags, the features and the combination agree.

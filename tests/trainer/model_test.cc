@@ -69,7 +69,7 @@ TEST(FeatureTokensTest, EachPatchIsTheMeanOfItsFeaturesTokens) {
   m.set_patches(3);
   m.set_hidden_dim(4);
   torch::manual_seed(1);
-  auto encoder = MakeEncoder(modality, {5}, m, 0);
+  auto encoder = MakeEncoder(modality, EncoderData{5, {}, {}}, m, 0);
   auto params = encoder->named_parameters();
   const at::Tensor w = params["weight"], b = params["bias"];
   ASSERT_EQ(w.sizes(), (std::vector<int64_t>{5, 4}));
@@ -85,7 +85,7 @@ TEST(FeatureTokensTest, EachPatchIsTheMeanOfItsFeaturesTokens) {
   }
   // More patches than features: the empty patches are zeros.
   m.set_patches(8);
-  auto wide = MakeEncoder(modality, {5}, m, 0);
+  auto wide = MakeEncoder(modality, EncoderData{5, {}, {}}, m, 0);
   at::Tensor sparse = wide->Encode(x, {}, false);
   ASSERT_EQ(sparse.sizes(), (std::vector<int64_t>{2, 8, 4}));
   EXPECT_TRUE(at::equal(sparse.slice(1, 5), at::zeros({2, 3, 4})));
@@ -113,8 +113,10 @@ TEST(PiecewiseLinearTokensTest, BinCoordinatesOfTheQuantileEdges) {
   const float e0[3][3] = {{1, 0.5f, 0}, {-1, 0, 0}, {1, 1, 4}};
   const float e1[3][3] = {{1, 0, 0}, {0, 0, 0}, {3, 0, 0}};
   for (int i = 0; i < 3; ++i) {
-    at::Tensor token0 = at::relu(at::matmul(at::tensor(std::vector<float>(e0[i], e0[i] + 3)), w[0]) + b[0]);
-    at::Tensor token1 = at::relu(at::matmul(at::tensor(std::vector<float>(e1[i], e1[i] + 3)), w[1]) + b[1]);
+    at::Tensor token0 =
+        at::relu(at::matmul(at::tensor(std::vector<float>(e0[i], e0[i] + 3)), w[0]) + b[0]);
+    at::Tensor token1 =
+        at::relu(at::matmul(at::tensor(std::vector<float>(e1[i], e1[i] + 3)), w[1]) + b[1]);
     EXPECT_TRUE(at::allclose(out[i][0], token0)) << i;
     EXPECT_TRUE(at::allclose(out[i][1], token1)) << i;
   }
@@ -134,7 +136,7 @@ TEST(PeriodicTokensTest, SinesAndCosinesOfLearnedFrequencies) {
   m.set_periodic_frequencies(5);
   m.set_periodic_sigma(0.5);
   torch::manual_seed(1);
-  auto encoder = MakeEncoder(modality, {3}, m, 0);
+  auto encoder = MakeEncoder(modality, EncoderData{3, {}, {}}, m, 0);
   auto params = encoder->named_parameters();
   const at::Tensor c = params["frequency"], w = params["weight"], b = params["bias"];
   ASSERT_EQ(c.sizes(), (std::vector<int64_t>{3, 5}));
@@ -158,9 +160,9 @@ TEST(FlexMoeModelTest, TheWidePartStartsAtZeroAndSeesTheObservedFeatures) {
   config::ModelConfig plain = TinyModel(0.0), wide = TinyModel(0.0);
   wide.set_wide(true);
   torch::manual_seed(1);
-  FlexMoeModel a(plain, ModelShape{{3, 5}, 2, {}, {}}, 1);
+  FlexMoeModel a(plain, ModelShape{{3, 5}, 2, {}, {}, {}}, 1);
   torch::manual_seed(1);
-  FlexMoeModel b(wide, ModelShape{{3, 5}, 2, {}, {}}, 1);
+  FlexMoeModel b(wide, ModelShape{{3, 5}, 2, {}, {}, {}}, 1);
   a->eval();
   b->eval();
   BatchTensors batch = TinyBatch(at::kFloat);
@@ -190,7 +192,7 @@ TEST(FlexMoeModelTest, TheWidePartStartsAtZeroAndSeesTheObservedFeatures) {
 
 TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
   torch::manual_seed(1);
-  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, {}, {}}, 1);
+  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, {}, {}, {}}, 1);
   BatchTensors batch = TinyBatch(at::kFloat);
   at::Tensor tokens = model->Embed(batch).view({4, 2, 2, 8});
   at::Tensor bank = model->bank();
@@ -216,7 +218,7 @@ TEST(FlexMoeModelTest, BankFillsExactlyTheMissingPairs) {
 TEST(FlexMoeModelTest, ZeroBankModeFillsZeros) {
   config::ModelConfig m = TinyModel(0.0);
   m.set_bank_mode(config::ModelConfig::ZERO);
-  FlexMoeModel model(m, ModelShape{{3, 5}, 2, {}, {}}, 1);
+  FlexMoeModel model(m, ModelShape{{3, 5}, 2, {}, {}, {}}, 1);
   at::Tensor tokens = model->Embed(TinyBatch(at::kFloat)).view({4, 2, 2, 8});
   EXPECT_TRUE(at::equal(tokens[1][1], at::zeros({2, 8})));
   EXPECT_TRUE(at::equal(tokens[2][0], at::zeros({2, 8})));
@@ -242,7 +244,7 @@ TEST(KeyedDropoutTest, MasksDependOnTheSampleNotItsPosition) {
 // through the task loss plus the router loss with fixed dropout masks and router noise.
 TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfEveryParameterGroup) {
   torch::manual_seed(3);
-  FlexMoeModel model(TinyModel(0.2), ModelShape{{3, 5}, 2, {}, {}}, 3);
+  FlexMoeModel model(TinyModel(0.2), ModelShape{{3, 5}, 2, {}, {}, {}}, 3);
   model->to(at::kDouble);
   BatchTensors batch = TinyBatch(at::kDouble);
   StepKey key{11, 0, 0, {0, 1, 2, 3}};
@@ -294,7 +296,7 @@ TEST(FlexMoeModelTest, FiniteDifferenceGradientsOfFeatureTokens) {
   torch::manual_seed(4);
   std::vector<config::Modality> modalities(2);
   modalities[1].set_encoder(config::FEATURE_TOKENS);
-  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, modalities, {}}, 3);
+  FlexMoeModel model(TinyModel(0.0), ModelShape{{3, 5}, 2, modalities, {}, {}}, 3);
   model->to(at::kDouble);
   BatchTensors batch = TinyBatch(at::kDouble);
   StepKey key{11, 0, 0, {0, 1, 2, 3}};
@@ -335,7 +337,7 @@ TEST(Cnn3dEncoderTest, ShapesKeyedChannelDropoutAndGradients) {
   for (int side : {24, 24, 25}) image.add_volume_shape(side);
   config::ModelConfig m = TinyModel(0.0);
   torch::manual_seed(0);
-  auto encoder = MakeEncoder(image, {24 * 24 * 25}, m, 0);
+  auto encoder = MakeEncoder(image, EncoderData{24 * 24 * 25, {}, {}}, m, 0);
   at::Tensor x = at::randn({2, 24 * 24 * 25});
   at::Tensor eval = encoder->Encode(x, {}, false);
   ASSERT_EQ(eval.sizes(), (std::vector<int64_t>{2, 2, 8}));
@@ -348,7 +350,7 @@ TEST(Cnn3dEncoderTest, ShapesKeyedChannelDropoutAndGradients) {
     ASSERT_TRUE(p.grad().defined());
   }
   // A volume that does not match the prepared feature count is refused.
-  EXPECT_THROW(MakeEncoder(image, {1000}, m, 0), Error);
+  EXPECT_THROW(MakeEncoder(image, EncoderData{1000, {}, {}}, m, 0), Error);
 }
 
 TEST(Cnn3dEncoderTest, MaskedFeaturesEncodeAsTheirZeroFilledVolume) {
@@ -358,16 +360,16 @@ TEST(Cnn3dEncoderTest, MaskedFeaturesEncodeAsTheirZeroFilledVolume) {
   config::ModelConfig m = TinyModel(0.0);
   const std::vector<int64_t> voxels = {0, 17, 5000, 9999, 24 * 24 * 25 - 1};
   torch::manual_seed(5);
-  auto masked = MakeEncoder(image, {5, voxels}, m, 0);
+  auto masked = MakeEncoder(image, EncoderData{5, voxels, {}}, m, 0);
   torch::manual_seed(5);
-  auto whole = MakeEncoder(image, {24 * 24 * 25}, m, 0);
+  auto whole = MakeEncoder(image, EncoderData{24 * 24 * 25, {}, {}}, m, 0);
   at::Tensor x = at::randn({2, 5});
   at::Tensor volume = at::zeros({2, 24 * 24 * 25});
   volume.index_copy_(1, at::tensor(voxels, at::kLong), x);
   EXPECT_TRUE(at::allclose(masked->Encode(x, {}, false), whole->Encode(volume, {}, false)));
   // As many voxels as features, each inside the volume.
-  EXPECT_THROW(MakeEncoder(image, {4, voxels}, m, 0), Error);
-  EXPECT_THROW(MakeEncoder(image, {1, {24 * 24 * 25}}, m, 0), Error);
+  EXPECT_THROW(MakeEncoder(image, EncoderData{4, voxels, {}}, m, 0), Error);
+  EXPECT_THROW(MakeEncoder(image, EncoderData{1, {24 * 24 * 25}, {}}, m, 0), Error);
 }
 
 }  // namespace

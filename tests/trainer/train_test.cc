@@ -133,7 +133,7 @@ TEST_F(QuickstartTest, CheckpointReproducesTheTestMetrics) {
   TrainResult a = Run({"training.epochs=2", "training.warmup_epochs=1"}, dir_->Path("run-ckpt"));
   config::Config config = Config({});
   torch::manual_seed(99);  // a different initialisation, overwritten by the load
-  FlexMoeModel model(config.model(), ModelShape{data_->feature_sizes(), 3, {}, {}}, 99);
+  FlexMoeModel model(config.model(), ModelShape{data_->feature_sizes(), 3, {}, {}, {}}, 99);
   CheckpointInfo info = LoadCheckpoint(*model, a.checkpoint_dir);
   EXPECT_EQ(info.epoch, a.best_epoch);
   EXPECT_EQ(info.seed, 1u);
@@ -323,8 +323,8 @@ TEST_F(QuickstartTest, ClassWeightsAreTakenOutOfTheProbabilities) {
   // The same parameters scored with and without the weights: the weighted evaluation's
   // probabilities are the unweighted ones divided by the class weights, renormalised; the
   // weighted loss is what training minimised.
-  config::Config config = Config({"training.epochs=1", "training.warmup_epochs=1",
-                                  "training.class_weights=[0.5, 1, 2]"});
+  config::Config config = Config(
+      {"training.epochs=1", "training.warmup_epochs=1", "training.class_weights=[0.5, 1, 2]"});
   TrainOptions options;
   options.threads = 1;
   Trainer trainer(config, *prepared_, data_, 1, options);

@@ -86,8 +86,7 @@ ParametersManifest ReadParametersManifest(const std::string& dir) {
     m.info.validation_accuracy = manifest.value("validation_accuracy", 0.0);
     m.info.config_text = manifest.value("config", "");
     m.info.temperature = manifest.value("temperature", 1.0);
-    m.info.calibration_bias =
-        manifest.value("calibration_bias", std::vector<double>());
+    m.info.calibration_bias = manifest.value("calibration_bias", std::vector<double>());
     m.info.dataset_text = manifest.value("dataset", "");
     for (const auto& f : manifest.at("files")) {
       m.files.push_back(FileEntryFromJson(f, manifest_path));

@@ -66,9 +66,8 @@ PiecewiseLinearTokensImpl::PiecewiseLinearTokensImpl(int features, int patches, 
     : PerFeatureTokens(features, patches) {
   const int64_t per = features > 0 ? static_cast<int64_t>(edges.size()) / features : 0;
   if (features == 0 || per < 2 || per * features != static_cast<int64_t>(edges.size())) {
-    Fail(ErrorCode::kInvalidArgument, "PIECEWISE_LINEAR encoder: ", edges.size(),
-         " bin edges for ", features,
-         " features (prepared without them? prepare the dataset again)");
+    Fail(ErrorCode::kInvalidArgument, "PIECEWISE_LINEAR encoder: ", edges.size(), " bin edges for ",
+         features, " features (prepared without them? prepare the dataset again)");
   }
   const int64_t bins = per - 1;
   at::Tensor lower = at::zeros({features, bins}), inverse = at::zeros({features, bins});
@@ -93,8 +92,8 @@ PiecewiseLinearTokensImpl::PiecewiseLinearTokensImpl(int features, int patches, 
   floor_ = register_buffer("floor", floor);
   ceiling_ = register_buffer("ceiling", ceiling);
   const double bound = 1.0 / std::sqrt(static_cast<double>(bins));
-  weight_ = register_parameter("weight",
-                               at::empty({features, bins, hidden_dim}).uniform_(-bound, bound));
+  weight_ =
+      register_parameter("weight", at::empty({features, bins, hidden_dim}).uniform_(-bound, bound));
   bias_ = register_parameter("bias", at::empty({features, hidden_dim}).uniform_(-bound, bound));
 }
 
@@ -105,11 +104,10 @@ at::Tensor PiecewiseLinearTokensImpl::Tokens(const at::Tensor& x) {
   return at::relu(PerFeatureLinear(e, weight_, bias_));
 }
 
-PeriodicTokensImpl::PeriodicTokensImpl(int features, int patches, int hidden_dim,
-                                       int frequencies, double sigma)
+PeriodicTokensImpl::PeriodicTokensImpl(int features, int patches, int hidden_dim, int frequencies,
+                                       double sigma)
     : PerFeatureTokens(features, patches) {
-  frequency_ =
-      register_parameter("frequency", at::randn({features, frequencies}).mul_(sigma));
+  frequency_ = register_parameter("frequency", at::randn({features, frequencies}).mul_(sigma));
   const double bound = 1.0 / std::sqrt(2.0 * frequencies);
   weight_ = register_parameter(
       "weight", at::empty({features, 2 * frequencies, hidden_dim}).uniform_(-bound, bound));

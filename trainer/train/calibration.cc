@@ -71,89 +71,88 @@ std::vector<double> Solve(std::vector<double> h, std::vector<double> g, int n) {
   return x;
 }
 
-// Newton's method on the summed NLL plus the prior kCalibrationPrior / 2 ((a - 1)^2 +
-// sum_k b_k^2) over (a, b_1..b_K-1), b_0 = 0; with `fixed_a`, over the biases only.
-// Returns (a, b).
+// The fitted objective: the summed NLL under scores a z + b plus the prior
+// kCalibrationPrior / 2 ((a - 1)^2 + sum_k b_k^2) (without a's term when a is fixed).
+double Objective(const std::vector<double>& z, const std::vector<int>& labels, int k_count,
+                 double a, const std::vector<double>& b, bool fixed_a) {
+  std::vector<double> s(k_count);
+  double total = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    total += Scores(&z[i * k_count], k_count, a, b, s.data()) - s[labels[i]];
+  }
+  double prior = fixed_a ? 0 : (a - 1) * (a - 1);
+  for (int k = 1; k < k_count; ++k) prior += b[k] * b[k];
+  return total + kCalibrationPrior / 2 * prior;
+}
+
+// The objective's gradient g [K] and Hessian h [K x K] over (a, b_1..b_K-1): a multinomial
+// logistic regression whose class k has the parameter features x_k = (z_k, e_k).
+void Derivatives(const std::vector<double>& z, const std::vector<int>& labels, int k_count,
+                 double a, const std::vector<double>& b, std::vector<double>* g,
+                 std::vector<double>* h) {
+  g->assign(k_count, 0.0);
+  h->assign(static_cast<size_t>(k_count) * k_count, 0.0);
+  std::vector<double> s(k_count), p(k_count), mean(k_count);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const double* zi = &z[i * k_count];
+    const double lse = Scores(zi, k_count, a, b, s.data());
+    std::fill(mean.begin(), mean.end(), 0.0);  // sum_k p_k x_k
+    for (int k = 0; k < k_count; ++k) {
+      p[k] = std::exp(s[k] - lse);
+      mean[0] += p[k] * zi[k];
+      if (k > 0) mean[k] += p[k];
+    }
+    for (int k = 0; k < k_count; ++k) {
+      const double y = labels[i] == k ? 1.0 : 0.0;
+      (*g)[0] += (p[k] - y) * zi[k];
+      if (k > 0) (*g)[k] += p[k] - y;
+      (*h)[0] += p[k] * zi[k] * zi[k];  // sum_k p_k x_k x_k^T
+      if (k > 0) {
+        (*h)[k] += p[k] * zi[k];
+        (*h)[k * k_count] += p[k] * zi[k];
+        (*h)[k * k_count + k] += p[k];
+      }
+    }
+    for (int r = 0; r < k_count; ++r) {
+      for (int c = 0; c < k_count; ++c) (*h)[r * k_count + c] -= mean[r] * mean[c];
+    }
+  }
+  (*g)[0] += kCalibrationPrior * (a - 1);
+  (*h)[0] += kCalibrationPrior;
+  for (int k = 1; k < k_count; ++k) {
+    (*g)[k] += kCalibrationPrior * b[k];
+    (*h)[k * k_count + k] += kCalibrationPrior;
+  }
+}
+
+// Newton's method on Objective over (a, b_1..b_K-1), b_0 = 0, halving a step until it does
+// not make the objective worse; with `fixed_a`, over the biases only. Returns (a, b).
 std::pair<double, std::vector<double>> Newton(const std::vector<double>& z,
-                                              const std::vector<int>& labels, int k_count,
-                                              double a, bool fixed_a) {
-  std::vector<double> b(k_count, 0.0);
+                                              const std::vector<int>& labels, int k_count, double a,
+                                              bool fixed_a) {
+  std::vector<double> b(k_count, 0.0), g, h;
   const int first = fixed_a ? 1 : 0;  // parameter 0 is a
   const int n = k_count - first;      // parameters solved for
-  const size_t rows = labels.size();
-  auto nll = [&](double a_, const std::vector<double>& b_) {
-    std::vector<double> s(k_count);
-    double total = 0;
-    for (size_t i = 0; i < rows; ++i) {
-      total += Scores(&z[i * k_count], k_count, a_, b_, s.data()) - s[labels[i]];
-    }
-    double prior = fixed_a ? 0 : (a_ - 1) * (a_ - 1);
-    for (int k = 1; k < k_count; ++k) prior += b_[k] * b_[k];
-    return total + kCalibrationPrior / 2 * prior;
-  };
-  double current = nll(a, b);
-  std::vector<double> s(k_count), p(k_count), x(static_cast<size_t>(k_count) * k_count);
+  double current = Objective(z, labels, k_count, a, b, fixed_a);
   for (int iteration = 0; iteration < 100; ++iteration) {
-    std::vector<double> g(k_count, 0.0), h(static_cast<size_t>(k_count) * k_count, 0.0);
-    for (size_t i = 0; i < rows; ++i) {
-      const double* zi = &z[i * k_count];
-      const double lse = Scores(zi, k_count, a, b, s.data());
-      // Parameter features of class k: (z_k, e_k) over (a, b_1..b_K-1).
-      std::vector<double> mean(k_count, 0.0);
-      for (int k = 0; k < k_count; ++k) {
-        p[k] = std::exp(s[k] - lse);
-        mean[0] += p[k] * zi[k];
-        if (k > 0) mean[k] += p[k];
-      }
-      for (int k = 0; k < k_count; ++k) {
-        const double y = labels[i] == k ? 1.0 : 0.0;
-        g[0] += (p[k] - y) * zi[k];
-        if (k > 0) g[k] += p[k] - y;
-        // sum_k p_k x_k x_k^T
-        h[0] += p[k] * zi[k] * zi[k];
-        if (k > 0) {
-          h[k] += p[k] * zi[k];
-          h[k * k_count] += p[k] * zi[k];
-          h[k * k_count + k] += p[k];
-        }
-      }
-      for (int r = 0; r < k_count; ++r) {
-        for (int c = 0; c < k_count; ++c) h[r * k_count + c] -= mean[r] * mean[c];
-      }
-    }
-    // The prior's gradient and curvature.
-    g[0] += kCalibrationPrior * (a - 1);
-    h[0] += kCalibrationPrior;
-    for (int k = 1; k < k_count; ++k) {
-      g[k] += kCalibrationPrior * b[k];
-      h[k * k_count + k] += kCalibrationPrior;
-    }
-    // The solved block (without a when it is fixed).
+    Derivatives(z, labels, k_count, a, b, &g, &h);
     std::vector<double> hs(static_cast<size_t>(n) * n), gs(n);
     for (int r = 0; r < n; ++r) {
       gs[r] = g[r + first];
       for (int c = 0; c < n; ++c) hs[r * n + c] = h[(r + first) * k_count + c + first];
     }
     const std::vector<double> step = Solve(hs, gs, n);
-    double scale = 1;
     bool improved = false;
-    for (int halving = 0; halving < 40; ++halving, scale /= 2) {
+    double scale = 1;
+    for (int halving = 0; halving < 40 && !improved; ++halving, scale /= 2) {
       double a_try = a;
       std::vector<double> b_try = b;
-      for (int r = 0; r < n; ++r) {
-        const int param = r + first;
-        if (param == 0) {
-          a_try -= scale * step[r];
-        } else {
-          b_try[param] -= scale * step[r];
-        }
-      }
-      const double value = nll(a_try, b_try);
-      if (value <= current) {
-        improved = current - value > 1e-12 * (1 + std::fabs(current));
-        a = a_try, b = b_try, current = value;
-        break;
-      }
+      for (int r = 0; r < n; ++r) (r + first == 0 ? a_try : b_try[r + first]) -= scale * step[r];
+      const double value = Objective(z, labels, k_count, a_try, b_try, fixed_a);
+      if (value > current) continue;
+      improved = current - value > 1e-12 * (1 + std::fabs(current));
+      a = a_try, b = b_try, current = value;
+      if (!improved) return {a, b};
     }
     if (!improved) break;
   }

@@ -34,7 +34,8 @@ void HideModalities(double p, const StepKey& key, BatchTensors* batch) {
     if ((mask & (mask - 1)) == 0) continue;  // one modality: nothing to hide
     int hidden = -1;
     for (int m = 0; m < m_count; ++m) {
-      if ((mask & (1u << m)) && (hidden < 0 || score[i * m_count + m] > score[i * m_count + hidden])) {
+      if ((mask & (1u << m)) &&
+          (hidden < 0 || score[i * m_count + m] > score[i * m_count + hidden])) {
         hidden = m;
       }
     }

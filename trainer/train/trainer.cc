@@ -49,8 +49,7 @@ double Since(Clock::time_point start) {
 // training.lr at step `step` of an epoch of `steps` (training.lr_schedule).
 double ScheduledLr(const config::TrainingConfig& tc, int epoch, int64_t step, int64_t steps) {
   if (tc.lr_schedule() == config::TrainingConfig::CONSTANT) return tc.lr();
-  const double t =
-      (epoch + static_cast<double>(step) / std::max<int64_t>(steps, 1)) / tc.epochs();
+  const double t = (epoch + static_cast<double>(step) / std::max<int64_t>(steps, 1)) / tc.epochs();
   return tc.lr() * 0.5 * (1 + std::cos(M_PI * std::min(t, 1.0)));
 }
 
@@ -501,8 +500,8 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   auto reduce_start = Clock::now();
   sync->Synchronize(&values);
   clock->reduce_s += Since(reduce_start);
-  optimizer->set_lr(ScheduledLr(tc, position.epoch, position.step_in_epoch,
-                                source->steps_in_epoch()));
+  optimizer->set_lr(
+      ScheduledLr(tc, position.epoch, position.step_in_epoch, source->steps_in_epoch()));
   optimizer->Step();
   state.progress.adam_steps = optimizer->steps();
   const double step_s = Since(step_start);
@@ -635,8 +634,8 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   BestScore& best = state.progress.best;
   // training.select_after_warmup: the warm-up epochs are not candidates (but for the last
   // epoch of a run that has no other).
-  const bool candidate = !tc.select_after_warmup() ||
-                         position.epoch >= std::min(tc.warmup_epochs(), tc.epochs() - 1);
+  const bool candidate =
+      !tc.select_after_warmup() || position.epoch >= std::min(tc.warmup_epochs(), tc.epochs() - 1);
   if (candidate && score > best.score) {  // strictly higher, as the authors' code
     best.score = score;
     best.epoch = position.epoch;
@@ -696,8 +695,7 @@ void Trainer::Impl::Finish(TrainResult* result) {
          << config::TrainingConfig::Selection_Name(tc.selection()) << " "
          << (tc.selection() == config::TrainingConfig::LOG_LOSS ? 1 / state.progress.best.score - 1
                                                                 : state.progress.best.score)
-         << " at epoch " << result->best_epoch + 1
-         << "; test split, per modality combination:\n"
+         << " at epoch " << result->best_epoch + 1 << "; test split, per modality combination:\n"
          << FormatGroupTable(result->test.metrics, CombinationNames(prepared));
   }
 }
