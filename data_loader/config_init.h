@@ -23,7 +23,7 @@ struct InitOptions {
   std::string prepared_dir;          // data.prepared_dir; empty: the default
   // The per-feature encoder every modality gets, and whether missing-value indicators are
   // added (the tabular recipe's data options: docs/recipe.md).
-  config::EncoderKind encoder = config::PIECEWISE_LINEAR;
+  config::EncoderKind encoder = config::PERIODIC;
   bool missing_indicators = true;
 };
 

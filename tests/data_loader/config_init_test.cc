@@ -55,7 +55,7 @@ TEST(ConfigInitTest, ModalitiesJsonGivesAConfigThatPrepares) {
   EXPECT_EQ(data.modalities(0).name(), "static");
   EXPECT_EQ(data.modalities(2).name(), "lab");
   EXPECT_EQ(data.modalities(1).columns_size(), 2);
-  EXPECT_EQ(data.modalities(1).encoder(), config::PIECEWISE_LINEAR);
+  EXPECT_EQ(data.modalities(1).encoder(), config::PERIODIC);
   EXPECT_TRUE(data.missing_indicators());
   EXPECT_EQ(data.num_classes(), 2);
   EXPECT_EQ(std::vector<std::string>(data.exclude_columns().begin(), data.exclude_columns().end()),
@@ -70,8 +70,13 @@ TEST(ConfigInitTest, ModalitiesJsonGivesAConfigThatPrepares) {
   const PrepareResult prepared = PrepareDataset(parsed, f.dir.Path("prepared"), nullptr);
   EXPECT_EQ(prepared.meta.num_samples(), 6u);
   EXPECT_EQ(prepared.meta.modalities(1).feature_names_size(), 2);
-  // Bin edges for every feature of the PIECEWISE_LINEAR modalities (16 bins + 1 each).
-  EXPECT_EQ(prepared.meta.modalities(1).bin_edges_size(), 2 * 17);
+  // PERIODIC needs no bins; a PIECEWISE_LINEAR modality gets edges for every feature (16
+  // bins + 1 each).
+  EXPECT_EQ(prepared.meta.modalities(1).bin_edges_size(), 0);
+  config::Config binned = parsed;
+  binned.mutable_data()->mutable_modalities(1)->set_encoder(config::PIECEWISE_LINEAR);
+  const PrepareResult ple = PrepareDataset(binned, f.dir.Path("prepared-ple"), nullptr);
+  EXPECT_EQ(ple.meta.modalities(1).bin_edges_size(), 2 * 17);
 }
 
 TEST(ConfigInitTest, PrefixesAndNamedClasses) {

@@ -80,6 +80,7 @@ class InferenceTest : public ::testing::Test {
     ModelShape shape{data_->feature_sizes(),
                      prepared_->meta.num_classes(),
                      {config_->data().modalities().begin(), config_->data().modalities().end()},
+                     {},
                      {}};
     FlexMoeModel model(config_->model(), shape, static_cast<int64_t>(seed));
     CheckpointInfo info;
@@ -205,6 +206,7 @@ TEST_F(InferenceTest, PredictComputesTheMissingIndicatorsAsPreparationDid) {
   ModelShape shape{data.feature_sizes(),
                    prepared.meta.num_classes(),
                    {config.data().modalities().begin(), config.data().modalities().end()},
+                   {},
                    {}};
   FlexMoeModel model(config.model(), shape, 4);
   CheckpointInfo info;

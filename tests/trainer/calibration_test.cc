@@ -104,6 +104,37 @@ TEST(CalibrationTest, TheBiasMovesTheMeanProbabilityToThePrevalence) {
   EXPECT_THROW(PriorCorrection({1.0, 0.0}), Error);
 }
 
+TEST(CalibrationTest, ThePriorCentresOnTheTrainingPrevalence) {
+  // 60 rows from a binary model whose logits carry a shift of log 3: the centre bias makes
+  // their mean probability the training prevalence exactly, and with a fit the prior pulls
+  // towards that centre, not towards no bias.
+  std::vector<double> logits;
+  std::vector<int> labels;
+  DrawRows(1.0, {0, -1.0}, 60, &logits, &labels);
+  for (size_t i = 0; i < labels.size(); ++i) logits[2 * i + 1] += std::log(3.0);
+  const std::vector<double> shares = {0.7, 0.3};
+  const std::vector<double> centre = PrevalenceBias(logits, 2, shares);
+  ASSERT_EQ(centre.size(), 2u);
+  EXPECT_EQ(centre[0], 0.0);
+  Calibration at_centre;
+  at_centre.bias = centre;
+  const std::vector<float> p = Calibrate(logits, 2, at_centre);
+  double mean = 0;
+  for (size_t i = 0; i < labels.size(); ++i) mean += p[2 * i + 1] / labels.size();
+  EXPECT_NEAR(mean, 0.3, 1e-6);
+  // The bias's score equation: sum(p - y) + prior * (b - centre) = 0.
+  const Calibration fit = FitCalibration(logits, labels, 2, shares);
+  const std::vector<float> q = Calibrate(logits, 2, fit);
+  double residual = 0;
+  for (size_t i = 0; i < labels.size(); ++i) residual += q[2 * i + 1] - labels[i];
+  EXPECT_NEAR(residual + kCalibrationPrior * (fit.bias[1] - centre[1]), 0.0, 1e-6);
+  EXPECT_NE(fit.bias[1], FitCalibration(logits, labels, 2).bias[1]);
+  // No shares (or a class never seen): the centre is no bias.
+  EXPECT_EQ(PrevalenceBias(logits, 2, {}), (std::vector<double>{0, 0}));
+  EXPECT_EQ(PrevalenceBias(logits, 2, {1.0, 0.0}), (std::vector<double>{0, 0}));
+  EXPECT_THROW(PrevalenceBias(logits, 2, {0.2, 0.3, 0.5}), Error);
+}
+
 TEST(CalibrationTest, CalibratedRowsSumToOne) {
   const std::vector<double> logp = {std::log(0.7), std::log(0.2), std::log(0.1)};
   std::vector<float> p1 = Calibrate(logp, 3, Calibration{});

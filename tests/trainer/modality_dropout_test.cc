@@ -49,7 +49,9 @@ TEST(ModalityDropoutTest, HidesOneObservedModalityOfAboutPOfTheSamples) {
     for (int m = 0; m < 3; ++m) {
       // The flags, the features and the combination agree.
       ASSERT_EQ(b.observed[i][m].item<bool>(), static_cast<bool>(after & (1u << m)));
-      if (!(after & (1u << m))) ASSERT_EQ(b.features[m][i].abs().sum().item<float>(), 0.0f);
+      if (!(after & (1u << m))) {
+        ASSERT_EQ(b.features[m][i].abs().sum().item<float>(), 0.0f);
+      }
     }
     if ((before & (before - 1)) == 0) {  // a single modality is never hidden
       ASSERT_EQ(after, before);

@@ -72,24 +72,26 @@ std::vector<double> Solve(std::vector<double> h, std::vector<double> g, int n) {
 }
 
 // The fitted objective: the summed NLL under scores a z + b plus the prior
-// kCalibrationPrior / 2 ((a - 1)^2 + sum_k b_k^2) (without a's term when a is fixed).
+// kCalibrationPrior / 2 ((a - 1)^2 + sum_k (b_k - centre_k)^2) (without a's term when a is
+// fixed).
 double Objective(const std::vector<double>& z, const std::vector<int>& labels, int k_count,
-                 double a, const std::vector<double>& b, bool fixed_a) {
+                 double a, const std::vector<double>& b, const std::vector<double>& centre,
+                 bool fixed_a) {
   std::vector<double> s(k_count);
   double total = 0;
   for (size_t i = 0; i < labels.size(); ++i) {
     total += Scores(&z[i * k_count], k_count, a, b, s.data()) - s[labels[i]];
   }
   double prior = fixed_a ? 0 : (a - 1) * (a - 1);
-  for (int k = 1; k < k_count; ++k) prior += b[k] * b[k];
+  for (int k = 1; k < k_count; ++k) prior += (b[k] - centre[k]) * (b[k] - centre[k]);
   return total + kCalibrationPrior / 2 * prior;
 }
 
 // The objective's gradient g [K] and Hessian h [K x K] over (a, b_1..b_K-1): a multinomial
 // logistic regression whose class k has the parameter features x_k = (z_k, e_k).
 void Derivatives(const std::vector<double>& z, const std::vector<int>& labels, int k_count,
-                 double a, const std::vector<double>& b, std::vector<double>* g,
-                 std::vector<double>* h) {
+                 double a, const std::vector<double>& b, const std::vector<double>& centre,
+                 std::vector<double>* g, std::vector<double>* h) {
   g->assign(k_count, 0.0);
   h->assign(static_cast<size_t>(k_count) * k_count, 0.0);
   std::vector<double> s(k_count), p(k_count), mean(k_count);
@@ -120,22 +122,23 @@ void Derivatives(const std::vector<double>& z, const std::vector<int>& labels, i
   (*g)[0] += kCalibrationPrior * (a - 1);
   (*h)[0] += kCalibrationPrior;
   for (int k = 1; k < k_count; ++k) {
-    (*g)[k] += kCalibrationPrior * b[k];
+    (*g)[k] += kCalibrationPrior * (b[k] - centre[k]);
     (*h)[k * k_count + k] += kCalibrationPrior;
   }
 }
 
-// Newton's method on Objective over (a, b_1..b_K-1), b_0 = 0, halving a step until it does
-// not make the objective worse; with `fixed_a`, over the biases only. Returns (a, b).
+// Newton's method on Objective over (a, b_1..b_K-1), b_0 = 0, from (a, centre), halving a
+// step until it does not make the objective worse; with `fixed_a`, over the biases only.
+// Returns (a, b).
 std::pair<double, std::vector<double>> Newton(const std::vector<double>& z,
                                               const std::vector<int>& labels, int k_count, double a,
-                                              bool fixed_a) {
-  std::vector<double> b(k_count, 0.0), g, h;
+                                              const std::vector<double>& centre, bool fixed_a) {
+  std::vector<double> b = centre, g, h;
   const int first = fixed_a ? 1 : 0;  // parameter 0 is a
   const int n = k_count - first;      // parameters solved for
-  double current = Objective(z, labels, k_count, a, b, fixed_a);
+  double current = Objective(z, labels, k_count, a, b, centre, fixed_a);
   for (int iteration = 0; iteration < 100; ++iteration) {
-    Derivatives(z, labels, k_count, a, b, &g, &h);
+    Derivatives(z, labels, k_count, a, b, centre, &g, &h);
     std::vector<double> hs(static_cast<size_t>(n) * n), gs(n);
     for (int r = 0; r < n; ++r) {
       gs[r] = g[r + first];
@@ -148,7 +151,7 @@ std::pair<double, std::vector<double>> Newton(const std::vector<double>& z,
       double a_try = a;
       std::vector<double> b_try = b;
       for (int r = 0; r < n; ++r) (r + first == 0 ? a_try : b_try[r + first]) -= scale * step[r];
-      const double value = Objective(z, labels, k_count, a_try, b_try, fixed_a);
+      const double value = Objective(z, labels, k_count, a_try, b_try, centre, fixed_a);
       if (value > current) continue;
       improved = current - value > 1e-12 * (1 + std::fabs(current));
       a = a_try, b = b_try, current = value;
@@ -189,16 +192,61 @@ double CalibrationNll(const std::vector<double>& log_probs, const std::vector<in
   return total / static_cast<double>(labels.size());
 }
 
+std::vector<double> TrainingClassShares(const data::DatasetMeta& meta, int num_classes) {
+  const auto& splits = meta.summary().splits();
+  if (splits.empty() || splits[0].per_class_size() != num_classes) return {};
+  double total = 0;
+  for (uint64_t n : splits[0].per_class()) total += static_cast<double>(n);
+  if (total <= 0) return {};
+  std::vector<double> shares;
+  for (uint64_t n : splits[0].per_class()) shares.push_back(static_cast<double>(n) / total);
+  return shares;
+}
+
+std::vector<double> PrevalenceBias(const std::vector<double>& log_probs, int num_classes,
+                                   const std::vector<double>& class_shares) {
+  std::vector<double> bias(std::max(num_classes, 0), 0.0);
+  const size_t rows = log_probs.size() / std::max(num_classes, 1);
+  if (class_shares.empty() || rows == 0) return bias;
+  CheckShape(log_probs.size(), rows, num_classes, "PrevalenceBias");
+  if (class_shares.size() != static_cast<size_t>(num_classes)) {
+    Fail(ErrorCode::kInvalidArgument, "PrevalenceBias: ", class_shares.size(), " class shares for ",
+         num_classes, " classes");
+  }
+  for (double share : class_shares) {
+    if (!(share > 0)) return bias;  // a class never seen in training: no centre to match
+  }
+  // Fixed point b_k += log(share_k / mean_k): the mean moves towards the shares each round
+  // (it is the gradient step of a convex problem whose minimum is the match).
+  std::vector<double> s(num_classes), mean(num_classes);
+  for (int round = 0; round < 500; ++round) {
+    std::fill(mean.begin(), mean.end(), 0.0);
+    for (size_t row = 0; row < log_probs.size(); row += num_classes) {
+      const double lse = Scores(&log_probs[row], num_classes, 1.0, bias, s.data());
+      for (int k = 0; k < num_classes; ++k) mean[k] += std::exp(s[k] - lse) / rows;
+    }
+    double worst = 0;
+    for (int k = 0; k < num_classes; ++k) {
+      worst = std::max(worst, std::fabs(mean[k] - class_shares[k]));
+      bias[k] += std::log(class_shares[k] / std::max(mean[k], 1e-300));
+    }
+    for (int k = num_classes - 1; k >= 0; --k) bias[k] -= bias[0];
+    if (worst < 1e-9) break;
+  }
+  return bias;
+}
+
 Calibration FitCalibration(const std::vector<double>& log_probs, const std::vector<int>& labels,
-                           int num_classes) {
+                           int num_classes, const std::vector<double>& class_shares) {
   CheckShape(log_probs.size(), labels.size(), num_classes, "FitCalibration");
   Calibration calibration;
   if (labels.empty() || num_classes < 2) return calibration;
-  auto [a, b] = Newton(log_probs, labels, num_classes, 1.0, false);
+  const std::vector<double> centre = PrevalenceBias(log_probs, num_classes, class_shares);
+  auto [a, b] = Newton(log_probs, labels, num_classes, 1.0, centre, false);
   const double clamped = std::clamp(a, 1.0 / 20, 1.0 / 0.05);
   if (clamped != a || !std::isfinite(a)) {
     a = std::isfinite(a) ? clamped : 1.0;
-    b = Newton(log_probs, labels, num_classes, a, true).second;
+    b = Newton(log_probs, labels, num_classes, a, centre, true).second;
   }
   calibration.temperature = 1.0 / a;
   calibration.bias = b;

@@ -679,8 +679,9 @@ void Trainer::Impl::Finish(TrainResult* result) {
   result->best_validation =
       Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
   result->test = Evaluate(*model, *test, feature_sizes, num_classes, c_count, class_weights, world);
-  result->calibration = FitCalibration(result->best_validation.log_probs,
-                                       result->best_validation.labels, num_classes);
+  result->calibration =
+      FitCalibration(result->best_validation.log_probs, result->best_validation.labels, num_classes,
+                     TrainingClassShares(prepared.meta, num_classes));
   for (const ModelParameter& p : state.parameters) {
     if (p.group.is_expert()) continue;
     at::Tensor bytes = p.tensor.detach().contiguous();
