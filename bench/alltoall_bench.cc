@@ -4,7 +4,7 @@
 // JSON line per size (time, bytes, algbw, busbw with factor (n-1)/n, our overhead vs raw).
 //
 //   mpirun -np 4 --oversubscribe build/bench/alltoall_bench [--tokens=1024,4096,...]
-//       [--dims=128,256,512,1024] [--modes=even,skewed] [--skew=0.5] [--warmup=2] [--iters=5]
+//       [--dims=128,256,512,1024] [--modes=even,skewed] [--skew=0.5] [--warmup=2] [--iters=10]
 //       [--max_mib=64] [--timeout_s=120] [--check=1] [--agreed=0|1]
 //
 // Variants: raw = MPI_Alltoallv into a preallocated output; raw+alloc = the same into a fresh

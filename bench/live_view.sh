@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the live view costs a job (issue 29): `flexmoe train --workers 2` with the HTTP
 # endpoint off (cluster.http_listen "") and on while a scraper polls /api/job and /metrics
-# every 100 ms (ten times a browser's rate), alternated for R rounds; each run's own training
+# every 100 ms (ten times a browser's rate), for R rounds, the order of the two alternating; each run's own training
 # samples/s (step records after the first epoch, bench_lib.sh's train_rate) and the
 # scraper's request latency (median and max, ms). Compare the on/off ratio of one round,
 # never figures of different runs or machines.
@@ -60,14 +60,28 @@ PY
 
 echo "| round | http off samples/s | on + scraper samples/s | on/off | requests | median ms | max ms |"
 echo "|---|---|---|---|---|---|---|"
-for r in $(seq 1 "$rounds"); do
-  rm -rf "$out/off" "$out/on"
+run_off() {
   build/flexmoe train "${common[@]}" --set cluster.http_listen= --set "run.dir=$out/off" \
     >"$out/off.log" 2>&1
+}
+run_on() {
   build/flexmoe train "${common[@]}" --set "run.dir=$out/on" >"$out/on.log" 2>&1 &
-  job=$!
-  scraped=$(scrape "$out/on.log")
+  local job=$!
+  scrape "$out/on.log" >"$out/scraped.txt"
   wait "$job"
+}
+# The order alternates (odd rounds off first, even rounds on first), so that a machine
+# that warms up or slows down during a round favours neither.
+for r in $(seq 1 "$rounds"); do
+  rm -rf "$out/off" "$out/on"
+  if [ $((r % 2)) -eq 1 ]; then
+    run_off
+    run_on
+  else
+    run_on
+    run_off
+  fi
+  scraped=$(cat "$out/scraped.txt")
   off=$(train_rate "$out/off")
   on=$(train_rate "$out/on")
   read -r requests median max <<<"$scraped"

@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <unordered_set>
 
 #include "cluster/base/error.h"
+#include "cluster/base/file_handles.h"
 
 namespace flexmoe {
 namespace {
@@ -107,30 +109,44 @@ NpyHeader ReadNpyHeader(int fd, const std::string& path) {
   return header;
 }
 
-// Refuses a file shorter than its header's shape says.
+// Refuses a file shorter than its header's shape says, and a shape whose byte count does not
+// fit in 64 bits (a forged header must not wrap the product to a small number).
 void CheckNpySize(int fd, const std::string& path, const NpyHeader& header, size_t item) {
-  uint64_t values = 1;
-  for (uint64_t side : header.shape) values *= side;
+  uint64_t need = item;
+  for (uint64_t side : header.shape) {
+    if (__builtin_mul_overflow(need, side, &need)) {
+      Fail(ErrorCode::kInvalidArgument, path, ": shape ", header.shape_text, " is too large");
+    }
+  }
+  if (__builtin_add_overflow(need, header.data_offset, &need)) {
+    Fail(ErrorCode::kInvalidArgument, path, ": shape ", header.shape_text, " is too large");
+  }
   struct stat st {};
-  ::fstat(fd, &st);
-  const uint64_t need = header.data_offset + values * item;
+  if (::fstat(fd, &st) != 0) {
+    Fail(ErrorCode::kDataLoss, path, ": cannot stat: ", std::strerror(errno));
+  }
   if (static_cast<uint64_t>(st.st_size) < need) {
     Fail(ErrorCode::kInvalidArgument, path, ": truncated: ", st.st_size, " bytes, shape ",
          header.shape_text, " needs ", need);
   }
 }
 
+// The file at `path` opened for reading; kNotFound naming it when it cannot be.
+UniqueFd OpenForReading(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.ok()) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
+  return fd;
+}
+
 class NpyMatrix : public ArrayMatrix {
  public:
   NpyMatrix(const std::string& path, const std::string& ids_path, const std::string& prefix) {
     path_ = path;
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
+    fd_ = OpenForReading(path);
     ReadHeader();
     names_ = NumberedNames(prefix, cols_);
     ReadIds(ids_path);
   }
-  ~NpyMatrix() override { ::close(fd_); }
 
   void ReadRow(size_t r, double* out) override {
     const size_t bytes = cols_ * item_;
@@ -138,7 +154,7 @@ class NpyMatrix : public ArrayMatrix {
     const off_t at = static_cast<off_t>(data_offset_ + r * bytes);
     size_t done = 0;
     while (done < bytes) {
-      const ssize_t n = ::pread(fd_, buffer_.data() + done, bytes - done, at + done);
+      const ssize_t n = ::pread(fd_.get(), buffer_.data() + done, bytes - done, at + done);
       if (n <= 0) Fail(ErrorCode::kDataLoss, path_, ": row ", r, ": short read");
       done += static_cast<size_t>(n);
     }
@@ -152,7 +168,7 @@ class NpyMatrix : public ArrayMatrix {
 
  private:
   void ReadHeader() {
-    const NpyHeader header = ReadNpyHeader(fd_, path_);
+    const NpyHeader header = ReadNpyHeader(fd_.get(), path_);
     data_offset_ = header.data_offset;
     if (header.descr == "'<f4'" || header.descr == "'=f4'") {
       item_ = 4;
@@ -175,7 +191,7 @@ class NpyMatrix : public ArrayMatrix {
     }
     rows_ = header.shape[0];
     cols_ = header.shape[1];
-    CheckNpySize(fd_, path_, header, item_);
+    CheckNpySize(fd_.get(), path_, header, item_);
   }
 
   void ReadIds(const std::string& ids_path) {
@@ -197,7 +213,7 @@ class NpyMatrix : public ArrayMatrix {
     }
   }
 
-  int fd_ = -1;
+  UniqueFd fd_;  // closed however the constructor ends
   uint64_t data_offset_ = 0;
   size_t rows_ = 0, cols_ = 0, item_ = 4;
   std::vector<char> buffer_;
@@ -229,23 +245,37 @@ bool Exists(hid_t file, const std::string& path) {
   return H5Lexists(file, path.c_str(), H5P_DEFAULT) > 0;
 }
 
+// The memory type that reads strings of `type` as variable-length C strings in its character
+// set (HDF5 converts none), or null when HDF5 refuses.
+std::unique_ptr<Handle> VariableStrings(hid_t type) {
+  auto memtype = std::make_unique<Handle>(H5Tcopy(H5T_C_S1), H5Tclose);
+  const H5T_cset_t cset = H5Tget_cset(type);
+  if (!memtype->ok() || cset < 0 || H5Tset_size(memtype->get(), H5T_VARIABLE) < 0 ||
+      H5Tset_cset(memtype->get(), cset) < 0) {
+    return nullptr;
+  }
+  return memtype;
+}
+
 std::string ReadStringAttribute(hid_t object, const char* name) {
   if (H5Aexists(object, name) <= 0) return "";
   Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  if (!attribute.ok()) return "";
   Handle type(H5Aget_type(attribute.get()), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_STRING) return "";
+  if (!type.ok() || H5Tget_class(type.get()) != H5T_STRING) return "";
   if (H5Tis_variable_str(type.get()) > 0) {
-    Handle memtype(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(memtype.get(), H5T_VARIABLE);
-    H5Tset_cset(memtype.get(), H5Tget_cset(type.get()));  // HDF5 converts no character sets
+    const auto memtype = VariableStrings(type.get());
     char* value = nullptr;
-    if (H5Aread(attribute.get(), memtype.get(), &value) < 0 || value == nullptr) return "";
+    if (!memtype || H5Aread(attribute.get(), memtype->get(), &value) < 0 || value == nullptr) {
+      return "";
+    }
     std::string out(value);
     H5free_memory(value);
     return out;
   }
-  std::string out(H5Tget_size(type.get()), '\0');
-  H5Aread(attribute.get(), type.get(), out.data());
+  const size_t width = H5Tget_size(type.get());
+  std::string out(width, '\0');
+  if (width == 0 || H5Aread(attribute.get(), type.get(), out.data()) < 0) return "";
   return out.substr(0, out.find('\0'));
 }
 
@@ -256,26 +286,31 @@ std::vector<std::string> ReadStrings(hid_t file, const std::string& path,
   if (!data.ok()) Fail(ErrorCode::kInvalidArgument, where, ": no dataset '", path, "'");
   Handle type(H5Dget_type(data.get()), H5Tclose);
   Handle space(H5Dget_space(data.get()), H5Sclose);
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_ndims(space.get()) != 1) {
+  hsize_t n = 0;
+  if (!type.ok() || !space.ok() || H5Tget_class(type.get()) != H5T_STRING ||
+      H5Sget_simple_extent_ndims(space.get()) != 1 ||
+      H5Sget_simple_extent_dims(space.get(), &n, nullptr) != 1) {
     Fail(ErrorCode::kInvalidArgument, where, ": dataset '", path,
          "': expected a 1-D string dataset of ids");
   }
-  hsize_t n = 0;
-  H5Sget_simple_extent_dims(space.get(), &n, nullptr);
   std::vector<std::string> out(n);
   if (H5Tis_variable_str(type.get()) > 0) {
-    Handle memtype(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(memtype.get(), H5T_VARIABLE);
-    H5Tset_cset(memtype.get(), H5Tget_cset(type.get()));
+    const auto memtype = VariableStrings(type.get());
     std::vector<char*> values(n, nullptr);
-    if (H5Dread(data.get(), memtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0) {
+    if (!memtype ||
+        H5Dread(data.get(), memtype->get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0) {
       Fail(ErrorCode::kInvalidArgument, where, ": dataset '", path, "': unreadable strings");
     }
     for (hsize_t i = 0; i < n; ++i) out[i] = values[i] != nullptr ? values[i] : "";
-    H5Dvlen_reclaim(memtype.get(), space.get(), H5P_DEFAULT, values.data());
+#if H5_VERSION_GE(1, 12, 0)
+    H5Treclaim(memtype->get(), space.get(), H5P_DEFAULT, values.data());
+#else
+    H5Dvlen_reclaim(memtype->get(), space.get(), H5P_DEFAULT, values.data());
+#endif
     return out;
   }
   const size_t width = H5Tget_size(type.get());
+  if (width == 0) Fail(ErrorCode::kInvalidArgument, where, ": dataset '", path, "': no width");
   std::vector<char> bytes(n * width);
   if (H5Dread(data.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) < 0) {
     Fail(ErrorCode::kInvalidArgument, where, ": dataset '", path, "': unreadable strings");
@@ -292,6 +327,7 @@ std::vector<std::string> ReadStrings(hid_t file, const std::string& path,
 std::string FrameIndex(hid_t file, const std::string& group) {
   if (!Exists(file, group)) return "";
   Handle g(H5Gopen2(file, group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!g.ok()) return "";
   std::string name = ReadStringAttribute(g.get(), "_index");
   if (name.empty()) name = "_index";
   const std::string path = group + "/" + name;
@@ -301,6 +337,32 @@ std::string FrameIndex(hid_t file, const std::string& group) {
 bool IsNumeric(hid_t type) {
   const H5T_class_t c = H5Tget_class(type);
   return c == H5T_FLOAT || c == H5T_INTEGER;
+}
+
+// What `name` in `file` is (H5I_GROUP, H5I_DATASET), through calls that HDF5 1.10 and
+// 1.12+ spell alike (H5Oget_info_by_name changed its signature in 1.12).
+H5I_type_t ObjectType(hid_t file, const std::string& name, const std::string& path) {
+  Handle object(H5Oopen(file, name.c_str(), H5P_DEFAULT), H5Oclose);
+  if (!object.ok()) Fail(ErrorCode::kInvalidArgument, path, ": cannot open '", name, "'");
+  const H5I_type_t type = H5Iget_type(object.get());
+  if (type == H5I_BADID) Fail(ErrorCode::kInvalidArgument, path, ": '", name, "': unknown kind");
+  return type;
+}
+
+// The bytes of chunk cache that reading `data` row after row needs so that each chunk is
+// decompressed once: every chunk across one row of chunks (a gzip-chunked AnnData matrix
+// read with HDF5's default 1 MB cache decompresses a chunk per row). 0 when the dataset is
+// not chunked; capped at kMaxChunkCacheBytes.
+constexpr size_t kMaxChunkCacheBytes = size_t{256} << 20;
+size_t ChunkCacheBytes(hid_t data, int rank, const hsize_t* dims, size_t item) {
+  Handle create(H5Dget_create_plist(data), H5Pclose);
+  if (!create.ok() || H5Pget_layout(create.get()) != H5D_CHUNKED) return 0;
+  hsize_t chunk[2] = {1, 1};
+  if (H5Pget_chunk(create.get(), rank, chunk) != rank) return 0;
+  size_t bytes = item;
+  for (int d = 0; d < rank; ++d) bytes *= chunk[d];
+  if (rank == 2 && chunk[1] > 0) bytes *= (dims[1] + chunk[1] - 1) / chunk[1];
+  return std::min(kMaxChunkCacheBytes, 2 * bytes);
 }
 
 class Hdf5Matrix : public ArrayMatrix {
@@ -315,9 +377,7 @@ class Hdf5Matrix : public ArrayMatrix {
       Fail(ErrorCode::kInvalidArgument, path, ": no matrix '", matrix_,
            "' (config field hdf5_matrix)");
     }
-    H5O_info_t info;
-    H5Oget_info_by_name(file_.get(), matrix_.c_str(), &info, H5P_DEFAULT);
-    if (info.type == H5O_TYPE_GROUP) {
+    if (ObjectType(file_.get(), matrix_, path) == H5I_GROUP) {
       OpenCsr();
     } else {
       OpenDense();
@@ -346,9 +406,11 @@ class Hdf5Matrix : public ArrayMatrix {
     }
     Handle space(H5Dget_space(data_->get()), H5Sclose);
     const hsize_t start[2] = {r, 0}, count[2] = {1, cols_};
-    H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    const bool selected = space.ok() && H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start,
+                                                            nullptr, count, nullptr) >= 0;
     Handle memory(H5Screate_simple(2, count, nullptr), H5Sclose);
-    if (H5Dread(data_->get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), H5P_DEFAULT, out) < 0) {
+    if (!selected || !memory.ok() ||
+        H5Dread(data_->get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), H5P_DEFAULT, out) < 0) {
       Fail(ErrorCode::kDataLoss, where_, ": row ", r, ": unreadable");
     }
   }
@@ -364,20 +426,34 @@ class Hdf5Matrix : public ArrayMatrix {
     return id;
   }
 
+  // The numeric dataset `name` of `rank` dimensions (its sizes into `dims`), opened with a
+  // chunk cache large enough for reading it row after row.
   std::unique_ptr<Handle> OpenDataset(const std::string& name, int rank, hsize_t* dims) {
     auto data =
         std::make_unique<Handle>(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
     if (!data->ok()) Fail(ErrorCode::kInvalidArgument, path_, ": no dataset '", name, "'");
     Handle type(H5Dget_type(data->get()), H5Tclose);
-    if (!IsNumeric(type.get())) {
+    if (!type.ok() || !IsNumeric(type.get())) {
       Fail(ErrorCode::kInvalidArgument, path_, ": ", name, ": not a numeric dataset");
     }
     Handle space(H5Dget_space(data->get()), H5Sclose);
-    if (H5Sget_simple_extent_ndims(space.get()) != rank) {
-      Fail(ErrorCode::kInvalidArgument, path_, ": ", name, ": ",
-           H5Sget_simple_extent_ndims(space.get()), " dimensions, expected ", rank);
+    const int ndims = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+    if (ndims != rank) {
+      Fail(ErrorCode::kInvalidArgument, path_, ": ", name, ": ", ndims, " dimensions, expected ",
+           rank);
     }
-    H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+    if (H5Sget_simple_extent_dims(space.get(), dims, nullptr) != rank) {
+      Fail(ErrorCode::kInvalidArgument, path_, ": ", name, ": unreadable dimensions");
+    }
+    const size_t cache = ChunkCacheBytes(data->get(), rank, dims, sizeof(double));
+    if (cache <= (size_t{1} << 20)) return data;  // HDF5's default cache holds it
+    Handle access(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+    if (!access.ok() || H5Pset_chunk_cache(access.get(), 12421, cache, 1.0) < 0) {
+      Fail(ErrorCode::kInternal, path_, ": ", name, ": cannot size the chunk cache");
+    }
+    data = std::make_unique<Handle>(H5Dopen2(file_.get(), name.c_str(), access.get()), H5Dclose);
+    if (!data->ok())
+      Fail(ErrorCode::kInvalidArgument, path_, ": cannot reopen dataset '", name, "'");
     return data;
   }
 
@@ -385,7 +461,7 @@ class Hdf5Matrix : public ArrayMatrix {
     hsize_t dims[2];
     data_ = OpenDataset(matrix_, 2, dims);
     Handle type(H5Dget_type(data_->get()), H5Tclose);
-    if (H5Tget_class(type.get()) != H5T_FLOAT) {
+    if (!type.ok() || H5Tget_class(type.get()) != H5T_FLOAT) {
       Fail(ErrorCode::kInvalidArgument, where_, ": dtype is not float32 or float64");
     }
     rows_ = dims[0];
@@ -394,6 +470,7 @@ class Hdf5Matrix : public ArrayMatrix {
 
   void OpenCsr() {
     Handle group(H5Gopen2(file_.get(), matrix_.c_str(), H5P_DEFAULT), H5Gclose);
+    if (!group.ok()) Fail(ErrorCode::kInvalidArgument, where_, ": cannot open the group");
     std::string encoding = ReadStringAttribute(group.get(), "encoding-type");
     if (encoding.empty()) encoding = ReadStringAttribute(group.get(), "h5sparse_format");
     if (encoding != "csr_matrix" && encoding != "csr") {
@@ -411,7 +488,6 @@ class Hdf5Matrix : public ArrayMatrix {
     rows_ = shape[0];
     cols_ = shape[1];
     hsize_t n = 0, nnz = 0, nnz_indices = 0;
-    Handle type(H5Tcopy(H5T_NATIVE_INT64), H5Tclose);
     auto indptr = OpenDataset(matrix_ + "/indptr", 1, &n);
     data_ = OpenDataset(matrix_ + "/data", 1, &nnz);
     indices_ = OpenDataset(matrix_ + "/indices", 1, &nnz_indices);
@@ -420,7 +496,10 @@ class Hdf5Matrix : public ArrayMatrix {
            " rows; data ", nnz, " and indices ", nnz_indices, " values");
     }
     indptr_.resize(n);
-    H5Dread(indptr->get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, indptr_.data());
+    if (H5Dread(indptr->get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, indptr_.data()) <
+        0) {
+      Fail(ErrorCode::kDataLoss, where_, ": indptr: unreadable");
+    }
     for (size_t r = 0; r < rows_; ++r) {
       if (indptr_[r] < 0 || indptr_[r] > indptr_[r + 1] ||
           indptr_[r + 1] > static_cast<int64_t>(nnz)) {
@@ -434,9 +513,11 @@ class Hdf5Matrix : public ArrayMatrix {
   void ReadSlice(const Handle& data, hid_t memtype, int64_t begin, int64_t count, void* out) {
     Handle space(H5Dget_space(data.get()), H5Sclose);
     const hsize_t start = static_cast<hsize_t>(begin), size = static_cast<hsize_t>(count);
-    H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &size, nullptr);
+    const bool selected = space.ok() && H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start,
+                                                            nullptr, &size, nullptr) >= 0;
     Handle memory(H5Screate_simple(1, &size, nullptr), H5Sclose);
-    if (H5Dread(data.get(), memtype, memory.get(), space.get(), H5P_DEFAULT, out) < 0) {
+    if (!selected || !memory.ok() ||
+        H5Dread(data.get(), memtype, memory.get(), space.get(), H5P_DEFAULT, out) < 0) {
       Fail(ErrorCode::kDataLoss, where_, ": values ", begin, "..", begin + count, ": unreadable");
     }
   }
@@ -475,12 +556,8 @@ std::unique_ptr<ArrayMatrix> OpenNpyMatrix(const std::string& path, const std::s
 }
 
 std::vector<int64_t> ReadVolumeMask(const std::string& path, const std::vector<int64_t>& shape) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  const UniqueFd file = OpenForReading(path);
+  const int fd = file.get();
   const NpyHeader header = ReadNpyHeader(fd, path);
   const std::vector<uint64_t> want(shape.begin(), shape.end());
   if (header.shape != want || header.fortran) {

@@ -1,5 +1,6 @@
-// The loader server behind `flexmoe loader`: serves epoch plans of one prepared dataset,
-// decoded in memory, to workers over TCP (frames: data_loader/loader_wire.h).
+// The loader server behind `flexmoe loader`: serves epoch plans of one prepared dataset to
+// workers over TCP (frames: data_loader/loader_wire.h), gathering batches from any Samples
+// (`flexmoe loader` gives it ShardSamples: shards read on demand through a bounded cache).
 //
 // NOTE [loader protocol], one connection:
 //   1. The client sends HELLO with the job token. Anything else first, a wrong token, or no

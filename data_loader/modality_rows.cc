@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "cluster/base/error.h"
+#include "cluster/base/file_handles.h"
 #include "data_loader/csv_reader.h"
 #include "data_loader/row_source.h"
 #include "proto/config_loader.h"
@@ -58,21 +59,19 @@ class SpilledCsv : public ArrayMatrix {
         }
         row[j - 1] = value;
       }
-      if (std::fwrite(row.data(), sizeof(double), row.size(), file_) != row.size()) {
+      if (std::fwrite(row.data(), sizeof(double), row.size(), file_.get()) != row.size()) {
         Fail(ErrorCode::kInternal, "writing the temporary copy of ", path, ": ",
              std::strerror(errno));
       }
     }
-    if (std::fflush(file_) != 0) {
+    if (std::fflush(file_.get()) != 0) {
       Fail(ErrorCode::kInternal, "writing the temporary copy of ", path, ": ",
            std::strerror(errno));
     }
   }
-  ~SpilledCsv() override { std::fclose(file_); }
-
   void ReadRow(size_t r, double* out) override {
     const size_t bytes = cols() * sizeof(double);
-    if (::pread(fileno(file_), out, bytes, static_cast<off_t>(r * bytes)) !=
+    if (::pread(fileno(file_.get()), out, bytes, static_cast<off_t>(r * bytes)) !=
         static_cast<ssize_t>(bytes)) {
       Fail(ErrorCode::kInternal, "reading the temporary copy of ", path_, ": short read");
     }
@@ -81,7 +80,7 @@ class SpilledCsv : public ArrayMatrix {
   std::string Where(size_t r) const { return path_ + ":" + std::to_string(wheres_[r]); }
 
  private:
-  std::FILE* file_;
+  UniqueFile file_;  // closed (and so removed) however the constructor ends
   std::vector<int64_t> wheres_;
 };
 

@@ -1,6 +1,7 @@
-// The in-process BatchSource: one worker's slices of the epoch plan, gathered from a
-// dataset decoded in memory. The loader server gathers with the same GatherSlice, so a
-// LoaderClient yields exactly what this source yields for the same worker.
+// The in-process BatchSource: one worker's slices of the epoch plan, gathered from any
+// Samples (decoded in memory, or shards read on demand). The loader server gathers with the
+// same GatherSlice, so a LoaderClient yields exactly what this source yields for the same
+// worker.
 #pragma once
 
 #include <cstdint>

@@ -53,28 +53,29 @@ uint64_t ShardWriter::Append(const data::SampleRecord& record) {
 }
 
 ShardReader::ShardReader(const std::string& path) : path_(path) {
-  file_ = std::fopen(path.c_str(), "rb");
+  file_.reset(std::fopen(path.c_str(), "rb"));
   if (file_ == nullptr) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
-  std::fseek(file_, 0, SEEK_END);
-  file_size_ = static_cast<uint64_t>(std::ftell(file_));
-  std::fseek(file_, 0, SEEK_SET);
+  off_t end = -1;
+  if (::fseeko(file_.get(), 0, SEEK_END) != 0 || (end = ::ftello(file_.get())) < 0 ||
+      ::fseeko(file_.get(), 0, SEEK_SET) != 0) {
+    Fail(ErrorCode::kDataLoss, path, ": cannot seek: ", std::strerror(errno));
+  }
+  file_size_ = static_cast<uint64_t>(end);
   char magic[kShardMagicSize];
-  if (std::fread(magic, 1, kShardMagicSize, file_) != kShardMagicSize ||
+  if (std::fread(magic, 1, kShardMagicSize, file_.get()) != kShardMagicSize ||
       std::memcmp(magic, kShardMagic, kShardMagicSize) != 0) {
     Fail(ErrorCode::kDataLoss, path, ": not a flexmoe shard (bad magic)");
   }
   position_ = kShardMagicSize;
 }
 
-ShardReader::~ShardReader() {
-  if (file_ != nullptr) std::fclose(file_);
-}
+ShardReader::~ShardReader() = default;
 
 bool ShardReader::ReadRecord(data::SampleRecord* record, const std::string& what) {
   uint64_t start = position_;
   if (start == file_size_) return false;
   unsigned char header[8];
-  if (file_size_ - start < sizeof(header) || std::fread(header, 1, 8, file_) != 8) {
+  if (file_size_ - start < sizeof(header) || std::fread(header, 1, 8, file_.get()) != 8) {
     Fail(ErrorCode::kDataLoss, path_, ": ", what, " at byte ", start, ": truncated record header");
   }
   uint32_t length = GetU32(header);
@@ -88,7 +89,7 @@ bool ShardReader::ReadRecord(data::SampleRecord* record, const std::string& what
          " bytes, ", file_size_ - start - 8, " left)");
   }
   payload_.resize(length);
-  if (length > 0 && std::fread(payload_.data(), 1, length, file_) != length) {
+  if (length > 0 && std::fread(payload_.data(), 1, length, file_.get()) != length) {
     Fail(ErrorCode::kDataLoss, path_, ": ", what, " at byte ", start, ": short read");
   }
   if (Crc32c(payload_.data(), length) != crc) {
@@ -112,7 +113,9 @@ void ShardReader::ReadAt(uint64_t offset, data::SampleRecord* record) {
   if (offset < kShardMagicSize || offset >= file_size_) {
     Fail(ErrorCode::kDataLoss, path_, ": record offset ", offset, " outside the file");
   }
-  std::fseek(file_, static_cast<long>(offset), SEEK_SET);
+  if (::fseeko(file_.get(), static_cast<off_t>(offset), SEEK_SET) != 0) {
+    Fail(ErrorCode::kDataLoss, path_, ": cannot seek to byte ", offset, ": ", std::strerror(errno));
+  }
   position_ = offset;
   if (!ReadRecord(record, "record")) {
     Fail(ErrorCode::kDataLoss, path_, ": no record at byte ", offset);
@@ -138,15 +141,15 @@ namespace {
 
 // The index's CRC32C, read in 1 MB pieces.
 uint32_t FileCrc32c(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
+  const UniqueFile file(std::fopen(path.c_str(), "rb"));
   if (file == nullptr) Fail(ErrorCode::kNotFound, path, ": cannot open: ", std::strerror(errno));
   std::vector<char> buffer(1 << 20);
   uint32_t crc = 0;
   size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) {
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), file.get())) > 0) {
     crc = Crc32c(buffer.data(), n, crc);
   }
-  std::fclose(file);
+  if (std::ferror(file.get())) Fail(ErrorCode::kDataLoss, path, ": read error");
   return crc;
 }
 

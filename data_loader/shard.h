@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cluster/base/atomic_file.h"
+#include "cluster/base/file_handles.h"
 #include "proto/dataset.pb.h"
 
 namespace flexmoe {
@@ -56,7 +57,7 @@ class ShardReader {
   bool ReadRecord(data::SampleRecord* record, const std::string& what);
 
   std::string path_;
-  std::FILE* file_ = nullptr;
+  UniqueFile file_;
   uint64_t position_ = 0;
   uint64_t file_size_ = 0;
   int64_t record_number_ = 0;

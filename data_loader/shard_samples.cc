@@ -1,6 +1,7 @@
 // On-demand shard reads with a bounded LRU cache (shard_samples.h).
 #include "data_loader/shard_samples.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "cluster/base/error.h"
@@ -13,12 +14,20 @@ constexpr uint64_t kEntryOverhead = 160;
 
 }  // namespace
 
-ShardSamples::ShardSamples(const PreparedDataset& dataset, uint64_t cache_bytes)
-    : dataset_(dataset), cache_bytes_(cache_bytes), feature_sizes_(dataset.feature_sizes()) {
+ShardSamples::ShardSamples(const PreparedDataset& dataset, uint64_t cache_bytes,
+                           size_t max_open_shards)
+    : dataset_(dataset),
+      cache_bytes_(cache_bytes),
+      max_open_shards_(max_open_shards),
+      feature_sizes_(dataset.feature_sizes()) {
   if (dataset.index.offset_size() != static_cast<int>(dataset.size())) {
     Fail(ErrorCode::kInvalidArgument, dataset.dir, ": opened without its index");
   }
+  if (max_open_shards == 0) {
+    Fail(ErrorCode::kInvalidArgument, dataset.dir, ": at least one shard file must be open");
+  }
   readers_.resize(dataset.meta.shard_files_size());
+  last_use_.assign(readers_.size(), 0);
 }
 
 ShardSamples::~ShardSamples() = default;
@@ -31,10 +40,7 @@ void ShardSamples::Read(uint32_t sample, Entry* entry) const {
   const auto& index = dataset_.index;
   const uint32_t shard = index.shard(sample);
   if (shard >= readers_.size()) dataset_.ShardPath(shard);  // throws naming the shard
-  if (readers_[shard] == nullptr) {
-    readers_[shard] = std::make_unique<ShardReader>(dataset_.ShardPath(shard));
-  }
-  ShardReader& reader = *readers_[shard];
+  ShardReader& reader = Reader(shard);
   const uint64_t offset = index.offset(sample);
   reader.ReadAt(offset, &record_);
   ++stats_.records_read;
@@ -59,6 +65,26 @@ void ShardSamples::Read(uint32_t sample, Entry* entry) const {
     if (!bytes.empty()) std::memcpy(entry->features[m].data(), bytes.data(), bytes.size());
     entry->bytes += bytes.size();
   }
+}
+
+ShardReader& ShardSamples::Reader(uint32_t shard) const {
+  last_use_[shard] = ++uses_;
+  if (readers_[shard] != nullptr) return *readers_[shard];
+  if (stats_.open_shards >= max_open_shards_) {
+    size_t oldest = shard;
+    for (size_t s = 0; s < readers_.size(); ++s) {
+      if (readers_[s] != nullptr && (oldest == shard || last_use_[s] < last_use_[oldest])) {
+        oldest = s;
+      }
+    }
+    readers_[oldest].reset();
+    --stats_.open_shards;
+  }
+  readers_[shard] = std::make_unique<ShardReader>(dataset_.ShardPath(shard));
+  ++stats_.open_shards;
+  ++stats_.shard_opens;
+  stats_.peak_open_shards = std::max(stats_.peak_open_shards, stats_.open_shards);
+  return *readers_[shard];
 }
 
 void ShardSamples::Insert(Entry entry) const {

@@ -1,7 +1,9 @@
 // A prepared dataset's samples read from its shard files on demand, so that memory is
 // bounded by a cache budget rather than by the dataset: each record is read at its index
-// offset (one open file per shard, buffered, so that a plan that visits a shard in order
-// reads it sequentially), its checksum verified, and its features kept in an LRU cache of
+// offset (through a buffered reader per shard, so that a plan that visits a shard in order
+// reads it sequentially; at most `max_open_shards` of them open at once, the least recently
+// used closed first, so a dataset of 10M samples does not need thousands of descriptors),
+// its checksum verified, and its features kept in an LRU cache of
 // at most `cache_bytes` (missing modalities take no space). The combination and label of
 // every sample come from the index.
 #pragma once
@@ -23,12 +25,20 @@ struct ShardSamplesStats {
   uint64_t cache_hits = 0;
   uint64_t cached_bytes = 0;
   uint64_t peak_cached_bytes = 0;
+  uint64_t open_shards = 0;  // shard files open now
+  uint64_t peak_open_shards = 0;
+  uint64_t shard_opens = 0;  // times a shard file was opened
 };
+
+// Shard files a ShardSamples keeps open at most, unless told otherwise.
+inline constexpr size_t kDefaultMaxOpenShards = 64;
 
 class ShardSamples : public Samples {
  public:
   // `dataset` (opened with Open or OpenForServing) must outlive this.
-  ShardSamples(const PreparedDataset& dataset, uint64_t cache_bytes);
+  // kInvalidArgument when max_open_shards is 0.
+  ShardSamples(const PreparedDataset& dataset, uint64_t cache_bytes,
+               size_t max_open_shards = kDefaultMaxOpenShards);
   ~ShardSamples() override;
   ShardSamples(const ShardSamples&) = delete;
   ShardSamples& operator=(const ShardSamples&) = delete;
@@ -53,14 +63,20 @@ class ShardSamples : public Samples {
   // The sample's features, from the cache or its shard (mutex_ held).
   const Entry& Fetch(uint32_t sample, Entry* scratch) const;
   void Read(uint32_t sample, Entry* entry) const;
+  // The reader of `shard`, opened (closing the least recently used one when max_open_shards_
+  // are open) if it is not.
+  ShardReader& Reader(uint32_t shard) const;
   void Insert(Entry entry) const;
 
   const PreparedDataset& dataset_;
   const uint64_t cache_bytes_;
+  const size_t max_open_shards_;
   std::vector<int> feature_sizes_;
   mutable std::mutex mutex_;
   mutable std::vector<std::unique_ptr<ShardReader>> readers_;  // per shard, opened on demand
-  mutable Lru lru_;                                            // most recently used first
+  mutable std::vector<uint64_t> last_use_;                     // per shard, a use counter
+  mutable uint64_t uses_ = 0;
+  mutable Lru lru_;  // most recently used first
   mutable std::unordered_map<uint32_t, Lru::iterator> cached_;
   mutable ShardSamplesStats stats_;
   mutable data::SampleRecord record_;

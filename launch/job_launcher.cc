@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -37,12 +38,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Set by the launcher's signal handlers: process-wide state owned by launch/, as the
-// preemption flag (preemption.cc).
-volatile std::sig_atomic_t interrupts = 0;
-volatile std::sig_atomic_t terminate_signal = 0;
+// Set by the launcher's signal handlers and its lease thread: process-wide state owned by
+// launch/, as the preemption flag (preemption.cc); lock-free atomics, which both may write.
+static_assert(std::atomic<int>::is_always_lock_free);
+std::atomic<int> interrupts{0};
+std::atomic<int> terminate_signal{0};
 
-extern "C" void OnLauncherInterrupt(int) { interrupts = interrupts + 1; }
+extern "C" void OnLauncherInterrupt(int) { interrupts.fetch_add(1); }
 extern "C" void OnLauncherTerminate(int signal) { terminate_signal = signal; }
 
 void CatchLauncherSignals() {

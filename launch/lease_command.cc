@@ -19,7 +19,9 @@
 namespace flexmoe {
 namespace {
 
-volatile std::sig_atomic_t lease_signal = 0;
+// A lock-free atomic: safe to write in a signal handler and to read from any thread.
+static_assert(std::atomic<int>::is_always_lock_free);
+std::atomic<int> lease_signal{0};
 extern "C" void OnLeaseSignal(int signal) { lease_signal = signal; }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Preemption signals and hook (preemption.h).
 #include "launch/preemption.h"
 
+#include <atomic>
 #include <csignal>
 #include <string>
 
@@ -8,11 +9,13 @@ namespace flexmoe {
 namespace {
 
 // Set by the signal handler: the only process-wide state, owned by launch/.
-volatile std::sig_atomic_t caught_signal = 0;
-volatile std::sig_atomic_t checkpoint_signals = 0;
+// A lock-free atomic: safe to write in a signal handler and to read from any thread.
+static_assert(std::atomic<int>::is_always_lock_free);
+std::atomic<int> caught_signal{0};
+std::atomic<int> checkpoint_signals{0};
 
 extern "C" void OnPreemptionSignal(int signal) { caught_signal = signal; }
-extern "C" void OnCheckpointSignal(int) { checkpoint_signals = checkpoint_signals + 1; }
+extern "C" void OnCheckpointSignal(int) { checkpoint_signals.fetch_add(1); }
 
 }  // namespace
 

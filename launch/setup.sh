@@ -24,6 +24,8 @@ PACKAGES=(
   # The launch scripts end a job's process trees (pgrep); the virtual cluster of the cluster
   # tests makes network namespaces, links and qdiscs (ip, tc, ss).
   procps iproute2
+  # The lease's test runs holders and contenders with clocks 60 s off (libfaketime).
+  faketime
   # The live page's test loads it in headless Chromium; promtool (Debian's prometheus)
   # checks the /metrics text.
   chromium prometheus

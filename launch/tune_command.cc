@@ -2,6 +2,7 @@
 // summary of the trials.
 #include "launch/tune_command.h"
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -19,7 +20,9 @@ namespace flexmoe {
 namespace {
 
 // Set by the signal handler (process-wide state owned by launch/, as the launcher's flags).
-volatile std::sig_atomic_t stop_signal = 0;
+// A lock-free atomic: safe to write in a signal handler and to read from any thread.
+static_assert(std::atomic<int>::is_always_lock_free);
+std::atomic<int> stop_signal{0};
 extern "C" void OnTuneSignal(int signal) { stop_signal = signal; }
 
 void CatchTuneSignals() { CatchSignals(OnTuneSignal, {SIGINT, SIGTERM}); }

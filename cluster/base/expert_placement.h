@@ -1,8 +1,9 @@
 // Expert placement as data (ARCHITECTURE.md "Formats"): for each sparse layer, which rank of
 // the expert-parallel group owns each global expert. Torch-free, so that the coordinator,
-// the checkpoint manifest and the launcher handle it without LibTorch. It is made once per
-// job (Balanced, or handed out by the coordinator), passed into the model, and recorded in
-// every checkpoint manifest; resuming at another world size re-shards by a new placement.
+// the checkpoint manifest and the launcher handle it without LibTorch. It is made when a job
+// starts (by cluster.placement, or handed out by the coordinator), passed into the model,
+// re-packed by measured load between epochs under LOAD_AWARE, and recorded in every
+// checkpoint manifest; resuming at another world size re-shards by a new placement.
 #pragma once
 
 #include <cstdint>

@@ -42,7 +42,9 @@ std::unique_ptr<Communicator> MakeNcclCommunicator(Communicator& parent, int dev
 // validation] via split_check.h (one ncclAllGather of the split records through pinned host
 // memory), then ncclGroupStart + per-peer ncclSend/ncclRecv of byte ranges. Send/Recv: NCCL
 // has no tags; `tag` must be >= 0 and messages between a pair match in issue order. Split:
-// ncclCommSplit (NCCL >= 2.18) after a fingerprint rendezvous, as the MPI backend does.
+// after a fingerprint rendezvous (as the MPI backend does), a new communicator from a unique
+// id the subgroup's first rank draws and all-gathers (ncclCommInitRankConfig; not
+// ncclCommSplit, see Split).
 //
 // Threading: one thread at a time. The destructor flushes the communicator
 // (ncclCommFinalize) within the default timeout, else aborts it.

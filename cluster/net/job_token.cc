@@ -5,14 +5,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 
+#include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/base/file_handles.h"
 
 namespace flexmoe {
 namespace {
@@ -47,15 +51,28 @@ std::string NewToken() {
 }
 
 void WriteTokenFile(const std::string& path, const std::string& token) {
-  const std::string staging = path + ".new";
-  const int fd = ::open(staging.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) Fail(ErrorCode::kNotFound, "cannot create ", staging);
-  ::fchmod(fd, 0600);
+  // A staging file of a name nobody can guess, created exclusively (mkostemp: O_EXCL, mode
+  // 0600), so a link planted beside the token is never followed; written, fsynced, renamed
+  // over the token (a link at the token's own name is replaced, not followed) and the
+  // directory fsynced.
+  std::string staging = path + ".new-XXXXXX";
+  const UniqueFd fd(::mkostemp(staging.data(), O_CLOEXEC));
+  if (!fd.ok()) Fail(ErrorCode::kNotFound, "cannot create ", staging, ": ", std::strerror(errno));
   const std::string text = token + "\n";
-  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (!written) Fail(ErrorCode::kInternal, "cannot write ", staging);
-  std::filesystem::rename(staging, path);
+  bool written = ::fchmod(fd.get(), 0600) == 0;
+  for (size_t done = 0; written && done < text.size();) {
+    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    written = n > 0;
+    if (written) done += static_cast<size_t>(n);
+  }
+  written = written && ::fsync(fd.get()) == 0;
+  if (!written || ::rename(staging.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    ::unlink(staging.c_str());
+    Fail(ErrorCode::kInternal, "cannot write ", path, ": ", reason);
+  }
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  SyncDirectory(parent.empty() ? "." : parent);
 }
 
 std::string ReadTokenFile(const std::string& path) {

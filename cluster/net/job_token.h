@@ -19,7 +19,9 @@ bool TokensEqual(const std::string& a, const std::string& b);
 
 // A fresh random token: 32 hex digits (128 bits from std::random_device).
 std::string NewToken();
-// Writes `token` to `path`, mode 0600 from its creation (written beside, then renamed).
+// Writes `token` to `path`, mode 0600 from its creation: written to an exclusively created
+// staging file of an unguessable name beside it, fsynced, renamed into place, the directory
+// fsynced. A link at either name is never followed. Throws kInternal naming the path.
 void WriteTokenFile(const std::string& path, const std::string& token);
 // The token in `path`, whitespace trimmed; kNotFound when it cannot be read,
 // kInvalidArgument when it is empty.

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <mutex>
 #include <thread>
 
@@ -52,6 +53,28 @@ std::string QueryValue(const std::string& query, const std::string& key) {
   return "";
 }
 
+// Whether a request's Host header names this server the way a browser that was not tricked
+// does: an IP literal (v4, or v6 in brackets), localhost, or the host the server listens
+// on, with any port; an absent Host (HTTP/1.0) too. A DNS-rebinding page reaches a
+// loopback server under its own name (Host: attacker.example), which this refuses.
+bool HostAllowed(beast::string_view header, const std::string& listen_host) {
+  std::string host(header);
+  if (host.empty()) return true;
+  if (host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string::npos) return false;
+    error_code ec;
+    net::asio::ip::make_address_v6(host.substr(1, close - 1), ec);
+    return !ec;
+  }
+  host = host.substr(0, host.find(':'));
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (host == "localhost" || (!listen_host.empty() && host == listen_host)) return true;
+  error_code ec;
+  net::asio::ip::make_address_v4(host, ec);
+  return !ec;
+}
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -63,6 +86,8 @@ class HttpServer::Impl {
     net::OpenAcceptor(acceptor_, options_.listen, options_.what);
     address_ = net::EndpointName(acceptor_.local_endpoint());
     cookie_ = CookieName(acceptor_.local_endpoint().port());
+    listen_host_ = options_.listen.substr(0, options_.listen.rfind(':'));
+    for (char& c : listen_host_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     Accept();
     thread_ = std::thread([this] { Serve(); });
   }
@@ -106,6 +131,7 @@ class HttpServer::Impl {
   tcp::acceptor acceptor_;
   net::asio::steady_timer accept_retry_{io_};
   std::string address_, cookie_;
+  std::string listen_host_;  // lower case, as options_.listen names it
   std::thread thread_;
 };
 
@@ -214,13 +240,25 @@ http::response<http::string_body> HttpServer::Impl::Respond(
   auto finish = [&](http::status status, const std::string& type, std::string body) {
     r.result(status);
     r.set(http::field::content_type, type);
-    r.body() = request.method() == http::verb::head ? "" : std::move(body);
+    r.body() = std::move(body);
     r.prepare_payload();
+    if (request.method() == http::verb::head) {
+      // HEAD: the headers GET would send, Content-Length included, and no body.
+      const size_t length = r.body().size();
+      r.body().clear();
+      r.content_length(length);
+    }
     return r;
   };
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     r.set(http::field::allow, "GET, HEAD");
     return finish(http::status::method_not_allowed, "text/plain", "read-only: GET and HEAD\n");
+  }
+  if (options_.token.empty() && !HostAllowed(request[http::field::host], listen_host_)) {
+    Count(&HttpStats::unauthorized);
+    return finish(http::status::misdirected_request, "text/plain",
+                  "this server answers to its address or localhost only (Host: " +
+                      std::string(request[http::field::host]) + ")\n");
   }
   if (!options_.token.empty()) {
     const std::string asked = QueryValue(query, "token");
@@ -237,8 +275,9 @@ http::response<http::string_body> HttpServer::Impl::Respond(
       Count(&HttpStats::unauthorized);
       r.set(http::field::www_authenticate, "Bearer");
       return finish(http::status::unauthorized, "text/plain",
-                    "the job token is required: open the URL `flexmoe train` printed, or send "
-                    "Authorization: Bearer TOKEN (RUN_DIR/job.token)\n");
+                    "a token is required: open the URL `flexmoe train` or `flexmoe serve` "
+                    "printed, or send Authorization: Bearer TOKEN (a job's page: "
+                    "RUN_DIR/web.token)\n");
     }
   }
   std::optional<HttpReply> reply = handler_(path);

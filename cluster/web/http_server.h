@@ -4,7 +4,10 @@
 // (the whole request and its reply), connections in number; only GET and HEAD are served.
 // With a token, a request must carry it: `Authorization: Bearer TOKEN`, or the cookie that
 // `?token=TOKEN` sets (then redirects to `/`, so the token leaves the address bar). Tokens are
-// hex (NewToken), so they need no escaping in a URL or a cookie.
+// hex (NewToken), so they need no escaping in a URL or a cookie. Without a token, a request
+// must name the server by an IP address, localhost or the host it listens on (Host header),
+// else 421: a DNS-rebinding page cannot read it under a name of its own. HEAD replies carry
+// the Content-Length that GET's would.
 #pragma once
 
 #include <cstdint>

@@ -68,10 +68,11 @@ TEST_F(ArrayInputTest, NpyH5adAndHdf5PrepareAsTheirCsv) {
        std::vector<std::tuple<std::string, std::string, std::string>>{
            {"npy", "gen.npy", ""},
            {"h5ad", "gen.h5ad", ""},
-           {"dense", "gen.h5", "hdf5_matrix: \"matrix\" hdf5_ids: \"ids\""}}) {
-    SCOPED_TRACE(variant);
+           {"dense", "gen.h5", "hdf5_matrix: \"matrix\" hdf5_ids: \"ids\""},
+           {"dense", "gen_chunked.h5", "hdf5_matrix: \"matrix\" hdf5_ids: \"ids\""}}) {
+    SCOPED_TRACE(variant + "/" + gen);
     data::DatasetMeta meta;
-    const DecodedBatch got = Prepared(Config(variant, "img.npy", gen, extra), variant, &meta);
+    const DecodedBatch got = Prepared(Config(variant, "img.npy", gen, extra), gen, &meta);
     EXPECT_EQ(got.features, csv.features);
     EXPECT_EQ(got.observed, csv.observed);
     EXPECT_EQ(got.combination, csv.combination);
@@ -84,7 +85,8 @@ TEST_F(ArrayInputTest, NpyH5adAndHdf5PrepareAsTheirCsv) {
   }
 }
 
-TEST_F(ArrayInputTest, BrokenArraysAreRefusedByName) {
+TEST_F(ArrayInputTest, BrokenArraysAreRefusedByNameAndLeakNoDescriptor) {
+  const size_t open_before = testing::OpenDescriptors();
   auto bad = [](const std::string& gen, const std::string& extra = "") {
     return ErrorOf(Config("bad", "../npy/img.npy", gen, extra));
   };
@@ -97,12 +99,16 @@ TEST_F(ArrayInputTest, BrokenArraysAreRefusedByName) {
   expect(bad("short.npy"), {"short.npy", "truncated"});
   expect(bad("dup.npy"), {"dup.ids.txt:4", "duplicate id 's2'"});
   expect(bad("few.npy"), {"few.ids.txt", "3 ids", "5 rows"});
+  expect(bad("huge.npy"), {"huge.npy", "shape (4611686018427387904, 4)", "too large"});
   expect(bad("cut.h5ad"), {"cut.h5ad"});
   expect(bad("csc.h5ad"), {"csc.h5ad", "csc_matrix", "only CSR"});
   expect(bad("dup.h5ad"), {"dup.h5ad", "obs/_index[2]", "duplicate id 's2'"});
   expect(bad("text.h5", "hdf5_matrix: \"matrix\" hdf5_ids: \"ids\""),
          {"text.h5", "matrix", "not a numeric dataset"});
   expect(bad("gen.h5ad"), {"gen.h5ad", "cannot open"});
+  // Every refusal above closed what it had opened (a .npy refused for its header or its ids
+  // once kept its descriptor).
+  EXPECT_EQ(testing::OpenDescriptors(), open_before);
 }
 
 TEST_F(ArrayInputTest, AVolumeMaskPlacesTheFeaturesInTheVolume) {

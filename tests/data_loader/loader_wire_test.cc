@@ -2,10 +2,13 @@
 #include "data_loader/loader_wire.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "cluster/base/error.h"
 #include "cluster/net/job_token.h"
@@ -170,6 +173,35 @@ TEST(JobTokenTest, EmptySourceIsRefused) {
   EXPECT_FALSE(TokensEqual("abc", "abd"));
   EXPECT_FALSE(TokensEqual("abc", "ab"));
   EXPECT_FALSE(TokensEqual("", "a"));
+}
+
+TEST(JobTokenTest, TheTokenFileFollowsNoLinkAndIsPrivate) {
+  testing::TempDir dir;
+  const std::string victim = dir.Write("victim", "keep\n");
+  const std::string token = dir.Path("job.token");
+  // Links planted where the old writer staged (job.token.new) and at the token's own name.
+  ASSERT_EQ(::symlink(victim.c_str(), (token + ".new").c_str()), 0);
+  ASSERT_EQ(::symlink(victim.c_str(), token.c_str()), 0);
+  const size_t open_before = testing::OpenDescriptors();
+  WriteTokenFile(token, "0123abcd");
+  EXPECT_EQ(testing::OpenDescriptors(), open_before);
+  EXPECT_EQ(ReadTokenFile(token), "0123abcd");
+  EXPECT_EQ(ReadTokenFile(victim), "keep");
+  struct stat st {};
+  ASSERT_EQ(::lstat(token.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // Nothing staged is left behind; a second write replaces the first.
+  WriteTokenFile(token, "ffff0000");
+  EXPECT_EQ(ReadTokenFile(token), "ffff0000");
+  size_t entries = 0;
+  for (auto it = std::filesystem::directory_iterator(dir.path());
+       it != std::filesystem::directory_iterator(); ++it) {
+    ++entries;
+  }
+  EXPECT_EQ(entries, 3u);  // victim, job.token.new (the planted link), job.token
+  // A directory that cannot be written is an error naming the token's staging file.
+  EXPECT_THROW(WriteTokenFile(dir.Path("missing/job.token"), "x"), Error);
 }
 
 }  // namespace

@@ -90,6 +90,34 @@ TEST_F(ShardSamplesTest, GathersWhatTheDecodedDatasetGathersWithinItsBudget) {
   }
 }
 
+TEST_F(ShardSamplesTest, KeepsAtMostItsShardFilesOpen) {
+  const PreparedDataset all = PreparedDataset::Open(config_->data().prepared_dir());
+  const PreparedDataset serving = PreparedDataset::OpenForServing(config_->data().prepared_dir());
+  ASSERT_GE(serving.meta.shard_files_size(), 6);  // 500 samples, 64 a shard
+  const DecodedDataset decoded(all);
+  std::vector<uint32_t> order(all.size());
+  std::iota(order.begin(), order.end(), 0u);
+  uint64_t state = 11;
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[SplitMix64(&state) % i]);
+  const size_t open_before = testing::OpenDescriptors();
+  {
+    const ShardSamples samples(serving, 0, 2);
+    size_t most_open = 0;
+    for (size_t b = 0; b < order.size(); b += 25) {
+      std::vector<uint32_t> batch(order.begin() + b,
+                                  order.begin() + std::min(order.size(), b + 25));
+      ExpectSameBatch(samples.Gather(batch), decoded.Gather(batch));
+      most_open = std::max(most_open, testing::OpenDescriptors() - open_before);
+    }
+    EXPECT_LE(most_open, 2u);
+    const ShardSamplesStats stats = samples.stats();
+    EXPECT_EQ(stats.peak_open_shards, 2u);
+    EXPECT_GT(stats.shard_opens, static_cast<uint64_t>(serving.meta.shard_files_size()));
+  }
+  EXPECT_EQ(testing::OpenDescriptors(), open_before);
+  EXPECT_THROW(ShardSamples(serving, 0, 0), Error);
+}
+
 TEST_F(ShardSamplesTest, TheServingIndexIsTheIndexWithoutIds) {
   const PreparedDataset all = PreparedDataset::Open(config_->data().prepared_dir());
   const PreparedDataset serving = PreparedDataset::OpenForServing(config_->data().prepared_dir());

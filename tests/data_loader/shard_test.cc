@@ -99,10 +99,12 @@ TEST(ShardTest, TruncatedShardIsRefusedNamingTheRecord) {
       << message;
 }
 
-TEST(ShardTest, NotAShard) {
+TEST(ShardTest, NotAShardIsRefusedAndClosed) {
   testing::TempDir dir;
+  const size_t open_before = testing::OpenDescriptors();
   std::string message = ErrorOf(dir.Write("x.rec", "hello world"));
   EXPECT_NE(message.find("bad magic"), std::string::npos) << message;
+  EXPECT_EQ(testing::OpenDescriptors(), open_before);
 }
 
 }  // namespace

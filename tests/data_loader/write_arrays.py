@@ -5,8 +5,9 @@ The same 6 subjects (s0..s5, labels 0,1,0,1,0,1) in layout A, each modality thre
   csv/    labels.csv, img.csv (s0..s3), gen.csv (s1..s5): the CSV reference
   npy/    labels.csv, img.npy (float32) + img.ids.txt, gen.npy (float64) + gen.ids.txt
   h5ad/   labels.csv, img.npy as above, gen.h5ad (AnnData, CSR sparse X)
-  dense/  labels.csv, img.npy as above, gen.h5 (plain HDF5: /matrix dense, /ids)
-  bad/    broken files, one per case
+  dense/  labels.csv, img.npy as above, gen.h5 (plain HDF5: /matrix dense, /ids), and
+          gen_chunked.h5 (the same, gzip-compressed in chunks of 2 rows)
+  bad/    broken files, one per case (huge.npy: a header whose byte count overflows 64 bits)
   npy/mask.npy: a CNN3D volume mask (24x24x24, 5 voxels); bad/mask4.npy: 4 voxels
 Usage: write_arrays.py DIR
 """
@@ -59,6 +60,9 @@ adata.write_h5ad(f"{out}/h5ad/gen.h5ad")
 with h5py.File(f"{out}/dense/gen.h5", "w") as f:
     f["matrix"] = gen
     f["ids"] = np.array(gen_ids, dtype="S")
+with h5py.File(f"{out}/dense/gen_chunked.h5", "w") as f:
+    f.create_dataset("matrix", data=gen, chunks=(2, 3), compression="gzip")
+    f["ids"] = np.array(gen_ids, dtype="S")
 
 bad = f"{out}/bad"
 np.save(f"{bad}/int.npy", gen.astype(np.int64))
@@ -71,6 +75,13 @@ for name in ["int", "flat", "fortran", "short"]:
     write(f"{bad}/{name}.ids.txt", "\n".join(gen_ids) + "\n")
 np.save(f"{bad}/dup.npy", gen)
 write(f"{bad}/dup.ids.txt", "s1\ns2\ns3\ns2\ns5\n")
+# (2^62 rows x 4) float32 = 2^66 bytes: 0 when multiplied in 64 bits.
+header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }"
+header += " " * (63 - (10 + len(header)) % 64) + "\n"
+with open(f"{bad}/huge.npy", "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+    f.write(bytes(64))
+write(f"{bad}/huge.ids.txt", "\n".join(gen_ids) + "\n")
 np.save(f"{bad}/few.npy", gen)
 write(f"{bad}/few.ids.txt", "s1\ns2\ns3\n")
 adata.write_h5ad(f"{bad}/cut.h5ad")

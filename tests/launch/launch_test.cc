@@ -235,6 +235,44 @@ TEST_F(LaunchTest, ASecondJobOnALiveRunDirectoryIsRefused) {
   EXPECT_FALSE(fs::exists(run + "/job.lease"));
 }
 
+// A lease judged by whether its counter moves, not by wall clocks: a holder whose clock runs
+// 60 s behind or ahead (libfaketime) keeps it against a contender with the true clock, and a
+// contender whose clock is off refuses a live holder as well.
+TEST_F(LaunchTest, ALeaseHoldsWhateverTheHostsClockSays) {
+  const std::vector<std::string> lease = {kBinary, "lease", "--config",
+                                          kSource + "/configs/quickstart.textproto"};
+  auto with = [](std::vector<std::string> head, const std::vector<std::string>& tail) {
+    head.insert(head.end(), tail.begin(), tail.end());
+    return head;
+  };
+  for (const std::string& skew : {"-60s", "+60s"}) {
+    for (bool skewed_holder : {true, false}) {
+      SCOPED_TRACE(skew + (skewed_holder ? " on the holder" : " on the contender"));
+      const std::string run = dir_->Path("clock" + skew + (skewed_holder ? "h" : "c"));
+      fs::create_directories(run);
+      const std::vector<std::string> faked = {"faketime", "-f", skew};
+      const std::vector<std::string> args = {
+          "--set", "run.dir=" + run, "--what", "holder", "--watch-pid", std::to_string(::getpid())};
+      testing::Process holder(with(skewed_holder ? with(faked, lease) : lease, args),
+                              run + ".holder.log");
+      ASSERT_FALSE(holder.WaitForLine("lease held on", 30).empty()) << holder.Log();
+      const auto start = Clock::now();
+      auto contender = testing::RunCommand(
+          with(skewed_holder ? lease : with(faked, lease), {"--set", "run.dir=" + run}), 30);
+      EXPECT_EQ(contender.exit_code, 2) << contender.output;
+      EXPECT_NE(contender.output.find("is in use by a running job (host "), std::string::npos)
+          << contender.output;
+      EXPECT_NE(contender.output.find("(holder)"), std::string::npos) << contender.output;
+      // Refused once the holder's counter moved: within one renewal interval (timeout / 4).
+      EXPECT_LT(Clock::now() - start, std::chrono::seconds(4));
+      EXPECT_TRUE(holder.running());
+      holder.Signal(SIGTERM);
+      EXPECT_EQ(holder.Wait(30), 0) << holder.Log();
+      EXPECT_FALSE(fs::exists(run + "/job.lease"));
+    }
+  }
+}
+
 // A coordinator stopped with SIGSTOP: the workers lose it and end; the launcher names the
 // stopped coordinator as the cause (not its own kill of it), well within the heartbeat
 // timeout + 10 s.

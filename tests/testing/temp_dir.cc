@@ -36,4 +36,13 @@ void WriteGzip(const std::string& path, const std::string& contents) {
   gzclose(file);
 }
 
+size_t OpenDescriptors() {
+  size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd");
+       it != std::filesystem::directory_iterator(); ++it) {
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace flexmoe::testing

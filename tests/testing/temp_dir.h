@@ -1,6 +1,8 @@
-// Test helpers: a temporary directory removed at scope exit, and small file writers.
+// Test helpers: a temporary directory removed at scope exit, small file writers, and a count
+// of the open descriptors.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace flexmoe::testing {
@@ -22,5 +24,9 @@ class TempDir {
 
 // Writes `contents` gzip-compressed to `path`.
 void WriteGzip(const std::string& path, const std::string& contents);
+
+// The file descriptors this process has open (/proc/self/fd), for tests that check that a
+// failure closed what it opened.
+size_t OpenDescriptors();
 
 }  // namespace flexmoe::testing

@@ -206,7 +206,11 @@ TEST(HttpServerTest, TheTokenIsRequired) {
   HttpServer server(Options("s3cret"), Hello());
   const std::string a = server.address();
   EXPECT_EQ(a.rfind("127.0.0.1:", 0), 0u) << a;  // loopback by default
-  EXPECT_EQ(HttpGet(a, "/hello").status, 401);
+  const auto refused = HttpGet(a, "/hello");
+  EXPECT_EQ(refused.status, 401);
+  // It names the page's own token file, not the job's.
+  EXPECT_NE(refused.body.find("RUN_DIR/web.token"), std::string::npos) << refused.body;
+  EXPECT_EQ(refused.body.find("job.token"), std::string::npos) << refused.body;
   EXPECT_EQ(HttpGet(a, "/hello", "Authorization: Bearer wrong\r\n").status, 401);
   EXPECT_EQ(HttpGet(a, "/hello?token=wrong").status, 401);
   auto ok = HttpGet(a, "/hello", "Authorization: Bearer s3cret\r\n");
@@ -228,9 +232,59 @@ TEST(HttpServerTest, TheTokenIsRequired) {
                                 "Content-Length: 0\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(post.status, 405);
   EXPECT_GE(server.stats().unauthorized, 4);
-  // Without a token (cluster.http_require_token: false) anyone is served.
+  // Without a token (cluster.http_require_token: false) anyone is served who names the
+  // server by its address or localhost.
   HttpServer open(Options(""), Hello());
   EXPECT_EQ(HttpGet(open.address(), "/hello").status, 200);
+}
+
+// A GET for `path` with the Host header `host` (none when empty), HTTP/1.1 or 1.0.
+testing::HttpResponse GetWithHost(const std::string& address, const std::string& host,
+                                  const std::string& version = "1.1") {
+  return testing::Exchange(testing::ConnectTo(address),
+                           "GET /hello HTTP/" + version + "\r\n" +
+                               (host.empty() ? "" : "Host: " + host + "\r\n") +
+                               "Connection: close\r\n\r\n");
+}
+
+TEST(HttpServerTest, WithoutATokenOnlyItsOwnNamesAreServed) {
+  HttpServer open(Options(""), Hello());
+  const std::string a = open.address();
+  const std::string port = a.substr(a.rfind(':') + 1);
+  for (const std::string& host : {a, "localhost:" + port, std::string("LOCALHOST"), "[::1]:" + port,
+                                  std::string("10.1.2.3")}) {
+    EXPECT_EQ(GetWithHost(a, host).status, 200) << host;
+  }
+  EXPECT_EQ(GetWithHost(a, "", "1.0").status, 200);  // HTTP/1.0 need not send one
+  // A DNS-rebinding page reaches 127.0.0.1 under a name of its own.
+  for (const std::string& host :
+       {"attacker.example:" + port, std::string("attacker.example"),
+        std::string("127.0.0.1.attacker.example"), std::string("[not-an-address]")}) {
+    const auto r = GetWithHost(a, host);
+    EXPECT_EQ(r.status, 421) << host;
+    EXPECT_NE(r.body, "hi") << host;
+  }
+  // With a token, the token decides (a proxy may use any name).
+  HttpServer guarded(Options("s3cret"), Hello());
+  EXPECT_EQ(testing::Exchange(testing::ConnectTo(guarded.address()),
+                              "GET /hello HTTP/1.1\r\nHost: proxy.example\r\n"
+                              "Authorization: Bearer s3cret\r\nConnection: close\r\n\r\n")
+                .status,
+            200);
+}
+
+TEST(HttpServerTest, HeadSendsTheLengthOfWhatGetSends) {
+  HttpServer server(Options(""), Hello());
+  const std::string a = server.address();
+  const auto get = HttpGet(a, "/hello");
+  const auto head = testing::Exchange(testing::ConnectTo(a), "HEAD /hello HTTP/1.1\r\nHost: " + a +
+                                                                 "\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(get.status, 200);
+  ASSERT_EQ(head.status, 200);
+  EXPECT_EQ(testing::HeaderValue(head.head, "Content-Length"), std::to_string(get.body.size()));
+  EXPECT_EQ(testing::HeaderValue(head.head, "Content-Type"),
+            testing::HeaderValue(get.head, "Content-Type"));
+  EXPECT_TRUE(head.body.empty()) << head.body;
 }
 
 TEST(HttpServerTest, OversizedAndSlowRequestsAreRefused) {

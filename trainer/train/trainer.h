@@ -147,7 +147,8 @@ struct TrainOptions {
   Communicator* world = nullptr;   // null: one process
   int expert_parallel_degree = 0;  // 0: the whole world
   BatchSourceFactory batches;      // null: in-process plans over the trainer's samples
-  // The expert placement over the expert-parallel group; null: balanced contiguous blocks.
+  // The expert placement over the expert-parallel group; null: the one cluster.placement
+  // makes (MakePlacement, trainer/model/placement_policy.h).
   const PlacementMap* placement = nullptr;
   // A checkpoint directory to continue from (checkpoint.resume_from, or what --resume found).
   std::string resume_from;
