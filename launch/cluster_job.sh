@@ -4,7 +4,8 @@
 #   run_dir    absolute;             common    the config flags of every member (config, sets,
 #                                              run.dir, the token file);
 # and defines start_members HOSTS... (coordinator, loaders, workers of one attempt; it sets
-# coordinator_pid, loaders_pid, workers_pid) and host_reachable HOST.
+# coordinator_pid, loaders_pid, workers_pid; when a member does not start it calls
+# start_failed and returns 1 before launching anything else) and host_reachable HOST.
 #
 # What it gives every launch path:
 # - one job per run directory: the lease (`flexmoe lease`) is taken before anything is
@@ -90,6 +91,23 @@ addresses_in() {
   done
   echo "$NAME: $count addresses not in $log after 60 s" >&2
   return 1
+}
+
+# Records why an attempt could not start (WHAT, the PID that ended or never listened, its LOG)
+# for run_with_restarts' last line: start_error and start_status (the member's own exit
+# status when it ended, 1 when it still runs without listening).
+start_failed() {
+  local what=$1 pid=$2 log=$3 status=1 last
+  if ! alive "$pid"; then
+    wait "$pid" 2>/dev/null
+    status=$?
+    [ "$status" -ne 0 ] || status=1
+  fi
+  # flexmoe's own error line, not what mpirun or srun add after it.
+  last=$(grep ': error: ' "$log" 2>/dev/null | tail -1 || true)
+  [ -n "$last" ] || last=$(grep -v '^\s*$' "$log" 2>/dev/null | tail -1 || true)
+  start_error="the $what did not start (exit $status): ${last:-no output}"
+  start_status=$status
 }
 
 # A field of job.json ("" when absent); culprit.host and the like for nested ones.
@@ -209,7 +227,14 @@ run_with_restarts() {
     [ "$attempt" -gt 0 ] && restart_args=(--resume --restart "$attempt" --restart-reason "$why")
     write_token
     probes=()
-    start_members "${hosts[@]}"
+    # A member that fails to start stops the start: nothing after it is launched, what was
+    # started is ended, and the last line names it and its reason.
+    if ! start_members "${hosts[@]}"; then
+      local p
+      for p in "${pids[@]}"; do kill_tree "$p"; done
+      echo "$NAME: the job failed to start: $start_error; run directory $run_dir" >&2
+      return "$start_status"
+    fi
     watch_attempt
     state=$(job_field state)
     status=$workers_status

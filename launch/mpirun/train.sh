@@ -89,7 +89,8 @@ start_members() {
     --listen "$first:0" >"$run_dir/coordinator.log" 2>&1 &
   coordinator_pid=$!
   pids+=("$coordinator_pid")
-  coordinator=$(addresses_in "$run_dir/coordinator.log" 1 "$coordinator_pid")
+  coordinator=$(addresses_in "$run_dir/coordinator.log" 1 "$coordinator_pid") ||
+    { start_failed coordinator "$coordinator_pid" "$run_dir/coordinator.log"; return 1; }
   print_live_page "$run_dir/coordinator.log"
   trap 'kill -USR1 "$coordinator_pid" 2>/dev/null || true' INT TERM USR1
 
@@ -101,7 +102,8 @@ start_members() {
     --set "cluster.coordinator=$coordinator" >"$run_dir/loaders.log" 2>&1 &
   loaders_pid=$!
   pids+=("$loaders_pid")
-  loaders=$(addresses_in "$run_dir/loaders.log" "$#" "$loaders_pid")
+  loaders=$(addresses_in "$run_dir/loaders.log" "$#" "$loaders_pid") ||
+    { start_failed loaders "$loaders_pid" "$run_dir/loaders.log"; return 1; }
 
   # A restart resumes (restart_args); the first attempt resumes when asked to.
   local extra=("${restart_args[@]}")

@@ -11,14 +11,16 @@
 #   5. a connection from another host without the job token is refused, and the listeners
 #      bind their host's address, not 0.0.0.0;
 #   6. a second job on a live run directory, from another host, is refused with exit 2
-#      naming the holder; a stale lease is taken over, and the message says so.
-# Usage: multihost_test.sh FLEXMOE_BINARY SOURCE_DIR [CASE...]   (cases: 1-6, default all)
+#      naming the holder; a stale lease is taken over, and the message says so;
+#   7. a coordinator that cannot start (its HTTP address is not on its host) stops the
+#      start: no loader or worker is launched, the last line names it and its reason.
+# Usage: multihost_test.sh FLEXMOE_BINARY SOURCE_DIR [CASE...]   (cases: 1-7, default all)
 set -euo pipefail
 FLEXMOE=$(readlink -f "$1")
 export FLEXMOE
 SOURCE=$2
 shift 2
-cases=${*:-1 2 3 4 5 6}
+cases=${*:-1 2 3 4 5 6 7}
 source "$SOURCE/tests/cluster/cluster_test_lib.sh"
 cluster_test_up multihost_test mh 3
 source "$SOURCE/tests/launch/job_test_lib.sh"
@@ -173,6 +175,23 @@ PY
       grep -q "took over the lease of run directory .* from host vh1, pid 999999" "$T/takeover.out" ||
         fail "the takeover is not said: $(head -5 "$T/takeover.out")"
       say "lease: $(cat "$T/second.out" | tail -1)"
+      ;;
+    7)
+      status=0
+      "$VC" exec "$C" vh1 "$SOURCE/launch/mpirun/train.sh" --hostfile "$(hostfile vh1 vh2)" \
+        "${common[@]}" --set cluster.http_listen=10.99.99.99:0 --run-dir "$T/nostart" \
+        >"$T/nostart.out" 2>&1 || status=$?
+      [ "$status" -ne 0 ] || fail "a job whose coordinator cannot start exited 0"
+      last=$(tail -1 "$T/nostart.out")
+      [[ "$last" == *"the job failed to start: the coordinator did not start (exit $status)"* ]] ||
+        fail "the last line does not name the coordinator's start: $last"
+      [[ "$last" == *"10.99.99.99"* ]] || fail "the last line does not say why: $last"
+      [ ! -e "$T/nostart/loaders.log" ] || fail "loaders were started after the coordinator failed"
+      for h in vh1 vh2; do
+        ! on "$h" pgrep -f "flexmoe (loader|worker|coordinator)" >/dev/null ||
+          fail "a flexmoe process is left on $h"
+      done
+      say "start failure: $last"
       ;;
     *) fail "unknown case $c" ;;
   esac
