@@ -9,8 +9,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/base/latest_file_writer.h"
 #include "cluster/base/placement_json.h"
 #include "cluster/coord/protocol.h"
 #include "cluster/metrics/job_record.h"
@@ -115,6 +115,9 @@ class CoordinatorService::Impl {
   std::string state_ = "starting", reason_;
   bool ending_ = false, preempting_ = false;
   int exit_code_ = 1;
+  // RUN/job.json (none without a run directory); last, so that it is destroyed first,
+  // writing what is pending.
+  std::unique_ptr<LatestFileWriter> job_json_;
 };
 
 class CoordinatorService::Impl::MemberSession : public net::Session {
@@ -185,6 +188,9 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
 
 CoordinatorService::Impl::Impl(CoordinatorOptions options)
     : options_(std::move(options)), view_(options_.heartbeat_timeout_s, options_.restart) {
+  if (!options_.run_dir.empty()) {
+    job_json_ = std::make_unique<LatestFileWriter>(options_.run_dir + "/job.json");
+  }
   net::ServerProtocol protocol;
   protocol.frame = CoordinatorProtocol();
   protocol.hello_type = co::REGISTER;
@@ -526,12 +532,8 @@ void CoordinatorService::Impl::WriteJobJson() {
   if (culprit_.has_role()) job.culprit = MemberRecord(culprit_);
   job.combinations = options_.combination_names;
   view_.SetJob(job);
-  if (options_.run_dir.empty()) return;
-  try {
-    WriteFileAtomically(options_.run_dir + "/job.json", JobRecordToJson(job).dump(2) + "\n");
-  } catch (const Error& e) {
-    LOG(WARNING) << "coordinator: " << e.what();
-  }
+  // Written by job_json_'s own thread: this thread judges heartbeats.
+  if (job_json_) job_json_->Submit(JobRecordToJson(job).dump(2) + "\n");
 }
 
 CoordinatorService::CoordinatorService(CoordinatorOptions options)
@@ -546,6 +548,10 @@ std::string CoordinatorService::http_token() const { return impl_->http_token_; 
 int CoordinatorService::Run() {
   impl_->WriteJobJson();
   impl_->server_->Run();
+  // The job's end is on disk before the coordinator's exit says it ended.
+  if (impl_->job_json_ && !impl_->job_json_->Flush(std::chrono::seconds(30))) {
+    LOG(WARNING) << "coordinator: job.json not written within 30 s of the job's end";
+  }
   return impl_->exit_code_;
 }
 

@@ -187,9 +187,8 @@ PY
         fail "the last line does not name the coordinator's start: $last"
       [[ "$last" == *"10.99.99.99"* ]] || fail "the last line does not say why: $last"
       [ ! -e "$T/nostart/loaders.log" ] || fail "loaders were started after the coordinator failed"
-      for h in vh1 vh2; do
-        ! on "$h" pgrep -f "flexmoe (loader|worker|coordinator)" >/dev/null ||
-          fail "a flexmoe process is left on $h"
+      for h in vh1 vh2; do  # the host's own processes (tests beside this one run flexmoe too)
+        wait_clean "$h" $(($(now_ms) + 10000)) || fail "flexmoe processes left on $h: $(flexmoe_on "$h")"
       done
       say "start failure: $last"
       ;;
