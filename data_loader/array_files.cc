@@ -399,6 +399,14 @@ class Hdf5Matrix : public ArrayMatrix {
     if (names_.size() != cols_) names_ = NumberedNames(prefix, cols_);
   }
 
+  size_t chunk_cache_bytes() const override {
+    Handle access(H5Dget_access_plist(data_->get()), H5Pclose);
+    size_t slots = 0, bytes = 0;
+    double w0 = 0;
+    if (!access.ok() || H5Pget_chunk_cache(access.get(), &slots, &bytes, &w0) < 0) return 0;
+    return bytes;
+  }
+
   void ReadRow(size_t r, double* out) override {
     if (csr_) {
       ReadCsrRow(r, out);
@@ -451,6 +459,9 @@ class Hdf5Matrix : public ArrayMatrix {
     if (!access.ok() || H5Pset_chunk_cache(access.get(), 12421, cache, 1.0) < 0) {
       Fail(ErrorCode::kInternal, path_, ": ", name, ": cannot size the chunk cache");
     }
+    // Closed first: HDF5 keeps one chunk cache per open dataset, and an open that finds the
+    // dataset already open shares it, ignoring the new size.
+    data.reset();
     data = std::make_unique<Handle>(H5Dopen2(file_.get(), name.c_str(), access.get()), H5Dclose);
     if (!data->ok())
       Fail(ErrorCode::kInvalidArgument, path_, ": cannot reopen dataset '", name, "'");

@@ -24,6 +24,9 @@ class ArrayMatrix {
   virtual void ReadRow(size_t r, double* out) = 0;
   // The file, for messages.
   const std::string& path() const { return path_; }
+  // HDF5: the bytes of chunk cache the matrix is read through, as the library reports them
+  // in use (its default 1 MB where that holds a row of chunks); 0 for other formats.
+  virtual size_t chunk_cache_bytes() const { return 0; }
 
  protected:
   std::string path_;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "cluster/base/error.h"
+#include "data_loader/array_files.h"
 #include "data_loader/decoded_dataset.h"
 #include "data_loader/prepare.h"
 #include "data_loader/shard.h"
@@ -109,6 +110,19 @@ TEST_F(ArrayInputTest, BrokenArraysAreRefusedByNameAndLeakNoDescriptor) {
   // Every refusal above closed what it had opened (a .npy refused for its header or its ids
   // once kept its descriptor).
   EXPECT_EQ(testing::OpenDescriptors(), open_before);
+}
+
+// A gzip-chunked matrix is read row after row through a chunk cache that holds a row of
+// chunks, so that each chunk is decompressed once, not once per row (HDF5's default 1 MB
+// cache holds none of these 1.6 MB chunks: prepare of a 4,000 x 1,000 such matrix took
+// 152 s, 1.25 s with the cache; bench/hdf5_chunks.sh).
+TEST_F(ArrayInputTest, AChunkedMatrixIsReadThroughACacheThatHoldsItsChunks) {
+  const auto matrix = OpenHdf5Matrix(dir_->Path("in/dense/big_chunks.h5"), "matrix", "ids", "gen");
+  ASSERT_EQ(matrix->rows(), 400u);
+  EXPECT_GE(matrix->chunk_cache_bytes(), size_t{400} * 500 * sizeof(double));
+  std::vector<double> row(matrix->cols(), 1.0);
+  matrix->ReadRow(399, row.data());
+  EXPECT_EQ(row, std::vector<double>(500, 0.0));
 }
 
 TEST_F(ArrayInputTest, AVolumeMaskPlacesTheFeaturesInTheVolume) {

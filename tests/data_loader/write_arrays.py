@@ -6,7 +6,8 @@ The same 6 subjects (s0..s5, labels 0,1,0,1,0,1) in layout A, each modality thre
   npy/    labels.csv, img.npy (float32) + img.ids.txt, gen.npy (float64) + gen.ids.txt
   h5ad/   labels.csv, img.npy as above, gen.h5ad (AnnData, CSR sparse X)
   dense/  labels.csv, img.npy as above, gen.h5 (plain HDF5: /matrix dense, /ids), and
-          gen_chunked.h5 (the same, gzip-compressed in chunks of 2 rows)
+          gen_chunked.h5 (the same, gzip-compressed in chunks of 2 rows), big_chunks.h5
+          (400 x 500 zeros in one gzip chunk larger than HDF5's default chunk cache)
   bad/    broken files, one per case (huge.npy: a header whose byte count overflows 64 bits)
   npy/mask.npy: a CNN3D volume mask (24x24x24, 5 voxels); bad/mask4.npy: 4 voxels
 Usage: write_arrays.py DIR
@@ -63,6 +64,11 @@ with h5py.File(f"{out}/dense/gen.h5", "w") as f:
 with h5py.File(f"{out}/dense/gen_chunked.h5", "w") as f:
     f.create_dataset("matrix", data=gen, chunks=(2, 3), compression="gzip")
     f["ids"] = np.array(gen_ids, dtype="S")
+# Chunks of 1.6 MB read as doubles: more than HDF5's default 1 MB chunk cache holds.
+with h5py.File(f"{out}/dense/big_chunks.h5", "w") as f:
+    f.create_dataset("matrix", data=np.zeros((400, 500), np.float32), chunks=(400, 500),
+                     compression="gzip")
+    f["ids"] = np.array([f"b{i}" for i in range(400)], dtype="S")
 
 bad = f"{out}/bad"
 np.save(f"{bad}/int.npy", gen.astype(np.int64))
