@@ -15,6 +15,9 @@
 #   MPI waits for a lost daemon forever, so the script never waits on mpirun alone;
 # - restarts (--max-restarts K): the job starts again from the newest checkpoint on the hosts
 #   still reachable; the lost host is named and dropped, the experts re-sharded.
+#
+# Bash 4.2 (older login nodes) treats "${a[@]}" of an empty array as unset under set -u: the
+# three scripts expand arrays that can be empty as ${a[@]+"${a[@]}"}.
 
 # Open MPI defaults for a job across hosts: a daemon that loses mpirun (and mpirun a daemon)
 # notices within seconds through TCP keepalive, instead of after minutes.
@@ -160,10 +163,7 @@ start_probes() {
 # workers end it when they lose a coordinator that stopped answering. Sets workers_status,
 # coordinator_status and coordinator_hung.
 watch_attempt() {
-  local timeout_ms grace_ms=3000 ended_at="" now limit
-  timeout_ms=$("$FLEXMOE" validate-config "${common[@]}" 2>/dev/null |
-    awk '/heartbeat_timeout_s:/ { printf "%d", $2 * 1000 }' || true)
-  timeout_ms=${timeout_ms:-4000}
+  local timeout_ms=$heartbeat_timeout_ms grace_ms=3000 ended_at="" now limit
   coordinator_hung=""
   while true; do
     now=$(date +%s%3N)
@@ -222,6 +222,11 @@ attempt_reason() {
 # on the hosts still reachable; exits with the job's status.
 run_with_restarts() {
   local attempt=0 why="" status state lost h kept probes
+  # The config's heartbeat timeout as flexmoe resolves it (validate-config prints every
+  # default): the scripts keep no copy of a default.
+  heartbeat_timeout_ms=$("$FLEXMOE" validate-config "${common[@]}" |
+    awk '/heartbeat_timeout_s:/ { printf "%d", $2 * 1000 }')
+  [ -n "$heartbeat_timeout_ms" ] || job_die "validate-config printed no cluster.heartbeat_timeout_s"
   while true; do
     restart_args=()
     [ "$attempt" -gt 0 ] && restart_args=(--resume --restart "$attempt" --restart-reason "$why")
@@ -231,7 +236,7 @@ run_with_restarts() {
     # started is ended, and the last line names it and its reason.
     if ! start_members "${hosts[@]}"; then
       local p
-      for p in "${pids[@]}"; do kill_tree "$p"; done
+      for p in ${pids[@]+"${pids[@]}"}; do kill_tree "$p"; done
       echo "$NAME: the job failed to start: $start_error; run directory $run_dir" >&2
       return "$start_status"
     fi
@@ -256,14 +261,14 @@ run_with_restarts() {
     why=$(attempt_reason)
     # The hosts still reachable; a lost one is named.
     [ ${#probes[@]} -gt 0 ] || start_probes
-    wait "${probes[@]}"
+    wait ${probes[@]+"${probes[@]}"}
     lost=() kept=()
     for h in "${hosts[@]}"; do
       if [ -e "$run_dir/.reachable.$$.$h" ]; then kept+=("$h"); else lost+=("$h"); fi
       rm -f "$run_dir/.reachable.$$.$h"
     done
     # A lost host is the first cause, whatever member the coordinator missed first.
-    for h in "${lost[@]}"; do
+    for h in ${lost[@]+"${lost[@]}"}; do
       why="host $h lost ($(members_on "$h") on it); the coordinator: $why"
     done
     # The script ended mpirun itself: its status says so, not what failed.
@@ -276,6 +281,6 @@ run_with_restarts() {
     attempt=$((attempt + 1))
     echo "$NAME: restart $attempt of $max_restarts after: $why; from" \
       "$(job_field newest_checkpoint | sed 's/^$/the start/') on ${kept[*]}" >&2
-    hosts=("${kept[@]}")
+    hosts=(${kept[@]+"${kept[@]}"})
   done
 }

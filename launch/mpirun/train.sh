@@ -43,7 +43,7 @@ mapfile -t hosts < <(sed -e 's/#.*//' "$hostfile" | awk 'NF { print $1 }' | awk 
 [ ${#hosts[@]} -gt 0 ] || die "$hostfile names no host"
 mkdir -p "$run_dir"
 run_dir=$(cd "$run_dir" && pwd)
-common=(--config "$config" "${sets[@]}" --set "run.dir=$run_dir"
+common=(--config "$config" ${sets[@]+"${sets[@]}"} --set "run.dir=$run_dir"
         --set "cluster.job_token_source=file:$run_dir/job.token")
 root=()
 [ "$(id -u)" -eq 0 ] && root=(--allow-run-as-root)
@@ -64,14 +64,14 @@ slots_of() {
 
 # Whether Open MPI can still start a process on a host (4 s at most: the probes run together, within the bound on ending a job).
 host_reachable() {
-  timeout -s KILL 4 mpirun "${root[@]}" --host "$1" -np 1 true >/dev/null 2>&1
+  timeout -s KILL 4 mpirun ${root[@]+"${root[@]}"} --host "$1" -np 1 true >/dev/null 2>&1
 }
 
 pids=() hostfiles=()
 cleanup() {
-  for p in "${pids[@]}"; do alive "$p" && kill_tree "$p"; done
+  for p in ${pids[@]+"${pids[@]}"}; do alive "$p" && kill_tree "$p"; done
   release_lease
-  rm -f "${hostfiles[@]}"
+  rm -f ${hostfiles[@]+"${hostfiles[@]}"}
 }
 trap cleanup EXIT
 
@@ -85,7 +85,7 @@ start_members() {
   slots=$(slots_of <"$attempt_hosts")
   attempt_np=${np:-$slots}
   [ "$attempt_np" -le "$slots" ] || [ "${#restart_args[@]}" -eq 0 ] || attempt_np=$slots
-  mpirun "${root[@]}" --host "$first" -np 1 "$FLEXMOE" coordinator "${common[@]}" \
+  mpirun ${root[@]+"${root[@]}"} --host "$first" -np 1 "$FLEXMOE" coordinator "${common[@]}" \
     --listen "$first:0" >"$run_dir/coordinator.log" 2>&1 &
   coordinator_pid=$!
   pids+=("$coordinator_pid")
@@ -97,7 +97,7 @@ start_members() {
   local hostlist
   hostlist=$(printf '%s,' "$@")
   # One loader per host, rank = its index (OMPI_COMM_WORLD_RANK), listening on its host.
-  mpirun "${root[@]}" --host "${hostlist%,}" --map-by ppr:1:node \
+  mpirun ${root[@]+"${root[@]}"} --host "${hostlist%,}" --map-by ppr:1:node \
     bash -c 'exec "$0" loader "${@}" --listen "$(hostname):0"' "$FLEXMOE" "${common[@]}" \
     --set "cluster.coordinator=$coordinator" >"$run_dir/loaders.log" 2>&1 &
   loaders_pid=$!
@@ -106,15 +106,15 @@ start_members() {
     { start_failed loaders "$loaders_pid" "$run_dir/loaders.log"; return 1; }
 
   # A restart resumes (restart_args); the first attempt resumes when asked to.
-  local extra=("${restart_args[@]}")
+  local extra=(${restart_args[@]+"${restart_args[@]}"})
   [ ${#extra[@]} -gt 0 ] || [ -z "$resume" ] || extra=(--resume)
   echo "$NAME: job on $*: coordinator $coordinator, loaders $loaders, $attempt_np worker(s) x" \
     "$threads threads, run directory $run_dir"
-  mpirun "${root[@]}" --hostfile "$attempt_hosts" -np "$attempt_np" \
+  mpirun ${root[@]+"${root[@]}"} --hostfile "$attempt_hosts" -np "$attempt_np" \
     -x "OMP_NUM_THREADS=$threads" \
     "$FLEXMOE" worker "${common[@]}" --set "cluster.coordinator=$coordinator" \
     --set "cluster.loader_addresses=$loaders" --threads "$threads" \
-    "${extra[@]}" &
+    ${extra[@]+"${extra[@]}"} &
   workers_pid=$!
   pids+=("$workers_pid")
 }
