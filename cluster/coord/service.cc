@@ -12,6 +12,7 @@
 #include "cluster/base/error.h"
 #include "cluster/base/latest_file_writer.h"
 #include "cluster/base/placement_json.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/coord/protocol.h"
 #include "cluster/metrics/job_record.h"
 #include "cluster/metrics/metrics_writer.h"
@@ -38,19 +39,6 @@ std::string Format(double seconds) {
   char buffer[32];
   std::snprintf(buffer, sizeof(buffer), "%.1f", seconds);
   return buffer;
-}
-
-// The newest step-* directory of run_dir/checkpoints with a manifest, or "".
-std::string NewestCheckpoint(const std::string& run_dir) {
-  std::string newest;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(run_dir + "/checkpoints", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("step-", 0) != 0 || name.find('.') != std::string::npos) continue;
-    if (!std::filesystem::exists(e.path() / "manifest.json", ec)) continue;
-    if (name > newest) newest = name;
-  }
-  return newest.empty() ? "" : run_dir + "/checkpoints/" + newest;
 }
 
 }  // namespace
@@ -86,8 +74,8 @@ class CoordinatorService::Impl {
   void Beat();
   void CheckDeadlines();
   void Preempt(const std::string& reason);
-  // CHECKPOINT to every running worker.
-  void SendCheckpoint(bool stop, const std::string& reason);
+  // Tells every live worker to checkpoint (and stop); returns how many were told.
+  int SendCheckpoint(bool stop, const std::string& reason);
   // Ends the job: every live member but `culprit` gets STOP; the server stops shortly after.
   // `code`: the culprit's ErrorCode, when it said (-1 otherwise).
   void End(bool finished, const std::string& reason, int culprit, int code = -1);
@@ -189,7 +177,7 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
 CoordinatorService::Impl::Impl(CoordinatorOptions options)
     : options_(std::move(options)), view_(options_.heartbeat_timeout_s, options_.restart) {
   if (!options_.run_dir.empty()) {
-    job_json_ = std::make_unique<LatestFileWriter>(options_.run_dir + "/job.json");
+    job_json_ = std::make_unique<LatestFileWriter>(RunDir(options_.run_dir).job_json());
   }
   net::ServerProtocol protocol;
   protocol.frame = CoordinatorProtocol();
@@ -233,7 +221,7 @@ void CoordinatorService::Impl::StartHttp() {
     // A token of its own: the page's URL and cookie never carry the job token (which lets a
     // member join the job).
     http.token = NewToken();
-    if (!options_.run_dir.empty()) WriteTokenFile(options_.run_dir + "/web.token", http.token);
+    if (!options_.run_dir.empty()) WriteTokenFile(RunDir(options_.run_dir).web_token(), http.token);
   }
   http_token_ = http.token;
   http_ = std::make_unique<HttpServer>(http, ViewRoutes([this] { return view_.Snapshot(); }));
@@ -244,6 +232,7 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
   const co::Member& m = request.member();
   const std::string name = MemberName(m);
   if (ending_) Fail(ErrorCode::kFailedPrecondition, "the job is ending");
+  if (preempting_) Fail(ErrorCode::kFailedPrecondition, "the job is being preempted");
   if (m.role() != co::WORKER && m.role() != co::LOADER) {
     Fail(ErrorCode::kInvalidArgument, name, ": unknown role");
   }
@@ -448,20 +437,25 @@ void CoordinatorService::Impl::Preempt(const std::string& reason) {
   reason_ = reason;
   LOG(WARNING) << "coordinator: " << reason << ": the workers checkpoint and stop";
   PrintErrorLine("flexmoe coordinator: " + reason + ": the workers checkpoint and stop");
-  SendCheckpoint(true, reason);
+  const int told = SendCheckpoint(true, reason);
   WriteJobJson();
+  // No worker to checkpoint (none has joined yet, or all have left): nothing to wait for.
+  if (told == 0) End(true, reason, -1);
 }
 
-void CoordinatorService::Impl::SendCheckpoint(bool stop, const std::string& reason) {
+int CoordinatorService::Impl::SendCheckpoint(bool stop, const std::string& reason) {
   co::Checkpoint checkpoint;
   checkpoint.set_stop(stop);
   checkpoint.set_reason(reason);
   const std::string frame = EncodeCoordinatorFrame(co::CHECKPOINT, checkpoint);
+  int told = 0;
   for (auto& [id, s] : members_) {
     if (s.member.role() == co::WORKER && s.connection != nullptr && !s.left) {
       s.connection->Send(frame);
+      ++told;
     }
   }
+  return told;
 }
 
 void CoordinatorService::Impl::End(bool finished, const std::string& reason, int culprit,
@@ -526,7 +520,7 @@ void CoordinatorService::Impl::WriteJobJson() {
   }
   job.placement = placement_;
   job.newest_checkpoint = newest_checkpoint_.empty() && !options_.run_dir.empty()
-                              ? NewestCheckpoint(options_.run_dir)
+                              ? RunDir(options_.run_dir).NewestCheckpoint()
                               : newest_checkpoint_;
   job.reason = reason_;
   if (culprit_.has_role()) job.culprit = MemberRecord(culprit_);

@@ -135,7 +135,9 @@ PY
       # Listeners bind their host's address; a member on another host without the token is
       # refused.
       echo "not-the-token" >"$T/wrong.token"
-      on vh1 "$FLEXMOE" coordinator "${common[@]}" --set "run.dir=$T/token" \
+      # "$VC" exec execs into flexmoe: $coord is the coordinator itself (`on` would put a
+      # subshell between, and the kill below would miss it).
+      "$VC" exec "$C" vh1 "$FLEXMOE" coordinator "${common[@]}" --set "run.dir=$T/token" \
         --set "cluster.job_token_source=file:$T/job.token" --listen vh1:0 >"$T/coord.out" 2>&1 &
       coord=$!
       echo "the-token" >"$T/job.token"
@@ -150,6 +152,7 @@ PY
       fi
       grep -qi "token" "$T/intruder.out" || fail "the refusal does not say why: $(cat "$T/intruder.out")"
       kill "$coord" 2>/dev/null || true
+      wait_clean vh1 $(($(now_ms) + 10000)) || fail "the coordinator still runs: $(flexmoe_on vh1)"
       say "token: $(tail -1 "$T/intruder.out")"
       ;;
     6)

@@ -246,6 +246,24 @@ TEST_F(CoordinatorTest, PreemptionSignalsCheckpointAndStopWithZero) {
   }
 }
 
+// A preemption before any worker has joined (or after all have left) has nobody to wait
+// for: the coordinator ends the job at once, preempted, exit 0 (it used to wait for
+// workers forever).
+TEST_F(CoordinatorTest, APreemptedCoordinatorWithoutWorkersEndsAtOnce) {
+  const std::string dir = dir_->Path("preempted-alone");
+  fs::create_directories(dir);
+  std::vector<std::string> argv = {kBinary, "coordinator"};
+  const std::vector<std::string> common = Common("preempted-alone", 5);
+  argv.insert(argv.end(), common.begin(), common.end());
+  testing::Process coordinator(argv, dir + "/coordinator.log", kEnv);
+  ASSERT_FALSE(coordinator.WaitForLine("listening on ", 30).empty()) << coordinator.Log();
+  coordinator.Signal(SIGTERM);
+  EXPECT_EQ(coordinator.Wait(10), 0) << coordinator.Log();
+  Json state = Json::parse(ReadFile(dir + "/run/job.json"));
+  EXPECT_EQ(state["state"], "preempted");
+  EXPECT_NE(state["reason"].get<std::string>().find("signal 15"), std::string::npos) << state;
+}
+
 // The coordinator's checkpoint schedule is the job's (the workers' own settings say
 // otherwise), and SIGUSR2 to it adds a checkpoint at the next step boundary. The signal goes
 // once training is under way (a fixed pause raced a fast machine: the job could end first),
