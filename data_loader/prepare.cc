@@ -78,11 +78,6 @@ int32_t ParseLabel(const RawRow& row, const config::DataConfig& data) {
   return static_cast<int32_t>(value);
 }
 
-const char* SplitName(uint32_t split) {
-  static const char* kNames[] = {"training", "validation", "testing"};
-  return split < kNumSplits ? kNames[split] : "none";
-}
-
 namespace {
 
 // Samples per split, combination and class; combination names.
@@ -150,13 +145,6 @@ std::string SummaryJson(const data::DatasetMeta& meta, const config::DataConfig&
 }
 
 // The split of every sample, in the splits-file format (a later prepare can take it).
-std::string SplitsJson(const data::DatasetIndex& kept) {
-  nlohmann::json splits_json;
-  for (uint32_t s = 0; s < kNumSplits; ++s) splits_json[SplitName(s)] = nlohmann::json::array();
-  for (int i = 0; i < kept.id_size(); ++i)
-    splits_json[SplitName(kept.split(i))].push_back(kept.id(i));
-  return splits_json.dump() + "\n";
-}
 
 // Pass 1's result: the rows' ids, labels and combinations, in input order.
 struct IndexPass {
@@ -367,7 +355,11 @@ void WriteOutputs(const config::DataConfig& data, const RowSource& source, const
   WriteFileAtomically(out.StagingPath(kMetaFile), meta_text);
   WriteFileAtomically(out.StagingPath(kSummaryFile),
                       SummaryJson(*meta, data, source.feature_names()));
-  WriteFileAtomically(out.StagingPath(kSplitsFile), SplitsJson(kept));
+  WriteFileAtomically(
+      out.StagingPath(kSplitsFile),
+      SplitsJson(
+          kept.id_size(), [&](size_t i) -> const std::string& { return kept.id(i); },
+          [&](size_t i) { return kept.split(i); }));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <iosfwd>
 #include <string>
 
+#include "data_loader/splits.h"  // SplitName, kNumSplits
 #include "proto/config.pb.h"
 #include "proto/dataset.pb.h"
 
@@ -35,9 +36,5 @@ struct RawRow;
 // The class id of a row's label text: one of data.class_names, or an integer in
 // [0, num_classes). kInvalidArgument naming the row's file and line otherwise.
 int32_t ParseLabel(const RawRow& row, const config::DataConfig& data);
-
-// Split names in index order (0 training, 1 validation, 2 testing).
-const char* SplitName(uint32_t split);
-inline constexpr uint32_t kNumSplits = 3;
 
 }  // namespace flexmoe

@@ -9,6 +9,7 @@
 #include "cluster/base/error.h"
 #include "data_loader/csv_reader.h"
 #include "data_loader/modality_rows.h"
+#include "data_loader/shard.h"  // kSplitsFile
 
 namespace flexmoe {
 namespace {
@@ -231,7 +232,7 @@ class PerModalitySource : public RowSource {
   }
 
   std::string DefaultSplitsFile() const override {
-    return (std::filesystem::path(data_.input()) / "splits.json").string();
+    return (std::filesystem::path(data_.input()) / kSplitsFile).string();
   }
 
  private:

@@ -9,6 +9,31 @@
 #include "cluster/base/splitmix.h"
 
 namespace flexmoe {
+
+const char* SplitName(uint32_t split) {
+  static const char* kNames[] = {"training", "validation", "testing"};
+  return split < kNumSplits ? kNames[split] : "none";
+}
+
+uint32_t SplitNamed(const std::string& name) {
+  if (name == "test") return 2;
+  for (uint32_t s = 0; s < kNumSplits; ++s) {
+    if (name == SplitName(s)) return s;
+  }
+  return kNoSplit;
+}
+
+std::string SplitsJson(size_t n, const std::function<const std::string&(size_t)>& id,
+                       const std::function<uint32_t(size_t)>& split) {
+  nlohmann::json json;
+  for (uint32_t s = 0; s < kNumSplits; ++s) json[SplitName(s)] = nlohmann::json::array();
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t s = split(i);
+    if (s < kNumSplits) json[SplitName(s)].push_back(id(i));
+  }
+  return json.dump() + "\n";
+}
+
 std::unordered_map<std::string, uint32_t> ReadSplitsFile(
     const std::string& path, const std::unordered_map<std::string, uint32_t>& known_ids) {
   nlohmann::json json;
@@ -18,13 +43,9 @@ std::unordered_map<std::string, uint32_t> ReadSplitsFile(
     Fail(ErrorCode::kInvalidArgument, path, ": invalid JSON: ", e.what());
   }
   if (!json.is_object()) Fail(ErrorCode::kInvalidArgument, path, ": expected a JSON object");
-  static const char* kNames[] = {"training", "validation", "testing"};
   std::unordered_map<std::string, uint32_t> split_of;
   for (const auto& [key, value] : json.items()) {
-    uint32_t split = kNoSplit;
-    for (uint32_t s = 0; s < 3; ++s) {
-      if (key == kNames[s]) split = s;
-    }
+    const uint32_t split = key == "test" ? kNoSplit : SplitNamed(key);
     if (split == kNoSplit) {
       Fail(ErrorCode::kInvalidArgument, path, ": unknown split '", key,
            "' (expected training, validation, testing)");
@@ -45,8 +66,8 @@ std::unordered_map<std::string, uint32_t> ReadSplitsFile(
       }
       auto [it, fresh] = split_of.emplace(id, split);
       if (!fresh) {
-        Fail(ErrorCode::kInvalidArgument, path, ": id '", id, "' appears in '", kNames[it->second],
-             "' and in '", key, "'");
+        Fail(ErrorCode::kInvalidArgument, path, ": id '", id, "' appears in '",
+             SplitName(it->second), "' and in '", key, "'");
       }
     }
   }

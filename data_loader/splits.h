@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -12,6 +13,19 @@
 namespace flexmoe {
 
 inline constexpr uint32_t kNoSplit = 0xFFFFFFFFu;
+inline constexpr uint32_t kNumSplits = 3;
+
+// The one table of split names, in index order: "training", "validation", "testing"
+// ("none" past them).
+const char* SplitName(uint32_t split);
+// The split of a name ("test" names testing too); kNoSplit for any other.
+uint32_t SplitNamed(const std::string& name);
+
+// A splits file's text for n samples: {"training": [ids], "validation": [...],
+// "testing": [...]} (every split present, empty or not; samples of kNoSplit left out).
+// The one writer of splits.json (prepare, synth, tune's folds).
+std::string SplitsJson(size_t n, const std::function<const std::string&(size_t)>& id,
+                       const std::function<uint32_t(size_t)>& split);
 
 // Reads {"training": [...], "validation": [...], "testing": [...]} and returns the split
 // of every listed id. Ids must be known (`known_ids`) and appear once. Throws

@@ -4,12 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/base/splitmix.h"
 #include "data_loader/combinations.h"
+#include "data_loader/shard.h"  // kSplitsFile
 #include "data_loader/splits.h"
 
 namespace flexmoe {
@@ -170,12 +170,10 @@ std::string ModalityLine(const std::string& id, int m, int y, const std::vector<
 void WriteSplits(const std::vector<int32_t>& labels, const std::vector<std::string>& ids,
                  const config::DataConfig& data, AtomicDirectory& out) {
   std::vector<uint32_t> split = StratifiedSplit(labels, data.num_classes(), data.split());
-  nlohmann::json splits = {{"training", nlohmann::json::array()},
-                           {"validation", nlohmann::json::array()},
-                           {"testing", nlohmann::json::array()}};
-  static const char* kNames[] = {"training", "validation", "testing"};
-  for (size_t i = 0; i < ids.size(); ++i) splits[kNames[split[i]]].push_back(ids[i]);
-  WriteFileAtomically(out.StagingPath("splits.json"), splits.dump() + "\n");
+  WriteFileAtomically(out.StagingPath(kSplitsFile),
+                      SplitsJson(
+                          ids.size(), [&](size_t i) -> const std::string& { return ids[i]; },
+                          [&](size_t i) { return split[i]; }));
 }
 
 }  // namespace

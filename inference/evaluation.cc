@@ -111,9 +111,8 @@ std::string Percent(double v) {
 }  // namespace
 
 uint32_t SplitIndex(const std::string& name) {
-  if (name == "training") return 0;
-  if (name == "validation") return 1;
-  if (name == "test" || name == "testing") return 2;
+  const uint32_t split = SplitNamed(name);
+  if (split != kNoSplit) return split;
   Fail(ErrorCode::kInvalidArgument, "--split: '", name, "' is not test, validation or training");
 }
 

@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/base/splitmix.h"
+#include "data_loader/splits.h"
 
 namespace flexmoe {
 
@@ -36,13 +36,13 @@ std::vector<int> AssignFolds(const data::DatasetIndex& index, int k, uint64_t se
 
 void WriteFoldSplits(const data::DatasetIndex& index, const std::vector<int>& folds, int fold,
                      const std::string& path) {
-  nlohmann::json training = nlohmann::json::array(), validation = nlohmann::json::array();
-  for (int i = 0; i < index.id_size(); ++i) {
-    if (folds[i] < 0) continue;
-    (folds[i] == fold ? validation : training).push_back(index.id(i));
-  }
-  const nlohmann::json splits = {{"training", training}, {"validation", validation}};
-  WriteFileAtomically(path, splits.dump() + "\n");
+  // Samples outside the folds (the test split) are left out of the file.
+  const std::string text = SplitsJson(
+      index.id_size(), [&](size_t i) -> const std::string& { return index.id(i); },
+      [&](size_t i) { return folds[i] < 0       ? kNoSplit
+                             : folds[i] == fold ? 1u
+                                                : 0u; });
+  WriteFileAtomically(path, text);
 }
 
 }  // namespace flexmoe

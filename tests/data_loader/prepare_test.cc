@@ -12,6 +12,7 @@
 #include "cluster/base/error.h"
 #include "data_loader/feature_stats.h"
 #include "data_loader/shard.h"
+#include "data_loader/splits.h"
 #include "proto/config_loader.h"
 #include "tests/testing/temp_dir.h"
 
@@ -153,6 +154,31 @@ TEST(PrepareTest, WideCsvGzipWithStratifiedSplitAndExclusions) {
   EXPECT_EQ(summary["label_column"], "dead");
   EXPECT_EQ(summary["modalities"][1]["features"], nlohmann::json::array({"hr_min", "hr_max"}));
   EXPECT_EQ(summary["class_names"], nlohmann::json::array({"0", "1"}));
+}
+
+// One table of split names and one writer of splits.json: what it writes reads back, every
+// split present, samples of no split left out.
+TEST(SplitsFileTest, WrittenAsReadAndNamedByOneTable) {
+  EXPECT_STREQ(SplitName(0), "training");
+  EXPECT_STREQ(SplitName(2), "testing");
+  EXPECT_STREQ(SplitName(kNoSplit), "none");
+  EXPECT_EQ(SplitNamed("validation"), 1u);
+  EXPECT_EQ(SplitNamed("test"), 2u);
+  EXPECT_EQ(SplitNamed("train"), kNoSplit);
+  const std::vector<std::string> ids = {"a", "b", "c", "d"};
+  const std::vector<uint32_t> split = {1, kNoSplit, 0, 1};
+  const std::string text = SplitsJson(
+      ids.size(), [&](size_t i) -> const std::string& { return ids[i]; },
+      [&](size_t i) { return split[i]; });
+  EXPECT_EQ(nlohmann::json::parse(text),
+            nlohmann::json::parse(R"({"training": ["c"], "validation": ["a", "d"],
+                                     "testing": []})"));
+  testing::TempDir dir;
+  const auto read =
+      ReadSplitsFile(dir.Write("splits.json", text), {{"a", 0}, {"b", 1}, {"c", 2}, {"d", 3}});
+  EXPECT_EQ(read, (std::unordered_map<std::string, uint32_t>{{"a", 1}, {"c", 0}, {"d", 1}}));
+  // "test" names the split in flags, not in the file.
+  EXPECT_THROW(ReadSplitsFile(dir.Write("bad.json", R"({"test": []})"), {}), Error);
 }
 
 TEST(QuantileSampleTest, EdgesAtTheQuantilesDeduplicatedAndPadded) {
