@@ -5,12 +5,12 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/comm/gather_bytes.h"
 #include "launch/loader_batches.h"
 #include "launch/train_command.h"
@@ -59,19 +59,15 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
   // With each member's calibration (fitted on the validation split: in-sample there).
   const GroupedMetrics vc = EnsembleMetrics(validation, calibrations, k, c_count);
   const GroupedMetrics tc = EnsembleMetrics(test, calibrations, k, c_count);
-  nlohmann::json per_combination = nlohmann::json::object();
+  EnsembleRecord record{
+      seeds, ScoreOf(v.overall), ScoreOf(t.overall), ScoreOf(vc.overall), ScoreOf(tc.overall), {}};
   const std::vector<std::string> names = CombinationNames(prepared);
   for (int c = 0; c < c_count; ++c) {
-    if (t.groups[c].count > 0) per_combination[names[c]] = MetricsRecordJson(t.groups[c]);
+    if (t.groups[c].count > 0) record.test_per_combination[names[c]] = ScoreOf(t.groups[c]);
   }
-  const nlohmann::json json = {{"seeds", seeds},
-                               {"validation", MetricsRecordJson(v.overall)},
-                               {"test", MetricsRecordJson(t.overall)},
-                               {"validation_calibrated", MetricsRecordJson(vc.overall)},
-                               {"test_calibrated", MetricsRecordJson(tc.overall)},
-                               {"test_per_combination", per_combination}};
-  RunOnRankZero(world,
-                [&] { WriteFileAtomically(run_dir + "/ensemble.json", json.dump(1) + "\n"); });
+  RunOnRankZero(world, [&] {
+    WriteFileAtomically(RunDir(run_dir).ensemble_json(), ToJson(record).dump(1) + "\n");
+  });
   if (out == nullptr) return;
   auto pct = [](double v) {
     char text[32];
@@ -117,7 +113,7 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, co
          "with several training.seeds use train --resume");
   }
   auto seed_dir = [&](uint64_t seed) {
-    return seeds.size() == 1 ? run_dir : run_dir + "/seed-" + std::to_string(seed);
+    return seeds.size() == 1 ? RunDir(run_dir) : RunDir(run_dir).seed(seed);
   };
   // Rank 0 picks each seed's checkpoint and tells the others (one view of the file system).
   std::vector<std::string> resume_from(seeds.size(), explicit_resume);
@@ -126,9 +122,9 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, co
     RunOnRankZero(options.world, [&] {
       bool any = false;
       for (size_t i = 0; i < seeds.size(); ++i) {
-        std::vector<std::string> found = CompleteCheckpoints(seed_dir(seeds[i]) + "/checkpoints");
-        chosen += (found.empty() ? std::string() : found.back()) + "\n";
-        any = any || !found.empty();
+        const std::string newest = seed_dir(seeds[i]).NewestCheckpoint();
+        chosen += newest + "\n";
+        any = any || !newest.empty();
       }
       // A restarted job without any checkpoint starts over.
       if (!any && options.restart == 0) {
@@ -149,7 +145,7 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, co
   std::vector<double> acc, f1, auc;
   std::vector<TrainResult> results;
   for (size_t i = 0; i < seeds.size(); ++i) {
-    options.run_dir = seed_dir(seeds[i]);
+    options.run_dir = seed_dir(seeds[i]).path();
     options.resume_from = resume_from[i];
     // A seed that left no checkpoint starts over, its log too.
     options.restart_metrics = resume && resume_from[i].empty();

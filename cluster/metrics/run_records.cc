@@ -309,4 +309,38 @@ WorkerStepLine WorkerStepLineFrom(const Json& r, int rank) {
   }
 }
 
+Json ToJson(const EnsembleRecord& r) {
+  Json per_combination = Json::object();
+  for (const auto& [name, score] : r.test_per_combination) {
+    per_combination[name] = ScoreRecordJson(score);
+  }
+  return {{"seeds", r.seeds},
+          {"validation", ScoreRecordJson(r.validation)},
+          {"test", ScoreRecordJson(r.test)},
+          {"validation_calibrated", ScoreRecordJson(r.validation_calibrated)},
+          {"test_calibrated", ScoreRecordJson(r.test_calibrated)},
+          {"test_per_combination", per_combination}};
+}
+
+EnsembleRecord EnsembleRecordFrom(const Json& json, const std::string& source) {
+  if (!json.is_object() || !json.contains("seeds")) {
+    Fail(ErrorCode::kDataLoss, source, ": not an ensemble record (no seeds)");
+  }
+  EnsembleRecord r;
+  try {
+    r.seeds = json.at("seeds").get<std::vector<uint64_t>>();
+    r.validation = ScoreFrom(json.value("validation", Json()));
+    r.test = ScoreFrom(json.value("test", Json()));
+    r.validation_calibrated = ScoreFrom(json.value("validation_calibrated", Json()));
+    r.test_calibrated = ScoreFrom(json.value("test_calibrated", Json()));
+    const Json per_combination = json.value("test_per_combination", Json::object());
+    for (const auto& [name, score] : per_combination.items()) {
+      r.test_per_combination[name] = ScoreFrom(score);
+    }
+  } catch (const Json::exception& e) {
+    Fail(ErrorCode::kDataLoss, source, ": ", e.what());
+  }
+  return r;
+}
+
 }  // namespace flexmoe

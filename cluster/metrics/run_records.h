@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -125,7 +126,19 @@ struct StepLine {
   TokenCounts tokens;
 };
 
+// RUN/ensemble.json: the seeds of a run as one predictor (mean probabilities), on the
+// validation and test splits, without and with each member's calibration, and the test
+// split per modality combination.
+struct EnsembleRecord {
+  std::vector<uint64_t> seeds;
+  ScoreRecord validation, test, validation_calibrated, test_calibrated;
+  std::map<std::string, ScoreRecord> test_per_combination;
+};
+
 nlohmann::json ScoreRecordJson(const ScoreRecord& score);
+nlohmann::json ToJson(const EnsembleRecord& record);
+// kDataLoss naming `source` when it is not an ensemble record.
+EnsembleRecord EnsembleRecordFrom(const nlohmann::json& record, const std::string& source);
 nlohmann::json ToJson(const WorkerStepLine& line);
 nlohmann::json ToJson(const StepLine& line);
 nlohmann::json ToJson(const EpochLine& line);

@@ -1,6 +1,6 @@
 // The typed run artifacts: metrics.jsonl's epoch and test records (run_records.h) and
-// job.json (job_record.h) round-trip through their one JSON form; undefined scores are
-// null; records from an older flexmoe (fields absent) read with defaults; a field of the
+// ensemble.json and job.json (job_record.h) round-trip through their one JSON form; undefined
+// scores are null; records from an older flexmoe (fields absent) read with defaults; a field of the
 // wrong type is refused as kDataLoss naming where.
 #include <gtest/gtest.h>
 
@@ -68,6 +68,31 @@ TEST(RunRecordsTest, TestLineAndOlderRecords) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
     EXPECT_NE(std::string(e.what()).find("metrics record"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RunRecordsTest, EnsembleRecordRoundTripAndRefusals) {
+  EnsembleRecord record;
+  record.seeds = {1, 2, 3};
+  record.validation = {600, 0.8, 0.7, 0.86, 0.31, 0.1};
+  record.test_calibrated = {600, 0.81, 0.72, 0.85, 0.30, 0.09};
+  record.test_per_combination["a+b"] = {50, 0.9, 0.8, kNoScore};
+  const nlohmann::json json = nlohmann::json::parse(ToJson(record).dump());
+  EXPECT_TRUE(json["test_per_combination"]["a+b"]["auc"].is_null());
+  const EnsembleRecord back = EnsembleRecordFrom(json, "ensemble.json");
+  EXPECT_EQ(back.seeds, record.seeds);
+  EXPECT_DOUBLE_EQ(back.validation.auc, 0.86);
+  EXPECT_DOUBLE_EQ(back.test_calibrated.log_loss, 0.30);
+  ASSERT_EQ(back.test_per_combination.count("a+b"), 1u);
+  EXPECT_TRUE(std::isnan(back.test_per_combination.at("a+b").auc));
+  for (const char* bad : {R"({"validation": {}})", R"({"seeds": "1,2"})", "[]"}) {
+    try {
+      EnsembleRecordFrom(nlohmann::json::parse(bad), "run/ensemble.json");
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
+      EXPECT_NE(std::string(e.what()).find("run/ensemble.json"), std::string::npos) << e.what();
+    }
   }
 }
 

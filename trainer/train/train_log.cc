@@ -18,10 +18,6 @@ ScoreRecord ScoreOf(const ClassificationMetrics& m) {
   return {m.count, m.accuracy, m.macro_f1, m.auc, m.log_loss, m.brier};
 }
 
-nlohmann::json MetricsRecordJson(const ClassificationMetrics& m) {
-  return ScoreRecordJson(ScoreOf(m));
-}
-
 std::string FormatDuration(double seconds) {
   int s = static_cast<int>(std::lround(std::max(0.0, seconds)));
   char buffer[32];

@@ -19,10 +19,8 @@
 
 namespace flexmoe {
 
-// Metrics as metrics.jsonl writes them: {"n", "acc", "f1", "auc"}, null where undefined.
 // A split's overall scores as a metrics record's (cluster/metrics/run_records.h).
 ScoreRecord ScoreOf(const ClassificationMetrics& m);
-nlohmann::json MetricsRecordJson(const ClassificationMetrics& m);
 
 // The metrics records of a run, from every worker, into a MetricsSink: at every
 // metrics.log_every_steps steps (and each epoch's last) a step record of this worker's
