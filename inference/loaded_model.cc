@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "data_loader/combinations.h"
 #include "data_loader/shard.h"
 #include "proto/config_loader.h"
@@ -49,7 +50,7 @@ bool LoadedModel::trained_on(int combination) const {
 LoadedModel LoadModel(const std::string& dir) {
   LoadedModel loaded;
   loaded.dir = dir;
-  const std::string manifest = dir + "/" + kCheckpointManifest;
+  const std::string manifest = dir + "/" + kManifestFile;
   ParametersManifest parameters = ReadParametersManifest(dir);
   loaded.info = parameters.info;
   if (loaded.info.config_text.empty()) {
@@ -82,23 +83,18 @@ LoadedModel LoadModel(const std::string& dir) {
 
 std::vector<std::string> FindExports(const std::string& path) {
   namespace fs = std::filesystem;
-  if (fs::exists(fs::path(path) / kCheckpointManifest)) return {path};
-  if (fs::exists(fs::path(path) / "checkpoint" / kCheckpointManifest)) {
-    return {(fs::path(path) / "checkpoint").string()};
-  }
+  if (fs::exists(fs::path(path) / kManifestFile)) return {path};
+  // The run's own export, or else its seeds' in the order of their numbers.
+  const RunDir run(path);
+  if (fs::exists(fs::path(run.export_dir()) / kManifestFile)) return {run.export_dir()};
   std::vector<std::string> found;
-  if (fs::is_directory(path)) {
-    for (const auto& entry : fs::directory_iterator(path)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("seed-", 0) == 0 &&
-          fs::exists(entry.path() / "checkpoint" / kCheckpointManifest)) {
-        found.push_back((entry.path() / "checkpoint").string());
-      }
+  for (uint64_t seed : run.seeds()) {
+    if (fs::exists(fs::path(run.seed(seed).export_dir()) / kManifestFile)) {
+      found.push_back(run.seed(seed).export_dir());
     }
   }
-  std::sort(found.begin(), found.end());
   if (found.empty()) {
-    Fail(ErrorCode::kNotFound, path, ": no checkpoint (neither ", kCheckpointManifest,
+    Fail(ErrorCode::kNotFound, path, ": no checkpoint (neither ", kManifestFile,
          ", checkpoint/ nor seed-*/checkpoint/)");
   }
   return found;

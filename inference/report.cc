@@ -15,6 +15,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/child_process.h"
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/metrics/run_records.h"
 #include "inference/evaluation.h"
 #include "inference/loaded_model.h"
@@ -243,7 +244,7 @@ void ReliabilityDiagram(const json& eval, FigureWriter& out) {
 constexpr int64_t kReportExplained = 20000;
 
 json ReadOrWriteEval(const fs::path& seed_dir, const std::string& export_dir, std::ostream* log) {
-  const fs::path path = seed_dir / "eval" / "test.json";
+  const fs::path path = fs::path(RunDir(seed_dir.string()).eval_dir()) / "test.json";
   if (!fs::exists(path)) {
     LoadedModel model = LoadModel(export_dir);
     EvalOptions options;
@@ -269,10 +270,11 @@ ReportResult WriteReport(const std::string& run_dir, std::ostream* log) {
   for (const std::string& export_dir : FindExports(run_dir)) {
     const fs::path seed_dir = fs::path(export_dir).parent_path();
     const json eval = ReadOrWriteEval(seed_dir, export_dir, log);
-    fs::create_directories(seed_dir / "report");
-    FigureWriter out(seed_dir / "report", &result, log);
+    const RunDir member(seed_dir.string());
+    fs::create_directories(member.report_dir());
+    FigureWriter out(member.report_dir(), &result, log);
     ExpertActivation(eval, out);
-    Curves(seed_dir / "metrics.jsonl", out);
+    Curves(member.metrics(), out);
     CombinationBars(eval, "combination_metrics", "Test metrics per modality combination", "score",
                     {{"accuracy", "accuracy"}, {"auc", "AUC"}, {"macro_f1", "macro-F1"}}, out);
     ReliabilityDiagram(eval, out);

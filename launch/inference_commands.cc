@@ -7,6 +7,7 @@
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "inference/evaluation.h"
 #include "inference/loaded_model.h"
 #include "inference/predict.h"
@@ -53,7 +54,7 @@ int EvalCommand(int argc, char** argv) {
   EvalReport report = EvaluateExport(model, options);
   std::string out = args.Get("out");
   if (out.empty()) {
-    out = (fs::path(dir).parent_path() / "eval" /
+    out = (fs::path(RunDir(fs::path(dir).parent_path().string()).eval_dir()) /
            ((options.input.empty() ? options.split : std::string("input")) + ".json"))
               .string();
   }

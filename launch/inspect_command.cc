@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "launch/args.h"
 #include "trainer/checkpoint/best_export.h"
 #include "trainer/checkpoint/checkpoint_files.h"
@@ -80,10 +81,10 @@ int InspectCheckpointCommand(int argc, char** argv) {
   }
   const std::string dir = args.positional[0];
   if (!std::filesystem::exists(dir + "/" + kManifestFile) &&
-      std::filesystem::is_directory(dir + "/checkpoints")) {
-    std::vector<std::string> found = CompleteCheckpoints(dir + "/checkpoints");
+      std::filesystem::is_directory(RunDir(dir).checkpoints())) {
+    const std::string newest = RunDir(dir).NewestCheckpoint();
     Fail(ErrorCode::kNotFound, dir, " is a run directory; name one of its checkpoints",
-         found.empty() ? std::string(" (it has none)") : ", e.g. " + found.back());
+         newest.empty() ? std::string(" (it has none)") : ", e.g. " + newest);
   }
   nlohmann::json manifest = ReadManifestJson(dir);
   const std::string format = manifest.value("format", "");

@@ -25,6 +25,7 @@
 #include "cluster/base/child_process.h"
 #include "cluster/base/env.h"
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/base/run_lease.h"
 #include "cluster/metrics/job_record.h"
 #include "cluster/net/job_token.h"
@@ -92,19 +93,6 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
 char ProcessState(pid_t pid) {
   ProcStat stat;
   return ReadProcStat(std::to_string(pid), &stat) ? stat.state : 0;
-}
-
-// The checkpoints of the run (its seed directories' too), for the restart decision.
-bool HasCheckpoint(const std::string& run_dir) {
-  if (!CompleteCheckpoints(run_dir + "/checkpoints").empty()) return true;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(run_dir, ec)) {
-    if (e.path().filename().string().rfind("seed-", 0) == 0 &&
-        !CompleteCheckpoints(e.path().string() + "/checkpoints").empty()) {
-      return true;
-    }
-  }
-  return false;
 }
 
 // One attempt of the job.
@@ -176,7 +164,7 @@ std::vector<std::string> LocalJob::MemberArgs(const std::string& command) const 
   }
   const std::string& run = options_.run_dir;
   for (const std::string& o :
-       {"run.dir=" + run, "cluster.job_token_source=file:" + run + "/job.token"}) {
+       {"run.dir=" + run, "cluster.job_token_source=file:" + RunDir(run).job_token()}) {
     argv.push_back("--set");
     argv.push_back(o);
   }
@@ -190,7 +178,7 @@ void LocalJob::PrintLivePage(double ready_s) {
   if (cluster.http_require_token()) {
     // The page's own token (not the job's), in a URL that sets the page's cookie and then
     // leaves the address bar.
-    url += "?token=" + ReadTokenFile(options_.run_dir + "/web.token");
+    url += "?token=" + ReadTokenFile(RunDir(options_.run_dir).web_token());
   }
   std::cout << "live page: " << url << std::endl;
 }
@@ -202,15 +190,16 @@ void LocalJob::Start() {
   argv.insert(argv.end(),
               {"--listen", options_.config.cluster().bind_address() + ":0", "--launcher-pid",
                std::to_string(::getpid()), "--restart", std::to_string(attempt_.number)});
-  coordinator_ =
-      std::make_unique<ChildProcess>(ChildSpec{"coordinator", argv, run + "/coordinator.log", 0});
+  coordinator_ = std::make_unique<ChildProcess>(
+      ChildSpec{"coordinator", argv, RunDir(run).coordinator_log(), 0});
   group_ = coordinator_->pid();
   const std::string coordinator = coordinator_->WaitForLogLine("listening on ", ready_s);
   PrintLivePage(ready_s);
 
   argv = MemberArgs("loader");
   argv.insert(argv.end(), {"--set", "cluster.coordinator=" + coordinator});
-  loader_ = std::make_unique<ChildProcess>(ChildSpec{"loader", argv, run + "/loader.log", group_});
+  loader_ =
+      std::make_unique<ChildProcess>(ChildSpec{"loader", argv, RunDir(run).loader_log(), group_});
   const std::string loader = loader_->WaitForLogLine("listening on ", ready_s);
 
   const int threads = options_.threads > 0
@@ -352,9 +341,8 @@ JobOutcome LocalJob::Outcome() {
       }
     }
   }
-  if (out.newest_checkpoint.empty() && HasCheckpoint(options_.run_dir)) {
-    std::vector<std::string> found = CompleteCheckpoints(options_.run_dir + "/checkpoints");
-    if (!found.empty()) out.newest_checkpoint = found.back();
+  if (out.newest_checkpoint.empty()) {
+    out.newest_checkpoint = RunDir(options_.run_dir).NewestCheckpoint();
   }
   return out;
 }
@@ -422,8 +410,8 @@ int LaunchJob(const LaunchOptions& options) {
   std::string taken_over;
   const RunLease lease(lease_options, &taken_over);
   if (!taken_over.empty()) std::cout << "flexmoe train: " << taken_over << std::endl;
-  WriteFileAtomically(options.run_dir + "/config.textproto", ConfigToText(options.config));
-  WriteTokenFile(options.run_dir + "/job.token", NewToken());
+  WriteFileAtomically(RunDir(options.run_dir).config(), ConfigToText(options.config));
+  WriteTokenFile(RunDir(options.run_dir).job_token(), NewToken());
   CatchLauncherSignals();
   Attempt attempt{0, options.workers, options.resume, ""};
   while (true) {

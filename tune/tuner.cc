@@ -17,6 +17,7 @@
 #include "cluster/base/child_process.h"
 #include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/metrics/run_records.h"
 #include "data_loader/prepare.h"
 #include "data_loader/prepared_check.h"
@@ -37,7 +38,7 @@ std::string FoldDir(const TuneOptions& o, int fold) {
   return o.out_dir + "/folds/fold-" + std::to_string(fold + 1);
 }
 
-std::string RunDir(const TuneOptions& o, const Trial& t, int fold) {
+std::string TrialRunDir(const TuneOptions& o, const Trial& t, int fold) {
   char name[32];
   std::snprintf(name, sizeof(name), "/trials/%03d/fold-%d", t.number, fold + 1);
   return o.out_dir + name;
@@ -72,7 +73,7 @@ std::string MetricKey(config::TrainingConfig::Selection s) {
 
 // The best epoch's validation score from a finished run's metrics.jsonl, NaN without one.
 double ReadScore(const std::string& run_dir, const std::string& key) {
-  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::ifstream in(RunDir(run_dir).metrics());
   std::string line;
   double score = kNaN;
   while (std::getline(in, line)) {
@@ -93,7 +94,7 @@ std::vector<std::string> TrainArgv(const TuneOptions& o, const Trial& t, int fol
   // The fold's data as it was prepared (PrepareFolds): its splits file and directory.
   sets.push_back("data.splits_file=" + FoldDir(o, fold) + "/splits.json");
   sets.push_back("data.prepared_dir=" + FoldDir(o, fold) + "/prepared");
-  sets.push_back("run.dir=" + RunDir(o, t, fold));
+  sets.push_back("run.dir=" + TrialRunDir(o, t, fold));
   sets.push_back("training.seeds=");  // one seed per trial: training.seed
   for (const std::string& s : sets) {
     argv.push_back("--set");
@@ -133,7 +134,7 @@ class Scheduler {
     Job job;
     job.trial = trial;
     job.fold = fold;
-    job.run_dir = RunDir(o_, results_[trial].trial, fold);
+    job.run_dir = TrialRunDir(o_, results_[trial].trial, fold);
     job.argv = TrainArgv(o_, results_[trial].trial, fold);
     waiting_.push_back(std::move(job));
   }

@@ -17,6 +17,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/base/host_name.h"
+#include "cluster/base/run_dir.h"
 
 namespace flexmoe {
 namespace {
@@ -69,7 +70,7 @@ std::string NewNonce() {
 
 }  // namespace
 
-std::string LeasePath(const std::string& run_dir) { return run_dir + "/job.lease"; }
+std::string LeasePath(const std::string& run_dir) { return RunDir(run_dir).lease(); }
 
 std::string LeaseBeatPath(const std::string& run_dir, const LeaseHolder& holder) {
   return LeasePath(run_dir) + ".beat-" + holder.nonce;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/metrics/metrics_writer.h"
 
 namespace flexmoe {
@@ -22,7 +23,7 @@ void CoordinatorReportSink::Open(const std::string& run_dir) {
          client_->accepted().run_dir(), " and its seed directories only");
   }
   // The coordinator writes this directory's log from here on; what it has is what it holds.
-  path_ = run_dir + "/metrics.jsonl";
+  path_ = RunDir(run_dir).metrics();
   base_ = CountLines(path_);
   sent_ = 0;
   client_->Report(std::move(report));

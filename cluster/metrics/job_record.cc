@@ -6,6 +6,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "cluster/base/placement_json.h"
+#include "cluster/base/run_dir.h"
 
 namespace flexmoe {
 namespace {
@@ -72,7 +73,7 @@ JobRecord JobRecordFromJson(const Json& json, const std::string& source) {
 }
 
 JobRecord ReadJobRecord(const std::string& run_dir) {
-  const std::string path = run_dir + "/job.json";
+  const std::string path = RunDir(run_dir).job_json();
   if (!std::filesystem::exists(path)) Fail(ErrorCode::kNotFound, path, ": no such file");
   const Json json = Json::parse(ReadFile(path), nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) Fail(ErrorCode::kDataLoss, path, ": not JSON");

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/metrics/run_records.h"
 
 namespace flexmoe {
@@ -92,9 +93,9 @@ int64_t CountLines(const std::string& path) {
 MetricsWriter::MetricsWriter(const std::string& run_dir, bool tensorboard) {
   if (run_dir.empty()) return;
   std::filesystem::create_directories(run_dir);
-  path_ = run_dir + "/metrics.jsonl";
+  path_ = RunDir(run_dir).metrics();
   lines_ = CountLines(path_);
-  if (tensorboard) events_ = std::make_unique<EventWriter>(run_dir + "/tensorboard");
+  if (tensorboard) events_ = std::make_unique<EventWriter>(RunDir(run_dir).tensorboard());
 }
 
 MetricsWriter::~MetricsWriter() = default;

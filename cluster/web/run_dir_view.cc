@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/metrics/job_record.h"
 
 namespace flexmoe {
@@ -14,21 +15,12 @@ namespace fs = std::filesystem;
 
 // The run's metrics.jsonl files: its own, then seed-N/ in the order of N.
 std::vector<fs::path> MetricsFiles(const std::string& run_dir) {
+  const RunDir dir(run_dir);
   std::vector<fs::path> files;
-  if (fs::exists(fs::path(run_dir) / "metrics.jsonl"))
-    files.push_back(fs::path(run_dir) / "metrics.jsonl");
-  std::vector<std::pair<long long, fs::path>> seeds;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(run_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("seed-", 0) != 0 || !fs::exists(entry.path() / "metrics.jsonl")) continue;
-    try {
-      seeds.emplace_back(std::stoll(name.substr(5)), entry.path() / "metrics.jsonl");
-    } catch (const std::exception&) {
-    }
+  if (fs::exists(dir.metrics())) files.push_back(dir.metrics());
+  for (uint64_t seed : dir.seeds()) {
+    if (fs::exists(dir.seed(seed).metrics())) files.push_back(dir.seed(seed).metrics());
   }
-  std::sort(seeds.begin(), seeds.end());
-  for (auto& [n, path] : seeds) files.push_back(path);
   return files;
 }
 
@@ -61,7 +53,7 @@ RunDirView::RunDirView(std::string run_dir) : run_dir_(std::move(run_dir)) {}
 std::string RunDirView::Stamp() const {
   std::string stamp;
   std::vector<fs::path> files = MetricsFiles(run_dir_);
-  files.push_back(fs::path(run_dir_) / "job.json");
+  files.push_back(RunDir(run_dir_).job_json());
   for (const fs::path& f : files) {
     std::error_code ec;
     const auto size = fs::file_size(f, ec);

@@ -250,7 +250,7 @@ TEST_F(LaunchTest, ALeaseHoldsWhateverTheHostsClockSays) {
     head.insert(head.end(), tail.begin(), tail.end());
     return head;
   };
-  for (const std::string& skew : {"-60s", "+60s"}) {
+  for (const std::string skew : {"-60s", "+60s"}) {
     const std::vector<std::string> faked = {"LD_PRELOAD=" + library, "FAKETIME=" + skew,
                                             "FAKETIME_DONT_FAKE_MONOTONIC=1"};
     for (bool skewed_holder : {true, false}) {

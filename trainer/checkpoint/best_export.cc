@@ -65,12 +65,12 @@ void SaveCheckpoint(const std::vector<ModelParameter>& parameters, const Checkpo
                              {"files", {FileEntryToJson(file)}},
                              {"experts", experts},
                              {"config", info.config_text}};
-  WriteFileAtomically(out.StagingPath(kCheckpointManifest), SealedManifestText(manifest));
+  WriteFileAtomically(out.StagingPath(kManifestFile), SealedManifestText(manifest));
   out.Commit();
 }
 
 ParametersManifest ReadParametersManifest(const std::string& dir) {
-  const std::string manifest_path = dir + "/" + kCheckpointManifest;
+  const std::string manifest_path = dir + "/" + kManifestFile;
   nlohmann::json manifest = ReadManifestJson(dir);
   ParametersManifest m;
   try {

@@ -40,7 +40,6 @@ struct CheckpointInfo {
   std::string dataset_text;
 };
 
-inline constexpr char kCheckpointManifest[] = "manifest.json";
 inline constexpr char kCheckpointParameters[] = "model.safetensors";
 inline constexpr char kParametersFormat[] = "flexmoe-checkpoint";
 inline constexpr int kParametersVersion = 2;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/base/run_dir.h"  // kManifestFile
 #include "trainer/checkpoint/safetensors.h"
 
 namespace flexmoe {
@@ -60,6 +61,5 @@ std::string SealedManifestText(nlohmann::json manifest);
 // The manifest JSON of `dir`, its CRC32C checked: kNotFound without one, kDataLoss when it
 // does not parse or its CRC32C differs.
 nlohmann::json ReadManifestJson(const std::string& dir);
-inline constexpr char kManifestFile[] = "manifest.json";
 
 }  // namespace flexmoe

@@ -1,10 +1,7 @@
 // Training-state manifest: JSON form and verification (resumable_manifest.h).
 #include "trainer/checkpoint/resumable_manifest.h"
 
-#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <regex>
 
 #include "cluster/base/error.h"
 #include "cluster/base/placement_json.h"
@@ -107,22 +104,6 @@ std::string CheckpointDirName(int64_t global_step) {
   char name[32];
   std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(global_step));
   return name;
-}
-
-std::vector<std::string> CompleteCheckpoints(const std::string& checkpoints_dir) {
-  static const std::regex kName(R"(^step-\d{8,}$)");
-  std::vector<std::pair<int64_t, std::string>> found;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(checkpoints_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_directory() || !std::regex_match(name, kName)) continue;
-    if (!std::filesystem::exists(entry.path() / kManifestFile)) continue;
-    found.push_back({std::stoll(name.substr(5)), entry.path().string()});
-  }
-  std::sort(found.begin(), found.end());
-  std::vector<std::string> dirs;
-  for (auto& [step, dir] : found) dirs.push_back(std::move(dir));
-  return dirs;
 }
 
 }  // namespace flexmoe

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cluster/base/expert_placement.h"
+#include "cluster/base/run_dir.h"  // CompleteCheckpoints
 #include "trainer/checkpoint/checkpoint_files.h"
 #include "trainer/checkpoint/train_progress.h"
 
@@ -45,8 +46,5 @@ TrainManifest ReadTrainManifest(const std::string& dir);
 
 // "step-00000123".
 std::string CheckpointDirName(int64_t global_step);
-// The checkpoint directories under `checkpoints_dir` that have a manifest, oldest first
-// (temporary and incomplete ones skipped).
-std::vector<std::string> CompleteCheckpoints(const std::string& checkpoints_dir);
 
 }  // namespace flexmoe

@@ -15,6 +15,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/crc32c.h"
 #include "cluster/base/error.h"
+#include "cluster/base/run_dir.h"
 #include "cluster/comm/gather_bytes.h"
 #include "cluster/metrics/run_records.h"
 #include "data_loader/combinations.h"
@@ -370,7 +371,7 @@ void Trainer::Impl::MakeCheckpointer() {
   context.fault = options.fault;
   const std::string run_dir = options.run_dir;
   checkpointer = std::make_unique<TrainCheckpointer>(
-      context, run_dir.empty() ? std::string() : run_dir + "/checkpoints");
+      context, run_dir.empty() ? std::string() : RunDir(run_dir).checkpoints());
   checkpoints_enabled = !run_dir.empty() && (config.checkpoint().every_epochs() > 0 ||
                                              config.checkpoint().every_steps() > 0);
 }
@@ -714,7 +715,7 @@ void Trainer::Impl::Export(TrainResult* result) {
     }
     tensors.push_back(std::move(out));
   }
-  result->checkpoint_dir = options.run_dir + "/checkpoint";
+  result->checkpoint_dir = RunDir(options.run_dir).export_dir();
   RunOnRankZero(world, [&] {
     CheckpointInfo info;
     info.epoch = result->best_epoch;
