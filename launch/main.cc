@@ -11,64 +11,20 @@
 
 #include "cluster/base/allocator.h"
 #include "cluster/base/error.h"
-#include "cluster/base/peak_memory.h"
-#include "data_loader/prepare.h"
-#include "data_loader/synth.h"
 #include "launch/args.h"
 #include "launch/command_spec.h"
+#include "launch/coordinator_command.h"
+#include "launch/data_commands.h"
 #include "launch/inference_commands.h"
 #include "launch/init_command.h"
 #include "launch/inspect_command.h"
 #include "launch/lease_command.h"
 #include "launch/loader_command.h"
-#include "launch/membership.h"
 #include "launch/serve_command.h"
 #include "launch/train_command.h"
 #include "launch/tune_command.h"
 #include "launch/wait_policy.h"
 #include "launch/worker_command.h"
-#include "proto/config_loader.h"
-
-namespace flexmoe {
-namespace {
-
-config::Config LoadFromArgs(const Args& args) {
-  std::string path = args.Get("config");
-  if (path.empty() && !args.positional.empty()) path = args.positional[0];
-  if (path.empty()) Fail(ErrorCode::kInvalidArgument, args.command, ": --config FILE is required");
-  return LoadConfig(path, args.overrides);
-}
-
-int ValidateConfig(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv);
-  std::cout << ConfigToText(LoadFromArgs(args));
-  return 0;
-}
-
-int Synth(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv);
-  config::Config config = LoadFromArgs(args);
-  std::string out = args.Get("out", config.data().input());
-  SynthResult result = GenerateSynthetic(config, out);
-  std::cout << "wrote " << result.samples << " synthetic samples to " << out << "\n";
-  return 0;
-}
-
-int Prepare(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv);
-  config::Config config = LoadFromArgs(args);
-  std::string out = args.Get("out", config.data().prepared_dir());
-  PrepareResult result = PrepareDataset(config, out, &std::cerr);
-  std::cout << FormatSummary(result.meta);
-  std::cout << "wrote " << out << " in " << result.seconds << " s ("
-            << result.input_bytes / 1e6 / std::max(result.seconds, 1e-9) << " MB/s over "
-            << result.input_bytes / 1e6 << " MB of input, three passes); peak resident memory "
-            << PeakResidentMb() << " MB\n";
-  return 0;
-}
-
-}  // namespace
-}  // namespace flexmoe
 
 int main(int argc, char** argv) {
   flexmoe::EnsurePassiveOpenMpWait(argv);

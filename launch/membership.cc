@@ -1,37 +1,19 @@
-// JoinCoordinator and the coordinator subcommand (membership.h).
+// JoinCoordinator (membership.h).
 #include "launch/membership.h"
 
-#include <glog/logging.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <csignal>
 #include <fstream>
-#include <iostream>
-#include <random>
-#include <thread>
 
 #include "cluster/base/error.h"
 #include "cluster/base/host_name.h"
-#include "cluster/coord/service.h"
 #include "cluster/net/job_token.h"
-#include "launch/args.h"
-#include "launch/preemption.h"
-#include "launch/train_job.h"
 #include "proto/config_compare.h"
 #include "proto/config_loader.h"
-#include "trainer/model/placement_policy.h"
-#include "trainer/train/evaluate.h"
 
 namespace flexmoe {
 namespace {
-
-std::string NewJobId() {
-  std::random_device random;
-  char id[17];
-  std::snprintf(id, sizeof(id), "%08x%08x", random(), random());
-  return id;
-}
 
 // A member that lost the coordinator may be on a host cut off from the job, where the Open
 // MPI daemon that started it (orted; prted in Open MPI 5) would wait for the unreachable
@@ -71,90 +53,6 @@ std::unique_ptr<CoordinatorClient> JoinCoordinator(
   options.on_stop = std::move(on_stop);
   options.on_lost = EndOpenMpiDaemonOfThisHost;
   return std::make_unique<CoordinatorClient>(options);
-}
-
-namespace {
-
-// The heatmap's row names: the prepared dataset's combinations, or none before it is
-// prepared (the page then numbers them).
-std::vector<std::string> CombinationNamesOf(const config::Config& config) {
-  try {
-    return CombinationNames(PreparedDataset::OpenMeta(config.data().prepared_dir()));
-  } catch (const Error&) {
-    return {};
-  }
-}
-
-}  // namespace
-
-int CoordinatorCommand(int argc, char** argv) {
-  Args args = ParseArgs(argc, argv);
-  std::string path = args.Get("config");
-  const config::Config config = LoadConfig(path, args.overrides);
-  const config::ClusterConfig& cluster = config.cluster();
-  CoordinatorOptions options;
-  options.listen = args.Get("listen", cluster.bind_address() + ":0");
-  options.token = ReadJobToken(cluster);
-  options.heartbeat_interval_s = cluster.heartbeat_interval_s();
-  options.heartbeat_timeout_s = cluster.heartbeat_timeout_s();
-  options.handshake_timeout_s = cluster.connect_timeout_s();
-  options.job_id = NewJobId();
-  options.run_dir = RunDirFor(config, false);
-  options.tensorboard = config.metrics().tensorboard();
-  options.checkpoint_every_steps = config.checkpoint().every_steps();
-  options.checkpoint_every_epochs = config.checkpoint().every_epochs();
-  options.checkpoint_keep_last = config.checkpoint().keep_last();
-  options.config_hash = ComputationHash(config);
-  options.config_text = ConfigToText(config);
-  // LOAD_AWARE packs by the training split's combination counts (the prepared summary).
-  std::shared_ptr<PreparedDataset> prepared;
-  if (cluster.placement() == config::ClusterConfig::LOAD_AWARE) {
-    prepared =
-        std::make_shared<PreparedDataset>(PreparedDataset::OpenMeta(config.data().prepared_dir()));
-  }
-  options.http_listen = cluster.http_listen();
-  options.http_require_token = cluster.http_require_token();
-  options.restart = args.GetInt("restart", 0);
-  options.combination_names = CombinationNamesOf(config);
-  const int ep_degree = cluster.expert_parallel_degree();
-  options.placement = [config, prepared, ep_degree](int world_size) {
-    const int ranks = world_size == 1 ? 1 : (ep_degree > 0 ? ep_degree : world_size);
-    if (prepared) return MakePlacement(config, *prepared, ranks);
-    return MakePlacement(config, PreparedDataset(), ranks);
-  };
-  // SIGTERM and SIGUSR1 (preemption) have the workers checkpoint and stop; their handler
-  // only sets a flag, which a thread watches (LibTorch starts threads before main, so the
-  // signals cannot be blocked everywhere for sigwait). SIGINT ends the coordinator, and with
-  // it the job.
-  // SIGUSR2 asks for a checkpoint and the job goes on.
-  CatchPreemptionSignals(/*checkpoint_signal=*/true);
-  CoordinatorService service(options);
-  // Started by `flexmoe train` (or tune's trials): the job does not outlive its launcher.
-  // A launcher killed outright (SIGKILL, so it could not stop the job) leaves the
-  // coordinator reparented; the job then checkpoints and stops as if preempted.
-  const pid_t launcher = static_cast<pid_t>(args.GetInt("launcher-pid", 0));
-  std::thread([&service, launcher] {
-    int checkpoints = 0;
-    while (PreemptionSignal() == 0) {
-      if (launcher > 0 && ::getppid() != launcher) {
-        service.Preempt("the launcher (pid " + std::to_string(launcher) + ") is gone");
-        return;
-      }
-      if (CheckpointSignals() != checkpoints) {
-        checkpoints = CheckpointSignals();
-        service.Checkpoint("the coordinator got SIGUSR2");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    service.Preempt("the coordinator got signal " + std::to_string(PreemptionSignal()));
-  }).detach();
-  std::cout << "listening on " << service.address() << "\nrun directory " << options.run_dir
-            << "\njob " << options.job_id << "\n";
-  if (!service.http_address().empty()) {
-    std::cout << "live page on http://" << service.http_address() << "/\n";
-  }
-  std::cout << std::flush;
-  return service.Run();
 }
 
 }  // namespace flexmoe

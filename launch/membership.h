@@ -1,5 +1,4 @@
-// Joining the job's coordinator (cluster.coordinator) as a worker or a loader, and the
-// coordinator subcommand itself: `flexmoe coordinator --config FILE [--listen HOST:PORT]`.
+// Joining the job's coordinator (cluster.coordinator) as a worker or a loader.
 #pragma once
 
 #include <functional>
@@ -16,7 +15,5 @@ namespace flexmoe {
 std::unique_ptr<CoordinatorClient> JoinCoordinator(
     const config::Config& config, coordinator::Role role, int rank, int world_size, int port,
     std::function<void(bool finished, const std::string& line, int exit_status)> on_stop);
-
-int CoordinatorCommand(int argc, char** argv);
 
 }  // namespace flexmoe

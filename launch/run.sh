@@ -5,7 +5,7 @@
 # arguments go to every flexmoe command (e.g. --set training.epochs=3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-launch/setup.sh
+launch/setup.sh --runtime
 source launch/blas_env.sh
 config=configs/quickstart.textproto
 build/flexmoe synth --config "$config" "$@"
