@@ -1,4 +1,6 @@
-// The coordinator's membership, heartbeats, stop broadcast and job.json (service.h).
+// The coordinator (service.h): registration, heartbeats and the verdict, the stop broadcast,
+// preemption, placement and job.json; the members in a MemberTable, the reports through a
+// ReportRouter.
 #include "cluster/coord/service.h"
 
 #include <glog/logging.h>
@@ -6,17 +8,15 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
-#include <map>
-#include <nlohmann/json.hpp>
 
 #include "cluster/base/error.h"
 #include "cluster/base/latest_file_writer.h"
 #include "cluster/base/placement_json.h"
 #include "cluster/base/run_dir.h"
+#include "cluster/coord/member_table.h"
 #include "cluster/coord/protocol.h"
+#include "cluster/coord/report_router.h"
 #include "cluster/metrics/job_record.h"
-#include "cluster/metrics/metrics_writer.h"
-#include "cluster/metrics/step_records.h"
 #include "cluster/net/job_token.h"
 #include "cluster/net/server.h"
 #include "cluster/web/http_server.h"
@@ -43,21 +43,24 @@ std::string Format(double seconds) {
 
 }  // namespace
 
+// How the job stands and, once it ends, why: job.json's state, reason and culprit, and the
+// coordinator's exit status.
+struct JobVerdict {
+  std::string state = "starting", reason;
+  co::Member culprit;  // the member whose death ended the job
+  int culprit_id = -1;
+  bool ending = false, preempting = false;
+  int exit_code = 1;
+};
+
 class CoordinatorService::Impl {
  public:
   class MemberSession;
-  struct State {
-    co::Member member;
-    net::Connection* connection = nullptr;  // null once closed
-    Clock::time_point last_heard = Clock::now();
-    bool left = false;
-    int64_t step = 0;
-  };
 
   explicit Impl(CoordinatorOptions options);
   co::Accepted Register(net::Connection& c, const co::Register& request, int* id);
   void Heard(int id, int64_t step) {
-    State& s = members_[id];
+    MemberTable::Entry& s = members_.at(id);
     s.last_heard = Clock::now();
     s.step = step;
     view_.Heard(s.member.role() == co::WORKER ? "worker" : "loader", s.member.rank(), s.last_heard);
@@ -68,8 +71,6 @@ class CoordinatorService::Impl {
   void Reported(int id, const co::Report& report);
   // PLACEMENT: worker 0 re-packed the experts; job.json shows where they are now.
   void Moved(int id, const co::Placement& placement);
-  void Apply(std::vector<MetricsItem> items);
-  void AddToView(const nlohmann::json& record);
   void Closed(int id, const std::string& why);
   void Beat();
   void CheckDeadlines();
@@ -84,25 +85,17 @@ class CoordinatorService::Impl {
   void StartHttp();
   // A member's state in job.json: running, left, stopped (told to stop as the job ended),
   // failed (the culprit) or gone (its connection closed).
-  std::string MemberState(int id, const State& s) const;
+  std::string MemberState(int id, const MemberTable::Entry& s) const;
 
   CoordinatorOptions options_;
   JobView view_;                      // what the live page shows
   std::unique_ptr<HttpServer> http_;  // serves view_ on a thread of its own
   std::string http_token_;
   std::unique_ptr<net::FramedServer> server_;
-  std::map<int, State> members_;
-  int next_id_ = 0;
-  int world_size_ = 0;  // from the first worker
-  PlacementMap placement_;
-  std::unique_ptr<RecordJoiner> joiner_;   // once the world size is known
-  std::unique_ptr<MetricsWriter> writer_;  // once worker 0 opened a run
-  std::string newest_checkpoint_;
-  co::Member culprit_;  // the member whose death ended the job
-  int culprit_id_ = -1;
-  std::string state_ = "starting", reason_;
-  bool ending_ = false, preempting_ = false;
-  int exit_code_ = 1;
+  MemberTable members_;
+  PlacementMap placement_;  // once the first worker gave the world size
+  ReportRouter reports_;
+  JobVerdict verdict_;
   // RUN/job.json (none without a run directory); last, so that it is destroyed first,
   // writing what is pending.
   std::unique_ptr<LatestFileWriter> job_json_;
@@ -175,7 +168,9 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
 };
 
 CoordinatorService::Impl::Impl(CoordinatorOptions options)
-    : options_(std::move(options)), view_(options_.heartbeat_timeout_s, options_.restart) {
+    : options_(std::move(options)),
+      view_(options_.heartbeat_timeout_s, options_.restart),
+      reports_(options_.run_dir, options_.tensorboard, &view_) {
   if (!options_.run_dir.empty()) {
     job_json_ = std::make_unique<LatestFileWriter>(RunDir(options_.run_dir).job_json());
   }
@@ -231,8 +226,8 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
                                                 int* id) {
   const co::Member& m = request.member();
   const std::string name = MemberName(m);
-  if (ending_) Fail(ErrorCode::kFailedPrecondition, "the job is ending");
-  if (preempting_) Fail(ErrorCode::kFailedPrecondition, "the job is being preempted");
+  if (verdict_.ending) Fail(ErrorCode::kFailedPrecondition, "the job is ending");
+  if (verdict_.preempting) Fail(ErrorCode::kFailedPrecondition, "the job is being preempted");
   if (m.role() != co::WORKER && m.role() != co::LOADER) {
     Fail(ErrorCode::kInvalidArgument, name, ": unknown role");
   }
@@ -247,29 +242,14 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
     Fail(ErrorCode::kInvalidArgument, name, " computes with another config than the ",
          "coordinator: ", difference);
   }
-  if (m.role() == co::WORKER) {
-    if (world_size_ == 0 && request.world_size() > 0) {
-      world_size_ = request.world_size();
-      placement_ = options_.placement(world_size_);
-      joiner_ = std::make_unique<RecordJoiner>(world_size_);
-    }
-    if (request.world_size() != world_size_ || m.rank() < 0 || m.rank() >= world_size_) {
-      Fail(ErrorCode::kInvalidArgument, name, ": rank ", m.rank(), " of world size ",
-           request.world_size(), ", but the job has ", world_size_, " workers");
-    }
+  const bool had_world = members_.world_size() > 0;
+  *id = members_.Add(m, request.world_size(), &c);
+  if (!had_world && members_.world_size() > 0) {
+    placement_ = options_.placement(members_.world_size());
+    reports_.Start(members_.world_size());
   }
-  for (const auto& [other, state] : members_) {
-    if (state.member.role() == m.role() && state.member.rank() == m.rank()) {
-      Fail(ErrorCode::kInvalidArgument, name, ": ", MemberName(state.member),
-           " is registered already with that rank");
-    }
-  }
-  *id = next_id_++;
-  State& state = members_[*id];
-  state.member = m;
-  state.connection = &c;
   Heard(*id, 0);
-  state_ = "running";
+  verdict_.state = "running";
   LOG(INFO) << "coordinator: " << name << " registered";
   WriteJobJson();
 
@@ -288,7 +268,7 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
 }
 
 void CoordinatorService::Impl::Left(int id, const co::Leave& leave) {
-  State& s = members_[id];
+  MemberTable::Entry& s = members_.at(id);
   if (leave.has_error()) {
     return End(false, MemberName(s.member) + " failed: " + leave.error(), id,
                leave.has_code() ? leave.code() : -1);
@@ -296,51 +276,31 @@ void CoordinatorService::Impl::Left(int id, const co::Leave& leave) {
   s.left = true;
   s.last_heard = Clock::now();
   LOG(INFO) << "coordinator: " << MemberName(s.member) << " left";
-  int workers_left = 0;
-  for (const auto& [other, state] : members_) {
-    workers_left += state.member.role() == co::WORKER && state.left;
-  }
   WriteJobJson();
-  if (world_size_ > 0 && workers_left == world_size_) End(true, "", -1);
+  if (members_.world_size() > 0 && members_.workers_left() == members_.world_size()) {
+    End(true, "", -1);
+  }
 }
 
 void CoordinatorService::Impl::Reported(int id, const co::Report& report) {
-  const co::Member& m = members_[id].member;
+  const co::Member& m = members_.at(id).member;
   try {
-    if (m.role() != co::WORKER || joiner_ == nullptr) {
-      Fail(ErrorCode::kInvalidArgument, "only workers report");
+    if (m.role() != co::WORKER) Fail(ErrorCode::kInvalidArgument, "only workers report");
+    const ReportRouter::Taken taken = reports_.Take(m.rank(), report);
+    for (int64_t flush : taken.flushed) {
+      co::Flushed flushed;
+      flushed.set_flush(flush);
+      members_.Send(EncodeCoordinatorFrame(co::FLUSHED, flushed),
+                    [](const co::Member& w) { return w.role() == co::WORKER && w.rank() == 0; });
     }
-    const bool zero = m.rank() == 0;
-    if (!zero && (report.has_open() || report.continue_at() >= 0 || report.has_checkpoint())) {
-      Fail(ErrorCode::kInvalidArgument, "only worker 0 opens runs, continues logs and reports ",
-           "checkpoints");
-    }
-    if (report.has_open()) {
-      const std::string& name = report.open();
-      if (name.find('/') != std::string::npos || name == "." || name == "..") {
-        Fail(ErrorCode::kInvalidArgument, "run directory '", name, "' is not a seed directory");
-      }
-      Apply(joiner_->Open(name));
-    }
-    if (report.continue_at() >= 0) Apply(joiner_->ContinueAt(report.continue_at()));
-    if (report.flush() > 0 && !zero) Fail(ErrorCode::kInvalidArgument, "only worker 0 flushes");
-    if (report.has_record()) {
-      nlohmann::json record = nlohmann::json::parse(report.record(), nullptr, false);
-      if (!record.is_object()) Fail(ErrorCode::kInvalidArgument, "a record that is not JSON");
-      Apply(joiner_->Add(m.rank(), std::move(record)));
-    }
-    if (report.flush() > 0) Apply(joiner_->Flush(report.flush()));
-    if (report.has_checkpoint()) {
-      newest_checkpoint_ = report.checkpoint();
-      WriteJobJson();
-    }
+    if (taken.checkpoint) WriteJobJson();
   } catch (const Error& e) {
     End(false, MemberName(m) + " sent a bad report: " + e.what(), id);
   }
 }
 
 void CoordinatorService::Impl::Moved(int id, const co::Placement& message) {
-  const co::Member& m = members_[id].member;
+  const co::Member& m = members_.at(id).member;
   try {
     if (m.role() != co::WORKER || m.rank() != 0) {
       Fail(ErrorCode::kInvalidArgument, "only worker 0 reports placements");
@@ -367,43 +327,10 @@ void CoordinatorService::Impl::Moved(int id, const co::Placement& message) {
   }
 }
 
-void CoordinatorService::Impl::Apply(std::vector<MetricsItem> items) {
-  for (MetricsItem& item : items) {
-    if (item.flush > 0) {
-      co::Flushed flushed;
-      flushed.set_flush(item.flush);
-      for (auto& [id, s] : members_) {
-        if (s.member.role() == co::WORKER && s.member.rank() == 0 && s.connection != nullptr) {
-          s.connection->Send(EncodeCoordinatorFrame(co::FLUSHED, flushed));
-        }
-      }
-    } else if (item.opens) {
-      if (options_.run_dir.empty()) continue;
-      const std::string dir =
-          item.open.empty() ? options_.run_dir : options_.run_dir + "/" + item.open;
-      writer_ = std::make_unique<MetricsWriter>(dir, options_.tensorboard);
-    } else if (item.continue_at >= 0) {
-      if (writer_ != nullptr) writer_->ContinueAt(item.continue_at);
-    } else {
-      if (writer_ != nullptr) writer_->Write(item.record);  // none: a run without a directory
-      AddToView(item.record);
-    }
-  }
-}
-
-void CoordinatorService::Impl::AddToView(const nlohmann::json& record) {
-  try {
-    view_.AddRecord(record);
-  } catch (const std::exception& e) {
-    // The live view never ends a job: the record is in metrics.jsonl all the same.
-    LOG(WARNING) << "coordinator: the live view skips a record: " << e.what();
-  }
-}
-
 void CoordinatorService::Impl::Closed(int id, const std::string& why) {
-  State& s = members_[id];
+  MemberTable::Entry& s = members_.at(id);
   s.connection = nullptr;
-  if (s.left || ending_) return;
+  if (s.left || verdict_.ending) return;
   End(false,
       MemberName(s.member) + " closed its connection (" + why + "), last heard " +
           Format(SecondsSince(s.last_heard)) + " s ago",
@@ -411,30 +338,25 @@ void CoordinatorService::Impl::Closed(int id, const std::string& why) {
 }
 
 void CoordinatorService::Impl::Beat() {
-  const std::string frame = EncodeCoordinatorFrame(co::HEARTBEAT, co::Heartbeat());
-  for (auto& [id, s] : members_) {
-    if (s.connection != nullptr && !s.left) s.connection->Send(frame);
-  }
+  members_.Send(EncodeCoordinatorFrame(co::HEARTBEAT, co::Heartbeat()),
+                [](const co::Member&) { return true; });
 }
 
 void CoordinatorService::Impl::CheckDeadlines() {
-  if (ending_) return;
-  for (auto& [id, s] : members_) {
-    if (s.left || s.connection == nullptr) continue;
-    const double silent = SecondsSince(s.last_heard);
-    if (silent > options_.heartbeat_timeout_s) {
-      return End(false,
-                 MemberName(s.member) + " sent no heartbeat for " + Format(silent) +
-                     " s (hung, stopped or cut off)",
-                 id);
-    }
-  }
+  if (verdict_.ending) return;
+  double silent = 0;
+  const int id = members_.FirstSilent(options_.heartbeat_timeout_s, &silent);
+  if (id < 0) return;
+  End(false,
+      MemberName(members_.at(id).member) + " sent no heartbeat for " + Format(silent) +
+          " s (hung, stopped or cut off)",
+      id);
 }
 
 void CoordinatorService::Impl::Preempt(const std::string& reason) {
-  if (ending_ || preempting_) return;
-  preempting_ = true;
-  reason_ = reason;
+  if (verdict_.ending || verdict_.preempting) return;
+  verdict_.preempting = true;
+  verdict_.reason = reason;
   LOG(WARNING) << "coordinator: " << reason << ": the workers checkpoint and stop";
   PrintErrorLine("flexmoe coordinator: " + reason + ": the workers checkpoint and stop");
   const int told = SendCheckpoint(true, reason);
@@ -447,24 +369,17 @@ int CoordinatorService::Impl::SendCheckpoint(bool stop, const std::string& reaso
   co::Checkpoint checkpoint;
   checkpoint.set_stop(stop);
   checkpoint.set_reason(reason);
-  const std::string frame = EncodeCoordinatorFrame(co::CHECKPOINT, checkpoint);
-  int told = 0;
-  for (auto& [id, s] : members_) {
-    if (s.member.role() == co::WORKER && s.connection != nullptr && !s.left) {
-      s.connection->Send(frame);
-      ++told;
-    }
-  }
-  return told;
+  return members_.Send(EncodeCoordinatorFrame(co::CHECKPOINT, checkpoint),
+                       [](const co::Member& m) { return m.role() == co::WORKER; });
 }
 
 void CoordinatorService::Impl::End(bool finished, const std::string& reason, int culprit,
                                    int code) {
-  if (ending_) return;
-  ending_ = true;
-  exit_code_ = finished ? 0 : 1;
-  state_ = finished ? (preempting_ ? "preempted" : "finished") : "failed";
-  if (!finished || !preempting_) reason_ = reason;
+  if (verdict_.ending) return;
+  verdict_.ending = true;
+  verdict_.exit_code = finished ? 0 : 1;
+  verdict_.state = finished ? (verdict_.preempting ? "preempted" : "finished") : "failed";
+  if (!finished || !verdict_.preempting) verdict_.reason = reason;
   if (!finished) {
     LOG(ERROR) << "coordinator: stopping the job: " << reason;
     PrintErrorLine("flexmoe coordinator: stopping the job: " + reason);
@@ -474,12 +389,13 @@ void CoordinatorService::Impl::End(bool finished, const std::string& reason, int
   stop.set_reason(reason);
   if (code >= 0) stop.set_code(code);
   if (culprit >= 0) {
-    *stop.mutable_culprit() = members_[culprit].member;
-    culprit_ = members_[culprit].member;
-    culprit_id_ = culprit;
+    *stop.mutable_culprit() = members_.at(culprit).member;
+    verdict_.culprit = members_.at(culprit).member;
+    verdict_.culprit_id = culprit;
   }
+  // Every member still connected, those that left too: the culprit is not told.
   const std::string frame = EncodeCoordinatorFrame(co::STOP, stop);
-  for (auto& [id, s] : members_) {
+  for (const auto& [id, s] : members_.all()) {
     if (id != culprit && s.connection != nullptr) s.connection->Send(frame);
   }
   WriteJobJson();
@@ -487,11 +403,11 @@ void CoordinatorService::Impl::End(bool finished, const std::string& reason, int
   server_->After(0.5, [this] { server_->Stop(); });
 }
 
-std::string CoordinatorService::Impl::MemberState(int id, const State& s) const {
+std::string CoordinatorService::Impl::MemberState(int id, const MemberTable::Entry& s) const {
   if (s.left) return "left";
-  if (ending_ && id == culprit_id_) return "failed";
+  if (verdict_.ending && id == verdict_.culprit_id) return "failed";
   if (s.connection == nullptr) return "gone";
-  return ending_ ? "stopped" : "running";  // stopped: told to stop as the job ended
+  return verdict_.ending ? "stopped" : "running";  // stopped: told to stop as the job ended
 }
 
 namespace {
@@ -511,19 +427,19 @@ JobMemberRecord MemberRecord(const co::Member& m) {
 void CoordinatorService::Impl::WriteJobJson() {
   JobRecord job;
   job.job_id = options_.job_id;
-  job.state = state_;
+  job.state = verdict_.state;
   job.coordinator = server_ ? server_->address() : "";
-  job.workers = world_size_;
-  for (const auto& [id, s] : members_) {
+  job.workers = members_.world_size();
+  for (const auto& [id, s] : members_.all()) {
     job.members.push_back(MemberRecord(s.member));
     job.members.back().state = MemberState(id, s);
   }
   job.placement = placement_;
-  job.newest_checkpoint = newest_checkpoint_.empty() && !options_.run_dir.empty()
+  job.newest_checkpoint = reports_.newest_checkpoint().empty() && !options_.run_dir.empty()
                               ? RunDir(options_.run_dir).NewestCheckpoint()
-                              : newest_checkpoint_;
-  job.reason = reason_;
-  if (culprit_.has_role()) job.culprit = MemberRecord(culprit_);
+                              : reports_.newest_checkpoint();
+  job.reason = verdict_.reason;
+  if (verdict_.culprit.has_role()) job.culprit = MemberRecord(verdict_.culprit);
   job.combinations = options_.combination_names;
   view_.SetJob(job);
   // Written by job_json_'s own thread: this thread judges heartbeats.
@@ -546,7 +462,7 @@ int CoordinatorService::Run() {
   if (impl_->job_json_ && !impl_->job_json_->Flush(std::chrono::seconds(30))) {
     LOG(WARNING) << "coordinator: job.json not written within 30 s of the job's end";
   }
-  return impl_->exit_code_;
+  return impl_->verdict_.exit_code;
 }
 
 void CoordinatorService::Stop(const std::string& why) {
@@ -555,7 +471,7 @@ void CoordinatorService::Stop(const std::string& why) {
 
 void CoordinatorService::Checkpoint(const std::string& why) {
   impl_->server_->Post([impl = impl_.get(), why] {
-    if (impl->ending_ || impl->preempting_) return;
+    if (impl->verdict_.ending || impl->verdict_.preempting) return;
     LOG(INFO) << "coordinator: " << why << ": the workers checkpoint";
     std::cout << "checkpoint requested (" << why << ")" << std::endl;
     impl->SendCheckpoint(false, why);

@@ -1,0 +1,74 @@
+// The workers' reports into the run's records (report_router.h).
+#include "cluster/coord/report_router.h"
+
+#include <glog/logging.h>
+
+#include "cluster/base/error.h"
+#include "cluster/web/job_view.h"
+
+namespace flexmoe {
+
+ReportRouter::ReportRouter(std::string run_dir, bool tensorboard, JobView* view)
+    : run_dir_(std::move(run_dir)), tensorboard_(tensorboard), view_(view) {}
+
+void ReportRouter::Start(int world_size) {
+  if (joiner_ == nullptr) joiner_ = std::make_unique<RecordJoiner>(world_size);
+}
+
+ReportRouter::Taken ReportRouter::Take(int rank, const coordinator::Report& report) {
+  if (joiner_ == nullptr) Fail(ErrorCode::kInvalidArgument, "only workers report");
+  const bool zero = rank == 0;
+  if (!zero && (report.has_open() || report.continue_at() >= 0 || report.has_checkpoint())) {
+    Fail(ErrorCode::kInvalidArgument, "only worker 0 opens runs, continues logs and reports ",
+         "checkpoints");
+  }
+  if (report.flush() > 0 && !zero) Fail(ErrorCode::kInvalidArgument, "only worker 0 flushes");
+  Taken taken;
+  if (report.has_open()) {
+    const std::string& name = report.open();
+    if (name.find('/') != std::string::npos || name == "." || name == "..") {
+      Fail(ErrorCode::kInvalidArgument, "run directory '", name, "' is not a seed directory");
+    }
+    Apply(joiner_->Open(name), &taken);
+  }
+  if (report.continue_at() >= 0) Apply(joiner_->ContinueAt(report.continue_at()), &taken);
+  if (report.has_record()) {
+    nlohmann::json record = nlohmann::json::parse(report.record(), nullptr, false);
+    if (!record.is_object()) Fail(ErrorCode::kInvalidArgument, "a record that is not JSON");
+    Apply(joiner_->Add(rank, std::move(record)), &taken);
+  }
+  if (report.flush() > 0) Apply(joiner_->Flush(report.flush()), &taken);
+  if (report.has_checkpoint()) {
+    newest_checkpoint_ = report.checkpoint();
+    taken.checkpoint = true;
+  }
+  return taken;
+}
+
+void ReportRouter::Apply(std::vector<MetricsItem> items, Taken* taken) {
+  for (MetricsItem& item : items) {
+    if (item.flush > 0) {
+      taken->flushed.push_back(item.flush);
+    } else if (item.opens) {
+      if (run_dir_.empty()) continue;
+      const std::string dir = item.open.empty() ? run_dir_ : run_dir_ + "/" + item.open;
+      writer_ = std::make_unique<MetricsWriter>(dir, tensorboard_);
+    } else if (item.continue_at >= 0) {
+      if (writer_ != nullptr) writer_->ContinueAt(item.continue_at);
+    } else {
+      if (writer_ != nullptr) writer_->Write(item.record);  // none: a run without a directory
+      AddToView(item.record);
+    }
+  }
+}
+
+void ReportRouter::AddToView(const nlohmann::json& record) {
+  try {
+    view_->AddRecord(record);
+  } catch (const std::exception& e) {
+    // The live view never ends a job: the record is in metrics.jsonl all the same.
+    LOG(WARNING) << "coordinator: the live view skips a record: " << e.what();
+  }
+}
+
+}  // namespace flexmoe

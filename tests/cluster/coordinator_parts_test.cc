@@ -1,0 +1,111 @@
+// The coordinator's named parts on their own, without sockets: the MemberTable (world size
+// from the first worker, ranks that do not fit and duplicates refused by name; a member
+// whose connection closed is neither judged silent nor sent to) and the ReportRouter
+// (only worker 0 opens, continues, flushes and reports checkpoints; a flush is answered once
+// what came before it is written; records reach metrics.jsonl in worker 0's order).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "cluster/base/error.h"
+#include "cluster/coord/member_table.h"
+#include "cluster/coord/report_router.h"
+#include "cluster/web/job_view.h"
+#include "tests/testing/temp_dir.h"
+
+namespace flexmoe {
+namespace {
+
+namespace co = coordinator;
+
+co::Member Member(co::Role role, int rank) {
+  co::Member m;
+  m.set_role(role);
+  m.set_rank(rank);
+  m.set_host("h");
+  m.set_pid(100 + rank);
+  return m;
+}
+
+std::string ErrorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+TEST(MemberTableTest, TheFirstWorkerSetsTheWorldAndRanksAreChecked) {
+  MemberTable table;
+  EXPECT_EQ(table.Add(Member(co::LOADER, 0), 0, nullptr), 0);
+  EXPECT_EQ(table.world_size(), 0);
+  EXPECT_EQ(table.Add(Member(co::WORKER, 1), 2, nullptr), 1);
+  EXPECT_EQ(table.world_size(), 2);
+  EXPECT_NE(ErrorOf([&] {
+              table.Add(Member(co::WORKER, 2), 2, nullptr);
+            }).find("rank 2 of world size 2, but the job has 2 workers"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf([&] { table.Add(Member(co::WORKER, 0), 3, nullptr); }).find("world size 3"),
+            std::string::npos);
+  EXPECT_NE(
+      ErrorOf([&] { table.Add(Member(co::WORKER, 1), 2, nullptr); }).find("registered already"),
+      std::string::npos);
+  EXPECT_EQ(table.Add(Member(co::WORKER, 0), 2, nullptr), 2);
+  EXPECT_EQ(table.all().size(), 3u);
+  table.at(1).left = true;
+  EXPECT_EQ(table.workers_left(), 1);
+}
+
+TEST(MemberTableTest, MembersWithoutAConnectionAreNeitherJudgedNorSentTo) {
+  MemberTable table;
+  const int a = table.Add(Member(co::WORKER, 0), 2, nullptr);
+  const int b = table.Add(Member(co::WORKER, 1), 2, nullptr);
+  const auto old = MemberTable::Clock::now() - std::chrono::seconds(10);
+  table.at(a).last_heard = old;
+  table.at(b).last_heard = old;
+  double silent = 0;
+  EXPECT_EQ(table.FirstSilent(4, &silent), -1);  // no connection: closed, judged elsewhere
+  // Sends go nowhere without connections either.
+  EXPECT_EQ(table.Send("frame", [](const co::Member&) { return true; }), 0);
+}
+
+TEST(ReportRouterTest, OnlyWorkerZeroSteersAndFlushesComeBackInOrder) {
+  testing::TempDir dir;
+  JobView view(4, 0);
+  ReportRouter router(dir.path(), false, &view);
+  co::Report open;
+  open.set_open("");
+  EXPECT_NE(ErrorOf([&] { router.Take(0, open); }).find("only workers report"), std::string::npos);
+  router.Start(2);
+  EXPECT_NE(ErrorOf([&] { router.Take(1, open); }).find("only worker 0"), std::string::npos);
+  co::Report bad_open;
+  bad_open.set_open("../elsewhere");
+  EXPECT_NE(ErrorOf([&] { router.Take(0, bad_open); }).find("not a seed directory"),
+            std::string::npos);
+  router.Take(0, open);
+  co::Report flush;
+  flush.set_flush(7);
+  EXPECT_NE(ErrorOf([&] { router.Take(1, flush); }).find("only worker 0 flushes"),
+            std::string::npos);
+  co::Report record;
+  record.set_record(R"({"event":"epoch","epoch":0,"seed":1})");
+  EXPECT_TRUE(router.Take(0, record).flushed.empty());
+  const ReportRouter::Taken taken = router.Take(0, flush);
+  EXPECT_EQ(taken.flushed, (std::vector<int64_t>{7}));
+  std::ifstream in(dir.Path("metrics.jsonl"));
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_NE(line.find("\"epoch\""), std::string::npos) << line;
+  co::Report checkpoint;
+  checkpoint.set_checkpoint(dir.Path("checkpoints/step-00000010"));
+  EXPECT_TRUE(router.Take(0, checkpoint).checkpoint);
+  EXPECT_EQ(router.newest_checkpoint(), dir.Path("checkpoints/step-00000010"));
+  co::Report not_json;
+  not_json.set_record("{");
+  EXPECT_NE(ErrorOf([&] { router.Take(1, not_json); }).find("not JSON"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace flexmoe
