@@ -7,6 +7,7 @@
 # Writes OUT/options.md (a markdown table) and OUT/<option>/ (each option's run directory).
 #
 #   bench/physionet_options.sh [--out DIR] [--seeds 1,2,3,4,5] [--workers N] [--only A,B] [--ensembles N]
+#                              [--physionet PATH]   (set-a.csv.gz; default: bench/physionet_data.sh's)
 #
 # Options (name: the --set overrides on top of configs/physionet2012.textproto):
 #   paper        the paper's features: no missing-value indicators, the recipe before tune
@@ -25,6 +26,7 @@ seeds=1,2,3,4,5
 workers=2
 only=""
 ensembles=5
+physionet=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
@@ -32,10 +34,12 @@ while [ $# -gt 0 ]; do
     --workers) workers=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --ensembles) ensembles=$2; shift 2 ;;
+    --physionet) physionet=$2; shift 2 ;;
     *) echo "physionet_options: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 config=configs/physionet2012.textproto
+bench/physionet_data.sh ${physionet:+"$physionet"}
 source launch/blas_env.sh
 export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
