@@ -282,6 +282,20 @@ TEST_F(LaunchTest, ALeaseHoldsWhateverTheHostsClockSays) {
 // A coordinator stopped with SIGSTOP: the workers lose it and end; the launcher names the
 // stopped coordinator as the cause (not its own kill of it), well within the heartbeat
 // timeout + 10 s.
+// A coordinator that cannot start (its live page's address is not on this host) stops the
+// start: no loader or worker is launched, and the last line names it and its reason.
+TEST_F(LaunchTest, ACoordinatorThatCannotStartStopsTheStart) {
+  const std::string run = dir_->Path("no-start");
+  auto r = testing::RunCommand(Train(run, 2, 1, {"--set", "cluster.http_listen=10.99.99.99:0"}), 60,
+                               kEnv);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("the coordinator exited 1 before it was ready"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("cannot listen on 10.99.99.99:0"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(run + "/loader.log")) << "a loader was started";
+  EXPECT_FALSE(fs::exists(run + "/job.lease")) << "the lease outlived the job";
+}
+
 TEST_F(LaunchTest, AStoppedCoordinatorIsNamedAsTheCause) {
   const std::string run = dir_->Path("stopped-coordinator");
   testing::Process train(Train(run, 2, 500), dir_->Path("stopped-coordinator.log"), kEnv);
