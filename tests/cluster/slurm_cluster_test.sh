@@ -7,14 +7,16 @@
 #      within heartbeat timeout + 10 s, naming it, without --max-restarts, with none of the
 #      job's processes left on any node;
 #   3. with --max-restarts 1 and --no-kill, the job restarts on the 2 nodes left and
-#      finishes.
-# Usage: slurm_cluster_test.sh FLEXMOE_BINARY SOURCE_DIR [CASE...]   (default: 1 2 3)
+#      finishes;
+#   4. a coordinator that cannot start (its live page's address is not on its node) stops
+#      the start: no loader is launched, the job fails, the last line names it and why.
+# Usage: slurm_cluster_test.sh FLEXMOE_BINARY SOURCE_DIR [CASE...]   (default: 1 2 3 4)
 set -euo pipefail
 FLEXMOE=$(readlink -f "$1")
 export FLEXMOE
 SOURCE=$2
 shift 2
-cases=${*:-1 2 3}
+cases=${*:-1 2 3 4}
 for tool in munged slurmctld slurmd sbatch; do
   command -v "$tool" >/dev/null || { echo "slurm_cluster_test: $tool missing (launch/setup.sh installs it)"; exit 1; }
 done
@@ -112,6 +114,17 @@ PY
       grep -q "job finished on vh1 vh2;" "$T/restarted.out" || fail "not finished on vh1 vh2"
       say "--max-restarts 1: $(grep 'restart 1 of 1' "$T/restarted.out")"
       revive_node vh3
+      ;;
+    4)
+      job=$(submit nostart --nodes=2 --ntasks=2 -- --set cluster.http_listen=10.99.99.99:0)
+      state=$(slurm_wait_job "$job")
+      [ "$state" = FAILED ] || fail "a job whose coordinator cannot start ended $state"
+      last=$(tail -1 "$T/nostart.out")
+      [[ "$last" == *"the job failed to start: the coordinator did not start (exit 1)"* ]] ||
+        fail "the last line does not name the coordinator's start: $last"
+      [[ "$last" == *"10.99.99.99"* ]] || fail "the last line does not say why: $last"
+      ! ls "$T/nostart"/loader-*.log >/dev/null 2>&1 || fail "loaders were started"
+      say "start failure: $last"
       ;;
     *) fail "unknown case $c" ;;
   esac
