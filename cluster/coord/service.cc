@@ -212,14 +212,15 @@ void CoordinatorService::Impl::StartHttp() {
   HttpServerOptions http;
   http.listen = options_.http_listen;
   http.what = "cluster.http_listen";
-  if (options_.http_require_token) {
-    // A token of its own: the page's URL and cookie never carry the job token (which lets a
-    // member join the job).
-    http.token = NewToken();
-    if (!options_.run_dir.empty()) WriteTokenFile(RunDir(options_.run_dir).web_token(), http.token);
-  }
+  // A token of its own: the page's URL and cookie never carry the job token (which lets a
+  // member join the job). Written once the server listens: a page that could not start
+  // leaves no token behind.
+  if (options_.http_require_token) http.token = NewToken();
   http_token_ = http.token;
   http_ = std::make_unique<HttpServer>(http, ViewRoutes([this] { return view_.Snapshot(); }));
+  if (!http_token_.empty() && !options_.run_dir.empty()) {
+    WriteTokenFile(RunDir(options_.run_dir).web_token(), http_token_);
+  }
 }
 
 co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Register& request,

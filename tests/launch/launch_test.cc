@@ -294,6 +294,7 @@ TEST_F(LaunchTest, ACoordinatorThatCannotStartStopsTheStart) {
   EXPECT_NE(r.output.find("cannot listen on 10.99.99.99:0"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(run + "/loader.log")) << "a loader was started";
   EXPECT_FALSE(fs::exists(run + "/job.lease")) << "the lease outlived the job";
+  EXPECT_FALSE(fs::exists(run + "/web.token")) << "a token for a page that never served";
 }
 
 TEST_F(LaunchTest, AStoppedCoordinatorIsNamedAsTheCause) {
