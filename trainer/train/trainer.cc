@@ -27,6 +27,7 @@
 #include "trainer/model/model.h"
 #include "trainer/model/placement_policy.h"
 #include "trainer/train/adam.h"
+#include "trainer/train/best_selection.h"
 #include "trainer/train/calibration.h"
 #include "trainer/train/compute_threads.h"
 #include "trainer/train/device.h"
@@ -625,22 +626,8 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   model->eval();
   record.validation =
       Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
-  const auto& val = record.validation.metrics.overall;
-  double score = val.accuracy;
-  if (tc.selection() == config::TrainingConfig::AUC) score = val.auc;
-  if (tc.selection() == config::TrainingConfig::MACRO_F1) score = val.macro_f1;
-  // A score in (0, 1] that falls as the log-loss grows (BestScore's -2 stays below it).
-  if (tc.selection() == config::TrainingConfig::LOG_LOSS) score = 1 / (1 + val.log_loss);
-  if (std::isnan(score)) score = -1;
-  BestScore& best = state.progress.best;
-  // training.select_after_warmup: the warm-up epochs are not candidates (but for the last
-  // epoch of a run that has no other).
-  const bool candidate =
-      !tc.select_after_warmup() || position.epoch >= std::min(tc.warmup_epochs(), tc.epochs() - 1);
-  if (candidate && score > best.score) {  // strictly higher, as the authors' code
-    best.score = score;
-    best.epoch = position.epoch;
-    best.step = position.global_step;
+  const double score = SelectionScore(tc, record.validation.metrics.overall);
+  if (TakeIfBest(tc, position.epoch, position.global_step, score, &state.progress.best)) {
     state.best.clear();
     for (const ModelParameter& p : state.parameters)
       state.best.push_back(p.tensor.detach().clone());
@@ -658,14 +645,7 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   result->epochs.push_back(std::move(record));
 }
 
-bool Trainer::Impl::EarlyStopped() const {
-  const int patience = tc.early_stopping_patience();
-  const TrainProgress& p = state.progress;
-  if (patience == 0 || p.best.epoch < 0) return false;
-  // Epochs since the best one, warm-up epochs not counted.
-  const int since = p.position.epoch - 1 - std::max(p.best.epoch, tc.warmup_epochs() - 1);
-  return since >= patience;
-}
+bool Trainer::Impl::EarlyStopped() const { return flexmoe::EarlyStopped(tc, state.progress); }
 
 void Trainer::Impl::Finish(TrainResult* result) {
   CHECK(!state.best.empty()) << "no epoch was validated";
