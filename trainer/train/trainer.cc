@@ -87,6 +87,19 @@ struct EpochClock {
 
 }  // namespace
 
+// What a run tells: the progress stream (rank 0; redrawn in place on a terminal), the
+// metrics sink (the job's coordinator, or a local writer of its own), and the hooks that
+// see every step, epoch and checkpoint (the metrics and progress logs, then the caller's).
+struct RunLogs {
+  std::ostream* log = nullptr;
+  std::unique_ptr<RedrawStream> redraw;        // rank 0 with redraw_progress
+  std::unique_ptr<LocalMetricsSink> own_sink;  // when TrainOptions::metrics_sink is null
+  MetricsSink* sink = nullptr;
+  std::unique_ptr<MetricsLog> metrics;
+  std::unique_ptr<ProgressLog> progress;
+  std::vector<TrainHook*> hooks;
+};
+
 struct Trainer::Impl {
   Impl(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
        uint64_t seed, const TrainOptions& options);
@@ -123,7 +136,7 @@ struct Trainer::Impl {
   int64_t GlobalDroppedRows();
   template <typename F>
   void ForEachHook(F f) {
-    for (TrainHook* hook : hooks) f(*hook);
+    for (TrainHook* hook : logs.hooks) f(*hook);
   }
 
   config::Config config;
@@ -136,7 +149,6 @@ struct Trainer::Impl {
   Communicator* world;
   c10::Device device{c10::kCPU};  // training.device (trainer/train/device.h)
   int w = 1, rank = 0;
-  std::ostream* log;
   int num_classes, c_count;
 
   ProcessGroups groups;
@@ -152,13 +164,8 @@ struct Trainer::Impl {
   TrainState state;
   std::unique_ptr<TrainCheckpointer> checkpointer;
   bool checkpoints_enabled = false;
-  std::unique_ptr<LocalMetricsSink> own_sink;  // when TrainOptions::metrics_sink is null
-  MetricsSink* sink = nullptr;
-  std::unique_ptr<MetricsLog> metrics;
-  std::unique_ptr<ProgressLog> progress;
-  std::unique_ptr<RedrawStream> redraw;  // rank 0 with redraw_progress
+  RunLogs logs;
   StepTotals totals;
-  std::vector<TrainHook*> hooks;
   int64_t dropped_offset = 0;  // rows dropped before this process started (resumed runs)
   std::string last_checkpoint;
 };
@@ -183,10 +190,10 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
   w = world != nullptr ? world->size() : 1;
   rank = world != nullptr ? world->rank() : 0;
   device = TrainingDevice(tc.device(), options.local_rank);
-  log = rank == 0 ? options.log : nullptr;
-  if (log != nullptr && options.redraw_progress) {
-    redraw = std::make_unique<RedrawStream>(*log);
-    log = &redraw->stream();
+  logs.log = rank == 0 ? options.log : nullptr;
+  if (logs.log != nullptr && options.redraw_progress) {
+    logs.redraw = std::make_unique<RedrawStream>(*logs.log);
+    logs.log = &logs.redraw->stream();
   }
   num_classes = prepared.meta.num_classes();
   c_count = Combinations(m_count).size();
@@ -231,8 +238,8 @@ void Trainer::Impl::MakeLayout() {
            " ranks for an expert-parallel group of ", ep);
     }
     placement.Check();
-    if (log != nullptr) {
-      *log << "expert placement " << DescribePlacement(config, prepared, placement) << "\n";
+    if (logs.log != nullptr) {
+      *logs.log << "expert placement " << DescribePlacement(config, prepared, placement) << "\n";
     }
     layout.placement = placement;
     layout.expert_rank = groups.expert_parallel->rank();
@@ -345,10 +352,10 @@ void Trainer::Impl::Repack(EpochClock* clock, EpochRecord* record) {
   for (TrainHook* hook : options.hooks) {
     hook->PlacementChanged(layout.placement, state.progress.position);
   }
-  if (log != nullptr) {
-    *log << "expert placement re-packed from the measured loads (" << repacked.moved.size()
-         << " of " << layout.placement.layers.size() << " layers): imbalance "
-         << repacked.imbalance_before << " -> " << repacked.imbalance_after << "\n";
+  if (logs.log != nullptr) {
+    *logs.log << "expert placement re-packed from the measured loads (" << repacked.moved.size()
+              << " of " << layout.placement.layers.size() << " layers): imbalance "
+              << repacked.imbalance_before << " -> " << repacked.imbalance_after << "\n";
   }
 }
 
@@ -379,23 +386,23 @@ void Trainer::Impl::MakeCheckpointer() {
 
 void Trainer::Impl::MakeLogs() {
   const std::string& run_dir = options.run_dir;
-  sink = options.metrics_sink;
-  if (sink == nullptr) {
-    own_sink = std::make_unique<LocalMetricsSink>(world, config.metrics().tensorboard());
-    sink = own_sink.get();
+  logs.sink = options.metrics_sink;
+  if (logs.sink == nullptr) {
+    logs.own_sink = std::make_unique<LocalMetricsSink>(world, config.metrics().tensorboard());
+    logs.sink = logs.own_sink.get();
   }
   RunOnRankZero(world, [&] {
     if (run_dir.empty()) return;
-    sink->Open(run_dir);
-    if (options.restart_metrics) sink->ContinueAt(0);
+    logs.sink->Open(run_dir);
+    if (options.restart_metrics) logs.sink->ContinueAt(0);
   });
   const int every = config.metrics().log_every_steps();
   MetricsLog::Shape shape{FlexMoeModelImpl::SparseLayers(config.model()),
                           config.model().num_experts(), c_count};
-  metrics = std::make_unique<MetricsLog>(sink, rank, seed, w, every, std::move(shape));
-  progress = std::make_unique<ProgressLog>(log, every, w, redraw.get());
-  hooks = {metrics.get(), progress.get()};
-  hooks.insert(hooks.end(), options.hooks.begin(), options.hooks.end());
+  logs.metrics = std::make_unique<MetricsLog>(logs.sink, rank, seed, w, every, std::move(shape));
+  logs.progress = std::make_unique<ProgressLog>(logs.log, every, w, logs.redraw.get());
+  logs.hooks = {logs.metrics.get(), logs.progress.get()};
+  logs.hooks.insert(logs.hooks.end(), options.hooks.begin(), options.hooks.end());
 }
 
 void Trainer::Impl::Resume(const std::string& dir) {
@@ -422,11 +429,11 @@ void Trainer::Impl::Resume(const std::string& dir) {
   }
   if (own) checkpointer->SetAsideLaterThan(manifest.step());
   RunOnRankZero(world, [&] {
-    if (own) sink->ContinueAt(state.progress.metrics_lines);
-    metrics->Resumed(dir, manifest);
+    if (own) logs.sink->ContinueAt(state.progress.metrics_lines);
+    logs.metrics->Resumed(dir, manifest);
   });
-  for (TrainHook* hook : hooks) {
-    if (hook != metrics.get()) hook->Resumed(dir, manifest);
+  for (TrainHook* hook : logs.hooks) {
+    if (hook != logs.metrics.get()) hook->Resumed(dir, manifest);
   }
 }
 
@@ -439,20 +446,20 @@ int64_t Trainer::Impl::GlobalDroppedRows() {
 void Trainer::Impl::Checkpoint() {
   state.progress.adam_steps = optimizer->steps();
   state.progress.dropped_rows = GlobalDroppedRows();
-  state.progress.metrics_lines = sink->lines();
+  state.progress.metrics_lines = logs.sink->lines();
   // The lines the checkpoint counts are written before it is.
-  RunOnRankZero(world, [&] { sink->Flush(); });
+  RunOnRankZero(world, [&] { logs.sink->Flush(); });
   const auto start = Clock::now();
   last_checkpoint = checkpointer->Save(state);
-  if (log != nullptr) {
+  if (logs.log != nullptr) {
     uintmax_t bytes = 0;
     std::error_code ec;
     for (const auto& f : std::filesystem::directory_iterator(last_checkpoint, ec)) {
       bytes += f.file_size(ec);
     }
-    *log << "checkpoint " << last_checkpoint << ": " << bytes / 1e6 << " MB in " << Since(start)
-         << " s\n"
-         << std::flush;
+    *logs.log << "checkpoint " << last_checkpoint << ": " << bytes / 1e6 << " MB in "
+              << Since(start) << " s\n"
+              << std::flush;
   }
   ForEachHook([&](TrainHook& h) { h.AfterCheckpoint(last_checkpoint, state); });
 }
@@ -672,13 +679,15 @@ void Trainer::Impl::Finish(TrainResult* result) {
   result->last_checkpoint = last_checkpoint;
   ForEachHook([&](TrainHook& h) { h.AfterTraining(*result); });
   if (!options.run_dir.empty()) Export(result);
-  if (log != nullptr) {
-    *log << "\nseed " << seed << ": best validation "
-         << config::TrainingConfig::Selection_Name(tc.selection()) << " "
-         << (tc.selection() == config::TrainingConfig::LOG_LOSS ? 1 / state.progress.best.score - 1
-                                                                : state.progress.best.score)
-         << " at epoch " << result->best_epoch + 1 << "; test split, per modality combination:\n"
-         << FormatGroupTable(result->test.metrics, CombinationNames(prepared));
+  if (logs.log != nullptr) {
+    *logs.log << "\nseed " << seed << ": best validation "
+              << config::TrainingConfig::Selection_Name(tc.selection()) << " "
+              << (tc.selection() == config::TrainingConfig::LOG_LOSS
+                      ? 1 / state.progress.best.score - 1
+                      : state.progress.best.score)
+              << " at epoch " << result->best_epoch + 1
+              << "; test split, per modality combination:\n"
+              << FormatGroupTable(result->test.metrics, CombinationNames(prepared));
   }
 }
 
@@ -723,7 +732,7 @@ TrainResult Trainer::Impl::Run() {
       line.workers = w;
       line.from = options.resume_from;
       line.global_step = state.progress.position.global_step;
-      sink->RunRecord(ToJson(line));
+      logs.sink->RunRecord(ToJson(line));
     });
   }
   while (state.progress.position.epoch < tc.epochs() && !EarlyStopped()) {
@@ -731,11 +740,11 @@ TrainResult Trainer::Impl::Run() {
   }
   result.epochs_run = state.progress.position.epoch;
   result.early_stopped = state.progress.position.epoch < tc.epochs();
-  if (result.early_stopped && log != nullptr) {
-    *log << "early stop after epoch " << result.epochs_run << ": " << tc.early_stopping_patience()
-         << " epochs without a better validation "
-         << config::TrainingConfig::Selection_Name(tc.selection()) << " than epoch "
-         << state.progress.best.epoch + 1 << "\n";
+  if (result.early_stopped && logs.log != nullptr) {
+    *logs.log << "early stop after epoch " << result.epochs_run << ": "
+              << tc.early_stopping_patience() << " epochs without a better validation "
+              << config::TrainingConfig::Selection_Name(tc.selection()) << " than epoch "
+              << state.progress.best.epoch + 1 << "\n";
   }
   Finish(&result);
   return result;
