@@ -2,16 +2,14 @@
 // process-wide set-up (glog) and maps errors to exit statuses (2 for bad input).
 #include <glog/logging.h>
 
-#include <algorithm>
 #include <cstring>
-#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <map>
 
 #include "cluster/base/allocator.h"
 #include "cluster/base/error.h"
-#include "launch/args.h"
+#include "launch/args.h"  // CommandHelp
 #include "launch/command_spec.h"
 #include "launch/coordinator_command.h"
 #include "launch/data_commands.h"

@@ -6,9 +6,10 @@
 // connection closes without LEAVE, or it is not heard from for heartbeat_timeout_s) tells
 // every other member to stop, naming the dead one. It is the job's one writer of
 // metrics.jsonl and the TensorBoard files, from the records the workers report. On SIGTERM/SIGUSR1
-// (Preempt), or a member's PREEMPT, it has the workers checkpoint and stop. It keeps
-// run_dir/job.json current (written atomically): the job id and state, every member, the placement
-// and the newest complete checkpoint.
+// (Preempt), or a member's PREEMPT, it has the workers checkpoint and stop (with none to
+// checkpoint, the job ends at once). It keeps run_dir/job.json current (written atomically,
+// on a thread of its own): the job id and state, every member, the placement and the newest
+// complete checkpoint.
 //
 // Threading: Run() serves on the calling thread; Stop() may be called from any thread.
 #pragma once
