@@ -79,25 +79,41 @@ void AddDataAndTraining(std::vector<CommandSpec>& out) {
                  {Config(), Value("out", "DIR", "where (default data.prepared_dir)")}});
   out.push_back(
       {"train",
-       "the whole job on this machine: coordinator, loader and N workers (mpirun);\n"
+       "the whole job: coordinator, loaders and N workers (mpirun), on this machine,\n"
+       "across a hostfile's hosts (--hostfile) or a SLURM allocation (--slurm);\n"
        "metrics, checkpoints and the best parameters in run.dir; --resume continues\n"
        "run.dir from its newest complete checkpoint (at any N)",
-       "Runs the whole job on this machine: the coordinator, a loader and N workers\n"
-       "(mpirun), into run.dir (default runs/<date-time>): the resolved config, job.json,\n"
+       "Runs the whole job: the coordinator, a loader per host and N workers (mpirun),\n"
+       "into run.dir (default runs/<date-time>): the resolved config, job.json,\n"
        "metrics.jsonl, tensorboard/, checkpoints/, the best parameters in checkpoint/, the\n"
-       "members' logs. Prints the URL of the job's live page. Ctrl-C, SIGTERM or SIGUSR1\n"
-       "stop it at a checkpoint; a second Ctrl-C stops it at once.",
+       "members' logs. On this machine by default; with --hostfile FILE the coordinator\n"
+       "runs on the file's first host and a loader on each (run.dir on a file system every\n"
+       "host sees); with --slurm, inside sbatch or salloc, on the allocation's nodes. Prints\n"
+       "the URL of the job's live page. Ctrl-C, SIGTERM or SIGUSR1 stop it at a checkpoint;\n"
+       "a second Ctrl-C stops it at once.",
        "",
        "",
        false,
        true,
-       {Config(), Value("workers", "N", "worker processes (default cluster.workers)"),
-        Threads("compute threads per worker (default: the cores over the\n"
-                "workers, less one for the loader and coordinator)"),
+       {Config(),
+        Value("workers", "N",
+              "worker processes (default cluster.workers on this machine,\n"
+              "the hostfile's slots or the allocation's tasks across hosts)"),
+        Threads("compute threads per worker (default: on this machine the\n"
+                "cores over the workers, less one for the loader and\n"
+                "coordinator; across hosts SLURM_CPUS_PER_TASK, else 1)"),
         Switch("resume", "continue run.dir from its newest complete checkpoint, at\nany N"),
         Value("max-restarts", "K",
-              "when a member dies, start again from the newest\n"
-              "checkpoint without the dead workers, up to K times\n(default 0)")}});
+              "when a member or host dies, start again from the newest\n"
+              "checkpoint without the dead workers, on the hosts still\n"
+              "reachable (and those back since), up to K times (default 0)"),
+        Value("hostfile", "FILE",
+              "run across the hosts of an Open MPI hostfile (host\n"
+              "[slots=N] per line), through mpirun"),
+        Switch("slurm", "run across the nodes of the SLURM allocation this runs in"),
+        Value("nodes", "MIN[:MAX]",
+              "hosts per attempt across hosts: a restart needs MIN\n"
+              "reachable and uses at most MAX (default 1:all)")}});
   out.push_back(
       {"worker",
        "one rank of a training job (under mpirun or srun)",

@@ -1,16 +1,16 @@
-// `flexmoe train --workers N`: the whole job on this machine. The launcher writes the
-// resolved config and a fresh job token (mode 0600) into the run directory, starts the
-// coordinator, a loader and `mpirun -np N flexmoe worker` in one process group of their
-// own (the job's), on loopback, and waits for them with deadlines: every process of the
-// job ends, and what ended it is said in one line. SIGINT, SIGTERM and SIGUSR1 have the
-// job checkpoint at the next step and stop (a second SIGINT stops it at once); the newest
-// checkpoint is named. With --max-restarts K, a job whose member died starts again from
-// its newest checkpoint, without the workers that died, up to K times.
+// `flexmoe train`: a whole job, on this machine (--workers N), across the hosts of an Open
+// MPI hostfile (--hostfile FILE) or inside a SLURM allocation (--slurm), all supervised by
+// one JobSupervisor (launch/supervisor/job_supervisor.h) with the same flags, messages and
+// exit codes. SIGINT, SIGTERM and SIGUSR1 have the job checkpoint at the next step and stop
+// (a second SIGINT stops it at once). With --max-restarts K, a job whose member or host died
+// starts again from its newest checkpoint, without the dead workers or on the hosts still
+// reachable, up to K times.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "launch/supervisor/local_launcher.h"  // DefaultThreadsPerWorker, UsableCores
 #include "proto/config.pb.h"
 
 namespace flexmoe {
@@ -20,22 +20,21 @@ struct LaunchOptions {
   std::vector<std::string> overrides;  // the user's --set, in order
   config::Config config;               // resolved (file and overrides)
   std::string run_dir;
-  int workers = 1;
-  int threads = 0;  // per worker; 0: the cores over the workers, less one for the services
+  int workers = 0;  // 0: cluster.workers here, the slots or tasks across hosts
+  int threads = 0;  // per worker; 0: the launch path's default
   bool resume = false;
   int max_restarts = 0;
+  std::string hostfile;  // --hostfile FILE
+  bool slurm = false;    // --slurm
+  int min_hosts = 1;     // --nodes MIN[:MAX]
+  int max_hosts = 0;
 };
 
 // Runs the job (and its restarts); returns the exit status: 0 when it finished or was
-// preempted, otherwise that of the member that failed (docs/errors.md).
+// preempted, otherwise that of what failed (docs/errors.md).
 int LaunchJob(const LaunchOptions& options);
 
-// The default threads per worker for `workers` workers on `cores` cores: never more busy
-// threads than cores, counting the loader.
-int DefaultThreadsPerWorker(int cores, int workers);
-
-// The cores this process may run on (its CPU affinity: a SLURM allocation, taskset, a
-// cgroup's cpuset), at least 1; all online cores when the affinity cannot be read.
-int UsableCores();
+// "MIN" or "MIN:MAX" (--nodes) into min and max hosts; kInvalidArgument otherwise.
+void ParseNodeRange(const std::string& text, int* min_hosts, int* max_hosts);
 
 }  // namespace flexmoe

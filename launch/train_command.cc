@@ -1,5 +1,6 @@
-// `flexmoe train --config FILE [--workers N] [--threads N] [--resume] [--max-restarts K]`:
-// the whole job (coordinator, loader, N workers) on data.prepared_dir, into run.dir.
+// `flexmoe train --config FILE [--workers N] [--threads N] [--resume] [--max-restarts K]
+// [--hostfile FILE | --slurm] [--nodes MIN[:MAX]]`: the whole job (coordinator, loaders, N
+// workers) on data.prepared_dir, into run.dir, on this machine or across hosts.
 #include "launch/train_command.h"
 
 #include <ctime>
@@ -57,10 +58,16 @@ int TrainCommand(int argc, char** argv) {
   options.config = LoadConfig(options.config_path, args.overrides);
   // A CUDA or NCCL job this build or machine cannot run: said before anything starts.
   CheckDeviceSupport(options.config);
-  options.workers = args.GetInt("workers", options.config.cluster().workers());
+  options.workers = args.GetInt("workers", 0);
+  if (args.Has("workers") && options.workers < 1) {
+    Fail(ErrorCode::kInvalidArgument, "train: --workers must be at least 1");
+  }
   options.threads = args.GetInt("threads", 0);
   options.max_restarts = args.GetInt("max-restarts", 0);
   options.resume = args.Has("resume");
+  options.hostfile = args.Get("hostfile");
+  options.slurm = args.Has("slurm");
+  if (args.Has("nodes")) ParseNodeRange(args.Get("nodes"), &options.min_hosts, &options.max_hosts);
   options.run_dir = RunDirFor(options.config, options.resume);
   // Missing or stale data: prepared again, and said, before anything starts.
   PrepareIfStale(options.config, std::cerr);

@@ -27,9 +27,18 @@ class RunDir {
   std::string metrics() const { return Join("metrics.jsonl"); }
   std::string tensorboard() const { return Join("tensorboard"); }
   std::string config() const { return Join("config.textproto"); }
-  // The local job's members' logs (flexmoe train; the scripts name theirs in docs/run_dir.md).
+  // The members' logs: the coordinator's; the local job's loader; the loaders of a hostfile
+  // job (one mpirun); a SLURM job's loader on `node` (srun --output=...-%N.log).
   std::string coordinator_log() const { return Join("coordinator.log"); }
   std::string loader_log() const { return Join("loader.log"); }
+  std::string loaders_log() const { return Join("loaders.log"); }
+  std::string node_loader_log(const std::string& node) const {
+    return Join("loader-" + node + ".log");
+  }
+  // The hostfile of a hostfile job's attempt (its hosts and slots), while it runs.
+  std::string attempt_hostfile(int attempt) const {
+    return Join(".hostfile." + std::to_string(attempt));
+  }
   std::string ensemble_json() const { return Join("ensemble.json"); }
   // The training-state checkpoints (step-<8 digits>/) and the best-parameters export.
   std::string checkpoints() const { return Join("checkpoints"); }

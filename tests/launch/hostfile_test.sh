@@ -34,5 +34,5 @@ status=0
 timeout 60 tail --pid="$script" -f /dev/null || fail "the script still runs 60 s after SIGUSR1"
 wait "$script" || status=$?
 [ "$status" -eq 0 ] || fail "the stopped job exited $status"
-grep -q "job preempted" "$T/stopped.out" || fail "the job did not stop at a checkpoint"
+grep -q "job stopped at a checkpoint" "$T/stopped.out" || fail "the job did not stop at a checkpoint"
 echo "hostfile_test: passed"

@@ -210,7 +210,7 @@ TEST_F(LaunchTest, WithoutRestartsAKilledWorkerFailsTheJobNamingIt) {
   const int status = train.Wait(30);
   EXPECT_NE(status, 0) << train.Log();
   EXPECT_NE(status, -1) << train.Log();
-  EXPECT_NE(train.Log().find("the job failed (worker 1"), std::string::npos) << train.Log();
+  EXPECT_NE(train.Log().find("the job failed: worker 1"), std::string::npos) << train.Log();
   EXPECT_EQ(LiveMembers(run), std::vector<std::string>{});
 }
 
@@ -289,7 +289,7 @@ TEST_F(LaunchTest, ACoordinatorThatCannotStartStopsTheStart) {
   auto r = testing::RunCommand(Train(run, 2, 1, {"--set", "cluster.http_listen=10.99.99.99:0"}), 60,
                                kEnv);
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("the coordinator exited 1 before it was ready"), std::string::npos)
+  EXPECT_NE(r.output.find("the job failed to start: the coordinator did not start (exit 1)"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("cannot listen on 10.99.99.99:0"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(run + "/loader.log")) << "a loader was started";
@@ -323,7 +323,7 @@ TEST_F(LaunchTest, AStoppedCoordinatorIsNamedAsTheCause) {
   ::kill(pid, SIGCONT);
   EXPECT_NE(status, 0) << train.Log();
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 14) << train.Log();
-  EXPECT_NE(train.Log().find("the job failed (the coordinator was stopped (SIGSTOP"),
+  EXPECT_NE(train.Log().find("the job failed: the coordinator was stopped (SIGSTOP"),
             std::string::npos)
       << train.Log();
 }
