@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System test (ctest label cluster): jobs across the hosts of a virtual cluster
 # (tests/cluster/vcluster.sh: network namespaces with their own host names, Open MPI over TCP
-# through an rsh agent), launched with launch/mpirun/train.sh --hostfile:
+# through an rsh agent), launched with `flexmoe train --hostfile` (case 1) and its wrapper
+# launch/mpirun/train.sh --hostfile (the others):
 #   1. 2 hosts give the losses and test metrics of `flexmoe train --workers 2`, bit for bit,
 #      each rank reading from its own host's loader, the loaders named apart in job.json;
 #   2. a host of 3 cut off mid-run ends the job within heartbeat timeout + 10 s, exit non-zero,
@@ -94,8 +95,8 @@ lost_host_case() {
 for c in $cases; do
   case $c in
     1)
-      on vh1 "$SOURCE/launch/mpirun/train.sh" --hostfile "$(hostfile vh1 vh2)" "${common[@]}" \
-        --set training.epochs=2 --run-dir "$T/two-hosts" >"$T/two-hosts.out" 2>&1 ||
+      on vh1 "$FLEXMOE" train --hostfile "$(hostfile vh1 vh2)" "${common[@]}" \
+        --set training.epochs=2 --set "run.dir=$T/two-hosts" >"$T/two-hosts.out" 2>&1 ||
         fail "the 2-host job failed"
       [ "$(test_metrics "$T/two-hosts")" = "$(test_metrics "$T/local")" ] ||
         fail "2-host test metrics $(test_metrics "$T/two-hosts") differ from 1 host's $(test_metrics "$T/local")"
