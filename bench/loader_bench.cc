@@ -17,7 +17,7 @@
 #include "data_loader/loader_server.h"
 #include "data_loader/plan_batch_source.h"
 #include "data_loader/shard.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "proto/config_loader.h"
 
 namespace flexmoe {

@@ -103,34 +103,37 @@ std::string DeviceName(bool cpu) {
   return std::string("cuda:0 ") + prop.name;
 }
 
-int Main(int argc, char** argv) {
+// What every timed variant shares: the flags and the device.
+struct Bench {
   Flags f;
-  if (!ParseFlags(argc, argv, &f)) return 2;
-  if (!f.cpu_dry_run) {
-    const std::string reason = NoCudaReason();
-    if (!reason.empty()) {
-      std::printf("moe_layer_gpu_bench: no CUDA device available (%s); nothing measured\n",
-                  reason.c_str());
-      return 2;
-    }
-  }
-  const at::Device device = f.cpu_dry_run ? at::Device(at::kCPU) : at::Device(at::kCUDA, 0);
-  const std::string device_name = DeviceName(f.cpu_dry_run);
-  const int64_t hidden = f.top_k * 2 * f.dim;
-  std::printf(
-      "moe_layer_gpu_bench: device %s, world size 1, tokens %ld, D %ld, E %ld, k %ld, "
-      "iters %ld (warmup %ld), float32\n",
-      device_name.c_str(), f.tokens, f.dim, f.experts, f.top_k, f.iters, f.warmup);
-  std::fflush(stdout);
+  at::Device device = at::kCPU;
 
   // Waits for the device's queued work (the CPU needs none).
-  auto sync = [&] {
+  void Sync() const {
     if (!f.cpu_dry_run) torch::cuda::synchronize(0);
-  };
+  }
+  // Seconds per step (negative: failed, the error printed).
+  double Time(const char* what, const std::function<void()>& step) const {
+    try {
+      for (int64_t i = 0; i < f.warmup; ++i) step();
+      Sync();
+      const auto start = Clock::now();
+      for (int64_t i = 0; i < f.iters; ++i) step();
+      Sync();
+      return std::chrono::duration<double>(Clock::now() - start).count() / f.iters;
+    } catch (const std::exception& e) {
+      std::printf("%s: FAILED: %s\n", what, e.what());
+      std::fflush(stdout);
+      return -1.0;
+    }
+  }
+};
 
-  SelfCommunicator parent("world");
+// NCCL over one rank (a SelfCommunicator on the CPU dry run); null, with the error
+// printed and kept in `error`, when it cannot be made.
+std::unique_ptr<Communicator> MakeCommunicator(const Flags& f, SelfCommunicator& parent,
+                                               std::string* error) {
   std::unique_ptr<Communicator> comm;
-  std::string comm_error;
   try {
     if (f.cpu_dry_run) {
       comm = std::make_unique<SelfCommunicator>("world");
@@ -140,95 +143,90 @@ int Main(int argc, char** argv) {
     }
     std::printf("communicator: %s, size %d\n", comm->backend(), comm->size());
   } catch (const std::exception& e) {
-    comm_error = e.what();
+    *error = e.what();
     std::printf("communicator: FAILED to create: %s\n", e.what());
   }
   std::fflush(stdout);
+  return comm;
+}
 
-  at::manual_seed(0);
-  ExpertParallelMoe moe(ExpertParallelMoeOptions{f.dim, f.experts, f.top_k, 1,
-                                                 ExpertPlacement::Balanced(f.experts, 1), 0});
-  moe->to(device);
-  const auto on_device = at::TensorOptions().device(device);
-  at::Tensor x = at::randn({f.tokens, f.dim}, on_device).requires_grad_(true);
-  at::Tensor noise = at::randn({f.tokens, f.experts}, on_device);
-  at::Tensor combination = at::zeros({f.tokens}, on_device.dtype(at::kLong));
-  // Dense FFN with the active size of k experts: D -> k*2D -> D.
-  at::Tensor w1 = (at::randn({f.dim, hidden}, on_device) * 0.05).requires_grad_(true);
-  at::Tensor w2 = (at::randn({hidden, f.dim}, on_device) * 0.05).requires_grad_(true);
+struct Timings {
+  double moe_s = -1, exchange_s = 0, local_s = -1, per_expert_s = -1, dense_s = -1;
+};
 
-  // Seconds per step (negative: failed, the error printed).
-  auto time_it = [&](const char* what, const std::function<void()>& step) {
-    try {
-      for (int64_t i = 0; i < f.warmup; ++i) step();
-      sync();
-      const auto start = Clock::now();
-      for (int64_t i = 0; i < f.iters; ++i) step();
-      sync();
-      return std::chrono::duration<double>(Clock::now() - start).count() / f.iters;
-    } catch (const std::exception& e) {
-      std::printf("%s: FAILED: %s\n", what, e.what());
-      std::fflush(stdout);
-      return -1.0;
-    }
-  };
-
-  ExchangeStats stats;
-  double moe_s = -1, exchange_s = 0;
-  if (comm) {
-    moe_s = time_it("MoE (expert-parallel, NCCL)", [&] {
-      MoeOutput out = moe->Forward(x, noise, combination, at::Tensor(), 1, true, comm.get(),
-                                   comm.get(), &stats);
-      (out.output.sum() + out.aux_loss).backward();
-    });
-    if (moe_s > 0) {
-      exchange_s = stats.seconds / static_cast<double>(f.warmup + f.iters);
-      std::printf(
-          "MoE layer (expert-parallel over %s): %.3f ms/step, %.0f tokens/s; exchange %.3f "
-          "ms/step (host time in the communicator, waiting for queued kernels included); "
-          "rows sent per step %ld\n",
-          comm->backend(), 1e3 * moe_s, f.tokens / moe_s, 1e3 * exchange_s,
-          stats.rows_sent / (f.warmup + f.iters));
-    }
-  } else {
-    std::printf("MoE (expert-parallel): skipped, no communicator (%s)\n", comm_error.c_str());
+// The layer's inputs and the dense FFN of the same active size: D -> k*2D -> D.
+struct Inputs {
+  at::Tensor x, noise, combination, w1, w2;
+  Inputs(const Flags& f, const at::Device& device, int64_t hidden) {
+    const auto on_device = at::TensorOptions().device(device);
+    x = at::randn({f.tokens, f.dim}, on_device).requires_grad_(true);
+    noise = at::randn({f.tokens, f.experts}, on_device);
+    combination = at::zeros({f.tokens}, on_device.dtype(at::kLong));
+    w1 = (at::randn({f.dim, hidden}, on_device) * 0.05).requires_grad_(true);
+    w2 = (at::randn({hidden, f.dim}, on_device) * 0.05).requires_grad_(true);
   }
-  const double local_s = time_it("MoE (local experts)", [&] {
-    MoeOutput out = moe->Forward(x, noise, combination, at::Tensor(), 1, true, nullptr, nullptr);
+};
+
+void TimeExpertParallel(const Bench& b, ExpertParallelMoe& moe, const Inputs& in,
+                        Communicator* comm, const std::string& comm_error, Timings* t) {
+  if (comm == nullptr) {
+    std::printf("MoE (expert-parallel): skipped, no communicator (%s)\n", comm_error.c_str());
+    return;
+  }
+  ExchangeStats stats;
+  t->moe_s = b.Time("MoE (expert-parallel, NCCL)", [&] {
+    MoeOutput out =
+        moe->Forward(in.x, in.noise, in.combination, at::Tensor(), 1, true, comm, comm, &stats);
     (out.output.sum() + out.aux_loss).backward();
   });
-  if (local_s > 0) {
+  if (t->moe_s <= 0) return;
+  const Flags& f = b.f;
+  t->exchange_s = stats.seconds / static_cast<double>(f.warmup + f.iters);
+  std::printf(
+      "MoE layer (expert-parallel over %s): %.3f ms/step, %.0f tokens/s; exchange %.3f "
+      "ms/step (host time in the communicator, waiting for queued kernels included); "
+      "rows sent per step %ld\n",
+      comm->backend(), 1e3 * t->moe_s, f.tokens / t->moe_s, 1e3 * t->exchange_s,
+      stats.rows_sent / (f.warmup + f.iters));
+}
+
+void TimeLocal(const Bench& b, ExpertParallelMoe& moe, const Inputs& in, Timings* t) {
+  const Flags& f = b.f;
+  t->local_s = b.Time("MoE (local experts)", [&] {
+    MoeOutput out =
+        moe->Forward(in.x, in.noise, in.combination, at::Tensor(), 1, true, nullptr, nullptr);
+    (out.output.sum() + out.aux_loss).backward();
+  });
+  if (t->local_s > 0) {
     std::printf("MoE layer (no communicator, experts local): %.3f ms/step, %.0f tokens/s\n",
-                1e3 * local_s, f.tokens / local_s);
+                1e3 * t->local_s, f.tokens / t->local_s);
   }
   // The same layer with one GEMM pair per expert (GroupedExperts::ForwardPerExpert, the
   // path CUDA rows took before the padded batched GEMMs): the "before" of the same run.
   GroupedExpertsImpl& experts = *moe->experts();
-  const double per_expert_s = time_it("MoE (local experts, per-expert GEMMs)", [&] {
+  t->per_expert_s = b.Time("MoE (local experts, per-expert GEMMs)", [&] {
     MoeOutput out = RunMoe(
         *moe->router(),
         [&experts](const at::Tensor& rows, const std::vector<int64_t>& counts) {
           return experts.ForwardPerExpert(rows, counts);
         },
-        RouterStatsReducer(), x, noise, combination, at::Tensor(), 1, true);
+        RouterStatsReducer(), in.x, in.noise, in.combination, at::Tensor(), 1, true);
     (out.output.sum() + out.aux_loss).backward();
   });
-  if (per_expert_s > 0) {
+  if (t->per_expert_s > 0) {
     std::printf(
         "MoE layer (experts local, one GEMM pair per expert): %.3f ms/step, %.0f tokens/s\n",
-        1e3 * per_expert_s, f.tokens / per_expert_s);
+        1e3 * t->per_expert_s, f.tokens / t->per_expert_s);
   }
-  const double dense_s =
-      time_it("dense FFN", [&] { at::gelu(x.matmul(w1)).matmul(w2).sum().backward(); });
-  if (dense_s > 0) {
-    std::printf("dense FFN (hidden %ld): %.3f ms/step, %.0f tokens/s\n", hidden, 1e3 * dense_s,
-                f.tokens / dense_s);
-  }
-  const bool ok = moe_s > 0 && local_s > 0 && dense_s > 0;
+}
+
+// The ratios and the last line, one JSON object; true when every variant ran.
+bool PrintSummary(const Flags& f, const std::string& device_name, const Timings& t) {
+  const bool ok = t.moe_s > 0 && t.local_s > 0 && t.dense_s > 0;
   if (ok) {
     std::printf(
         "MoE/dense time: %.2f (expert-parallel), %.2f (local), %.2f (local, per-expert GEMMs)\n",
-        moe_s / dense_s, local_s / dense_s, per_expert_s / dense_s);
+        t.moe_s / t.dense_s, t.local_s / t.dense_s, t.per_expert_s / t.dense_s);
   }
   auto rate = [&](double s) { return s > 0 ? f.tokens / s : 0.0; };
   std::printf(
@@ -239,9 +237,51 @@ int Main(int argc, char** argv) {
       "\"dense_tokens_per_s\": %.0f, \"moe_over_dense_time\": %.3f, "
       "\"local_over_dense_time\": %.3f}\n",
       device_name.c_str(), f.tokens, f.dim, f.experts, f.top_k, f.iters, ok ? "true" : "false",
-      moe_s > 0 ? 1e3 * moe_s : 0.0, 1e3 * exchange_s, rate(moe_s), rate(local_s),
-      rate(per_expert_s), rate(dense_s), ok ? moe_s / dense_s : 0.0, ok ? local_s / dense_s : 0.0);
-  return ok ? 0 : 1;
+      t.moe_s > 0 ? 1e3 * t.moe_s : 0.0, 1e3 * t.exchange_s, rate(t.moe_s), rate(t.local_s),
+      rate(t.per_expert_s), rate(t.dense_s), ok ? t.moe_s / t.dense_s : 0.0,
+      ok ? t.local_s / t.dense_s : 0.0);
+  return ok;
+}
+
+int Main(int argc, char** argv) {
+  Bench b;
+  Flags& f = b.f;
+  if (!ParseFlags(argc, argv, &f)) return 2;
+  if (!f.cpu_dry_run) {
+    const std::string reason = NoCudaReason();
+    if (!reason.empty()) {
+      std::printf("moe_layer_gpu_bench: no CUDA device available (%s); nothing measured\n",
+                  reason.c_str());
+      return 2;
+    }
+  }
+  b.device = f.cpu_dry_run ? at::Device(at::kCPU) : at::Device(at::kCUDA, 0);
+  const std::string device_name = DeviceName(f.cpu_dry_run);
+  const int64_t hidden = f.top_k * 2 * f.dim;
+  std::printf(
+      "moe_layer_gpu_bench: device %s, world size 1, tokens %ld, D %ld, E %ld, k %ld, "
+      "iters %ld (warmup %ld), float32\n",
+      device_name.c_str(), f.tokens, f.dim, f.experts, f.top_k, f.iters, f.warmup);
+  std::fflush(stdout);
+
+  SelfCommunicator parent("world");
+  std::string comm_error;
+  const std::unique_ptr<Communicator> comm = MakeCommunicator(f, parent, &comm_error);
+  at::manual_seed(0);
+  ExpertParallelMoe moe(ExpertParallelMoeOptions{f.dim, f.experts, f.top_k, 1,
+                                                 ExpertPlacement::Balanced(f.experts, 1), 0});
+  moe->to(b.device);
+  const Inputs in(f, b.device, hidden);
+  Timings t;
+  TimeExpertParallel(b, moe, in, comm.get(), comm_error, &t);
+  TimeLocal(b, moe, in, &t);
+  t.dense_s =
+      b.Time("dense FFN", [&] { at::gelu(in.x.matmul(in.w1)).matmul(in.w2).sum().backward(); });
+  if (t.dense_s > 0) {
+    std::printf("dense FFN (hidden %ld): %.3f ms/step, %.0f tokens/s\n", hidden, 1e3 * t.dense_s,
+                f.tokens / t.dense_s);
+  }
+  return PrintSummary(f, device_name, t) ? 0 : 1;
 }
 
 }  // namespace

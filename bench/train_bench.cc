@@ -63,91 +63,94 @@ double GemmGflops(int size, int repeats, F gemm) {
   return best;
 }
 
-int Main(int argc, char** argv) {
+struct BenchFlags {
   std::string config_path = "configs/adni_like.textproto";
   int batch = 8, threads = 1, steps = 200, warmup = 20;
   std::vector<std::string> overrides;
   std::string profile_path;  // a chrome trace of the timed steps (LibTorch's profiler)
+};
+
+// The flags; false (after the usage) when one is unknown or out of range.
+bool ParseBenchFlags(int argc, char** argv, BenchFlags* f) {
   for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
+    const std::string flag = argv[i];
     if (flag == "--config")
-      config_path = argv[i + 1];
+      f->config_path = argv[i + 1];
     else if (flag == "--batch")
-      batch = std::stoi(argv[i + 1]);
+      f->batch = std::stoi(argv[i + 1]);
     else if (flag == "--threads")
-      threads = std::stoi(argv[i + 1]);
+      f->threads = std::stoi(argv[i + 1]);
     else if (flag == "--steps")
-      steps = std::stoi(argv[i + 1]);
+      f->steps = std::stoi(argv[i + 1]);
     else if (flag == "--warmup")
-      warmup = std::stoi(argv[i + 1]);
+      f->warmup = std::stoi(argv[i + 1]);
     else if (flag == "--set")
-      overrides.push_back(argv[i + 1]);
+      f->overrides.push_back(argv[i + 1]);
     else if (flag == "--profile")
-      profile_path = argv[i + 1];
+      f->profile_path = argv[i + 1];
     else {
       std::cerr << "usage: train_bench --config FILE [--batch B] [--threads T] [--steps N] "
                    "[--warmup W] [--set path=value] [--profile TRACE.json]\n";
-      return 2;
+      return false;
     }
   }
-  if (steps < 1 || warmup < 0 || batch < 1 || threads < 1) {
+  if (f->steps < 1 || f->warmup < 0 || f->batch < 1 || f->threads < 1) {
     std::cerr << "train_bench: --steps, --batch and --threads must be >= 1 and --warmup >= 0\n";
-    return 2;
+    return false;
   }
-  SetComputeThreads(threads);
-  config::Config config = LoadConfig(config_path, overrides);
-  PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
-  DecodedDataset data(prepared);
-  const int classes = prepared.meta.num_classes();
-  torch::manual_seed(1);
-  FlexMoeModel model(
-      config.model(),
-      ModelShape{data.feature_sizes(),
-                 classes,
-                 {config.data().modalities().begin(), config.data().modalities().end()},
-                 {},
-                 {}},
-      1);
+  return true;
+}
+
+struct StepTimes {
+  PhaseTimes phases;
+  double seconds = 0;         // the timed steps'
+  std::vector<double> steps;  // per timed step, for the quantiles
+};
+
+// Trains `flags.warmup + flags.steps` steps of the training split's shuffled batches and
+// times the last flags.steps of them.
+StepTimes TimeSteps(const BenchFlags& flags, const config::Config& config,
+                    const PreparedDataset& prepared, DecodedDataset& data, FlexMoeModel& model) {
   FusedAdam optimizer(model->parameters(), AdamOptions{config.training().lr()});
   std::vector<uint32_t> train = SamplesOfSplit(prepared.index, 0);
   std::vector<int> counts(prepared.size(), 0);
   auto order = EpochOrder(train, counts, 1, 5, EpochPhase::kShuffled);
-  auto batches = Batches(order, batch);
-  if (batches.back().size() < static_cast<size_t>(batch)) batches.pop_back();
-
-  PhaseTimes times;
-  double step_seconds = 0;
-  std::vector<double> step_times;  // per timed step, for the quantiles
+  auto batches = Batches(order, flags.batch);
+  if (batches.back().size() < static_cast<size_t>(flags.batch)) batches.pop_back();
+  StepTimes times;
   model->train();
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
-  for (int s = 0; s < warmup + steps; ++s) {
-    bool timed = s >= warmup;
-    if (s == warmup && !profile_path.empty()) {
-      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
+  for (int s = 0; s < flags.warmup + flags.steps; ++s) {
+    const bool timed = s >= flags.warmup;
+    if (s == flags.warmup && !flags.profile_path.empty()) {
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(flags.profile_path);
     }
-    model->SetPhaseTimes(timed ? &times : nullptr);
-    const auto& samples = batches[s % batches.size()];
-    DecodedBatch decoded = data.Gather(samples);
+    model->SetPhaseTimes(timed ? &times.phases : nullptr);
+    DecodedBatch decoded = data.Gather(batches[s % batches.size()]);
     BatchTensors t = ToTensors(decoded, data.feature_sizes());
     auto start = Clock::now();
-    StepKey key{1, 0, s, decoded.sample};
-    ModelOutput out = model->Forward(t, key, true);
+    ModelOutput out = model->Forward(t, StepKey{1, 0, s, decoded.sample}, true);
     at::Tensor loss = at::nll_loss(at::log_softmax(out.logits, -1), t.label) +
                       config.training().gate_loss_weight() * out.aux_loss;
     optimizer.ZeroGrad();
     auto backward_start = Clock::now();
     loss.backward();
-    if (timed) times.Add(Phase::kBackward, Seconds(backward_start));
+    if (timed) times.phases.Add(Phase::kBackward, Seconds(backward_start));
     auto optimizer_start = Clock::now();
     optimizer.Step();
     if (timed) {
-      times.Add(Phase::kOptimizer, Seconds(optimizer_start));
-      step_times.push_back(Seconds(start));
-      step_seconds += step_times.back();
+      times.phases.Add(Phase::kOptimizer, Seconds(optimizer_start));
+      times.steps.push_back(Seconds(start));
+      times.seconds += times.steps.back();
     }
   }
-  profile.reset();
-  double samples_per_s = steps * batch / step_seconds;
+  return times;
+}
+
+void PrintResults(const BenchFlags& flags, const config::Config& config, const DecodedDataset& data,
+                  int classes, StepTimes& times) {
+  const int batch = flags.batch, steps = flags.steps;
+  double samples_per_s = steps * batch / times.seconds;
   double flops = 3 * ForwardFlopsPerSample(config.model(), data.feature_sizes(), classes);
   double achieved = flops * samples_per_s / 1e9;
   // The model's large products go through experts/cpu_blas.h (oneDNN where present); LibTorch's
@@ -162,28 +165,50 @@ int Main(int argc, char** argv) {
       [](const at::Tensor& a, const at::Tensor& b, at::Tensor& c) { at::mm_out(c, a, b); });
   // On a shared machine the mean is at the mercy of neighbours; the 10% and 50% quantiles of
   // the step times say what the code does when the machine is quiet.
-  std::sort(step_times.begin(), step_times.end());
-  const double p10 = step_times[step_times.size() / 10], p50 = step_times[step_times.size() / 2];
+  std::sort(times.steps.begin(), times.steps.end());
+  const double p10 = times.steps[times.steps.size() / 10];
+  const double p50 = times.steps[times.steps.size() / 2];
   std::printf(
       "config %s batch %d threads %d: %.1f samples/s, %.3f ms/step, %.1f MFLOP/sample, "
       "%.2f GFLOP/s achieved, large GEMM %.2f GFLOP/s (%.0f%%; LibTorch matmul %.2f)\n"
       "  step time quantiles: p10 %.3f ms (%.1f samples/s), median %.3f ms (%.1f samples/s)\n",
-      config_path.c_str(), batch, threads, samples_per_s, 1e3 * step_seconds / steps, flops / 1e6,
-      achieved, gemm, 100 * achieved / gemm, blas_gemm, 1e3 * p10, batch / p10, 1e3 * p50,
-      batch / p50);
+      flags.config_path.c_str(), batch, flags.threads, samples_per_s, 1e3 * times.seconds / steps,
+      flops / 1e6, achieved, gemm, 100 * achieved / gemm, blas_gemm, 1e3 * p10, batch / p10,
+      1e3 * p50, batch / p50);
   double accounted = 0;
   for (int p = 0; p < static_cast<int>(Phase::kCount); ++p) {
-    double ms = 1e3 * times.seconds[p] / steps;
+    double ms = 1e3 * times.phases.seconds[p] / steps;
     accounted += ms;
     std::printf("  %-10s %8.3f ms/step %5.1f%%\n", PhaseName(static_cast<Phase>(p)), ms,
-                100 * times.seconds[p] / step_seconds);
+                100 * times.phases.seconds[p] / times.seconds);
   }
-  std::printf("  %-10s %8.3f ms/step\n", "other", 1e3 * step_seconds / steps - accounted);
+  std::printf("  %-10s %8.3f ms/step\n", "other", 1e3 * times.seconds / steps - accounted);
   std::printf(
       "{\"bench\": \"train\", \"batch\": %d, \"threads\": %d, \"samples_per_s\": %.1f, "
       "\"gflops\": %.2f, \"gemm_gflops\": %.2f, \"matmul_gflops\": %.2f, \"p10_ms\": %.3f, "
       "\"median_ms\": %.3f}\n",
-      batch, threads, samples_per_s, achieved, gemm, blas_gemm, 1e3 * p10, 1e3 * p50);
+      batch, flags.threads, samples_per_s, achieved, gemm, blas_gemm, 1e3 * p10, 1e3 * p50);
+}
+
+int Main(int argc, char** argv) {
+  BenchFlags flags;
+  if (!ParseBenchFlags(argc, argv, &flags)) return 2;
+  SetComputeThreads(flags.threads);
+  config::Config config = LoadConfig(flags.config_path, flags.overrides);
+  PreparedDataset prepared = PreparedDataset::Open(config.data().prepared_dir());
+  DecodedDataset data(prepared);
+  const int classes = prepared.meta.num_classes();
+  torch::manual_seed(1);
+  FlexMoeModel model(
+      config.model(),
+      ModelShape{data.feature_sizes(),
+                 classes,
+                 {config.data().modalities().begin(), config.data().modalities().end()},
+                 {},
+                 {}},
+      1);
+  StepTimes times = TimeSteps(flags, config, prepared, data, model);
+  PrintResults(flags, config, data, classes, times);
   return 0;
 }
 

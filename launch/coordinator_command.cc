@@ -13,7 +13,7 @@
 #include "cluster/base/error.h"
 #include "cluster/coord/service.h"
 #include "cluster/net/job_token.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "launch/preemption.h"
 #include "launch/train_job.h"
 #include "proto/config_compare.h"

@@ -8,7 +8,7 @@
 #include "cluster/base/peak_memory.h"
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "proto/config_loader.h"
 
 namespace flexmoe {

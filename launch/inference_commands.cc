@@ -12,7 +12,7 @@
 #include "inference/loaded_model.h"
 #include "inference/predict.h"
 #include "inference/report.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "trainer/train/compute_threads.h"
 
 namespace flexmoe {

@@ -8,7 +8,7 @@
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
 #include "data_loader/config_init.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 
 namespace flexmoe {
 

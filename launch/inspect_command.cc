@@ -7,7 +7,7 @@
 
 #include "cluster/base/error.h"
 #include "cluster/base/run_dir.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "trainer/checkpoint/best_export.h"
 #include "trainer/checkpoint/checkpoint_files.h"
 #include "trainer/checkpoint/resumable_manifest.h"

@@ -12,7 +12,7 @@
 
 #include "cluster/base/error.h"
 #include "cluster/base/run_lease.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "launch/preemption.h"
 #include "proto/config_loader.h"
 

@@ -16,7 +16,7 @@
 #include "data_loader/prepared_check.h"
 #include "data_loader/shard.h"
 #include "data_loader/shard_samples.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "launch/membership.h"
 #include "launch/preemption.h"
 #include "proto/config_loader.h"

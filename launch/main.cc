@@ -9,8 +9,8 @@
 
 #include "cluster/base/allocator.h"
 #include "cluster/base/error.h"
-#include "launch/args.h"  // CommandHelp
-#include "launch/command_spec.h"
+#include "launch/cli/args.h"  // CommandHelp
+#include "launch/cli/command_spec.h"
 #include "launch/coordinator_command.h"
 #include "launch/data_commands.h"
 #include "launch/inference_commands.h"

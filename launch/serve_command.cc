@@ -13,7 +13,7 @@
 #include "cluster/web/http_server.h"
 #include "cluster/web/routes.h"
 #include "cluster/web/run_dir_view.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "launch/preemption.h"
 
 namespace flexmoe {

@@ -10,7 +10,7 @@
 #include "cluster/base/error.h"
 #include "data_loader/prepare.h"
 #include "data_loader/prepared_check.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "launch/job_launcher.h"
 #include "launch/train_job.h"
 #include "proto/config_loader.h"

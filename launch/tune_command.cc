@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "cluster/base/error.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "launch/job_launcher.h"
 #include "launch/preemption.h"
 #include "tune/tune_results.h"

@@ -24,7 +24,7 @@
 #include "cluster/comm/routed_communicator.h"
 #include "cluster/coord/report_sink.h"
 #include "data_loader/shard_samples.h"
-#include "launch/args.h"
+#include "launch/cli/args.h"
 #include "launch/membership.h"
 #include "launch/preemption.h"
 #include "launch/train_command.h"

@@ -223,6 +223,15 @@ TEST_F(LoaderStreamTest, ResumesAtTheSameStepAfterDroppedConnections) {
   EXPECT_EQ(testing::DiffEpochs(&local, &client, 4, local.steps_in_epoch()), "");
 }
 
+// Sends `bytes` on a new connection to `address` and expects the server to close it.
+void ExpectClosedAfter(const std::string& address, const std::string& bytes) {
+  int fd = testing::ConnectTcp(address);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(testing::SendAll(fd, bytes));
+  EXPECT_TRUE(testing::WaitForClose(fd, 5));
+  ::close(fd);
+}
+
 TEST_F(LoaderStreamTest, RefusesMalformedOversizeAndWrongTokenWhileServingOthers) {
   LoaderServerOptions options = ServerOptions();
   options.max_frame_bytes = 1 << 20;
@@ -241,34 +250,21 @@ TEST_F(LoaderStreamTest, RefusesMalformedOversizeAndWrongTokenWhileServingOthers
   };
   consume(3);
 
-  {  // Garbage instead of a header.
-    int fd = testing::ConnectTcp(server.address());
-    ASSERT_GE(fd, 0);
-    ASSERT_TRUE(testing::SendAll(fd, std::string(kFrameHeaderSize, 'x')));
-    EXPECT_TRUE(testing::WaitForClose(fd, 5));
-    ::close(fd);
-  }
+  // Garbage instead of a header.
+  ExpectClosedAfter(server.address(), std::string(kFrameHeaderSize, 'x'));
   consume(2);
   {  // A HELLO header announcing ~4 GiB: refused before anything is allocated.
     const size_t rss_before = testing::ResidentBytes();
     std::string frame = Hello(kToken).substr(0, kFrameHeaderSize);
     frame[8] = frame[9] = frame[10] = '\0';
     frame[11] = '\xf0';
-    int fd = testing::ConnectTcp(server.address());
-    ASSERT_GE(fd, 0);
-    ASSERT_TRUE(testing::SendAll(fd, frame));
-    EXPECT_TRUE(testing::WaitForClose(fd, 5));
-    ::close(fd);
+    ExpectClosedAfter(server.address(), frame);
     EXPECT_LT(testing::ResidentBytes(), rss_before + (64u << 20));
   }
   {  // A body that fails its checksum.
     std::string frame = Hello(kToken);
     frame.back() ^= 0x5a;
-    int fd = testing::ConnectTcp(server.address());
-    ASSERT_GE(fd, 0);
-    ASSERT_TRUE(testing::SendAll(fd, frame));
-    EXPECT_TRUE(testing::WaitForClose(fd, 5));
-    ::close(fd);
+    ExpectClosedAfter(server.address(), frame);
   }
   {  // A REQUEST before the HELLO.
     int fd = testing::ConnectTcp(server.address());

@@ -1,7 +1,7 @@
 // The command-line declarations (launch/command_spec.h) parsed by CLI11 (launch/args.h):
 // every declared flag is in its command's help and parses, values and lists land where the
 // commands read them, and what is not declared is refused naming the closest flag.
-#include "launch/args.h"
+#include "launch/cli/args.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cluster/base/error.h"
-#include "launch/command_spec.h"
+#include "launch/cli/command_spec.h"
 
 namespace flexmoe {
 namespace {

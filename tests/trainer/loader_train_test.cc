@@ -17,6 +17,24 @@
 namespace flexmoe {
 namespace {
 
+// The same losses step by step, and the same validation and test scores (from the loader's
+// evaluation passes).
+void ExpectTheSameRun(const TrainResult& streamed, const TrainResult& expected) {
+  ASSERT_EQ(streamed.step_losses.size(), expected.step_losses.size());
+  for (size_t i = 0; i < expected.step_losses.size(); ++i) {
+    EXPECT_EQ(streamed.step_losses[i], expected.step_losses[i]) << "step " << i;
+  }
+  ASSERT_EQ(streamed.epochs.size(), expected.epochs.size());
+  for (size_t e = 0; e < expected.epochs.size(); ++e) {
+    EXPECT_EQ(streamed.epochs[e].validation.loss, expected.epochs[e].validation.loss);
+    EXPECT_EQ(streamed.epochs[e].validation.metrics.overall.accuracy,
+              expected.epochs[e].validation.metrics.overall.accuracy);
+  }
+  EXPECT_EQ(streamed.test.log_probs, expected.test.log_probs);
+  EXPECT_EQ(streamed.best_validation.labels, expected.best_validation.labels);
+  EXPECT_FALSE(streamed.test.labels.empty());
+}
+
 TEST(LoaderTrainTest, LoaderProcessGivesTheInProcessLosses) {
   testing::TempDir dir;
   std::string token_file = dir.Write("token", "s3cret\n");
@@ -65,20 +83,7 @@ TEST(LoaderTrainTest, LoaderProcessGivesTheInProcessLosses) {
   ASSERT_TRUE(remote.batches);
   TrainResult streamed = Train(remote_config, meta_only, nullptr, config.training().seed(), remote);
 
-  ASSERT_EQ(streamed.step_losses.size(), expected.step_losses.size());
-  for (size_t i = 0; i < expected.step_losses.size(); ++i) {
-    EXPECT_EQ(streamed.step_losses[i], expected.step_losses[i]) << "step " << i;
-  }
-  // The same validation and test scores, from the loader's evaluation passes.
-  ASSERT_EQ(streamed.epochs.size(), expected.epochs.size());
-  for (size_t e = 0; e < expected.epochs.size(); ++e) {
-    EXPECT_EQ(streamed.epochs[e].validation.loss, expected.epochs[e].validation.loss);
-    EXPECT_EQ(streamed.epochs[e].validation.metrics.overall.accuracy,
-              expected.epochs[e].validation.metrics.overall.accuracy);
-  }
-  EXPECT_EQ(streamed.test.log_probs, expected.test.log_probs);
-  EXPECT_EQ(streamed.best_validation.labels, expected.best_validation.labels);
-  EXPECT_FALSE(streamed.test.labels.empty());
+  ExpectTheSameRun(streamed, expected);
 
   // A worker whose own dataset differs from the one the loader serves refuses the loader.
   config::Config other = remote_config;

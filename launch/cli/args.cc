@@ -1,7 +1,7 @@
 // Command-line parsing (args.h): a CLI11 App built from the command's declaration parses
 // the line and formats the help; what CLI11 leaves over is reported as today's unknown-flag
 // error with the closest known flag.
-#include "launch/args.h"
+#include "launch/cli/args.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "launch/command_spec.h"
+#include "launch/cli/command_spec.h"
 
 namespace flexmoe {
 

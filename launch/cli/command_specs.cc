@@ -2,7 +2,7 @@
 // and help texts, in one table.
 #include <sstream>
 
-#include "launch/command_spec.h"
+#include "launch/cli/command_spec.h"
 
 namespace flexmoe {
 namespace {
