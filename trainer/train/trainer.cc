@@ -100,6 +100,53 @@ struct RunLogs {
   std::vector<TrainHook*> hooks;
 };
 
+// What a run is given and derives once: fixed for its life.
+struct RunContext {
+  RunContext(const config::Config& config_in, const PreparedDataset& prepared_in,
+             const Samples* data_in, uint64_t seed_in, const TrainOptions& options_in);
+  RunContext(const RunContext&) = delete;  // tc refers into config
+  RunContext& operator=(const RunContext&) = delete;
+
+  config::Config config;
+  const config::TrainingConfig& tc;
+  const PreparedDataset& prepared;
+  const Samples* data;  // null: every batch comes from options.batches
+  std::vector<int> feature_sizes;
+  const uint64_t seed;
+  TrainOptions options;
+  Communicator* world;
+  c10::Device device{c10::kCPU};  // training.device (trainer/train/device.h)
+  int w = 1, rank = 0;
+  int num_classes, c_count;
+};
+
+// The model and what trains it: process groups and the placement, the model, the gradient
+// sync, the optimizer and the loss's class weights.
+struct ModelParts {
+  ProcessGroups groups;
+  ParallelLayout layout;
+  const ParallelLayout* layout_ptr = nullptr;
+  ExchangeStats exchange;
+  FlexMoeModel model{nullptr};
+  std::unique_ptr<GradientSynchronizer> sync;
+  std::unique_ptr<FusedAdam> optimizer;
+  at::Tensor class_weights;
+};
+
+// This worker's batches: training (split 0) and its evaluation passes (1, 2).
+struct SplitSources {
+  std::unique_ptr<BatchSource> source, validation, test;
+};
+
+// The training-state checkpoints: the writer, whether the run writes them, the newest
+// written, and the rows dropped before this process started (resumed runs).
+struct CheckpointParts {
+  std::unique_ptr<TrainCheckpointer> checkpointer;
+  bool checkpoints_enabled = false;
+  int64_t dropped_offset = 0;
+  std::string last_checkpoint;
+};
+
 struct Trainer::Impl {
   Impl(const config::Config& config, const PreparedDataset& prepared, const Samples* data,
        uint64_t seed, const TrainOptions& options);
@@ -139,39 +186,17 @@ struct Trainer::Impl {
     for (TrainHook* hook : logs.hooks) f(*hook);
   }
 
-  config::Config config;
-  const config::TrainingConfig& tc;
-  const PreparedDataset& prepared;
-  const Samples* data;  // null: every batch comes from options.batches
-  std::vector<int> feature_sizes;
-  const uint64_t seed;
-  TrainOptions options;
-  Communicator* world;
-  c10::Device device{c10::kCPU};  // training.device (trainer/train/device.h)
-  int w = 1, rank = 0;
-  int num_classes, c_count;
-
-  ProcessGroups groups;
-  ParallelLayout layout;
-  const ParallelLayout* layout_ptr = nullptr;
-  ExchangeStats exchange;
-  FlexMoeModel model{nullptr};
-  std::unique_ptr<GradientSynchronizer> sync;
-  std::unique_ptr<FusedAdam> optimizer;
-  at::Tensor class_weights;
-  std::unique_ptr<BatchSource> source, validation, test;
-
+  RunContext ctx;
+  ModelParts net;
+  SplitSources splits;
+  CheckpointParts saves;
   TrainState state;
-  std::unique_ptr<TrainCheckpointer> checkpointer;
-  bool checkpoints_enabled = false;
   RunLogs logs;
   StepTotals totals;
-  int64_t dropped_offset = 0;  // rows dropped before this process started (resumed runs)
-  std::string last_checkpoint;
 };
 
-Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prepared_in,
-                    const Samples* data_in, uint64_t seed_in, const TrainOptions& options_in)
+RunContext::RunContext(const config::Config& config_in, const PreparedDataset& prepared_in,
+                       const Samples* data_in, uint64_t seed_in, const TrainOptions& options_in)
     : config(config_in),
       tc(config.training()),
       prepared(prepared_in),
@@ -179,127 +204,136 @@ Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prep
       feature_sizes(prepared_in.feature_sizes()),
       seed(seed_in),
       options(options_in),
-      world(options_in.world) {
-  const int m_count = static_cast<int>(feature_sizes.size());
-  if (m_count != config.data().modalities_size()) {
-    Fail(ErrorCode::kInvalidArgument, prepared.dir, ": prepared with ", m_count,
-         " modalities, the config names ", config.data().modalities_size(),
+      world(options_in.world),
+      w(world != nullptr ? world->size() : 1),
+      rank(world != nullptr ? world->rank() : 0),
+      num_classes(prepared.meta.num_classes()),
+      c_count(static_cast<int>(Combinations(static_cast<int>(feature_sizes.size())).size())) {
+  device = TrainingDevice(tc.device(), options.local_rank);
+}
+
+Trainer::Impl::Impl(const config::Config& config_in, const PreparedDataset& prepared_in,
+                    const Samples* data_in, uint64_t seed_in, const TrainOptions& options_in)
+    : ctx(config_in, prepared_in, data_in, seed_in, options_in) {
+  const int m_count = static_cast<int>(ctx.feature_sizes.size());
+  if (m_count != ctx.config.data().modalities_size()) {
+    Fail(ErrorCode::kInvalidArgument, ctx.prepared.dir, ": prepared with ", m_count,
+         " modalities, the config names ", ctx.config.data().modalities_size(),
          "; prepare the dataset again");
   }
-  if (options.threads > 0) SetComputeThreads(options.threads);
-  w = world != nullptr ? world->size() : 1;
-  rank = world != nullptr ? world->rank() : 0;
-  device = TrainingDevice(tc.device(), options.local_rank);
-  logs.log = rank == 0 ? options.log : nullptr;
-  if (logs.log != nullptr && options.redraw_progress) {
+  if (ctx.options.threads > 0) SetComputeThreads(ctx.options.threads);
+  logs.log = ctx.rank == 0 ? ctx.options.log : nullptr;
+  if (logs.log != nullptr && ctx.options.redraw_progress) {
     logs.redraw = std::make_unique<RedrawStream>(*logs.log);
     logs.log = &logs.redraw->stream();
   }
-  num_classes = prepared.meta.num_classes();
-  c_count = Combinations(m_count).size();
 
   MakeLayout();
-  state.seed = seed;
+  state.seed = ctx.seed;
   BuildModel();
-  if (tc.class_weights_size() > 0) {
-    std::vector<float> cw(tc.class_weights().begin(), tc.class_weights().end());
-    class_weights = at::tensor(cw, at::kFloat).to(device);
+  if (ctx.tc.class_weights_size() > 0) {
+    std::vector<float> cw(ctx.tc.class_weights().begin(), ctx.tc.class_weights().end());
+    net.class_weights = at::tensor(cw, at::kFloat).to(ctx.device);
   }
 
-  if (prepared.split_size(0) == 0) {
-    Fail(ErrorCode::kInvalidArgument, prepared.dir, ": no training samples");
+  if (ctx.prepared.split_size(0) == 0) {
+    Fail(ErrorCode::kInvalidArgument, ctx.prepared.dir, ": no training samples");
   }
-  source = MakeSource(0);
-  validation = MakeSource(1);
-  test = MakeSource(2);
+  splits.source = MakeSource(0);
+  splits.validation = MakeSource(1);
+  splits.test = MakeSource(2);
 
   MakeCheckpointer();
   MakeLogs();
   // The job's record shows the placement this run trains with (each seed's run starts from
   // the job's placement, whatever an earlier seed re-packed).
-  if (layout_ptr != nullptr) {
-    for (TrainHook* hook : options.hooks) {
-      hook->PlacementChanged(layout.placement, state.progress.position);
+  if (net.layout_ptr != nullptr) {
+    for (TrainHook* hook : ctx.options.hooks) {
+      hook->PlacementChanged(net.layout.placement, state.progress.position);
     }
   }
 }
 
 void Trainer::Impl::MakeLayout() {
   // Process groups and the expert placement (W > 1 only; one process runs unsharded).
-  const std::vector<int> sparse_layers = FlexMoeModelImpl::SparseLayers(config.model());
-  layout.placement = PlacementMap::Balanced(sparse_layers, config.model().num_experts(), 1);
-  if (world != nullptr && w > 1) {
-    groups = MakeProcessGroups(*world, options.expert_parallel_degree);
-    const int ep = groups.expert_parallel->size();
-    PlacementMap placement =
-        options.placement != nullptr ? *options.placement : MakePlacement(config, prepared, ep);
+  const std::vector<int> sparse_layers = FlexMoeModelImpl::SparseLayers(ctx.config.model());
+  net.layout.placement = PlacementMap::Balanced(sparse_layers, ctx.config.model().num_experts(), 1);
+  if (ctx.world != nullptr && ctx.w > 1) {
+    net.groups = MakeProcessGroups(*ctx.world, ctx.options.expert_parallel_degree);
+    const int ep = net.groups.expert_parallel->size();
+    PlacementMap placement = ctx.options.placement != nullptr
+                                 ? *ctx.options.placement
+                                 : MakePlacement(ctx.config, ctx.prepared, ep);
     if (placement.ranks != ep) {
       Fail(ErrorCode::kInvalidArgument, "expert placement over ", placement.ranks,
            " ranks for an expert-parallel group of ", ep);
     }
     placement.Check();
     if (logs.log != nullptr) {
-      *logs.log << "expert placement " << DescribePlacement(config, prepared, placement) << "\n";
+      *logs.log << "expert placement " << DescribePlacement(ctx.config, ctx.prepared, placement)
+                << "\n";
     }
-    layout.placement = placement;
-    layout.expert_rank = groups.expert_parallel->rank();
-    layout.expert_parallel = groups.expert_parallel.get();
-    layout.data_parallel = world;
-    layout.exchange_stats = &exchange;
-    layout_ptr = &layout;
+    net.layout.placement = placement;
+    net.layout.expert_rank = net.groups.expert_parallel->rank();
+    net.layout.expert_parallel = net.groups.expert_parallel.get();
+    net.layout.data_parallel = ctx.world;
+    net.layout.exchange_stats = &net.exchange;
+    net.layout_ptr = &net.layout;
   }
 }
 
 std::unique_ptr<BatchSource> Trainer::Impl::MakeSource(uint32_t split) {
-  if (options.batches) return options.batches(split, rank, w);
-  if (data == nullptr) {
+  if (ctx.options.batches) return ctx.options.batches(split, ctx.rank, ctx.w);
+  if (ctx.data == nullptr) {
     Fail(ErrorCode::kInvalidArgument, "trainer: neither samples nor a batch source");
   }
-  const int m_count = static_cast<int>(feature_sizes.size());
-  PlanOptions base = EvaluationPlanOptions(w, m_count);
+  const int m_count = static_cast<int>(ctx.feature_sizes.size());
+  PlanOptions base = EvaluationPlanOptions(ctx.w, m_count);
   if (split == 0) {
     base = PlanOptions();
-    base.seed = seed;
-    base.world_size = w;
-    base.global_batch = tc.batch_size();
-    base.remainder = tc.remainder();
-    base.batching = tc.batching();
+    base.seed = ctx.seed;
+    base.world_size = ctx.w;
+    base.global_batch = ctx.tc.batch_size();
+    base.remainder = ctx.tc.remainder();
+    base.batching = ctx.tc.batching();
     base.num_modalities = m_count;
   }
-  return std::make_unique<PlanBatchSource>(*data, prepared, split, base, tc.warmup_epochs(), rank);
+  return std::make_unique<PlanBatchSource>(*ctx.data, ctx.prepared, split, base,
+                                           ctx.tc.warmup_epochs(), ctx.rank);
 }
 
 void Trainer::Impl::BuildModel() {
-  torch::manual_seed(seed);
-  ModelShape shape{feature_sizes,
-                   num_classes,
-                   {config.data().modalities().begin(), config.data().modalities().end()},
-                   VolumeVoxels(prepared.meta),
-                   BinEdges(prepared.meta)};
-  model = FlexMoeModel(config.model(), shape, static_cast<int64_t>(seed), layout_ptr);
+  torch::manual_seed(ctx.seed);
+  ModelShape shape{ctx.feature_sizes,
+                   ctx.num_classes,
+                   {ctx.config.data().modalities().begin(), ctx.config.data().modalities().end()},
+                   VolumeVoxels(ctx.prepared.meta),
+                   BinEdges(ctx.prepared.meta)};
+  net.model =
+      FlexMoeModel(ctx.config.model(), shape, static_cast<int64_t>(ctx.seed), net.layout_ptr);
   // Initialised on the host (the same values on every device), then moved.
-  model->to(device);
-  model->CountTokensInto(&totals.tokens);  // kept across a re-pack's rebuild
-  state.parameters = model->Parameters();
+  net.model->to(ctx.device);
+  net.model->CountTokensInto(&totals.tokens);  // kept across a re-pack's rebuild
+  state.parameters = net.model->Parameters();
   std::vector<at::Tensor> all, replicated, experts;
   for (const ModelParameter& p : state.parameters) {
     all.push_back(p.tensor);
     (p.group.is_expert() ? experts : replicated).push_back(p.tensor);
   }
-  sync = std::make_unique<GradientSynchronizer>(
-      replicated, experts, world, groups.expert_data_parallel.get(), 4 << 20, kStepValues);
-  AdamOptions adam{tc.lr()};
-  adam.weight_decay = tc.weight_decay();
-  optimizer = std::make_unique<FusedAdam>(all, adam);
-  state.exp_avg = optimizer->exp_avg();
-  state.exp_avg_sq = optimizer->exp_avg_sq();
+  net.sync = std::make_unique<GradientSynchronizer>(
+      replicated, experts, ctx.world, net.groups.expert_data_parallel.get(), 4 << 20, kStepValues);
+  AdamOptions adam{ctx.tc.lr()};
+  adam.weight_decay = ctx.tc.weight_decay();
+  net.optimizer = std::make_unique<FusedAdam>(all, adam);
+  state.exp_avg = net.optimizer->exp_avg();
+  state.exp_avg_sq = net.optimizer->exp_avg_sq();
 }
 
 // Each sparse layer's tokens per expert this epoch, summed over the workers (exact: every
 // rank decides alike), keyed by the layer's fusion-layer index.
 std::map<int, std::vector<double>> Trainer::Impl::EpochLoads(const EpochClock& clock) {
-  const std::vector<int> sparse = FlexMoeModelImpl::SparseLayers(config.model());
-  const int64_t e_count = config.model().num_experts();
+  const std::vector<int> sparse = FlexMoeModelImpl::SparseLayers(ctx.config.model());
+  const int64_t e_count = ctx.config.model().num_experts();
   const int64_t cells = totals.tokens.empty() ? 0 : static_cast<int64_t>(totals.tokens[0].size());
   const int64_t c_count = cells / e_count;
   at::Tensor tokens = at::zeros({static_cast<int64_t>(sparse.size()), e_count}, at::kLong);
@@ -312,7 +346,7 @@ std::map<int, std::vector<double>> Trainer::Impl::EpochLoads(const EpochClock& c
       tokens[static_cast<int64_t>(l)][i / c_count] += totals.tokens[l][i] - before;
     }
   }
-  world->AllReduce(tokens, ReduceOp::kSum);
+  ctx.world->AllReduce(tokens, ReduceOp::kSum);
   std::map<int, std::vector<double>> loads;
   for (size_t l = 0; l < sparse.size(); ++l) {
     const int64_t* row = tokens[static_cast<int64_t>(l)].data_ptr<int64_t>();
@@ -322,113 +356,116 @@ std::map<int, std::vector<double>> Trainer::Impl::EpochLoads(const EpochClock& c
 }
 
 void Trainer::Impl::Repack(EpochClock* clock, EpochRecord* record) {
-  if (layout_ptr == nullptr || config.cluster().placement() != config::ClusterConfig::LOAD_AWARE ||
-      options.run_dir.empty()) {
+  if (net.layout_ptr == nullptr ||
+      ctx.config.cluster().placement() != config::ClusterConfig::LOAD_AWARE ||
+      ctx.options.run_dir.empty()) {
     return;
   }
-  const Repacked repacked = RepackByLoad(layout.placement, EpochLoads(*clock));
+  const Repacked repacked = RepackByLoad(net.layout.placement, EpochLoads(*clock));
   if (repacked.moved.empty()) return;  // no layer worth moving experts
   // A move a crashed run left behind would be taken for this one (Save keeps a complete
   // checkpoint of the same step): gone first.
-  RunOnRankZero(world, [&] { std::filesystem::remove_all(options.run_dir + "/.repack"); });
+  RunOnRankZero(ctx.world, [&] { std::filesystem::remove_all(ctx.options.run_dir + "/.repack"); });
   // The experts, their moments and best values move to their new owners through a
   // checkpoint of the state: written by the old owners under the current placement, read
   // by the new ones under the new (the checkpointers read the layout's placement).
-  TrainCheckpointer move(CheckpointContextFor(1), options.run_dir + "/.repack");
+  TrainCheckpointer move(CheckpointContextFor(1), ctx.options.run_dir + "/.repack");
   state.progress.dropped_rows = GlobalDroppedRows();
   const std::string dir = move.Save(state);
-  layout.placement = repacked.placement;
+  net.layout.placement = repacked.placement;
   BuildModel();
   move.Load(dir, &state);
-  optimizer->set_steps(state.progress.adam_steps);
-  dropped_offset = state.progress.dropped_rows;
+  net.optimizer->set_steps(state.progress.adam_steps);
+  saves.dropped_offset = state.progress.dropped_rows;
   // Every rank has read its experts before rank 0 removes the files.
-  world->Barrier();
-  RunOnRankZero(world, [&] { std::filesystem::remove_all(options.run_dir + "/.repack"); });
+  ctx.world->Barrier();
+  RunOnRankZero(ctx.world, [&] { std::filesystem::remove_all(ctx.options.run_dir + "/.repack"); });
   record->repacked = true;
-  record->repacked_placement = layout.placement;
+  record->repacked_placement = net.layout.placement;
   record->imbalance_before = repacked.imbalance_before;
   record->imbalance_after = repacked.imbalance_after;
-  for (TrainHook* hook : options.hooks) {
-    hook->PlacementChanged(layout.placement, state.progress.position);
+  for (TrainHook* hook : ctx.options.hooks) {
+    hook->PlacementChanged(net.layout.placement, state.progress.position);
   }
   if (logs.log != nullptr) {
     *logs.log << "expert placement re-packed from the measured loads (" << repacked.moved.size()
-              << " of " << layout.placement.layers.size() << " layers): imbalance "
+              << " of " << net.layout.placement.layers.size() << " layers): imbalance "
               << repacked.imbalance_before << " -> " << repacked.imbalance_after << "\n";
   }
 }
 
 CheckpointContext Trainer::Impl::CheckpointContextFor(int keep_last) const {
   CheckpointContext context;
-  context.world = world;
-  context.expert_rank = layout_ptr != nullptr ? layout.expert_rank : 0;
-  context.saves_experts = layout_ptr == nullptr || rank < groups.ep_degree;
-  context.expert_parallel_degree = layout_ptr != nullptr ? groups.ep_degree : 1;
-  context.placement = &layout.placement;
-  context.config_text = ConfigToText(config);
-  context.config_hash = ComputationHash(config);
-  context.dataset_index_crc32c = prepared.meta.index_crc32c();
-  context.dataset_samples = prepared.size();
+  context.world = ctx.world;
+  context.expert_rank = net.layout_ptr != nullptr ? net.layout.expert_rank : 0;
+  context.saves_experts = net.layout_ptr == nullptr || ctx.rank < net.groups.ep_degree;
+  context.expert_parallel_degree = net.layout_ptr != nullptr ? net.groups.ep_degree : 1;
+  context.placement = &net.layout.placement;
+  context.config_text = ConfigToText(ctx.config);
+  context.config_hash = ComputationHash(ctx.config);
+  context.dataset_index_crc32c = ctx.prepared.meta.index_crc32c();
+  context.dataset_samples = ctx.prepared.size();
   context.keep_last = keep_last;
   return context;
 }
 
 void Trainer::Impl::MakeCheckpointer() {
-  CheckpointContext context = CheckpointContextFor(config.checkpoint().keep_last());
-  context.fault = options.fault;
-  const std::string run_dir = options.run_dir;
-  checkpointer = std::make_unique<TrainCheckpointer>(
+  CheckpointContext context = CheckpointContextFor(ctx.config.checkpoint().keep_last());
+  context.fault = ctx.options.fault;
+  const std::string run_dir = ctx.options.run_dir;
+  saves.checkpointer = std::make_unique<TrainCheckpointer>(
       context, run_dir.empty() ? std::string() : RunDir(run_dir).checkpoints());
-  checkpoints_enabled = !run_dir.empty() && (config.checkpoint().every_epochs() > 0 ||
-                                             config.checkpoint().every_steps() > 0);
+  saves.checkpoints_enabled = !run_dir.empty() && (ctx.config.checkpoint().every_epochs() > 0 ||
+                                                   ctx.config.checkpoint().every_steps() > 0);
 }
 
 void Trainer::Impl::MakeLogs() {
-  const std::string& run_dir = options.run_dir;
-  logs.sink = options.metrics_sink;
+  const std::string& run_dir = ctx.options.run_dir;
+  logs.sink = ctx.options.metrics_sink;
   if (logs.sink == nullptr) {
-    logs.own_sink = std::make_unique<LocalMetricsSink>(world, config.metrics().tensorboard());
+    logs.own_sink =
+        std::make_unique<LocalMetricsSink>(ctx.world, ctx.config.metrics().tensorboard());
     logs.sink = logs.own_sink.get();
   }
-  RunOnRankZero(world, [&] {
+  RunOnRankZero(ctx.world, [&] {
     if (run_dir.empty()) return;
     logs.sink->Open(run_dir);
-    if (options.restart_metrics) logs.sink->ContinueAt(0);
+    if (ctx.options.restart_metrics) logs.sink->ContinueAt(0);
   });
-  const int every = config.metrics().log_every_steps();
-  MetricsLog::Shape shape{FlexMoeModelImpl::SparseLayers(config.model()),
-                          config.model().num_experts(), c_count};
-  logs.metrics = std::make_unique<MetricsLog>(logs.sink, rank, seed, w, every, std::move(shape));
-  logs.progress = std::make_unique<ProgressLog>(logs.log, every, w, logs.redraw.get());
+  const int every = ctx.config.metrics().log_every_steps();
+  MetricsLog::Shape shape{FlexMoeModelImpl::SparseLayers(ctx.config.model()),
+                          ctx.config.model().num_experts(), ctx.c_count};
+  logs.metrics =
+      std::make_unique<MetricsLog>(logs.sink, ctx.rank, ctx.seed, ctx.w, every, std::move(shape));
+  logs.progress = std::make_unique<ProgressLog>(logs.log, every, ctx.w, logs.redraw.get());
   logs.hooks = {logs.metrics.get(), logs.progress.get()};
-  logs.hooks.insert(logs.hooks.end(), options.hooks.begin(), options.hooks.end());
+  logs.hooks.insert(logs.hooks.end(), ctx.options.hooks.begin(), ctx.options.hooks.end());
 }
 
 void Trainer::Impl::Resume(const std::string& dir) {
-  TrainManifest manifest = checkpointer->Verify(dir);
+  TrainManifest manifest = saves.checkpointer->Verify(dir);
   ResumeTarget target;
-  target.config = &config;
-  target.prepared_dir = prepared.dir;
-  target.dataset_index_crc32c = prepared.meta.index_crc32c();
-  target.dataset_samples = prepared.size();
-  target.seed = seed;
+  target.config = &ctx.config;
+  target.prepared_dir = ctx.prepared.dir;
+  target.dataset_index_crc32c = ctx.prepared.meta.index_crc32c();
+  target.dataset_samples = ctx.prepared.size();
+  target.seed = ctx.seed;
   CheckResumable(dir, manifest, target);
-  checkpointer->Load(dir, &state);
-  optimizer->set_steps(state.progress.adam_steps);
-  dropped_offset = state.progress.dropped_rows;
+  saves.checkpointer->Load(dir, &state);
+  net.optimizer->set_steps(state.progress.adam_steps);
+  saves.dropped_offset = state.progress.dropped_rows;
   // A checkpoint of this run: the later ones are an abandoned continuation, and the log
   // goes on from where the checkpoint was taken. A checkpoint of another run starts this
   // run's log with the resume line.
   namespace fs = std::filesystem;
   bool own = false;
-  if (!options.run_dir.empty()) {
+  if (!ctx.options.run_dir.empty()) {
     fs::path checkpoint = fs::weakly_canonical(dir);
     if (!checkpoint.has_filename()) checkpoint = checkpoint.parent_path();  // "DIR/"
-    own = checkpoint.parent_path() == fs::weakly_canonical(checkpointer->checkpoints_dir());
+    own = checkpoint.parent_path() == fs::weakly_canonical(saves.checkpointer->checkpoints_dir());
   }
-  if (own) checkpointer->SetAsideLaterThan(manifest.step());
-  RunOnRankZero(world, [&] {
+  if (own) saves.checkpointer->SetAsideLaterThan(manifest.step());
+  RunOnRankZero(ctx.world, [&] {
     if (own) logs.sink->ContinueAt(state.progress.metrics_lines);
     logs.metrics->Resumed(dir, manifest);
   });
@@ -438,64 +475,65 @@ void Trainer::Impl::Resume(const std::string& dir) {
 }
 
 int64_t Trainer::Impl::GlobalDroppedRows() {
-  at::Tensor dropped = at::tensor({model->dropped_rows()}, at::kLong);
-  if (w > 1) world->AllReduce(dropped, ReduceOp::kSum);
-  return dropped_offset + dropped[0].item<int64_t>();
+  at::Tensor dropped = at::tensor({net.model->dropped_rows()}, at::kLong);
+  if (ctx.w > 1) ctx.world->AllReduce(dropped, ReduceOp::kSum);
+  return saves.dropped_offset + dropped[0].item<int64_t>();
 }
 
 void Trainer::Impl::Checkpoint() {
-  state.progress.adam_steps = optimizer->steps();
+  state.progress.adam_steps = net.optimizer->steps();
   state.progress.dropped_rows = GlobalDroppedRows();
   state.progress.metrics_lines = logs.sink->lines();
   // The lines the checkpoint counts are written before it is.
-  RunOnRankZero(world, [&] { logs.sink->Flush(); });
+  RunOnRankZero(ctx.world, [&] { logs.sink->Flush(); });
   const auto start = Clock::now();
-  last_checkpoint = checkpointer->Save(state);
+  saves.last_checkpoint = saves.checkpointer->Save(state);
   if (logs.log != nullptr) {
     uintmax_t bytes = 0;
     std::error_code ec;
-    for (const auto& f : std::filesystem::directory_iterator(last_checkpoint, ec)) {
+    for (const auto& f : std::filesystem::directory_iterator(saves.last_checkpoint, ec)) {
       bytes += f.file_size(ec);
     }
-    *logs.log << "checkpoint " << last_checkpoint << ": " << bytes / 1e6 << " MB in "
+    *logs.log << "checkpoint " << saves.last_checkpoint << ": " << bytes / 1e6 << " MB in "
               << Since(start) << " s\n"
               << std::flush;
   }
-  ForEachHook([&](TrainHook& h) { h.AfterCheckpoint(last_checkpoint, state); });
+  ForEachHook([&](TrainHook& h) { h.AfterCheckpoint(saves.last_checkpoint, state); });
 }
 
 StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
                                  TrainResult* result) {
   TrainPosition& position = state.progress.position;
   auto step_start = Clock::now();
-  StepKey key{seed, position.epoch, position.global_step, batch.sample};
-  BatchTensors host = ToTensors(batch, feature_sizes);
-  HideModalities(tc.modality_dropout(), key, &host);
-  BatchTensors t = ToDevice(std::move(host), device);
+  StepKey key{ctx.seed, position.epoch, position.global_step, batch.sample};
+  BatchTensors host = ToTensors(batch, ctx.feature_sizes);
+  HideModalities(ctx.tc.modality_dropout(), key, &host);
+  BatchTensors t = ToDevice(std::move(host), ctx.device);
   at::Tensor sample_weight =
-      batch.weight.empty() ? at::ones({batch.size}, at::TensorOptions(device))
-                           : at::tensor(batch.weight, at::kFloat).view({batch.size}).to(device);
-  ModelOutput out = model->Forward(t, key, /*training=*/true);
+      batch.weight.empty() ? at::ones({batch.size}, at::TensorOptions(ctx.device))
+                           : at::tensor(batch.weight, at::kFloat).view({batch.size}).to(ctx.device);
+  ModelOutput out = net.model->Forward(t, key, /*training=*/true);
   // This worker's share of the global loss (NOTE [gradient scaling rule], grad_sync.h).
   at::Tensor weight =
-      (class_weights.defined() ? class_weights.index_select(0, t.label)
-                               : at::ones({batch.size}, at::TensorOptions(device))) *
+      (net.class_weights.defined() ? net.class_weights.index_select(0, t.label)
+                                   : at::ones({batch.size}, at::TensorOptions(ctx.device))) *
       sample_weight;
   at::Tensor nll = at::nll_loss(at::log_softmax(out.logits, -1), t.label, {}, at::Reduction::None);
   const double reduce_before = clock->reduce_s;
   const double denominator = LossDenominator(batch, weight, clock);
   at::Tensor task = (nll * weight).sum() / (denominator > 0 ? denominator : 1.0);
-  at::Tensor router = out.aux_loss / static_cast<double>(w);
-  at::Tensor loss = task + tc.gate_loss_weight() * router;
-  optimizer->ZeroGrad();
+  at::Tensor router = out.aux_loss / static_cast<double>(ctx.w);
+  at::Tensor loss = task + ctx.tc.gate_loss_weight() * router;
+  net.optimizer->ZeroGrad();
   loss.backward();
 
   TrainPosition after = position;
   ++after.step_in_epoch;
   ++after.global_step;
   StepRequests mine;
-  const int every_steps = config.checkpoint().every_steps();
-  mine.checkpoint = checkpoints_enabled && every_steps > 0 && after.global_step % every_steps == 0;
+  const int every_steps = ctx.config.checkpoint().every_steps();
+  mine.checkpoint =
+      saves.checkpoints_enabled && every_steps > 0 && after.global_step % every_steps == 0;
   ForEachHook([&](TrainHook& h) {
     StepRequests r = h.Request(after);
     mine.checkpoint = mine.checkpoint || r.checkpoint;
@@ -507,12 +545,12 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   values = at::cat(
       {values, at::tensor({mine.checkpoint ? 1.0 : 0.0, mine.stop ? 1.0 : 0.0}, at::kDouble)});
   auto reduce_start = Clock::now();
-  sync->Synchronize(&values);
+  net.sync->Synchronize(&values);
   clock->reduce_s += Since(reduce_start);
-  optimizer->set_lr(
-      ScheduledLr(tc, position.epoch, position.step_in_epoch, source->steps_in_epoch()));
-  optimizer->Step();
-  state.progress.adam_steps = optimizer->steps();
+  net.optimizer->set_lr(
+      ScheduledLr(ctx.tc, position.epoch, position.step_in_epoch, splits.source->steps_in_epoch()));
+  net.optimizer->Step();
+  state.progress.adam_steps = net.optimizer->steps();
   const double step_s = Since(step_start);
   clock->step_s += step_s;
   totals.step_s += step_s;
@@ -531,8 +569,8 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
   ++clock->steps;
   totals.samples += batch.size;
   ++totals.steps;
-  totals.exchange_s = exchange.seconds;
-  StepReport report{position,   tc.epochs(), source->steps_in_epoch(), v[0], v[1], v[2],
+  totals.exchange_s = net.exchange.seconds;
+  StepReport report{position,   ctx.tc.epochs(), splits.source->steps_in_epoch(), v[0], v[1], v[2],
                     batch.size, &totals};
   ForEachHook([&](TrainHook& h) { h.AfterStep(report); });
   return StepRequests{v[3] > 0, v[4] > 0};
@@ -544,11 +582,12 @@ double Trainer::Impl::LossDenominator(const DecodedBatch& batch, const at::Tenso
     double total = 0;
     for (size_t c = 0; c < batch.global_label_weight.size(); ++c) {
       if (batch.global_label_weight[c] == 0) continue;
-      if (static_cast<int>(c) >= num_classes) {
+      if (static_cast<int>(c) >= ctx.num_classes) {
         Fail(ErrorCode::kInvalidArgument, "batch of step ", state.progress.position.global_step,
-             ": label ", c, " outside the ", num_classes, " classes");
+             ": label ", c, " outside the ", ctx.num_classes, " classes");
       }
-      const double cw = tc.class_weights_size() > 0 ? tc.class_weights(static_cast<int>(c)) : 1.0;
+      const double cw =
+          ctx.tc.class_weights_size() > 0 ? ctx.tc.class_weights(static_cast<int>(c)) : 1.0;
       total += cw * batch.global_label_weight[c];
     }
     return total;
@@ -556,34 +595,34 @@ double Trainer::Impl::LossDenominator(const DecodedBatch& batch, const at::Tenso
   // A source that does not know the global batch: one host all-reduce.
   at::Tensor total = weight.sum().to(at::kCPU, at::kDouble).reshape({1});
   auto start = Clock::now();
-  if (w > 1) world->AllReduce(total, ReduceOp::kSum);
+  if (ctx.w > 1) ctx.world->AllReduce(total, ReduceOp::kSum);
   clock->reduce_s += Since(start);
   return total.item<double>();
 }
 
 bool Trainer::Impl::Stopped(TrainResult* result) {
-  result->last_checkpoint = last_checkpoint;
+  result->last_checkpoint = saves.last_checkpoint;
   result->stopped = true;
   return false;
 }
 
 bool Trainer::Impl::RunEpoch(TrainResult* result) {
   TrainPosition& position = state.progress.position;
-  model->train();
-  source->StartEpoch(position.epoch, position.step_in_epoch);
-  const int64_t steps = source->steps_in_epoch();
+  net.model->train();
+  splits.source->StartEpoch(position.epoch, position.step_in_epoch);
+  const int64_t steps = splits.source->steps_in_epoch();
   if (position.step_in_epoch == 0) {
     state.progress.epoch = EpochSums{};
     state.progress.epoch.dropped_rows_at_start = GlobalDroppedRows();
   }
   EpochClock clock;
-  clock.exchange_before = exchange.seconds;
-  clock.rows_before = exchange.rows_received;
+  clock.exchange_before = net.exchange.seconds;
+  clock.rows_before = net.exchange.rows_received;
   clock.tokens_before = totals.tokens;
   bool checkpoint_at_end = false, stop_at_end = false;
   DecodedBatch batch;
   auto wait_start = Clock::now();
-  while (source->Next(&batch)) {
+  while (splits.source->Next(&batch)) {
     const double waited = Since(wait_start);
     clock.data_s += waited;
     totals.data_s += waited;
@@ -591,7 +630,7 @@ bool Trainer::Impl::RunEpoch(TrainResult* result) {
     // At the epoch's last step, checkpoints (and stops) wait for its validation.
     const bool last = position.step_in_epoch == steps;
     const bool now = (requests.checkpoint || requests.stop) && !last;
-    if (now && checkpoints_enabled) Checkpoint();
+    if (now && saves.checkpoints_enabled) Checkpoint();
     if (requests.stop && !last) return Stopped(result);
     checkpoint_at_end = checkpoint_at_end || (last && (requests.checkpoint || requests.stop));
     stop_at_end = stop_at_end || (last && requests.stop);
@@ -603,17 +642,18 @@ bool Trainer::Impl::RunEpoch(TrainResult* result) {
 
 void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* result) {
   TrainPosition& position = state.progress.position;
-  const int64_t steps = source->steps_in_epoch();
+  const int64_t steps = splits.source->steps_in_epoch();
   EpochRecord record;
   record.epoch = position.epoch;
-  record.warmup = position.epoch < tc.warmup_epochs();
+  record.warmup = position.epoch < ctx.tc.warmup_epochs();
   at::Tensor seen = at::tensor({clock->samples}, at::kLong);
-  if (w > 1) world->AllReduce(seen, ReduceOp::kSum);
+  if (ctx.w > 1) ctx.world->AllReduce(seen, ReduceOp::kSum);
   record.samples_per_s = seen[0].item<int64_t>() / Since(clock->start);
-  if (w > 1) {
+  if (ctx.w > 1) {
     // The rows each rank's experts processed this epoch: the most loaded over the mean.
     at::Tensor rows =
-        world->AllGather(at::tensor({exchange.rows_received - clock->rows_before}, at::kLong))
+        ctx.world
+            ->AllGather(at::tensor({net.exchange.rows_received - clock->rows_before}, at::kLong))
             .to(at::kDouble);
     const double mean = rows.mean().item<double>();
     record.expert_imbalance = mean > 0 ? rows.max().item<double>() / mean : 1.0;
@@ -626,15 +666,15 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   record.task_loss = state.progress.epoch.task_loss / steps;
   record.router_loss = state.progress.epoch.router_loss / steps;
   const double run = std::max<int64_t>(clock->steps, 1);
-  record.exchange_s = (exchange.seconds - clock->exchange_before) / run;
+  record.exchange_s = (net.exchange.seconds - clock->exchange_before) / run;
   record.reduce_s = clock->reduce_s / run;
   record.data_s = clock->data_s / run;
   record.compute_s = clock->step_s / run - record.exchange_s - record.reduce_s;
-  model->eval();
-  record.validation =
-      Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
-  const double score = SelectionScore(tc, record.validation.metrics.overall);
-  if (TakeIfBest(tc, position.epoch, position.global_step, score, &state.progress.best)) {
+  net.model->eval();
+  record.validation = Evaluate(*net.model, *splits.validation, ctx.feature_sizes, ctx.num_classes,
+                               ctx.c_count, net.class_weights, ctx.world);
+  const double score = SelectionScore(ctx.tc, record.validation.metrics.overall);
+  if (TakeIfBest(ctx.tc, position.epoch, position.global_step, score, &state.progress.best)) {
     state.best.clear();
     for (const ModelParameter& p : state.parameters)
       state.best.push_back(p.tensor.detach().clone());
@@ -645,14 +685,14 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   // The epoch's record keeps the validation metrics, not its per-sample scores: kept for
   // every epoch, those would grow with epochs x validation samples.
   record.validation.DropPerSample();
-  const int every = config.checkpoint().every_epochs();
-  const bool scheduled =
-      (every > 0 && position.epoch % every == 0) || position.epoch == tc.epochs() || EarlyStopped();
-  if (checkpoints_enabled && (scheduled || checkpoint)) Checkpoint();
+  const int every = ctx.config.checkpoint().every_epochs();
+  const bool scheduled = (every > 0 && position.epoch % every == 0) ||
+                         position.epoch == ctx.tc.epochs() || EarlyStopped();
+  if (saves.checkpoints_enabled && (scheduled || checkpoint)) Checkpoint();
   result->epochs.push_back(std::move(record));
 }
 
-bool Trainer::Impl::EarlyStopped() const { return flexmoe::EarlyStopped(tc, state.progress); }
+bool Trainer::Impl::EarlyStopped() const { return flexmoe::EarlyStopped(ctx.tc, state.progress); }
 
 void Trainer::Impl::Finish(TrainResult* result) {
   CHECK(!state.best.empty()) << "no epoch was validated";
@@ -662,32 +702,33 @@ void Trainer::Impl::Finish(TrainResult* result) {
       state.parameters[i].tensor.copy_(state.best[i]);
     }
   }
-  model->eval();
+  net.model->eval();
   result->best_epoch = state.progress.best.epoch;
-  result->best_validation =
-      Evaluate(*model, *validation, feature_sizes, num_classes, c_count, class_weights, world);
-  result->test = Evaluate(*model, *test, feature_sizes, num_classes, c_count, class_weights, world);
+  result->best_validation = Evaluate(*net.model, *splits.validation, ctx.feature_sizes,
+                                     ctx.num_classes, ctx.c_count, net.class_weights, ctx.world);
+  result->test = Evaluate(*net.model, *splits.test, ctx.feature_sizes, ctx.num_classes, ctx.c_count,
+                          net.class_weights, ctx.world);
   result->calibration =
-      FitCalibration(result->best_validation.log_probs, result->best_validation.labels, num_classes,
-                     TrainingClassShares(prepared.meta, num_classes));
+      FitCalibration(result->best_validation.log_probs, result->best_validation.labels,
+                     ctx.num_classes, TrainingClassShares(ctx.prepared.meta, ctx.num_classes));
   for (const ModelParameter& p : state.parameters) {
     if (p.group.is_expert()) continue;
     at::Tensor bytes = p.tensor.detach().contiguous();
     result->replicated_crc =
         Crc32c(bytes.data_ptr(), bytes.numel() * bytes.element_size(), result->replicated_crc);
   }
-  result->last_checkpoint = last_checkpoint;
+  result->last_checkpoint = saves.last_checkpoint;
   ForEachHook([&](TrainHook& h) { h.AfterTraining(*result); });
-  if (!options.run_dir.empty()) Export(result);
+  if (!ctx.options.run_dir.empty()) Export(result);
   if (logs.log != nullptr) {
-    *logs.log << "\nseed " << seed << ": best validation "
-              << config::TrainingConfig::Selection_Name(tc.selection()) << " "
-              << (tc.selection() == config::TrainingConfig::LOG_LOSS
+    *logs.log << "\nseed " << ctx.seed << ": best validation "
+              << config::TrainingConfig::Selection_Name(ctx.tc.selection()) << " "
+              << (ctx.tc.selection() == config::TrainingConfig::LOG_LOSS
                       ? 1 / state.progress.best.score - 1
                       : state.progress.best.score)
               << " at epoch " << result->best_epoch + 1
               << "; test split, per modality combination:\n"
-              << FormatGroupTable(result->test.metrics, CombinationNames(prepared));
+              << FormatGroupTable(result->test.metrics, CombinationNames(ctx.prepared));
   }
 }
 
@@ -698,52 +739,52 @@ void Trainer::Impl::Export(TrainResult* result) {
   for (const ModelParameter& p : state.parameters) {
     ModelParameter out = p;
     out.tensor = p.tensor.detach();
-    if (layout_ptr != nullptr && p.group.is_expert()) {
-      out.tensor =
-          GatherExperts(out.tensor, layout.placement.Layer(p.group.layer), *layout.expert_parallel);
+    if (net.layout_ptr != nullptr && p.group.is_expert()) {
+      out.tensor = GatherExperts(out.tensor, net.layout.placement.Layer(p.group.layer),
+                                 *net.layout.expert_parallel);
     }
     tensors.push_back(std::move(out));
   }
-  result->checkpoint_dir = RunDir(options.run_dir).export_dir();
-  RunOnRankZero(world, [&] {
+  result->checkpoint_dir = RunDir(ctx.options.run_dir).export_dir();
+  RunOnRankZero(ctx.world, [&] {
     CheckpointInfo info;
     info.epoch = result->best_epoch;
     info.step = state.progress.best.step;
-    info.seed = seed;
-    info.config_text = ConfigToText(config);
+    info.seed = ctx.seed;
+    info.config_text = ConfigToText(ctx.config);
     info.validation_accuracy = result->best_validation.metrics.overall.accuracy;
-    info.workers = w;
+    info.workers = ctx.w;
     info.temperature = result->calibration.temperature;
     info.calibration_bias = result->calibration.bias;
-    info.dataset_text = DatasetMetaText(prepared.meta);
+    info.dataset_text = DatasetMetaText(ctx.prepared.meta);
     SaveCheckpoint(tensors, info, result->checkpoint_dir);
   });
 }
 
 TrainResult Trainer::Impl::Run() {
   TrainResult result;
-  result.seed = seed;
-  if (options.restart > 0) {
-    RunOnRankZero(world, [&] {
+  result.seed = ctx.seed;
+  if (ctx.options.restart > 0) {
+    RunOnRankZero(ctx.world, [&] {
       RestartLine line;
-      line.seed = seed;
-      line.attempt = options.restart;
-      line.reason = options.restart_reason;
-      line.workers = w;
-      line.from = options.resume_from;
+      line.seed = ctx.seed;
+      line.attempt = ctx.options.restart;
+      line.reason = ctx.options.restart_reason;
+      line.workers = ctx.w;
+      line.from = ctx.options.resume_from;
       line.global_step = state.progress.position.global_step;
       logs.sink->RunRecord(ToJson(line));
     });
   }
-  while (state.progress.position.epoch < tc.epochs() && !EarlyStopped()) {
+  while (state.progress.position.epoch < ctx.tc.epochs() && !EarlyStopped()) {
     if (!RunEpoch(&result)) return result;
   }
   result.epochs_run = state.progress.position.epoch;
-  result.early_stopped = state.progress.position.epoch < tc.epochs();
+  result.early_stopped = state.progress.position.epoch < ctx.tc.epochs();
   if (result.early_stopped && logs.log != nullptr) {
     *logs.log << "early stop after epoch " << result.epochs_run << ": "
-              << tc.early_stopping_patience() << " epochs without a better validation "
-              << config::TrainingConfig::Selection_Name(tc.selection()) << " than epoch "
+              << ctx.tc.early_stopping_patience() << " epochs without a better validation "
+              << config::TrainingConfig::Selection_Name(ctx.tc.selection()) << " than epoch "
               << state.progress.best.epoch + 1 << "\n";
   }
   Finish(&result);
@@ -757,7 +798,7 @@ Trainer::~Trainer() = default;
 void Trainer::Resume(const std::string& dir) { impl_->Resume(dir); }
 TrainResult Trainer::Run() { return impl_->Run(); }
 const TrainState& Trainer::state() const { return impl_->state; }
-FlexMoeModelImpl& Trainer::model() { return *impl_->model; }
+FlexMoeModelImpl& Trainer::model() { return *impl_->net.model; }
 
 TrainResult Train(const config::Config& config, const PreparedDataset& prepared,
                   const Samples* data, uint64_t seed, const TrainOptions& options) {
