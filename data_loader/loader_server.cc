@@ -6,7 +6,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "cluster/base/error.h"
@@ -48,8 +53,26 @@ class LoaderServer::Impl {
  public:
   class Stream;
 
+  // What a built batch frame is for: the stream's step of one session.
+  struct BuildJob {
+    std::shared_ptr<const bool> alive;  // false once the session is gone (io thread only)
+    uint64_t stream_id = 0;
+    std::shared_ptr<const EpochPlan> plan;
+    int64_t step = 0;
+    int worker = 0;
+  };
+  // The frame of `job`, or the error that stopped it (code and message).
+  struct Built {
+    std::string frame;
+    std::optional<std::pair<ErrorCode, std::string>> error;
+  };
+
   Impl(const PreparedDataset& prepared, const Samples& data, LoaderServerOptions options);
+  ~Impl();
   std::shared_ptr<const EpochPlan> Plan(const loader::StreamRequest& request);
+  // Builds `job`'s frame on the build pool, then runs `done` with it on the io thread if
+  // the session is still there.
+  void Build(BuildJob job, std::function<void(Built)> done);
 
   const PreparedDataset& prepared_;
   const Samples& data_;
@@ -58,12 +81,15 @@ class LoaderServer::Impl {
   std::deque<std::pair<PlanKey, std::shared_ptr<const EpochPlan>>> plans_;  // io thread
   std::atomic<int64_t> streams_{0}, batches_{0};
   std::unique_ptr<net::FramedServer> server_;
+  // Last: joined before the server and the samples its tasks use go.
+  std::unique_ptr<boost::asio::thread_pool> builders_;
 };
 
 // One client's session: the handshake's WELCOME, then the stream of its REQUEST.
 class LoaderServer::Impl::Stream : public net::Session {
  public:
   explicit Stream(Impl* loader) : loader_(loader) {}
+  ~Stream() override { *alive_ = false; }
 
   void OnFrame(net::Connection& c, const net::FrameHeader& h, const std::string& body) override {
     const FrameHeader header{static_cast<loader::FrameType>(h.type), h.length, h.meta_length,
@@ -140,10 +166,11 @@ class LoaderServer::Impl::Stream : public net::Session {
     Pump(c);
   }
 
-  // Builds the next frame of the stream when the previous batch is written and a credit is
-  // left: this is what bounds a connection's memory to one batch frame.
+  // Has the next frame of the stream built (on the build pool) when the previous batch is
+  // written and a credit is left: this is what bounds a connection's memory to one batch
+  // frame.
   void Pump(net::Connection& c) {
-    if (!streaming_ || batch_queued_) return;
+    if (!streaming_ || batch_queued_ || building_) return;
     if (next_step_ >= plan_->steps()) {
       loader::EndOfEpoch end;
       end.set_stream_id(stream_id_);
@@ -153,22 +180,30 @@ class LoaderServer::Impl::Stream : public net::Session {
       return;
     }
     if (credits_ == 0) return;
-    std::string frame = EncodeBatchFrame(stream_id_, next_step_,
-                                         GatherSlice(loader_->data_, *plan_, next_step_, worker_));
-    if (frame.size() > loader_->options_.max_frame_bytes) {
-      Fail(ErrorCode::kInvalidArgument, "the batch of step ", next_step_, " is ", frame.size(),
-           " bytes, over cluster.max_frame_bytes (", loader_->options_.max_frame_bytes,
-           "); raise it or lower training.batch_size");
-    }
-    ++next_step_;
-    --credits_;
-    ++loader_->batches_;
-    batch_queued_ = true;
-    c.Send(std::move(frame), /*notify=*/true);
+    building_ = true;
+    const uint64_t stream = stream_id_;
+    net::Connection* connection = &c;
+    loader_->Build({alive_, stream, plan_, next_step_, worker_},
+                   [this, connection, stream](Built b) {
+                     building_ = false;
+                     if (b.error) {
+                       connection->Refuse(b.error->first, b.error->second);
+                       return;
+                     }
+                     if (!streaming_ || stream != stream_id_)
+                       return Pump(*connection);  // a new REQUEST came
+                     ++next_step_;
+                     --credits_;
+                     ++loader_->batches_;
+                     batch_queued_ = true;
+                     connection->Send(std::move(b.frame), /*notify=*/true);
+                   });
   }
 
   Impl* loader_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool batch_queued_ = false;
+  bool building_ = false;
   bool streaming_ = false;
   uint64_t stream_id_ = 0;
   std::shared_ptr<const EpochPlan> plan_;
@@ -210,6 +245,36 @@ LoaderServer::Impl::Impl(const PreparedDataset& prepared, const Samples& data,
   server_ = std::make_unique<net::FramedServer>(
       std::move(protocol), server,
       [this](net::Connection&) { return std::make_unique<Stream>(this); });
+  if (options_.build_threads < 1) {
+    Fail(ErrorCode::kInvalidArgument, "loader: build_threads must be at least 1, not ",
+         options_.build_threads);
+  }
+  builders_ = std::make_unique<boost::asio::thread_pool>(options_.build_threads);
+}
+
+LoaderServer::Impl::~Impl() {
+  builders_->join();  // its tasks post to the server and read the samples
+}
+
+void LoaderServer::Impl::Build(BuildJob job, std::function<void(Built)> done) {
+  boost::asio::post(*builders_, [this, job = std::move(job), done = std::move(done)]() mutable {
+    Built built;
+    try {
+      built.frame = EncodeBatchFrame(job.stream_id, job.step,
+                                     GatherSlice(data_, *job.plan, job.step, job.worker));
+      if (built.frame.size() > options_.max_frame_bytes) {
+        Fail(ErrorCode::kInvalidArgument, "the batch of step ", job.step, " is ",
+             built.frame.size(), " bytes, over cluster.max_frame_bytes (", options_.max_frame_bytes,
+             "); raise it or lower training.batch_size");
+      }
+    } catch (const Error& e) {
+      LOG(ERROR) << options_.name << ": " << e.what();
+      built.error.emplace(e.code(), e.what());
+    }
+    server_->Post([alive = job.alive, built = std::move(built), done = std::move(done)]() mutable {
+      if (*alive) done(std::move(built));
+    });
+  });
 }
 
 std::shared_ptr<const EpochPlan> LoaderServer::Impl::Plan(const loader::StreamRequest& request) {

@@ -18,8 +18,13 @@
 // Any malformed frame (bad header, checksum, unparsable message, a length over
 // max_frame_bytes, checked before allocating) closes that connection only.
 //
-// Threading: one io_context, run by the thread that calls Run(); Stop(), stats(),
-// address() and DropConnectionsForTest() may be called from any thread.
+// Threading: one io_context, run by the thread that calls Run(), owns the sockets and the
+// sessions; batch frames (shard reads, gathering, encoding) are built on a pool of
+// build_threads, so that different workers' batches are built in parallel and a disk read
+// never holds up the network (`data` must allow concurrent Gather: ShardSamples and
+// DecodedDataset do). A built frame goes back to the io thread, which sends it if its
+// session is still there. Stop(), stats(), address() and DropConnectionsForTest() may be
+// called from any thread.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +47,9 @@ struct LoaderServerOptions {
   int max_connections = 512;
   bool stop_on_signals = false;  // SIGINT and SIGTERM stop Run()
   std::string name = "loader";   // in its log lines: "loader 1" among several
+  // Threads that build batch frames (shard reads, gathering, encoding) off the I/O thread,
+  // so that different workers' batches are built in parallel; at least 1.
+  int build_threads = 2;
 };
 
 struct LoaderServerStats {

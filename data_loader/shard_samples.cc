@@ -36,18 +36,15 @@ int64_t ShardSamples::combination(uint32_t i) const { return dataset_.index.comb
 
 int64_t ShardSamples::label(uint32_t i) const { return dataset_.index.label(i); }
 
-void ShardSamples::Read(uint32_t sample, Entry* entry) const {
+void ShardSamples::Read(uint32_t sample, ShardReader& reader, Entry* entry) const {
   const auto& index = dataset_.index;
-  const uint32_t shard = index.shard(sample);
-  if (shard >= readers_.size()) dataset_.ShardPath(shard);  // throws naming the shard
-  ShardReader& reader = Reader(shard);
   const uint64_t offset = index.offset(sample);
-  reader.ReadAt(offset, &record_);
-  ++stats_.records_read;
+  data::SampleRecord record;
+  reader.ReadAt(offset, &record);
   const int m_count = num_modalities();
-  if (record_.features_size() != m_count ||
-      record_.combination() != static_cast<uint32_t>(index.combination(sample)) ||
-      record_.label() != index.label(sample)) {
+  if (record.features_size() != m_count ||
+      record.combination() != static_cast<uint32_t>(index.combination(sample)) ||
+      record.label() != index.label(sample)) {
     Fail(ErrorCode::kDataLoss, reader.path(), ": record at byte ", offset,
          " does not match index entry ", sample);
   }
@@ -55,7 +52,7 @@ void ShardSamples::Read(uint32_t sample, Entry* entry) const {
   entry->features.resize(m_count);
   entry->bytes = kEntryOverhead;
   for (int m = 0; m < m_count; ++m) {
-    const std::string& bytes = record_.features(m);
+    const std::string& bytes = record.features(m);
     const size_t want = static_cast<size_t>(feature_sizes_[m]) * sizeof(float);
     if (!bytes.empty() && bytes.size() != want) {
       Fail(ErrorCode::kDataLoss, reader.path(), ": record at byte ", offset, " modality ", m,
@@ -67,28 +64,50 @@ void ShardSamples::Read(uint32_t sample, Entry* entry) const {
   }
 }
 
-ShardReader& ShardSamples::Reader(uint32_t shard) const {
-  last_use_[shard] = ++uses_;
-  if (readers_[shard] != nullptr) return *readers_[shard];
-  if (stats_.open_shards >= max_open_shards_) {
-    size_t oldest = shard;
-    for (size_t s = 0; s < readers_.size(); ++s) {
-      if (readers_[s] != nullptr && (oldest == shard || last_use_[s] < last_use_[oldest])) {
-        oldest = s;
+std::unique_ptr<ShardReader> ShardSamples::Borrow(uint32_t shard) const {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_use_[shard] = ++uses_;
+    if (readers_[shard] != nullptr) return std::move(readers_[shard]);
+    if (stats_.open_shards >= max_open_shards_) {
+      // The least recently used idle reader goes (one in use by another thread stays).
+      size_t oldest = readers_.size();
+      for (size_t s = 0; s < readers_.size(); ++s) {
+        if (readers_[s] != nullptr &&
+            (oldest == readers_.size() || last_use_[s] < last_use_[oldest])) {
+          oldest = s;
+        }
+      }
+      if (oldest < readers_.size()) {
+        readers_[oldest].reset();
+        --stats_.open_shards;
       }
     }
-    readers_[oldest].reset();
-    --stats_.open_shards;
+    ++stats_.open_shards;
+    ++stats_.shard_opens;
+    stats_.peak_open_shards = std::max(stats_.peak_open_shards, stats_.open_shards);
   }
-  readers_[shard] = std::make_unique<ShardReader>(dataset_.ShardPath(shard));
-  ++stats_.open_shards;
-  ++stats_.shard_opens;
-  stats_.peak_open_shards = std::max(stats_.peak_open_shards, stats_.open_shards);
-  return *readers_[shard];
+  try {
+    return std::make_unique<ShardReader>(dataset_.ShardPath(shard));
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --stats_.open_shards;
+    throw;
+  }
+}
+
+void ShardSamples::Return(uint32_t shard, std::unique_ptr<ShardReader> reader) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (readers_[shard] == nullptr && stats_.open_shards <= max_open_shards_) {
+    readers_[shard] = std::move(reader);
+    return;
+  }
+  reader.reset();  // another thread's reader of this shard is kept, or too many are open
+  --stats_.open_shards;
 }
 
 void ShardSamples::Insert(Entry entry) const {
-  if (entry.bytes > cache_bytes_) return;
+  if (entry.bytes > cache_bytes_ || cached_.count(entry.sample) != 0) return;
   while (!lru_.empty() && stats_.cached_bytes + entry.bytes > cache_bytes_) {
     stats_.cached_bytes -= lru_.back().bytes;
     cached_.erase(lru_.back().sample);
@@ -101,18 +120,31 @@ void ShardSamples::Insert(Entry entry) const {
   cached_[sample] = lru_.begin();
 }
 
-const ShardSamples::Entry& ShardSamples::Fetch(uint32_t sample, Entry* scratch) const {
-  auto it = cached_.find(sample);
-  if (it != cached_.end()) {
+void ShardSamples::CopyInto(const Entry& entry, size_t b, DecodedBatch* batch) const {
+  const int m_count = num_modalities();
+  for (int m = 0; m < m_count; ++m) {
+    if (entry.features[m].empty()) continue;
+    std::memcpy(&batch->features[m][b * feature_sizes_[m]], entry.features[m].data(),
+                entry.features[m].size() * sizeof(float));
+    batch->observed[b * m_count + m] = 1;
+  }
+}
+
+std::vector<size_t> ShardSamples::CopyCached(const std::vector<uint32_t>& samples,
+                                             DecodedBatch* batch) const {
+  std::vector<size_t> missing;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t b = 0; b < samples.size(); ++b) {
+    auto it = cached_.find(samples[b]);
+    if (it == cached_.end()) {
+      missing.push_back(b);
+      continue;
+    }
     ++stats_.cache_hits;
     lru_.splice(lru_.begin(), lru_, it->second);
-    return *it->second;
+    CopyInto(*it->second, b, batch);
   }
-  Read(sample, scratch);
-  if (scratch->bytes > cache_bytes_) return *scratch;
-  Insert(std::move(*scratch));
-  *scratch = Entry();
-  return lru_.front();
+  return missing;
 }
 
 DecodedBatch ShardSamples::Gather(const std::vector<uint32_t>& samples) const {
@@ -122,24 +154,38 @@ DecodedBatch ShardSamples::Gather(const std::vector<uint32_t>& samples) const {
   batch.features.resize(m_count);
   for (int m = 0; m < m_count; ++m) batch.features[m].assign(samples.size() * feature_sizes_[m], 0);
   batch.observed.assign(samples.size() * m_count, 0);
-  std::lock_guard<std::mutex> lock(mutex_);
-  Entry scratch;
-  for (size_t b = 0; b < samples.size(); ++b) {
-    const uint32_t i = samples[b];
+  for (uint32_t i : samples) {
     if (i >= size()) {
       Fail(ErrorCode::kInvalidArgument, dataset_.dir, ": sample ", i, " of ", size());
     }
-    const Entry& entry = Fetch(i, &scratch);
-    for (int m = 0; m < m_count; ++m) {
-      if (entry.features[m].empty()) continue;
-      std::memcpy(&batch.features[m][b * feature_sizes_[m]], entry.features[m].data(),
-                  entry.features[m].size() * sizeof(float));
-      batch.observed[b * m_count + m] = 1;
-    }
+    const uint32_t shard = dataset_.index.shard(i);
+    if (shard >= readers_.size()) dataset_.ShardPath(shard);  // throws naming the shard
     batch.combination.push_back(combination(i));
     batch.label.push_back(label(i));
     batch.sample.push_back(i);
   }
+  // The misses are read without the lock, in sample order, one borrowed reader per shard
+  // run (a plan that visits a shard in order reads it sequentially).
+  std::vector<Entry> read;
+  const std::vector<size_t> missing = CopyCached(samples, &batch);
+  for (size_t k = 0; k < missing.size();) {
+    const uint32_t shard = dataset_.index.shard(samples[missing[k]]);
+    std::unique_ptr<ShardReader> reader = Borrow(shard);
+    try {
+      for (; k < missing.size() && dataset_.index.shard(samples[missing[k]]) == shard; ++k) {
+        read.emplace_back();
+        Read(samples[missing[k]], *reader, &read.back());
+        CopyInto(read.back(), missing[k], &batch);
+      }
+    } catch (...) {
+      Return(shard, std::move(reader));  // it reads at an offset: usable again
+      throw;
+    }
+    Return(shard, std::move(reader));
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.records_read += read.size();
+  for (Entry& entry : read) Insert(std::move(entry));
   return batch;
 }
 

@@ -6,6 +6,12 @@
 // its checksum verified, and its features kept in an LRU cache of
 // at most `cache_bytes` (missing modalities take no space). The combination and label of
 // every sample come from the index.
+//
+// Threading: Gather may run on several threads at once (the loader builds batches on a
+// pool). The cache's lock is held only to look up, insert and hand out readers, never
+// across a disk read: each reader is used by one thread at a time, and a shard wanted by
+// two threads at once gets a second reader (open files stay at most max_open_shards plus
+// the threads reading).
 #pragma once
 
 #include <cstdint>
@@ -60,26 +66,30 @@ class ShardSamples : public Samples {
   };
   using Lru = std::list<Entry>;
 
-  // The sample's features, from the cache or its shard (mutex_ held).
-  const Entry& Fetch(uint32_t sample, Entry* scratch) const;
-  void Read(uint32_t sample, Entry* entry) const;
-  // The reader of `shard`, opened (closing the least recently used one when max_open_shards_
-  // are open) if it is not.
-  ShardReader& Reader(uint32_t shard) const;
-  void Insert(Entry entry) const;
+  // Copies the cached samples of `samples` into `batch` (mutex_ held); returns the
+  // positions in `samples` of the others.
+  std::vector<size_t> CopyCached(const std::vector<uint32_t>& samples, DecodedBatch* batch) const;
+  // Reads `sample` from its shard with `reader` (no lock held).
+  void Read(uint32_t sample, ShardReader& reader, Entry* entry) const;
+  // An idle reader of `shard`, or a new one (closing the least recently used idle reader
+  // when max_open_shards_ are open); the caller owns it until Return.
+  std::unique_ptr<ShardReader> Borrow(uint32_t shard) const;
+  void Return(uint32_t shard, std::unique_ptr<ShardReader> reader) const;
+  void Insert(Entry entry) const;  // mutex_ held
+  void CopyInto(const Entry& entry, size_t b, DecodedBatch* batch) const;
 
   const PreparedDataset& dataset_;
   const uint64_t cache_bytes_;
   const size_t max_open_shards_;
   std::vector<int> feature_sizes_;
   mutable std::mutex mutex_;
-  mutable std::vector<std::unique_ptr<ShardReader>> readers_;  // per shard, opened on demand
-  mutable std::vector<uint64_t> last_use_;                     // per shard, a use counter
+  // Idle readers, per shard (opened on demand; at most one is kept idle per shard).
+  mutable std::vector<std::unique_ptr<ShardReader>> readers_;
+  mutable std::vector<uint64_t> last_use_;  // per shard, a use counter
   mutable uint64_t uses_ = 0;
   mutable Lru lru_;  // most recently used first
   mutable std::unordered_map<uint32_t, Lru::iterator> cached_;
   mutable ShardSamplesStats stats_;
-  mutable data::SampleRecord record_;
 };
 
 }  // namespace flexmoe

@@ -42,6 +42,7 @@ int LoaderCommand(int argc, char** argv) {
   // preempt the job (below).
   options.stop_on_signals = config.cluster().coordinator().empty();
   options.name = "loader " + std::to_string(rank);
+  options.build_threads = args.GetInt("threads", options.build_threads);
 
   const PreparedDataset prepared =
       OpenPreparedFor(config.data(), "flexmoe prepare --config " + path, PreparedParts::kServing);

@@ -143,7 +143,9 @@ void AddServices(std::vector<CommandSpec>& out) {
        {Config(), Value("listen", "HOST:PORT", "where (default cluster.bind_address, a free port)"),
         Value("rank", "N",
               "its index among the job's loaders (default: the task\n"
-              "index mpirun or srun gives it, else 0)")}});
+              "index mpirun or srun gives it, else 0)"),
+        Threads("threads that build batches (shard reads, gathering,\n"
+                "encoding) off the network thread (default 2)")}});
   out.push_back(
       {"coordinator",
        "the job's control plane (membership, heartbeats, stop on a member's death,\n"

@@ -1,13 +1,16 @@
 // Reading prepared data in bounded memory: ShardSamples gathers exactly what a dataset
 // decoded in memory gathers, whatever its cache budget, and keeps its cache within it; the
-// index read for serving is the index without ids; an evaluation plan is the split in index
-// order; prepared data whose data section differs from the config is refused by field.
+// index read for serving is the index without ids; threads gathering at once (the
+// loader's build pool) get the same batches, the cache and open files still bounded; an evaluation
+// plan is the split in index order; prepared data whose data section differs from the config is
+// refused by field.
 #include "data_loader/shard_samples.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <numeric>
+#include <thread>
 
 #include "cluster/base/error.h"
 #include "cluster/base/splitmix.h"
@@ -116,6 +119,47 @@ TEST_F(ShardSamplesTest, KeepsAtMostItsShardFilesOpen) {
   }
   EXPECT_EQ(testing::OpenDescriptors(), open_before);
   EXPECT_THROW(ShardSamples(serving, 0, 0), Error);
+}
+
+TEST_F(ShardSamplesTest, ThreadsGatheringAtOnceGetTheSameBatchesWithinTheBounds) {
+  const PreparedDataset all = PreparedDataset::Open(config_->data().prepared_dir());
+  const PreparedDataset serving = PreparedDataset::OpenForServing(config_->data().prepared_dir());
+  const DecodedDataset decoded(all);
+  const uint64_t budget = uint64_t{40} << 10;  // smaller than the dataset: evictions race
+  const ShardSamples samples(serving, budget, 2);
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<uint32_t> order(all.size());
+      std::iota(order.begin(), order.end(), 0u);
+      uint64_t state = 100 + t;
+      for (size_t i = order.size(); i > 1; --i) {
+        std::swap(order[i - 1], order[SplitMix64(&state) % i]);
+      }
+      for (int pass = 0; pass < 3; ++pass) {
+        for (size_t b = 0; b < order.size(); b += 19) {
+          std::vector<uint32_t> batch(order.begin() + b,
+                                      order.begin() + std::min(order.size(), b + 19));
+          const DecodedBatch got = samples.Gather(batch), want = decoded.Gather(batch);
+          if (got.features != want.features || got.observed != want.observed ||
+              got.sample != want.sample || got.label != want.label) {
+            ++mismatches[t];
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches, std::vector<int>(kThreads, 0));
+  const ShardSamplesStats stats = samples.stats();
+  EXPECT_LE(stats.peak_cached_bytes, budget);
+  EXPECT_LE(stats.cached_bytes, budget);
+  // At most the bound, plus one reader for each thread reading at the same moment.
+  EXPECT_LE(stats.peak_open_shards, 2u + kThreads);
+  EXPECT_LE(stats.open_shards, 2u);
+  EXPECT_GT(stats.cache_hits + stats.records_read, 0u);
 }
 
 TEST_F(ShardSamplesTest, TheServingIndexIsTheIndexWithoutIds) {
