@@ -9,7 +9,8 @@
 #   4. build/bench/loader_bench with 1, 4 and 8 consumers, cache budgets of 32 MB and the
 #      config's default, the page cache dropped before each cold run.
 # Usage: bench/loader.sh [SAMPLES]   (default 160000; root, for dropping the page cache)
-# Environment: OUT (bench-out/loader), SECONDS_EACH (5), BUILD_THREADS (2), TRAIN_EPOCHS (2)
+# Environment: OUT (bench-out/loader), SECONDS_EACH (5), BUILD_THREADS (2), TRAIN_EPOCHS (2),
+# TRAIN_SAMPLES (6000: the dataset of step 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/bench_lib.sh
@@ -34,9 +35,17 @@ for f in "$prepared"/shard-*.rec; do dd if="$f" of=/dev/null bs=1M status=none; 
 disk=$(echo "$bytes $start $(date +%s.%N)" | awk '{ printf "%.1f", $1 / 1e6 / ($3 - $2) }')
 echo "disk: $(echo "$bytes" | awk '{ printf "%.1f", $1 / 1e6 }') MB of shards read by dd at $disk MB/s (page cache dropped)"
 
+# What one worker consumes does not depend on the dataset's size: measured on TRAIN_SAMPLES.
+small=$OUT/n${TRAIN_SAMPLES:-6000}
+small_data=(--set "data.input=$small/raw" --set "data.prepared_dir=$small/prepared"
+  --set "synth.num_samples=${TRAIN_SAMPLES:-6000}")
+if [ ! -e "$small/prepared/meta.textproto" ]; then
+  build/flexmoe synth --config "$config" "${small_data[@]}" >/dev/null
+  build/flexmoe prepare --config "$config" "${small_data[@]}" >/dev/null
+fi
 run=$OUT/train-b64
 rm -rf "$run"
-build/flexmoe train --workers 1 --threads 1 --config "$config" "${data[@]}" \
+build/flexmoe train --workers 1 --threads 1 --config "$config" "${small_data[@]}" \
   --set training.batch_size=64 --set "training.epochs=${TRAIN_EPOCHS:-2}" \
   --set training.warmup_epochs=0 --set "run.dir=$run" --set cluster.http_listen= >"$OUT/train.log" 2>&1
 echo "one worker, batch 64: $(train_rate "$run") samples/s (flexmoe train's own step records after the first epoch)"
@@ -46,5 +55,5 @@ for cache in 32 default; do
   [ "$cache" = default ] || flags=(--cache-mb "$cache")
   build/bench/loader_bench --config "$config" "${data[@]}" --set training.batch_size=64 \
     --seconds "${SECONDS_EACH:-5}" --consumers 1,4,8 --build-threads "${BUILD_THREADS:-2}" \
-    --drop-caches ${flags[@]+"${flags[@]}"} 2>/dev/null
+    --drop-caches ${flags[@]+"${flags[@]}"} 2>>"$OUT/loader_bench.err"
 done

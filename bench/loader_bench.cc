@@ -169,8 +169,10 @@ BenchOptions ParseBench(int argc, char** argv) {
        {"cache-mb", "N", "the loader's cache (default data.loader_cache_mb)"},
        {"consumers", "LIST", "clients at once, comma-separated (default 1,4,8)"},
        {"build-threads", "N", "the loader's batch-building threads (default 2)"},
-       {"drop-caches", "", "drop the page cache before each cold run (root)"},
-       {"memory", "", "serve the decoded dataset from memory (not what flexmoe loader does)"}}};
+       {"drop-caches", "", "drop the page cache before each cold run (root)",
+        FlagSpec::Kind::kSwitch},
+       {"memory", "", "serve the decoded dataset from memory (not what flexmoe loader does)",
+        FlagSpec::Kind::kSwitch}}};
   // ParseArgs reads `PROGRAM COMMAND FLAGS...`.
   std::vector<char*> with_command = {argv[0], const_cast<char*>("loader_bench")};
   with_command.insert(with_command.end(), argv + 1, argv + argc);
