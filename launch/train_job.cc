@@ -128,8 +128,10 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, co
       }
       // A restarted job without any checkpoint starts over.
       if (!any && options.restart == 0) {
-        Fail(ErrorCode::kNotFound, "train --resume: no complete checkpoint under ", run_dir,
-             seeds.size() == 1 ? "/checkpoints" : "/seed-*/checkpoints");
+        Fail(ErrorCode::kNotFound, "train --resume: no complete checkpoint under ",
+             seeds.size() == 1 ? RunDir(run_dir).checkpoints()
+                               : RunDir(run_dir).seed(seeds[0]).checkpoints() +
+                                     " or the other seeds' directories");
       }
     });
     if (options.world != nullptr && options.world->size() > 1) {
@@ -151,8 +153,8 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, co
     options.restart_metrics = resume && resume_from[i].empty();
     options.batches = LoaderBatchesFromConfig(config, prepared, seeds[i]);
     if (out != nullptr && resume && resume_from[i].empty()) {
-      *out << "seed " << seeds[i] << ": no checkpoint in " << options.run_dir
-           << "/checkpoints, starting from the beginning\n";
+      *out << "seed " << seeds[i] << ": no checkpoint in " << RunDir(options.run_dir).checkpoints()
+           << ", starting from the beginning\n";
     }
     TrainResult result = Train(config, prepared, data, seeds[i], options);
     if (result.stopped) {

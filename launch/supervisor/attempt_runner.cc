@@ -163,7 +163,8 @@ void AttemptRunner::PrintStarted() {
        << attempt_.coordinator << ", " << (attempt_.loaders.size() == 1 ? "loader " : "loaders ")
        << loaders << ", " << Plural(attempt_.workers, "worker") << " x "
        << Plural(threads, "thread") << "; run directory " << options_.run_dir
-       << " (logs: coordinator.log, " << launcher_->LoaderLogs() << ")" << std::endl;
+       << " (logs: " << FileName(RunDir(options_.run_dir).coordinator_log()) << ", "
+       << launcher_->LoaderLogs() << ")" << std::endl;
 }
 
 void AttemptRunner::ForwardStopRequests() {

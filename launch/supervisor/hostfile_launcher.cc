@@ -124,4 +124,8 @@ std::string HostfileLauncher::ResumeCommand() const {
          options_.command.config_path + " --set run.dir=" + options_.command.run_dir + " --resume";
 }
 
+std::string HostfileLauncher::LoaderLogs() const {
+  return FileName(RunDir(options_.command.run_dir).loaders_log());
+}
+
 }  // namespace flexmoe

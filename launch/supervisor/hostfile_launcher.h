@@ -48,7 +48,7 @@ class HostfileLauncher : public Launcher {
   std::unique_ptr<Member> StartWorkers(const Attempt& attempt) override;
   bool Reachable(const std::string& host) override;
   std::string ResumeCommand() const override;
-  std::string LoaderLogs() const override { return "loaders.log"; }
+  std::string LoaderLogs() const override;
 
  private:
   HostfileLaunchOptions options_;

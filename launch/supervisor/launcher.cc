@@ -7,6 +7,10 @@
 
 namespace flexmoe {
 
+std::string FileName(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
 std::string SelfExecutable() { return std::filesystem::canonical("/proc/self/exe").string(); }
 
 std::vector<std::string> MemberCommand::Args(const std::string& command) const {

@@ -71,6 +71,9 @@ struct MemberCommand {
   std::vector<std::string> LoaderOnItsHost(const std::string& coordinator) const;
 };
 
+// The name of `path` in its directory ("loader.log").
+std::string FileName(const std::string& path);
+
 // The binary this process runs.
 std::string SelfExecutable();
 

@@ -81,4 +81,8 @@ std::string LocalLauncher::ResumeCommand() const {
          " --set run.dir=" + options_.command.run_dir + " --resume";
 }
 
+std::string LocalLauncher::LoaderLogs() const {
+  return FileName(RunDir(options_.command.run_dir).loader_log());
+}
+
 }  // namespace flexmoe

@@ -31,7 +31,7 @@ class LocalLauncher : public Launcher {
   bool Reachable(const std::string&) override { return true; }
   void KillLeftovers() override;
   std::string ResumeCommand() const override;
-  std::string LoaderLogs() const override { return "loader.log"; }
+  std::string LoaderLogs() const override;
 
  private:
   LocalLaunchOptions options_;

@@ -140,4 +140,8 @@ std::string SlurmLauncher::ResumeCommand() const {
          " --resume";
 }
 
+std::string SlurmLauncher::LoaderLogs() const {
+  return FileName(RunDir(options_.command.run_dir).node_loader_log("<node>"));
+}
+
 }  // namespace flexmoe

@@ -33,7 +33,7 @@ class SlurmLauncher : public Launcher {
   std::unique_ptr<Member> StartWorkers(const Attempt& attempt) override;
   bool Reachable(const std::string& host) override;
   std::string ResumeCommand() const override;
-  std::string LoaderLogs() const override { return "loader-<node>.log"; }
+  std::string LoaderLogs() const override;
 
  private:
   SlurmLaunchOptions options_;
