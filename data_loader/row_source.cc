@@ -149,7 +149,15 @@ class WideCsvSource : public RowSource {
     SetFeatureNames(std::move(names));
   }
 
-  bool Next(RawRow* row) override {
+  bool Next(RawRow* row) override { return NextRow(row, true); }
+  // The id, label and mask only: a modality's values are parsed only up to its first
+  // observed one (the mask is the same as Next's; pass 1 of prepare needs no more).
+  bool NextWithoutValues(RawRow* row) override { return NextRow(row, false); }
+
+  uint64_t bytes_read() const override { return csv_->bytes_read(); }
+
+ private:
+  bool NextRow(RawRow* row, bool values) {
     for (;;) {
       if (!csv_->Next(&fields_)) return false;
       if (!IsBlank(fields_)) break;
@@ -159,23 +167,25 @@ class WideCsvSource : public RowSource {
     row->id = Trim(fields_[id_column_]);
     if (row->id.empty()) Fail(ErrorCode::kInvalidArgument, row->where, ": empty id");
     row->label = label_column_ >= 0 ? Trim(fields_[label_column_]) : "";
-    row->values.assign(num_values(), kNaN);
+    if (values) {
+      row->values.assign(num_values(), kNaN);
+    } else {
+      row->values.clear();
+    }
     row->mask = 0;
     for (size_t m = 0; m < columns_.size(); ++m) {
-      size_t base = offsets()[m];
+      const size_t base = offsets()[m];
       for (size_t j = 0; j < columns_[m].size(); ++j) {
-        int column = columns_[m][j];
-        double v = ParseValue(*csv_, fields_[column], header_[column], data_);
-        row->values[base + j] = v;
+        if (!values && (row->mask & (1u << m))) break;  // observed: its other values wait
+        const int column = columns_[m][j];
+        const double v = ParseValue(*csv_, fields_[column], header_[column], data_);
+        if (values) row->values[base + j] = v;
         if (!std::isnan(v)) row->mask |= 1u << m;
       }
     }
     return true;
   }
 
-  uint64_t bytes_read() const override { return csv_->bytes_read(); }
-
- private:
   const config::DataConfig& data_;
   RowSourceOptions options_;
   std::unique_ptr<CsvReader> csv_;
