@@ -368,7 +368,9 @@ PrepareResult PrepareDataset(const config::Config& config, const std::string& ou
                              std::ostream* progress) {
   auto start = std::chrono::steady_clock::now();
   const config::DataConfig& data = config.data();
-  std::unique_ptr<RowSource> source = MakeRowSource(data);
+  RowSourceOptions source_options;
+  source_options.spill = true;  // a wide CSV is parsed once, by pass 1
+  std::unique_ptr<RowSource> source = MakeRowSource(data, source_options);
 
   IndexPass pass = ReadIndex(*source, data, Combinations(data.modalities_size()));
   const uint64_t input_bytes = source->bytes_read();

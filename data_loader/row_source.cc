@@ -1,15 +1,20 @@
 // Layout A and layout B row sources (row_source.h).
 #include "data_loader/row_source.h"
 
+#include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <limits>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "cluster/base/error.h"
 #include "data_loader/csv_reader.h"
 #include "data_loader/modality_rows.h"
+#include "data_loader/row_batch.h"
 #include "data_loader/shard.h"  // kSplitsFile
+#include "data_loader/spilled_rows.h"
 
 namespace flexmoe {
 namespace {
@@ -43,16 +48,19 @@ void CheckWidth(const CsvReader& csv, size_t got, size_t want) {
   }
 }
 
-double ParseValue(const CsvReader& csv, std::string_view text, const std::string& column,
+double ParseValue(const std::string& where, std::string_view text, const std::string& column,
                   const config::DataConfig& data) {
   if (IsMissing(text, data)) return kNaN;
   double value;
   if (!ParseNumber(text, &value)) {
-    Fail(ErrorCode::kInvalidArgument, csv.Where(), ": column '", column, "': '", std::string(text),
+    Fail(ErrorCode::kInvalidArgument, where, ": column '", column, "': '", std::string(text),
          "' is not a number");
   }
   return value;
 }
+
+// Rows of a wide CSV parsed a batch at a time (row_batch.h).
+constexpr size_t kBatchRows = 2048;
 
 // Layout B: one wide CSV, modality columns named in the config.
 class WideCsvSource : public RowSource {
@@ -63,8 +71,16 @@ class WideCsvSource : public RowSource {
   }
 
   void Rewind() override {
+    if (spill_complete_) {  // every row parsed once: read back, not parsed again
+      spill_->StartReading(data_.input());
+      spill_read_ = true;
+      return;
+    }
     csv_ = std::make_unique<CsvReader>(data_.input());
     header_ = ReadHeader(*csv_);
+    ready_.clear();
+    ready_at_ = 0;
+    if (options_.spill) spill_ = std::make_unique<SpilledRows>();
     if (!columns_.empty()) return;
     std::unordered_map<std::string, int> position;
     for (size_t i = 0; i < header_.size(); ++i) {
@@ -147,43 +163,70 @@ class WideCsvSource : public RowSource {
            "writes both)");
     }
     SetFeatureNames(std::move(names));
+    std::vector<int> texts = {id_column_, label_column_};
+    for (const auto& m : columns_) texts.insert(texts.end(), m.begin(), m.end());
+    texts_ = std::make_unique<RowTexts>(std::move(texts));
   }
 
-  bool Next(RawRow* row) override { return NextRow(row, true); }
-  // The id, label and mask only: a modality's values are parsed only up to its first
-  // observed one (the mask is the same as Next's; pass 1 of prepare needs no more).
-  bool NextWithoutValues(RawRow* row) override { return NextRow(row, false); }
+  bool Next(RawRow* row) override {
+    if (spill_read_) return spill_->Next(row);
+    if (ready_at_ == ready_.size() && !FillBatch()) {
+      spill_complete_ = spill_ != nullptr;
+      return false;
+    }
+    if (spill_ != nullptr) spill_->Append(ready_[ready_at_], texts_->line(ready_at_));
+    *row = std::move(ready_[ready_at_++]);
+    return true;
+  }
 
   uint64_t bytes_read() const override { return csv_->bytes_read(); }
 
  private:
-  bool NextRow(RawRow* row, bool values) {
-    for (;;) {
-      if (!csv_->Next(&fields_)) return false;
-      if (!IsBlank(fields_)) break;
+  // The next batch of rows, parsed (ready_); false at the end of the file. A row that
+  // cannot be split stops the batch after the rows before it are parsed, so the error of
+  // the first bad row is the one thrown.
+  bool FillBatch() {
+    texts_->Clear();
+    std::exception_ptr stop;
+    try {
+      while (texts_->rows() < kBatchRows && csv_->Next(&fields_)) {
+        if (IsBlank(fields_)) continue;
+        CheckWidth(*csv_, fields_.size(), header_.size());
+        texts_->Add(csv_->line(), fields_);
+      }
+    } catch (const Error&) {
+      stop = std::current_exception();
     }
-    CheckWidth(*csv_, fields_.size(), header_.size());
-    row->where = csv_->Where();
-    row->id = Trim(fields_[id_column_]);
+    const int threads =
+        options_.parse_threads > 0
+            ? options_.parse_threads
+            : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+    ParseRows(
+        *texts_, [this](const RowTexts& t, size_t r, RawRow* row) { ParseRow(t, r, row); }, threads,
+        &ready_);
+    if (stop) std::rethrow_exception(stop);
+    ready_at_ = 0;
+    return texts_->rows() > 0;
+  }
+
+  // Row r of a batch: id, label, values, mask (any thread).
+  void ParseRow(const RowTexts& t, size_t r, RawRow* row) const {
+    row->where = data_.input() + ":" + std::to_string(t.line(r));
+    row->id = Trim(t.field(r, 0));
     if (row->id.empty()) Fail(ErrorCode::kInvalidArgument, row->where, ": empty id");
-    row->label = label_column_ >= 0 ? Trim(fields_[label_column_]) : "";
-    if (values) {
-      row->values.assign(num_values(), kNaN);
-    } else {
-      row->values.clear();
-    }
+    row->label = label_column_ >= 0 ? Trim(t.field(r, 1)) : "";
+    row->values.assign(num_values(), kNaN);
     row->mask = 0;
+    size_t k = 2;
     for (size_t m = 0; m < columns_.size(); ++m) {
       const size_t base = offsets()[m];
       for (size_t j = 0; j < columns_[m].size(); ++j) {
-        if (!values && (row->mask & (1u << m))) break;  // observed: its other values wait
         const int column = columns_[m][j];
-        const double v = ParseValue(*csv_, fields_[column], header_[column], data_);
-        if (values) row->values[base + j] = v;
+        const double v = ParseValue(row->where, t.field(r, k++), header_[column], data_);
+        row->values[base + j] = v;
         if (!std::isnan(v)) row->mask |= 1u << m;
       }
     }
-    return true;
   }
 
   const config::DataConfig& data_;
@@ -194,6 +237,12 @@ class WideCsvSource : public RowSource {
   int id_column_ = -1;
   int label_column_ = -1;
   std::vector<std::vector<int>> columns_;
+  std::unique_ptr<RowTexts> texts_;  // the batch being parsed
+  std::vector<RawRow> ready_;        // its rows, parsed
+  size_t ready_at_ = 0;              // the next of them to hand out
+  std::unique_ptr<SpilledRows> spill_;
+  bool spill_complete_ = false;  // a pass read the whole file into spill_
+  bool spill_read_ = false;      // rows come from spill_
 };
 
 // Layout A: labels.csv gives the samples; each modality's file (CSV, .npy or HDF5) holds the

@@ -54,6 +54,12 @@ struct RowSourceOptions {
   // Labels may be absent (prediction input): layout B without the label column, layout A
   // with a labels.csv of ids only (header "id"). RawRow::label is then "".
   bool labels_optional = false;
+  // Layout B: keep the rows parsed by the first pass in a temporary file (spilled_rows.h),
+  // so that the passes after it (prepare's statistics and shards) parse nothing again.
+  bool spill = false;
+  // Layout B: threads that parse a batch of rows' numbers; 0: the machine's cores, at
+  // most 4.
+  int parse_threads = 0;
 };
 
 // Builds the source for data.layout.

@@ -291,11 +291,18 @@ AttemptOutcome AttemptRunner::Outcome() {
     out.state = "failed";
     out.reason = "stopped at once (a second interrupt)";
   } else if (out.state == "running" || out.state == "starting" || out.state.empty()) {
-    // The coordinator did not say: it is what died, or what hung.
     out.state = "failed";
-    out.reason = coordinator_hung_.empty()
-                     ? "the coordinator " + coordinator_->Describe() + " without ending the job"
-                     : coordinator_hung_ + "; the members lost it";
+    if (WorkersNeverJoined(job)) {
+      // mpirun could not start them, or they failed before joining: the first cause.
+      out.status = *workers_->Poll();
+      out.reason = "the workers " + workers_->Describe() + " before any of them joined the job" +
+                   (coordinator_hung_.empty() ? "" : "; then " + coordinator_hung_);
+    } else {
+      // The coordinator did not say: it is what died, or what hung.
+      out.reason = coordinator_hung_.empty()
+                       ? "the coordinator " + coordinator_->Describe() + " without ending the job"
+                       : coordinator_hung_ + "; the members lost it";
+    }
   }
   if (out.status != 0 && out.state != "failed") {
     out.state = "failed";  // the coordinator's verdict, but a member did not end well
@@ -314,6 +321,15 @@ AttemptOutcome AttemptRunner::Outcome() {
     out.newest_checkpoint = RunDir(options_.run_dir).NewestCheckpoint();
   }
   return out;
+}
+
+bool AttemptRunner::WorkersNeverJoined(const std::optional<JobRecord>& job) {
+  if (ended_by_us_.count(workers_.get()) != 0 || workers_->Poll().value_or(0) == 0) return false;
+  if (!job) return true;
+  for (const JobMemberRecord& m : job->members) {
+    if (m.role == "worker") return false;
+  }
+  return true;
 }
 
 void AttemptRunner::NameLostHosts(const std::optional<JobRecord>& job, AttemptOutcome* out) {

@@ -57,6 +57,8 @@ class AttemptRunner {
   void EndAll();
   AttemptOutcome Outcome();
   void NameLostHosts(const std::optional<JobRecord>& job, AttemptOutcome* out);
+  // The workers ended by themselves, failing, and job.json lists none of them.
+  bool WorkersNeverJoined(const std::optional<JobRecord>& job);
   std::vector<Member*> Members() const;
 
   const SupervisorOptions& options_;

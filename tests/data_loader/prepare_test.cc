@@ -11,6 +11,7 @@
 
 #include "cluster/base/error.h"
 #include "data_loader/feature_stats.h"
+#include "data_loader/row_batch.h"
 #include "data_loader/shard.h"
 #include "data_loader/splits.h"
 #include "proto/config_loader.h"
@@ -362,6 +363,65 @@ TEST(PrepareBadInputTest, MissingWideColumnNamesTheConfigField) {
               std::string::npos)
         << e.what();
   }
+}
+
+// A wide CSV is parsed a batch of rows at a time on several threads and only once (the
+// later passes read the parsed rows back): the first bad row is still the one named, a
+// value that does not parse before a ragged row later in the same batch, and past the
+// first batch too.
+TEST(PrepareBadInputTest, TheFirstBadRowOfAWideCsvIsNamedWhateverTheBatch) {
+  testing::TempDir dir;
+  auto prepare = [&](int bad_value_row, int ragged_row) {
+    std::string text = "id,label,a,b\n";
+    for (int i = 0; i < 5000; ++i) {
+      if (i == ragged_row) {
+        text += std::to_string(i) + ",0,1\n";
+      } else {
+        text += std::to_string(i) + ",0," + (i == bad_value_row ? "x" : std::to_string(i % 9)) +
+                "," + std::to_string(i % 4) + "\n";
+      }
+    }
+    dir.Write("w.csv", text);
+    config::Config config =
+        ParseConfig("data { layout: WIDE_CSV input: \"" + dir.Path("w.csv") +
+                        "\" modalities { name: \"m\" columns: \"a\" columns: \"b\" } } "
+                        "model { num_experts: 1 top_k: 1 }",
+                    "w.textproto", {});
+    try {
+      PrepareDataset(config, dir.Path("out"), nullptr);
+      return std::string("no error");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+  };
+  // Line = row + 2 (the header is line 1).
+  EXPECT_NE(prepare(100, 150).find("w.csv:102: column 'a': 'x' is not a number"),
+            std::string::npos);
+  EXPECT_NE(prepare(150, 100).find("w.csv:102: ragged row"), std::string::npos);
+  EXPECT_NE(prepare(4100, 4500).find("w.csv:4102: column 'a'"), std::string::npos);
+  EXPECT_NE(prepare(-1, 3000).find("w.csv:3002: ragged row"), std::string::npos);
+}
+
+TEST(ParseRowsTest, ManyThreadsThrowTheFirstFailingRowsError) {
+  RowTexts texts({0});
+  for (int i = 0; i < 1000; ++i) texts.Add(i + 2, {std::string_view("v")});
+  std::vector<RawRow> rows;
+  auto parse = [](const RowTexts& t, size_t r, RawRow* row) {
+    if (r == 700 || r == 300 || r == 301) Fail(ErrorCode::kInvalidArgument, "row ", r);
+    row->id = std::to_string(r) + std::string(t.field(r, 0));
+  };
+  try {
+    ParseRows(texts, parse, 4, &rows);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "row 300");
+  }
+  ParseRows(
+      texts, [](const RowTexts& t, size_t r, RawRow* row) { row->id = std::to_string(t.line(r)); },
+      4, &rows);
+  ASSERT_EQ(rows.size(), 1000u);
+  EXPECT_EQ(rows[0].id, "2");
+  EXPECT_EQ(rows[999].id, "1001");
 }
 
 }  // namespace

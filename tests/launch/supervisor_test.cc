@@ -356,6 +356,7 @@ TEST_F(SupervisorTest, FewerReachableHostsThanTheMinimumEndTheJob) {
 
 TEST_F(SupervisorTest, AStoppedCoordinatorIsNamedAndEndedOnceTheMembersLostIt) {
   launcher_.on_workers = [&](FakeAttempt& a) {
+    EndJob(a, "running", "", std::nullopt, {{"worker", 0, "localhost", 0, 9, "running"}});
     a.coordinator->stopped = true;
     End(*a.workers, 1);  // they lost the coordinator
     End(*a.loaders, 1);
@@ -370,6 +371,8 @@ TEST_F(SupervisorTest, AStoppedCoordinatorIsNamedAndEndedOnceTheMembersLostIt) {
 
 TEST_F(SupervisorTest, ACoordinatorThatStopsAnsweringIsEndedAfterTheHeartbeatTimeout) {
   launcher_.on_workers = [&](FakeAttempt& a) {
+    // The job was running, with its workers, when the coordinator stopped answering.
+    EndJob(a, "running", "", std::nullopt, {{"worker", 0, "localhost", 0, 9, "running"}});
     End(*a.workers, 1);
     End(*a.loaders, 1);
   };
@@ -380,6 +383,18 @@ TEST_F(SupervisorTest, ACoordinatorThatStopsAnsweringIsEndedAfterTheHeartbeatTim
             std::string::npos)
       << err_.str();
   EXPECT_GE(seconds_, 0.4);
+}
+
+TEST_F(SupervisorTest, WorkersThatFailBeforeJoiningAreTheFirstCause) {
+  launcher_.on_workers = [&](FakeAttempt& a) {
+    EndJob(a, "running", "", std::nullopt, {{"loader", 0, "localhost", 5, 8, "running"}});
+    End(*a.workers, 132);  // mpirun could not start flexmoe worker
+  };
+  EXPECT_EQ(Run(), 132);
+  EXPECT_NE(err_.str().find("the job failed: the workers exited 132 before any of them joined "
+                            "the job; then the coordinator stopped answering"),
+            std::string::npos)
+      << err_.str();
 }
 
 TEST_F(SupervisorTest, MembersStillRunningAfterTheJobEndedAreEnded) {
