@@ -24,6 +24,7 @@ extern "C" void OnLauncherTerminate(int signal) { stop_requests.terminate_signal
 
 std::unique_ptr<Launcher> LauncherFor(const LaunchOptions& options, const MemberCommand& command) {
   if (!options.hostfile.empty()) {
+    ReadHostfile(options.hostfile);  // a bad hostfile is refused before anything is written
     return std::make_unique<HostfileLauncher>(
         HostfileLaunchOptions{command, options.hostfile, options.workers, options.threads});
   }

@@ -38,7 +38,7 @@ int PositiveFromEnv(const char* name, int otherwise) {
 SlurmLauncher::SlurmLauncher(SlurmLaunchOptions options) : options_(std::move(options)) {
   job_id_ = GetEnv("SLURM_JOB_ID");
   if (job_id_.empty()) {
-    Fail(ErrorCode::kFailedPrecondition,
+    Fail(ErrorCode::kInvalidArgument,
          "train --slurm: not inside a SLURM allocation (SLURM_JOB_ID is not set); run it "
          "from a batch script (sbatch) or salloc");
   }

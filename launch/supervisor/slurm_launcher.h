@@ -21,7 +21,7 @@ struct SlurmLaunchOptions {
 
 class SlurmLauncher : public Launcher {
  public:
-  // kFailedPrecondition when this process is not inside an allocation.
+  // kInvalidArgument (exit 2) when this process is not inside an allocation.
   explicit SlurmLauncher(SlurmLaunchOptions options);
   std::vector<std::string> Hosts() override { return nodes_; }
   bool MultiHost() const override { return true; }

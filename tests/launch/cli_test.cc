@@ -168,5 +168,36 @@ TEST(CliTest, MalformedCsvExitsTwoWithLineAndKeepsPreviousOutput) {
   EXPECT_FALSE(std::filesystem::exists(dir.Path("out/index.pb")));
 }
 
+// The launch paths across hosts refuse bad input with exit 2 before anything is written to
+// the run directory: a bad hostfile (file and line named), --slurm outside an allocation,
+// both at once, a --nodes range that is not one.
+TEST(CliTest, TrainAcrossHostsRefusesBadInputBeforeWritingAnything) {
+  testing::TempDir dir;
+  const std::string config = kSource + "/configs/quickstart.textproto";
+  ASSERT_EQ(RunCommand({kBinary, "synth", "--config", config, "--out", dir.Path("raw")}).exit_code,
+            0);
+  const std::vector<std::string> data = {"--set", "data.input=" + dir.Path("raw"),
+                                         "--set", "data.prepared_dir=" + dir.Path("prepared"),
+                                         "--set", "run.dir=" + dir.Path("run")};
+  const std::string hostfile = dir.Write("hosts", "# two hosts\nnode1 slots=2\nnode2 slots=x\n");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--hostfile", hostfile}, "hosts:3: 'slots=x' is not slots=N"},
+      {{"--hostfile", dir.Path("no-such-file")}, "cannot read the hostfile"},
+      {{"--slurm"}, "not inside a SLURM allocation"},
+      {{"--slurm", "--hostfile", hostfile}, "--hostfile and --slurm are two launch paths"},
+      {{"--nodes", "3:2"}, "--nodes '3:2': MAX is below MIN"},
+      {{"--nodes", "0"}, "--nodes '0': expected MIN or MIN:MAX"}};
+  for (const auto& [flags, message] : cases) {
+    std::vector<std::string> argv = {kBinary, "train", "--config", config};
+    argv.insert(argv.end(), data.begin(), data.end());
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    auto r = RunCommand(argv, 60, {"SLURM_JOB_ID="});
+    EXPECT_EQ(r.exit_code, 2) << flags[0] << ": " << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir.Path("run")))
+        << flags[0] << " wrote the run directory";
+  }
+}
+
 }  // namespace
 }  // namespace flexmoe
