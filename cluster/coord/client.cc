@@ -114,17 +114,21 @@ class CoordinatorClient::Impl {
           next_beat = now + std::chrono::duration_cast<Clock::duration>(
                                 std::chrono::duration<double>(interval));
         }
-        const double silent = SecondsBetween(last_heard, Clock::now());
-        if (silent > timeout) {
-          if (options_.on_lost) options_.on_lost();
-          return Stop(false, "lost the coordinator at " + options_.address +
-                                 ": nothing heard for " + std::to_string(silent) + " s");
-        }
         net::FrameHeader header;
         std::string body;
         // Short waits, so that Leave and the destructor are answered promptly.
         const double wait = std::min(0.1, std::max(0.0, SecondsBetween(Clock::now(), next_beat)));
-        if (!channel_.Receive(&header, &body, wait)) continue;
+        if (!channel_.Receive(&header, &body, wait)) {
+          // Judged only once nothing waits unread: a thread that was itself starved or
+          // stopped reads what the coordinator sent meanwhile before it calls it silent.
+          const double silent = SecondsBetween(last_heard, Clock::now());
+          if (silent > timeout) {
+            if (options_.on_lost) options_.on_lost();
+            return Stop(false, "lost the coordinator at " + options_.address +
+                                   ": nothing heard for " + std::to_string(silent) + " s");
+          }
+          continue;
+        }
         last_heard = Clock::now();
         if (header.type == co::CHECKPOINT) {
           co::Checkpoint checkpoint;

@@ -48,6 +48,12 @@ int MemberTable::Send(const std::string& frame,
   return sent;
 }
 
+bool StallGuard::Steady(Clock::time_point now) {
+  last_gap_s_ = last_ ? std::chrono::duration<double>(now - *last_).count() : 0;
+  last_ = now;
+  return last_gap_s_ <= max_gap_s_;
+}
+
 int MemberTable::FirstSilent(double timeout_s, double* silent_s) const {
   const Clock::time_point now = Clock::now();
   for (const auto& [id, entry] : members_) {

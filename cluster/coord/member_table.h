@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "proto/coordinator.pb.h"
@@ -15,6 +16,24 @@ namespace flexmoe {
 namespace net {
 class Connection;
 }
+
+// A judge of silence that was itself stalled (its thread starved, or blocked in a write)
+// cannot tell a silent member from one whose frames wait unread in its socket: after a gap
+// of more than max_gap_s between two looks, that look only re-arms, and what arrived
+// meanwhile is read before the next one judges.
+class StallGuard {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit StallGuard(double max_gap_s) : max_gap_s_(max_gap_s) {}
+  // True when the previous look was at most max_gap_s before `now` (or there was none).
+  bool Steady(Clock::time_point now);
+  double last_gap_s() const { return last_gap_s_; }
+
+ private:
+  double max_gap_s_;
+  std::optional<Clock::time_point> last_;
+  double last_gap_s_ = 0;
+};
 
 class MemberTable {
  public:

@@ -93,6 +93,9 @@ class CoordinatorService::Impl {
   std::string http_token_;
   std::unique_ptr<net::FramedServer> server_;
   MemberTable members_;
+  // Looks at the members' silence every heartbeat_interval_s / 4; a look more than half
+  // the heartbeat timeout late (this thread stalled) judges nobody (member_table.h).
+  StallGuard silence_guard_{options_.heartbeat_timeout_s / 2};
   PlacementMap placement_;  // once the first worker gave the world size
   ReportRouter reports_;
   JobVerdict verdict_;
@@ -344,6 +347,12 @@ void CoordinatorService::Impl::Beat() {
 }
 
 void CoordinatorService::Impl::CheckDeadlines() {
+  if (!silence_guard_.Steady(MemberTable::Clock::now())) {
+    LOG(WARNING) << "coordinator: the heartbeat check ran " << Format(silence_guard_.last_gap_s())
+                 << " s after the one before (this process was stalled); the members are "
+                    "judged once what they sent meanwhile is read";
+    return;
+  }
   if (verdict_.ending) return;
   double silent = 0;
   const int id = members_.FirstSilent(options_.heartbeat_timeout_s, &silent);

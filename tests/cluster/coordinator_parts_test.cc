@@ -1,10 +1,12 @@
-// The coordinator's named parts on their own, without sockets: the MemberTable (world size
+// The coordinator's named parts on their own, without sockets: the StallGuard (a look
+// after the judge's own stall judges nobody), the MemberTable (world size
 // from the first worker, ranks that do not fit and duplicates refused by name; a member
 // whose connection closed is neither judged silent nor sent to) and the ReportRouter
 // (only worker 0 opens, continues, flushes and reports checkpoints; a flush is answered once
 // what came before it is written; records reach metrics.jsonl in worker 0's order).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
 #include <string>
 
@@ -69,6 +71,20 @@ TEST(MemberTableTest, MembersWithoutAConnectionAreNeitherJudgedNorSentTo) {
   EXPECT_EQ(table.FirstSilent(4, &silent), -1);  // no connection: closed, judged elsewhere
   // Sends go nowhere without connections either.
   EXPECT_EQ(table.Send("frame", [](const co::Member&) { return true; }), 0);
+}
+
+// The silence judge skips the look that follows its own stall: the first look after a gap
+// of more than max_gap_s re-arms, the next one judges again.
+TEST(StallGuardTest, ALookAfterTheJudgesOwnStallJudgesNobody) {
+  using Clock = StallGuard::Clock;
+  StallGuard guard(2.0);
+  const Clock::time_point t0 = Clock::now();
+  EXPECT_TRUE(guard.Steady(t0));  // the first look
+  EXPECT_TRUE(guard.Steady(t0 + std::chrono::milliseconds(250)));
+  EXPECT_TRUE(guard.Steady(t0 + std::chrono::milliseconds(2250)));   // exactly 2 s later
+  EXPECT_FALSE(guard.Steady(t0 + std::chrono::milliseconds(6000)));  // stalled 3.75 s
+  EXPECT_NEAR(guard.last_gap_s(), 3.75, 1e-9);
+  EXPECT_TRUE(guard.Steady(t0 + std::chrono::milliseconds(6250)));
 }
 
 TEST(ReportRouterTest, OnlyWorkerZeroSteersAndFlushesComeBackInOrder) {
