@@ -8,8 +8,12 @@
 
 namespace flexmoe {
 
-ReportRouter::ReportRouter(std::string run_dir, bool tensorboard, JobView* view)
-    : run_dir_(std::move(run_dir)), tensorboard_(tensorboard), view_(view) {}
+ReportRouter::ReportRouter(std::string run_dir, bool tensorboard, JobView* view,
+                           std::function<void(int64_t)> flushed,
+                           std::function<void(const std::string&)> failed)
+    : run_dir_(std::move(run_dir)),
+      view_(view),
+      writer_(tensorboard, std::move(flushed), std::move(failed)) {}
 
 void ReportRouter::Start(int world_size) {
   if (joiner_ == nullptr) joiner_ = std::make_unique<RecordJoiner>(world_size);
@@ -29,15 +33,15 @@ ReportRouter::Taken ReportRouter::Take(int rank, const coordinator::Report& repo
     if (name.find('/') != std::string::npos || name == "." || name == "..") {
       Fail(ErrorCode::kInvalidArgument, "run directory '", name, "' is not a seed directory");
     }
-    Apply(joiner_->Open(name), &taken);
+    Apply(joiner_->Open(name));
   }
-  if (report.continue_at() >= 0) Apply(joiner_->ContinueAt(report.continue_at()), &taken);
+  if (report.continue_at() >= 0) Apply(joiner_->ContinueAt(report.continue_at()));
   if (report.has_record()) {
     nlohmann::json record = nlohmann::json::parse(report.record(), nullptr, false);
     if (!record.is_object()) Fail(ErrorCode::kInvalidArgument, "a record that is not JSON");
-    Apply(joiner_->Add(rank, std::move(record)), &taken);
+    Apply(joiner_->Add(rank, std::move(record)));
   }
-  if (report.flush() > 0) Apply(joiner_->Flush(report.flush()), &taken);
+  if (report.flush() > 0) Apply(joiner_->Flush(report.flush()));
   if (report.has_checkpoint()) {
     newest_checkpoint_ = report.checkpoint();
     taken.checkpoint = true;
@@ -45,19 +49,20 @@ ReportRouter::Taken ReportRouter::Take(int rank, const coordinator::Report& repo
   return taken;
 }
 
-void ReportRouter::Apply(std::vector<MetricsItem> items, Taken* taken) {
+void ReportRouter::Apply(std::vector<MetricsItem> items) {
   for (MetricsItem& item : items) {
     if (item.flush > 0) {
-      taken->flushed.push_back(item.flush);
+      writer_.Flush(item.flush);
     } else if (item.opens) {
-      if (run_dir_.empty()) continue;
-      const std::string dir = item.open.empty() ? run_dir_ : run_dir_ + "/" + item.open;
-      writer_ = std::make_unique<MetricsWriter>(dir, tensorboard_);
+      // A run without a directory writes nothing.
+      writer_.Open(run_dir_.empty()    ? ""
+                   : item.open.empty() ? run_dir_
+                                       : run_dir_ + "/" + item.open);
     } else if (item.continue_at >= 0) {
-      if (writer_ != nullptr) writer_->ContinueAt(item.continue_at);
+      writer_.ContinueAt(item.continue_at);
     } else {
-      if (writer_ != nullptr) writer_->Write(item.record);  // none: a run without a directory
       AddToView(item.record);
+      writer_.Write(std::move(item.record));
     }
   }
 }

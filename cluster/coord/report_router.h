@@ -1,17 +1,20 @@
 // Where the workers' REPORTs go: their step records merged across workers in worker 0's
-// order (RecordJoiner), written by the run's one MetricsWriter (into the run directory or
-// the seed directory worker 0 opened) and added to the live view; the flushes worker 0 asked
-// for, to be answered once what came before is written; the newest checkpoint reported.
-// Used on the coordinator's one thread only.
+// order (RecordJoiner), added to the live view, and written by the run's one metrics writer
+// (into the run directory or the seed directory worker 0 opened) on a thread of its own
+// (AsyncMetricsWriter: a slow disk never holds up the thread that judges heartbeats); the
+// flushes worker 0 asked for, answered through `flushed` once what came before is written;
+// the newest checkpoint reported. Take and Start run on the coordinator's one thread;
+// `flushed` and `failed` on the writer's.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "cluster/metrics/metrics_writer.h"
+#include "cluster/metrics/async_metrics_writer.h"
 #include "cluster/metrics/step_records.h"
 #include "proto/coordinator.pb.h"
 
@@ -21,14 +24,16 @@ class JobView;
 
 class ReportRouter {
  public:
-  // `run_dir` empty: no files, the live view only.
-  ReportRouter(std::string run_dir, bool tensorboard, JobView* view);
+  // `run_dir` empty: no files, the live view only. `flushed(n)`: worker 0's flush n is
+  // written; `failed(message)`: the metrics cannot be written (both on the writer's thread).
+  ReportRouter(std::string run_dir, bool tensorboard, JobView* view,
+               std::function<void(int64_t)> flushed,
+               std::function<void(const std::string&)> failed);
   // Once the first worker gave the world size; reports before it are refused.
   void Start(int world_size);
 
   struct Taken {
-    std::vector<int64_t> flushed;  // flushes now written: FLUSHED to worker 0
-    bool checkpoint = false;       // a new newest checkpoint
+    bool checkpoint = false;  // a new newest checkpoint
   };
   // A REPORT of worker `rank`. kInvalidArgument when it is not one that worker may send
   // (only worker 0 opens runs, continues logs, flushes and reports checkpoints).
@@ -36,15 +41,14 @@ class ReportRouter {
   const std::string& newest_checkpoint() const { return newest_checkpoint_; }
 
  private:
-  void Apply(std::vector<MetricsItem> items, Taken* taken);
+  void Apply(std::vector<MetricsItem> items);
   void AddToView(const nlohmann::json& record);
 
   const std::string run_dir_;
-  const bool tensorboard_;
   JobView* view_;
-  std::unique_ptr<RecordJoiner> joiner_;   // once the world size is known
-  std::unique_ptr<MetricsWriter> writer_;  // once worker 0 opened a run
+  std::unique_ptr<RecordJoiner> joiner_;  // once the world size is known
   std::string newest_checkpoint_;
+  AsyncMetricsWriter writer_;  // last: joined first, writing what is queued
 };
 
 }  // namespace flexmoe

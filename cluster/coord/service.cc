@@ -69,6 +69,8 @@ class CoordinatorService::Impl {
   // A worker's REPORT: metrics records (merged and written in worker 0's order) and
   // checkpoints. A bad one ends the job, naming the worker.
   void Reported(int id, const co::Report& report);
+  // FLUSHED to worker 0: its flush is written (the metrics writer's thread said so).
+  void SendFlushed(int64_t flush);
   // PLACEMENT: worker 0 re-packed the experts; job.json shows where they are now.
   void Moved(int id, const co::Placement& placement);
   void Closed(int id, const std::string& why);
@@ -173,7 +175,15 @@ class CoordinatorService::Impl::MemberSession : public net::Session {
 CoordinatorService::Impl::Impl(CoordinatorOptions options)
     : options_(std::move(options)),
       view_(options_.heartbeat_timeout_s, options_.restart),
-      reports_(options_.run_dir, options_.tensorboard, &view_) {
+      reports_(
+          options_.run_dir, options_.tensorboard, &view_,
+          // From the metrics writer's thread, back onto this one.
+          [this](int64_t flush) { server_->Post([this, flush] { SendFlushed(flush); }); },
+          [this](const std::string& why) {
+            server_->Post([this, why] {
+              End(false, "the coordinator cannot write the metrics: " + why, -1);
+            });
+          }) {
   if (!options_.run_dir.empty()) {
     job_json_ = std::make_unique<LatestFileWriter>(RunDir(options_.run_dir).job_json());
   }
@@ -291,16 +301,17 @@ void CoordinatorService::Impl::Reported(int id, const co::Report& report) {
   try {
     if (m.role() != co::WORKER) Fail(ErrorCode::kInvalidArgument, "only workers report");
     const ReportRouter::Taken taken = reports_.Take(m.rank(), report);
-    for (int64_t flush : taken.flushed) {
-      co::Flushed flushed;
-      flushed.set_flush(flush);
-      members_.Send(EncodeCoordinatorFrame(co::FLUSHED, flushed),
-                    [](const co::Member& w) { return w.role() == co::WORKER && w.rank() == 0; });
-    }
     if (taken.checkpoint) WriteJobJson();
   } catch (const Error& e) {
     End(false, MemberName(m) + " sent a bad report: " + e.what(), id);
   }
+}
+
+void CoordinatorService::Impl::SendFlushed(int64_t flush) {
+  co::Flushed flushed;
+  flushed.set_flush(flush);
+  members_.Send(EncodeCoordinatorFrame(co::FLUSHED, flushed),
+                [](const co::Member& w) { return w.role() == co::WORKER && w.rank() == 0; });
 }
 
 void CoordinatorService::Impl::Moved(int id, const co::Placement& message) {

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <string>
 
 #include "cluster/base/error.h"
@@ -90,7 +92,17 @@ TEST(StallGuardTest, ALookAfterTheJudgesOwnStallJudgesNobody) {
 TEST(ReportRouterTest, OnlyWorkerZeroSteersAndFlushesComeBackInOrder) {
   testing::TempDir dir;
   JobView view(4, 0);
-  ReportRouter router(dir.path(), false, &view);
+  std::mutex mutex;
+  std::condition_variable flushed_changed;
+  std::vector<int64_t> flushed;
+  ReportRouter router(
+      dir.path(), false, &view,
+      [&](int64_t n) {
+        std::lock_guard<std::mutex> lock(mutex);
+        flushed.push_back(n);
+        flushed_changed.notify_all();
+      },
+      [](const std::string& why) { ADD_FAILURE() << why; });
   co::Report open;
   open.set_open("");
   EXPECT_NE(ErrorOf([&] { router.Take(0, open); }).find("only workers report"), std::string::npos);
@@ -107,9 +119,15 @@ TEST(ReportRouterTest, OnlyWorkerZeroSteersAndFlushesComeBackInOrder) {
             std::string::npos);
   co::Report record;
   record.set_record(R"({"event":"epoch","epoch":0,"seed":1})");
-  EXPECT_TRUE(router.Take(0, record).flushed.empty());
-  const ReportRouter::Taken taken = router.Take(0, flush);
-  EXPECT_EQ(taken.flushed, (std::vector<int64_t>{7}));
+  router.Take(0, record);
+  router.Take(0, flush);
+  {
+    // The flush is answered once the record before it is written (on the writer's thread).
+    std::unique_lock<std::mutex> lock(mutex);
+    ASSERT_TRUE(
+        flushed_changed.wait_for(lock, std::chrono::seconds(10), [&] { return !flushed.empty(); }));
+    EXPECT_EQ(flushed, (std::vector<int64_t>{7}));
+  }
   std::ifstream in(dir.Path("metrics.jsonl"));
   std::string line;
   ASSERT_TRUE(std::getline(in, line));
@@ -121,6 +139,46 @@ TEST(ReportRouterTest, OnlyWorkerZeroSteersAndFlushesComeBackInOrder) {
   co::Report not_json;
   not_json.set_record("{");
   EXPECT_NE(ErrorOf([&] { router.Take(1, not_json); }).find("not JSON"), std::string::npos);
+}
+
+// A run directory the metrics cannot be written into: the writer says why once, off the
+// caller's thread, and confirms no flush after it.
+TEST(ReportRouterTest, AMetricsWriteThatFailsIsToldAndConfirmsNothing) {
+  testing::TempDir dir;
+  dir.Write("blocked", "a file where the run directory should be");
+  JobView view(4, 0);
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<int64_t> flushed;
+  std::vector<std::string> failures;
+  {
+    ReportRouter router(
+        dir.Path("blocked"), false, &view,
+        [&](int64_t n) {
+          std::lock_guard<std::mutex> lock(mutex);
+          flushed.push_back(n);
+        },
+        [&](const std::string& why) {
+          std::lock_guard<std::mutex> lock(mutex);
+          failures.push_back(why);
+          changed.notify_all();
+        });
+    router.Start(1);
+    co::Report open;
+    open.set_open("");
+    router.Take(0, open);
+    co::Report record;
+    record.set_record(R"({"event":"epoch","epoch":0,"seed":1})");
+    router.Take(0, record);
+    co::Report flush;
+    flush.set_flush(3);
+    router.Take(0, flush);
+    std::unique_lock<std::mutex> lock(mutex);
+    ASSERT_TRUE(
+        changed.wait_for(lock, std::chrono::seconds(10), [&] { return !failures.empty(); }));
+  }  // the writer is joined here: everything queued has been seen
+  EXPECT_EQ(failures.size(), 1u);
+  EXPECT_TRUE(flushed.empty()) << "a flush was confirmed after the metrics failed";
 }
 
 }  // namespace
