@@ -24,32 +24,15 @@ AsyncMetricsWriter::~AsyncMetricsWriter() {
   thread_.join();
 }
 
-void AsyncMetricsWriter::Open(const std::string& dir) {
-  Op op;
-  op.kind = Op::kOpen;
-  op.dir = dir;
-  Push(std::move(op));
-}
+void AsyncMetricsWriter::Open(const std::string& dir) { Push({Op::kOpen, dir, 0, {}}); }
 
-void AsyncMetricsWriter::ContinueAt(int64_t lines) {
-  Op op;
-  op.kind = Op::kContinueAt;
-  op.number = lines;
-  Push(std::move(op));
-}
+void AsyncMetricsWriter::ContinueAt(int64_t lines) { Push({Op::kContinueAt, "", lines, {}}); }
 
 void AsyncMetricsWriter::Write(nlohmann::json record) {
-  Op op;
-  op.record = std::move(record);
-  Push(std::move(op));
+  Push({Op::kWrite, "", 0, std::move(record)});
 }
 
-void AsyncMetricsWriter::Flush(int64_t number) {
-  Op op;
-  op.kind = Op::kFlush;
-  op.number = number;
-  Push(std::move(op));
-}
+void AsyncMetricsWriter::Flush(int64_t number) { Push({Op::kFlush, "", number, {}}); }
 
 void AsyncMetricsWriter::Push(Op op) {
   {
