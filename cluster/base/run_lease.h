@@ -27,7 +27,7 @@ namespace flexmoe {
 struct LeaseHolder {
   std::string host;
   long pid = 0;
-  std::string what;   // the holder's own words: "flexmoe train", "mpirun/train.sh"
+  std::string what;   // the holder's own words: "flexmoe train", `flexmoe lease --what`
   std::string nonce;  // the generation: names its beat file ("" in a hand-written lease)
 };
 

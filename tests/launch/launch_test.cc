@@ -289,7 +289,8 @@ TEST_F(LaunchTest, ACoordinatorThatCannotStartStopsTheStart) {
   auto r = testing::RunCommand(Train(run, 2, 1, {"--set", "cluster.http_listen=10.99.99.99:0"}), 60,
                                kEnv);
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("the job failed to start: the coordinator did not start (exit 1)"), std::string::npos)
+  EXPECT_NE(r.output.find("the job failed to start: the coordinator did not start (exit 1)"),
+            std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("cannot listen on 10.99.99.99:0"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(run + "/loader.log")) << "a loader was started";

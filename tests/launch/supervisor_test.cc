@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <mutex>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "cluster/base/atomic_file.h"
 #include "cluster/base/error.h"
@@ -28,6 +28,7 @@ namespace fs = std::filesystem;
 // What a fake member does; the test and the fake launcher script it.
 struct FakeState {
   std::mutex mutex;
+  std::condition_variable changed;  // lines or status
   std::optional<int> status;
   bool stopped = false, killed = false;
   std::vector<std::string> lines;
@@ -64,25 +65,24 @@ class FakeMember : public Member {
     std::lock_guard<std::mutex> lock(s_->mutex);
     s_->killed = true;
     if (!s_->status) s_->status = 137;
+    s_->changed.notify_all();
   }
   std::vector<std::string> WaitForLines(const std::string& prefix, int count,
                                         double timeout_s) override {
-    const auto start = std::chrono::steady_clock::now();
-    while (true) {
-      {
-        std::lock_guard<std::mutex> lock(s_->mutex);
-        std::vector<std::string> found;
-        for (const std::string& l : s_->lines) {
-          if (l.rfind(prefix, 0) == 0) found.push_back(l.substr(prefix.size()));
-        }
-        if (static_cast<int>(found.size()) >= count) return found;
-        if (s_->status) Fail(ErrorCode::kUnavailable, "ended");
+    std::vector<std::string> found;
+    auto ready = [&] {
+      found.clear();
+      for (const std::string& l : s_->lines) {
+        if (l.rfind(prefix, 0) == 0) found.push_back(l.substr(prefix.size()));
       }
-      if (std::chrono::steady_clock::now() - start > std::chrono::duration<double>(timeout_s)) {
-        Fail(ErrorCode::kDeadlineExceeded, "no line");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return static_cast<int>(found.size()) >= count || s_->status.has_value();
+    };
+    std::unique_lock<std::mutex> lock(s_->mutex);
+    if (!s_->changed.wait_for(lock, std::chrono::duration<double>(timeout_s), ready)) {
+      Fail(ErrorCode::kDeadlineExceeded, "no line");
     }
+    if (static_cast<int>(found.size()) >= count) return found;
+    Fail(ErrorCode::kUnavailable, "ended");
   }
   std::string LastError() override {
     std::lock_guard<std::mutex> lock(s_->mutex);
@@ -180,6 +180,17 @@ class SupervisorTest : public ::testing::Test {
   static void End(FakeState& s, int status) {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.status = status;
+    s.changed.notify_all();
+  }
+  // The first attempt loses a worker; the next one finishes.
+  std::function<void(FakeAttempt&)> DiesThenFinishes() {
+    return [this](FakeAttempt& a) {
+      if (a.attempt.number == 0) {
+        WorkerDied(a);
+      } else {
+        Finish(a);
+      }
+    };
   }
   int Run() {
     const auto start = std::chrono::steady_clock::now();
@@ -278,12 +289,7 @@ TEST_F(SupervisorTest, ADeadWorkerFailsTheJobWithItsStatusAndTheCoordinatorsReas
 
 TEST_F(SupervisorTest, ARestartGoesOnWithoutTheDeadWorkerFromTheNewestCheckpoint) {
   options_.max_restarts = 1;
-  launcher_.on_workers = [&](FakeAttempt& a) {
-    if (a.attempt.number == 0)
-      WorkerDied(a);
-    else
-      Finish(a);
-  };
+  launcher_.on_workers = DiesThenFinishes();
   EXPECT_EQ(Run(), 0) << err_.str();
   ASSERT_EQ(launcher_.attempts.size(), 2u);
   const Attempt& second = launcher_.attempts[1]->attempt;
@@ -328,12 +334,7 @@ TEST_F(SupervisorTest, AHostThatCameBackOrWasAddedJoinsTheNextRestart) {
   options_.max_restarts = 1;
   launcher_.multi_host = true;
   launcher_.host_lists = {{"h1", "h2"}, {"h1", "h2", "h3"}};
-  launcher_.on_workers = [&](FakeAttempt& a) {
-    if (a.attempt.number == 0)
-      WorkerDied(a);
-    else
-      Finish(a);
-  };
+  launcher_.on_workers = DiesThenFinishes();
   EXPECT_EQ(Run(), 0) << err_.str();
   EXPECT_EQ(launcher_.attempts[1]->attempt.hosts, (std::vector<std::string>{"h1", "h2", "h3"}));
 }
