@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cluster/base/error.h"
+#include "cluster/base/open_files.h"
 #include "cluster/coord/service.h"
 #include "cluster/net/job_token.h"
 #include "launch/cli/args.h"
@@ -54,9 +55,13 @@ int CoordinatorCommand(int argc, char** argv) {
   options.heartbeat_interval_s = cluster.heartbeat_interval_s();
   options.heartbeat_timeout_s = cluster.heartbeat_timeout_s();
   options.handshake_timeout_s = cluster.connect_timeout_s();
+  // A socket per member (the workers and at most a loader each), the page's and the files'.
+  options.max_members = 2 * cluster.workers();
+  EnsureOpenFiles(options.max_members + 256, "the coordinator");
   options.job_id = NewJobId();
   options.run_dir = RunDirFor(config, false);
   options.tensorboard = config.metrics().tensorboard();
+  options.per_worker_limit = config.metrics().per_worker_limit();
   options.checkpoint_every_steps = config.checkpoint().every_steps();
   options.checkpoint_every_epochs = config.checkpoint().every_epochs();
   options.checkpoint_keep_last = config.checkpoint().keep_last();

@@ -513,6 +513,7 @@ void Validate(Config& c, const Validator& v) {
   v.Check(ck.every_steps() >= 0, "checkpoint.every_steps", "must not be negative");
   v.Check(ck.keep_last() >= 0, "checkpoint.keep_last", "must not be negative (0 keeps all)");
   v.Check(c.metrics().log_every_steps() >= 0, "metrics.log_every_steps", "must not be negative");
+  v.Check(c.metrics().per_worker_limit() >= 0, "metrics.per_worker_limit", "must not be negative");
 
   ValidateSynth(c.synth(), m, v);
 }

@@ -18,13 +18,13 @@ int MemberTable::Add(const co::Member& m, int world_size, net::Connection* conne
            ", but the job has ", world_size_, " workers");
     }
   }
-  for (const auto& [other, entry] : members_) {
-    if (entry.member.role() == m.role() && entry.member.rank() == m.rank()) {
-      Fail(ErrorCode::kInvalidArgument, name, ": ", MemberName(entry.member),
-           " is registered already with that rank");
-    }
+  const auto taken = by_rank_.find({m.role(), m.rank()});
+  if (taken != by_rank_.end()) {
+    Fail(ErrorCode::kInvalidArgument, name, ": ", MemberName(members_.at(taken->second).member),
+         " is registered already with that rank");
   }
   const int id = next_id_++;
+  by_rank_[{m.role(), m.rank()}] = id;
   Entry& entry = members_[id];
   entry.member = m;
   entry.connection = connection;

@@ -65,6 +65,7 @@ class MemberTable {
 
  private:
   std::map<int, Entry> members_;
+  std::map<std::pair<int, int>, int> by_rank_;  // (role, rank) -> id
   int next_id_ = 0;
   int world_size_ = 0;
 };

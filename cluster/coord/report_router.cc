@@ -8,15 +8,16 @@
 
 namespace flexmoe {
 
-ReportRouter::ReportRouter(std::string run_dir, bool tensorboard, JobView* view,
-                           std::function<void(int64_t)> flushed,
+ReportRouter::ReportRouter(std::string run_dir, bool tensorboard, int per_worker_limit,
+                           JobView* view, std::function<void(int64_t)> flushed,
                            std::function<void(const std::string&)> failed)
     : run_dir_(std::move(run_dir)),
+      per_worker_limit_(per_worker_limit),
       view_(view),
       writer_(tensorboard, std::move(flushed), std::move(failed)) {}
 
 void ReportRouter::Start(int world_size) {
-  if (joiner_ == nullptr) joiner_ = std::make_unique<RecordJoiner>(world_size);
+  if (joiner_ == nullptr) joiner_ = std::make_unique<RecordJoiner>(world_size, per_worker_limit_);
 }
 
 ReportRouter::Taken ReportRouter::Take(int rank, const coordinator::Report& report) {

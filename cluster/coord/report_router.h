@@ -26,7 +26,8 @@ class ReportRouter {
  public:
   // `run_dir` empty: no files, the live view only. `flushed(n)`: worker 0's flush n is
   // written; `failed(message)`: the metrics cannot be written (both on the writer's thread).
-  ReportRouter(std::string run_dir, bool tensorboard, JobView* view,
+  // per_worker_limit: metrics.per_worker_limit (step_records.h).
+  ReportRouter(std::string run_dir, bool tensorboard, int per_worker_limit, JobView* view,
                std::function<void(int64_t)> flushed,
                std::function<void(const std::string&)> failed);
   // Once the first worker gave the world size; reports before it are refused.
@@ -45,6 +46,7 @@ class ReportRouter {
   void AddToView(const nlohmann::json& record);
 
   const std::string run_dir_;
+  const int per_worker_limit_;
   JobView* view_;
   std::unique_ptr<RecordJoiner> joiner_;  // once the world size is known
   std::string newest_checkpoint_;

@@ -14,6 +14,7 @@
 // Threading: Run() serves on the calling thread; Stop() may be called from any thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,12 +29,17 @@ struct CoordinatorOptions {
   std::string listen = "127.0.0.1:0";
   std::string token;  // the job token; required
   uint32_t max_frame_bytes = 1u << 20;
+  // The most members the job can have (its workers and a loader per host: at most twice
+  // cluster.workers). The server takes that many connections, plus 64 being handshaken;
+  // never fewer than 512.
+  int max_members = 0;
   double heartbeat_interval_s = 1;
   double heartbeat_timeout_s = 4;
   double handshake_timeout_s = 10;
   std::string job_id;
-  std::string run_dir;      // handed to the workers; job.json and the metrics go there
-  bool tensorboard = true;  // metrics.tensorboard: event files besides metrics.jsonl
+  std::string run_dir;        // handed to the workers; job.json and the metrics go there
+  bool tensorboard = true;    // metrics.tensorboard: event files besides metrics.jsonl
+  int per_worker_limit = 64;  // metrics.per_worker_limit
   // The computation hash and text of the coordinator's config: members must match it.
   uint32_t config_hash = 0;
   std::string config_text;
@@ -49,6 +55,10 @@ struct CoordinatorOptions {
   std::vector<std::string> combination_names;
   int restart = 0;
 };
+
+// How long the coordinator waits, once the job ends, for the STOP frames to go out before it
+// closes the connections: 0.5 s and 250 us per member (docs/coordinator.md, "At scale").
+double StopDrainSeconds(size_t members);
 
 class CoordinatorService {
  public:

@@ -1,6 +1,7 @@
 // The run records to and from JSON (run_records.h).
 #include "cluster/metrics/run_records.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "cluster/base/error.h"
@@ -137,10 +138,53 @@ Json ToJson(const StepLine& l) {
   json["samples"] = l.samples;
   json["samples_per_s"] = l.samples_per_s;
   json["step_ms"] = PhaseJson(l.step_ms);
-  json["worker_step_ms"] = Json::array();
-  for (const PhaseMsRecord& p : l.worker_step_ms) json["worker_step_ms"].push_back(PhaseJson(p));
+  if (!l.worker_step_ms.empty()) {
+    json["worker_step_ms"] = Json::array();
+    for (const PhaseMsRecord& p : l.worker_step_ms) json["worker_step_ms"].push_back(PhaseJson(p));
+  }
+  const WorkerSpread& w = l.worker_total_ms;
+  json["worker_total_ms"] = {
+      {"min", w.min}, {"p50", w.p50}, {"p90", w.p90}, {"max", w.max}, {"bins", w.bins}};
+  json["slowest"] = Json::array();
+  for (const WorkerPhases& p : l.slowest) {
+    json["slowest"].push_back({{"worker", p.worker}, {"step_ms", PhaseJson(p.step_ms)}});
+  }
+  json["straggler"] = l.straggler >= 0 ? Json(l.straggler) : Json(nullptr);
   AddTokensJson(l.tokens, &json);
   return json;
+}
+
+void SummarizeWorkers(const std::vector<PhaseMsRecord>& workers, StepLine* line) {
+  std::vector<std::pair<double, int>> totals;
+  for (size_t r = 0; r < workers.size(); ++r) {
+    const PhaseMsRecord& p = workers[r];
+    totals.push_back({p.compute + p.exchange + p.reduce + p.data, static_cast<int>(r)});
+  }
+  line->worker_total_ms = WorkerSpread();
+  line->slowest.clear();
+  line->straggler = -1;
+  if (totals.empty()) return;
+  // Slowest first; of equal steps the lower rank first.
+  std::sort(totals.begin(), totals.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  const size_t n = totals.size();
+  auto at = [&](double q) { return totals[n - 1 - static_cast<size_t>(q * (n - 1) + 0.5)].first; };
+  WorkerSpread& w = line->worker_total_ms;
+  w.min = totals.back().first;
+  w.max = totals.front().first;
+  w.p50 = (totals[(n - 1) / 2].first + totals[n / 2].first) / 2;
+  w.p90 = at(0.9);
+  w.bins.assign(WorkerSpread::kSpreadBins, 0);
+  for (const auto& [total, rank] : totals) {
+    const double width = (w.max - w.min) / WorkerSpread::kSpreadBins;
+    const int bin = width > 0 ? static_cast<int>((total - w.min) / width) : 0;
+    ++w.bins[std::min(bin, WorkerSpread::kSpreadBins - 1)];
+  }
+  for (size_t i = 0; i < n && i < static_cast<size_t>(kSlowestWorkers); ++i) {
+    line->slowest.push_back({totals[i].second, workers[totals[i].second]});
+  }
+  if (n > 1 && w.max > 1.2 * w.p50) line->straggler = totals.front().second;
 }
 
 Json ToJson(const EpochLine& l) {
@@ -284,6 +328,18 @@ std::optional<StepLine> StepLineFrom(const Json& r) {
     l.step_ms = PhaseFrom(r.value("step_ms", Json()));
     for (const Json& p : r.value("worker_step_ms", Json::array())) {
       l.worker_step_ms.push_back(PhaseFrom(p));
+    }
+    if (r.contains("worker_total_ms")) {
+      const Json& w = r.at("worker_total_ms");
+      l.worker_total_ms = {Get<double>(w, "min", 0), Get<double>(w, "p50", 0),
+                           Get<double>(w, "p90", 0), Get<double>(w, "max", 0),
+                           w.value("bins", std::vector<int64_t>())};
+      for (const Json& p : r.value("slowest", Json::array())) {
+        l.slowest.push_back({Get<int>(p, "worker", 0), PhaseFrom(p.value("step_ms", Json()))});
+      }
+      l.straggler = r.value("straggler", Json()).is_number() ? r.at("straggler").get<int>() : -1;
+    } else {
+      SummarizeWorkers(l.worker_step_ms, &l);  // a line written before the summary
     }
     l.tokens = TokensFrom(r.value("tokens", Json()));
     return std::optional<StepLine>(l);

@@ -114,17 +114,41 @@ struct WorkerStepLine {
   TokenCounts tokens;  // empty when the model counts none
 };
 
+// The spread of the workers' step times in a logged window (each worker's mean step over
+// all phases, ms): quantiles, and counts in kSpreadBins equal bins from min to max.
+struct WorkerSpread {
+  static constexpr int kSpreadBins = 20;
+  double min = 0, p50 = 0, p90 = 0, max = 0;
+  std::vector<int64_t> bins;
+};
+
+// A worker's mean step per phase.
+struct WorkerPhases {
+  int worker = 0;
+  PhaseMsRecord step_ms;
+};
+
 // "event": "step" as metrics.jsonl has it: samples and tokens summed over the workers,
-// samples_per_s over the slowest worker's window, step_ms the slowest worker's per phase and
-// worker_step_ms every worker's.
+// samples_per_s over the slowest worker's window, step_ms the slowest worker's per phase;
+// the spread of the workers' steps, the slowest workers and the straggler (the slowest,
+// when its step is more than 1.2 times the median); and worker_step_ms every worker's, in
+// jobs of at most metrics.per_worker_limit workers (empty above).
 struct StepLine {
   StepPosition at;
   int64_t steps = 0, samples = 0;
   double samples_per_s = 0;
   PhaseMsRecord step_ms;
   std::vector<PhaseMsRecord> worker_step_ms;
+  WorkerSpread worker_total_ms;
+  std::vector<WorkerPhases> slowest;  // slowest first, at most kSlowestWorkers
+  int straggler = -1;                 // -1: none
   TokenCounts tokens;
 };
+
+inline constexpr int kSlowestWorkers = 5;
+
+// Sets line's spread, slowest workers and straggler from every worker's step (rank order).
+void SummarizeWorkers(const std::vector<PhaseMsRecord>& workers, StepLine* line);
 
 // RUN/ensemble.json: the seeds of a run as one predictor (mean probabilities), on the
 // validation and test splits, without and with each member's calibration, and the test

@@ -24,12 +24,12 @@ void AddTokens(const TokenCounts& from, int rank, TokenCounts* sum) {
   if (from.layers != sum->layers || from.experts != sum->experts ||
       from.combinations != sum->combinations || from.counts.size() != sum->counts.size()) {
     Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank,
-         ": token counts of another shape than worker 0's");
+         ": token counts of another shape than the other workers'");
   }
   for (size_t l = 0; l < sum->counts.size(); ++l) {
     if (from.counts[l].size() != sum->counts[l].size()) {
       Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank, ": ", from.counts[l].size(),
-           " token counts in layer ", l, ", worker 0 sent ", sum->counts[l].size());
+           " token counts in layer ", l, ", the other workers sent ", sum->counts[l].size());
     }
     for (size_t i = 0; i < sum->counts[l].size(); ++i) sum->counts[l][i] += from.counts[l][i];
   }
@@ -42,27 +42,48 @@ PhaseMsRecord Slowest(const PhaseMsRecord& a, const PhaseMsRecord& b) {
 
 }  // namespace
 
-Json MergeStepRecords(const std::vector<Json>& workers) {
-  if (workers.empty()) Fail(ErrorCode::kInvalidArgument, "no step records to merge");
-  const WorkerStepLine first = WorkerStepLineFrom(workers[0], 0);
-  StepLine line;
-  line.at = first.at;
-  line.steps = first.steps;
-  double seconds = 0;
-  for (size_t r = 0; r < workers.size(); ++r) {
-    const WorkerStepLine w = r == 0 ? first : WorkerStepLineFrom(workers[r], static_cast<int>(r));
-    if (w.at.global_step != first.at.global_step) {
-      Fail(ErrorCode::kInvalidArgument, "step record of worker ", r, " is of global step ",
-           w.at.global_step, ", worker 0's of ", first.at.global_step);
-    }
-    line.samples += w.samples;
-    seconds = std::max(seconds, w.seconds);
-    line.step_ms = Slowest(line.step_ms, w.step_ms);
-    line.worker_step_ms.push_back(w.step_ms);
-    AddTokens(w.tokens, static_cast<int>(r), &line.tokens);
+StepMerger::StepMerger(int workers, int per_worker_limit)
+    : workers_(workers),
+      per_worker_limit_(per_worker_limit),
+      seen_(static_cast<size_t>(workers)),
+      phases_(static_cast<size_t>(workers)) {}
+
+void StepMerger::Add(int rank, const WorkerStepLine& w) {
+  if (seen_[rank]) {
+    Fail(ErrorCode::kInvalidArgument, "worker ", rank, " sent step ", w.at.global_step, " twice");
   }
-  line.samples_per_s = seconds > 0 ? line.samples / seconds : 0.0;
-  return ToJson(line);
+  if (received_ > 0 && w.at.global_step != line_.at.global_step) {
+    Fail(ErrorCode::kInvalidArgument, "step record of worker ", rank, " is of global step ",
+         w.at.global_step, ", the other workers' of ", line_.at.global_step);
+  }
+  if (rank == 0 || received_ == 0) {
+    line_.at = w.at;
+    line_.steps = w.steps;
+  }
+  seen_[rank] = true;
+  ++received_;
+  line_.samples += w.samples;
+  seconds_ = std::max(seconds_, w.seconds);
+  line_.step_ms = Slowest(line_.step_ms, w.step_ms);
+  phases_[rank] = w.step_ms;
+  AddTokens(w.tokens, rank, &line_.tokens);
+}
+
+StepLine StepMerger::Line() const {
+  StepLine line = line_;
+  line.samples_per_s = seconds_ > 0 ? static_cast<double>(line.samples) / seconds_ : 0.0;
+  SummarizeWorkers(phases_, &line);
+  if (workers_ <= per_worker_limit_) line.worker_step_ms = phases_;
+  return line;
+}
+
+Json MergeStepRecords(const std::vector<Json>& workers, int per_worker_limit) {
+  if (workers.empty()) Fail(ErrorCode::kInvalidArgument, "no step records to merge");
+  StepMerger merger(static_cast<int>(workers.size()), per_worker_limit);
+  for (size_t r = 0; r < workers.size(); ++r) {
+    merger.Add(static_cast<int>(r), WorkerStepLineFrom(workers[r], static_cast<int>(r)));
+  }
+  return ToJson(merger.Line());
 }
 
 std::vector<MetricsItem> RecordJoiner::Add(int rank, Json record) {
@@ -78,17 +99,14 @@ std::vector<MetricsItem> RecordJoiner::Add(int rank, Json record) {
   if (step) {
     const int64_t global_step = record.value("global_step", int64_t{-1});
     const std::pair<uint64_t, int64_t> key{record.value("seed", uint64_t{0}), global_step};
-    std::vector<Json>& parts = parts_[key];
-    parts.resize(workers_);
-    if (!parts[rank].is_null()) {
-      Fail(ErrorCode::kInvalidArgument, "worker ", rank, " sent step ", global_step, " twice");
-    }
+    const WorkerStepLine part = WorkerStepLineFrom(record, rank);
+    auto it = parts_.try_emplace(key, workers_, per_worker_limit_).first;
     if (parts_.size() > kMaxPendingSteps) {
       Fail(ErrorCode::kFailedPrecondition, "more than ", kMaxPendingSteps,
            " logged steps wait for a worker's record");
     }
+    it->second.Add(rank, part);
     if (rank == 0) order_.push_back({{}, true, key});
-    parts[rank] = std::move(record);
   } else {
     MetricsItem item;
     item.record = std::move(record);
@@ -122,11 +140,9 @@ std::vector<MetricsItem> RecordJoiner::Drain() {
     Entry& front = order_.front();
     if (front.step) {
       auto it = parts_.find(front.key);
-      const bool complete = std::all_of(it->second.begin(), it->second.end(),
-                                        [](const Json& j) { return !j.is_null(); });
-      if (!complete) break;
+      if (!it->second.complete()) break;
       MetricsItem item;
-      item.record = MergeStepRecords(it->second);
+      item.record = ToJson(it->second.Line());
       ready.push_back(std::move(item));
       parts_.erase(it);
     } else {

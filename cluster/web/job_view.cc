@@ -73,8 +73,9 @@ void AddRunRecord(JobViewState& state, const nlohmann::json& record) {
   if (auto resume = ResumeLineFrom(record)) state.resumes.push_back(std::move(*resume));
 }
 
-JobView::JobView(double heartbeat_timeout_s, int restart) {
+JobView::JobView(double heartbeat_timeout_s, int restart, int per_worker_limit) {
   state_.heartbeat_timeout_s = heartbeat_timeout_s;
+  state_.per_worker_limit = per_worker_limit;
   state_.restart_count = restart;
 }
 
@@ -92,6 +93,11 @@ void JobView::Heard(const std::string& role, int rank, Clock::time_point when) {
 void JobView::AddRecord(const nlohmann::json& record) {
   std::lock_guard<std::mutex> lock(mutex_);
   AddRunRecord(state_, record);
+}
+
+void JobView::SetControlPlane(const ControlPlaneFigures& figures) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  state_.control_plane = figures;
 }
 
 JobViewState JobView::Snapshot() const {

@@ -32,23 +32,42 @@ struct LayerTokens {
   std::vector<int64_t> counts;
 };
 
+// A delay's distribution over the last minute (cluster/coord/latency_window.h): quantiles
+// 0.5 and 0.99, the largest, the sum and the number of samples.
+struct LatencyFigures {
+  double p50 = 0, p99 = 0, max = 0, sum = 0;
+  int64_t count = 0;
+};
+
+// How the coordinator keeps up (docs/coordinator.md, "At scale"): how late its one thread
+// runs a handler that is due (what a heartbeat waits before it is judged), the gaps between
+// each member's heartbeats as it reads them, the time job.json's record takes to build
+// there, and the reports it takes per second.
+struct ControlPlaneFigures {
+  LatencyFigures loop_lag, heartbeat_gap;
+  LatencyFigures job_json;  // building job.json's record on that thread (written off it)
+  double reports_per_s = 0;
+};
+
 struct JobViewState {
   std::string source = "live";  // "live" (the coordinator) or "run_dir" (flexmoe serve)
   JobRecord job;
   std::vector<MemberView> members;
   double heartbeat_timeout_s = 0;
-  uint64_t seed = 0;  // the seed being trained (the last one seen)
+  int per_worker_limit = 64;  // metrics.per_worker_limit
+  uint64_t seed = 0;          // the seed being trained (the last one seen)
   std::optional<StepLine> last_step;
   std::vector<EpochLine> epochs;  // the seed's, in order
   std::optional<TestLine> test;
   std::vector<RestartLine> restarts;  // the records seen (this attempt's, live)
   int restart_count = 0;  // restarts so far: the launcher's attempt, or the largest recorded
   std::vector<ResumeLine> resumes;
-  int tokens_epoch = 0;                   // the epoch `epoch_tokens` counts
-  std::vector<LayerTokens> epoch_tokens;  // summed over that epoch's logged steps
-  std::vector<LayerTokens> total_tokens;  // over the whole job
-  int64_t samples_total = 0;              // over the logged steps
-  int64_t newest_checkpoint_step = -1;    // from the newest checkpoint's name
+  int tokens_epoch = 0;                              // the epoch `epoch_tokens` counts
+  std::vector<LayerTokens> epoch_tokens;             // summed over that epoch's logged steps
+  std::vector<LayerTokens> total_tokens;             // over the whole job
+  int64_t samples_total = 0;                         // over the logged steps
+  int64_t newest_checkpoint_step = -1;               // from the newest checkpoint's name
+  std::optional<ControlPlaneFigures> control_plane;  // live only
 };
 
 // Folds one metrics.jsonl record into `state` (other events are ignored). A record of a new
@@ -63,7 +82,8 @@ class JobView {
   using Clock = std::chrono::steady_clock;
 
   // `restart`: the launcher's attempt number (0: the first).
-  JobView(double heartbeat_timeout_s, int restart);
+  // per_worker_limit: per-member series on /metrics for jobs of up to that many workers.
+  JobView(double heartbeat_timeout_s, int restart, int per_worker_limit);
   JobView(const JobView&) = delete;
   JobView& operator=(const JobView&) = delete;
 
@@ -71,6 +91,7 @@ class JobView {
   // A member (by role and rank) was heard from at `when`.
   void Heard(const std::string& role, int rank, Clock::time_point when);
   void AddRecord(const nlohmann::json& record);
+  void SetControlPlane(const ControlPlaneFigures& figures);
   // A copy with the members' heartbeat ages as of now.
   JobViewState Snapshot() const;
 

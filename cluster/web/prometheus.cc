@@ -1,4 +1,5 @@
 // /metrics in the Prometheus text exposition format (view_json.h).
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -61,13 +62,23 @@ void JobFamilies(std::ostringstream& out, const JobViewState& state) {
   Family members(out, "flexmoe_members", "gauge", "Members of the job by role and state.");
   for (const auto& [key, n] : counts)
     members.Sample(n, {{"role", key.first}, {"state", key.second}});
-  Family age(out, "flexmoe_heartbeat_age_seconds", "gauge",
-             "Seconds since the coordinator last heard from a running member.");
-  for (const MemberView& m : state.members) {
-    if (!m.heartbeat_age_s) continue;
-    age.Sample(*m.heartbeat_age_s, {{"role", m.member.role},
-                                    {"rank", std::to_string(m.member.rank)},
-                                    {"host", m.member.host}});
+  double oldest = 0;
+  for (const MemberView& m : state.members)
+    oldest = std::max(oldest, m.heartbeat_age_s.value_or(0));
+  Family(out, "flexmoe_heartbeat_age_max_seconds", "gauge",
+         "Seconds since the coordinator last heard from the running member heard from least "
+         "recently.")
+      .Sample(oldest);
+  // One series per member only in jobs of up to metrics.per_worker_limit workers.
+  if (state.job.workers <= state.per_worker_limit) {
+    Family age(out, "flexmoe_heartbeat_age_seconds", "gauge",
+               "Seconds since the coordinator last heard from a running member.");
+    for (const MemberView& m : state.members) {
+      if (!m.heartbeat_age_s) continue;
+      age.Sample(*m.heartbeat_age_s, {{"role", m.member.role},
+                                      {"rank", std::to_string(m.member.rank)},
+                                      {"host", m.member.host}});
+    }
   }
   Family(out, "flexmoe_restarts", "gauge",
          "Restarts of the job so far after a member died (flexmoe train --max-restarts).")
@@ -91,6 +102,17 @@ void StepFamilies(std::ostringstream& out, const JobViewState& state) {
       .Sample(static_cast<double>(step.at.global_step));
   Family(out, "flexmoe_train_loss", "gauge", "The training loss of the last logged step.")
       .Sample(step.at.loss);
+  const WorkerSpread& spread = step.worker_total_ms;
+  Family workers(out, "flexmoe_worker_step_seconds", "gauge",
+                 "The workers' mean step over the last logged window: their median, 90th "
+                 "percentile and slowest.");
+  workers.Sample(spread.p50 / 1e3, {{"stat", "median"}});
+  workers.Sample(spread.p90 / 1e3, {{"stat", "p90"}});
+  workers.Sample(spread.max / 1e3, {{"stat", "max"}});
+  Family(out, "flexmoe_straggler_rank", "gauge",
+         "The slowest worker when its step is over 1.2 times the median; -1 when none is.")
+      .Sample(step.straggler);
+  // Per-worker series: jobs of up to metrics.per_worker_limit workers (the line has them).
   Family phases(out, "flexmoe_step_phase_seconds", "gauge",
                 "Mean seconds of a step per worker and phase over the last logged window.");
   for (size_t r = 0; r < step.worker_step_ms.size(); ++r) {
@@ -131,6 +153,35 @@ void ModelFamilies(std::ostringstream& out, const JobViewState& state) {
   }
 }
 
+void Summary(std::ostringstream& out, const std::string& name, const std::string& help,
+             const LatencyFigures& f) {
+  Family family(out, name, "summary", help);
+  family.Sample(f.p50, {{"quantile", "0.5"}});
+  family.Sample(f.p99, {{"quantile", "0.99"}});
+  family.Sample(f.max, {{"quantile", "1"}});
+  out << name << "_sum " << f.sum << "\n" << name << "_count " << f.count << "\n";
+}
+
+void ControlPlaneFamilies(std::ostringstream& out, const JobViewState& state) {
+  if (!state.control_plane) return;
+  const ControlPlaneFigures& c = *state.control_plane;
+  Summary(out, "flexmoe_coordinator_loop_lag_seconds",
+          "How late the coordinator's thread ran a handler that was due, over the last minute "
+          "(what a heartbeat waits before it is judged).",
+          c.loop_lag);
+  Summary(out, "flexmoe_coordinator_heartbeat_gap_seconds",
+          "Seconds between a member's consecutive heartbeats as the coordinator read them, "
+          "over the last minute (the silence it judges).",
+          c.heartbeat_gap);
+  Summary(out, "flexmoe_coordinator_job_json_seconds",
+          "Seconds the coordinator's thread took to build job.json's record (written by a "
+          "thread of its own), over the last minute.",
+          c.job_json);
+  Family(out, "flexmoe_coordinator_reports_per_second", "gauge",
+         "Worker reports (metrics records) the coordinator took per second.")
+      .Sample(c.reports_per_s);
+}
+
 }  // namespace
 
 std::string PrometheusText(const JobViewState& state) {
@@ -138,6 +189,7 @@ std::string PrometheusText(const JobViewState& state) {
   JobFamilies(out, state);
   StepFamilies(out, state);
   ModelFamilies(out, state);
+  ControlPlaneFamilies(out, state);
   return out.str();
 }
 

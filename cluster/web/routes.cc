@@ -10,9 +10,18 @@ HttpHandler ViewRoutes(std::function<JobViewState()> snapshot) {
     if (path == "/" || path == "/index.html") {
       return HttpReply{200, "text/html; charset=utf-8", PageHtml()};
     }
-    if (path != "/api/job" && path != "/metrics") return std::nullopt;
+    const std::string members = "/api/members/";
+    const bool page = path.rfind(members, 0) == 0 && path.size() > members.size() &&
+                      path.size() <= members.size() + 9 &&
+                      path.find_first_not_of("0123456789", members.size()) == std::string::npos;
+    if (path != "/api/job" && path != "/metrics" && !page) return std::nullopt;
     try {
       const JobViewState state = snapshot();
+      if (page) {
+        return HttpReply{200, "application/json",
+                         MembersPageJson(state, std::stoul(path.substr(members.size())))
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+      }
       if (path == "/api/job") {
         return HttpReply{
             200, "application/json",

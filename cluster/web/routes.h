@@ -1,5 +1,6 @@
 // The live view's routes: `/` the page (cluster/web/page.html, built into the binary),
-// `/api/job` the view as JSON, `/metrics` the Prometheus text; the coordinator serves them
+// `/api/job` the view as JSON, `/api/members/OFFSET` a page of the members, `/metrics` the
+// Prometheus text; the coordinator serves them
 // from its JobView, `flexmoe serve` from a run directory.
 #pragma once
 

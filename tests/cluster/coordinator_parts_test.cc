@@ -5,6 +5,7 @@
 // (only worker 0 opens, continues, flushes and reports checkpoints; a flush is answered once
 // what came before it is written; records reach metrics.jsonl in worker 0's order).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -13,6 +14,8 @@
 #include <string>
 
 #include "cluster/base/error.h"
+#include "cluster/base/open_files.h"
+#include "cluster/coord/latency_window.h"
 #include "cluster/coord/member_table.h"
 #include "cluster/coord/report_router.h"
 #include "cluster/web/job_view.h"
@@ -89,14 +92,57 @@ TEST(StallGuardTest, ALookAfterTheJudgesOwnStallJudgesNobody) {
   EXPECT_TRUE(guard.Steady(t0 + std::chrono::milliseconds(6250)));
 }
 
+TEST(LatencyWindowTest, QuantilesAndTheLargestOfTheLastMinute) {
+  LatencyWindow window;
+  const auto t0 = LatencyWindow::Clock::now();
+  for (int i = 0; i < 98; ++i) window.Add(0.001, t0);
+  window.Add(0.5, t0);
+  window.Add(2.0, t0);
+  LatencyFigures f = window.Figures(t0);
+  EXPECT_EQ(f.count, 100);
+  EXPECT_DOUBLE_EQ(f.max, 2.0);
+  EXPECT_NEAR(f.sum, 0.098 + 2.5, 1e-9);
+  // A bucket's upper edge: at most 7.5% above the sample.
+  EXPECT_GE(f.p50, 0.001);
+  EXPECT_LE(f.p50, 0.001075);
+  EXPECT_GE(f.p99, 0.5);
+  EXPECT_LE(f.p99, 0.5375);
+  // A minute later the samples have aged out.
+  f = window.Figures(t0 + std::chrono::seconds(61));
+  EXPECT_EQ(f.count, 0);
+  EXPECT_EQ(f.max, 0);
+  window.Add(0.02, t0 + std::chrono::seconds(61));
+  EXPECT_EQ(window.Figures(t0 + std::chrono::seconds(62)).count, 1);
+}
+
+// The coordinator raises its open-file limit for a socket per member, and says which limit
+// to raise when the hard one is too low.
+TEST(OpenFilesTest, RaisesTheSoftLimitAndNamesTheHardOne) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 256;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  const long hard = saved.rlim_max == RLIM_INFINITY ? 1 << 20 : static_cast<long>(saved.rlim_max);
+  EXPECT_GE(EnsureOpenFiles(std::min(hard, 1000L), "the coordinator"), std::min(hard, 1000L));
+  if (saved.rlim_max != RLIM_INFINITY) {
+    const std::string error = ErrorOf([&] { EnsureOpenFiles(hard + 1, "the coordinator"); });
+    EXPECT_NE(error.find("the coordinator needs " + std::to_string(hard + 1) + " open files"),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find("ulimit -Hn"), std::string::npos) << error;
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
 TEST(ReportRouterTest, OnlyWorkerZeroSteersAndFlushesComeBackInOrder) {
   testing::TempDir dir;
-  JobView view(4, 0);
+  JobView view(4, 0, 64);
   std::mutex mutex;
   std::condition_variable flushed_changed;
   std::vector<int64_t> flushed;
   ReportRouter router(
-      dir.path(), false, &view,
+      dir.path(), false, 64, &view,
       [&](int64_t n) {
         std::lock_guard<std::mutex> lock(mutex);
         flushed.push_back(n);
@@ -146,14 +192,14 @@ TEST(ReportRouterTest, OnlyWorkerZeroSteersAndFlushesComeBackInOrder) {
 TEST(ReportRouterTest, AMetricsWriteThatFailsIsToldAndConfirmsNothing) {
   testing::TempDir dir;
   dir.Write("blocked", "a file where the run directory should be");
-  JobView view(4, 0);
+  JobView view(4, 0, 64);
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<int64_t> flushed;
   std::vector<std::string> failures;
   {
     ReportRouter router(
-        dir.Path("blocked"), false, &view,
+        dir.Path("blocked"), false, 64, &view,
         [&](int64_t n) {
           std::lock_guard<std::mutex> lock(mutex);
           flushed.push_back(n);

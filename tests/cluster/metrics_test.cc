@@ -59,6 +59,51 @@ TEST(StepRecords, MergeRefusesRecordsOfOtherStepsOrShapes) {
       MergeStepRecords({StepRecord(0, 4, {0, 0, 0, 0, 0, 0}), StepRecord(1, 4, {0, 0, 0})}), Error);
 }
 
+// Above metrics.per_worker_limit the line keeps its size: the spread of the workers' steps,
+// the slowest named and the straggler, not every worker's phases.
+TEST(StepRecords, ALargeJobLogsTheSpreadAndTheSlowestNotEveryWorker) {
+  const int workers = 200;
+  std::vector<Json> parts;
+  for (int r = 0; r < workers; ++r) {
+    Json part = StepRecord(r, 4, {0, 0, 0, 0, 0, 0});
+    // Every worker 10 ms a step but worker 137 (30 ms) and worker 42 (12 ms).
+    part["step_ms"] = {{"compute", r == 137 ? 30.0 : r == 42 ? 12.0 : 10.0}};
+    parts.push_back(std::move(part));
+  }
+  const Json large = MergeStepRecords(parts, /*per_worker_limit=*/64);
+  EXPECT_FALSE(large.contains("worker_step_ms"));
+  EXPECT_EQ(large["straggler"], 137);
+  EXPECT_EQ(large["slowest"][0]["worker"], 137);
+  EXPECT_EQ(large["slowest"][1]["worker"], 42);
+  EXPECT_EQ(large["slowest"].size(), 5u);
+  EXPECT_DOUBLE_EQ(large["worker_total_ms"]["p50"].get<double>(), 10.0);
+  EXPECT_DOUBLE_EQ(large["worker_total_ms"]["max"].get<double>(), 30.0);
+  int64_t binned = 0;
+  for (const Json& n : large["worker_total_ms"]["bins"]) binned += n.get<int64_t>();
+  EXPECT_EQ(binned, workers);
+  EXPECT_EQ(large["worker_total_ms"]["bins"].back(), 1);  // worker 137 alone at the top
+  // The same job under a larger limit keeps every worker; the lines read back alike.
+  const Json full = MergeStepRecords(parts, /*per_worker_limit=*/256);
+  EXPECT_EQ(full["worker_step_ms"].size(), static_cast<size_t>(workers));
+  const StepLine back = *StepLineFrom(large);
+  EXPECT_EQ(back.straggler, 137);
+  EXPECT_TRUE(back.worker_step_ms.empty());
+  EXPECT_EQ(StepLineFrom(full)->straggler, 137);
+  EXPECT_LT(large.dump().size(), full.dump().size() / 5);
+}
+
+TEST(StepRecords, NoStragglerWhenTheSlowestIsWithinAFifthOfTheMedian) {
+  const Json line = MergeStepRecords(
+      {StepRecord(0, 4, {0, 0, 0, 0, 0, 0}), StepRecord(1, 4, {0, 0, 0, 0, 0, 0})});
+  EXPECT_TRUE(line["straggler"].is_null());  // 3 ms each
+}
+
+TEST(RecordJoiner, RefusesAWorkersSecondPartOfAStep) {
+  RecordJoiner joiner(2);
+  joiner.Add(1, StepRecord(1, 4, {0, 0, 0, 0, 0, 0}));
+  EXPECT_THROW(joiner.Add(1, StepRecord(1, 4, {0, 0, 0, 0, 0, 0})), Error);
+}
+
 TEST(RecordJoiner, WritesInWorkerZerosOrderOnceEveryWorkersPartCame) {
   RecordJoiner joiner(2);
   EXPECT_TRUE(joiner.Open("").size() == 1);

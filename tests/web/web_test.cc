@@ -61,6 +61,7 @@ StepLine Step(uint64_t seed, int epoch, int64_t global_step, std::vector<PhaseMs
   s.samples = 160;
   s.samples_per_s = 1000 + global_step;
   s.worker_step_ms = std::move(workers);
+  SummarizeWorkers(s.worker_step_ms, &s);
   s.step_ms = s.worker_step_ms.back();
   s.tokens.layers = {1};
   s.tokens.experts = 2;
@@ -133,7 +134,7 @@ TEST(JobViewTest, RecordsFoldIntoTheView) {
   EXPECT_EQ(CheckpointStep(""), -1);
   EXPECT_EQ(CheckpointStep("/x/step-99999999999999999999999"), -1);
   // The launcher's attempt number counts as restarts before any record says so.
-  JobView view(4, 2);
+  JobView view(4, 2, 64);
   EXPECT_EQ(view.Snapshot().restart_count, 2);
   EXPECT_EQ(JobViewJson(view.Snapshot())["restart_count"], 2);
   // Token counts of the wrong shape are refused, not indexed out of bounds.
@@ -179,12 +180,36 @@ TEST(PrometheusTest, TextParsesBackAndPassesPromtool) {
   EXPECT_EQ(samples.at("flexmoe_checkpoint_newest_step"), 20);
   EXPECT_EQ(samples.at("flexmoe_restarts"), 1);  // the restart record's attempt
   EXPECT_EQ(samples.at("flexmoe_job_info{job_id=\"j1\",state=\"running\"}"), 1);
+  EXPECT_EQ(samples.at("flexmoe_straggler_rank"), 1);
+  EXPECT_EQ(samples.at("flexmoe_worker_step_seconds{stat=\"max\"}"), 0.022);
+  EXPECT_EQ(samples.at("flexmoe_heartbeat_age_max_seconds"), 0.25);
+  state.control_plane = ControlPlaneFigures{
+      {0.001, 0.01, 0.02, 0.5, 100}, {1, 1.2, 1.5, 90, 90}, {0.01, 0.02, 0.03, 0.5, 30}, 7};
   // Debian's prometheus package's linter.
   testing::TempDir dir;
-  const std::string path = dir.Write("metrics.txt", text);
+  const std::string path = dir.Write("metrics.txt", PrometheusText(state));
   auto r = testing::RunCommand({"bash", "-c", "promtool check metrics < " + path});
   EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << text;
   EXPECT_EQ(r.output, "") << r.output;  // no lint warnings either
+}
+
+// Above metrics.per_worker_limit workers /metrics has no per-member or per-worker series:
+// a scrape of a job of thousands stays the size of a small one's.
+TEST(PrometheusTest, PerMemberSeriesOnlyUpToThePerWorkerLimit) {
+  JobViewState state = TwoEpochs();
+  state.members = {{{"worker", 0, "h1", 0, 42, "running"}, 0.25},
+                   {{"worker", 1, "h1", 0, 43, "running"}, 3.5}};
+  state.per_worker_limit = 1;
+  StepLine step = *state.last_step;
+  step.worker_step_ms.clear();  // as the coordinator logs a job over the limit
+  state.last_step = step;
+  const auto samples = ParseSamples(PrometheusText(state));
+  EXPECT_EQ(samples.at("flexmoe_heartbeat_age_max_seconds"), 3.5);
+  EXPECT_EQ(samples.at("flexmoe_straggler_rank"), 1);
+  for (const auto& [name, value] : samples) {
+    EXPECT_EQ(name.find("flexmoe_heartbeat_age_seconds"), std::string::npos) << name;
+    EXPECT_EQ(name.find("flexmoe_step_phase_seconds"), std::string::npos) << name;
+  }
 }
 
 HttpServerOptions Options(const std::string& token) {

@@ -125,8 +125,8 @@ void MetricsLog::Resumed(const std::string& dir, const TrainManifest& manifest) 
   sink_->RunRecord(ToJson(line));
 }
 
-LocalMetricsSink::LocalMetricsSink(Communicator* world, bool tensorboard)
-    : world_(world), tensorboard_(tensorboard) {}
+LocalMetricsSink::LocalMetricsSink(Communicator* world, bool tensorboard, int per_worker_limit)
+    : world_(world), tensorboard_(tensorboard), per_worker_limit_(per_worker_limit) {}
 LocalMetricsSink::~LocalMetricsSink() = default;
 
 void LocalMetricsSink::Open(const std::string& run_dir) {
@@ -142,7 +142,7 @@ void LocalMetricsSink::WorkerStep(int rank, const nlohmann::json& record) {
   } else {
     parts.push_back(record);
   }
-  if (rank == 0 && writer_ != nullptr) writer_->Write(MergeStepRecords(parts));
+  if (rank == 0 && writer_ != nullptr) writer_->Write(MergeStepRecords(parts, per_worker_limit_));
 }
 
 void LocalMetricsSink::RunRecord(const nlohmann::json& record) {

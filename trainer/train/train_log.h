@@ -55,7 +55,7 @@ class MetricsLog : public TrainHook {
 // record of the other workers gathered to it (a collective at the logged steps).
 class LocalMetricsSink : public MetricsSink {
  public:
-  LocalMetricsSink(Communicator* world, bool tensorboard);
+  LocalMetricsSink(Communicator* world, bool tensorboard, int per_worker_limit);
   ~LocalMetricsSink() override;
 
   void Open(const std::string& run_dir) override;
@@ -67,6 +67,7 @@ class LocalMetricsSink : public MetricsSink {
  private:
   Communicator* world_;
   bool tensorboard_;
+  int per_worker_limit_;
   std::unique_ptr<MetricsWriter> writer_;  // worker 0, once opened
 };
 

@@ -423,8 +423,8 @@ void Trainer::Impl::MakeLogs() {
   const std::string& run_dir = ctx.options.run_dir;
   logs.sink = ctx.options.metrics_sink;
   if (logs.sink == nullptr) {
-    logs.own_sink =
-        std::make_unique<LocalMetricsSink>(ctx.world, ctx.config.metrics().tensorboard());
+    logs.own_sink = std::make_unique<LocalMetricsSink>(
+        ctx.world, ctx.config.metrics().tensorboard(), ctx.config.metrics().per_worker_limit());
     logs.sink = logs.own_sink.get();
   }
   RunOnRankZero(ctx.world, [&] {
