@@ -62,18 +62,9 @@ void ReportRouter::Apply(std::vector<MetricsItem> items) {
     } else if (item.continue_at >= 0) {
       writer_.ContinueAt(item.continue_at);
     } else {
-      AddToView(item.record);
+      view_->AddRecord(item.record);
       writer_.Write(std::move(item.record));
     }
-  }
-}
-
-void ReportRouter::AddToView(const nlohmann::json& record) {
-  try {
-    view_->AddRecord(record);
-  } catch (const std::exception& e) {
-    // The live view never ends a job: the record is in metrics.jsonl all the same.
-    LOG(WARNING) << "coordinator: the live view skips a record: " << e.what();
   }
 }
 

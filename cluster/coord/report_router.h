@@ -43,7 +43,6 @@ class ReportRouter {
 
  private:
   void Apply(std::vector<MetricsItem> items);
-  void AddToView(const nlohmann::json& record);
 
   const std::string run_dir_;
   const int per_worker_limit_;

@@ -1,6 +1,8 @@
 // The job's view for the live page and /metrics (job_view.h).
 #include "cluster/web/job_view.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <regex>
 
@@ -79,30 +81,57 @@ JobView::JobView(double heartbeat_timeout_s, int restart, int per_worker_limit) 
   state_.restart_count = restart;
 }
 
+void JobView::Apply(Update update) {
+  std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    std::lock_guard<std::mutex> queue(queue_mutex_);
+    queue_.push_back(std::move(update));
+    return;
+  }
+  ApplyQueued();
+  update(state_);
+}
+
+void JobView::ApplyQueued() const {
+  std::vector<Update> queued;
+  {
+    std::lock_guard<std::mutex> queue(queue_mutex_);
+    queued.swap(queue_);
+  }
+  for (Update& update : queued) update(state_);
+}
+
 void JobView::SetJob(const JobRecord& job) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  state_.job = job;
-  state_.newest_checkpoint_step = CheckpointStep(job.newest_checkpoint);
+  Apply([job](JobViewState& state) {
+    state.job = job;
+    state.newest_checkpoint_step = CheckpointStep(job.newest_checkpoint);
+  });
 }
 
 void JobView::Heard(const std::string& role, int rank, Clock::time_point when) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  heard_[{role, rank}] = when;
+  std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+  if (lock.owns_lock()) heard_[{role, rank}] = when;
 }
 
 void JobView::AddRecord(const nlohmann::json& record) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  AddRunRecord(state_, record);
+  Apply([record](JobViewState& state) {
+    try {
+      AddRunRecord(state, record);
+    } catch (const std::exception& e) {
+      // The live view never ends a job: the record is in metrics.jsonl all the same.
+      LOG(WARNING) << "the live view skips a record: " << e.what();
+    }
+  });
 }
 
 void JobView::SetControlPlane(const ControlPlaneFigures& figures) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  state_.control_plane = figures;
+  Apply([figures](JobViewState& state) { state.control_plane = figures; });
 }
 
 JobViewState JobView::Snapshot() const {
   const Clock::time_point now = Clock::now();
   std::lock_guard<std::mutex> lock(mutex_);
+  ApplyQueued();
   JobViewState copy = state_;
   copy.members.clear();
   for (const JobMemberRecord& m : copy.job.members) {

@@ -1,12 +1,17 @@
 // What the live page and /metrics show of a job (docs/coordinator.md, "Live view"): a value,
 // JobViewState, built from job.json's record, the run records of metrics.jsonl and the
 // members' heartbeats. JobView holds the state of a running job: the coordinator updates it
-// from its one thread, the HTTP thread copies it (Snapshot) under a mutex held only for the
-// copy, so a request never waits on the control plane, nor the control plane on a request.
+// from its one thread, the HTTP thread copies it (Snapshot) under a mutex held for the copy.
+// The coordinator's thread never waits for that mutex: an update that finds it held is
+// queued (under a second mutex, held only to add to or take the queue) and applied by the
+// next update or copy, and a heartbeat that finds it held is dropped (the member's next
+// one updates its age). So a request thread that is starved while it copies the view of
+// thousands of members never delays the thread that judges heartbeats.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -94,10 +99,19 @@ class JobView {
   void SetControlPlane(const ControlPlaneFigures& figures);
   // A copy with the members' heartbeat ages as of now.
   JobViewState Snapshot() const;
+  // Holds the view as a copy does (for tests: updates meanwhile must not wait).
+  std::unique_lock<std::mutex> HoldForTest() const { return std::unique_lock<std::mutex>(mutex_); }
 
  private:
+  using Update = std::function<void(JobViewState&)>;
+  // Applies `update` now when the view is free, else queues it.
+  void Apply(Update update);
+  void ApplyQueued() const;  // with mutex_ held
+
   mutable std::mutex mutex_;
-  JobViewState state_;
+  mutable std::mutex queue_mutex_;
+  mutable std::vector<Update> queue_;
+  mutable JobViewState state_;
   std::map<std::pair<std::string, int>, Clock::time_point> heard_;
 };
 

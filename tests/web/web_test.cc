@@ -12,6 +12,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -101,6 +102,42 @@ JobViewState TwoEpochs() {
   AddRunRecord(state, ToJson(restart));
   AddRunRecord(state, {{"event", "something-else"}});
   return state;
+}
+
+// The coordinator's thread never waits for a request that is copying the view (a request
+// thread starved mid-copy must not delay heartbeat judgement): while the view is held,
+// every update returns at once; the job and the records are applied, in order, by the next
+// copy, and a heartbeat that found the view held is dropped.
+TEST(JobViewTest, UpdatesNeverWaitForACopyInProgress) {
+  JobView view(4, 0, 64);
+  JobRecord job;
+  job.job_id = "j1";
+  job.workers = 1;
+  job.members = {{"worker", 0, "h", 0, 42, "running"}};
+  std::future<void> updates;
+  {
+    auto held = view.HoldForTest();
+    updates = std::async(std::launch::async, [&] {
+      view.SetJob(job);
+      view.Heard("worker", 0, JobView::Clock::now());
+      view.AddRecord(ToJson(Step(7, 0, 9, {{10, 1, 1, 0}})));
+      view.AddRecord({{"event", "step"}, {"global_step", "not a number"}});  // skipped
+      view.AddRecord(ToJson(Step(7, 0, 19, {{10, 1, 1, 0}})));
+      view.SetControlPlane(ControlPlaneFigures{});
+    });
+    ASSERT_EQ(updates.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  }
+  updates.get();
+  const JobViewState state = view.Snapshot();
+  EXPECT_EQ(state.job.job_id, "j1");
+  ASSERT_TRUE(state.last_step.has_value());
+  EXPECT_EQ(state.last_step->at.global_step, 19);
+  EXPECT_EQ(state.samples_total, 320);
+  EXPECT_TRUE(state.control_plane.has_value());
+  ASSERT_EQ(state.members.size(), 1u);
+  EXPECT_FALSE(state.members[0].heartbeat_age_s.has_value());  // dropped while held
+  view.Heard("worker", 0, JobView::Clock::now());
+  EXPECT_TRUE(view.Snapshot().members[0].heartbeat_age_s.has_value());
 }
 
 TEST(JobViewTest, RecordsFoldIntoTheView) {
