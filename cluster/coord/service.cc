@@ -401,7 +401,9 @@ void CoordinatorService::Impl::CheckDeadlines() {
   if (id < 0) return;
   End(false,
       MemberName(members_.at(id).member) + " sent no heartbeat for " + Format(silent) +
-          " s (hung, stopped or cut off)",
+          " s (hung, stopped or cut off; if it is only that slow, raise "
+          "cluster.heartbeat_timeout_s, now " +
+          Format(options_.heartbeat_timeout_s) + " s)",
       id);
 }
 
