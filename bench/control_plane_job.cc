@@ -259,7 +259,6 @@ void SimulatedJob::CollectEnds(int64_t fault_ns, FaultFigures* f) {
       int64_t ns = 0;
       std::string how;
       fields >> rank >> ns >> how;
-      ++f->expected;
       if (how != "stopped" || ns < fault_ns) continue;
       ++f->told;
       first = first == 0 ? ns : std::min(first, ns);
@@ -267,6 +266,8 @@ void SimulatedJob::CollectEnds(int64_t fault_ns, FaultFigures* f) {
       if (f->verdict.empty()) std::getline(fields >> std::ws, f->verdict);
     }
   }
+  // Every member but the fault one, whether or not its process lived to write its file.
+  f->expected = setup_.members - 1;
   if (first > 0) {
     f->detect_s = static_cast<double>(first - fault_ns) / 1e9;
     f->all_told_s = static_cast<double>(last - fault_ns) / 1e9;

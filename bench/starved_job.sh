@@ -38,30 +38,31 @@ prepare_synthetic "$config" "$out/data"
 group=flexmoe-starved-$$
 cpu_group=$cpu_root/$group
 mem_group=$mem_root/$group
-mkdir "$cpu_group" "$mem_group"
 job=""
-neighbours=()
+neighbours=""
 cleanup() {
-  for p in "${neighbours[@]}"; do kill "$p" 2>/dev/null || true; done
-  # Whatever of the job is left (the whole tree is in the group) is killed, then the groups go.
+  for p in $neighbours; do kill "$p" 2>/dev/null || true; done
+  # Whatever of the job is left (the whole tree is in the group) is killed, then the groups
+  # go. (cgroup files report size 0: read them.)
   local deadline=$((SECONDS + 30))
-  while [ -s "$cpu_group/cgroup.procs" ] && [ $SECONDS -lt $deadline ]; do
+  while [ -d "$cpu_group" ] && [ -n "$(cat "$cpu_group/cgroup.procs")" ] && [ $SECONDS -lt $deadline ]; do
     xargs -r kill -9 <"$cpu_group/cgroup.procs" 2>/dev/null || true
     sleep 0.2
   done
   rmdir "$cpu_group" "$mem_group" 2>/dev/null || true
 }
 trap cleanup EXIT
+mkdir "$cpu_group" "$mem_group"
 echo 100000 >"$cpu_group/cpu.cfs_period_us"
 echo $((1000 * percent)) >"$cpu_group/cpu.cfs_quota_us"
 
 rm -rf "$out/run"
 log=$out/train.log
 # The job's process tree joins both groups before flexmoe starts (children inherit them).
-setsid bash -c "echo \$\$ > $cpu_group/cgroup.procs; echo \$\$ > $mem_group/cgroup.procs; \
-  exec build/flexmoe train --config $config ${data[*]} --workers 2 --max-restarts 0 \
-  --set training.epochs=100000 --set training.early_stopping_patience=0 \
-  --set run.dir=$out/run" >"$log" 2>&1 &
+train=(build/flexmoe train --config "$config" "${data[@]}" --workers 2 --max-restarts 0
+  --set training.epochs=100000 --set training.early_stopping_patience=0 --set "run.dir=$out/run")
+setsid bash -c 'echo $$ > "$1/cgroup.procs"; echo $$ > "$2/cgroup.procs"; shift 2; exec "$@"' \
+  starved "$cpu_group" "$mem_group" "${train[@]}" >"$log" 2>&1 &
 job=$!
 
 # wait_for WHAT SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds.
@@ -87,7 +88,7 @@ echo "job running at ${percent}% of one core; resident ${rss_kb} kB, memory limi
 
 for _ in $(seq "$(nproc)"); do
   yes >/dev/null &
-  neighbours+=($!)
+  neighbours="$neighbours $!"
 done
 start=$SECONDS
 end=$((start + minutes * 60))
@@ -103,13 +104,20 @@ alive=$((SECONDS - start))
 throttled=$(awk '/^nr_throttled /{print $2}' "$cpu_group/cpu.stat")
 steps=$(grep -c '"event":"step"' "$out/run/metrics.jsonl" || true)
 false_verdict=0
+oom_kills=$(awk '/^oom_kill /{print $2}' "$mem_group/memory.oom_control")
+if [ "${oom_kills:-0}" != 0 ]; then
+  # Our own memory limit killed a member: a real death, not a false verdict; the limit was
+  # too tight for this run.
+  echo "the memory limit killed $oom_kills process(es) of the job: not a test of the verdict; raise the limit"
+  exit 2
+fi
 if ! kill -0 "$job" 2>/dev/null || grep -q "stopping the job" "$out/run/coordinator.log"; then
   false_verdict=1
   echo "FALSE VERDICT after ${alive} s:"
   grep -m1 "stopping the job" "$out/run/coordinator.log" || tail -5 "$log"
 fi
-for p in "${neighbours[@]}"; do kill "$p" 2>/dev/null || true; done
-neighbours=()
+for p in $neighbours; do kill "$p" 2>/dev/null || true; done
+neighbours=""
 
 detect=-1
 if [ "$false_verdict" = 0 ]; then

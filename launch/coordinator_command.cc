@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "cluster/base/error.h"
-#include "cluster/base/open_files.h"
 #include "cluster/coord/service.h"
 #include "cluster/net/job_token.h"
 #include "launch/cli/args.h"
@@ -55,9 +54,8 @@ int CoordinatorCommand(int argc, char** argv) {
   options.heartbeat_interval_s = cluster.heartbeat_interval_s();
   options.heartbeat_timeout_s = cluster.heartbeat_timeout_s();
   options.handshake_timeout_s = cluster.connect_timeout_s();
-  // A socket per member (the workers and at most a loader each), the page's and the files'.
+  // The workers and at most a loader each (raised when the first worker gives the world).
   options.max_members = 2 * cluster.workers();
-  EnsureOpenFiles(options.max_members + 256, "the coordinator");
   options.job_id = NewJobId();
   options.run_dir = RunDirFor(config, false);
   options.tensorboard = config.metrics().tensorboard();

@@ -3,6 +3,7 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "cluster/base/atomic_file.h"
@@ -48,6 +49,11 @@ uint64_t LatestFileWriter::failures() const {
   return failures_;
 }
 
+double LatestFileWriter::longest_write_s() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return longest_write_s_;
+}
+
 void LatestFileWriter::Loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
@@ -58,13 +64,17 @@ void LatestFileWriter::Loop() {
     const uint64_t version = submitted_;
     lock.unlock();
     bool ok = true;
+    const auto start = std::chrono::steady_clock::now();
     try {
       WriteFileAtomically(path_, contents);
     } catch (const Error& e) {
       ok = false;
       LOG(WARNING) << e.what();
     }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     lock.lock();
+    longest_write_s_ = std::max(longest_write_s_, seconds);
     ++(ok ? writes_ : failures_);
     done_ = version;
     written_.notify_all();

@@ -31,6 +31,8 @@ class LatestFileWriter {
   // Versions written, and write failures (each logged with the path and the reason).
   uint64_t writes() const;
   uint64_t failures() const;
+  // The longest write (temporary file, fsync, rename) so far, in seconds.
+  double longest_write_s() const;
 
  private:
   void Loop();
@@ -42,6 +44,7 @@ class LatestFileWriter {
   bool has_pending_ = false, stopping_ = false;
   uint64_t submitted_ = 0, done_ = 0;  // version numbers
   uint64_t writes_ = 0, failures_ = 0;
+  double longest_write_s_ = 0;
   std::thread thread_;
 };
 

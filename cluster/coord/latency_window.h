@@ -1,5 +1,5 @@
 // LatencyWindow: the distribution of a delay over the last minute (six windows of ten
-// seconds), in log-spaced buckets (32 a decade, 10 us to 1000 s), so that adding a sample
+// seconds), in log-spaced buckets (32 a decade, 10 us to about 930 s), so that adding a sample
 // is constant time and a quantile costs a pass over the buckets however many samples came.
 // The coordinator keeps two (control_stats.h): how late its event loop runs a handler that
 // is due, and the gaps between a member's heartbeats as it receives them.

@@ -12,6 +12,7 @@
 
 #include "cluster/base/error.h"
 #include "cluster/base/latest_file_writer.h"
+#include "cluster/base/open_files.h"
 #include "cluster/base/placement_json.h"
 #include "cluster/base/run_dir.h"
 #include "cluster/coord/latency_window.h"
@@ -46,6 +47,8 @@ std::string Format(double seconds) {
 }  // namespace
 
 double StopDrainSeconds(size_t members) { return 0.5 + 250e-6 * static_cast<double>(members); }
+
+int CoordinatorConnections(int max_members) { return std::max(512, max_members + 64); }
 
 // How the job stands and, once it ends, why: job.json's state, reason and culprit, and the
 // coordinator's exit status.
@@ -116,13 +119,21 @@ class CoordinatorService::Impl {
   std::string http_token_;
   std::unique_ptr<net::FramedServer> server_;
   MemberTable members_;
-  // Looks at the members' silence every heartbeat_interval_s / 4; a look more than half
-  // the heartbeat timeout late (this thread stalled) judges nobody (member_table.h).
+  // Looks at the members' silence every heartbeat_interval_s / 10 (a pass over the members: 4,096
+  // in microseconds); a look more than half the heartbeat timeout late (this thread stalled) judges
+  // nobody (member_table.h).
   StallGuard silence_guard_{options_.heartbeat_timeout_s / 2};
   PlacementMap placement_;  // once the first worker gave the world size
   ReportRouter reports_;
   JobVerdict verdict_;
+  // Connections the server takes (CoordinatorConnections); raised once the first worker
+  // gives the world size. Open files besides them: the page's, the logs', the metrics'.
+  int connections_ = 0;
+  static constexpr int kOtherFiles = 192;
   bool job_json_due_ = false;
+  // The newest checkpoint in the run directory when the coordinator started (a resumed
+  // job's), until a worker reports one: looked up once, not on every job.json.
+  std::string initial_checkpoint_;
   static constexpr double kTickSeconds = 0.1, kJobJsonSeconds = 0.2;
   Clock::time_point last_tick_ = Clock::now();
   LatencyWindow loop_lag_, heartbeat_gaps_, job_json_build_;
@@ -213,6 +224,7 @@ CoordinatorService::Impl::Impl(CoordinatorOptions options)
           }) {
   if (!options_.run_dir.empty()) {
     job_json_ = std::make_unique<LatestFileWriter>(RunDir(options_.run_dir).job_json());
+    initial_checkpoint_ = RunDir(options_.run_dir).NewestCheckpoint();
   }
   net::ServerProtocol protocol;
   protocol.frame = CoordinatorProtocol();
@@ -233,7 +245,9 @@ CoordinatorService::Impl::Impl(CoordinatorOptions options)
   server.token = options_.token;
   server.max_frame_bytes = options_.max_frame_bytes;
   server.handshake_timeout_s = options_.handshake_timeout_s;
-  server.max_connections = std::max(512, options_.max_members + 64);
+  connections_ = CoordinatorConnections(options_.max_members);
+  EnsureOpenFiles(connections_ + kOtherFiles, "the coordinator");
+  server.max_connections = connections_;
   // Members beat every interval; the heartbeat check (with its clearer message) comes first.
   server.idle_timeout_s = 2 * options_.heartbeat_timeout_s;
   server.write_timeout_s = options_.heartbeat_timeout_s;
@@ -241,7 +255,7 @@ CoordinatorService::Impl::Impl(CoordinatorOptions options)
       std::move(protocol), server,
       [this](net::Connection&) { return std::make_unique<MemberSession>(this); });
   server_->Every(options_.heartbeat_interval_s, [this] { Beat(); });
-  server_->Every(options_.heartbeat_interval_s / 4, [this] { CheckDeadlines(); });
+  server_->Every(options_.heartbeat_interval_s / 10, [this] { CheckDeadlines(); });
   server_->Every(kTickSeconds, [this] { Tick(); });
   server_->Every(1, [this] { PublishControlPlane(); });
   std::error_code ec;
@@ -291,6 +305,13 @@ co::Accepted CoordinatorService::Impl::Register(net::Connection& c, const co::Re
   if (!had_world && members_.world_size() > 0) {
     placement_ = options_.placement(members_.world_size());
     reports_.Start(members_.world_size());
+    // The workers and at most a loader each: whatever the config said, this is the job.
+    const int connections = CoordinatorConnections(2 * members_.world_size());
+    if (connections > connections_) {
+      EnsureOpenFiles(connections + kOtherFiles, "the coordinator");
+      connections_ = connections;
+      server_->SetMaxConnections(connections_);
+    }
   }
   Heard(*id, 0, false);
   verdict_.state = "running";
@@ -452,7 +473,7 @@ void CoordinatorService::Impl::End(bool finished, const std::string& reason, int
   for (const auto& [id, s] : members_.all()) {
     if (id != culprit && s.connection != nullptr) s.connection->Send(frame);
   }
-  WriteJobJson();
+  WriteJobJsonNow();  // the verdict on disk at once
   // Time for the STOP frames to go out before the connections close: it grows with the
   // members (measured: 4,095 STOP frames out in 0.3 s on 2 cores, about 75 us each; this
   // allows 250 us each besides the half second).
@@ -486,6 +507,7 @@ void CoordinatorService::Impl::PublishControlPlane() {
   f.loop_lag = loop_lag_.Figures(now);
   f.heartbeat_gap = heartbeat_gaps_.Figures(now);
   f.job_json = job_json_build_.Figures(now);
+  if (job_json_) f.job_json_write_max_s = job_json_->longest_write_s();
   const double seconds = std::chrono::duration<double>(now - published_).count();
   f.reports_per_s =
       seconds > 0 ? static_cast<double>(reports_taken_ - reports_published_) / seconds : 0;
@@ -495,7 +517,7 @@ void CoordinatorService::Impl::PublishControlPlane() {
 }
 
 void CoordinatorService::Impl::WriteJobJson() {
-  if (verdict_.ending || server_ == nullptr) return WriteJobJsonNow();
+  if (server_ == nullptr) return WriteJobJsonNow();
   if (job_json_due_) return;
   job_json_due_ = true;
   server_->After(kJobJsonSeconds, [this] {
@@ -516,9 +538,8 @@ void CoordinatorService::Impl::WriteJobJsonNow() {
     job.members.back().state = MemberState(id, s);
   }
   job.placement = placement_;
-  job.newest_checkpoint = reports_.newest_checkpoint().empty() && !options_.run_dir.empty()
-                              ? RunDir(options_.run_dir).NewestCheckpoint()
-                              : reports_.newest_checkpoint();
+  job.newest_checkpoint =
+      reports_.newest_checkpoint().empty() ? initial_checkpoint_ : reports_.newest_checkpoint();
   job.reason = verdict_.reason;
   if (verdict_.culprit.has_role()) job.culprit = MemberRecord(verdict_.culprit);
   job.combinations = options_.combination_names;
@@ -539,6 +560,7 @@ std::string CoordinatorService::http_address() const {
 std::string CoordinatorService::http_token() const { return impl_->http_token_; }
 
 int CoordinatorService::Run() {
+  impl_->last_tick_ = Clock::now();  // start-up is not loop lag
   impl_->WriteJobJsonNow();
   impl_->server_->Run();
   if (impl_->job_json_due_) impl_->WriteJobJsonNow();

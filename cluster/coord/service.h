@@ -30,8 +30,9 @@ struct CoordinatorOptions {
   std::string token;  // the job token; required
   uint32_t max_frame_bytes = 1u << 20;
   // The most members the job can have (its workers and a loader per host: at most twice
-  // cluster.workers). The server takes that many connections, plus 64 being handshaken;
-  // never fewer than 512.
+  // cluster.workers), until the first worker gives the world size W (then 2 W). The server
+  // takes CoordinatorConnections(max_members) connections, and the process raises its
+  // open-file limit for them (kFailedPrecondition naming the hard limit when it cannot).
   int max_members = 0;
   double heartbeat_interval_s = 1;
   double heartbeat_timeout_s = 4;
@@ -59,6 +60,10 @@ struct CoordinatorOptions {
 // How long the coordinator waits, once the job ends, for the STOP frames to go out before it
 // closes the connections: 0.5 s and 250 us per member (docs/coordinator.md, "At scale").
 double StopDrainSeconds(size_t members);
+
+// Connections the coordinator takes for `max_members` members: those and 64 being
+// handshaken, never fewer than 512.
+int CoordinatorConnections(int max_members);
 
 class CoordinatorService {
  public:

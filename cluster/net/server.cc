@@ -53,7 +53,8 @@ class FramedServer::Impl {
   asio::steady_timer accept_retry_;
   std::optional<asio::signal_set> signals_;
   std::string address_;
-  bool stopped_ = false;  // io thread only
+  bool stopped_ = false;                            // io thread only
+  int max_connections_ = options_.max_connections;  // io thread only
   std::set<std::shared_ptr<Peer>> peers_;
   std::set<std::shared_ptr<asio::steady_timer>> timers_;
   std::atomic<int64_t> accepted_{0}, open_{0}, refused_{0};
@@ -279,10 +280,10 @@ void FramedServer::Impl::Accept() {
     ++accepted_;
     error_code ignored;
     const tcp::endpoint remote = socket.remote_endpoint(ignored);
-    if (static_cast<int>(peers_.size()) >= options_.max_connections) {
+    if (static_cast<int>(peers_.size()) >= max_connections_) {
       ++refused_;
       LOG(WARNING) << protocol_.frame.name << ": refusing " << EndpointName(remote) << ": "
-                   << options_.max_connections << " connections open";
+                   << max_connections_ << " connections open";
       socket.close(ignored);
     } else {
       socket.set_option(tcp::no_delay(true), ignored);
@@ -336,6 +337,8 @@ void FramedServer::Stop() {
 }
 
 void FramedServer::Post(std::function<void()> task) { asio::post(impl_->io_, std::move(task)); }
+
+void FramedServer::SetMaxConnections(int n) { impl_->max_connections_ = n; }
 
 void FramedServer::Every(double seconds, std::function<void()> task) {
   asio::post(impl_->io_, [impl = impl_.get(), seconds, task = std::move(task)] {

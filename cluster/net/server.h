@@ -106,6 +106,9 @@ class FramedServer {
   void After(double seconds, std::function<void()> task);
   // Closes every connection (io thread or not).
   void DropConnections(const std::string& why);
+  // Takes up to `n` connections at once from now on (io thread only; ServerOptions'
+  // max_connections until then).
+  void SetMaxConnections(int n);
   ServerStats stats() const;
 
  private:

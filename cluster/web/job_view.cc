@@ -94,11 +94,14 @@ void JobView::Apply(Update update) {
 
 void JobView::ApplyQueued() const {
   std::vector<Update> queued;
+  HeardMap heard;
   {
     std::lock_guard<std::mutex> queue(queue_mutex_);
     queued.swap(queue_);
+    heard.swap(queued_heard_);
   }
   for (Update& update : queued) update(state_);
+  for (const auto& [member, when] : heard) heard_[member] = when;
 }
 
 void JobView::SetJob(const JobRecord& job) {
@@ -110,7 +113,12 @@ void JobView::SetJob(const JobRecord& job) {
 
 void JobView::Heard(const std::string& role, int rank, Clock::time_point when) {
   std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
-  if (lock.owns_lock()) heard_[{role, rank}] = when;
+  if (lock.owns_lock()) {
+    heard_[{role, rank}] = when;
+    return;
+  }
+  std::lock_guard<std::mutex> queue(queue_mutex_);
+  queued_heard_[{role, rank}] = when;  // the newest per member: at most one entry each
 }
 
 void JobView::AddRecord(const nlohmann::json& record) {

@@ -3,10 +3,10 @@
 // members' heartbeats. JobView holds the state of a running job: the coordinator updates it
 // from its one thread, the HTTP thread copies it (Snapshot) under a mutex held for the copy.
 // The coordinator's thread never waits for that mutex: an update that finds it held is
-// queued (under a second mutex, held only to add to or take the queue) and applied by the
-// next update or copy, and a heartbeat that finds it held is dropped (the member's next
-// one updates its age). So a request thread that is starved while it copies the view of
-// thousands of members never delays the thread that judges heartbeats.
+// queued (under a second mutex, held only to add to or take the queue), as is a heartbeat
+// (the newest per member), and applied by the next update or copy. So a request thread that
+// is starved while it copies the view of thousands of members never delays the thread that
+// judges heartbeats.
 #pragma once
 
 #include <chrono>
@@ -50,7 +50,8 @@ struct LatencyFigures {
 // there, and the reports it takes per second.
 struct ControlPlaneFigures {
   LatencyFigures loop_lag, heartbeat_gap;
-  LatencyFigures job_json;  // building job.json's record on that thread (written off it)
+  LatencyFigures job_json;          // building job.json's record on that thread (written off it)
+  double job_json_write_max_s = 0;  // the longest write of job.json, on the writer's thread
   double reports_per_s = 0;
 };
 
@@ -111,8 +112,10 @@ class JobView {
   mutable std::mutex mutex_;
   mutable std::mutex queue_mutex_;
   mutable std::vector<Update> queue_;
+  using HeardMap = std::map<std::pair<std::string, int>, Clock::time_point>;
+  mutable HeardMap queued_heard_;
   mutable JobViewState state_;
-  std::map<std::pair<std::string, int>, Clock::time_point> heard_;
+  mutable HeardMap heard_;
 };
 
 }  // namespace flexmoe

@@ -153,30 +153,35 @@ void ModelFamilies(std::ostringstream& out, const JobViewState& state) {
   }
 }
 
-void Summary(std::ostringstream& out, const std::string& name, const std::string& help,
-             const LatencyFigures& f) {
-  Family family(out, name, "summary", help);
-  family.Sample(f.p50, {{"quantile", "0.5"}});
-  family.Sample(f.p99, {{"quantile", "0.99"}});
-  family.Sample(f.max, {{"quantile", "1"}});
-  out << name << "_sum " << f.sum << "\n" << name << "_count " << f.count << "\n";
+// A delay over the last minute as gauges: its median, 99th percentile and largest.
+void Distribution(std::ostringstream& out, const std::string& name, const std::string& help,
+                  const LatencyFigures& f) {
+  Family family(out, name, "gauge", help + " Over the last minute: median, p99, max.");
+  family.Sample(f.p50, {{"stat", "median"}});
+  family.Sample(f.p99, {{"stat", "p99"}});
+  family.Sample(f.max, {{"stat", "max"}});
 }
 
 void ControlPlaneFamilies(std::ostringstream& out, const JobViewState& state) {
   if (!state.control_plane) return;
   const ControlPlaneFigures& c = *state.control_plane;
-  Summary(out, "flexmoe_coordinator_loop_lag_seconds",
-          "How late the coordinator's thread ran a handler that was due, over the last minute "
-          "(what a heartbeat waits before it is judged).",
-          c.loop_lag);
-  Summary(out, "flexmoe_coordinator_heartbeat_gap_seconds",
-          "Seconds between a member's consecutive heartbeats as the coordinator read them, "
-          "over the last minute (the silence it judges).",
-          c.heartbeat_gap);
-  Summary(out, "flexmoe_coordinator_job_json_seconds",
-          "Seconds the coordinator's thread took to build job.json's record (written by a "
-          "thread of its own), over the last minute.",
-          c.job_json);
+  Distribution(out, "flexmoe_coordinator_loop_lag_seconds",
+               "How late the coordinator's thread ran a handler that was due (what a heartbeat "
+               "waits before it is judged).",
+               c.loop_lag);
+  Distribution(
+      out, "flexmoe_coordinator_heartbeat_gap_seconds",
+      "Seconds between a member's consecutive heartbeats as the coordinator read them (the "
+      "silence it judges).",
+      c.heartbeat_gap);
+  Distribution(out, "flexmoe_coordinator_job_json_seconds",
+               "Seconds the coordinator's thread took to build job.json's record (written by a "
+               "thread of its own).",
+               c.job_json);
+  Family(out, "flexmoe_coordinator_job_json_write_max_seconds", "gauge",
+         "The longest write of job.json so far (temporary file, fsync, rename), on the "
+         "writer's own thread.")
+      .Sample(c.job_json_write_max_s);
   Family(out, "flexmoe_coordinator_reports_per_second", "gauge",
          "Worker reports (metrics records) the coordinator took per second.")
       .Sample(c.reports_per_s);

@@ -165,6 +165,7 @@ Json ControlPlaneJson(const JobViewState& state) {
   return {{"loop_lag", LatencyJson(c.loop_lag)},
           {"heartbeat_gap", LatencyJson(c.heartbeat_gap)},
           {"job_json", LatencyJson(c.job_json)},
+          {"job_json_write_max_s", c.job_json_write_max_s},
           {"reports_per_s", c.reports_per_s}};
 }
 
