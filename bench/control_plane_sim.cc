@@ -113,7 +113,8 @@ class Simulation {
       MemberEnd& e = ends_[i];
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (e.how == "none") e.how = finished ? "finished" : (e.how == "lost" ? "lost" : "stopped");
+        // "lost" (on_lost came first) stays.
+        if (e.how == "none") e.how = finished ? "finished" : "stopped";
         e.line = line;
       }
       e.stop_ns = SteadyNowNs();

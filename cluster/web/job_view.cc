@@ -105,9 +105,10 @@ void JobView::ApplyQueued() const {
 }
 
 void JobView::SetJob(const JobRecord& job) {
-  Apply([job](JobViewState& state) {
-    state.job = job;
+  // Applied once: the copy the update holds moves into the view (a record of every member).
+  Apply([job](JobViewState& state) mutable {
     state.newest_checkpoint_step = CheckpointStep(job.newest_checkpoint);
+    state.job = std::move(job);
   });
 }
 
