@@ -54,6 +54,8 @@ class QuickstartTest : public ::testing::Test {
     config::Config config = Config(overrides);
     return Train(config, *prepared_, data_, config.training().seed(), options);
   }
+  static TrainResult StopAThirdInAndResume(const std::vector<std::string>& config,
+                                           const TrainResult& full, const std::string& run);
   static testing::TempDir* dir_;
   static PreparedDataset* prepared_;
   static DecodedDataset* data_;
@@ -284,6 +286,19 @@ TEST_F(QuickstartTest, WeightDecayOffLeavesTheLossesBitIdentical) {
   EXPECT_NE(Run(decayed).step_losses, plain.step_losses);
 }
 
+// Runs `config` again with a stop a third of the way through `full`'s steps (plus 5: in the
+// middle of an epoch), resumes it from its checkpoint, and expects `full`'s continuation.
+TrainResult QuickstartTest::StopAThirdInAndResume(const std::vector<std::string>& config,
+                                                  const TrainResult& full, const std::string& run) {
+  const int64_t stop = static_cast<int64_t>(full.step_losses.size()) / 3 + 5;
+  StopAt hook(stop);
+  TrainResult stopped = Run(config, dir_->Path(run), "", {&hook});
+  EXPECT_TRUE(stopped.stopped);
+  TrainResult resumed = Run(config, dir_->Path(run), stopped.last_checkpoint);
+  ExpectSameContinuation(full, resumed, stop);
+  return resumed;
+}
+
 TEST_F(QuickstartTest, CosineScheduleChangesTheStepsAndResumesBitForBit) {
   const std::vector<std::string> config = {"training.epochs=3", "training.warmup_epochs=1",
                                            "training.lr_schedule=COSINE"};
@@ -293,12 +308,24 @@ TEST_F(QuickstartTest, CosineScheduleChangesTheStepsAndResumesBitForBit) {
   EXPECT_EQ(cosine.step_losses[0], constant.step_losses[0]);
   EXPECT_NE(cosine.step_losses.back(), constant.step_losses.back());
   // The rate is a function of the step: a stop in the middle resumes to the same losses.
-  const int64_t stop = static_cast<int64_t>(cosine.step_losses.size()) / 3 + 5;
-  StopAt hook(stop);
-  TrainResult stopped = Run(config, dir_->Path("run-cosine-stopped"), "", {&hook});
-  ASSERT_TRUE(stopped.stopped);
-  TrainResult resumed = Run(config, dir_->Path("run-cosine-stopped"), stopped.last_checkpoint);
-  ExpectSameContinuation(cosine, resumed, stop);
+  StopAThirdInAndResume(config, cosine, "run-cosine-stopped");
+}
+
+TEST_F(QuickstartTest, TheAverageIsValidatedAndResumesBitForBit) {
+  // The average does not change the training steps, only what is validated, kept as the
+  // best and tested; a stop in the middle resumes to the same average (it is in the
+  // checkpoint).
+  const std::vector<std::string> plain = {"training.epochs=3", "training.warmup_epochs=1"};
+  std::vector<std::string> config = plain;
+  config.push_back("training.average_epochs=1");
+  TrainResult averaged = Run(config, dir_->Path("run-average"));
+  TrainResult direct = Run(plain);
+  EXPECT_EQ(averaged.step_losses, direct.step_losses);
+  EXPECT_NE(averaged.epochs.back().validation.loss, direct.epochs.back().validation.loss);
+  EXPECT_NE(averaged.test.loss, direct.test.loss);
+  TrainResult resumed = StopAThirdInAndResume(config, averaged, "run-average-stopped");
+  EXPECT_EQ(resumed.epochs.back().validation.loss, averaged.epochs.back().validation.loss);
+  EXPECT_EQ(resumed.test.loss, averaged.test.loss);
 }
 
 TEST_F(QuickstartTest, TheBestEpochIsChosenAfterWarmUp) {

@@ -14,9 +14,9 @@
 namespace flexmoe {
 
 // One tensor of a checkpoint file. `role` says what it is: "parameter", "exp_avg",
-// "exp_avg_sq" (Adam's moments of `parameter`) or "best" (the best epoch's value of
-// `parameter`). Expert tensors name their sparse layer and global expert id; replicated
-// ones have layer = expert = -1.
+// "exp_avg_sq" (Adam's moments of `parameter`), "best" (the best epoch's value of
+// `parameter`) or "average" (its moving average, training.average_epochs). Expert tensors name
+// their sparse layer and global expert id; replicated ones have layer = expert = -1.
 struct TensorEntry {
   std::string name;       // the tensor's key in the safetensors file
   std::string parameter;  // the model parameter it belongs to (expert: the grouped tensor)

@@ -38,13 +38,14 @@ std::string TensorName(const std::string& role, const std::string& parameter, in
 }
 
 // Every tensor of `state` in one group kind (replicated, or experts) as it is stored: the
-// parameters, their Adam moments and best values, expert rows one by one (views of the
-// live tensors, so that loading copies into them).
+// parameters, their Adam moments, best values and moving average, expert rows one by one (views of
+// the live tensors, so that loading copies into them).
 std::vector<std::pair<TensorEntry, at::Tensor>> StateTensors(const TrainState& state,
                                                              bool experts) {
   std::vector<std::pair<std::string, const std::vector<at::Tensor>*>> roles = {
       {"exp_avg", &state.exp_avg}, {"exp_avg_sq", &state.exp_avg_sq}};
   if (!state.best.empty()) roles.push_back({"best", &state.best});
+  if (!state.average.empty()) roles.push_back({"average", &state.average});
   std::vector<std::pair<TensorEntry, at::Tensor>> out;
   for (size_t r = 0; r <= roles.size(); ++r) {
     const std::string role = r == 0 ? "parameter" : roles[r - 1].first;

@@ -34,6 +34,7 @@
 #include "trainer/train/grad_sync.h"
 #include "trainer/train/modality_dropout.h"
 #include "trainer/train/train_log.h"
+#include "trainer/train/weight_average.h"
 
 namespace flexmoe {
 namespace {
@@ -327,6 +328,10 @@ void Trainer::Impl::BuildModel() {
   net.optimizer = std::make_unique<FusedAdam>(all, adam);
   state.exp_avg = net.optimizer->exp_avg();
   state.exp_avg_sq = net.optimizer->exp_avg_sq();
+  state.average.clear();
+  if (ctx.tc.average_epochs() > 0) {
+    for (const at::Tensor& p : all) state.average.push_back(p.detach().clone());
+  }
 }
 
 // Each sparse layer's tokens per expert this epoch, summed over the workers (exact: every
@@ -551,6 +556,12 @@ StepRequests Trainer::Impl::Step(const DecodedBatch& batch, EpochClock* clock,
       ScheduledLr(ctx.tc, position.epoch, position.step_in_epoch, splits.source->steps_in_epoch()));
   net.optimizer->Step();
   state.progress.adam_steps = net.optimizer->steps();
+  if (!state.average.empty()) {
+    UpdateAverage(net.optimizer->parameters(),
+                  AverageDecay(ctx.tc.average_epochs(), splits.source->steps_in_epoch(),
+                               state.progress.adam_steps),
+                  &state.average);
+  }
   const double step_s = Since(step_start);
   clock->step_s += step_s;
   totals.step_s += step_s;
@@ -671,13 +682,17 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   record.data_s = clock->data_s / run;
   record.compute_s = clock->step_s / run - record.exchange_s - record.reduce_s;
   net.model->eval();
-  record.validation = Evaluate(*net.model, *splits.validation, ctx.feature_sizes, ctx.num_classes,
-                               ctx.c_count, net.class_weights, ctx.world);
-  const double score = SelectionScore(ctx.tc, record.validation.metrics.overall);
-  if (TakeIfBest(ctx.tc, position.epoch, position.global_step, score, &state.progress.best)) {
-    state.best.clear();
-    for (const ModelParameter& p : state.parameters)
-      state.best.push_back(p.tensor.detach().clone());
+  {
+    // With training.average_epochs the average is validated and kept as the best.
+    AverageSwappedIn averaged(net.optimizer->parameters(), state.average);
+    record.validation = Evaluate(*net.model, *splits.validation, ctx.feature_sizes, ctx.num_classes,
+                                 ctx.c_count, net.class_weights, ctx.world);
+    const double score = SelectionScore(ctx.tc, record.validation.metrics.overall);
+    if (TakeIfBest(ctx.tc, position.epoch, position.global_step, score, &state.progress.best)) {
+      state.best.clear();
+      for (const ModelParameter& p : state.parameters)
+        state.best.push_back(p.tensor.detach().clone());
+    }
   }
   ++position.epoch;
   position.step_in_epoch = 0;
