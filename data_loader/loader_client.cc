@@ -340,6 +340,9 @@ void LoaderClient::Impl::SendRequest() {
   request.set_first_step(stream_.next_step);
   request.set_credits(credits);
   request.set_evaluation(options_.plan.evaluation);
+  request.set_folds(options_.fold.folds);
+  request.set_fold(options_.fold.fold);
+  request.set_fold_seed(options_.fold.seed);
   Send(EncodeFrame(loader::REQUEST, request));
 }
 

@@ -21,6 +21,7 @@
 
 #include "data_loader/batch_source.h"
 #include "data_loader/epoch_plan.h"
+#include "data_loader/folds.h"
 #include "proto/config.pb.h"
 
 namespace flexmoe {
@@ -30,6 +31,7 @@ struct LoaderClientOptions {
   std::string token;    // the job token
   std::string name;     // how the loader's log names this client, e.g. "worker 3"
   uint32_t split = 0;
+  FoldOfData fold;   // cross-fitting: the fold whose data the loader plans over
   PlanOptions plan;  // seed, world_size, global_batch, remainder, batching (not epoch/phase)
   int warmup_epochs = 0;
   int worker = 0;

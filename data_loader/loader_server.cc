@@ -17,6 +17,7 @@
 #include "cluster/base/error.h"
 #include "cluster/net/server.h"
 #include "data_loader/epoch_plan.h"
+#include "data_loader/folds.h"
 #include "data_loader/loader_wire.h"
 #include "data_loader/plan_batch_source.h"
 
@@ -40,10 +41,11 @@ struct PlanKey {
   int batching;
   int world_size;
   bool evaluation;
+  FoldOfData fold;
   bool operator==(const PlanKey& o) const {
     return split == o.split && seed == o.seed && epoch == o.epoch && warmup == o.warmup &&
            global_batch == o.global_batch && remainder == o.remainder && batching == o.batching &&
-           world_size == o.world_size && evaluation == o.evaluation;
+           world_size == o.world_size && evaluation == o.evaluation && fold == o.fold;
   }
 };
 
@@ -70,6 +72,9 @@ class LoaderServer::Impl {
   Impl(const PreparedDataset& prepared, const Samples& data, LoaderServerOptions options);
   ~Impl();
   std::shared_ptr<const EpochPlan> Plan(const loader::StreamRequest& request);
+  // The prepared dataset, or its copy with a cross-fitting fold as the validation split (the
+  // last fold asked for is kept: a job's members ask for theirs one after another).
+  const PreparedDataset& DataOfFold(const FoldOfData& fold);
   // Builds `job`'s frame on the build pool, then runs `done` with it on the io thread if
   // the session is still there.
   void Build(BuildJob job, std::function<void(Built)> done);
@@ -79,6 +84,7 @@ class LoaderServer::Impl {
   const LoaderServerOptions options_;
   std::vector<int> feature_sizes_;
   std::deque<std::pair<PlanKey, std::shared_ptr<const EpochPlan>>> plans_;  // io thread
+  std::optional<std::pair<FoldOfData, PreparedDataset>> fold_data_;         // io thread
   std::atomic<int64_t> streams_{0}, batches_{0};
   std::unique_ptr<net::FramedServer> server_;
   // Last: joined before the server and the samples its tasks use go.
@@ -278,9 +284,13 @@ void LoaderServer::Impl::Build(BuildJob job, std::function<void(Built)> done) {
 }
 
 std::shared_ptr<const EpochPlan> LoaderServer::Impl::Plan(const loader::StreamRequest& request) {
-  const PlanKey key{request.split(),    request.seed(),         request.epoch(),
-                    request.warmup(),   request.global_batch(), request.remainder(),
-                    request.batching(), request.world_size(),   request.evaluation()};
+  const FoldOfData fold{static_cast<int>(request.folds()), static_cast<int>(request.fold()),
+                        request.fold_seed()};
+  const PlanKey key{request.split(),        request.seed(),
+                    request.epoch(),        request.warmup(),
+                    request.global_batch(), request.remainder(),
+                    request.batching(),     request.world_size(),
+                    request.evaluation(),   fold};
   for (const auto& [k, plan] : plans_) {
     if (k == key) return plan;
   }
@@ -298,10 +308,18 @@ std::shared_ptr<const EpochPlan> LoaderServer::Impl::Plan(const loader::StreamRe
   options.remainder = static_cast<config::TrainingConfig::Remainder>(key.remainder);
   options.batching = static_cast<config::TrainingConfig::Batching>(key.batching);
   options.evaluation = key.evaluation;
-  auto plan = std::make_shared<const EpochPlan>(PlanEpoch(prepared_, key.split, options));
+  auto plan = std::make_shared<const EpochPlan>(PlanEpoch(DataOfFold(fold), key.split, options));
   plans_.emplace_back(key, plan);
   if (plans_.size() > kPlanCacheSize) plans_.pop_front();
   return plan;
+}
+
+const PreparedDataset& LoaderServer::Impl::DataOfFold(const FoldOfData& fold) {
+  if (fold.folds == 0) return prepared_;
+  if (!fold_data_ || !(fold_data_->first == fold)) {
+    fold_data_.emplace(fold, WithFoldAsValidation(prepared_, fold));
+  }
+  return fold_data_->second;
 }
 
 LoaderServer::LoaderServer(const PreparedDataset& prepared, const Samples& data,

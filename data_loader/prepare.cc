@@ -18,6 +18,7 @@
 #include "data_loader/array_files.h"
 #include "data_loader/combinations.h"
 #include "data_loader/feature_stats.h"
+#include "data_loader/folds.h"
 #include "data_loader/row_source.h"
 #include "data_loader/shard.h"
 #include "data_loader/splits.h"
@@ -96,13 +97,7 @@ void FillSummary(const data::DatasetIndex& kept, const config::DataConfig& data,
     per_split->mutable_per_combination()->Resize(combinations.size(), 0);
     per_split->mutable_per_class()->Resize(data.num_classes(), 0);
   }
-  for (int i = 0; i < kept.id_size(); ++i) {
-    auto* per_split = summary->mutable_splits(kept.split(i));
-    per_split->set_samples(per_split->samples() + 1);
-    per_split->set_per_combination(kept.combination(i),
-                                   per_split->per_combination(kept.combination(i)) + 1);
-    per_split->set_per_class(kept.label(i), per_split->per_class(kept.label(i)) + 1);
-  }
+  RecountSplits(kept, summary);
 }
 
 // summary.json: the summary, and what a tool outside flexmoe needs to read the same samples

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 
 #include "cluster/base/atomic_file.h"
@@ -12,6 +13,7 @@
 #include "cluster/base/error.h"
 #include "cluster/base/run_dir.h"
 #include "cluster/comm/gather_bytes.h"
+#include "data_loader/folds.h"
 #include "launch/loader_batches.h"
 #include "launch/train_command.h"
 #include "trainer/checkpoint/resumable_manifest.h"
@@ -41,9 +43,28 @@ GroupedMetrics EnsembleMetrics(const std::vector<const EvalResult*>& members,
                                num_groups);
 }
 
-// Prints the ensemble's validation and test metrics and writes RUN_DIR/ensemble.json.
+// Cross-fitted members validated on disjoint folds: each member's own validation samples
+// (with its calibration, when given), together, scored as one set: out-of-fold metrics.
+GroupedMetrics OutOfFoldMetrics(const std::vector<const EvalResult*>& members,
+                                const std::vector<const Calibration*>& calibrations,
+                                int num_classes, int num_groups) {
+  std::vector<float> probs;
+  std::vector<int> labels, groups;
+  for (size_t j = 0; j < members.size(); ++j) {
+    const EvalResult* m = members[j];
+    const std::vector<float> p =
+        calibrations.empty() ? m->probs : Calibrate(m->log_probs, num_classes, *calibrations[j]);
+    probs.insert(probs.end(), p.begin(), p.end());
+    labels.insert(labels.end(), m->labels.begin(), m->labels.end());
+    groups.insert(groups.end(), m->groups.begin(), m->groups.end());
+  }
+  return ComputeGroupedMetrics(labels, probs, num_classes, groups, num_groups);
+}
+
+// Prints the ensemble's validation and test metrics and writes RUN_DIR/ensemble.json. With
+// `cross_fit` the validation metrics are out of fold.
 void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainResult>& results,
-                    const PreparedDataset& prepared, const std::string& run_dir,
+                    const PreparedDataset& prepared, const std::string& run_dir, bool cross_fit,
                     Communicator* world, std::ostream* out) {
   const int k = prepared.meta.num_classes();
   const int c_count = static_cast<int>(CombinationNames(prepared).size());
@@ -54,13 +75,15 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
     test.push_back(&r.test);
     calibrations.push_back(&r.calibration);
   }
-  const GroupedMetrics v = EnsembleMetrics(validation, {}, k, c_count);
+  const auto validation_metrics = cross_fit ? OutOfFoldMetrics : EnsembleMetrics;
+  const GroupedMetrics v = validation_metrics(validation, {}, k, c_count);
   const GroupedMetrics t = EnsembleMetrics(test, {}, k, c_count);
-  // With each member's calibration (fitted on the validation split: in-sample there).
-  const GroupedMetrics vc = EnsembleMetrics(validation, calibrations, k, c_count);
+  // With each member's calibration (fitted on its validation samples: in-sample there).
+  const GroupedMetrics vc = validation_metrics(validation, calibrations, k, c_count);
   const GroupedMetrics tc = EnsembleMetrics(test, calibrations, k, c_count);
   EnsembleRecord record{
-      seeds, ScoreOf(v.overall), ScoreOf(t.overall), ScoreOf(vc.overall), ScoreOf(tc.overall), {}};
+      seeds, ScoreOf(v.overall), ScoreOf(t.overall), ScoreOf(vc.overall), ScoreOf(tc.overall),
+      {},    cross_fit};
   const std::vector<std::string> names = CombinationNames(prepared);
   for (int c = 0; c < c_count; ++c) {
     if (t.groups[c].count > 0) record.test_per_combination[names[c]] = ScoreOf(t.groups[c]);
@@ -76,9 +99,10 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
   };
   *out << "the " << seeds.size() << "-seed ensemble (mean probabilities, flexmoe predict "
        << "--ensemble " << run_dir << "): validation AUC " << pct(v.overall.auc)
-       << "; test (%) ACC " << pct(t.overall.accuracy) << ", F1 " << pct(t.overall.macro_f1)
-       << ", AUC " << pct(t.overall.auc) << ", log-loss " << t.overall.log_loss << " (calibrated "
-       << tc.overall.log_loss << ") (" << run_dir << "/ensemble.json)\n";
+       << (cross_fit ? " (out of fold)" : "") << "; test (%) ACC " << pct(t.overall.accuracy)
+       << ", F1 " << pct(t.overall.macro_f1) << ", AUC " << pct(t.overall.auc) << ", log-loss "
+       << t.overall.log_loss << " (calibrated " << tc.overall.log_loss << ") (" << run_dir
+       << "/ensemble.json)\n";
 }
 
 }  // namespace
@@ -144,19 +168,33 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, co
     }
   }
   options.fault = CheckpointFaultFromEnv();
+  // Cross-fitting: seed i's model trains on the other folds and validates on fold i.
+  const bool cross_fit = config.training().cross_fit();
   std::vector<double> acc, f1, auc;
   std::vector<TrainResult> results;
   for (size_t i = 0; i < seeds.size(); ++i) {
+    FoldOfData fold;
+    std::optional<PreparedDataset> fold_data;
+    if (cross_fit) {
+      fold = {static_cast<int>(seeds.size()), static_cast<int>(i), seeds[0]};
+      fold_data = WithFoldAsValidation(prepared, fold);
+    }
+    const PreparedDataset& member = cross_fit ? *fold_data : prepared;
     options.run_dir = seed_dir(seeds[i]).path();
     options.resume_from = resume_from[i];
     // A seed that left no checkpoint starts over, its log too.
     options.restart_metrics = resume && resume_from[i].empty();
-    options.batches = LoaderBatchesFromConfig(config, prepared, seeds[i]);
+    options.batches = LoaderBatchesFromConfig(config, member, seeds[i], fold);
     if (out != nullptr && resume && resume_from[i].empty()) {
       *out << "seed " << seeds[i] << ": no checkpoint in " << RunDir(options.run_dir).checkpoints()
            << ", starting from the beginning\n";
     }
-    TrainResult result = Train(config, prepared, data, seeds[i], options);
+    if (out != nullptr && cross_fit) {
+      *out << "seed " << seeds[i] << ": cross-fitted, validating on fold " << i + 1 << " of "
+           << seeds.size() << " (" << member.split_size(1) << " samples), training on "
+           << member.split_size(0) << "\n";
+    }
+    TrainResult result = Train(config, member, data, seeds[i], options);
     if (result.stopped) {
       if (out != nullptr) {
         *out << "stopped (preempted) in seed " << seeds[i] << "; newest checkpoint "
@@ -177,7 +215,9 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, co
          << FormatMeanStd(MeanStd(acc, 0)) << ", F1 " << FormatMeanStd(MeanStd(f1, 0)) << ", AUC "
          << FormatMeanStd(MeanStd(auc, 0)) << "\n";
   }
-  if (seeds.size() > 1) ReportEnsemble(seeds, results, prepared, run_dir, options.world, out);
+  if (seeds.size() > 1) {
+    ReportEnsemble(seeds, results, prepared, run_dir, cross_fit, options.world, out);
+  }
   return 0;
 }
 

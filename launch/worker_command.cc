@@ -172,11 +172,14 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
     RunOnRankZero(world, [&] { run_dir = RunDirFor(config, resume); });
     BroadcastBytes(*world, &run_dir, 0);
   }
-  // Fed by loaders, a worker holds no samples (the metadata only); without, it reads the
-  // shards on demand within data.loader_cache_mb.
+  // Fed by loaders, a worker holds no samples (the metadata only, and the index when it
+  // cross-fits: its folds' split sizes); without, it reads the shards on demand within
+  // data.loader_cache_mb.
   const bool fed_by_loaders = config.cluster().loader_addresses_size() > 0;
   const PreparedDataset prepared =
-      OpenPrepared(config, path, fed_by_loaders ? PreparedParts::kMeta : PreparedParts::kServing);
+      OpenPrepared(config, path,
+                   fed_by_loaders && !config.training().cross_fit() ? PreparedParts::kMeta
+                                                                    : PreparedParts::kServing);
   std::unique_ptr<ShardSamples> samples;
   if (!fed_by_loaders) {
     samples = std::make_unique<ShardSamples>(

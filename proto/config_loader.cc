@@ -450,6 +450,10 @@ void ValidateTraining(const config::TrainingConfig& t, int num_classes, const Va
   v.Check(t.weight_decay() >= 0 && t.lr() * t.weight_decay() < 1, "training.weight_decay",
           "must lie in [0, 1 / lr)");
   v.Check(t.average_epochs() >= 0, "training.average_epochs", "must not be negative");
+  v.Check(!t.cross_fit() || t.seeds_size() >= 2, "training.cross_fit",
+          "deals the samples to one fold per seed: needs two or more seeds (training.seeds or "
+          "training.ensemble_size), got ",
+          t.seeds_size());
   v.Check(t.early_stopping_patience() >= 0, "training.early_stopping_patience",
           "must not be negative");
   v.Check(t.class_weights_size() == 0 || t.class_weights_size() == num_classes,

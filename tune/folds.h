@@ -8,14 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "data_loader/folds.h"  // AssignFolds
 #include "proto/dataset.pb.h"
 
 namespace flexmoe {
-
-// Per sample of `index`: its fold in [0, k), or -1 for the test split. Within each class the
-// samples are put in a seeded order and dealt round robin, so fold sizes and class counts
-// differ by at most one.
-std::vector<int> AssignFolds(const data::DatasetIndex& index, int k, uint64_t seed);
 
 // Writes fold `fold`'s splits file to `path` (atomically).
 void WriteFoldSplits(const data::DatasetIndex& index, const std::vector<int>& folds, int fold,

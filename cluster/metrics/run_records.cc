@@ -371,6 +371,7 @@ Json ToJson(const EnsembleRecord& r) {
     per_combination[name] = ScoreRecordJson(score);
   }
   return {{"seeds", r.seeds},
+          {"cross_fit", r.cross_fit},
           {"validation", ScoreRecordJson(r.validation)},
           {"test", ScoreRecordJson(r.test)},
           {"validation_calibrated", ScoreRecordJson(r.validation_calibrated)},
@@ -385,6 +386,7 @@ EnsembleRecord EnsembleRecordFrom(const Json& json, const std::string& source) {
   EnsembleRecord r;
   try {
     r.seeds = json.at("seeds").get<std::vector<uint64_t>>();
+    r.cross_fit = json.value("cross_fit", false);
     r.validation = ScoreFrom(json.value("validation", Json()));
     r.test = ScoreFrom(json.value("test", Json()));
     r.validation_calibrated = ScoreFrom(json.value("validation_calibrated", Json()));

@@ -157,6 +157,9 @@ struct EnsembleRecord {
   std::vector<uint64_t> seeds;
   ScoreRecord validation, test, validation_calibrated, test_calibrated;
   std::map<std::string, ScoreRecord> test_per_combination;
+  // training.cross_fit: the validation scores are out of fold (each training and validation
+  // sample scored by the one member that validated on it), not the members' mean.
+  bool cross_fit = false;
 };
 
 nlohmann::json ScoreRecordJson(const ScoreRecord& score);

@@ -13,6 +13,7 @@
 #include <future>
 
 #include "cluster/base/error.h"
+#include "data_loader/folds.h"
 #include "data_loader/loader_client.h"
 #include "data_loader/loader_wire.h"
 #include "data_loader/plan_batch_source.h"
@@ -158,6 +159,43 @@ TEST_F(LoaderStreamTest, EpochOverTcpIsIdenticalToTheInProcessPlan) {
   EXPECT_EQ(stats.connections_refused, 0);
   EXPECT_GE(stats.streams_started, 27);
   EXPECT_GT(stats.batches_sent, 27 * 10);
+}
+
+// training.cross_fit through a loader: the stream of a fold's training and validation
+// splits is the in-process plan over the same fold's data, and differs from the prepared
+// splits' stream.
+TEST_F(LoaderStreamTest, ACrossFittingFoldOverTcpIsTheInProcessFoldPlan) {
+  ServerThread server(*dataset_, ServerOptions());
+  const FoldOfData fold{5, 2, 7};
+  const PreparedDataset member = WithFoldAsValidation(dataset_->prepared, fold);
+  for (uint32_t split : {0u, 1u}) {
+    const PlanOptions plan = split == 0 ? Plan(1) : EvaluationPlanOptions(1, 3);
+    LoaderClientOptions options = Client(server.address(), 0, plan);
+    options.split = split;
+    options.fold = fold;
+    LoaderClient client(options);
+    PlanBatchSource local(*dataset_->data, member, split, plan, 2, 0);
+    for (int epoch : {0, 2}) {
+      EXPECT_EQ(testing::DiffEpochs(&local, &client, epoch), "") << "split " << split;
+    }
+    PlanBatchSource unfolded(*dataset_->data, dataset_->prepared, split, plan, 2, 0);
+    EXPECT_NE(testing::DiffEpochs(&unfolded, &client, 2), "") << "split " << split;
+  }
+  // A fold that cannot be: that client is refused, naming it, and the loader serves on.
+  LoaderClientOptions bad = Client(server.address(), 0, Plan(1));
+  bad.fold = FoldOfData{5, 5, 7};
+  LoaderClient refused(bad);
+  DecodedBatch batch;
+  try {
+    refused.StartEpoch(0, 0);
+    refused.Next(&batch);
+    ADD_FAILURE() << "fold 5 of 5 was served";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fold 5 of 5"), std::string::npos) << e.what();
+  }
+  LoaderClient good(Client(server.address(), 0, Plan(1)));
+  PlanBatchSource local = Local(0, Plan(1));
+  EXPECT_EQ(testing::DiffEpochs(&local, &good, 2), "");
 }
 
 // Every worker's slice carries the whole global batch's loss weight per label (the loss

@@ -314,6 +314,43 @@ TEST_F(ResumeTest, PythonReadsTheExpertsOfATwoWorkerCheckpoint) {
   EXPECT_EQ(owners, 2);
 }
 
+// training.cross_fit at two workers fed by a loader: seed i's model validates on fold i of
+// the training and validation samples, the folds are disjoint and cover them, and the
+// ensemble's validation score is out of fold, over all of them.
+TEST_F(ResumeTest, CrossFittedSeedsValidateOnDisjointFoldsScoredOutOfFold) {
+  const std::string run = Run("cross-fit");
+  CommandResult r = Train(2, run,
+                          {"--set", "training.seeds=1,2,3", "--set", "training.cross_fit=true",
+                           "--set", "training.epochs=1", "--set", "training.warmup_epochs=0"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("seed 3: cross-fitted, validating on fold 3 of 3"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("(out of fold)"), std::string::npos) << r.output;
+  const Json summary = Json::parse(ReadFile(dir_->Path("prepared") + "/summary.json"));
+  const int64_t training = summary["splits"]["training"]["samples"].get<int64_t>();
+  const int64_t validation = summary["splits"]["validation"]["samples"].get<int64_t>();
+  const int64_t testing = summary["splits"]["testing"]["samples"].get<int64_t>();
+  int64_t validated = 0;
+  for (const char* seed : {"seed-1", "seed-2", "seed-3"}) {
+    const Metrics m = ReadMetrics(run + "/" + seed + "/metrics.jsonl");
+    ASSERT_EQ(m.tests.size(), 1u) << seed;
+    const int64_t n = m.tests[0]["validation"]["n"].get<int64_t>();
+    EXPECT_NEAR(n, (training + validation) / 3.0, 1.0) << seed;  // stratified: within one
+    EXPECT_EQ(m.tests[0]["test"]["n"].get<int64_t>(), testing) << seed;
+    validated += n;
+  }
+  EXPECT_EQ(validated, training + validation);
+  const Json ensemble = Json::parse(ReadFile(run + "/ensemble.json"));
+  EXPECT_TRUE(ensemble["cross_fit"].get<bool>());
+  EXPECT_EQ(ensemble["validation"]["n"].get<int64_t>(), training + validation);
+  EXPECT_EQ(ensemble["test"]["n"].get<int64_t>(), testing);
+  // One seed cannot be cross-fitted: refused before anything runs, naming the field.
+  r = Train(1, Run("cross-fit-1"),
+            {"--set", "training.seeds=1", "--set", "training.cross_fit=true"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("training.cross_fit"), std::string::npos) << r.output;
+}
+
 TEST_F(ResumeTest, SeveralSeedsAtTwoWorkersAndAWorkerUnderMpirun) {
   const std::string run = Run("seeds");
   CommandResult r = Train(2, run, {"--set", "training.seeds=1,2", "--set", "training.epochs=1"});
