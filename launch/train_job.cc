@@ -105,6 +105,45 @@ void ReportEnsemble(const std::vector<uint64_t>& seeds, const std::vector<TrainR
        << "/ensemble.json)\n";
 }
 
+// Each seed's checkpoint to resume from: `explicit_resume` for every seed, or with `resume`
+// each seed directory's newest one (empty: that seed starts over). Rank 0 picks them and
+// tells the others (one view of the file system).
+std::vector<std::string> ResumePoints(const std::vector<uint64_t>& seeds,
+                                      const std::string& run_dir, bool resume,
+                                      const std::string& explicit_resume,
+                                      const TrainOptions& options) {
+  auto seed_dir = [&](uint64_t seed) {
+    return seeds.size() == 1 ? RunDir(run_dir) : RunDir(run_dir).seed(seed);
+  };
+  std::vector<std::string> resume_from(seeds.size(), explicit_resume);
+  if (!resume || !explicit_resume.empty()) return resume_from;
+  std::string chosen;
+  RunOnRankZero(options.world, [&] {
+    bool any = false;
+    for (size_t i = 0; i < seeds.size(); ++i) {
+      const std::string newest = seed_dir(seeds[i]).NewestCheckpoint();
+      chosen += newest + "\n";
+      any = any || !newest.empty();
+    }
+    // A restarted job without any checkpoint starts over.
+    if (!any && options.restart == 0) {
+      Fail(ErrorCode::kNotFound, "train --resume: no complete checkpoint under ",
+           seeds.size() == 1
+               ? RunDir(run_dir).checkpoints()
+               : RunDir(run_dir).seed(seeds[0]).checkpoints() + " or the other seeds' directories");
+    }
+  });
+  if (options.world != nullptr && options.world->size() > 1) {
+    BroadcastBytes(*options.world, &chosen, 0);
+  }
+  for (size_t i = 0, from = 0; i < seeds.size(); ++i) {
+    const size_t end = chosen.find('\n', from);
+    resume_from[i] = chosen.substr(from, end - from);
+    from = end + 1;
+  }
+  return resume_from;
+}
+
 }  // namespace
 
 CheckpointFault CheckpointFaultFromEnv() {
@@ -139,34 +178,8 @@ int TrainSeeds(const config::Config& config, const PreparedDataset& prepared, co
   auto seed_dir = [&](uint64_t seed) {
     return seeds.size() == 1 ? RunDir(run_dir) : RunDir(run_dir).seed(seed);
   };
-  // Rank 0 picks each seed's checkpoint and tells the others (one view of the file system).
-  std::vector<std::string> resume_from(seeds.size(), explicit_resume);
-  if (resume && explicit_resume.empty()) {
-    std::string chosen;
-    RunOnRankZero(options.world, [&] {
-      bool any = false;
-      for (size_t i = 0; i < seeds.size(); ++i) {
-        const std::string newest = seed_dir(seeds[i]).NewestCheckpoint();
-        chosen += newest + "\n";
-        any = any || !newest.empty();
-      }
-      // A restarted job without any checkpoint starts over.
-      if (!any && options.restart == 0) {
-        Fail(ErrorCode::kNotFound, "train --resume: no complete checkpoint under ",
-             seeds.size() == 1 ? RunDir(run_dir).checkpoints()
-                               : RunDir(run_dir).seed(seeds[0]).checkpoints() +
-                                     " or the other seeds' directories");
-      }
-    });
-    if (options.world != nullptr && options.world->size() > 1) {
-      BroadcastBytes(*options.world, &chosen, 0);
-    }
-    for (size_t i = 0, from = 0; i < seeds.size(); ++i) {
-      const size_t end = chosen.find('\n', from);
-      resume_from[i] = chosen.substr(from, end - from);
-      from = end + 1;
-    }
-  }
+  const std::vector<std::string> resume_from =
+      ResumePoints(seeds, run_dir, resume, explicit_resume, options);
   options.fault = CheckpointFaultFromEnv();
   // Cross-fitting: seed i's model trains on the other folds and validates on fold i.
   const bool cross_fit = config.training().cross_fit();

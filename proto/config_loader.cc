@@ -392,6 +392,15 @@ void ResolveDerivedFields(Config& c) {
   if (training.seeds_size() > 0) training.set_ensemble_size(training.seeds_size());
 }
 
+// training.cross_fit when the config does not set it: true for two or more seeds (the seeds
+// given, else ensemble_size's). Before FillDefaults, which sets every unset field.
+void ResolveUnsetCrossFit(Config& c) {
+  auto& training = *c.mutable_training();
+  if (training.has_cross_fit()) return;
+  const int seeds = training.seeds_size() > 0 ? training.seeds_size() : training.ensemble_size();
+  training.set_cross_fit(seeds >= 2);
+}
+
 void ValidateData(config::DataConfig& data, const Validator& v) {
   v.Check(data.layout() != config::DataConfig::LAYOUT_UNSPECIFIED, "data.layout",
           "set PER_MODALITY_CSV or WIDE_CSV");
@@ -535,6 +544,7 @@ config::Config ParseConfig(const std::string& text, const std::string& name,
   parser.WriteLocationsTo(&tree);
   if (!parser.ParseFromString(text, &config)) Fail(ErrorCode::kInvalidArgument, errors.first());
   for (const std::string& assignment : overrides) ApplyOverride(&config, assignment);
+  ResolveUnsetCrossFit(config);
   FillDefaults(&config, true);
   FieldLines lines(&tree);
   Validate(config, Validator(name, lines));

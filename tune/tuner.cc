@@ -95,7 +95,10 @@ std::vector<std::string> TrainArgv(const TuneOptions& o, const Trial& t, int fol
   sets.push_back("data.splits_file=" + FoldDir(o, fold) + "/splits.json");
   sets.push_back("data.prepared_dir=" + FoldDir(o, fold) + "/prepared");
   sets.push_back("run.dir=" + TrialRunDir(o, t, fold));
-  sets.push_back("training.seeds=");  // one seed per trial: training.seed
+  // One model per trial and fold: training.seed, on the fold's own splits.
+  sets.push_back("training.seeds=");
+  sets.push_back("training.ensemble_size=1");
+  sets.push_back("training.cross_fit=false");
   for (const std::string& s : sets) {
     argv.push_back("--set");
     argv.push_back(s);

@@ -44,6 +44,7 @@ TEST(ConfigLoaderTest, DefaultsAreFilledAndDerived) {
   // Derived: the seeds from seed and ensemble_size.
   EXPECT_EQ(std::vector<uint64_t>(c.training().seeds().begin(), c.training().seeds().end()),
             (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_TRUE(c.training().has_cross_fit() && c.training().cross_fit());
   EXPECT_EQ(c.data().modalities(0).file(), "a.csv");
   EXPECT_EQ(c.data().modalities(0).scaling(), config::STANDARD);
   EXPECT_EQ(c.data().modalities(1).scaling(), config::MINMAX);
@@ -77,6 +78,16 @@ training { seed: 7 ensemble_size: 2 }
   EXPECT_EQ(ConfigToText(again), ConfigToText(c));
   EXPECT_NE(ErrorOf(kDerived, {"training.ensemble_size=0", "training.seeds="})
                 .find("training.ensemble_size"),
+            std::string::npos);
+  // Cross-fitting follows the seeds unless set: one fold per seed needs two or more.
+  EXPECT_TRUE(c.training().cross_fit());
+  c = ParseConfig(kDerived, "c.textproto", {"training.seeds=[3]"});
+  EXPECT_TRUE(c.training().has_cross_fit());
+  EXPECT_FALSE(c.training().cross_fit());
+  c = ParseConfig(kDerived, "c.textproto", {"training.cross_fit=false"});
+  EXPECT_FALSE(c.training().cross_fit());
+  EXPECT_NE(ErrorOf(kDerived, {"training.seeds=[3]", "training.cross_fit=true"})
+                .find("training.cross_fit"),
             std::string::npos);
 }
 
