@@ -172,13 +172,16 @@ def score_seed(args, name, seed, folder, labels):
     train_y = np.array([labels[str(i)] for i in splits["training"]])
     single_auc, single_ll = single_models(os.path.join(folder, "run"))
     ensemble = os.path.join(folder, "run", "ensemble.json")
+    cross_fit = False
     if os.path.exists(ensemble):
         with open(ensemble) as f:
-            validation = json.load(f)["validation"]
+            record = json.load(f)
+        validation, cross_fit = record["validation"], record.get("cross_fit", False)
     else:  # one seed: its own record
         validation = single_records(os.path.join(folder, "run"))[0]["validation"]
     return {"auc": roc_auc_score(y, p), "log_loss": log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)),
             "val_auc": validation["auc"], "val_log_loss": validation.get("log_loss", float("nan")),
+            "cross_fit": cross_fit,
             "mean_p": float(p.mean()), "prevalence": float(train_y.mean()),
             "single_auc": float(np.mean(single_auc)) if single_auc else float("nan"),
             "single_log_loss": float(np.mean(single_ll)) if single_ll else float("nan")}
@@ -240,10 +243,12 @@ def main():
              "max_prevalence_gap": float(max(abs(s["mean_p"] - s["prevalence"]) for s in scores)),
              "seconds": float(sum(seconds[(n, s)] for s in seeds))}
         summary["datasets"][n] = d
+        summary["cross_fit"] = summary.get("cross_fit", False) or any(s["cross_fit"] for s in scores)
         rows.append(n)
 
     print("\nsuite: split seeds %s, overrides %s\n" % (args.split_seeds, args.overrides or "none"))
-    print("| dataset | validation AUC | flexmoe AUC (single models) | LR / HGB AUC | paired "
+    validation = "validation AUC (out of fold)" if summary.get("cross_fit") else "validation AUC"
+    print("| dataset | " + validation + " | flexmoe AUC (single models) | LR / HGB AUC | paired "
           "difference to the better (SE, seeds ahead) | log-loss flexmoe (single) / best "
           "baseline | mean p / prevalence (worst seed's gap) | train+predict s |")
     print("|---|---|---|---|---|---|---|---|")
@@ -270,7 +275,8 @@ def main():
     with open(os.path.join(args.out, "suite.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(json.dumps({k: summary[k] for k in ("mean_val_auc", "mean_auc", "mean_better_auc", "mean_diff",
-                                              "worst_diff", "log_loss_at_or_below", "wall_s")}))
+                                              "worst_diff", "log_loss_at_or_below", "wall_s",
+                                              "cross_fit")}))
 
 
 if __name__ == "__main__":
