@@ -25,6 +25,15 @@
 namespace flexmoe {
 namespace {
 
+// Member j's class probabilities: as scored, or with its calibration when `calibrations`
+// holds one per member.
+std::vector<float> MemberProbs(const std::vector<const EvalResult*>& members,
+                               const std::vector<const Calibration*>& calibrations, size_t j,
+                               int num_classes) {
+  return calibrations.empty() ? members[j]->probs
+                              : Calibrate(members[j]->log_probs, num_classes, *calibrations[j]);
+}
+
 // The seeds' mean class probabilities on one split, scored as one predictor (what
 // `flexmoe predict --ensemble RUN_DIR` gives, each member calibrated with --calibrated):
 // every member scored the same samples in the same order.
@@ -33,10 +42,8 @@ GroupedMetrics EnsembleMetrics(const std::vector<const EvalResult*>& members,
                                int num_groups) {
   std::vector<float> mean(members[0]->probs.size(), 0.0f);
   for (size_t j = 0; j < members.size(); ++j) {
-    const EvalResult* m = members[j];
-    CHECK_EQ(m->probs.size(), mean.size());
-    const std::vector<float> probs =
-        calibrations.empty() ? m->probs : Calibrate(m->log_probs, num_classes, *calibrations[j]);
+    CHECK_EQ(members[j]->probs.size(), mean.size());
+    const std::vector<float> probs = MemberProbs(members, calibrations, j, num_classes);
     for (size_t i = 0; i < mean.size(); ++i) mean[i] += probs[i] / members.size();
   }
   return ComputeGroupedMetrics(members[0]->labels, mean, num_classes, members[0]->groups,
@@ -52,8 +59,7 @@ GroupedMetrics OutOfFoldMetrics(const std::vector<const EvalResult*>& members,
   std::vector<int> labels, groups;
   for (size_t j = 0; j < members.size(); ++j) {
     const EvalResult* m = members[j];
-    const std::vector<float> p =
-        calibrations.empty() ? m->probs : Calibrate(m->log_probs, num_classes, *calibrations[j]);
+    const std::vector<float> p = MemberProbs(members, calibrations, j, num_classes);
     probs.insert(probs.end(), p.begin(), p.end());
     labels.insert(labels.end(), m->labels.begin(), m->labels.end());
     groups.insert(groups.end(), m->groups.begin(), m->groups.end());
