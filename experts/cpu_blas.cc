@@ -1,7 +1,11 @@
 // Row-major GEMM over the Fortran BLAS interface (sgemm_/dgemm_), see cpu_blas.h.
 #include "experts/cpu_blas.h"
 
+#include <immintrin.h>
+
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #if defined(FLEXMOE_HAVE_DNNL)
 #include <omp.h>
@@ -22,6 +26,10 @@ void dgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 int dnnl_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha,
                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                int64_t ldc);
+// oneDNN's row-major bf16 x bf16 -> fp32 GEMM; bfloat16_t is 16 raw bits.
+int dnnl_gemm_bf16bf16f32(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha,
+                          const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb,
+                          float beta, float* c, int64_t ldc);
 #endif
 }
 
@@ -89,7 +97,111 @@ void RowMajorGemm(Blas blas, bool trans_a, bool trans_b, int64_t m, int64_t n, i
   blas(&tb, &ta, &in, &im, &ik, &alpha, b, &ildb, a, &ilda, &beta, c, &ildc);
 }
 
+bool CpuHasBf16() {
+  return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+}
+
+uint16_t RoundOneToBf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+// 16 floats at a time with the CPU's own conversion (VCVTNEPS2BF16: nearest even); called
+// only where CpuHasBf16() holds.
+__attribute__((target("avx512f,avx512bf16,avx512vl"))) void RoundToBf16Avx512(const float* src,
+                                                                              int64_t count,
+                                                                              uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const __m256bh packed = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        reinterpret_cast<const __m256i&>(packed));
+  }
+  for (; i < count; ++i) dst[i] = RoundOneToBf16(src[i]);
+}
+
+#if defined(FLEXMOE_HAVE_DNNL)
+// A row-major operand of `rows` x `cols` with row stride ld, rounded into `out` packed
+// (row stride cols).
+void PackBf16(const float* src, int64_t rows, int64_t cols, int64_t ld,
+              std::vector<uint16_t>* out) {
+  out->resize(static_cast<size_t>(rows * cols));
+  if (ld == cols) return RoundToBf16(src, rows * cols, out->data());
+  for (int64_t r = 0; r < rows; ++r) RoundToBf16(src + r * ld, cols, out->data() + r * cols);
+}
+
+// Row-major bf16 operands as oneDNN takes them: `operand.bf16` as it is (row stride ld), or
+// `operand.values` rounded into `scratch` (row stride cols).
+const uint16_t* Bf16Operand(GemmOperand<float> operand, int64_t rows, int64_t cols, int64_t* ld,
+                            std::vector<uint16_t>* scratch) {
+  if (operand.bf16 != nullptr) return operand.bf16;
+  PackBf16(operand.values, rows, cols, *ld, scratch);
+  *ld = cols;
+  return scratch->data();
+}
+
+void GemmBf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              GemmOperand<float> a, int64_t lda, GemmOperand<float> b, int64_t ldb, float beta,
+              float* c, int64_t ldc) {
+  // The rounded operands of this thread's last product: reused, so that a step's thousands
+  // of products allocate nothing once the largest has been seen.
+  thread_local std::vector<uint16_t> a16, b16;
+  const uint16_t* ap = Bf16Operand(a, trans_a ? k : m, trans_a ? m : k, &lda, &a16);
+  const uint16_t* bp = Bf16Operand(b, trans_b ? n : k, trans_b ? k : n, &ldb, &b16);
+  const SmallGemmThreads threads(m, n, k);
+  const int status =
+      dnnl_gemm_bf16bf16f32(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, ap,
+                            lda < 1 ? 1 : lda, bp, ldb < 1 ? 1 : ldb, beta, c, ldc);
+  if (status != 0) {
+    Fail(ErrorCode::kInternal, "Gemm: dnnl_gemm_bf16bf16f32 failed with status ", status, " (m ", m,
+         ", n ", n, ", k ", k, ")");
+  }
+}
+#endif
+
 }  // namespace
+
+bool Bf16GemmAvailable() { return Bf16GemmUnavailableReason().empty(); }
+
+std::string Bf16GemmUnavailableReason() {
+#if defined(FLEXMOE_HAVE_DNNL)
+  if (CpuHasBf16()) return "";
+  return "this CPU has neither AVX512-BF16 nor AMX-BF16 (oneDNN would emulate bf16 products "
+         "slower than fp32)";
+#else
+  return "this build has no oneDNN (libdnnl.so.2 was not found when it was configured)";
+#endif
+}
+
+void RoundToBf16(const float* src, int64_t count, uint16_t* dst) {
+  if (CpuHasBf16()) return RoundToBf16Avx512(src, count, dst);
+  for (int64_t i = 0; i < count; ++i) dst[i] = RoundOneToBf16(src[i]);
+}
+
+void Gemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+          float* c, int64_t ldc) {
+  Gemm(precision, trans_a, trans_b, m, n, k, alpha, GemmOperand<float>{a}, lda,
+       GemmOperand<float>{b}, ldb, beta, c, ldc);
+}
+
+void Gemm(GemmPrecision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          float alpha, GemmOperand<float> a, int64_t lda, GemmOperand<float> b, int64_t ldb,
+          float beta, float* c, int64_t ldc) {
+  if (precision == GemmPrecision::kFp32 || m == 0 || n == 0 || k == 0) {
+    return Gemm(trans_a, trans_b, m, n, k, alpha, a.values, lda, b.values, ldb, beta, c, ldc);
+  }
+  if (!Bf16GemmAvailable()) {
+    Fail(ErrorCode::kInternal, "Gemm: a bf16 product was asked for, but ",
+         Bf16GemmUnavailableReason());
+  }
+#if defined(FLEXMOE_HAVE_DNNL)
+  GemmBf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
 
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {

@@ -92,25 +92,45 @@ class AllReduceSumReplicatedFunction
   }
 };
 
+// Rows over the wire as `wire` (a float tensor sent as bfloat16 arrives rounded to it and
+// widened back to its own type); the bytes this rank sends to other ranks go to `stats`.
+at::Tensor MoveRows(const at::Tensor& x, const std::vector<int64_t>& send,
+                    const std::vector<int64_t>& recv, Communicator& comm, ExchangeStats* stats,
+                    at::ScalarType wire) {
+  const bool narrow = wire != x.scalar_type();
+  const at::Tensor sent = narrow ? x.to(wire) : x;
+  if (stats != nullptr && sent.dim() > 0 && sent.size(0) > 0) {
+    int64_t rows = 0;
+    for (size_t r = 0; r < send.size(); ++r) {
+      if (static_cast<int>(r) != comm.rank()) rows += send[r];
+    }
+    stats->token_bytes_sent += rows * (sent.numel() / sent.size(0)) * sent.element_size();
+  }
+  at::Tensor received = comm.AllToAll(sent, send, recv, AgreedSplits());
+  return narrow ? received.to(x.scalar_type()) : received;
+}
+
 class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::vector<int64_t> send,
-                            std::vector<int64_t> recv, int64_t comm, int64_t stats) {
+                            std::vector<int64_t> recv, int64_t comm, int64_t stats, int64_t wire) {
     ExchangeTimer timer(reinterpret_cast<ExchangeStats*>(stats));
     ctx->saved_data["send"] = send;
     ctx->saved_data["recv"] = recv;
     ctx->saved_data["comm"] = comm;
     ctx->saved_data["stats"] = stats;
-    return reinterpret_cast<Communicator*>(comm)->AllToAll(x.detach().contiguous(), send, recv,
-                                                           AgreedSplits());
+    ctx->saved_data["wire"] = wire;
+    return MoveRows(x.detach().contiguous(), send, recv, *Unpack(comm),
+                    reinterpret_cast<ExchangeStats*>(stats), static_cast<at::ScalarType>(wire));
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    ExchangeTimer timer(reinterpret_cast<ExchangeStats*>(ctx->saved_data["stats"].toInt()));
+    ExchangeStats* stats = reinterpret_cast<ExchangeStats*>(ctx->saved_data["stats"].toInt());
+    ExchangeTimer timer(stats);
     std::vector<int64_t> send = ctx->saved_data["send"].toIntVector();
     std::vector<int64_t> recv = ctx->saved_data["recv"].toIntVector();
-    at::Tensor g = Unpack(ctx->saved_data["comm"])
-                       ->AllToAll(grads[0].contiguous(), recv, send, AgreedSplits());
-    return {g, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor g = MoveRows(grads[0].contiguous(), recv, send, *Unpack(ctx->saved_data["comm"]),
+                            stats, static_cast<at::ScalarType>(ctx->saved_data["wire"].toInt()));
+    return {g, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -127,9 +147,11 @@ at::Tensor AllReduceSumReplicatedGrad(const at::Tensor& x, Communicator& comm,
 
 at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
                             const std::vector<int64_t>& recv_splits, Communicator& comm,
-                            ExchangeStats* stats) {
+                            ExchangeStats* stats, bool bf16_wire) {
+  const bool narrow = bf16_wire && x.scalar_type() == at::kFloat;
+  const at::ScalarType wire = narrow ? at::kBFloat16 : x.scalar_type();
   return AllToAllFunction::apply(x, send_splits, recv_splits, Pack(&comm),
-                                 reinterpret_cast<int64_t>(stats));
+                                 reinterpret_cast<int64_t>(stats), static_cast<int64_t>(wire));
 }
 
 std::vector<int64_t> OwnerMajorOrder(const ExpertPlacement& placement) {
@@ -142,12 +164,12 @@ std::vector<int64_t> OwnerMajorOrder(const ExpertPlacement& placement) {
 
 ExpertStep MakeExpertParallelStep(GroupedExpertsImpl& local, const ExpertPlacement& placement,
                                   Communicator& ep, ExchangeStats* stats,
-                                  const std::vector<int64_t>& expert_order) {
+                                  const std::vector<int64_t>& expert_order, bool bf16_wire) {
   return MakeExchangeStep(
       [&local](const at::Tensor& rows, const std::vector<RowBlock>& blocks) {
         return local.ForwardBlocks(rows, blocks);
       },
-      placement, ep, stats, expert_order);
+      placement, ep, stats, expert_order, bf16_wire);
 }
 
 ExpertStep MakeExpertParallelStep(ExpertStep local_step, const ExpertPlacement& placement,
@@ -243,14 +265,14 @@ std::vector<RowBlock> ReceivedBlocks(const int64_t* all, int64_t e_count, int wo
 
 ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& placement,
                             Communicator& ep, ExchangeStats* stats,
-                            std::vector<int64_t> expert_order) {
+                            std::vector<int64_t> expert_order, bool bf16_wire) {
   if (!expert_order.empty() &&
       static_cast<int64_t>(expert_order.size()) != placement.num_experts()) {
     Fail(ErrorCode::kInvalidArgument, "expert step: a dispatch order of ", expert_order.size(),
          " experts for a placement of ", placement.num_experts());
   }
-  return [local, &placement, &ep, stats, expert_order](const at::Tensor& rows,
-                                                       const std::vector<int64_t>& counts) {
+  return [local, &placement, &ep, stats, expert_order, bf16_wire](
+             const at::Tensor& rows, const std::vector<int64_t>& counts) {
     const int world = ep.size(), me = ep.rank();
     const int64_t e_count = placement.num_experts();
     if (static_cast<int64_t>(counts.size()) != e_count) {
@@ -275,10 +297,10 @@ ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& place
       for (int64_t e : mine) recv[s] += all[s * e_count + e];
     }
     // Rows to their owners, run where they lie, back to the senders and to the dispatch order.
-    at::Tensor received = AllToAllWithGrad(by_owner, plan.send, recv, ep, stats);
+    at::Tensor received = AllToAllWithGrad(by_owner, plan.send, recv, ep, stats, bf16_wire);
     int64_t received_rows = 0;
     at::Tensor y = local(received, ReceivedBlocks(all, e_count, world, mine, &received_rows));
-    at::Tensor returned = AllToAllWithGrad(y, recv, plan.send, ep, stats);
+    at::Tensor returned = AllToAllWithGrad(y, recv, plan.send, ep, stats, bf16_wire);
     if (stats != nullptr) {
       stats->rows_sent += plan.total;
       stats->rows_received += received_rows;
@@ -318,6 +340,7 @@ ExpertParallelMoeImpl::ExpertParallelMoeImpl(ExpertParallelMoeOptions options)
   expert_options.hidden_dim = options_.hidden_dim;
   expert_options.num_experts = options_.num_experts;
   expert_options.init_seed = options_.init_seed;
+  expert_options.precision = options_.precision;
   if (!options_.placement.owner.empty()) {
     if (options_.placement.num_experts() != options_.num_experts) {
       Fail(ErrorCode::kInvalidArgument, "expert placement names ", options_.placement.num_experts(),
@@ -347,7 +370,8 @@ MoeOutput ExpertParallelMoeImpl::Forward(const at::Tensor& x, const at::Tensor& 
   if (ep != nullptr && !options_.placement.owner.empty()) {
     options_.placement.Check(ep->size());
     order = OwnerMajorOrder(options_.placement);
-    step = MakeExpertParallelStep(experts, options_.placement, *ep, stats, order);
+    step = MakeExpertParallelStep(experts, options_.placement, *ep, stats, order,
+                                  options_.precision == GemmPrecision::kBf16);
   } else {
     step = [&experts](const at::Tensor& rows, const std::vector<int64_t>& counts) {
       return experts.Forward(rows, counts);

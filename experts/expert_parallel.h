@@ -40,15 +40,19 @@ at::Tensor AllReduceSumReplicatedGrad(const at::Tensor& x, Communicator& comm,
                                       ExchangeStats* stats = nullptr);
 
 // Rows exchanged as Communicator::AllToAll does; backward sends the gradients back with
-// the splits swapped.
+// the splits swapped. `bf16_wire`: float rows (and their gradients) travel rounded to
+// bfloat16 (half the bytes) and arrive widened back to float; other types travel as they are.
 at::Tensor AllToAllWithGrad(const at::Tensor& x, const std::vector<int64_t>& send_splits,
                             const std::vector<int64_t>& recv_splits, Communicator& comm,
-                            ExchangeStats* stats = nullptr);
+                            ExchangeStats* stats = nullptr, bool bf16_wire = false);
 
 // Statistics of the exchanges, accumulated; for the step-time split and the metrics.
 struct ExchangeStats {
   int64_t rows_sent = 0;      // rows this rank sent to experts (its own included)
   int64_t rows_received = 0;  // rows this rank's experts processed
+  // Bytes of rows (and their gradients) this rank sent to other ranks in the token
+  // all-to-alls, forward and backward.
+  int64_t token_bytes_sent = 0;
   // In the exchanges (token all-to-alls, counts, router statistics), forward and backward:
   // waiting for slower ranks included.
   double seconds = 0;
@@ -71,16 +75,18 @@ using ReceivedRowsStep =
 // The expert step of RunMoe for experts spread over `ep` by `placement`: rows grouped by
 // expert in `expert_order` (RunMoe's; empty: ascending ids), counts [E] by expert id, go
 // to their owners, run there on `local`, and come back in the same order. Dispatched in
-// OwnerMajorOrder(placement), the rows move without a copy on either side.
+// OwnerMajorOrder(placement), the rows move without a copy on either side. `bf16_wire`:
+// the rows and their gradients travel as bfloat16 (AllToAllWithGrad).
 ExpertStep MakeExchangeStep(ReceivedRowsStep local, const ExpertPlacement& placement,
                             Communicator& ep, ExchangeStats* stats,
-                            std::vector<int64_t> expert_order = {});
+                            std::vector<int64_t> expert_order = {}, bool bf16_wire = false);
 
 // The exchange step around `local` (holding this rank's experts, ascending), which runs
 // the received blocks where they lie (GroupedExperts::ForwardBlocks).
 ExpertStep MakeExpertParallelStep(GroupedExpertsImpl& local, const ExpertPlacement& placement,
                                   Communicator& ep, ExchangeStats* stats,
-                                  const std::vector<int64_t>& expert_order = {});
+                                  const std::vector<int64_t>& expert_order = {},
+                                  bool bf16_wire = false);
 
 // The same around any local step: `local_step` gets the rows this rank's experts received,
 // grouped by local expert (ascending global id), with one count per local expert; they are
@@ -100,6 +106,9 @@ struct ExpertParallelMoeOptions {
   int64_t init_seed = -1;
   ExpertPlacement placement;  // empty owner list: all experts local
   int rank = 0;               // this rank in the expert-parallel group
+  // kBf16: the experts' products in bf16 (GroupedExpertsOptions::precision) and the token
+  // all-to-alls in bf16 (MakeExchangeStep's bf16_wire). The router stays fp32.
+  GemmPrecision precision = GemmPrecision::kFp32;
 };
 
 // The sparse layer of a worker: the replicated router and this rank's experts

@@ -94,7 +94,7 @@ at::Tensor GroupedExpertsImpl::ForwardBlocks(const at::Tensor& x,
   const bool fused = x.device().is_cpu() &&
                      (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
                      w1_.scalar_type() == x.scalar_type();
-  if (fused) return GroupedFfn(x, w1_, b1_, w2_, b2_, blocks);
+  if (fused) return GroupedFfn(x, w1_, b1_, w2_, b2_, blocks, options_.precision);
   // Other devices and types: the rows grouped by expert (a gather unless they already are),
   // the padded batched GEMMs, and back to the blocks' order.
   std::vector<int64_t> counts;

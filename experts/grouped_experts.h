@@ -22,6 +22,8 @@ struct GroupedExpertsOptions {
   // >= 0: expert e's weights are drawn from a generator keyed by (init_seed, e), so they do
   // not depend on how the experts are spread over workers. < 0: the global LibTorch RNG.
   int64_t init_seed = -1;
+  // The float products of the fused host path (GroupedFfn), forward and backward.
+  GemmPrecision precision = GemmPrecision::kFp32;
 };
 
 // Parameters (n = number of local experts): w1 [n, D, 2D], b1 [n, 2D], w2 [n, 2D, D],

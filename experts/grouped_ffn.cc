@@ -66,11 +66,40 @@ void ScaleAndSumColumns(T* dh, const T* slope, int64_t rows, int64_t cols, bool 
   }
 }
 
+// The raw 16 bits of a bf16 tensor's elements; null for an undefined tensor.
+uint16_t* Bits(const at::Tensor& t) {
+  return t.defined() ? reinterpret_cast<uint16_t*>(t.data_ptr()) : nullptr;
+}
+
+// A float tensor rounded to bf16 (nearest even), as a bf16 tensor of its shape.
+at::Tensor RoundedCopy(const at::Tensor& t) {
+  at::Tensor out = at::empty(t.sizes(), t.options().dtype(at::kBFloat16));
+  RoundToBf16(t.data_ptr<float>(), t.numel(), Bits(out));
+  return out;
+}
+
+// Element `offset` of `values` as a product's operand, with the same element of `rounded`
+// (its bf16 copy, or undefined) when there is one.
+template <typename T>
+GemmOperand<T> OperandAt(const at::Tensor& values, const at::Tensor& rounded, int64_t offset) {
+  GemmOperand<T> op;
+  if (values.defined()) op.values = values.data_ptr<T>() + offset;
+  if (rounded.defined()) op.bf16 = Bits(rounded) + offset;
+  return op;
+}
+
+// With kBf16 products every operand is rounded once: the input rows and the weights before
+// the first expert, each block's GELU output and (in the backward) the upstream gradient and
+// each block's GELU input gradient, and the products read the rounded copies. The input rows
+// and the GELU output are kept for the backward in bf16 only (half the memory); the weights'
+// rounded copies too.
 class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w1,
                             const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2,
-                            const std::vector<int64_t>& flat) {
+                            const std::vector<int64_t>& flat, bool bf16) {
+    bf16 = bf16 && x.scalar_type() == at::kFloat;
+    const GemmPrecision precision = bf16 ? GemmPrecision::kBf16 : GemmPrecision::kFp32;
     at::Tensor xc = x.contiguous(), w1c = w1.contiguous(), b1c = b1.contiguous();
     at::Tensor w2c = w2.contiguous(), b2c = b2.contiguous();
     const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2), experts = w1.size(0);
@@ -78,48 +107,71 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
     at::Tensor y = at::empty({rows, d}, x.options());
     // GELU and its derivative; the backward needs only the derivative.
     at::Tensor g = at::empty({rows, hidden}, x.options()), gelu_grad = at::empty_like(g);
+    at::Tensor x16, w1_16, w2_16, g16;  // rounded copies (kBf16)
+    if (bf16) {
+      x16 = RoundedCopy(xc);
+      w1_16 = RoundedCopy(w1c);
+      w2_16 = RoundedCopy(w2c);
+      g16 = at::empty(g.sizes(), g.options().dtype(at::kBFloat16));
+    }
     const auto of = BlocksOfExperts(flat, experts);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "GroupedFfn", [&] {
       scalar_t* he = h.data_ptr<scalar_t>();
       for (int64_t e = 0; e < experts; ++e) {
-        const scalar_t* w1e = w1c.data_ptr<scalar_t>() + e * d * hidden;
-        const scalar_t* w2e = w2c.data_ptr<scalar_t>() + e * hidden * d;
+        const GemmOperand<scalar_t> w1e = OperandAt<scalar_t>(w1c, w1_16, e * d * hidden);
+        const GemmOperand<scalar_t> w2e = OperandAt<scalar_t>(w2c, w2_16, e * hidden * d);
         const scalar_t* b2e = b2c.data_ptr<scalar_t>() + e * d;
         for (const auto& [row, n] : of[e]) {
           // First layer without its bias; the GELU pass adds it.
-          Gemm(false, false, n, hidden, d, scalar_t(1), xc.data_ptr<scalar_t>() + row * d, d, w1e,
-               hidden, scalar_t(0), he, hidden);
+          Gemm(precision, false, false, n, hidden, d, scalar_t(1),
+               OperandAt<scalar_t>(xc, x16, row * d), d, w1e, hidden, scalar_t(0), he, hidden);
           scalar_t* ge = g.data_ptr<scalar_t>() + row * hidden;
           GeluAndDerivative(he, n, hidden, b1c.data_ptr<scalar_t>() + e * hidden, ge,
                             gelu_grad.data_ptr<scalar_t>() + row * hidden);
+          if (bf16) {
+            RoundToBf16(reinterpret_cast<const float*>(ge), n * hidden, Bits(g16) + row * hidden);
+          }
           scalar_t* ye = y.data_ptr<scalar_t>() + row * d;
           FillRows(b2e, n, d, ye);
-          Gemm(false, false, n, d, hidden, scalar_t(1), ge, hidden, w2e, d, scalar_t(1), ye, d);
+          Gemm(precision, false, false, n, d, hidden, scalar_t(1),
+               OperandAt<scalar_t>(g, g16, row * hidden), hidden, w2e, d, scalar_t(1), ye, d);
         }
       }
     });
-    ctx->save_for_backward({xc, w1c, w2c, gelu_grad, g});
+    // Kept for the backward: x and g in fp32, or only their bf16 copies.
+    ctx->save_for_backward({bf16 ? at::Tensor() : xc, w1c, w2c, gelu_grad, bf16 ? at::Tensor() : g,
+                            x16, w1_16, w2_16, g16});
     ctx->saved_data["blocks"] = flat;
+    ctx->saved_data["bf16"] = bf16;
+    ctx->saved_data["rows"] = rows;
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &w1 = saved[1], &w2 = saved[2], &g = saved[4];
-    const at::Tensor& gelu_grad = saved[3];
+    const at::Tensor &gelu_grad = saved[3], &x16 = saved[5], &w1_16 = saved[6];
+    const at::Tensor &w2_16 = saved[7], &g16 = saved[8];
     const std::vector<int64_t> flat = ctx->saved_data["blocks"].toIntVector();
+    const bool bf16 = ctx->saved_data["bf16"].toBool();
+    const GemmPrecision precision = bf16 ? GemmPrecision::kBf16 : GemmPrecision::kFp32;
     const at::Tensor dy = grads[0].contiguous();
-    const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2), experts = w1.size(0);
-    at::Tensor dh = at::empty({LargestBlock(flat), hidden}, x.options());
-    at::Tensor dx = at::empty({rows, d}, x.options());
-    at::Tensor dw1 = at::empty_like(w1), db1 = at::empty({experts, hidden}, x.options());
-    at::Tensor dw2 = at::empty_like(w2), db2 = at::empty({experts, d}, x.options());
+    const int64_t rows = ctx->saved_data["rows"].toInt(), d = w1.size(1), hidden = w1.size(2);
+    const int64_t experts = w1.size(0);
+    at::Tensor dh = at::empty({LargestBlock(flat), hidden}, w1.options());
+    at::Tensor dh16 =
+        bf16 ? at::empty(dh.sizes(), dh.options().dtype(at::kBFloat16)) : at::Tensor();
+    const at::Tensor dy16 = bf16 ? RoundedCopy(dy) : at::Tensor();
+    at::Tensor dx = at::empty({rows, d}, w1.options());
+    at::Tensor dw1 = at::empty_like(w1), db1 = at::empty({experts, hidden}, w1.options());
+    at::Tensor dw2 = at::empty_like(w2), db2 = at::empty({experts, d}, w1.options());
     const auto of = BlocksOfExperts(flat, experts);
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "GroupedFfnBackward", [&] {
+    AT_DISPATCH_FLOATING_TYPES(w1.scalar_type(), "GroupedFfnBackward", [&] {
       scalar_t* dhp = dh.data_ptr<scalar_t>();
+      const GemmOperand<scalar_t> dh_op = OperandAt<scalar_t>(dh, dh16, 0);
       for (int64_t e = 0; e < experts; ++e) {
-        const scalar_t* w1e = w1.data_ptr<scalar_t>() + e * d * hidden;
-        const scalar_t* w2e = w2.data_ptr<scalar_t>() + e * hidden * d;
+        const GemmOperand<scalar_t> w1e = OperandAt<scalar_t>(w1, w1_16, e * d * hidden);
+        const GemmOperand<scalar_t> w2e = OperandAt<scalar_t>(w2, w2_16, e * hidden * d);
         scalar_t* dw1e = dw1.data_ptr<scalar_t>() + e * d * hidden;
         scalar_t* dw2e = dw2.data_ptr<scalar_t>() + e * hidden * d;
         scalar_t* db1e = db1.data_ptr<scalar_t>() + e * hidden;
@@ -128,19 +180,21 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
         for (const auto& [row, n] : of[e]) {
           // Weight gradients start with the expert's first block and accumulate over the rest.
           const scalar_t beta = first ? scalar_t(0) : scalar_t(1);
-          const scalar_t* dye = dy.data_ptr<scalar_t>() + row * d;
-          const scalar_t* ge = g.data_ptr<scalar_t>() + row * hidden;
+          const GemmOperand<scalar_t> dye = OperandAt<scalar_t>(dy, dy16, row * d);
           // Second layer: d GELU output, the weight and bias gradients.
-          Gemm(false, true, n, hidden, d, scalar_t(1), dye, d, w2e, d, scalar_t(0), dhp, hidden);
-          Gemm(true, false, hidden, d, n, scalar_t(1), ge, hidden, dye, d, beta, dw2e, d);
-          SumColumns(dye, n, d, !first, db2e);
+          Gemm(precision, false, true, n, hidden, d, scalar_t(1), dye, d, w2e, d, scalar_t(0), dhp,
+               hidden);
+          Gemm(precision, true, false, hidden, d, n, scalar_t(1),
+               OperandAt<scalar_t>(g, g16, row * hidden), hidden, dye, d, beta, dw2e, d);
+          SumColumns(dye.values, n, d, !first, db2e);
           // d GELU input, then the first layer's gradients.
           ScaleAndSumColumns(dhp, gelu_grad.data_ptr<scalar_t>() + row * hidden, n, hidden, !first,
                              db1e);
-          const scalar_t* xe = x.data_ptr<scalar_t>() + row * d;
-          Gemm(false, true, n, d, hidden, scalar_t(1), dhp, hidden, w1e, hidden, scalar_t(0),
-               dx.data_ptr<scalar_t>() + row * d, d);
-          Gemm(true, false, d, hidden, n, scalar_t(1), xe, d, dhp, hidden, beta, dw1e, hidden);
+          if (bf16) RoundToBf16(reinterpret_cast<const float*>(dhp), n * hidden, Bits(dh16));
+          Gemm(precision, false, true, n, d, hidden, scalar_t(1), dh_op, hidden, w1e, hidden,
+               scalar_t(0), dx.data_ptr<scalar_t>() + row * d, d);
+          Gemm(precision, true, false, d, hidden, n, scalar_t(1),
+               OperandAt<scalar_t>(x, x16, row * d), d, dh_op, hidden, beta, dw1e, hidden);
           first = false;
         }
         if (first) {  // no rows: no gradient
@@ -151,7 +205,7 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
         }
       }
     });
-    return {dx, dw1, db1, dw2, db2, at::Tensor()};
+    return {dx, dw1, db1, dw2, db2, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -202,8 +256,9 @@ void CheckBlocks(const std::vector<RowBlock>& blocks, int64_t rows, int64_t expe
 
 at::Tensor GroupedFfn(const at::Tensor& x, const at::Tensor& w1, const at::Tensor& b1,
                       const at::Tensor& w2, const at::Tensor& b2,
-                      const std::vector<RowBlock>& blocks) {
-  return GroupedFfnFunction::apply(x, w1, b1, w2, b2, Flatten(blocks));
+                      const std::vector<RowBlock>& blocks, GemmPrecision precision) {
+  return GroupedFfnFunction::apply(x, w1, b1, w2, b2, Flatten(blocks),
+                                   precision == GemmPrecision::kBf16);
 }
 
 }  // namespace flexmoe

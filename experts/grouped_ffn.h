@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "experts/cpu_blas.h"
+
 namespace flexmoe {
 
 // Rows [begin, begin + rows) of an input, all of them for local expert `expert`.
@@ -39,9 +41,11 @@ void CheckBlocks(const std::vector<RowBlock>& blocks, int64_t rows, int64_t expe
 // of one type; `blocks` as CheckBlocks wants them (checked by the caller). Each expert runs
 // its whole chain, block after block, before the next expert, so that its weights stay in
 // cache; the backward writes the weight gradients straight into [n, ...] tensors (zero for
-// an expert without rows) and keeps the GELU derivative from the forward.
+// an expert without rows) and keeps the GELU derivative from the forward. `precision`
+// applies to every float product, forward and backward (cpu_blas.h).
 at::Tensor GroupedFfn(const at::Tensor& x, const at::Tensor& w1, const at::Tensor& b1,
                       const at::Tensor& w2, const at::Tensor& b2,
-                      const std::vector<RowBlock>& blocks);
+                      const std::vector<RowBlock>& blocks,
+                      GemmPrecision precision = GemmPrecision::kFp32);
 
 }  // namespace flexmoe

@@ -14,8 +14,11 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+GemmPrecision PrecisionOf(bool bf16) { return bf16 ? GemmPrecision::kBf16 : GemmPrecision::kFp32; }
+
 // y [rows, out] = x [rows, in] W^T (+ bias in every row).
-at::Tensor LinearForward(const at::Tensor& x, const at::Tensor& w, const at::Tensor* bias) {
+at::Tensor LinearForward(const at::Tensor& x, const at::Tensor& w, const at::Tensor* bias,
+                         GemmPrecision precision) {
   const int64_t rows = x.size(0), in = x.size(1), out = w.size(0);
   at::Tensor y = at::empty({rows, out}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "FusedLinear", [&] {
@@ -25,7 +28,7 @@ at::Tensor LinearForward(const at::Tensor& x, const at::Tensor& w, const at::Ten
       FillRows(bias->data_ptr<scalar_t>(), rows, out, yp);
       beta = 1;
     }
-    Gemm(false, true, rows, out, in, scalar_t(1), x.data_ptr<scalar_t>(), in,
+    Gemm(precision, false, true, rows, out, in, scalar_t(1), x.data_ptr<scalar_t>(), in,
          w.data_ptr<scalar_t>(), in, beta, yp, out);
   });
   return y;
@@ -33,7 +36,8 @@ at::Tensor LinearForward(const at::Tensor& x, const at::Tensor& w, const at::Ten
 
 // dx = dy W (when wanted), dW = dy^T x, db = column sums of dy (when wanted).
 void LinearBackward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& w, bool want_dx,
-                    bool want_db, at::Tensor* dx, at::Tensor* dw, at::Tensor* db) {
+                    bool want_db, GemmPrecision precision, at::Tensor* dx, at::Tensor* dw,
+                    at::Tensor* db) {
   const int64_t rows = x.size(0), in = x.size(1), out = w.size(0);
   *dw = at::empty_like(w);
   if (want_dx) *dx = at::empty_like(x);
@@ -41,11 +45,11 @@ void LinearBackward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor&
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "FusedLinearBackward", [&] {
     const scalar_t* g = dy.data_ptr<scalar_t>();
     if (want_dx) {
-      Gemm(false, false, rows, in, out, scalar_t(1), g, out, w.data_ptr<scalar_t>(), in,
+      Gemm(precision, false, false, rows, in, out, scalar_t(1), g, out, w.data_ptr<scalar_t>(), in,
            scalar_t(0), dx->data_ptr<scalar_t>(), in);
     }
-    Gemm(true, false, out, in, rows, scalar_t(1), g, out, x.data_ptr<scalar_t>(), in, scalar_t(0),
-         dw->data_ptr<scalar_t>(), in);
+    Gemm(precision, true, false, out, in, rows, scalar_t(1), g, out, x.data_ptr<scalar_t>(), in,
+         scalar_t(0), dw->data_ptr<scalar_t>(), in);
     if (want_db) ColumnSums(g, rows, out, db->data_ptr<scalar_t>());
   });
 }
@@ -53,39 +57,43 @@ void LinearBackward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor&
 class LinearFunction : public torch::autograd::Function<LinearFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            const at::Tensor& bias) {
+                            const at::Tensor& bias, bool bf16) {
     const at::Tensor xc = x.contiguous(), wc = weight.contiguous(), bc = bias.contiguous();
     ctx->save_for_backward({xc, wc});
-    return LinearForward(xc, wc, &bc);
+    ctx->saved_data["bf16"] = bf16;
+    return LinearForward(xc, wc, &bc, PrecisionOf(bf16));
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
     at::Tensor dx, dw, db;
-    LinearBackward(grads[0].contiguous(), saved[0], saved[1], ctx->needs_input_grad(0), true, &dx,
-                   &dw, &db);
-    return {dx, dw, db};
+    LinearBackward(grads[0].contiguous(), saved[0], saved[1], ctx->needs_input_grad(0), true,
+                   PrecisionOf(ctx->saved_data["bf16"].toBool()), &dx, &dw, &db);
+    return {dx, dw, db, at::Tensor()};
   }
 };
 
 class LinearNoBiasFunction : public torch::autograd::Function<LinearNoBiasFunction> {
  public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            bool bf16) {
     const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
     ctx->save_for_backward({xc, wc});
-    return LinearForward(xc, wc, nullptr);
+    ctx->saved_data["bf16"] = bf16;
+    return LinearForward(xc, wc, nullptr, PrecisionOf(bf16));
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
     at::Tensor dx, dw, db;
-    LinearBackward(grads[0].contiguous(), saved[0], saved[1], ctx->needs_input_grad(0), false, &dx,
-                   &dw, &db);
-    return {dx, dw};
+    LinearBackward(grads[0].contiguous(), saved[0], saved[1], ctx->needs_input_grad(0), false,
+                   PrecisionOf(ctx->saved_data["bf16"].toBool()), &dx, &dw, &db);
+    return {dx, dw, at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor FusedLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+at::Tensor FusedLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                       GemmPrecision precision) {
   const bool host = x.device().is_cpu() && weight.device().is_cpu() &&
                     (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) &&
                     weight.scalar_type() == x.scalar_type() &&
@@ -98,8 +106,9 @@ at::Tensor FusedLinear(const at::Tensor& x, const at::Tensor& weight, const at::
   std::vector<int64_t> out_shape = x.sizes().vec();
   out_shape.back() = weight.size(0);
   const at::Tensor rows = x.reshape({-1, x.size(-1)});
-  const at::Tensor y = bias.defined() ? LinearFunction::apply(rows, weight, bias)
-                                      : LinearNoBiasFunction::apply(rows, weight);
+  const bool bf16 = precision == GemmPrecision::kBf16;
+  const at::Tensor y = bias.defined() ? LinearFunction::apply(rows, weight, bias, bf16)
+                                      : LinearNoBiasFunction::apply(rows, weight, bf16);
   return y.view(out_shape);
 }
 

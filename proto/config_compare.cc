@@ -23,7 +23,10 @@ std::vector<const pb::FieldDescriptor*> MayChange() {
           config::TrainingConfig::descriptor()->FindFieldByName("epochs"),
           // The same computation on another device (float rounding aside): a CPU
           // checkpoint may resume on a GPU and back.
-          config::TrainingConfig::descriptor()->FindFieldByName("device")};
+          config::TrainingConfig::descriptor()->FindFieldByName("device"),
+          // The same model at another precision: checkpoints hold fp32 parameters and
+          // optimizer state whichever precision wrote them.
+          config::TrainingConfig::descriptor()->FindFieldByName("precision")};
 }
 
 // Reports one difference, as "field PREFIX.PATH: A SAVED, B CURRENT".

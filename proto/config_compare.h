@@ -1,8 +1,9 @@
 // Which config changes alter what a training run computes. A checkpoint records the hash of
 // its config's computation fields; resuming refuses a config whose computation differs,
 // naming the first differing field. Fields that may change between save and resume: the
-// number of epochs, and the checkpoint, metrics, run, cluster (worker count, expert-parallel
-// degree, addresses, timeouts: how the job runs, not what it computes) and synth messages.
+// number of epochs, the device and the precision (training.device, training.precision), and
+// the checkpoint, metrics, run, cluster (worker count, expert-parallel degree, addresses,
+// timeouts: how the job runs, not what it computes) and synth messages.
 #pragma once
 
 #include <cstdint>

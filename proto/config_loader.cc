@@ -459,6 +459,10 @@ void ValidateTraining(const config::TrainingConfig& t, int num_classes, const Va
   v.Check(t.weight_decay() >= 0 && t.lr() * t.weight_decay() < 1, "training.weight_decay",
           "must lie in [0, 1 / lr)");
   v.Check(t.average_epochs() >= 0, "training.average_epochs", "must not be negative");
+  v.Check(
+      t.precision() != config::TrainingConfig::BF16 || t.device() == config::TrainingConfig::CPU,
+      "training.precision",
+      "BF16 is built for CPU workers only (training.device: CPU); CUDA workers train in FP32");
   v.Check(!t.cross_fit() || t.seeds_size() >= 2, "training.cross_fit",
           "deals the samples to one fold per seed: needs two or more seeds (training.seeds or "
           "training.ensemble_size), got ",

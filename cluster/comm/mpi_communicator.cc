@@ -58,6 +58,16 @@ bool WireType(at::ScalarType dtype, MPI_Datatype* type) {
   }
 }
 
+// WireType, plus the types that are only moved, never summed: bfloat16 rows travel as their
+// 16 raw bits (AllToAll).
+bool MoveType(at::ScalarType dtype, MPI_Datatype* type) {
+  if (dtype == at::kBFloat16) {
+    *type = MPI_UINT16_T;
+    return true;
+  }
+  return WireType(dtype, type);
+}
+
 // A contiguous CPU view of `tensor` (a copy if it is not contiguous), after checking what
 // every MPI call needs. Sets the wire type and element count.
 at::Tensor CheckedBuffer(const at::Tensor& tensor, const std::string& what, MPI_Datatype* type,
@@ -367,12 +377,12 @@ at::Tensor MpiCommunicator::AllToAll(const at::Tensor& input,
       input, [](const at::Tensor& t, int) { return t.device().is_cpu(); }, 0,
       [](at::ScalarType dtype) {
         MPI_Datatype unused;
-        return WireType(dtype, &unused);
+        return MoveType(dtype, &unused);
       });
   const SplitProblem problem = classified.problem;
   const at::Tensor& described = classified.described;
   MPI_Datatype type = MPI_BYTE;
-  if (problem == SplitProblem::kNone) WireType(input.scalar_type(), &type);
+  if (problem == SplitProblem::kNone) MoveType(input.scalar_type(), &type);
   AllToAllPlan plan;
   if (options.splits_agreed) {
     plan = LocalSplitPlan(input, send_splits, recv_splits, size_, problem, what);

@@ -208,6 +208,7 @@ Json ToJson(const EpochLine& l) {
           {"expert_imbalance", l.expert_imbalance},
           {"repacked", repacked},
           {"step_ms", PhaseJson(l.step_ms)},
+          {"exchange_bytes", l.exchange_bytes},
           {"validation", ScoreRecordJson(l.validation)},
           {"best_epoch", l.best_epoch}};
 }
@@ -294,6 +295,7 @@ std::optional<EpochLine> EpochLineFrom(const Json& r) {
                                 PlacementFromJson(repacked["placement"], "metrics record")};
     }
     l.step_ms = PhaseFrom(r.value("step_ms", Json()));
+    l.exchange_bytes = Get<int64_t>(r, "exchange_bytes", 0);
     l.validation = ScoreFrom(r.value("validation", Json()));
     l.best_epoch = Get<int>(r, "best_epoch", 0);
     return std::optional<EpochLine>(l);

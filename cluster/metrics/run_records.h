@@ -50,6 +50,8 @@ struct EpochLine {
   double expert_imbalance = 1;
   std::optional<RepackRecord> repacked;
   PhaseMsRecord step_ms;
+  // Bytes of tokens and their gradients worker 0 sent to other workers a step (0 with one).
+  int64_t exchange_bytes = 0;
   ScoreRecord validation;
   int best_epoch = 0;
 };

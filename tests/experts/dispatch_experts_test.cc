@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cluster/base/error.h"
+#include "experts/cpu_blas.h"
 #include "experts/dispatcher.h"
 #include "experts/gelu.h"
 #include "experts/grouped_experts.h"
@@ -324,6 +325,64 @@ TEST(GroupedExperts, BlocksRunWhereTheyLie) {
     EXPECT_EQ(got[2].select(0, 1).abs().max().item<double>(), 0.0);  // w1 of the idle expert
     EXPECT_EQ(got[5].select(0, 1).abs().max().item<double>(), 0.0);  // b2 of the idle expert
   }
+}
+
+// training.precision BF16 in the fused expert node: every product reads its operands rounded
+// to bf16 (the rows, the weights, the GELU output, the upstream gradient and the GELU input's
+// gradient), accumulated in fp32; the bias terms, GELU and the bias gradients stay fp32.
+// Against the same rounding written out in double, over blocks that split an expert in two
+// and an expert without rows.
+TEST(GroupedExperts, Bf16NodeRoundsEveryProductsOperands) {
+  if (!Bf16GemmAvailable()) GTEST_SKIP() << Bf16GemmUnavailableReason();
+  at::manual_seed(21);
+  const int64_t d = 8, hidden = 16;
+  const at::Tensor w1 = at::randn({3, d, hidden}) * 0.3, b1 = at::randn({3, hidden}) * 0.1;
+  const at::Tensor w2 = at::randn({3, hidden, d}) * 0.3, b2 = at::randn({3, d}) * 0.1;
+  const at::Tensor x0 = at::randn({9, d}), upstream = at::randn({9, d});
+  // Expert 0: rows 0-4 in two blocks; expert 1: none; expert 2: rows 5-8.
+  const std::vector<RowBlock> blocks = {{0, 0, 3}, {1, 3, 0}, {0, 3, 2}, {2, 5, 4}};
+  std::vector<at::Tensor> params = {w1.clone(), b1.clone(), w2.clone(), b2.clone()};
+  for (at::Tensor& p : params) p.requires_grad_();
+  const at::Tensor x = x0.clone().requires_grad_();
+  const at::Tensor y =
+      GroupedFfn(x, params[0], params[1], params[2], params[3], blocks, GemmPrecision::kBf16);
+  (y * upstream).sum().backward();
+
+  const auto r = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kDouble); };
+  const auto dbl = [](const at::Tensor& t) { return t.to(at::kDouble); };
+  at::Tensor want_y = at::zeros({9, d}, at::kDouble), want_dx = at::zeros_like(want_y);
+  std::vector<at::Tensor> want_grads = {
+      at::zeros({3, d, hidden}, at::kDouble), at::zeros({3, hidden}, at::kDouble),
+      at::zeros({3, hidden, d}, at::kDouble), at::zeros({3, d}, at::kDouble)};
+  for (const auto& [e, begin, rows] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{0, 0, 5}, {2, 5, 4}}) {
+    const at::Tensor xe = x0.narrow(0, begin, rows), dye = upstream.narrow(0, begin, rows);
+    const at::Tensor h = at::matmul(r(xe), r(w1[e])) + dbl(b1[e]);
+    const at::Tensor phi = 0.5 * (1.0 + at::erf(h / std::sqrt(2.0)));
+    const at::Tensor g = h * phi;
+    want_y.narrow(0, begin, rows).copy_(at::matmul(r(g), r(w2[e])) + dbl(b2[e]));
+    const at::Tensor slope = phi + h * at::exp(-0.5 * h * h) / std::sqrt(2.0 * M_PI);
+    const at::Tensor dh = at::matmul(r(dye), r(w2[e]).t()) * slope;
+    want_dx.narrow(0, begin, rows).copy_(at::matmul(r(dh), r(w1[e]).t()));
+    want_grads[0][e] = at::matmul(r(xe).t(), r(dh));
+    want_grads[1][e] = dh.sum(0);
+    want_grads[2][e] = at::matmul(r(g).t(), r(dye));
+    want_grads[3][e] = dbl(dye.sum(0));
+  }
+  // A GELU value one float ulp from a bf16 tie may round the other way: a few 1e-4.
+  const auto close = [](const at::Tensor& got, const at::Tensor& want) {
+    return at::allclose(got.to(at::kDouble), want, 1e-3, 2e-3);
+  };
+  EXPECT_TRUE(close(y, want_y)) << (y.to(at::kDouble) - want_y).abs().max();
+  EXPECT_TRUE(close(x.grad(), want_dx)) << (x.grad().to(at::kDouble) - want_dx).abs().max();
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(close(params[i].grad(), want_grads[i]))
+        << "parameter " << i << ": "
+        << (params[i].grad().to(at::kDouble) - want_grads[i]).abs().max();
+  }
+  // The fp32 node on the same input differs by the rounding.
+  const at::Tensor y32 = GroupedFfn(x0, w1, b1, w2, b2, blocks);
+  EXPECT_FALSE(at::allclose(y.detach(), y32, 1e-5, 1e-5));
 }
 
 TEST(GroupedExperts, RejectsBlocksThatDoNotTileTheRows) {

@@ -2,7 +2,8 @@
 // rows and gradients exactly; every rank receives exactly its experts' rows; the sharded MoE
 // layer equals the one-process layer on all ranks' tokens (output, input gradient, expert
 // and router gradients); ranks with zero tokens still take part; the replicated-consumer sum's
-// scaled backward equals the all-reduced one.
+// scaled backward equals the all-reduced one; the bf16 wire moves rounded rows in half the
+// bytes.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
@@ -57,6 +58,41 @@ TEST(ExpertExchangeTest, ReplicatedSumBackwardEqualsTheAllReducedOne) {
   EXPECT_TRUE(at::allclose(g_scaled, g_reduced, 1e-14, 1e-14)) << g_scaled << g_reduced;
   // The gradient of the whole loss with respect to this rank's part: 2 y * weighting.
   EXPECT_TRUE(at::allclose(g_scaled, 2 * y_reduced * weighting, 1e-14, 1e-14));
+}
+
+// Rows of rank `rank` for the bf16 wire test: 2 for every rank of the world.
+at::Tensor WireRows(int rank, int world, int64_t seed) {
+  at::manual_seed(seed + rank);
+  return at::randn({2 * world, kD});
+}
+
+// training.precision BF16's exchange: float rows and their gradients arrive rounded to bf16
+// (and back to float), and the bytes sent to other ranks are half the fp32 wire's.
+TEST(ExpertExchangeTest, Bf16WireMovesRoundedRowsAndGradientsInHalfTheBytes) {
+  auto world = World();
+  const int w = world->size(), me = world->rank();
+  const std::vector<int64_t> splits(w, 2);
+  const auto wired = [](const at::Tensor& t, bool bf16) {
+    return bf16 ? t.to(at::kBFloat16).to(at::kFloat) : t;
+  };
+  for (bool bf16 : {false, true}) {
+    ExchangeStats stats;
+    at::Tensor x = WireRows(me, w, 60).requires_grad_(true);
+    const at::Tensor y = AllToAllWithGrad(x, splits, splits, *world, &stats, bf16);
+    ASSERT_EQ(y.scalar_type(), at::kFloat);
+    const at::Tensor upstream = WireRows(me, w, 70);
+    (y * upstream).sum().backward();
+    for (int s = 0; s < w; ++s) {
+      const at::Tensor sent = WireRows(s, w, 60).slice(0, 2 * me, 2 * me + 2);
+      EXPECT_TRUE(at::equal(y.slice(0, 2 * s, 2 * s + 2), wired(sent, bf16)))
+          << "rows from rank " << s << ", bf16 " << bf16;
+      const at::Tensor back = WireRows(s, w, 70).slice(0, 2 * me, 2 * me + 2);
+      EXPECT_TRUE(at::equal(x.grad().slice(0, 2 * s, 2 * s + 2), wired(back, bf16)))
+          << "gradients from rank " << s << ", bf16 " << bf16;
+    }
+    // Forward and backward, 2 rows to each other rank.
+    EXPECT_EQ(stats.token_bytes_sent, 2 * 2 * (w - 1) * kD * (bf16 ? 2 : 4)) << "bf16 " << bf16;
+  }
 }
 
 TEST(ExpertExchangeTest, IdentityExpertsReturnRowsAndGradientsExactly) {

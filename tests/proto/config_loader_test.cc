@@ -139,6 +139,12 @@ TEST(ConfigLoaderTest, ValidationErrorNamesLineAndField) {
   message = ErrorOf(kBase, {"model.num_heads=5"});
   EXPECT_NE(message.find("field model.num_heads"), std::string::npos) << message;
 
+  // BF16 is built for CPU workers only.
+  message = ErrorOf(kBase, {"training.precision=BF16", "training.device=CUDA"});
+  EXPECT_NE(message.find("field training.precision: BF16 is built for CPU workers only"),
+            std::string::npos)
+      << message;
+
   std::string dup = kBase;
   dup.replace(dup.find("name: \"b\""), 9, "name: \"a\"");
   message = ErrorOf(dup);

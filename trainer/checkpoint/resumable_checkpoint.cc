@@ -282,8 +282,8 @@ void CheckResumable(const std::string& dir, const TrainManifest& manifest,
   if (!difference.empty()) {
     Fail(ErrorCode::kInvalidArgument, dir,
          ": the config changed since this checkpoint: ", difference,
-         " (only training.epochs and the checkpoint, metrics, run, cluster and ",
-         "synth settings may change)");
+         " (only training.epochs, training.device, training.precision and the checkpoint, ",
+         "metrics, run, cluster and synth settings may change)");
   }
   if (manifest.config_hash != ComputationHash(saved)) {
     Fail(ErrorCode::kDataLoss, dir, "/", kManifestFile, ": config hash ", manifest.config_hash,

@@ -11,15 +11,20 @@
 
 namespace flexmoe {
 
-PatchEmbeddingImpl::PatchEmbeddingImpl(int features, int patches, int hidden_dim)
-    : features_(features), patches_(patches), patch_size_((features + patches - 1) / patches) {
+PatchEmbeddingImpl::PatchEmbeddingImpl(int features, int patches, int hidden_dim,
+                                       GemmPrecision precision)
+    : features_(features),
+      patches_(patches),
+      patch_size_((features + patches - 1) / patches),
+      precision_(precision) {
   proj_ = register_module("proj", torch::nn::Linear(patch_size_, hidden_dim));
 }
 
 at::Tensor PatchEmbeddingImpl::forward(const at::Tensor& x) {
   int64_t pad = static_cast<int64_t>(patches_) * patch_size_ - features_;
   at::Tensor padded = pad > 0 ? at::constant_pad_nd(x, {0, pad}) : x;
-  return FusedLinear(padded.view({x.size(0), patches_, patch_size_}), proj_->weight, proj_->bias);
+  return FusedLinear(padded.view({x.size(0), patches_, patch_size_}), proj_->weight, proj_->bias,
+                     precision_);
 }
 
 PerFeatureTokens::PerFeatureTokens(int features, int patches)
@@ -120,8 +125,9 @@ at::Tensor PeriodicTokensImpl::Tokens(const at::Tensor& x) {
 }
 
 Cnn3dEncoderImpl::Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim,
-                                   int64_t modality, std::vector<int64_t> voxels)
-    : shape_(std::move(volume_shape)), modality_(modality) {
+                                   int64_t modality, std::vector<int64_t> voxels,
+                                   GemmPrecision precision)
+    : shape_(std::move(volume_shape)), modality_(modality), precision_(precision) {
   if (!voxels.empty()) voxels_ = at::tensor(voxels, at::kLong);
   const int64_t channels[][2] = {{1, 32},  {32, 32},  {32, 64},
                                  {64, 64}, {64, 128}, {128, hidden_dim}};
@@ -133,7 +139,7 @@ Cnn3dEncoderImpl::Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patche
   int64_t pooled = 1;
   for (int64_t side : shape_) pooled *= side / 2 / 3 / 4;
   fc_ = register_module("fc", torch::nn::Linear(hidden_dim * pooled, hidden_dim));
-  patches_ = register_module("patches", PatchEmbedding(hidden_dim, patches, hidden_dim));
+  patches_ = register_module("patches", PatchEmbedding(hidden_dim, patches, hidden_dim, precision));
 }
 
 at::Tensor Cnn3dEncoderImpl::Encode(const at::Tensor& x, const StepKey& key, bool training) {
@@ -154,12 +160,13 @@ at::Tensor Cnn3dEncoderImpl::Encode(const at::Tensor& x, const StepKey& key, boo
       h = h * mask.to(h.device(), h.scalar_type());
     }
   }
-  return patches_->forward(FusedLinear(h.flatten(1), fc_->weight, fc_->bias));
+  return patches_->forward(FusedLinear(h.flatten(1), fc_->weight, fc_->bias, precision_));
 }
 
 std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality,
                                              const EncoderData& data,
-                                             const config::ModelConfig& model, int64_t index) {
+                                             const config::ModelConfig& model, int64_t index,
+                                             GemmPrecision precision) {
   const int features = data.features;
   const int p = model.patches(), d = model.hidden_dim();
   switch (modality.encoder()) {
@@ -180,7 +187,7 @@ std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality,
                " outside its volume of ", volume);
         }
       }
-      return std::make_shared<Cnn3dEncoderImpl>(shape, p, d, index, voxels);
+      return std::make_shared<Cnn3dEncoderImpl>(shape, p, d, index, voxels, precision);
     }
     case config::FEATURE_TOKENS:
       return std::make_shared<FeatureTokensImpl>(features, p, d);
@@ -190,7 +197,7 @@ std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality,
       return std::make_shared<PeriodicTokensImpl>(features, p, d, model.periodic_frequencies(),
                                                   model.periodic_sigma());
     default:
-      return std::make_shared<PatchEmbeddingImpl>(features, p, d);
+      return std::make_shared<PatchEmbeddingImpl>(features, p, d, precision);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "experts/cpu_blas.h"
 #include "proto/config.pb.h"
 #include "trainer/model/keyed_tensors.h"
 
@@ -27,13 +28,16 @@ class ModalityEncoder : public torch::nn::Module {
 // by one Linear(ps -> D).
 class PatchEmbeddingImpl : public ModalityEncoder {
  public:
-  PatchEmbeddingImpl(int features, int patches, int hidden_dim);
+  // `precision`: the projection's products (training.precision).
+  PatchEmbeddingImpl(int features, int patches, int hidden_dim,
+                     GemmPrecision precision = GemmPrecision::kFp32);
   at::Tensor forward(const at::Tensor& x);  // [B, F] -> [B, P, D]
   at::Tensor Encode(const at::Tensor& x, const StepKey&, bool) override { return forward(x); }
   int patch_size() const { return patch_size_; }
 
  private:
   int features_, patches_, patch_size_;
+  GemmPrecision precision_;
   torch::nn::Linear proj_{nullptr};
 };
 TORCH_MODULE(PatchEmbedding);
@@ -110,13 +114,17 @@ TORCH_MODULE(PeriodicTokens);
 class Cnn3dEncoderImpl : public ModalityEncoder {
  public:
   // `voxels`: where feature j goes in the flat volume; empty: the features are the volume.
+  // `precision`: the products of the Linear and the patch embedding (the convolutions stay
+  // fp32).
   Cnn3dEncoderImpl(std::vector<int64_t> volume_shape, int patches, int hidden_dim, int64_t modality,
-                   std::vector<int64_t> voxels = {});
+                   std::vector<int64_t> voxels = {},
+                   GemmPrecision precision = GemmPrecision::kFp32);
   at::Tensor Encode(const at::Tensor& x, const StepKey& key, bool training) override;
 
  private:
   std::vector<int64_t> shape_;
   int64_t modality_;
+  GemmPrecision precision_;
   at::Tensor voxels_;  // [F] int64, or undefined
   std::vector<torch::nn::Conv3d> convs_;
   torch::nn::Linear fc_{nullptr};
@@ -135,8 +143,11 @@ struct EncoderData {
 // The encoder a modality's config asks for (a CNN3D modality's features fill `voxels` of its
 // volume when given). Throws kInvalidArgument when a CNN3D volume shape does not match the
 // feature count, or a PIECEWISE_LINEAR modality has no bin edges for its features.
+// `precision` reaches the encoders whose products go through FusedLinear (patch embedding,
+// CNN3D's Linear); the per-feature token encoders compute in fp32.
 std::shared_ptr<ModalityEncoder> MakeEncoder(const config::Modality& modality,
                                              const EncoderData& data,
-                                             const config::ModelConfig& model, int64_t index);
+                                             const config::ModelConfig& model, int64_t index,
+                                             GemmPrecision precision = GemmPrecision::kFp32);
 
 }  // namespace flexmoe

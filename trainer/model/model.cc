@@ -19,15 +19,16 @@ namespace flexmoe {
 namespace {
 
 // A torch::nn::Linear through the fused host GEMM path (experts/linear.h).
-at::Tensor Affine(const torch::nn::Linear& layer, const at::Tensor& x) {
-  return FusedLinear(x, layer->weight, layer->bias);
+at::Tensor Affine(const torch::nn::Linear& layer, const at::Tensor& x, GemmPrecision precision) {
+  return FusedLinear(x, layer->weight, layer->bias, precision);
 }
 
 }  // namespace
 
 FusionLayerImpl::FusionLayerImpl(const config::ModelConfig& model, bool sparse, int64_t layer_index,
-                                 int64_t init_seed, const ParallelLayout* layout)
-    : model_(model), sparse_(sparse), layer_(layer_index), layout_(layout) {
+                                 int64_t init_seed, const ParallelLayout* layout,
+                                 GemmPrecision precision)
+    : model_(model), sparse_(sparse), layer_(layer_index), precision_(precision), layout_(layout) {
   const int64_t d = model.hidden_dim();
   norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
@@ -40,6 +41,7 @@ FusionLayerImpl::FusionLayerImpl(const config::ModelConfig& model, bool sparse, 
     options.num_experts = model.num_experts();
     options.top_k = model.top_k();
     options.init_seed = init_seed;
+    options.precision = precision;
     if (layout != nullptr) {
       options.placement = layout->placement.Layer(static_cast<int>(layer_index));
       options.rank = layout->expert_rank;
@@ -61,8 +63,9 @@ at::Tensor FusionLayerImpl::Attention(const at::Tensor& h, const StepKey& key, b
   }
   // Queries, keys and values by one GEMM over the concatenated weights (q and kv stay
   // separate parameters, as in the authors' model and our checkpoints).
-  const at::Tensor qkv = FusedLinear(h, at::cat({q_->weight, kv_->weight}, 0), at::Tensor());
-  at::Tensor out = Affine(proj_, AttentionCore(qkv, heads, mask));
+  const at::Tensor qkv =
+      FusedLinear(h, at::cat({q_->weight, kv_->weight}, 0), at::Tensor(), precision_);
+  at::Tensor out = Affine(proj_, AttentionCore(qkv, heads, mask), precision_);
   return KeyedDropout(out, p, training, key, RandomSite::kAttentionOutput, layer_);
 }
 
@@ -120,10 +123,10 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
     if (routing != nullptr) *routing = out.routing.top_indices;
     ffn = out.output.view({m, b, patches, d}).permute({1, 0, 2, 3}).reshape({b, n, d});
   } else {
-    ffn = Affine(dense1_, h);
+    ffn = Affine(dense1_, h, precision_);
     ffn = at::gelu(ffn);
     ffn = KeyedDropout(ffn, p, training, key, RandomSite::kDenseFfn, layer_);
-    ffn = Affine(dense2_, ffn);
+    ffn = Affine(dense2_, ffn, precision_);
   }
   at::Tensor result = KeyedDropoutAdd(y, ffn, p, training, key, RandomSite::kResidual2, layer_);
   if (times_ != nullptr) {
@@ -136,8 +139,9 @@ at::Tensor FusionLayerImpl::forward(const at::Tensor& x, const at::Tensor& token
 }
 
 FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const ModelShape& shape,
-                                   int64_t init_seed, const ParallelLayout* layout)
-    : model_(model), shape_(shape) {
+                                   int64_t init_seed, const ParallelLayout* layout,
+                                   GemmPrecision precision)
+    : model_(model), shape_(shape), precision_(precision) {
   const int m_count = static_cast<int>(shape.feature_sizes.size());
   const int64_t p = model.patches(), d = model.hidden_dim();
   const int combinations = (1 << m_count) - 1;
@@ -153,15 +157,16 @@ FlexMoeModelImpl::FlexMoeModelImpl(const config::ModelConfig& model, const Model
     data.features = shape.feature_sizes[m];
     if (m < static_cast<int>(shape.volume_voxels.size())) data.voxels = shape.volume_voxels[m];
     if (m < static_cast<int>(shape.bin_edges.size())) data.bin_edges = shape.bin_edges[m];
-    encoders_.push_back(
-        register_module("encoder" + std::to_string(m), MakeEncoder(modality, data, model, m)));
+    encoders_.push_back(register_module("encoder" + std::to_string(m),
+                                        MakeEncoder(modality, data, model, m, precision)));
   }
   pos_embed_ = register_parameter("pos_embed", at::zeros({1, m_count * p, d}));
   const std::vector<int> sparse_layers = SparseLayers(model);
   for (int l = 0; l < model.num_layers_fus(); ++l) {
     bool sparse = std::find(sparse_layers.begin(), sparse_layers.end(), l) != sparse_layers.end();
-    layers_.push_back(register_module("layer" + std::to_string(l),
-                                      FusionLayer(model, sparse, l, init_seed * 1000 + l, layout)));
+    layers_.push_back(
+        register_module("layer" + std::to_string(l),
+                        FusionLayer(model, sparse, l, init_seed * 1000 + l, layout, precision)));
   }
   const int64_t in = m_count * d;
   if (model.num_layers_pred() == 1) {
@@ -280,7 +285,7 @@ ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& 
   at::Tensor pooled = x.view({b, m_count, p, d}).mean(2).reshape({b, m_count * d});
   at::Tensor h = pooled;
   for (size_t l = 0; l < head_.size(); ++l) {
-    h = Affine(head_[l], h);
+    h = Affine(head_[l], h, precision_);
     if (l + 1 < head_.size()) {
       h = KeyedDropout(at::relu(h), 0.5, training, key, RandomSite::kHead, static_cast<int64_t>(l));
     }
@@ -292,7 +297,7 @@ ModelOutput FlexMoeModelImpl::Forward(const BatchTensors& batch, const StepKey& 
       inputs.push_back(batch.features[m] * observed.select(1, m).unsqueeze(1));
     }
     inputs.push_back(observed);
-    h = h + Affine(wide_, at::cat(inputs, 1));
+    h = h + Affine(wide_, at::cat(inputs, 1), precision_);
   }
   out.logits = h;
   return out;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "experts/cpu_blas.h"
 #include "experts/expert_parallel.h"
 #include "experts/moe_layer.h"
 #include "proto/config.pb.h"
@@ -73,8 +74,11 @@ struct ModelOutput {
 // the FFN a sparse MoE or a dense MLP.
 class FusionLayerImpl : public torch::nn::Module {
  public:
+  // `precision`: the products of the projections, the dense FFN and the experts, and the
+  // token all-to-alls (training.precision); the attention core and the router stay fp32.
   FusionLayerImpl(const config::ModelConfig& model, bool sparse, int64_t layer_index,
-                  int64_t init_seed, const ParallelLayout* layout);
+                  int64_t init_seed, const ParallelLayout* layout,
+                  GemmPrecision precision = GemmPrecision::kFp32);
   // x: [B, M*P, D]. token_combination: [B*M*P] in (block, sample, patch) order.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& token_combination,
                      const at::Tensor& block_of_token, int64_t num_blocks, const StepKey& key,
@@ -91,6 +95,7 @@ class FusionLayerImpl : public torch::nn::Module {
   config::ModelConfig model_;
   bool sparse_;
   int64_t layer_;
+  GemmPrecision precision_;
   torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
   torch::nn::Linear q_{nullptr}, kv_{nullptr}, proj_{nullptr};
   ExpertParallelMoe moe_{nullptr};
@@ -106,9 +111,13 @@ class FlexMoeModelImpl : public torch::nn::Module {
   // Parameters are drawn from LibTorch's global generator (seed it first) except the
   // experts and routers, which are keyed by `init_seed`, so that every worker holds the
   // same replicated parameters and each expert is the same wherever it is placed.
-  // `layout` (may be null) must outlive the model.
+  // `layout` (may be null) must outlive the model. `precision` (training.precision): kBf16
+  // computes the encoders' projections, the fusion layers' projections, dense FFNs and
+  // experts, the head and the wide part with bf16 products (fp32 accumulation, fp32
+  // parameters and activations), and moves the tokens between workers as bf16.
   FlexMoeModelImpl(const config::ModelConfig& model, const ModelShape& shape, int64_t init_seed,
-                   const ParallelLayout* layout = nullptr);
+                   const ParallelLayout* layout = nullptr,
+                   GemmPrecision precision = GemmPrecision::kFp32);
   ModelOutput Forward(const BatchTensors& batch, const StepKey& key, bool training);
   // The token blocks before the fusion layers, [B, M*P, D]: encoder output for observed
   // modalities, bank[c, m] (or zeros) for missing ones, plus the position embedding.
@@ -144,6 +153,7 @@ class FlexMoeModelImpl : public torch::nn::Module {
 
   config::ModelConfig model_;
   ModelShape shape_;
+  GemmPrecision precision_;
   std::vector<std::vector<int64_t>>* token_counts_ = nullptr;
   std::vector<std::shared_ptr<ModalityEncoder>> encoders_;
   at::Tensor bank_;       // [C, M, P, D]

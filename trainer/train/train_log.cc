@@ -92,6 +92,7 @@ void MetricsLog::AfterEpoch(const EpochRecord& record, const TrainState& state) 
   }
   line.step_ms = {1e3 * record.compute_s, 1e3 * record.exchange_s, 1e3 * record.reduce_s,
                   1e3 * record.data_s};
+  line.exchange_bytes = record.exchange_bytes;
   line.validation = ScoreOf(record.validation.metrics.overall);
   line.best_epoch = state.progress.best.epoch;
   sink_->RunRecord(ToJson(line));
@@ -192,8 +193,10 @@ void ProgressLog::AfterEpoch(const EpochRecord& record, const TrainState&) {
         << ", " << std::setprecision(1) << std::fixed << record.samples_per_s
         << " samples/s; per step: compute " << std::setprecision(2) << 1e3 * record.compute_s
         << " ms, exchange " << 1e3 * record.exchange_s << " ms, reduce " << 1e3 * record.reduce_s
-        << " ms, data " << 1e3 * record.data_s << " ms\n"
-        << std::defaultfloat << std::setprecision(6);
+        << " ms, data " << 1e3 * record.data_s << " ms";
+  if (record.exchange_bytes > 0)
+    *log_ << ", " << record.exchange_bytes / 1024 << " KiB of tokens sent";
+  *log_ << "\n" << std::defaultfloat << std::setprecision(6);
 }
 
 void ProgressLog::Resumed(const std::string& dir, const TrainManifest& manifest) {

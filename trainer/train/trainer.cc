@@ -50,6 +50,18 @@ double Since(Clock::time_point start) {
 }
 
 // training.lr at step `step` of an epoch of `steps` (training.lr_schedule).
+// training.precision as the model's products; BF16 where this CPU and build cannot run it
+// is refused, naming the field and what is missing.
+GemmPrecision TrainingPrecision(const config::TrainingConfig& tc) {
+  if (tc.precision() != config::TrainingConfig::BF16) return GemmPrecision::kFp32;
+  if (!Bf16GemmAvailable()) {
+    Fail(ErrorCode::kInvalidArgument,
+         "config field training.precision: BF16 cannot run here: ", Bf16GemmUnavailableReason(),
+         "; use FP32");
+  }
+  return GemmPrecision::kBf16;
+}
+
 double ScheduledLr(const config::TrainingConfig& tc, int epoch, int64_t step, int64_t steps) {
   if (tc.lr_schedule() == config::TrainingConfig::CONSTANT) return tc.lr();
   const double t = (epoch + static_cast<double>(step) / std::max<int64_t>(steps, 1)) / tc.epochs();
@@ -82,7 +94,8 @@ struct EpochClock {
   Clock::time_point start = Clock::now();
   double data_s = 0, reduce_s = 0, step_s = 0, exchange_before = 0;
   int64_t samples = 0, steps = 0;
-  int64_t rows_before = 0;  // rows this rank's experts had processed when the epoch began
+  int64_t rows_before = 0;   // rows this rank's experts had processed when the epoch began
+  int64_t bytes_before = 0;  // token bytes this rank had sent when the epoch began
   std::vector<std::vector<int64_t>> tokens_before;  // StepTotals::tokens then
 };
 
@@ -310,8 +323,8 @@ void Trainer::Impl::BuildModel() {
                    {ctx.config.data().modalities().begin(), ctx.config.data().modalities().end()},
                    VolumeVoxels(ctx.prepared.meta),
                    BinEdges(ctx.prepared.meta)};
-  net.model =
-      FlexMoeModel(ctx.config.model(), shape, static_cast<int64_t>(ctx.seed), net.layout_ptr);
+  net.model = FlexMoeModel(ctx.config.model(), shape, static_cast<int64_t>(ctx.seed),
+                           net.layout_ptr, TrainingPrecision(ctx.tc));
   // Initialised on the host (the same values on every device), then moved.
   net.model->to(ctx.device);
   net.model->CountTokensInto(&totals.tokens);  // kept across a re-pack's rebuild
@@ -629,6 +642,7 @@ bool Trainer::Impl::RunEpoch(TrainResult* result) {
   EpochClock clock;
   clock.exchange_before = net.exchange.seconds;
   clock.rows_before = net.exchange.rows_received;
+  clock.bytes_before = net.exchange.token_bytes_sent;
   clock.tokens_before = totals.tokens;
   bool checkpoint_at_end = false, stop_at_end = false;
   DecodedBatch batch;
@@ -678,6 +692,8 @@ void Trainer::Impl::EndEpoch(EpochClock* clock, bool checkpoint, TrainResult* re
   record.router_loss = state.progress.epoch.router_loss / steps;
   const double run = std::max<int64_t>(clock->steps, 1);
   record.exchange_s = (net.exchange.seconds - clock->exchange_before) / run;
+  record.exchange_bytes = static_cast<int64_t>(
+      static_cast<double>(net.exchange.token_bytes_sent - clock->bytes_before) / run);
   record.reduce_s = clock->reduce_s / run;
   record.data_s = clock->data_s / run;
   record.compute_s = clock->step_s / run - record.exchange_s - record.reduce_s;

@@ -48,6 +48,8 @@ struct EpochRecord {
   // exchanges), token exchange (all-to-all and counts, forward and backward), reduction
   // (gradient buckets and loss sums), waiting for data.
   double compute_s = 0, exchange_s = 0, reduce_s = 0, data_s = 0;
+  // Bytes of tokens and their gradients this worker sent to other workers, a step.
+  int64_t exchange_bytes = 0;
   int64_t dropped_rows = 0;  // rows over the expert capacity, all workers
   // Rows the most loaded rank's experts processed over the mean per rank (1 with one
   // worker): how well the placement spreads the load.
