@@ -1,6 +1,7 @@
 // Distributed training under mpirun: W workers give the losses of one process with the same
 // global batch, the replicated parameters end bit-identical on every worker, evaluation
-// equals the one-process evaluation, and the checkpoint holds every expert.
+// equals the one-process evaluation, and the checkpoint holds every expert; in BF16 the
+// tokens travel in half the bytes.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include "cluster/comm/mpi_communicator.h"
 #include "data_loader/prepare.h"
 #include "data_loader/synth.h"
+#include "experts/cpu_blas.h"
 #include "proto/config_loader.h"
 #include "tests/cluster/comm_test_util.h"
 #include "tests/testing/temp_dir.h"
@@ -117,6 +119,38 @@ void ExpectEquivalent(const std::vector<std::string>& extra, int ep_degree,
 }
 
 TEST(DistributedTrainTest, ShardedExpertsGiveTheOneProcessLosses) { ExpectEquivalent({}, 0); }
+
+// training.precision BF16 over W workers: the tokens travel as bf16 (about half the bytes
+// of the same job in fp32: the routing, and so the rows, may differ a little), the
+// replicated parameters end bit-identical on every worker, and the losses follow one
+// process's BF16 run (which moves no rows) within the rounding of the rows sent back.
+TEST(DistributedTrainTest, Bf16WorkersSendHalfTheBytesAndKeepTheReplicasIdentical) {
+  if (!Bf16GemmAvailable()) GTEST_SKIP() << Bf16GemmUnavailableReason();
+  auto world = MakeMpiWorld(testing::kTestTimeout);
+  flexmoe::Setup setup({"training.precision=BF16"});
+  const TrainResult bf16 = setup.Run(world.get(), 0);
+  const TrainResult single = setup.Run(nullptr, 0);
+  setup.config.mutable_training()->set_precision(config::TrainingConfig::FP32);
+  const TrainResult fp32 = setup.Run(world.get(), 0);
+
+  ASSERT_EQ(bf16.step_losses.size(), single.step_losses.size());
+  for (size_t i = 0; i < single.step_losses.size(); ++i) {
+    EXPECT_NEAR(bf16.step_losses[i], single.step_losses[i], 1e-2 * single.step_losses[i])
+        << "step " << i;
+  }
+  at::Tensor crc = at::tensor({static_cast<int64_t>(bf16.replicated_crc)}, at::kLong);
+  at::Tensor all = world->AllGather(crc);
+  for (int r = 0; r < world->size(); ++r) {
+    EXPECT_EQ(all[r][0].item<int64_t>(), crc[0].item<int64_t>()) << "rank " << r;
+  }
+  ASSERT_EQ(bf16.epochs.size(), fp32.epochs.size());
+  for (size_t e = 0; e < fp32.epochs.size(); ++e) {
+    const double ratio = static_cast<double>(bf16.epochs[e].exchange_bytes) /
+                         static_cast<double>(fp32.epochs[e].exchange_bytes);
+    EXPECT_GT(ratio, 0.45) << "epoch " << e;
+    EXPECT_LT(ratio, 0.55) << "epoch " << e;
+  }
+}
 
 TEST(DistributedTrainTest, ReplicatedExpertGroupsGiveTheOneProcessLosses) {
   auto world = MakeMpiWorld(testing::kTestTimeout);
