@@ -105,14 +105,17 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
     const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2), experts = w1.size(0);
     at::Tensor h = at::empty({LargestBlock(flat), hidden}, x.options());  // a block's pre-GELU
     at::Tensor y = at::empty({rows, d}, x.options());
-    // GELU and its derivative; the backward needs only the derivative.
-    at::Tensor g = at::empty({rows, hidden}, x.options()), gelu_grad = at::empty_like(g);
+    // GELU and its derivative; the backward needs only the derivative. GELU's output: every
+    // row in fp32 (kept for the backward), or with kBf16 one block's at a time, rounded into
+    // g16 (kept instead).
+    at::Tensor g = at::empty({bf16 ? LargestBlock(flat) : rows, hidden}, x.options());
+    at::Tensor gelu_grad = at::empty({rows, hidden}, x.options());
     at::Tensor x16, w1_16, w2_16, g16;  // rounded copies (kBf16)
     if (bf16) {
       x16 = RoundedCopy(xc);
       w1_16 = RoundedCopy(w1c);
       w2_16 = RoundedCopy(w2c);
-      g16 = at::empty(g.sizes(), g.options().dtype(at::kBFloat16));
+      g16 = at::empty(gelu_grad.sizes(), x.options().dtype(at::kBFloat16));
     }
     const auto of = BlocksOfExperts(flat, experts);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "GroupedFfn", [&] {
@@ -125,7 +128,7 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
           // First layer without its bias; the GELU pass adds it.
           Gemm(precision, false, false, n, hidden, d, scalar_t(1),
                OperandAt<scalar_t>(xc, x16, row * d), d, w1e, hidden, scalar_t(0), he, hidden);
-          scalar_t* ge = g.data_ptr<scalar_t>() + row * hidden;
+          scalar_t* ge = g.data_ptr<scalar_t>() + (bf16 ? 0 : row * hidden);
           GeluAndDerivative(he, n, hidden, b1c.data_ptr<scalar_t>() + e * hidden, ge,
                             gelu_grad.data_ptr<scalar_t>() + row * hidden);
           if (bf16) {
@@ -134,7 +137,8 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
           scalar_t* ye = y.data_ptr<scalar_t>() + row * d;
           FillRows(b2e, n, d, ye);
           Gemm(precision, false, false, n, d, hidden, scalar_t(1),
-               OperandAt<scalar_t>(g, g16, row * hidden), hidden, w2e, d, scalar_t(1), ye, d);
+               OperandAt<scalar_t>(bf16 ? at::Tensor() : g, g16, row * hidden), hidden, w2e, d,
+               scalar_t(1), ye, d);
         }
       }
     });
