@@ -166,12 +166,15 @@ void GemmBf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
 
 bool Bf16GemmAvailable() { return Bf16GemmUnavailableReason().empty(); }
 
-std::string Bf16GemmUnavailableReason() {
+std::string Bf16GemmUnavailableReason() { return Bf16GemmUnavailableReason(CpuHasBf16()); }
+
+std::string Bf16GemmUnavailableReason(bool cpu_has_bf16) {
 #if defined(FLEXMOE_HAVE_DNNL)
-  if (CpuHasBf16()) return "";
+  if (cpu_has_bf16) return "";
   return "this CPU has neither AVX512-BF16 nor AMX-BF16 (oneDNN would emulate bf16 products "
          "slower than fp32)";
 #else
+  (void)cpu_has_bf16;
   return "this build has no oneDNN (libdnnl.so.2 was not found when it was configured)";
 #endif
 }

@@ -21,6 +21,8 @@ enum class GemmPrecision { kFp32, kBf16 };
 bool Bf16GemmAvailable();
 // Why Bf16GemmAvailable() is false, for an error message; empty when it is true.
 std::string Bf16GemmUnavailableReason();
+// The same for a CPU that has (or lacks) AVX512-BF16/AMX-BF16, whatever this one has.
+std::string Bf16GemmUnavailableReason(bool cpu_has_bf16);
 
 // C[m, n] = alpha * op(A) * op(B) + beta * C, all row-major: op(A) is [m, k] (A stored
 // [m, k] with row stride lda, or [k, m] when trans_a), op(B) is [k, n] (B stored [k, n],

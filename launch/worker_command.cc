@@ -210,7 +210,11 @@ int TrainWithMembership(const config::Config& config_in, const std::string& path
               << " (" << prepared.size() << " samples), experts sharded over "
               << (options.expert_parallel_degree > 0 ? options.expert_parallel_degree
                                                      : world->size())
-              << " ranks, run directory " << run_dir
+              << " ranks, "
+              << (config.training().precision() == config::TrainingConfig::BF16
+                      ? "bf16 products (fp32 parameters and state), "
+                      : "")
+              << "run directory " << run_dir
               << (coordinator ? ", coordinator " + config.cluster().coordinator() : "") << "\n";
   }
   const int status = TrainSeeds(config, prepared, samples.get(), run_dir, resume, options,

@@ -92,6 +92,17 @@ TEST(Gemm, RoundToBf16IsNearestEvenOnEveryPathAndKeepsNan) {
   EXPECT_EQ(std::memcmp(ours.data(), aten.data_ptr(), 1000 * sizeof(uint16_t)), 0);
 }
 
+// Where bf16 products cannot run, the reason names what is missing (the worker's refusal
+// of training.precision BF16 quotes it).
+TEST(Gemm, Bf16UnavailableSaysWhy) {
+  const std::string no_cpu = Bf16GemmUnavailableReason(false);
+  EXPECT_FALSE(no_cpu.empty());
+  EXPECT_TRUE(no_cpu.find("AVX512-BF16 nor AMX-BF16") != std::string::npos ||
+              no_cpu.find("no oneDNN") != std::string::npos)
+      << no_cpu;
+  EXPECT_EQ(Bf16GemmAvailable(), Bf16GemmUnavailableReason().empty());
+}
+
 TEST(Gemm, Bf16ProductIsTheProductOfTheRoundedOperandsAccumulatedInFp32) {
   if (!Bf16GemmAvailable()) GTEST_SKIP() << Bf16GemmUnavailableReason();
   for (const std::array<int64_t, 3>& mnk :
