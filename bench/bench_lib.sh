@@ -49,3 +49,9 @@ print(" / ".join("%.*f" % (int(sys.argv[2]), sums.get(k, 0) / max(n, 1)) for k i
                  ("compute", "exchange", "reduce", "data")))
 PY
 }
+
+# run_facts: "commit C, DATE UTC, N cores (CPU model)", for a script's first line.
+run_facts() {
+  echo "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')," \
+    "$(getconf _NPROCESSORS_ONLN) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+}

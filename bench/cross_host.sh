@@ -44,8 +44,7 @@ on() { local h=$1; shift; "$VC" exec "$C" "$h" "$@"; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-echo "cross_host.sh: commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')," \
-  "$(getconf _NPROCESSORS_ONLN) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+echo "cross_host.sh: $(run_facts)"
 env | grep '^OMPI_MCA_' | grep -v plm_rsh_agent | sort | sed 's/^/  /'
 
 if [[ ",$parts," == *,1,* ]]; then

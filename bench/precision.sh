@@ -60,8 +60,7 @@ train() {  # train PRECISION: prints "samples/s|split|bytes|losses"
 }
 
 echo "precision.sh: $config, batch $batch, $workers worker(s), one thread each, $epochs epochs;" \
-  "flexmoe $flexmoe; commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')," \
-  "$(getconf _NPROCESSORS_ONLN) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'));" \
+  "flexmoe $flexmoe; $(run_facts);" \
   "bf16 flags: $(grep -m1 -o -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo
 echo "| round | FP32 samples/s | BF16 samples/s | BF16 / FP32 | step ms FP32: compute / exchange / reduce / data | step ms BF16 | token bytes a step FP32 / BF16 | epoch losses FP32 | epoch losses BF16 |"

@@ -25,7 +25,7 @@ done
 source bench/bench_lib.sh
 config=configs/adni_like.textproto
 prepare_synthetic "$config" "$out/data"
-echo "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(getconf _NPROCESSORS_ONLN) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+run_facts
 echo
 echo "| batch | threads | flexmoe train samples/s | train_bench samples/s | train_bench GFLOP/s | large SGEMM GFLOP/s | share |"
 echo "|---|---|---|---|---|---|---|"

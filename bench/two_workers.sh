@@ -67,8 +67,7 @@ bench() {  # bench BATCH LOG
 }
 
 echo "two_workers.sh: $config, global batch $batch, one thread per process; flexmoe $flexmoe;" \
-  "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC')," \
-  "$(getconf _NPROCESSORS_ONLN) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+  "$(run_facts)"
 echo
 echo "| round | 1 worker | 2 workers | speed-up | 2-worker step: compute / exchange / reduce / data ms | train_bench B | 2 x train_bench B/2 | ceiling | share of ceiling |"
 echo "|---|---|---|---|---|---|---|---|---|"
