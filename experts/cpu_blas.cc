@@ -1,7 +1,9 @@
 // Row-major GEMM over the Fortran BLAS interface (sgemm_/dgemm_), see cpu_blas.h.
 #include "experts/cpu_blas.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#endif
 
 #include <cstring>
 #include <limits>
@@ -98,7 +100,11 @@ void RowMajorGemm(Blas blas, bool trans_a, bool trans_b, int64_t m, int64_t n, i
 }
 
 bool CpuHasBf16() {
+#if defined(__x86_64__) && defined(__GNUC__)
   return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#else
+  return false;
+#endif
 }
 
 uint16_t RoundOneToBf16(float value) {
@@ -109,6 +115,7 @@ uint16_t RoundOneToBf16(float value) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
 // 16 floats at a time with the CPU's own conversion (VCVTNEPS2BF16: nearest even); called
 // only where CpuHasBf16() holds.
 __attribute__((target("avx512f,avx512bf16,avx512vl"))) void RoundToBf16Avx512(const float* src,
@@ -122,6 +129,7 @@ __attribute__((target("avx512f,avx512bf16,avx512vl"))) void RoundToBf16Avx512(co
   }
   for (; i < count; ++i) dst[i] = RoundOneToBf16(src[i]);
 }
+#endif
 
 #if defined(FLEXMOE_HAVE_DNNL)
 // A row-major operand of `rows` x `cols` with row stride ld, rounded into `out` packed
@@ -164,7 +172,13 @@ void GemmBf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
 
 }  // namespace
 
-bool Bf16GemmAvailable() { return Bf16GemmUnavailableReason().empty(); }
+bool Bf16GemmAvailable() {
+#if defined(FLEXMOE_HAVE_DNNL)
+  return CpuHasBf16();
+#else
+  return false;
+#endif
+}
 
 std::string Bf16GemmUnavailableReason() { return Bf16GemmUnavailableReason(CpuHasBf16()); }
 
@@ -180,7 +194,9 @@ std::string Bf16GemmUnavailableReason(bool cpu_has_bf16) {
 }
 
 void RoundToBf16(const float* src, int64_t count, uint16_t* dst) {
+#if defined(__x86_64__) && defined(__GNUC__)
   if (CpuHasBf16()) return RoundToBf16Avx512(src, count, dst);
+#endif
   for (int64_t i = 0; i < count; ++i) dst[i] = RoundOneToBf16(src[i]);
 }
 

@@ -15,6 +15,10 @@ namespace flexmoe {
 // both operands to bfloat16 (to nearest even) and multiplies them with fp32 accumulation
 // into the fp32 C (oneDNN's dnnl_gemm_bf16bf16f32). Double products are always double.
 enum class GemmPrecision { kFp32, kBf16 };
+// kBf16 when `bf16`, else kFp32 (autograd contexts keep the precision as a bool).
+inline GemmPrecision PrecisionOf(bool bf16) {
+  return bf16 ? GemmPrecision::kBf16 : GemmPrecision::kFp32;
+}
 
 // Whether kBf16 products can run here: oneDNN was found at build time and the CPU has
 // AVX512-BF16 or AMX-BF16 (without either, oneDNN would emulate bf16 slower than fp32).

@@ -99,7 +99,7 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
                             const at::Tensor& b1, const at::Tensor& w2, const at::Tensor& b2,
                             const std::vector<int64_t>& flat, bool bf16) {
     bf16 = bf16 && x.scalar_type() == at::kFloat;
-    const GemmPrecision precision = bf16 ? GemmPrecision::kBf16 : GemmPrecision::kFp32;
+    const GemmPrecision precision = PrecisionOf(bf16);
     at::Tensor xc = x.contiguous(), w1c = w1.contiguous(), b1c = b1.contiguous();
     at::Tensor w2c = w2.contiguous(), b2c = b2.contiguous();
     const int64_t rows = x.size(0), d = w1.size(1), hidden = w1.size(2), experts = w1.size(0);
@@ -158,7 +158,7 @@ class GroupedFfnFunction : public torch::autograd::Function<GroupedFfnFunction> 
     const at::Tensor &w2_16 = saved[7], &g16 = saved[8];
     const std::vector<int64_t> flat = ctx->saved_data["blocks"].toIntVector();
     const bool bf16 = ctx->saved_data["bf16"].toBool();
-    const GemmPrecision precision = bf16 ? GemmPrecision::kBf16 : GemmPrecision::kFp32;
+    const GemmPrecision precision = PrecisionOf(bf16);
     const at::Tensor dy = grads[0].contiguous();
     const int64_t rows = ctx->saved_data["rows"].toInt(), d = w1.size(1), hidden = w1.size(2);
     const int64_t experts = w1.size(0);

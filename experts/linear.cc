@@ -14,8 +14,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-GemmPrecision PrecisionOf(bool bf16) { return bf16 ? GemmPrecision::kBf16 : GemmPrecision::kFp32; }
-
 // y [rows, out] = x [rows, in] W^T (+ bias in every row).
 at::Tensor LinearForward(const at::Tensor& x, const at::Tensor& w, const at::Tensor* bias,
                          GemmPrecision precision) {

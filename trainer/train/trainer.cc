@@ -49,7 +49,6 @@ double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// training.lr at step `step` of an epoch of `steps` (training.lr_schedule).
 // training.precision as the model's products; BF16 where this CPU and build cannot run it
 // is refused, naming the field and what is missing.
 GemmPrecision TrainingPrecision(const config::TrainingConfig& tc) {
@@ -62,6 +61,7 @@ GemmPrecision TrainingPrecision(const config::TrainingConfig& tc) {
   return GemmPrecision::kBf16;
 }
 
+// training.lr at step `step` of an epoch of `steps` (training.lr_schedule).
 double ScheduledLr(const config::TrainingConfig& tc, int epoch, int64_t step, int64_t steps) {
   if (tc.lr_schedule() == config::TrainingConfig::CONSTANT) return tc.lr();
   const double t = (epoch + static_cast<double>(step) / std::max<int64_t>(steps, 1)) / tc.epochs();
